@@ -1,0 +1,560 @@
+//! The permission model and the one function that decides access: [`authorize`].
+//!
+//! A user holds *grants*: a role (a set of [`Action`]s) at a [`Scope`] — the whole tenant, a
+//! folder (and everything below it), or one project. A grant covers a [`Resource`] when its
+//! scope contains the resource. Every API route and console page reaches the data through
+//! `authorize`; handlers never decide permissions themselves.
+//!
+//! Decisions are shaped so that nothing leaks: a resource in another tenant, or one the
+//! principal cannot even view, is [`Decision::NotFound`] — the same answer as an id that does
+//! not exist. [`Decision::Forbidden`] is only given where the principal can already see the
+//! resource.
+
+use crate::ids::{FolderId, ProjectId, TenantId, UserId};
+use serde::{Deserialize, Serialize};
+
+/// Everything a user can be allowed to do. Custom roles are built from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// See folders, projects and (later) files in scope.
+    View,
+    /// Create folders (at tenant scope: top-level; at folder scope: sub-folders).
+    FolderCreate,
+    /// Rename, move and delete folders in scope.
+    FolderManage,
+    /// Create projects in folders in scope.
+    ProjectCreate,
+    /// Rename, move and delete projects in scope.
+    ProjectManage,
+    /// Upload and change files in scope.
+    ContentWrite,
+    /// Approve work in scope (the "approver" custom role).
+    Approve,
+    /// Grant and revoke roles within scope (never beyond the granter's own rights).
+    GrantManage,
+    /// List the tenant's users.
+    UserRead,
+    /// Invite, freeze, unfreeze and delete users.
+    UserManage,
+    /// Define custom roles.
+    RoleManage,
+    /// Read the tenant's audit and access logs.
+    AuditRead,
+    /// Tenant settings, contacts and contract matters (contract admin only).
+    TenantManage,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::View,
+        Action::FolderCreate,
+        Action::FolderManage,
+        Action::ProjectCreate,
+        Action::ProjectManage,
+        Action::ContentWrite,
+        Action::Approve,
+        Action::GrantManage,
+        Action::UserRead,
+        Action::UserManage,
+        Action::RoleManage,
+        Action::AuditRead,
+        Action::TenantManage,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::View => "view",
+            Action::FolderCreate => "folder_create",
+            Action::FolderManage => "folder_manage",
+            Action::ProjectCreate => "project_create",
+            Action::ProjectManage => "project_manage",
+            Action::ContentWrite => "content_write",
+            Action::Approve => "approve",
+            Action::GrantManage => "grant_manage",
+            Action::UserRead => "user_read",
+            Action::UserManage => "user_manage",
+            Action::RoleManage => "role_manage",
+            Action::AuditRead => "audit_read",
+            Action::TenantManage => "tenant_manage",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+
+    /// Actions that only make sense for the whole tenant; a grant at a folder or project
+    /// scope never confers them.
+    pub fn is_tenant_only(self) -> bool {
+        matches!(
+            self,
+            Action::UserRead
+                | Action::UserManage
+                | Action::RoleManage
+                | Action::AuditRead
+                | Action::TenantManage
+        )
+    }
+
+    fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// A set of actions (a role's permissions), as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct ActionSet(u32);
+
+impl ActionSet {
+    pub fn of(actions: &[Action]) -> Self {
+        Self(actions.iter().fold(0, |acc, a| acc | a.bit()))
+    }
+    pub fn all() -> Self {
+        Self::of(&Action::ALL)
+    }
+    pub fn contains(self, a: Action) -> bool {
+        self.0 & a.bit() != 0
+    }
+    pub fn is_subset_of(self, other: ActionSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+    pub fn union(self, other: ActionSet) -> Self {
+        Self(self.0 | other.0)
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn actions(self) -> Vec<Action> {
+        Action::ALL
+            .into_iter()
+            .filter(|a| self.contains(*a))
+            .collect()
+    }
+}
+
+/// The roles every tenant has (IAM-2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuiltinRole {
+    /// Everything, including contract matters. Granted at tenant scope only.
+    ContractAdmin,
+    /// Everything inside the scope it is granted at (at tenant scope: users and roles too).
+    Admin,
+    /// "General user": view, create projects, change content.
+    Member,
+    /// View only.
+    Guest,
+}
+
+impl BuiltinRole {
+    pub const ALL: [BuiltinRole; 4] = [
+        BuiltinRole::ContractAdmin,
+        BuiltinRole::Admin,
+        BuiltinRole::Member,
+        BuiltinRole::Guest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuiltinRole::ContractAdmin => "contract_admin",
+            BuiltinRole::Admin => "admin",
+            BuiltinRole::Member => "member",
+            BuiltinRole::Guest => "guest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BuiltinRole> {
+        BuiltinRole::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    pub fn actions(self) -> ActionSet {
+        use Action::*;
+        match self {
+            BuiltinRole::ContractAdmin => ActionSet::all(),
+            BuiltinRole::Admin => ActionSet::of(&[
+                View,
+                FolderCreate,
+                FolderManage,
+                ProjectCreate,
+                ProjectManage,
+                ContentWrite,
+                Approve,
+                GrantManage,
+                UserRead,
+                UserManage,
+                RoleManage,
+                AuditRead,
+            ]),
+            BuiltinRole::Member => ActionSet::of(&[View, ProjectCreate, ContentWrite]),
+            BuiltinRole::Guest => ActionSet::of(&[View]),
+        }
+    }
+}
+
+/// Where a grant applies.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "type", content = "id", rename_all = "snake_case")]
+pub enum Scope {
+    Tenant,
+    Folder(FolderId),
+    Project(ProjectId),
+}
+
+impl Scope {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Scope::Tenant => "tenant",
+            Scope::Folder(_) => "folder",
+            Scope::Project(_) => "project",
+        }
+    }
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Scope::Tenant => None,
+            Scope::Folder(f) => Some(f.as_str()),
+            Scope::Project(p) => Some(p.as_str()),
+        }
+    }
+}
+
+/// One effective grant of a principal: the actions of its role at its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub actions: ActionSet,
+    pub scope: Scope,
+}
+
+/// An authenticated, active user of one tenant, with their grants resolved.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub tenant_id: TenantId,
+    pub user_id: UserId,
+    pub grants: Vec<Grant>,
+}
+
+/// What an action is done to. Folder and project resources carry their ancestor folders
+/// (outermost first, the folder itself last for a folder) so that a grant on any ancestor
+/// covers them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    Tenant(TenantId),
+    Folder {
+        tenant_id: TenantId,
+        /// Ancestors then the folder itself; never empty.
+        path: Vec<FolderId>,
+    },
+    Project {
+        tenant_id: TenantId,
+        /// The folder the project is in, and that folder's ancestors, outermost first.
+        folders: Vec<FolderId>,
+        project_id: ProjectId,
+    },
+}
+
+impl Resource {
+    pub fn tenant_id(&self) -> &TenantId {
+        match self {
+            Resource::Tenant(t) => t,
+            Resource::Folder { tenant_id, .. } | Resource::Project { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    fn is_covered_by(&self, scope: &Scope) -> bool {
+        match (scope, self) {
+            (Scope::Tenant, _) => true,
+            (Scope::Folder(f), Resource::Folder { path, .. }) => path.contains(f),
+            (Scope::Folder(f), Resource::Project { folders, .. }) => folders.contains(f),
+            (Scope::Project(p), Resource::Project { project_id, .. }) => p == project_id,
+            _ => false,
+        }
+    }
+}
+
+/// The answer of [`authorize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// The principal may see the resource but not do this to it (HTTP 403).
+    Forbidden,
+    /// The resource does not exist for this principal (HTTP 404) — also for other tenants'
+    /// resources, so that guessing ids reveals nothing.
+    NotFound,
+}
+
+impl Principal {
+    /// The actions this principal holds on a resource (union of every covering grant).
+    pub fn actions_on(&self, resource: &Resource) -> ActionSet {
+        if resource.tenant_id() != &self.tenant_id {
+            return ActionSet::default();
+        }
+        self.grants
+            .iter()
+            .filter(|g| resource.is_covered_by(&g.scope))
+            .fold(ActionSet::default(), |acc, g| {
+                let mut set = g.actions;
+                if g.scope != Scope::Tenant {
+                    // Tenant-wide powers never come from a narrower grant.
+                    set = ActionSet(
+                        set.0
+                            & !ActionSet::of(
+                                &Action::ALL
+                                    .into_iter()
+                                    .filter(|a| a.is_tenant_only())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .0,
+                    );
+                }
+                acc.union(set)
+            })
+    }
+}
+
+/// The one place where access is decided.
+pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> Decision {
+    if resource.tenant_id() != &principal.tenant_id {
+        return Decision::NotFound;
+    }
+    let held = principal.actions_on(resource);
+    if held.contains(action) {
+        Decision::Allow
+    } else if held.contains(Action::View) || matches!(resource, Resource::Tenant(_)) {
+        // Members of a tenant know their tenant exists.
+        Decision::Forbidden
+    } else {
+        Decision::NotFound
+    }
+}
+
+/// May `principal` grant a role with `role_actions` at the scope whose resource is
+/// `scope_resource`? They need `GrantManage` there and must already hold every action they
+/// hand out (no escalation). Contract admin can only be granted at tenant scope by someone
+/// who holds `TenantManage`.
+pub fn authorize_grant(
+    principal: &Principal,
+    role_actions: ActionSet,
+    scope_resource: &Resource,
+) -> Decision {
+    match authorize(principal, Action::GrantManage, scope_resource) {
+        Decision::Allow => {}
+        other => return other,
+    }
+    if role_actions.is_subset_of(principal.actions_on(scope_resource)) {
+        Decision::Allow
+    } else {
+        Decision::Forbidden
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+    use Decision::*;
+
+    fn t(s: &str) -> TenantId {
+        TenantId::from_string(s)
+    }
+    fn f(s: &str) -> FolderId {
+        FolderId::from_string(s)
+    }
+    fn p(s: &str) -> ProjectId {
+        ProjectId::from_string(s)
+    }
+
+    fn principal(actions: ActionSet, scope: Scope) -> Principal {
+        Principal {
+            tenant_id: t("A"),
+            user_id: UserId::from_string("u"),
+            grants: vec![Grant { actions, scope }],
+        }
+    }
+
+    /// Folder tree of tenant A: F1 ⊃ F2 ⊃ project P2; F1 ⊃ project P1; F3 ⊃ P3.
+    fn resources() -> Vec<(&'static str, Resource)> {
+        vec![
+            ("tenant", Resource::Tenant(t("A"))),
+            (
+                "F1",
+                Resource::Folder {
+                    tenant_id: t("A"),
+                    path: vec![f("F1")],
+                },
+            ),
+            (
+                "F2",
+                Resource::Folder {
+                    tenant_id: t("A"),
+                    path: vec![f("F1"), f("F2")],
+                },
+            ),
+            (
+                "P1",
+                Resource::Project {
+                    tenant_id: t("A"),
+                    folders: vec![f("F1")],
+                    project_id: p("P1"),
+                },
+            ),
+            (
+                "P2",
+                Resource::Project {
+                    tenant_id: t("A"),
+                    folders: vec![f("F1"), f("F2")],
+                    project_id: p("P2"),
+                },
+            ),
+            (
+                "F3",
+                Resource::Folder {
+                    tenant_id: t("A"),
+                    path: vec![f("F3")],
+                },
+            ),
+            (
+                "P3",
+                Resource::Project {
+                    tenant_id: t("A"),
+                    folders: vec![f("F3")],
+                    project_id: p("P3"),
+                },
+            ),
+            ("otherTenant", Resource::Tenant(t("B"))),
+            (
+                "otherF1",
+                Resource::Folder {
+                    tenant_id: t("B"),
+                    path: vec![f("F1")],
+                },
+            ),
+        ]
+    }
+
+    fn drone_operator() -> ActionSet {
+        ActionSet::of(&[View, ProjectCreate])
+    }
+    fn approver() -> ActionSet {
+        ActionSet::of(&[View, Approve])
+    }
+
+    /// Roles × scopes × actions × resources. Each row: role, grant scope, action, then the
+    /// expected decision on each resource of `resources()` in order:
+    /// tenant, F1, F2, P1, P2, F3, P3, otherTenant, otherF1.
+    #[test]
+    fn decision_table() {
+        let a = Allow;
+        let x = Forbidden;
+        let n = NotFound;
+        let ca = BuiltinRole::ContractAdmin.actions();
+        let ad = BuiltinRole::Admin.actions();
+        let me = BuiltinRole::Member.actions();
+        let gu = BuiltinRole::Guest.actions();
+        let ten = Scope::Tenant;
+        let f1 = Scope::Folder(f("F1"));
+        let f2 = Scope::Folder(f("F2"));
+        let p1 = Scope::Project(p("P1"));
+        #[rustfmt::skip]
+        let table: Vec<(&str, ActionSet, Scope, Action, [Decision; 9])> = vec![
+            // role        actions  scope        action          ten F1 F2 P1 P2 F3 P3 oT oF
+            ("contract",   ca, ten.clone(), TenantManage,  [a, a, a, a, a, a, a, n, n]),
+            ("contract",   ca, ten.clone(), UserManage,    [a, a, a, a, a, a, a, n, n]),
+            ("contract",   ca, ten.clone(), FolderManage,  [a, a, a, a, a, a, a, n, n]),
+            ("admin@T",    ad, ten.clone(), TenantManage,  [x, x, x, x, x, x, x, n, n]),
+            ("admin@T",    ad, ten.clone(), UserManage,    [a, a, a, a, a, a, a, n, n]),
+            ("admin@T",    ad, ten.clone(), ProjectManage, [a, a, a, a, a, a, a, n, n]),
+            ("admin@F1",   ad, f1.clone(),  ProjectManage, [x, a, a, a, a, n, n, n, n]),
+            ("admin@F1",   ad, f1.clone(),  UserManage,    [x, x, x, x, x, n, n, n, n]),
+            ("admin@F1",   ad, f1.clone(),  AuditRead,     [x, x, x, x, x, n, n, n, n]),
+            ("admin@F2",   ad, f2.clone(),  View,          [x, n, a, n, a, n, n, n, n]),
+            ("member@T",   me, ten.clone(), View,          [a, a, a, a, a, a, a, n, n]),
+            ("member@T",   me, ten.clone(), ContentWrite,  [a, a, a, a, a, a, a, n, n]),
+            ("member@T",   me, ten.clone(), FolderManage,  [x, x, x, x, x, x, x, n, n]),
+            ("member@T",   me, ten.clone(), UserRead,      [x, x, x, x, x, x, x, n, n]),
+            ("member@F1",  me, f1.clone(),  ProjectCreate, [x, a, a, a, a, n, n, n, n]),
+            ("member@P1",  me, p1.clone(),  View,          [x, n, n, a, n, n, n, n, n]),
+            ("member@P1",  me, p1.clone(),  ContentWrite,  [x, n, n, a, n, n, n, n, n]),
+            ("guest@T",    gu, ten.clone(), View,          [a, a, a, a, a, a, a, n, n]),
+            ("guest@T",    gu, ten.clone(), ContentWrite,  [x, x, x, x, x, x, x, n, n]),
+            ("guest@T",    gu, ten.clone(), ProjectCreate, [x, x, x, x, x, x, x, n, n]),
+            ("guest@F1",   gu, f1.clone(),  View,          [x, a, a, a, a, n, n, n, n]),
+            ("drone@F1",   drone_operator(), f1.clone(), ProjectCreate, [x, a, a, a, a, n, n, n, n]),
+            ("drone@F1",   drone_operator(), f1.clone(), ProjectManage, [x, x, x, x, x, n, n, n, n]),
+            ("drone@F1",   drone_operator(), f1.clone(), ContentWrite,  [x, x, x, x, x, n, n, n, n]),
+            ("approver@T", approver(), ten.clone(), Approve,       [a, a, a, a, a, a, a, n, n]),
+            ("approver@T", approver(), ten.clone(), ContentWrite,  [x, x, x, x, x, x, x, n, n]),
+        ];
+        let res = resources();
+        for (name, actions, scope, action, expected) in table {
+            let pr = principal(actions, scope);
+            for ((rname, r), want) in res.iter().zip(expected) {
+                assert_eq!(
+                    authorize(&pr, action, r),
+                    want,
+                    "{name} {action:?} on {rname}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn no_grants_sees_nothing() {
+        let pr = Principal {
+            tenant_id: t("A"),
+            user_id: UserId::from_string("u"),
+            grants: vec![],
+        };
+        for (name, r) in resources() {
+            let want = if name == "tenant" { Forbidden } else { NotFound };
+            assert_eq!(authorize(&pr, View, &r), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn tenant_only_actions_never_come_from_narrow_grants() {
+        let pr = principal(BuiltinRole::ContractAdmin.actions(), Scope::Folder(f("F1")));
+        let r = resources()[1].1.clone();
+        assert_eq!(authorize(&pr, TenantManage, &r), Forbidden);
+        assert_eq!(authorize(&pr, FolderManage, &r), Allow);
+    }
+
+    #[test]
+    fn grants_cannot_escalate() {
+        let tenant = Resource::Tenant(t("A"));
+        let folder = resources()[1].1.clone();
+        let admin_t = principal(BuiltinRole::Admin.actions(), Scope::Tenant);
+        assert_eq!(
+            authorize_grant(&admin_t, BuiltinRole::Member.actions(), &folder),
+            Allow
+        );
+        assert_eq!(
+            authorize_grant(&admin_t, BuiltinRole::ContractAdmin.actions(), &tenant),
+            Forbidden
+        );
+        let admin_f1 = principal(BuiltinRole::Admin.actions(), Scope::Folder(f("F1")));
+        assert_eq!(
+            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &folder),
+            Allow
+        );
+        assert_eq!(
+            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &tenant),
+            Forbidden
+        );
+        let member = principal(BuiltinRole::Member.actions(), Scope::Tenant);
+        assert_eq!(
+            authorize_grant(&member, BuiltinRole::Guest.actions(), &folder),
+            Forbidden
+        );
+    }
+
+    #[test]
+    fn action_names_round_trip() {
+        for a in Action::ALL {
+            assert_eq!(Action::parse(a.as_str()), Some(a));
+        }
+        for r in BuiltinRole::ALL {
+            assert_eq!(BuiltinRole::parse(r.as_str()), Some(r));
+        }
+        assert_eq!(Action::parse("root"), None);
+    }
+}

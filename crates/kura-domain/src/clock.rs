@@ -1,0 +1,117 @@
+//! The injected clock. Nothing in Kura's library crates reads the system time directly
+//! (clippy `disallowed-methods` enforces it), so lifecycle rules — session timeouts,
+//! invitation expiry, and later retention and tenant deletion — are tested by moving a
+//! [`ManualClock`] instead of sleeping.
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+/// Milliseconds since the Unix epoch, UTC. Stored as BIGINT in both databases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    pub fn millis(self) -> i64 {
+        self.0
+    }
+    pub fn plus_secs(self, secs: i64) -> Self {
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+    /// RFC 3339 in UTC, e.g. `2026-11-21T12:00:00Z`.
+    pub fn to_rfc3339(self) -> String {
+        match jiff::Timestamp::from_millisecond(self.0) {
+            Ok(t) => t.to_string(),
+            Err(_) => self.0.to_string(),
+        }
+    }
+    /// Formats the instant in an IANA time zone (e.g. `Asia/Tokyo`) as
+    /// `2026-11-21 21:00:00 +09:00`; falls back to UTC for an unknown zone.
+    pub fn format_in_zone(self, zone: &str) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {
+            return self.0.to_string();
+        };
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S %:z").to_string()
+    }
+}
+
+/// Where the current time comes from.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> Timestamp;
+}
+
+/// The real clock (the host's system time, which should be NTP-disciplined; see README).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the system time
+    fn now(&self) -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+}
+
+/// A clock that only moves when told to. For tests and simulations.
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    pub fn new(start: Timestamp) -> Self {
+        Self(Arc::new(AtomicI64::new(start.0)))
+    }
+    pub fn advance_secs(&self, secs: i64) {
+        self.0.fetch_add(secs * 1000, Ordering::SeqCst);
+    }
+    pub fn set(&self, t: Timestamp) {
+        self.0.store(t.0, Ordering::SeqCst);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> Timestamp {
+        Timestamp(self.0.load(Ordering::SeqCst))
+    }
+}
+
+/// Measures elapsed wall time for latency figures (access log, benchmarks). Not a source of
+/// "now" for any rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Stopwatch(std::time::Instant);
+
+impl Stopwatch {
+    #[allow(clippy::disallowed_methods)]
+    pub fn start() -> Self {
+        Self(std::time::Instant::now())
+    }
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.0.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manual_clock_moves_only_when_told() {
+        let c = ManualClock::new(Timestamp(1_000));
+        assert_eq!(c.now(), Timestamp(1_000));
+        c.advance_secs(30);
+        assert_eq!(c.now(), Timestamp(31_000));
+    }
+
+    #[test]
+    fn formats_in_tokyo() {
+        // 2026-01-01T00:00:00Z is 09:00 in Tokyo.
+        let t = Timestamp(1_767_225_600_000);
+        assert_eq!(t.format_in_zone("Asia/Tokyo"), "2026-01-01 09:00:00 +09:00");
+        assert_eq!(t.format_in_zone("Nowhere/Invalid"), "2026-01-01 00:00:00 +00:00");
+        assert_eq!(t.to_rfc3339(), "2026-01-01T00:00:00Z");
+    }
+}

@@ -1,0 +1,31 @@
+//! User states (IAM-1).
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UserStatus {
+    /// Invited; has not set a password yet.
+    Invited,
+    Active,
+    /// Suspended by an admin: cannot log in; sessions and tokens stop at once.
+    Frozen,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserStatus::Invited => "invited",
+            UserStatus::Active => "active",
+            UserStatus::Frozen => "frozen",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(Self::Invited),
+            "active" => Some(Self::Active),
+            "frozen" => Some(Self::Frozen),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,294 @@
+//! Authentication: password login, server-side sessions, logout, invitation acceptance
+//! (IAM-3, IAM-8 first part).
+
+use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use kura_domain::tenant::TenantStatus;
+use kura_domain::user::UserStatus;
+use kura_domain::{Principal, TenantId, Timestamp};
+use kura_store::sessions::Session;
+use kura_store::tenants::Tenant;
+use kura_store::users::User;
+use kura_store::{invitations, roles, sessions, tenants, users, SYSTEM_TENANT};
+
+/// A session is written back as "seen" at most this often (saves a write per request; the
+/// idle timeout is therefore exact to within this many seconds).
+pub const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// Everything a request knows once its token checks out.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    pub principal: Principal,
+    pub user: User,
+    pub tenant: Tenant,
+    pub session: Session,
+}
+
+/// A new session: the secret goes to the client once.
+pub struct LoginResult {
+    pub token: String,
+    pub session: Session,
+    pub user: User,
+    pub tenant: Tenant,
+    pub expires_at: Timestamp,
+}
+
+impl std::fmt::Debug for LoginResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginResult")
+            .field("token", &"<redacted>")
+            .field("user", &self.user.id)
+            .finish()
+    }
+}
+
+/// `console` (cookie) or `api` (bearer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Console,
+    Api,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Console => "console",
+            SessionKind::Api => "api",
+        }
+    }
+}
+
+impl Services {
+    /// Password login into a tenant. Unknown tenant, unknown user, wrong password, frozen or
+    /// invited user all give the same error after the same Argon2 work.
+    pub async fn login(
+        &self,
+        tenant_slug: &str,
+        email: &str,
+        password: &str,
+        kind: SessionKind,
+        ctx: &RequestCtx,
+    ) -> Result<LoginResult> {
+        let email = email.trim().to_lowercase();
+        let mut tx = self.store.system_read().await?;
+        let tenant = tenants::find_by_slug(&mut tx, &tenant_slug.trim().to_lowercase()).await?;
+        let user = match &tenant {
+            Some(t) => users::find_by_email(&mut tx, &t.id, &email).await?,
+            None => None,
+        };
+        drop(tx);
+        let phc = user
+            .as_ref()
+            .and_then(|u| u.password_hash.clone())
+            .unwrap_or_else(|| kura_crypto::password::dummy_hash().to_string());
+        let password_ok = self.verify_password(password.to_string(), phc).await?;
+
+        let (tenant, user) = match (tenant, user) {
+            (Some(t), Some(u))
+                if password_ok
+                    && u.status == UserStatus::Active
+                    && t.status == TenantStatus::Active =>
+            {
+                (t, u)
+            }
+            (Some(t), user) => {
+                let reason = match &user {
+                    None => "unknown_user",
+                    Some(u) if u.status == UserStatus::Frozen => "frozen",
+                    Some(u) if u.status == UserStatus::Invited => "not_activated",
+                    Some(_) if t.status != TenantStatus::Active => "tenant_inactive",
+                    Some(_) => "bad_password",
+                };
+                let mut ev = Event::new("auth.login")
+                    .result("failure")
+                    .details(serde_json::json!({ "email": email, "reason": reason }));
+                if let Some(u) = &user {
+                    ev = ev.target("user", &u.id);
+                }
+                self.audit_alone(&t.id, &Actor::Anonymous, ctx, ev).await?;
+                return Err(ServiceError::BadCredentials);
+            }
+            (None, _) => {
+                self.audit_alone(
+                    &TenantId::from_string(SYSTEM_TENANT),
+                    &Actor::Anonymous,
+                    ctx,
+                    Event::new("auth.login").result("failure").details(
+                        serde_json::json!({ "tenant": tenant_slug, "reason": "unknown_tenant" }),
+                    ),
+                )
+                .await?;
+                return Err(ServiceError::BadCredentials);
+            }
+        };
+        self.start_session(tenant, user, kind, ctx, "auth.login").await
+    }
+
+    async fn start_session(
+        &self,
+        tenant: Tenant,
+        user: User,
+        kind: SessionKind,
+        ctx: &RequestCtx,
+        action: &'static str,
+    ) -> Result<LoginResult> {
+        let now = self.now();
+        let token = kura_crypto::token::generate("kss")
+            .map_err(|_| ServiceError::internal("rng"))?;
+        let csrf = kura_crypto::token::random_string().map_err(|_| ServiceError::internal("rng"))?;
+        let session = Session {
+            id: token.hash.clone(),
+            tenant_id: tenant.id.clone(),
+            user_id: user.id.clone(),
+            kind: kind.as_str().to_string(),
+            csrf_token: csrf,
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone().map(|s| s.chars().take(300).collect()),
+            created_at: now,
+            last_seen_at: now,
+        };
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        sessions::insert(&mut tx, &session).await?;
+        let principal = Principal {
+            tenant_id: tenant.id.clone(),
+            user_id: user.id.clone(),
+            grants: vec![],
+        };
+        self.audit(
+            &mut tx,
+            &tenant.id,
+            &Actor::User(&principal),
+            ctx,
+            Event::new(action)
+                .target("user", &user.id)
+                .details(serde_json::json!({ "session_kind": kind.as_str() })),
+        )
+        .await?;
+        tx.commit().await?;
+        let expires_at = now.plus_secs(tenant.settings.session_policy.absolute_lifetime_secs);
+        Ok(LoginResult {
+            token: token.secret,
+            session,
+            user,
+            tenant,
+            expires_at,
+        })
+    }
+
+    /// Resolves a bearer/cookie token to an active user with their grants. Expired sessions,
+    /// frozen or deleted users and inactive tenants get `Unauthenticated`.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthContext> {
+        let hash = kura_crypto::token::hash(token);
+        let now = self.now();
+        let mut tx = self.store.system_read().await?;
+        let Some(session) = sessions::find_by_hash(&mut tx, &hash).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        let tenant = tenants::get(&mut tx, &session.tenant_id).await?;
+        let user = match users::get(&mut tx, &session.tenant_id, &session.user_id).await {
+            Ok(u) => u,
+            Err(kura_store::StoreError::NotFound) => return Err(ServiceError::Unauthenticated),
+            Err(e) => return Err(e.into()),
+        };
+        let grants = roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
+        drop(tx);
+        let policy = &tenant.settings.session_policy;
+        if user.status != UserStatus::Active
+            || tenant.status != TenantStatus::Active
+            || !policy.is_alive(session.created_at, session.last_seen_at, now)
+        {
+            let mut tx = self.store.tenant_tx(&tenant.id).await?;
+            sessions::delete(&mut tx, &tenant.id, &session.id).await?;
+            tx.commit().await?;
+            return Err(ServiceError::Unauthenticated);
+        }
+        if now.0 - session.last_seen_at.0 > TOUCH_INTERVAL_SECS * 1000 {
+            let mut tx = self.store.tenant_tx(&tenant.id).await?;
+            sessions::touch(&mut tx, &tenant.id, &session.id, now).await?;
+            tx.commit().await?;
+        }
+        Ok(AuthContext {
+            principal: Principal {
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                grants: grants.iter().map(|g| g.effective()).collect(),
+            },
+            user,
+            tenant,
+            session,
+        })
+    }
+
+    /// Ends the current session.
+    pub async fn logout(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<()> {
+        let mut tx = self.store.tenant_tx(&auth.tenant.id).await?;
+        sessions::delete(&mut tx, &auth.tenant.id, &auth.session.id).await?;
+        self.audit(
+            &mut tx,
+            &auth.tenant.id,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("auth.logout").target("user", &auth.user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Looks up an invitation link without using it (to show the set-password form).
+    pub async fn invitation_info(&self, token: &str) -> Result<(Tenant, User)> {
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.system_read().await?;
+        let inv = invitations::find(&mut tx, &hash)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if inv.used_at.is_some() || self.now() >= inv.expires_at {
+            return Err(ServiceError::NotFound);
+        }
+        let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
+        let user = users::get(&mut tx, &inv.tenant_id, &inv.user_id).await?;
+        if user.status != UserStatus::Invited {
+            return Err(ServiceError::NotFound);
+        }
+        Ok((tenant, user))
+    }
+
+    /// Accepts an invitation: checks the password against the tenant's policy, activates the
+    /// user and logs them in. The link works once and not after it expires.
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        password: &str,
+        kind: SessionKind,
+        ctx: &RequestCtx,
+    ) -> Result<LoginResult> {
+        let (tenant, user) = self.invitation_info(token).await?;
+        tenant
+            .settings
+            .password_policy
+            .check(password, &[&user.email, &user.display_name, &tenant.name, &tenant.slug])
+            .map_err(ServiceError::WeakPassword)?;
+        let phc = self.hash_password(password.to_string()).await?;
+        let now = self.now();
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        if !invitations::mark_used(&mut tx, &tenant.id, &hash, now).await? {
+            return Err(ServiceError::NotFound);
+        }
+        users::set_password(&mut tx, &tenant.id, &user.id, &phc, now).await?;
+        users::set_status(&mut tx, &tenant.id, &user.id, UserStatus::Active, now).await?;
+        self.audit(
+            &mut tx,
+            &tenant.id,
+            &Actor::Anonymous,
+            ctx,
+            Event::new("user.activate").target("user", &user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        let user = User {
+            status: UserStatus::Active,
+            ..user
+        };
+        self.start_session(tenant, user, kind, ctx, "auth.login").await
+    }
+}

@@ -1,0 +1,44 @@
+use kura_domain::policy::PasswordProblem;
+use kura_domain::DomainError;
+use kura_store::StoreError;
+
+/// What went wrong in a use case. The HTTP layer maps each variant to a status and a safe
+/// message in one place; `Internal` carries the cause for the log only.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("not found")]
+    NotFound,
+    #[error("forbidden")]
+    Forbidden,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("invalid e-mail or password")]
+    BadCredentials,
+    #[error("{0}")]
+    Invalid(#[from] DomainError),
+    #[error("password {0}")]
+    WeakPassword(PasswordProblem),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ServiceError {
+    pub fn internal(msg: impl Into<String>) -> Self {
+        Self::Internal(msg.into())
+    }
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid(DomainError::invalid(field, message))
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ServiceError::NotFound,
+            StoreError::Conflict(what) => ServiceError::Conflict(what.to_string()),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}

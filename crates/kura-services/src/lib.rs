@@ -1,0 +1,285 @@
+//! Kura's use cases. Each public method: checks input, asks [`kura_domain::authorize`] through
+//! [`Services::require`], changes the store, and appends the audit event in the *same*
+//! transaction — so a change without its audit record (or the reverse) cannot be committed.
+//! Denied attempts are audited too, in a transaction of their own.
+
+pub mod audit;
+pub mod auth;
+mod error;
+pub mod mail;
+pub mod tenants;
+pub mod users;
+pub mod workspace;
+
+pub use error::ServiceError;
+pub use kura_store as store;
+
+use kura_domain::{authorize, Action, Clock, Decision, Principal, Resource, Timestamp};
+use kura_store::audit::NewEvent;
+use kura_store::{Store, Tx};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// Settings the services need from the deployment's configuration.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The URL users reach the console at, for links in mail (e.g. `http://localhost:8080`).
+    pub public_url: String,
+    /// How long an invitation link stays valid.
+    pub invitation_ttl_secs: i64,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://localhost:8080".into(),
+            invitation_ttl_secs: 7 * 86_400,
+        }
+    }
+}
+
+/// Facts about the request a use case runs for, recorded in the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct RequestCtx {
+    pub ip: Option<String>,
+    pub request_id: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// Who acts.
+#[derive(Debug, Clone)]
+pub enum Actor<'a> {
+    User(&'a Principal),
+    /// The operator, through the CLI. Never has access to tenant data through the product
+    /// (IAM-10); what it does is audited.
+    Operator,
+    /// Someone not logged in (login attempts, invitation links).
+    Anonymous,
+}
+
+impl Actor<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Actor::User(_) => "user",
+            Actor::Operator => "operator",
+            Actor::Anonymous => "anonymous",
+        }
+    }
+    fn id(&self) -> Option<String> {
+        match self {
+            Actor::User(p) => Some(p.user_id.as_str().to_string()),
+            Actor::Operator => Some(operator_name()),
+            Actor::Anonymous => None,
+        }
+    }
+}
+
+/// The operator's identity in audit records: the OS user running the CLI.
+fn operator_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .map(|u| format!("cli:{u}"))
+        .unwrap_or_else(|_| "cli".into())
+}
+
+/// An audit event under construction.
+pub(crate) struct Event {
+    pub action: &'static str,
+    pub target_kind: Option<&'static str>,
+    pub target_id: Option<String>,
+    pub result: &'static str,
+    pub details: serde_json::Value,
+}
+
+impl Event {
+    pub fn new(action: &'static str) -> Self {
+        Self {
+            action,
+            target_kind: None,
+            target_id: None,
+            result: "success",
+            details: serde_json::Value::Object(Default::default()),
+        }
+    }
+    pub fn target(mut self, kind: &'static str, id: impl ToString) -> Self {
+        self.target_kind = Some(kind);
+        self.target_id = Some(id.to_string());
+        self
+    }
+    pub fn result(mut self, r: &'static str) -> Self {
+        self.result = r;
+        self
+    }
+    pub fn details(mut self, d: serde_json::Value) -> Self {
+        self.details = d;
+        self
+    }
+}
+
+/// The application: every use case hangs off this.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub config: Arc<ServiceConfig>,
+    /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
+    hash_permits: Arc<Semaphore>,
+}
+
+impl Services {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+        let permits = std::thread::available_parallelism()
+            .map(|n| n.get() * 2)
+            .unwrap_or(4);
+        Self {
+            store,
+            clock,
+            config: Arc::new(config),
+            hash_permits: Arc::new(Semaphore::new(permits)),
+        }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// Appends an audit event to `tenant`'s chain inside `tx`.
+    pub(crate) async fn audit(
+        &self,
+        tx: &mut Tx,
+        tenant: &kura_domain::TenantId,
+        actor: &Actor<'_>,
+        ctx: &RequestCtx,
+        ev: Event,
+    ) -> Result<()> {
+        kura_store::audit::append(
+            tx,
+            tenant,
+            NewEvent {
+                at: self.now(),
+                actor_kind: actor.kind(),
+                actor_id: actor.id(),
+                action: ev.action.to_string(),
+                target_kind: ev.target_kind,
+                target_id: ev.target_id,
+                result: ev.result,
+                ip: ctx.ip.clone(),
+                request_id: ctx.request_id.clone(),
+                details: ev.details,
+            },
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Appends an audit event in a transaction of its own (for failures and denials, whose
+    /// main transaction is rolled back).
+    pub(crate) async fn audit_alone(
+        &self,
+        tenant: &kura_domain::TenantId,
+        actor: &Actor<'_>,
+        ctx: &RequestCtx,
+        ev: Event,
+    ) -> Result<()> {
+        let mut tx = if tenant.as_str() == kura_store::SYSTEM_TENANT {
+            self.store.system_tx().await?
+        } else {
+            self.store.tenant_tx(tenant).await?
+        };
+        self.audit(&mut tx, tenant, actor, ctx, ev).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The one gate every use case passes: asks [`authorize`], audits a denial, and maps the
+    /// decision to an error that reveals nothing (NotFound for what the principal cannot see).
+    pub async fn require(
+        &self,
+        p: &Principal,
+        action: Action,
+        resource: &Resource,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        match authorize(p, action, resource) {
+            Decision::Allow => Ok(()),
+            denied => {
+                let target = match resource {
+                    Resource::Tenant(t) => ("tenant", t.as_str().to_string()),
+                    Resource::Folder { path, .. } => (
+                        "folder",
+                        path.last().map(|f| f.as_str().to_string()).unwrap_or_default(),
+                    ),
+                    Resource::Project { project_id, .. } => {
+                        ("project", project_id.as_str().to_string())
+                    }
+                };
+                self.audit_alone(
+                    &p.tenant_id,
+                    &Actor::User(p),
+                    ctx,
+                    Event::new("access.denied")
+                        .target(target.0, target.1)
+                        .result("denied")
+                        .details(serde_json::json!({ "action": action.as_str() })),
+                )
+                .await?;
+                Err(match denied {
+                    Decision::Forbidden => ServiceError::Forbidden,
+                    _ => ServiceError::NotFound,
+                })
+            }
+        }
+    }
+
+    /// Audits that a principal asked for an id that does not exist in their tenant (possibly
+    /// another tenant's), then answers NotFound.
+    pub(crate) async fn not_found(
+        &self,
+        p: &Principal,
+        kind: &'static str,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> ServiceError {
+        let r = self
+            .audit_alone(
+                &p.tenant_id,
+                &Actor::User(p),
+                ctx,
+                Event::new("access.denied")
+                    .target(kind, id)
+                    .result("denied")
+                    .details(serde_json::json!({ "reason": "not_found" })),
+            )
+            .await;
+        match r {
+            Ok(()) => ServiceError::NotFound,
+            Err(e) => e,
+        }
+    }
+
+    /// Runs Argon2 on a blocking thread, at most a few at a time.
+    pub(crate) async fn hash_password(&self, password: String) -> Result<String> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::internal("hash semaphore closed"))?;
+        tokio::task::spawn_blocking(move || kura_crypto::password::hash(&password))
+            .await
+            .map_err(|_| ServiceError::internal("hash task failed"))?
+            .map_err(|_| ServiceError::internal("password hashing failed"))
+    }
+
+    pub(crate) async fn verify_password(&self, password: String, phc: String) -> Result<bool> {
+        let _permit = self
+            .hash_permits
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::internal("hash semaphore closed"))?;
+        tokio::task::spawn_blocking(move || kura_crypto::password::verify(&password, &phc))
+            .await
+            .map_err(|_| ServiceError::internal("verify task failed"))
+    }
+}

@@ -1,0 +1,506 @@
+//! Users, role grants and custom roles (IAM-1, IAM-2).
+
+use crate::auth::AuthContext;
+use crate::mail;
+use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use kura_domain::authz::{authorize_grant, ActionSet, BuiltinRole, Scope};
+use kura_domain::user::UserStatus;
+use kura_domain::{
+    validate_email, validate_name, Action, Decision, GrantId, Resource, RoleId, TenantId, UserId,
+};
+use kura_store::invitations::{self, Invitation};
+use kura_store::roles::{self, CustomRole, GrantRow, NewGrant, RoleRef};
+use kura_store::tenants::Tenant;
+use kura_store::users::{self, User};
+use kura_store::{sessions, StoreError, Tx};
+
+/// A user to invite.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: String,
+    pub display_name: String,
+    pub locale: Option<String>,
+    /// A first role to grant: a built-in role name (`member`) or a custom role id, at a scope.
+    pub role: Option<(String, Scope)>,
+}
+
+/// Freeze, unfreeze or delete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange {
+    Freeze,
+    Unfreeze,
+    Delete,
+}
+
+impl UserChange {
+    fn action(self) -> &'static str {
+        match self {
+            UserChange::Freeze => "user.freeze",
+            UserChange::Unfreeze => "user.unfreeze",
+            UserChange::Delete => "user.delete",
+        }
+    }
+}
+
+impl Services {
+    async fn resolve_role(&self, tx: &mut Tx, tenant: &TenantId, spec: &str) -> Result<(RoleRef, ActionSet)> {
+        if let Some(role) = BuiltinRole::parse(spec) {
+            return Ok((RoleRef::Builtin { role }, role.actions()));
+        }
+        match roles::get_role(tx, tenant, &RoleId::from_string(spec)).await {
+            Ok(r) => Ok((
+                RoleRef::Custom {
+                    role_id: r.id.clone(),
+                    name: r.name.clone(),
+                },
+                ActionSet::of(&r.actions),
+            )),
+            Err(StoreError::NotFound) => Err(ServiceError::invalid(
+                "role",
+                "is neither a built-in role (contract_admin, admin, member, guest) nor a custom role id of this tenant",
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Validates a grant: contract admin only at tenant scope, and the scope must exist.
+    async fn check_grant_shape(&self, tx: &mut Tx, tenant: &TenantId, role: &RoleRef, scope: &Scope) -> Result<Resource> {
+        if matches!(role, RoleRef::Builtin { role: BuiltinRole::ContractAdmin }) && *scope != Scope::Tenant {
+            return Err(ServiceError::invalid("scope", "contract_admin can only be granted for the whole tenant"));
+        }
+        match self.scope_resource(tx, tenant, scope).await {
+            Ok(r) => Ok(r),
+            Err(ServiceError::NotFound) => Err(ServiceError::invalid("scope", "no such folder or project")),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Creates an invited user, their first grant, an invitation link and its mail, inside
+    /// `tx`. Authorization is the caller's.
+    pub(crate) async fn invite_in_tx(
+        &self,
+        tx: &mut Tx,
+        tenant: &Tenant,
+        actor: &Actor<'_>,
+        ctx: &RequestCtx,
+        input: NewUser,
+    ) -> Result<(User, String)> {
+        let email = validate_email(&input.email)?;
+        let display_name = if input.display_name.trim().is_empty() {
+            email.split('@').next().unwrap_or_default().to_string()
+        } else {
+            validate_name("display_name", &input.display_name)?
+        };
+        let locale = match input.locale.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(l) => {
+                kura_domain::tenant::validate_locale(l)?;
+                Some(l.to_string())
+            }
+        };
+        let now = self.now();
+        let user = User {
+            id: UserId::generate(),
+            tenant_id: tenant.id.clone(),
+            email,
+            display_name,
+            locale,
+            status: UserStatus::Invited,
+            password_hash: None,
+            created_at: now,
+        };
+        users::insert(tx, &user).await?;
+        let mut role_label = String::from("-");
+        if let Some((spec, scope)) = &input.role {
+            let (role, actions) = self.resolve_role(tx, &tenant.id, spec).await?;
+            let resource = self.check_grant_shape(tx, &tenant.id, &role, scope).await?;
+            if let Actor::User(p) = actor {
+                if authorize_grant(p, actions, &resource) != Decision::Allow {
+                    return Err(ServiceError::Forbidden);
+                }
+            }
+            roles::insert_grant(
+                tx,
+                &tenant.id,
+                NewGrant {
+                    id: &GrantId::generate(),
+                    user_id: &user.id,
+                    role: &role,
+                    scope,
+                    now,
+                },
+            )
+            .await?;
+            role_label = match &role {
+                RoleRef::Builtin { role } => role.as_str().to_string(),
+                RoleRef::Custom { name, .. } => name.clone(),
+            };
+        }
+        let token = kura_crypto::token::generate("kin").map_err(|_| ServiceError::internal("rng"))?;
+        let expires_at = now.plus_secs(self.config.invitation_ttl_secs);
+        invitations::insert(
+            tx,
+            &Invitation {
+                token_hash: token.hash.clone(),
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+            },
+        )
+        .await?;
+        let link = format!("{}/invite/{}", self.config.public_url.trim_end_matches('/'), token.secret);
+        let locale = user.locale.clone().unwrap_or_else(|| tenant.settings.default_locale.clone());
+        let (subject, body) = mail::invitation(&mail::Invitation {
+            locale: &locale,
+            tenant_name: &tenant.name,
+            link: &link,
+            expires: &expires_at.format_in_zone(&tenant.settings.time_zone),
+            role: &role_label,
+        });
+        mail::enqueue(tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+        self.audit(
+            tx,
+            &tenant.id,
+            actor,
+            ctx,
+            Event::new("user.invite").target("user", &user.id).details(serde_json::json!({
+                "email": user.email,
+                "role": role_label,
+                "scope": input.role.as_ref().map(|(_, s)| s),
+            })),
+        )
+        .await?;
+        Ok((user, link))
+    }
+
+    /// Admin: invites a user (the link goes to their mailbox).
+    pub async fn invite_user(&self, auth: &AuthContext, input: NewUser, ctx: &RequestCtx) -> Result<User> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::UserManage, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let (user, _link) = self
+            .invite_in_tx(&mut tx, &auth.tenant, &Actor::User(&auth.principal), ctx, input)
+            .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Operator: creates a user in a tenant by invitation; returns the link.
+    pub async fn operator_create_user(&self, slug: &str, input: NewUser, ctx: &RequestCtx) -> Result<(User, String)> {
+        let tenant = self.operator_find_tenant(slug).await?;
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        let out = self.invite_in_tx(&mut tx, &tenant, &Actor::Operator, ctx, input).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    pub async fn list_users(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<User>> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(users::list(&mut tx, t).await?)
+    }
+
+    async fn load_user(&self, auth: &AuthContext, tx: &mut Tx, id: &UserId, ctx: &RequestCtx) -> Result<User> {
+        match users::get(tx, &auth.tenant.id, id).await {
+            Ok(u) => Ok(u),
+            Err(StoreError::NotFound) => Err(self.not_found(&auth.principal, "user", id.as_str(), ctx).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn get_user(&self, auth: &AuthContext, id: &UserId, ctx: &RequestCtx) -> Result<(User, Vec<GrantRow>)> {
+        let t = &auth.tenant.id;
+        if id != &auth.user.id {
+            self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
+                .await?;
+        }
+        let mut tx = self.store.tenant_read(t).await?;
+        let user = self.load_user(auth, &mut tx, id, ctx).await?;
+        let grants = roles::grants_of_user(&mut tx, t, id).await?;
+        Ok((user, grants))
+    }
+
+    /// Freezes, unfreezes or deletes a user. Freezing and deleting end their sessions in the
+    /// same transaction (IAM-1, IAM-8). Nobody can do this to themselves, and the last
+    /// active contract admin stays.
+    pub async fn change_user(&self, auth: &AuthContext, id: &UserId, change: UserChange, ctx: &RequestCtx) -> Result<()> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::UserManage, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        if id == &auth.user.id && change != UserChange::Unfreeze {
+            return Err(ServiceError::Conflict("you cannot freeze or delete your own account".into()));
+        }
+        let mut tx = self.store.tenant_tx(t).await?;
+        let user = self.load_user(auth, &mut tx, id, ctx).await?;
+        // An admin may not act on a user who holds more than they do (e.g. a contract admin).
+        let target_grants = roles::grants_of_user(&mut tx, t, id).await?;
+        let tenant_res = Resource::Tenant(t.clone());
+        let mine = auth.principal.actions_on(&tenant_res);
+        if target_grants.iter().any(|g| !g.actions.is_subset_of(mine)) {
+            drop(tx);
+            self.require(&auth.principal, Action::TenantManage, &tenant_res, ctx).await?;
+            tx = self.store.tenant_tx(t).await?;
+        }
+        self.apply_user_change(&mut tx, &auth.tenant.id, &user, change, &Actor::User(&auth.principal), ctx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn apply_user_change(
+        &self,
+        tx: &mut Tx,
+        t: &TenantId,
+        user: &User,
+        change: UserChange,
+        actor: &Actor<'_>,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let now = self.now();
+        if change != UserChange::Unfreeze && user.status == UserStatus::Active {
+            let grants = roles::grants_of_user(tx, t, &user.id).await?;
+            let is_ca = grants.iter().any(|g| {
+                g.scope == Scope::Tenant && g.role == (RoleRef::Builtin { role: BuiltinRole::ContractAdmin })
+            });
+            if is_ca && roles::count_active_contract_admins(tx, t).await? <= 1 {
+                return Err(ServiceError::Conflict(
+                    "this is the tenant's last active contract admin".into(),
+                ));
+            }
+        }
+        let ended = match change {
+            UserChange::Freeze => {
+                if user.status == UserStatus::Frozen {
+                    return Err(ServiceError::Conflict("the user is already frozen".into()));
+                }
+                users::set_status(tx, t, &user.id, UserStatus::Frozen, now).await?;
+                sessions::delete_for_user(tx, t, &user.id).await?
+            }
+            UserChange::Unfreeze => {
+                if user.status != UserStatus::Frozen {
+                    return Err(ServiceError::Conflict("the user is not frozen".into()));
+                }
+                let status = if user.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                users::set_status(tx, t, &user.id, status, now).await?;
+                0
+            }
+            UserChange::Delete => {
+                let n = sessions::delete_for_user(tx, t, &user.id).await?;
+                users::delete(tx, t, &user.id).await?;
+                n
+            }
+        };
+        self.audit(
+            tx,
+            t,
+            actor,
+            ctx,
+            Event::new(change.action())
+                .target("user", &user.id)
+                .details(serde_json::json!({ "email": user.email, "sessions_ended": ended })),
+        )
+        .await
+    }
+
+    /// Operator: freezes, unfreezes or deletes a user by e-mail.
+    pub async fn operator_change_user(&self, slug: &str, email: &str, change: UserChange, ctx: &RequestCtx) -> Result<User> {
+        let tenant = self.operator_find_tenant(slug).await?;
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        let user = users::find_by_email(&mut tx, &tenant.id, &validate_email(email)?)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        self.apply_user_change(&mut tx, &tenant.id, &user, change, &Actor::Operator, ctx).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The user sets their own console language (`ja`, `en`, or none to follow the browser).
+    pub async fn set_my_locale(&self, auth: &AuthContext, locale: Option<&str>, ctx: &RequestCtx) -> Result<()> {
+        if let Some(l) = locale {
+            kura_domain::tenant::validate_locale(l)?;
+        }
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        users::set_locale(&mut tx, t, &auth.user.id, locale, self.now()).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("user.locale").target("user", &auth.user.id).details(serde_json::json!({ "locale": locale })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Grants a role to a user at a scope. The granter needs `grant_manage` there and must hold
+    /// every action of the role (no escalation).
+    pub async fn add_grant(&self, auth: &AuthContext, user_id: &UserId, role_spec: &str, scope: Scope, ctx: &RequestCtx) -> Result<GrantRow> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let user = self.load_user(auth, &mut tx, user_id, ctx).await?;
+        let (role, actions) = self.resolve_role(&mut tx, t, role_spec).await?;
+        let resource = self.check_grant_shape(&mut tx, t, &role, &scope).await?;
+        drop(tx);
+        match authorize_grant(&auth.principal, actions, &resource) {
+            Decision::Allow => {}
+            _ => {
+                self.require(&auth.principal, Action::GrantManage, &resource, ctx).await?;
+                // They may manage grants here but not hand out this much.
+                self.audit_alone(
+                    t,
+                    &Actor::User(&auth.principal),
+                    ctx,
+                    Event::new("access.denied").target("user", &user.id).result("denied").details(
+                        serde_json::json!({ "action": "grant.add", "reason": "escalation", "role": role_spec }),
+                    ),
+                )
+                .await?;
+                return Err(ServiceError::Forbidden);
+            }
+        }
+        let id = GrantId::generate();
+        let mut tx = self.store.tenant_tx(t).await?;
+        roles::insert_grant(&mut tx, t, NewGrant { id: &id, user_id: &user.id, role: &role, scope: &scope, now: self.now() }).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("grant.add").target("user", &user.id).details(serde_json::json!({
+                "grant_id": id, "role": role, "scope": scope,
+            })),
+        )
+        .await?;
+        let row = roles::get_grant(&mut tx, t, &id).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    pub async fn remove_grant(&self, auth: &AuthContext, user_id: &UserId, grant_id: &GrantId, ctx: &RequestCtx) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let grant = match roles::get_grant(&mut tx, t, grant_id).await {
+            Ok(g) if &g.user_id == user_id => g,
+            Ok(_) | Err(StoreError::NotFound) => {
+                drop(tx);
+                return Err(self.not_found(&auth.principal, "grant", grant_id.as_str(), ctx).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let resource = self.scope_resource(&mut tx, t, &grant.scope).await?;
+        drop(tx);
+        if authorize_grant(&auth.principal, grant.actions, &resource) != Decision::Allow {
+            self.require(&auth.principal, Action::GrantManage, &resource, ctx).await?;
+            return Err(ServiceError::Forbidden);
+        }
+        let mut tx = self.store.tenant_tx(t).await?;
+        if grant.role == (RoleRef::Builtin { role: BuiltinRole::ContractAdmin })
+            && roles::count_active_contract_admins(&mut tx, t).await? <= 1
+        {
+            return Err(ServiceError::Conflict("this is the tenant's last active contract admin".into()));
+        }
+        roles::delete_grant(&mut tx, t, grant_id).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("grant.remove").target("user", user_id).details(serde_json::json!({
+                "grant_id": grant_id, "role": grant.role, "scope": grant.scope,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn list_roles(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<CustomRole>> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(roles::list_roles(&mut tx, t).await?)
+    }
+
+    /// Defines a custom role, e.g. "drone operator" = view + project_create.
+    pub async fn create_role(&self, auth: &AuthContext, name: &str, actions: &[String], ctx: &RequestCtx) -> Result<CustomRole> {
+        let t = &auth.tenant.id;
+        let tenant_res = Resource::Tenant(t.clone());
+        self.require(&auth.principal, Action::RoleManage, &tenant_res, ctx).await?;
+        let name = validate_name("name", name)?;
+        if BuiltinRole::parse(&name).is_some() {
+            return Err(ServiceError::invalid("name", "is the name of a built-in role"));
+        }
+        let mut parsed = Vec::new();
+        for a in actions {
+            let act = Action::parse(a.trim()).ok_or_else(|| {
+                ServiceError::invalid("actions", format!("unknown action '{a}'"))
+            })?;
+            if act == Action::TenantManage {
+                return Err(ServiceError::invalid("actions", "tenant_manage belongs to the contract admin only"));
+            }
+            if !parsed.contains(&act) {
+                parsed.push(act);
+            }
+        }
+        if parsed.is_empty() {
+            return Err(ServiceError::invalid("actions", "must name at least one action"));
+        }
+        let role = CustomRole { id: RoleId::generate(), name, actions: parsed, created_at: self.now() };
+        let mut tx = self.store.tenant_tx(t).await?;
+        roles::insert_role(&mut tx, t, &role).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("role.create").target("role", &role.id).details(serde_json::json!({
+                "name": role.name, "actions": role.actions,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(role)
+    }
+
+    pub async fn get_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<CustomRole> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        match roles::get_role(&mut tx, t, id).await {
+            Ok(r) => Ok(r),
+            Err(StoreError::NotFound) => {
+                drop(tx);
+                Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn delete_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<()> {
+        let t = &auth.tenant.id;
+        self.require(&auth.principal, Action::RoleManage, &Resource::Tenant(t.clone()), ctx)
+            .await?;
+        let mut tx = self.store.tenant_tx(t).await?;
+        match roles::delete_role(&mut tx, t, id).await {
+            Ok(()) => {}
+            Err(StoreError::NotFound) => {
+                drop(tx);
+                return Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.audit(&mut tx, t, &Actor::User(&auth.principal), ctx, Event::new("role.delete").target("role", id))
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}

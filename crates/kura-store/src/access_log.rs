@@ -1,0 +1,77 @@
+//! The access log (LOG-1): one row per HTTP request, not chained, written in batches.
+
+use crate::{Result, StoreError, Tx, TxScope};
+use kura_domain::{TenantId, Timestamp, UserId};
+use serde::Serialize;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessEntry {
+    pub tenant_id: Option<TenantId>,
+    pub user_id: Option<UserId>,
+    pub at: Timestamp,
+    pub ip: Option<String>,
+    pub method: String,
+    pub path: String,
+    pub status: i64,
+    pub latency_us: i64,
+    pub bytes: i64,
+    pub request_id: Option<String>,
+}
+
+/// Writes a batch of entries (system scope: one batch spans tenants).
+pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
+    if tx.scope() != &TxScope::System {
+        return Err(StoreError::ScopeViolation);
+    }
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO access_log (tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_string()))
+        .bind(e.user_id.as_ref().map(|u| u.as_str().to_string()))
+        .bind(e.at.0)
+        .bind(e.ip.clone())
+        .bind(&e.method)
+        .bind(&e.path)
+        .bind(e.status)
+        .bind(e.latency_us)
+        .bind(e.bytes)
+        .bind(e.request_id.clone())
+        .execute(tx.conn())
+        .await?;
+    }
+    Ok(())
+}
+
+/// A tenant's newest entries first.
+pub async fn list(tx: &mut Tx, tenant: &TenantId, limit: i64) -> Result<Vec<AccessEntry>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(
+        "SELECT tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id FROM access_log WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
+    )
+    .bind(tenant.as_str())
+    .bind(limit.clamp(1, 1000))
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(AccessEntry {
+                tenant_id: r
+                    .try_get::<Option<String>, _>("tenant_id")?
+                    .map(TenantId::from_string),
+                user_id: r
+                    .try_get::<Option<String>, _>("user_id")?
+                    .map(UserId::from_string),
+                at: Timestamp(r.try_get("at")?),
+                ip: r.try_get("ip")?,
+                method: r.try_get("method")?,
+                path: r.try_get("path")?,
+                status: r.try_get("status")?,
+                latency_us: r.try_get("latency_us")?,
+                bytes: r.try_get("bytes")?,
+                request_id: r.try_get("request_id")?,
+            })
+        })
+        .collect()
+}

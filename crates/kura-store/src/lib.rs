@@ -1,0 +1,374 @@
+//! Kura's database layer.
+//!
+//! One schema with a migration folder per backend (`migrations/sqlite`, `migrations/postgres`),
+//! applied one transaction per version; a database newer than this binary is refused. All
+//! queries go through sqlx's `Any` driver with ids as TEXT and times as BIGINT, so one code
+//! path serves SQLite (embedded default, WAL) and PostgreSQL.
+//!
+//! Every repository function takes the [`TenantId`] and runs inside a [`Tx`] that was opened
+//! for that tenant ([`Store::tenant_tx`]); a mismatch is an error, not a query. On PostgreSQL
+//! the transaction also sets `kura.tenant_id` and drops to the `kura_app` role, so row-level
+//! security enforces the same isolation a second time (TEN-3).
+
+pub mod access_log;
+pub mod audit;
+pub mod invitations;
+pub mod outbox;
+pub mod roles;
+pub mod sessions;
+pub mod tenants;
+pub mod users;
+pub mod workspace;
+
+use kura_domain::TenantId;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
+use std::str::FromStr;
+use std::sync::Arc;
+use tokio::sync::{Mutex, OwnedMutexGuard};
+
+/// The tenant id under which operator events outside any tenant are chained.
+pub const SYSTEM_TENANT: &str = "_system";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
+    #[error("transaction scope violation: opened for another tenant")]
+    ScopeViolation,
+    #[error("database schema version {found} is newer than this binary ({known}); refusing to run")]
+    SchemaTooNew { found: i64, known: i64 },
+    #[error("stored data is malformed: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+impl StoreError {
+    /// Maps a unique-constraint violation to [`StoreError::Conflict`].
+    pub(crate) fn conflict_on_unique(e: sqlx::Error, what: &'static str) -> StoreError {
+        match &e {
+            sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(what),
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool to one Kura database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// SQLite has one writer: write transactions queue here instead of failing with
+    /// SQLITE_BUSY. Unused on PostgreSQL.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// What a transaction may touch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TxScope {
+    Tenant(TenantId),
+    /// Operator and cross-tenant work: tenant administration, session lookup by token hash,
+    /// access-log batches, the job runner.
+    System,
+}
+
+/// A database transaction. Dropped without [`Tx::commit`], it rolls back.
+pub struct Tx {
+    inner: Transaction<'static, sqlx::Any>,
+    scope: TxScope,
+    backend: Backend,
+    _write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Tx {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.inner
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn scope(&self) -> &TxScope {
+        &self.scope
+    }
+
+    /// Fails closed when a repository is called for a tenant other than the one this
+    /// transaction was opened for. System transactions may touch any tenant.
+    pub(crate) fn check(&self, tenant: &TenantId) -> Result<()> {
+        match &self.scope {
+            TxScope::System => Ok(()),
+            TxScope::Tenant(t) if t == tenant => Ok(()),
+            TxScope::Tenant(_) => Err(StoreError::ScopeViolation),
+        }
+    }
+
+    /// `FOR UPDATE` where the backend has it (PostgreSQL); SQLite serialises writers anyway.
+    pub(crate) fn for_update(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE",
+            Backend::Sqlite => "",
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.inner.commit().await?;
+        Ok(())
+    }
+
+    /// Runs raw SQL inside this transaction. For tests and maintenance tools only (the tamper
+    /// tests edit rows directly with it); application code uses the repositories.
+    pub async fn execute_raw(&mut self, sql: &str) -> Result<u64> {
+        let sql = sql.to_string();
+        Ok(self.inner.execute(sql.as_str()).await?.rows_affected())
+    }
+}
+
+/// The migrations this binary knows, in order.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+    postgres: include_str!("../migrations/postgres/0001_init.sql"),
+}];
+
+/// The newest schema version this binary knows.
+pub fn schema_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// Options for [`Store::connect`].
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    /// `sqlite:///path/to/kura.db` or `postgres://user@host/db`.
+    pub url: String,
+    pub max_connections: u32,
+    /// PostgreSQL only: a schema to use (created if missing) instead of `public`. The test
+    /// suite gives each test its own.
+    pub pg_schema: Option<String>,
+}
+
+impl Store {
+    pub async fn connect(opts: &ConnectOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if opts.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if opts.url.starts_with("postgres:") || opts.url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Corrupt(
+                "database url must start with sqlite: or postgres:".into(),
+            ));
+        };
+        let mut url = opts.url.clone();
+        if backend == Backend::Sqlite && !url.contains('?') {
+            url.push_str("?mode=rwc");
+        }
+        if let Some(schema) = &opts.pg_schema {
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            {
+                return Err(StoreError::Corrupt("invalid schema name".into()));
+            }
+            let mut conn = AnyConnection::connect(&url).await?;
+            let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
+            conn.execute(sql.as_str()).await?;
+            conn.close().await?;
+        }
+        let connect = AnyConnectOptions::from_str(&url)?;
+        let schema = opts.pg_schema.clone();
+        let pool = AnyPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .after_connect(move |conn, _meta| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    match backend {
+                        Backend::Sqlite => {
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(s) = schema {
+                                let sql = format!("SET search_path TO {s}");
+                                conn.execute(sql.as_str()).await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(connect)
+            .await?;
+        if backend == Backend::Sqlite {
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        Ok(Store {
+            pool,
+            backend,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies every migration this binary knows that the database lacks, one transaction
+    /// per version. Refuses a database whose schema is newer than this binary.
+    pub async fn migrate(&self) -> Result<Vec<i64>> {
+        let _guard = self.write_lock.clone().lock_owned().await;
+        let mut conn = self.pool.acquire().await?;
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS kura_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+        )
+        .await?;
+        if self.backend == Backend::Postgres {
+            // Serialise concurrent migrators (several nodes starting at once).
+            conn.execute("SELECT pg_advisory_lock(7412001)").await?;
+        }
+        let result = self.migrate_locked(&mut conn).await;
+        if self.backend == Backend::Postgres {
+            conn.execute("SELECT pg_advisory_unlock(7412001)").await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(&self, conn: &mut AnyConnection) -> Result<Vec<i64>> {
+        let found: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM kura_schema")
+            .fetch_one(&mut *conn)
+            .await?;
+        let found = found.unwrap_or(0);
+        if found > schema_version() {
+            return Err(StoreError::SchemaTooNew {
+                found,
+                known: schema_version(),
+            });
+        }
+        let mut applied = Vec::new();
+        for m in MIGRATIONS.iter().filter(|m| m.version > found) {
+            let mut tx = conn.begin().await?;
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO kura_schema (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(0_i64)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+            applied.push(m.version);
+        }
+        Ok(applied)
+    }
+
+    /// The schema version the database is at.
+    pub async fn current_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM kura_schema")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    async fn begin(&self, scope: TxScope, write: bool) -> Result<Tx> {
+        let guard = if write && self.backend == Backend::Sqlite {
+            Some(self.write_lock.clone().lock_owned().await)
+        } else {
+            None
+        };
+        let mut inner = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            let (tenant, system) = match &scope {
+                TxScope::Tenant(t) => (t.as_str().to_string(), "off"),
+                TxScope::System => (String::new(), "on"),
+            };
+            sqlx::query(
+                "SELECT set_config('role', 'kura_app', true), set_config('kura.tenant_id', $1, true), set_config('kura.system', $2, true)",
+            )
+            .bind(tenant)
+            .bind(system)
+            .execute(&mut *inner)
+            .await?;
+        }
+        Ok(Tx {
+            inner,
+            scope,
+            backend: self.backend,
+            _write_guard: guard,
+        })
+    }
+
+    /// A transaction that may read and write one tenant's rows only.
+    pub async fn tenant_tx(&self, tenant: &TenantId) -> Result<Tx> {
+        self.begin(TxScope::Tenant(tenant.clone()), true).await
+    }
+
+    /// A read-only-by-intent transaction for one tenant (does not queue behind SQLite's
+    /// writer).
+    pub async fn tenant_read(&self, tenant: &TenantId) -> Result<Tx> {
+        self.begin(TxScope::Tenant(tenant.clone()), false).await
+    }
+
+    /// A transaction for operator and cross-tenant work.
+    pub async fn system_tx(&self) -> Result<Tx> {
+        self.begin(TxScope::System, true).await
+    }
+
+    /// A read transaction for operator and cross-tenant lookups.
+    pub async fn system_read(&self) -> Result<Tx> {
+        self.begin(TxScope::System, false).await
+    }
+
+    /// Is the database reachable? (for `/readyz`)
+    pub async fn ping(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}

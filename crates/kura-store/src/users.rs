@@ -1,0 +1,189 @@
+//! Users of a tenant (IAM-1).
+
+use crate::{Result, StoreError, Tx};
+use kura_domain::user::UserStatus;
+use kura_domain::{TenantId, Timestamp, UserId};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct User {
+    pub id: UserId,
+    pub tenant_id: TenantId,
+    pub email: String,
+    pub display_name: String,
+    /// The user's console language, if they chose one.
+    pub locale: Option<String>,
+    pub status: UserStatus,
+    #[serde(skip)]
+    pub password_hash: Option<String>,
+    pub created_at: Timestamp,
+}
+
+const COLS: &str = "id, tenant_id, email, display_name, locale, status, password_hash, created_at";
+
+pub(crate) fn from_row(r: &AnyRow) -> Result<User> {
+    let status: String = r.try_get("status")?;
+    Ok(User {
+        id: UserId::from_string(r.try_get::<String, _>("id")?),
+        tenant_id: TenantId::from_string(r.try_get::<String, _>("tenant_id")?),
+        email: r.try_get("email")?,
+        display_name: r.try_get("display_name")?,
+        locale: r.try_get("locale")?,
+        status: UserStatus::parse(&status)
+            .ok_or_else(|| StoreError::Corrupt(format!("user status {status}")))?,
+        password_hash: r.try_get("password_hash")?,
+        created_at: Timestamp(r.try_get("created_at")?),
+    })
+}
+
+pub async fn insert(tx: &mut Tx, u: &User) -> Result<()> {
+    tx.check(&u.tenant_id)?;
+    sqlx::query(
+        "INSERT INTO users (id, tenant_id, email, display_name, locale, status, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+    )
+    .bind(u.id.as_str())
+    .bind(u.tenant_id.as_str())
+    .bind(&u.email)
+    .bind(&u.display_name)
+    .bind(u.locale.clone())
+    .bind(u.status.as_str())
+    .bind(u.password_hash.clone())
+    .bind(u.created_at.0)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::conflict_on_unique(e, "a user with this e-mail exists"))?;
+    Ok(())
+}
+
+pub async fn get(tx: &mut Tx, tenant: &TenantId, id: &UserId) -> Result<User> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {COLS} FROM users WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(tx.conn())
+        .await?
+        .ok_or(StoreError::NotFound)?;
+    from_row(&row)
+}
+
+pub async fn find_by_email(tx: &mut Tx, tenant: &TenantId, email: &str) -> Result<Option<User>> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {COLS} FROM users WHERE tenant_id = $1 AND email = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(email)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
+pub async fn list(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<User>> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {COLS} FROM users WHERE tenant_id = $1 ORDER BY email");
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub async fn set_status(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &UserId,
+    status: UserStatus,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    let n = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+        .bind(status.as_str())
+        .bind(now.0)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn set_password(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &UserId,
+    password_hash: &str,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    let n = sqlx::query(
+        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+    )
+    .bind(password_hash)
+    .bind(now.0)
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn set_locale(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &UserId,
+    locale: Option<&str>,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query("UPDATE users SET locale = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
+        .bind(locale.map(str::to_string))
+        .bind(now.0)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Deletes a user with their grants, sessions and invitations.
+pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &UserId) -> Result<()> {
+    tx.check(tenant)?;
+    for sql in [
+        "DELETE FROM grants WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2",
+        "DELETE FROM invitations WHERE tenant_id = $1 AND user_id = $2",
+    ] {
+        sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?;
+    }
+    let n = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+pub async fn count(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
+    tx.check(tenant)?;
+    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_one(tx.conn())
+        .await?)
+}
