@@ -1,1 +1,76 @@
+//! Kura's HTTP layer: the JSON API under `/api/v1` (with its OpenAPI document), health
+//! endpoints, the access log, and the server-rendered console (ja/en). Thin by design:
+//! handlers parse, call a service, and render; permissions are decided in the services
+//! through `kura_domain::authorize`.
 
+pub mod access;
+pub mod api;
+pub mod error;
+pub mod extract;
+pub mod openapi;
+pub mod web;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use kura_services::Services;
+use kura_store::access_log::AccessEntry;
+use tokio::sync::mpsc;
+
+/// HTTP-level settings.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Mark cookies `Secure` and use the `__Host-` prefix. Browsers accept this on
+    /// `http://localhost`; turn it off only for plain HTTP on another host name.
+    pub secure_cookies: bool,
+    /// Largest request body accepted by the API and console (bytes).
+    pub body_limit: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            secure_cookies: true,
+            body_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub services: Services,
+    pub access: mpsc::Sender<AccessEntry>,
+    pub http: std::sync::Arc<HttpConfig>,
+}
+
+impl AppState {
+    pub fn cookie_name(&self) -> &'static str {
+        if self.http.secure_cookies {
+            "__Host-kura_session"
+        } else {
+            "kura_session"
+        }
+    }
+    pub fn csrf_cookie_name(&self) -> &'static str {
+        if self.http.secure_cookies {
+            "__Host-kura_csrf"
+        } else {
+            "kura_csrf"
+        }
+    }
+}
+
+/// The whole application: API, health, console, with the access-log/request-id middleware
+/// and the body limit around everything.
+pub fn app(state: AppState) -> Router {
+    let limit = state.http.body_limit;
+    Router::new()
+        .merge(api::router())
+        .merge(web::router())
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            access::middleware,
+        ))
+        .with_state(state)
+}

@@ -504,3 +504,20 @@ impl Services {
         Ok(())
     }
 }
+
+impl Services {
+    /// Users with their grants (one query for all grants), for the console's user page.
+    pub async fn list_users_with_grants(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<(User, Vec<GrantRow>)>> {
+        let list = self.list_users(auth, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let grants = roles::grants_of_tenant(&mut tx, t).await?;
+        Ok(list
+            .into_iter()
+            .map(|u| {
+                let g = grants.iter().filter(|g| g.user_id == u.id).cloned().collect();
+                (u, g)
+            })
+            .collect())
+    }
+}

@@ -1,1 +1,145 @@
+//! The `kura` binary's library half: configuration, server start-up and the operator CLI, so
+//! the test kit can start exactly what `kura serve` starts.
 
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod demo;
+
+use anyhow::Context;
+use config::Config;
+use kura_domain::{Clock, SystemClock};
+use kura_http::{AppState, HttpConfig};
+use kura_services::{ServiceConfig, Services};
+use kura_store::{ConnectOptions, Store};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Opens the database named by the configuration and brings its schema up to date.
+pub async fn open_store(cfg: &Config, pg_schema: Option<String>) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    if url.starts_with("sqlite:") {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    }
+    let store = Store::connect(&ConnectOptions {
+        url,
+        max_connections: cfg.db_max_connections,
+        pg_schema,
+    })
+    .await
+    .context("connecting to the database")?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+pub fn services(cfg: &Config, store: Store, clock: Arc<dyn Clock>, port: u16) -> Services {
+    Services::new(
+        store,
+        clock,
+        ServiceConfig {
+            public_url: cfg.public_url(port),
+            invitation_ttl_secs: cfg.invitation_ttl_hours * 3600,
+        },
+    )
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub services: Services,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting, finishes in-flight requests, flushes the access log.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.await.context("server task")?
+    }
+
+    /// Waits until the server ends (Ctrl-C / SIGTERM for `kura serve`).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task")?
+    }
+}
+
+/// Binds `cfg.listen` and serves the API and console.
+pub async fn start(
+    cfg: &Config,
+    store: Store,
+    clock: Option<Arc<dyn Clock>>,
+    stop_on_signal: bool,
+) -> anyhow::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
+    let services = services(cfg, store.clone(), clock, addr.port());
+    let (access, writer) = kura_http::access::start_writer(store.clone());
+    let state = AppState {
+        services: services.clone(),
+        access,
+        http: Arc::new(HttpConfig {
+            secure_cookies: cfg.secure_cookies,
+            body_limit: cfg.body_limit_bytes,
+        }),
+    };
+    let app = kura_http::app(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let signal = async move {
+            if stop_on_signal {
+                tokio::select! {
+                    _ = rx => {},
+                    _ = shutdown_signal() => {},
+                }
+            } else {
+                let _ = rx.await;
+            }
+        };
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(signal)
+        .await
+        .context("serving")?;
+        // Every sender is gone with the router: the writer flushes and ends.
+        let _ = writer.await;
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        services,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,198 @@
+//! Console strings in Japanese and English. Every key exists in both languages (the table
+//! has one row per key with both texts, and a test checks none is empty).
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Ja,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Ja => "ja",
+            Lang::En => "en",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Lang> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "ja" | "ja-jp" => Some(Lang::Ja),
+            "en" | "en-us" | "en-gb" => Some(Lang::En),
+            _ => None,
+        }
+    }
+    /// The first of ja/en in an Accept-Language header, by quality.
+    pub fn from_accept_language(h: &str) -> Option<Lang> {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in h.split(',') {
+            let mut it = part.trim().split(';');
+            let tag = it.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = it
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or_default();
+            if let Some(l) = Lang::parse(primary) {
+                if best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, l));
+                }
+            }
+        }
+        best.map(|(_, l)| l)
+    }
+}
+
+/// The translator handed to templates.
+#[derive(Debug, Clone, Copy)]
+pub struct Tr(pub Lang);
+
+impl Tr {
+    pub fn t(&self, key: &str) -> &'static str {
+        match MESSAGES.iter().find(|(k, _, _)| *k == key) {
+            Some((_, ja, en)) => match self.0 {
+                Lang::Ja => ja,
+                Lang::En => en,
+            },
+            None => {
+                tracing::warn!(key, "missing console message");
+                "???"
+            }
+        }
+    }
+    pub fn lang(&self) -> &'static str {
+        self.0.code()
+    }
+}
+
+/// key, 日本語, English
+pub const MESSAGES: &[(&str, &str, &str)] = &[
+    ("app.name", "Kura 蔵", "Kura"),
+    ("app.tagline", "セキュアなワークスペース", "Secure workspace"),
+    ("nav.workspace", "ワークスペース", "Workspace"),
+    ("nav.users", "ユーザー管理", "Users"),
+    ("nav.audit", "監査ログ", "Audit log"),
+    ("nav.logout", "ログアウト", "Log out"),
+    ("nav.language", "言語", "Language"),
+    ("lang.switch", "English", "日本語"),
+    ("login.title", "ログイン", "Log in"),
+    ("login.tenant", "テナントID", "Tenant ID"),
+    ("login.email", "メールアドレス", "E-mail"),
+    ("login.password", "パスワード", "Password"),
+    ("login.submit", "ログイン", "Log in"),
+    ("login.failed", "テナントID、メールアドレスまたはパスワードが正しくありません。", "Invalid tenant ID, e-mail or password."),
+    ("login.expired", "セッションが終了しました。もう一度ログインしてください。", "Your session has ended. Please log in again."),
+    ("login.logged_out", "ログアウトしました。", "You have logged out."),
+    ("invite.title", "パスワードの設定", "Set your password"),
+    ("invite.intro", "招待を受け付けるため、パスワードを設定してください。", "Set a password to accept the invitation."),
+    ("invite.password2", "パスワード（確認）", "Password (again)"),
+    ("invite.submit", "パスワードを設定してログイン", "Set password and log in"),
+    ("invite.invalid", "この招待リンクは無効か、期限切れか、使用済みです。", "This invitation link is invalid, expired or already used."),
+    ("invite.mismatch", "確認用パスワードが一致しません。", "The passwords do not match."),
+    ("ws.title", "ワークスペース", "Workspace"),
+    ("ws.empty", "表示できるフォルダーはまだありません。", "No folders to show yet."),
+    ("ws.folder", "フォルダー", "Folder"),
+    ("ws.project", "プロジェクト", "Project"),
+    ("ws.new_folder", "フォルダーを作成", "New folder"),
+    ("ws.new_project", "プロジェクトを作成", "New project"),
+    ("ws.name", "名前", "Name"),
+    ("ws.parent", "親フォルダー", "Parent folder"),
+    ("ws.top_level", "（最上位）", "(top level)"),
+    ("ws.in_folder", "作成先フォルダー", "In folder"),
+    ("ws.create", "作成", "Create"),
+    ("ws.rename", "名前を変更", "Rename"),
+    ("ws.delete", "削除", "Delete"),
+    ("ws.created_at", "作成日時", "Created"),
+    ("ok.folder_created", "フォルダーを作成しました。", "Folder created."),
+    ("ok.folder_renamed", "フォルダー名を変更しました。", "Folder renamed."),
+    ("ok.folder_deleted", "フォルダーを削除しました。", "Folder deleted."),
+    ("ok.project_created", "プロジェクトを作成しました。", "Project created."),
+    ("ok.project_deleted", "プロジェクトを削除しました。", "Project deleted."),
+    ("ok.user_invited", "ユーザーを招待しました。招待メールを送信しました。", "User invited; the invitation has been mailed."),
+    ("ok.user_frozen", "ユーザーを凍結しました。このユーザーのセッションはすべて終了しました。", "User frozen; all their sessions have ended."),
+    ("ok.user_unfrozen", "ユーザーの凍結を解除しました。", "User unfrozen."),
+    ("ok.user_deleted", "ユーザーを削除しました。", "User deleted."),
+    ("ok.grant_added", "ロールを付与しました。", "Role granted."),
+    ("ok.grant_removed", "ロールを取り消しました。", "Role revoked."),
+    ("users.title", "ユーザー管理", "Users"),
+    ("users.email", "メールアドレス", "E-mail"),
+    ("users.name", "表示名", "Display name"),
+    ("users.status", "状態", "Status"),
+    ("users.roles", "ロール", "Roles"),
+    ("users.actions", "操作", "Actions"),
+    ("users.invite", "ユーザーを招待", "Invite a user"),
+    ("users.language", "言語", "Language"),
+    ("users.role", "ロール", "Role"),
+    ("users.scope", "範囲", "Scope"),
+    ("users.scope_tenant", "テナント全体", "Whole tenant"),
+    ("users.send_invite", "招待を送信", "Send invitation"),
+    ("users.freeze", "凍結", "Freeze"),
+    ("users.unfreeze", "凍結解除", "Unfreeze"),
+    ("users.delete", "削除", "Delete"),
+    ("users.grant", "付与", "Grant"),
+    ("users.revoke", "取消", "Revoke"),
+    ("users.you", "（あなた）", "(you)"),
+    ("status.active", "有効", "Active"),
+    ("status.invited", "招待中", "Invited"),
+    ("status.frozen", "凍結中", "Frozen"),
+    ("role.contract_admin", "契約管理者", "Contract admin"),
+    ("role.admin", "管理者", "Admin"),
+    ("role.member", "一般ユーザー", "Member"),
+    ("role.guest", "ゲスト", "Guest"),
+    ("audit.title", "監査ログ", "Audit log"),
+    ("audit.time", "日時", "Time"),
+    ("audit.actor", "操作者", "Actor"),
+    ("audit.action", "操作", "Action"),
+    ("audit.target", "対象", "Target"),
+    ("audit.result", "結果", "Result"),
+    ("audit.ip", "IPアドレス", "IP address"),
+    ("audit.chain_ok", "ハッシュチェーンを検証しました：改ざんはありません。", "Hash chain verified: no tampering."),
+    ("audit.chain_bad", "ハッシュチェーンの検証に失敗しました：", "Hash chain verification FAILED: "),
+    ("audit.zone", "表示タイムゾーン", "Time zone"),
+    ("err.not_found", "見つかりません。", "Not found."),
+    ("err.forbidden", "この操作を行う権限がありません。", "You do not have permission to do this."),
+    ("err.invalid", "入力内容に誤りがあります：", "Invalid input: "),
+    ("err.weak_password", "このパスワードは使用できません：", "This password cannot be used: "),
+    ("err.conflict", "この操作は実行できません：", "This cannot be done: "),
+    ("err.csrf", "フォームの有効期限が切れました。もう一度お試しください。", "The form has expired. Please try again."),
+    ("err.internal", "内部エラーが発生しました。", "An internal error occurred."),
+    ("err.page_not_found", "ページが見つかりません。", "Page not found."),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_has_both_languages_and_unique_keys() {
+        let mut keys = std::collections::HashSet::new();
+        for (k, ja, en) in MESSAGES {
+            assert!(keys.insert(*k), "duplicate key {k}");
+            assert!(!ja.is_empty() && !en.is_empty(), "{k}");
+        }
+    }
+
+    #[test]
+    fn templates_only_use_known_keys() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/templates");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            for part in text.split("t(\"").skip(1) {
+                let key = part.split('"').next().unwrap();
+                assert!(MESSAGES.iter().any(|(k, _, _)| *k == key), "unknown key {key}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 50, "only {checked} keys found in templates");
+    }
+
+    #[test]
+    fn accept_language() {
+        assert_eq!(Lang::from_accept_language("ja,en-US;q=0.9"), Some(Lang::Ja));
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,ja;q=0.8"), Some(Lang::En));
+        assert_eq!(Lang::from_accept_language("fr,ja;q=0.5"), Some(Lang::Ja));
+        assert_eq!(Lang::from_accept_language("fr"), None);
+        assert_eq!(Tr(Lang::Ja).t("nav.logout"), "ログアウト");
+        assert_eq!(Tr(Lang::En).t("nav.logout"), "Log out");
+    }
+}

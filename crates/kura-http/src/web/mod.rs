@@ -1,0 +1,214 @@
+//! The web console: server-rendered pages in Japanese and English, plain HTML forms (no
+//! inline script, so the CSP forbids all inline code), every form protected by a CSRF token.
+//!
+//! Session cookies are `__Host-` prefixed, `Secure`, `HttpOnly`, `SameSite=Strict`. Forms of
+//! a logged-in user carry the session's CSRF token; the login and invitation forms, which have
+//! no session yet, use a double-submit cookie.
+
+pub mod i18n;
+mod pages;
+
+use crate::extract::{cookie, request_ctx, token_from, TokenSource};
+use crate::AppState;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use i18n::{Lang, Tr};
+use kura_domain::{authorize, Action, Decision, Resource};
+use kura_services::auth::AuthContext;
+use kura_services::{RequestCtx, ServiceError};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::workspace))
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", post(pages::logout))
+        .route("/lang", post(pages::set_lang))
+        .route("/invite/{token}", get(pages::invite_page).post(pages::invite_submit))
+        .route("/folders", post(pages::folder_create))
+        .route("/folders/{id}/rename", post(pages::folder_rename))
+        .route("/folders/{id}/delete", post(pages::folder_delete))
+        .route("/projects", post(pages::project_create))
+        .route("/projects/{id}/delete", post(pages::project_delete))
+        .route("/users", get(pages::users_page).post(pages::user_invite))
+        .route("/users/{id}/freeze", post(pages::user_freeze))
+        .route("/users/{id}/unfreeze", post(pages::user_unfreeze))
+        .route("/users/{id}/delete", post(pages::user_delete))
+        .route("/users/{id}/grants", post(pages::grant_add))
+        .route("/users/{id}/grants/{gid}/delete", post(pages::grant_remove))
+        .route("/audit", get(pages::audit_page))
+        .route("/static/kura.css", get(css))
+        .fallback(pages::not_found)
+}
+
+async fn css() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/kura.css"),
+    )
+        .into_response()
+}
+
+pub const LANG_COOKIE: &str = "kura_lang";
+
+/// The console language: the user's own setting, then the language cookie, then the
+/// browser's Accept-Language, then the tenant's default, then Japanese.
+pub fn resolve_lang(headers: &HeaderMap, auth: Option<&AuthContext>) -> Lang {
+    if let Some(l) = auth.and_then(|a| a.user.locale.as_deref()).and_then(Lang::parse) {
+        return l;
+    }
+    let cookie_lang = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == LANG_COOKIE)
+        .and_then(|(_, v)| Lang::parse(v));
+    if let Some(l) = cookie_lang {
+        return l;
+    }
+    if let Some(l) = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(Lang::from_accept_language)
+    {
+        return l;
+    }
+    auth.and_then(|a| Lang::parse(&a.tenant.settings.default_locale))
+        .unwrap_or(Lang::Ja)
+}
+
+/// A logged-in console user. Without a valid session cookie the request is redirected to the
+/// login page.
+pub struct Console {
+    pub auth: AuthContext,
+    pub tr: Tr,
+    pub ctx: RequestCtx,
+}
+
+impl Console {
+    pub fn may(&self, action: Action) -> bool {
+        authorize(
+            &self.auth.principal,
+            action,
+            &Resource::Tenant(self.auth.tenant.id.clone()),
+        ) == Decision::Allow
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Console {
+    type Rejection = Response;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let token = match token_from(parts, state.cookie_name()) {
+            Some((t, TokenSource::Cookie)) => t,
+            _ => return Err(Redirect::to("/login").into_response()),
+        };
+        match state.services.authenticate(&token).await {
+            Ok(auth) => {
+                if let Some(who) = parts.extensions.get::<crate::access::Who>() {
+                    who.set(auth.tenant.id.clone(), auth.user.id.clone());
+                }
+                let tr = Tr(resolve_lang(&parts.headers, Some(&auth)));
+                Ok(Console {
+                    auth,
+                    tr,
+                    ctx: request_ctx(parts),
+                })
+            }
+            Err(_) => {
+                let mut res = Redirect::to("/login?expired=1").into_response();
+                set_cookie(&mut res, &clear_cookie(state.cookie_name()));
+                Err(res)
+            }
+        }
+    }
+}
+
+/// A visitor who may or may not be logged in (login and invitation pages).
+pub struct Visitor {
+    pub tr: Tr,
+    pub ctx: RequestCtx,
+    pub pre_csrf: Option<String>,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Visitor {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        Ok(Visitor {
+            tr: Tr(resolve_lang(&parts.headers, None)),
+            ctx: request_ctx(parts),
+            pre_csrf: cookie(parts, state.csrf_cookie_name()).map(str::to_string),
+        })
+    }
+}
+
+pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
+    let secure = if state.http.secure_cookies { "; Secure" } else { "" };
+    format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+        state.cookie_name()
+    )
+}
+
+pub fn clear_cookie(name: &str) -> String {
+    let secure = if name.starts_with("__Host-") { "; Secure" } else { "" };
+    format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+}
+
+pub fn set_cookie(res: &mut Response, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        res.headers_mut().append(header::SET_COOKIE, v);
+    }
+}
+
+/// Sends the user back to `path` with a translated notice (`ok`) or error (`err`).
+pub fn back_ok(path: &str, key: &str) -> Response {
+    Redirect::to(&format!("{path}?ok={key}")).into_response()
+}
+
+pub fn back_err(path: &str, e: &ServiceError) -> Response {
+    let (code, detail) = match e {
+        ServiceError::NotFound => ("not_found", String::new()),
+        ServiceError::Forbidden => ("forbidden", String::new()),
+        ServiceError::Invalid(d) => ("invalid", d.to_string()),
+        ServiceError::WeakPassword(p) => ("weak_password", p.to_string()),
+        ServiceError::Conflict(m) => ("conflict", m.clone()),
+        ServiceError::Unauthenticated | ServiceError::BadCredentials => {
+            return Redirect::to("/login?expired=1").into_response()
+        }
+        ServiceError::Internal(cause) => {
+            tracing::error!(%cause, "internal error in console");
+            ("internal", String::new())
+        }
+    };
+    let q = encode(&detail);
+    Redirect::to(&format!("{path}?err={code}&detail={q}")).into_response()
+}
+
+/// Minimal percent-encoding for a query value.
+pub fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    match body {
+        Ok(b) => (status, Html(b)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}

@@ -1,0 +1,693 @@
+//! Console pages and form handlers.
+
+use super::i18n::Tr;
+use super::{back_err, back_ok, clear_cookie, html, session_cookie, set_cookie, Console, Visitor, LANG_COOKIE};
+use crate::AppState;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Form;
+use kura_domain::authz::{BuiltinRole, Scope};
+use kura_domain::{Action, FolderId, GrantId, ProjectId, UserId};
+use kura_services::auth::SessionKind;
+use kura_services::users::{NewUser, UserChange};
+use kura_services::workspace::Patch;
+use kura_store::roles::{GrantRow, RoleRef};
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// What every page shows around its content.
+pub struct Page {
+    pub tr: Tr,
+    pub title: &'static str,
+    pub user_name: Option<String>,
+    pub tenant_name: Option<String>,
+    pub csrf: String,
+    pub nav: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+    pub back: String,
+    pub can_admin: bool,
+    pub can_audit: bool,
+}
+
+#[derive(Deserialize, Default)]
+pub struct Flash {
+    ok: Option<String>,
+    err: Option<String>,
+    detail: Option<String>,
+    expired: Option<String>,
+    out: Option<String>,
+}
+
+fn known(tr: &Tr, key: &str) -> Option<&'static str> {
+    super::i18n::MESSAGES
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map(|_| tr.t(key))
+}
+
+impl Flash {
+    fn notice(&self, tr: &Tr) -> Option<String> {
+        if self.out.is_some() {
+            return Some(tr.t("login.logged_out").to_string());
+        }
+        self.ok.as_deref().and_then(|k| known(tr, &format!("ok.{k}"))).map(str::to_string)
+    }
+    fn error(&self, tr: &Tr) -> Option<String> {
+        if self.expired.is_some() {
+            return Some(tr.t("login.expired").to_string());
+        }
+        let code = self.err.as_deref()?;
+        let msg = known(tr, &format!("err.{code}")).unwrap_or(tr.t("err.invalid"));
+        Some(format!("{msg}{}", self.detail.as_deref().unwrap_or_default()))
+    }
+}
+
+fn page(c: &Console, title: &'static str, nav: &'static str, back: &str, flash: &Flash) -> Page {
+    Page {
+        tr: c.tr,
+        title,
+        user_name: Some(c.auth.user.display_name.clone()),
+        tenant_name: Some(c.auth.tenant.name.clone()),
+        csrf: c.auth.session.csrf_token.clone(),
+        nav,
+        notice: flash.notice(&c.tr),
+        error: flash.error(&c.tr),
+        back: back.to_string(),
+        can_admin: c.may(Action::UserRead),
+        can_audit: c.may(Action::AuditRead),
+    }
+}
+
+fn anon_page(tr: Tr, title: &'static str, csrf: &str, back: &str) -> Page {
+    Page {
+        tr,
+        title,
+        user_name: None,
+        tenant_name: None,
+        csrf: csrf.to_string(),
+        nav: "",
+        notice: None,
+        error: None,
+        back: back.to_string(),
+        can_admin: false,
+        can_audit: false,
+    }
+}
+
+fn csrf_ok(c: &Console, sent: &str) -> bool {
+    kura_crypto::ct_eq(sent.as_bytes(), c.auth.session.csrf_token.as_bytes())
+}
+
+fn csrf_rejected(path: &str) -> Response {
+    Redirect::to(&format!("{path}?err=csrf")).into_response()
+}
+
+/// A fresh pre-session CSRF token and the cookie carrying it.
+fn pre_csrf(state: &AppState) -> (String, String) {
+    let token = kura_crypto::token::random_string().unwrap_or_default();
+    let secure = if state.http.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
+        state.csrf_cookie_name()
+    );
+    (token, cookie)
+}
+
+fn pre_csrf_ok(v: &Visitor, sent: &str) -> bool {
+    match &v.pre_csrf {
+        Some(c) => !c.is_empty() && kura_crypto::ct_eq(c.as_bytes(), sent.as_bytes()),
+        None => false,
+    }
+}
+
+// ---------------------------------------------------------------- login, logout, language
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTpl {
+    p: Page,
+    tenant: String,
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    tenant: Option<String>,
+    #[serde(flatten)]
+    flash: Flash,
+}
+
+pub async fn login_page(State(s): State<AppState>, v: Visitor, Query(q): Query<LoginQuery>) -> Response {
+    let (token, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "login.title", &token, "/login");
+    p.notice = q.flash.notice(&v.tr);
+    p.error = q.flash.error(&v.tr);
+    let body = LoginTpl { p, tenant: q.tenant.unwrap_or_default(), email: String::new() }.render();
+    let mut res = html(StatusCode::OK, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn login_submit(State(s): State<AppState>, v: Visitor, Form(f): Form<LoginForm>) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    match s.services.login(&f.tenant, &f.email, &f.password, SessionKind::Console, &v.ctx).await {
+        Ok(r) => {
+            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
+            let mut res = Redirect::to("/").into_response();
+            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(_) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "login.title", &token, "/login");
+            p.error = Some(v.tr.t("login.failed").to_string());
+            let body = LoginTpl { p, tenant: f.tenant, email: f.email }.render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn logout(State(s): State<AppState>, c: Console, Form(f): Form<CsrfForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    if let Err(e) = s.services.logout(&c.auth, &c.ctx).await {
+        return back_err("/", &e);
+    }
+    let mut res = Redirect::to("/login?out=1").into_response();
+    set_cookie(&mut res, &clear_cookie(s.cookie_name()));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LangForm {
+    #[serde(default)]
+    lang: String,
+    #[serde(default)]
+    back: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// Switches the console language: remembered in a cookie, and for a logged-in user also as
+/// their setting (which needs the session's CSRF token).
+pub async fn set_lang(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<LangForm>) -> Response {
+    let Some(lang) = super::i18n::Lang::parse(&f.lang) else {
+        return (StatusCode::BAD_REQUEST, "unknown language").into_response();
+    };
+    let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
+        f.back.clone()
+    } else {
+        "/".to_string()
+    };
+    let token = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == s.cookie_name())
+        .map(|(_, v)| v.to_string());
+    if let Some(token) = token {
+        if let Ok(auth) = s.services.authenticate(&token).await {
+            if !kura_crypto::ct_eq(f.csrf.as_bytes(), auth.session.csrf_token.as_bytes()) {
+                return csrf_rejected(&back);
+            }
+            let ctx = kura_services::RequestCtx::default();
+            if let Err(e) = s.services.set_my_locale(&auth, Some(lang.code()), &ctx).await {
+                return back_err(&back, &e);
+            }
+        }
+    }
+    let mut res = Redirect::to(&back).into_response();
+    set_cookie(&mut res, &format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code()));
+    res
+}
+
+// ---------------------------------------------------------------- invitations
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+struct InviteTpl {
+    p: Page,
+    valid: bool,
+    token: String,
+    tenant_name: String,
+    email: String,
+}
+
+pub async fn invite_page(State(s): State<AppState>, v: Visitor, Path(token): Path<String>, Query(flash): Query<Flash>) -> Response {
+    let (csrf, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "invite.title", &csrf, "/");
+    p.error = flash.error(&v.tr);
+    let (status, body) = match s.services.invitation_info(&token).await {
+        Ok((tenant, user)) => (
+            StatusCode::OK,
+            InviteTpl { p, valid: true, token, tenant_name: tenant.name, email: user.email }.render(),
+        ),
+        Err(_) => {
+            p.error = Some(v.tr.t("invite.invalid").to_string());
+            (
+                StatusCode::NOT_FOUND,
+                InviteTpl { p, valid: false, token: String::new(), tenant_name: String::new(), email: String::new() }.render(),
+            )
+        }
+    };
+    let mut res = html(status, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password2: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn invite_submit(State(s): State<AppState>, v: Visitor, Path(token): Path<String>, Form(f): Form<InviteForm>) -> Response {
+    let here = format!("/invite/{token}");
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected(&here);
+    }
+    if f.password != f.password2 {
+        return Redirect::to(&format!("{here}?err=invalid&detail={}", super::encode(v.tr.t("invite.mismatch")))).into_response();
+    }
+    match s.services.accept_invitation(&token, &f.password, SessionKind::Console, &v.ctx).await {
+        Ok(r) => {
+            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
+            let mut res = Redirect::to("/").into_response();
+            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(e) => back_err(&here, &e),
+    }
+}
+
+// ---------------------------------------------------------------- workspace
+
+pub struct Row {
+    kind: &'static str,
+    id: String,
+    name: String,
+    depth: usize,
+    created: String,
+}
+
+#[derive(Template)]
+#[template(path = "workspace.html")]
+struct WorkspaceTpl {
+    p: Page,
+    rows: Vec<Row>,
+    /// (id, path label) of every visible folder, for the selects.
+    folders: Vec<(String, String)>,
+}
+
+pub async fn workspace(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+    let tree = match s.services.workspace_tree(&c.auth).await {
+        Ok(t) => t,
+        Err(e) => return back_err("/login", &e),
+    };
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let visible: std::collections::HashSet<&FolderId> = tree.folders.iter().map(|f| &f.id).collect();
+    let mut rows = Vec::new();
+    let mut folder_opts = Vec::new();
+    // Depth-first from folders whose parent the user cannot see.
+    let mut stack: Vec<(&kura_store::workspace::Folder, usize, String)> = tree
+        .folders
+        .iter()
+        .filter(|f| f.parent_id.as_ref().is_none_or(|p| !visible.contains(p)))
+        .rev()
+        .map(|f| (f, 0, f.name.clone()))
+        .collect();
+    while let Some((f, depth, label)) = stack.pop() {
+        rows.push(Row { kind: "folder", id: f.id.to_string(), name: f.name.clone(), depth, created: f.created_at.format_in_zone(&zone) });
+        folder_opts.push((f.id.to_string(), label.clone()));
+        for p in tree.projects.iter().filter(|p| p.folder_id == f.id) {
+            rows.push(Row { kind: "project", id: p.id.to_string(), name: p.name.clone(), depth: depth + 1, created: p.created_at.format_in_zone(&zone) });
+        }
+        for child in tree.folders.iter().filter(|x| x.parent_id.as_ref() == Some(&f.id)).rev() {
+            stack.push((child, depth + 1, format!("{label} / {}", child.name)));
+        }
+    }
+    for p in tree.projects.iter().filter(|p| !visible.contains(&p.folder_id)) {
+        rows.push(Row { kind: "project", id: p.id.to_string(), name: p.name.clone(), depth: 0, created: p.created_at.format_in_zone(&zone) });
+    }
+    let body = WorkspaceTpl { p: page(&c, "ws.title", "workspace", "/", &flash), rows, folders: folder_opts }.render();
+    html(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+pub struct FolderForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    parent_id: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn folder_create(State(s): State<AppState>, c: Console, Form(f): Form<FolderForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    let parent = (!f.parent_id.is_empty()).then(|| FolderId::from_string(f.parent_id));
+    match s.services.create_folder(&c.auth, &f.name, parent.as_ref(), &c.ctx).await {
+        Ok(_) => back_ok("/", "folder_created"),
+        Err(e) => back_err("/", &e),
+    }
+}
+
+pub async fn folder_rename(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<FolderForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    let patch = Patch { name: Some(f.name), parent: None };
+    match s.services.update_folder(&c.auth, &FolderId::from_string(id), patch, &c.ctx).await {
+        Ok(_) => back_ok("/", "folder_renamed"),
+        Err(e) => back_err("/", &e),
+    }
+}
+
+pub async fn folder_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    match s.services.delete_folder(&c.auth, &FolderId::from_string(id), &c.ctx).await {
+        Ok(_) => back_ok("/", "folder_deleted"),
+        Err(e) => back_err("/", &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ProjectForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    folder_id: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn project_create(State(s): State<AppState>, c: Console, Form(f): Form<ProjectForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    match s.services.create_project(&c.auth, &FolderId::from_string(f.folder_id), &f.name, &c.ctx).await {
+        Ok(_) => back_ok("/", "project_created"),
+        Err(e) => back_err("/", &e),
+    }
+}
+
+pub async fn project_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    match s.services.delete_project(&c.auth, &ProjectId::from_string(id), &c.ctx).await {
+        Ok(_) => back_ok("/", "project_deleted"),
+        Err(e) => back_err("/", &e),
+    }
+}
+
+// ---------------------------------------------------------------- users
+
+pub struct GrantView {
+    id: String,
+    label: String,
+    scope: String,
+}
+
+pub struct UserView {
+    id: String,
+    email: String,
+    name: String,
+    status: &'static str,
+    status_key: &'static str,
+    is_me: bool,
+    grants: Vec<GrantView>,
+}
+
+#[derive(Template)]
+#[template(path = "users.html")]
+struct UsersTpl {
+    p: Page,
+    users: Vec<UserView>,
+    roles: Vec<(String, String)>,
+    scopes: Vec<(String, String)>,
+}
+
+fn role_label(tr: &Tr, r: &RoleRef) -> String {
+    match r {
+        RoleRef::Builtin { role } => tr.t(&format!("role.{}", role.as_str())).to_string(),
+        RoleRef::Custom { name, .. } => name.clone(),
+    }
+}
+
+fn scope_label(tr: &Tr, s: &Scope, names: &HashMap<String, String>) -> String {
+    match s {
+        Scope::Tenant => tr.t("users.scope_tenant").to_string(),
+        Scope::Folder(f) => format!("📁 {}", names.get(f.as_str()).cloned().unwrap_or_else(|| f.to_string())),
+        Scope::Project(p) => format!("📄 {}", names.get(p.as_str()).cloned().unwrap_or_else(|| p.to_string())),
+    }
+}
+
+fn grant_view(tr: &Tr, g: &GrantRow, names: &HashMap<String, String>) -> GrantView {
+    GrantView { id: g.id.to_string(), label: role_label(tr, &g.role), scope: scope_label(tr, &g.scope, names) }
+}
+
+pub async fn users_page(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+    let list = match s.services.list_users_with_grants(&c.auth, &c.ctx).await {
+        Ok(l) => l,
+        Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+    };
+    let tree = match s.services.workspace_tree(&c.auth).await {
+        Ok(t) => t,
+        Err(e) => return back_err("/", &e),
+    };
+    let custom = s.services.list_roles(&c.auth, &c.ctx).await.unwrap_or_default();
+    let mut names: HashMap<String, String> = HashMap::new();
+    for f in &tree.folders {
+        names.insert(f.id.to_string(), f.name.clone());
+    }
+    for p in &tree.projects {
+        names.insert(p.id.to_string(), p.name.clone());
+    }
+    let mut roles: Vec<(String, String)> = BuiltinRole::ALL
+        .iter()
+        .map(|r| (r.as_str().to_string(), c.tr.t(&format!("role.{}", r.as_str())).to_string()))
+        .collect();
+    roles.extend(custom.iter().map(|r| (r.id.to_string(), r.name.clone())));
+    let mut scopes = vec![("tenant".to_string(), c.tr.t("users.scope_tenant").to_string())];
+    scopes.extend(tree.folders.iter().map(|f| (format!("folder:{}", f.id), format!("📁 {}", f.name))));
+    scopes.extend(tree.projects.iter().map(|p| (format!("project:{}", p.id), format!("📄 {}", p.name))));
+    let users = list
+        .iter()
+        .map(|(u, g)| UserView {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            name: u.display_name.clone(),
+            status: u.status.as_str(),
+            status_key: match u.status {
+                kura_domain::user::UserStatus::Active => "status.active",
+                kura_domain::user::UserStatus::Invited => "status.invited",
+                kura_domain::user::UserStatus::Frozen => "status.frozen",
+            },
+            is_me: u.id == c.auth.user.id,
+            grants: g.iter().map(|g| grant_view(&c.tr, g, &names)).collect(),
+        })
+        .collect();
+    let body = UsersTpl { p: page(&c, "users.title", "users", "/users", &flash), users, roles, scopes }.render();
+    html(StatusCode::OK, body)
+}
+
+fn parse_scope(s: &str) -> Scope {
+    match s.split_once(':') {
+        Some(("folder", id)) => Scope::Folder(FolderId::from_string(id)),
+        Some(("project", id)) => Scope::Project(ProjectId::from_string(id)),
+        _ => Scope::Tenant,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct InviteUserForm {
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    locale: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn user_invite(State(s): State<AppState>, c: Console, Form(f): Form<InviteUserForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/users");
+    }
+    let role = (!f.role.is_empty()).then(|| (f.role.clone(), parse_scope(&f.scope)));
+    let input = NewUser { email: f.email, display_name: f.display_name, locale: Some(f.locale), role };
+    match s.services.invite_user(&c.auth, input, &c.ctx).await {
+        Ok(_) => back_ok("/users", "user_invited"),
+        Err(e) => back_err("/users", &e),
+    }
+}
+
+async fn user_change(s: AppState, c: Console, id: String, csrf: &str, change: UserChange, ok_key: &str) -> Response {
+    if !csrf_ok(&c, csrf) {
+        return csrf_rejected("/users");
+    }
+    match s.services.change_user(&c.auth, &UserId::from_string(id), change, &c.ctx).await {
+        Ok(()) => back_ok("/users", ok_key),
+        Err(e) => back_err("/users", &e),
+    }
+}
+
+pub async fn user_freeze(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    user_change(s, c, id, &f.csrf, UserChange::Freeze, "user_frozen").await
+}
+pub async fn user_unfreeze(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    user_change(s, c, id, &f.csrf, UserChange::Unfreeze, "user_unfrozen").await
+}
+pub async fn user_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    user_change(s, c, id, &f.csrf, UserChange::Delete, "user_deleted").await
+}
+
+#[derive(Deserialize)]
+pub struct GrantForm {
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn grant_add(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<GrantForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/users");
+    }
+    match s.services.add_grant(&c.auth, &UserId::from_string(id), &f.role, parse_scope(&f.scope), &c.ctx).await {
+        Ok(_) => back_ok("/users", "grant_added"),
+        Err(e) => back_err("/users", &e),
+    }
+}
+
+pub async fn grant_remove(State(s): State<AppState>, c: Console, Path((id, gid)): Path<(String, String)>, Form(f): Form<CsrfForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/users");
+    }
+    match s.services.remove_grant(&c.auth, &UserId::from_string(id), &GrantId::from_string(gid), &c.ctx).await {
+        Ok(()) => back_ok("/users", "grant_removed"),
+        Err(e) => back_err("/users", &e),
+    }
+}
+
+// ---------------------------------------------------------------- audit
+
+pub struct EventView {
+    seq: i64,
+    time: String,
+    actor: String,
+    action: String,
+    target: String,
+    result: String,
+    ip: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditTpl {
+    p: Page,
+    events: Vec<EventView>,
+    chain_error: Option<String>,
+    zone: String,
+}
+
+pub async fn audit_page(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+    let events = match s.services.list_audit(&c.auth, None, 200, &c.ctx).await {
+        Ok(e) => e,
+        Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+    };
+    let chain_error = match s.services.verify_own_audit(&c.auth, &c.ctx).await {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(e) => Some(e.to_string()),
+    };
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let events = events
+        .into_iter()
+        .map(|e| {
+            let r = e.record;
+            EventView {
+                seq: r.seq,
+                time: kura_domain::Timestamp(r.at).format_in_zone(&zone),
+                actor: format!("{}{}", r.actor_kind, r.actor_id.map(|a| format!(" {a}")).unwrap_or_default()),
+                action: r.action,
+                target: format!("{}{}", r.target_kind.unwrap_or_default(), r.target_id.map(|t| format!(" {t}")).unwrap_or_default()),
+                result: r.result,
+                ip: r.ip.unwrap_or_default(),
+            }
+        })
+        .collect();
+    let body = AuditTpl { p: page(&c, "audit.title", "audit", "/audit", &flash), events, chain_error, zone }.render();
+    html(StatusCode::OK, body)
+}
+
+// ---------------------------------------------------------------- messages
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessageTpl {
+    p: Page,
+}
+
+fn message(c: &Console, status: StatusCode, e: &kura_services::ServiceError) -> Response {
+    let key = match e {
+        kura_services::ServiceError::Forbidden => "err.forbidden",
+        kura_services::ServiceError::NotFound => "err.not_found",
+        _ => "err.internal",
+    };
+    let mut p = page(c, "app.name", "", "/", &Flash::default());
+    p.error = Some(c.tr.t(key).to_string());
+    html(status, MessageTpl { p }.render())
+}
+
+pub async fn not_found(v: Visitor) -> Response {
+    let mut p = anon_page(v.tr, "err.page_not_found", "", "/");
+    p.error = None;
+    html(StatusCode::NOT_FOUND, MessageTpl { p }.render())
+}

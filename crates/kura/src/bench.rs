@@ -1,0 +1,152 @@
+//! `kura bench`: throughput of an authenticated small GET (session lookup + authorize +
+//! access log) against the same process's bare `/healthz`, and audit appends per second —
+//! every figure next to a baseline measured in the same run. Bounded in count; loopback only.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use clap::Args;
+use kura_domain::clock::Stopwatch;
+use kura_services::auth::SessionKind;
+use kura_services::tenants::NewTenant;
+use kura_services::RequestCtx;
+use kura_store::audit::NewEvent;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Requests per measured route.
+    #[arg(long, default_value_t = 20_000)]
+    pub requests: usize,
+    /// Concurrent client connections.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Audit events to append.
+    #[arg(long, default_value_t = 5_000)]
+    pub audit_events: usize,
+    /// Database to benchmark against (default: a fresh SQLite file in a temp dir).
+    #[arg(long)]
+    pub database_url: Option<String>,
+}
+
+async fn hammer(client: &reqwest::Client, url: &str, token: Option<&str>, n: usize, conc: usize) -> anyhow::Result<f64> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let watch = Stopwatch::start();
+    let mut tasks = Vec::new();
+    for _ in 0..conc.max(1) {
+        let client = client.clone();
+        let url = url.to_string();
+        let token = token.map(str::to_string);
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let mut req = client.get(&url);
+                if let Some(t) = &token {
+                    req = req.bearer_auth(t);
+                }
+                let res = req.send().await?;
+                if !res.status().is_success() {
+                    bail!("{url} answered {}", res.status());
+                }
+                res.bytes().await?;
+            }
+            Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("bench worker")??;
+    }
+    Ok(n as f64 / watch.elapsed().as_secs_f64())
+}
+
+pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("kura-bench-{}", std::process::id()));
+    let mut cfg = base.clone();
+    cfg.listen = "127.0.0.1:0".into();
+    cfg.data_dir = dir.clone();
+    cfg.database_url = args.database_url.clone();
+    cfg.log = "warn".into();
+    let pg_schema = args
+        .database_url
+        .as_deref()
+        .filter(|u| u.starts_with("postgres"))
+        .map(|_| format!("kura_bench_{}", std::process::id()));
+    let store = crate::open_store(&cfg, pg_schema).await?;
+    let running = crate::start(&cfg, store.clone(), None, false).await?;
+    let s = running.services.clone();
+    let ctx = RequestCtx::default();
+    let password = "bench-Otter-Lantern-4711";
+    let created = s
+        .create_tenant(
+            NewTenant {
+                slug: "bench".into(),
+                name: "Bench".into(),
+                admin_email: "bench@example.jp".into(),
+                admin_name: "Bench".into(),
+                locale: "en".into(),
+                time_zone: None,
+            },
+            &ctx,
+        )
+        .await?;
+    let token = created.invitation_link.rsplit('/').next().unwrap_or_default().to_string();
+    let login = s.accept_invitation(&token, password, SessionKind::Api, &ctx).await?;
+
+    let base_url = format!("http://{}", running.addr);
+    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    println!("kura bench: {} requests per route, {} connections, backend {}", args.requests, args.concurrency, store.backend().name());
+    // Warm-up.
+    hammer(&client, &format!("{base_url}/healthz"), None, 500, args.concurrency).await?;
+    hammer(&client, &format!("{base_url}/api/v1/me"), Some(&login.token), 500, args.concurrency).await?;
+
+    let bare = hammer(&client, &format!("{base_url}/healthz"), None, args.requests, args.concurrency).await?;
+    let authed = hammer(&client, &format!("{base_url}/api/v1/me"), Some(&login.token), args.requests, args.concurrency).await?;
+    println!("  bare GET /healthz                         {bare:>10.0} req/s   (baseline)");
+    println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
+
+    // Audit appends: one event per transaction (as a change records it), and the same number
+    // in one transaction, to show the per-transaction cost.
+    let tenant = created.tenant.id.clone();
+    let event = |i: usize| NewEvent {
+        at: s.now(),
+        actor_kind: "system",
+        actor_id: None,
+        action: "bench.event".into(),
+        target_kind: None,
+        target_id: Some(i.to_string()),
+        result: "success",
+        ip: None,
+        request_id: None,
+        details: serde_json::json!({ "i": i }),
+    };
+    let n = args.audit_events.max(1);
+    let watch = Stopwatch::start();
+    for i in 0..n {
+        let mut tx = store.tenant_tx(&tenant).await?;
+        kura_store::audit::append(&mut tx, &tenant, event(i)).await?;
+        tx.commit().await?;
+    }
+    let single = n as f64 / watch.elapsed().as_secs_f64();
+    let watch = Stopwatch::start();
+    let mut tx = store.tenant_tx(&tenant).await?;
+    for i in 0..n {
+        kura_store::audit::append(&mut tx, &tenant, event(i)).await?;
+    }
+    tx.commit().await?;
+    let batched = n as f64 / watch.elapsed().as_secs_f64();
+    let watch = Stopwatch::start();
+    let mut tx = store.tenant_read(&tenant).await?;
+    let report = kura_store::audit::verify(&mut tx, &tenant).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    drop(tx);
+    let verify = report.events as f64 / watch.elapsed().as_secs_f64();
+    println!("  audit append, one per transaction         {single:>10.0} events/s");
+    println!("  audit append, {n} in one transaction    {batched:>10.0} events/s   ({:.1}x the single-append rate)", batched / single);
+    println!("  audit verify ({} events)               {verify:>10.0} events/s", report.events);
+
+    running.stop().await?;
+    store.close().await;
+    if args.database_url.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! The operator's command line.
+
+use crate::config::Config;
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand};
+use kura_domain::authz::Scope;
+use kura_services::tenants::NewTenant;
+use kura_services::users::{NewUser, UserChange};
+use kura_services::{RequestCtx, Services};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(name = "kura", version, about = "Kura (蔵): multi-tenant secure workspace server")]
+pub struct Cli {
+    /// Configuration file (default: ./kura.toml if present).
+    #[arg(long, global = true, env = "KURA_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory (overrides the config).
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the API and console.
+    Serve(ServeArgs),
+    /// Serve with a demo tenant (SQLite in ./kura-demo unless --data-dir is given).
+    Demo(ServeArgs),
+    /// Bring the database schema up to date.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCmd),
+    /// Manage users of a tenant.
+    #[command(subcommand)]
+    User(UserCmd),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+    /// The embedded mail outbox.
+    #[command(subcommand)]
+    Mail(MailCmd),
+    /// Measure request and audit throughput (prints ratios against a baseline).
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on (overrides the config).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCmd {
+    /// Create a tenant and invite its contract admin.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        admin_email: String,
+        #[arg(long, default_value = "")]
+        admin_name: String,
+        /// ja or en.
+        #[arg(long, default_value = "ja")]
+        locale: String,
+        #[arg(long)]
+        time_zone: Option<String>,
+    },
+    /// List tenants.
+    List,
+    /// Show one tenant.
+    Show { slug: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCmd {
+    /// Create a user by invitation.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "")]
+        name: String,
+        /// Built-in role (contract_admin, admin, member, guest) or a custom role id.
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long)]
+        locale: Option<String>,
+    },
+    /// Freeze a user: they cannot log in and their sessions end at once.
+    Freeze {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Unfreeze a user.
+    Unfreeze {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete a user.
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCmd {
+    /// Verify hash chains in the database (one tenant, or all). Exits 1 naming the first bad
+    /// entry if any chain is broken.
+    Verify {
+        /// Tenant slug (or `_system`); all chains when omitted.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MailCmd {
+    /// Show the newest mails in the outbox.
+    Outbox {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
+}
+
+fn ctx() -> RequestCtx {
+    RequestCtx {
+        ip: None,
+        request_id: Some(kura_domain::ids::new_id()),
+        user_agent: Some(format!("kura-cli/{}", env!("CARGO_PKG_VERSION"))),
+    }
+}
+
+async fn services(cfg: &Config) -> anyhow::Result<Services> {
+    let store = crate::open_store(cfg, None).await?;
+    let port = cfg
+        .listen
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(8080);
+    Ok(crate::services(cfg, store, Arc::new(kura_domain::SystemClock), port))
+}
+
+/// Runs a command; returns the process exit code.
+pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    let mut cfg = Config::load(cli.config.as_deref())?;
+    let is_demo = matches!(cli.command, Command::Demo(_));
+    match (&cli.data_dir, is_demo) {
+        (Some(d), _) => cfg.data_dir = d.clone(),
+        (None, true) if cfg.database_url.is_none() && std::env::var("KURA_DATA_DIR").is_err() => {
+            cfg.data_dir = PathBuf::from("./kura-demo")
+        }
+        _ => {}
+    }
+    match cli.command {
+        Command::Serve(a) | Command::Demo(a) => {
+            if let Some(l) = a.listen {
+                cfg.listen = l;
+            }
+            let store = crate::open_store(&cfg, None).await?;
+            let running = crate::start(&cfg, store, None, true).await?;
+            let url = cfg.public_url(running.addr.port());
+            if is_demo {
+                let created = crate::demo::ensure(&running.services).await?;
+                if created {
+                    tracing::info!("demo tenant created");
+                }
+                crate::demo::print_banner(&url);
+            } else {
+                println!("Kura listening on {} ({url})", running.addr);
+            }
+            running.wait().await?;
+            Ok(0)
+        }
+        Command::Migrate => {
+            let store = crate::open_store(&cfg, None).await?;
+            println!(
+                "database ({}) at schema version {}",
+                store.backend().name(),
+                store.current_version().await?
+            );
+            Ok(0)
+        }
+        Command::Tenant(t) => tenant(&cfg, t).await,
+        Command::User(u) => user(&cfg, u).await,
+        Command::Audit(AuditCmd::Verify { tenant }) => {
+            let s = services(&cfg).await?;
+            let results = s.operator_verify_audit(tenant.as_deref(), &ctx()).await?;
+            let mut bad = 0;
+            for (label, r) in results {
+                match r {
+                    Ok(rep) => println!("ok    {label}: {} events, head {} {}", rep.events, rep.head_seq, rep.head_hash),
+                    Err(e) => {
+                        bad += 1;
+                        println!("FAIL  {label}: {e}");
+                    }
+                }
+            }
+            Ok(if bad == 0 { 0 } else { 1 })
+        }
+        Command::Mail(MailCmd::Outbox { limit }) => {
+            let s = services(&cfg).await?;
+            let mut tx = s.store.system_read().await?;
+            let mails = kura_store::outbox::list(&mut tx, limit).await?;
+            if mails.is_empty() {
+                println!("(the outbox is empty)");
+            }
+            for m in mails {
+                println!("--- {}  to: {}", m.created_at.to_rfc3339(), m.to);
+                println!("Subject: {}\n\n{}", m.subject, m.body);
+            }
+            Ok(0)
+        }
+        Command::Bench(args) => crate::bench::run(&cfg, args).await.map(|_| 0),
+    }
+}
+
+async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
+    let s = services(cfg).await?;
+    match cmd {
+        TenantCmd::Create { slug, name, admin_email, admin_name, locale, time_zone } => {
+            let created = s
+                .create_tenant(NewTenant { slug, name, admin_email, admin_name, locale, time_zone }, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created tenant {} ({}) id {}", created.tenant.slug, created.tenant.name, created.tenant.id);
+            println!("contract admin {} invited; the invitation was also put in the mail outbox.", created.admin.email);
+            println!("invitation link (valid {} hours):", cfg.invitation_ttl_hours);
+            println!("{}", created.invitation_link);
+        }
+        TenantCmd::List => {
+            let list = s.operator_list_tenants(&ctx()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{:<20} {:<10} {:<30} {}", "SLUG", "STATUS", "NAME", "CREATED");
+            for t in list {
+                println!("{:<20} {:<10} {:<30} {}", t.slug, t.status.as_str(), t.name, t.created_at.to_rfc3339());
+            }
+        }
+        TenantCmd::Show { slug } => {
+            let (t, users) = s.operator_show_tenant(&slug, &ctx()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("id:         {}", t.id);
+            println!("slug:       {}", t.slug);
+            println!("name:       {}", t.name);
+            println!("status:     {}", t.status.as_str());
+            println!("created:    {} ({})", t.created_at.format_in_zone(&t.settings.time_zone), t.created_at.to_rfc3339());
+            println!("users:      {users}");
+            println!("settings:   {}", serde_json::to_string_pretty(&t.settings)?);
+        }
+    }
+    Ok(0)
+}
+
+async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
+    let s = services(cfg).await?;
+    let (tenant, email, change) = match cmd {
+        UserCmd::Create { tenant, email, name, role, locale } => {
+            let (user, link) = s
+                .operator_create_user(
+                    &tenant,
+                    NewUser { email, display_name: name, locale, role: Some((role, Scope::Tenant)) },
+                    &ctx(),
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("invited {} ({}); link also in the mail outbox:", user.email, user.id);
+            println!("{link}");
+            return Ok(0);
+        }
+        UserCmd::Freeze { tenant, email } => (tenant, email, UserChange::Freeze),
+        UserCmd::Unfreeze { tenant, email } => (tenant, email, UserChange::Unfreeze),
+        UserCmd::Delete { tenant, email } => (tenant, email, UserChange::Delete),
+    };
+    match s.operator_change_user(&tenant, &email, change, &ctx()).await {
+        Ok(u) => {
+            println!("{:?}: {} ({})", change, u.email, u.id);
+            Ok(0)
+        }
+        Err(kura_services::ServiceError::NotFound) => bail!("no tenant {tenant} or no user {email} in it"),
+        Err(e) => Err(anyhow::anyhow!("{e}")).context("changing the user"),
+    }
+}
