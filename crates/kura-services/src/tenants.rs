@@ -215,6 +215,12 @@ impl Services {
 
     pub async fn delete_contact(&self, auth: &AuthContext, id: &ContactId, ctx: &RequestCtx) -> Result<()> {
         let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let exists = tenants::list_contacts(&mut tx, t).await?.iter().any(|c| &c.id == id);
+        drop(tx);
+        if !exists {
+            return Err(self.not_found(&auth.principal, "contact", id.as_str(), ctx).await);
+        }
         self.require(&auth.principal, Action::TenantManage, &Resource::Tenant(t.clone()), ctx)
             .await?;
         let mut tx = self.store.tenant_tx(t).await?;

@@ -205,6 +205,8 @@ impl Services {
         Ok(users::list(&mut tx, t).await?)
     }
 
+    /// Looks a user up for a request; an unknown id is audited as a denial. Only call it with
+    /// a read transaction (the audit needs the writer).
     async fn load_user(&self, auth: &AuthContext, tx: &mut Tx, id: &UserId, ctx: &RequestCtx) -> Result<User> {
         match users::get(tx, &auth.tenant.id, id).await {
             Ok(u) => Ok(u),
@@ -215,13 +217,15 @@ impl Services {
 
     pub async fn get_user(&self, auth: &AuthContext, id: &UserId, ctx: &RequestCtx) -> Result<(User, Vec<GrantRow>)> {
         let t = &auth.tenant.id;
+        // Look the id up first: an id from another tenant is "not found" for everyone.
+        let mut tx = self.store.tenant_read(t).await?;
+        let user = self.load_user(auth, &mut tx, id, ctx).await?;
+        let grants = roles::grants_of_user(&mut tx, t, id).await?;
+        drop(tx);
         if id != &auth.user.id {
             self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
                 .await?;
         }
-        let mut tx = self.store.tenant_read(t).await?;
-        let user = self.load_user(auth, &mut tx, id, ctx).await?;
-        let grants = roles::grants_of_user(&mut tx, t, id).await?;
         Ok((user, grants))
     }
 
@@ -230,13 +234,18 @@ impl Services {
     /// active contract admin stays.
     pub async fn change_user(&self, auth: &AuthContext, id: &UserId, change: UserChange, ctx: &RequestCtx) -> Result<()> {
         let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        self.load_user(auth, &mut tx, id, ctx).await?;
+        drop(tx);
         self.require(&auth.principal, Action::UserManage, &Resource::Tenant(t.clone()), ctx)
             .await?;
         if id == &auth.user.id && change != UserChange::Unfreeze {
             return Err(ServiceError::Conflict("you cannot freeze or delete your own account".into()));
         }
         let mut tx = self.store.tenant_tx(t).await?;
-        let user = self.load_user(auth, &mut tx, id, ctx).await?;
+        // (A write transaction: a missing user is not audited here, which would need a second
+        // writer; the lookup above already audited unknown ids.)
+        let user = users::get(&mut tx, t, id).await?;
         // An admin may not act on a user who holds more than they do (e.g. a contract admin).
         let target_grants = roles::grants_of_user(&mut tx, t, id).await?;
         let tenant_res = Resource::Tenant(t.clone());
@@ -343,7 +352,7 @@ impl Services {
     /// every action of the role (no escalation).
     pub async fn add_grant(&self, auth: &AuthContext, user_id: &UserId, role_spec: &str, scope: Scope, ctx: &RequestCtx) -> Result<GrantRow> {
         let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_tx(t).await?;
+        let mut tx = self.store.tenant_read(t).await?;
         let user = self.load_user(auth, &mut tx, user_id, ctx).await?;
         let (role, actions) = self.resolve_role(&mut tx, t, role_spec).await?;
         let resource = self.check_grant_shape(&mut tx, t, &role, &scope).await?;
@@ -385,7 +394,7 @@ impl Services {
 
     pub async fn remove_grant(&self, auth: &AuthContext, user_id: &UserId, grant_id: &GrantId, ctx: &RequestCtx) -> Result<()> {
         let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_tx(t).await?;
+        let mut tx = self.store.tenant_read(t).await?;
         let grant = match roles::get_grant(&mut tx, t, grant_id).await {
             Ok(g) if &g.user_id == user_id => g,
             Ok(_) | Err(StoreError::NotFound) => {
@@ -472,11 +481,14 @@ impl Services {
 
     pub async fn get_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<CustomRole> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
-            .await?;
         let mut tx = self.store.tenant_read(t).await?;
         match roles::get_role(&mut tx, t, id).await {
-            Ok(r) => Ok(r),
+            Ok(r) => {
+                drop(tx);
+                self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
+                    .await?;
+                Ok(r)
+            }
             Err(StoreError::NotFound) => {
                 drop(tx);
                 Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await)
@@ -487,6 +499,12 @@ impl Services {
 
     pub async fn delete_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<()> {
         let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        if let Err(StoreError::NotFound) = roles::get_role(&mut tx, t, id).await {
+            drop(tx);
+            return Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await);
+        }
+        drop(tx);
         self.require(&auth.principal, Action::RoleManage, &Resource::Tenant(t.clone()), ctx)
             .await?;
         let mut tx = self.store.tenant_tx(t).await?;

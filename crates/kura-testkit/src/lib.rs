@@ -1,1 +1,280 @@
+//! Boots a whole Kura server in-process on a free loopback port — on SQLite (a fresh temp
+//! directory) or on the real PostgreSQL (a fresh schema) — with a real HTTP client and a
+//! manual clock, for the integration suite in `tests/`.
+//!
+//! PostgreSQL: `KURA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
+//! The PostgreSQL half of every suite runs unless `KURA_TEST_POSTGRES=skip`; when it runs and
+//! the server cannot be reached, the tests fail — CI never sets `skip`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use kura::config::Config;
+use kura_domain::{Clock, ManualClock, SystemClock};
+use kura_services::Services;
+use reqwest::Method;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+pub use reqwest::StatusCode;
+
+/// The password every test user gets (passes the default policy).
+pub const PASSWORD: &str = "Test-Otter-Lantern-93";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends every store-touching test runs on.
+pub fn backends() -> Vec<Backend> {
+    if std::env::var("KURA_TEST_POSTGRES").as_deref() == Ok("skip") {
+        eprintln!("NOTE: KURA_TEST_POSTGRES=skip — PostgreSQL half of the suite not run");
+        vec![Backend::Sqlite]
+    } else {
+        vec![Backend::Sqlite, Backend::Postgres]
+    }
+}
+
+pub fn pg_url() -> String {
+    std::env::var("KURA_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A unique short name for a temp dir or schema.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+    let t = SystemClock.now().millis();
+    format!("{prefix}_{}_{}_{n}", std::process::id(), t % 100_000_000)
+}
+
+/// A configuration for a test server on `backend` (fresh dir or schema).
+pub fn test_config(backend: Backend) -> Config {
+    let name = unique("kura_t");
+    let dir = std::env::temp_dir().join(&name);
+    let mut cfg = Config {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir,
+        db_max_connections: 8,
+        ..Config::default()
+    };
+    if backend == Backend::Postgres {
+        cfg.database_url = Some(pg_url());
+        cfg.database_schema = Some(name);
+    }
+    cfg
+}
+
+/// Fixtures of one tenant: its contract admin's token.
+#[derive(Debug, Clone)]
+pub struct TenantFixture {
+    pub slug: String,
+    pub tenant_id: String,
+    pub admin_email: String,
+    pub admin_id: String,
+    pub admin_token: String,
+}
+
+pub struct TestServer {
+    pub backend: Backend,
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub cfg: Config,
+    pub services: Services,
+    running: Option<kura::Running>,
+}
+
+impl TestServer {
+    pub async fn start(backend: Backend) -> TestServer {
+        Self::start_with(test_config(backend), backend).await
+    }
+
+    pub async fn start_with(cfg: Config, backend: Backend) -> TestServer {
+        let store = kura::open_store(&cfg)
+            .await
+            .unwrap_or_else(|e| panic!("opening the {backend:?} test database failed: {e:#}"));
+        let clock = ManualClock::new(SystemClock.now());
+        let running = kura::start(&cfg, store, Some(Arc::new(clock.clone())), false)
+            .await
+            .expect("start server");
+        let base = format!("http://{}", running.addr);
+        TestServer {
+            backend,
+            base,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            clock,
+            cfg,
+            services: running.services.clone(),
+            running: Some(running),
+        }
+    }
+
+    /// Stops the server and removes its temp dir or schema.
+    pub async fn stop(mut self) {
+        if let Some(r) = self.running.take() {
+            r.stop().await.expect("stop server");
+        }
+        self.services.store.close().await;
+        if let Some(schema) = &self.cfg.database_schema {
+            let pool = sqlx::PgPool::connect(&pg_url()).await.expect("pg");
+            sqlx::query(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                .execute(&pool)
+                .await
+                .expect("drop schema");
+            pool.close().await;
+        } else {
+            let _ = std::fs::remove_dir_all(&self.cfg.data_dir);
+        }
+    }
+
+    /// A JSON request; returns status and parsed body (Null when empty).
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+        let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let mut req = self.client.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        (status, v)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn login(&self, tenant: &str, email: &str, password: &str) -> (StatusCode, Value) {
+        self.call(
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(serde_json::json!({ "tenant": tenant, "email": email, "password": password })),
+        )
+        .await
+    }
+
+    /// The newest invitation token mailed to `email` (from the outbox).
+    pub async fn invitation_token(&self, email: &str) -> String {
+        let mut tx = self.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 1000).await.unwrap();
+        let mail = mails.iter().find(|m| m.to == email).unwrap_or_else(|| panic!("no mail to {email}"));
+        let link = mail.body.lines().find(|l| l.contains("/invite/")).expect("link in mail");
+        link.trim().rsplit('/').next().unwrap().to_string()
+    }
+
+    /// The operator creates a tenant; its contract admin accepts the invitation over the API.
+    pub async fn create_tenant(&self, slug: &str) -> TenantFixture {
+        let email = format!("owner@{slug}.example.jp");
+        let created = self
+            .services
+            .create_tenant(
+                kura_services::tenants::NewTenant {
+                    slug: slug.into(),
+                    name: format!("{slug} 株式会社"),
+                    admin_email: email.clone(),
+                    admin_name: "Owner".into(),
+                    locale: "ja".into(),
+                    time_zone: None,
+                },
+                &Default::default(),
+            )
+            .await
+            .expect("create tenant");
+        let token = created.invitation_link.rsplit('/').next().unwrap().to_string();
+        let (st, body) = self
+            .call("POST", "/api/v1/invitations/accept", None, Some(serde_json::json!({ "token": token, "password": PASSWORD })))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        TenantFixture {
+            slug: slug.into(),
+            tenant_id: created.tenant.id.to_string(),
+            admin_email: email,
+            admin_id: created.admin.id.to_string(),
+            admin_token: body["token"].as_str().unwrap().to_string(),
+        }
+    }
+
+    /// An admin invites a user with a role at a scope; the user accepts. Returns (id, token).
+    pub async fn add_user(&self, admin_token: &str, email: &str, role: &str, scope: Value) -> (String, String) {
+        let (st, body) = self
+            .post("/api/v1/users", admin_token, serde_json::json!({ "email": email, "display_name": email, "role": role, "scope": scope }))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        let id = body["id"].as_str().unwrap().to_string();
+        let token = self.invitation_token(email).await;
+        let (st, body) = self
+            .call("POST", "/api/v1/invitations/accept", None, Some(serde_json::json!({ "token": token, "password": PASSWORD })))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{body}");
+        (id, body["token"].as_str().unwrap().to_string())
+    }
+}
+
+/// Runs `kura` CLI commands in-process against a test server's database. Returns the exit
+/// code (errors count as 2, as in `main`).
+pub async fn run_cli(cfg: &Config, args: &[&str]) -> i32 {
+    use clap::Parser;
+    let dir = std::env::temp_dir().join(unique("kura_cli"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kura.toml");
+    std::fs::write(&file, toml_of(cfg)).unwrap();
+    let mut argv = vec!["kura".to_string(), "--config".into(), file.display().to_string()];
+    argv.extend(args.iter().map(|s| s.to_string()));
+    let cli = kura::cli::Cli::parse_from(argv);
+    let code = match kura::cli::run(cli).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kura: {e:#}");
+            2
+        }
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    code
+}
+
+fn toml_of(cfg: &Config) -> String {
+    let mut s = format!("data_dir = {:?}\n", cfg.data_dir.display().to_string());
+    if let Some(u) = &cfg.database_url {
+        s.push_str(&format!("database_url = {u:?}\n"));
+    }
+    if let Some(sc) = &cfg.database_schema {
+        s.push_str(&format!("database_schema = {sc:?}\n"));
+    }
+    s
+}
+
+/// Runs raw SQL against a test server's database, outside Kura (the tamper tests' attacker).
+pub async fn raw_sql(cfg: &Config, sql: &str) {
+    let url = cfg.database_url();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        sqlx::raw_sql(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let schema = cfg.database_schema.clone().unwrap();
+        let pool = sqlx::PgPool::connect(&url).await.unwrap();
+        let full = format!("SET search_path TO {schema}; {sql}");
+        sqlx::raw_sql(&full).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+pub fn temp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(name))
+}

@@ -66,12 +66,12 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     cfg.data_dir = dir.clone();
     cfg.database_url = args.database_url.clone();
     cfg.log = "warn".into();
-    let pg_schema = args
+    cfg.database_schema = args
         .database_url
         .as_deref()
         .filter(|u| u.starts_with("postgres"))
         .map(|_| format!("kura_bench_{}", std::process::id()));
-    let store = crate::open_store(&cfg, pg_schema).await?;
+    let store = crate::open_store(&cfg).await?;
     let running = crate::start(&cfg, store.clone(), None, false).await?;
     let s = running.services.clone();
     let ctx = RequestCtx::default();

@@ -146,7 +146,7 @@ fn ctx() -> RequestCtx {
 }
 
 async fn services(cfg: &Config) -> anyhow::Result<Services> {
-    let store = crate::open_store(cfg, None).await?;
+    let store = crate::open_store(cfg).await?;
     let port = cfg
         .listen
         .rsplit(':')
@@ -172,7 +172,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             if let Some(l) = a.listen {
                 cfg.listen = l;
             }
-            let store = crate::open_store(&cfg, None).await?;
+            let store = crate::open_store(&cfg).await?;
             let running = crate::start(&cfg, store, None, true).await?;
             let url = cfg.public_url(running.addr.port());
             if is_demo {
@@ -188,7 +188,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             Ok(0)
         }
         Command::Migrate => {
-            let store = crate::open_store(&cfg, None).await?;
+            let store = crate::open_store(&cfg).await?;
             println!(
                 "database ({}) at schema version {}",
                 store.backend().name(),

@@ -16,6 +16,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `sqlite:///path/kura.db` or `postgres://user:pass@host/db`. Default: SQLite in data_dir.
     pub database_url: Option<String>,
+    /// PostgreSQL only: the schema to use instead of `public` (created if missing).
+    pub database_schema: Option<String>,
     /// Connection pool size.
     pub db_max_connections: u32,
     /// The URL users reach Kura at (links in mail). Default: `http://localhost:<port>`.
@@ -36,6 +38,7 @@ impl Default for Config {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./kura-data"),
             database_url: None,
+            database_schema: None,
             db_max_connections: 16,
             public_url: None,
             secure_cookies: true,

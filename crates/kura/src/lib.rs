@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::sync::oneshot;
 
 /// Opens the database named by the configuration and brings its schema up to date.
-pub async fn open_store(cfg: &Config, pg_schema: Option<String>) -> anyhow::Result<Store> {
+pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let url = cfg.database_url();
     if url.starts_with("sqlite:") {
         std::fs::create_dir_all(&cfg.data_dir)
@@ -26,7 +26,7 @@ pub async fn open_store(cfg: &Config, pg_schema: Option<String>) -> anyhow::Resu
     let store = Store::connect(&ConnectOptions {
         url,
         max_connections: cfg.db_max_connections,
-        pg_schema,
+        pg_schema: cfg.database_schema.clone(),
     })
     .await
     .context("connecting to the database")?;
