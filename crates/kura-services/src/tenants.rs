@@ -74,7 +74,9 @@ impl Services {
                 NewUser {
                     email,
                     display_name: input.admin_name,
-                    locale: Some(input.locale),
+                    // The admin's console follows their browser until they choose; the
+                    // invitation is written in the tenant's language.
+                    locale: None,
                     role: Some((BuiltinRole::ContractAdmin.as_str().to_string(), Scope::Tenant)),
                 },
             )
