@@ -148,14 +148,20 @@ mod tests {
         removed.remove(1);
         assert_eq!(
             check(&removed),
-            Err(ChainError::Sequence { seq: 3, expected: 2 })
+            Err(ChainError::Sequence {
+                seq: 3,
+                expected: 2
+            })
         );
 
         let mut reordered = chain(5);
         reordered.swap(1, 2);
         assert_eq!(
             check(&reordered),
-            Err(ChainError::Sequence { seq: 3, expected: 2 })
+            Err(ChainError::Sequence {
+                seq: 3,
+                expected: 2
+            })
         );
 
         // Renumbering after a removal still breaks the link.
@@ -177,6 +183,9 @@ mod tests {
     fn canonical_json_sorts_detail_keys() {
         let c = chain(1);
         let s = String::from_utf8(c[0].0.canonical_json()).unwrap();
-        assert!(s.contains(r#""details":{"a":2,"b":1,"name":"設計1"}"#), "{s}");
+        assert!(
+            s.contains(r#""details":{"a":2,"b":1,"name":"設計1"}"#),
+            "{s}"
+        );
     }
 }

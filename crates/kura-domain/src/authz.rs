@@ -505,7 +505,11 @@ mod tests {
             grants: vec![],
         };
         for (name, r) in resources() {
-            let want = if name == "tenant" { Forbidden } else { NotFound };
+            let want = if name == "tenant" {
+                Forbidden
+            } else {
+                NotFound
+            };
             assert_eq!(authorize(&pr, View, &r), want, "{name}");
         }
     }

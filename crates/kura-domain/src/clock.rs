@@ -33,7 +33,9 @@ impl Timestamp {
             return self.0.to_string();
         };
         let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
-        ts.to_zoned(tz).strftime("%Y-%m-%d %H:%M:%S %:z").to_string()
+        ts.to_zoned(tz)
+            .strftime("%Y-%m-%d %H:%M:%S %:z")
+            .to_string()
     }
 }
 
@@ -111,7 +113,10 @@ mod tests {
         // 2026-01-01T00:00:00Z is 09:00 in Tokyo.
         let t = Timestamp(1_767_225_600_000);
         assert_eq!(t.format_in_zone("Asia/Tokyo"), "2026-01-01 09:00:00 +09:00");
-        assert_eq!(t.format_in_zone("Nowhere/Invalid"), "2026-01-01 00:00:00 +00:00");
+        assert_eq!(
+            t.format_in_zone("Nowhere/Invalid"),
+            "2026-01-01 00:00:00 +00:00"
+        );
         assert_eq!(t.to_rfc3339(), "2026-01-01T00:00:00Z");
     }
 }

@@ -20,7 +20,10 @@ pub use ids::{ContactId, FolderId, GrantId, ProjectId, RoleId, TenantId, UserId}
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DomainError {
     #[error("{field}: {message}")]
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl DomainError {
@@ -40,9 +43,15 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<String, DomainEr
         return Err(DomainError::invalid(field, "must not be empty"));
     }
     if name.chars().count() > 200 {
-        return Err(DomainError::invalid(field, "must be at most 200 characters"));
+        return Err(DomainError::invalid(
+            field,
+            "must be at most 200 characters",
+        ));
     }
-    if name.chars().any(|c| c.is_control() || c == '/' || c == '\\') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || c == '/' || c == '\\')
+    {
         return Err(DomainError::invalid(
             field,
             "must not contain control characters or slashes",
@@ -99,7 +108,9 @@ mod tests {
         assert!(validate_name("name", "a/b").is_err());
         assert!(validate_name("name", &"x".repeat(201)).is_err());
         assert_eq!(validate_email(" A@Example.JP ").unwrap(), "a@example.jp");
-        for bad in ["a", "a@b", "@b.jp", "a@b@c.jp", "a b@c.jp", "a@.jp", "a@b..jp"] {
+        for bad in [
+            "a", "a@b", "@b.jp", "a@b@c.jp", "a b@c.jp", "a@.jp", "a@b..jp",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
         assert_eq!(validate_slug("Acme-1").unwrap(), "acme-1");

@@ -67,10 +67,16 @@ pub const MAX_PASSWORD_CHARS: u32 = 256;
 impl PasswordPolicy {
     pub fn validate_settings(&self) -> Result<(), DomainError> {
         if !(6..=128).contains(&self.min_length) {
-            return Err(DomainError::invalid("min_length", "must be between 6 and 128"));
+            return Err(DomainError::invalid(
+                "min_length",
+                "must be between 6 and 128",
+            ));
         }
         if self.min_strength > 4 {
-            return Err(DomainError::invalid("min_strength", "must be between 0 and 4"));
+            return Err(DomainError::invalid(
+                "min_strength",
+                "must be between 0 and 4",
+            ));
         }
         Ok(())
     }
@@ -177,11 +183,26 @@ mod tests {
     #[test]
     fn password_rules() {
         let p = PasswordPolicy::default();
-        assert_eq!(p.check("short1", &[]), Err(PasswordProblem::TooShort { min: 10 }));
-        assert_eq!(p.check("abcdefghijkl", &[]), Err(PasswordProblem::NeedsDigit));
-        assert_eq!(p.check("123456789012", &[]), Err(PasswordProblem::NeedsLetter));
-        assert!(matches!(p.check("password123", &[]), Err(PasswordProblem::TooWeak { .. })));
-        assert!(matches!(p.check("qwerty12345", &[]), Err(PasswordProblem::TooWeak { .. })));
+        assert_eq!(
+            p.check("short1", &[]),
+            Err(PasswordProblem::TooShort { min: 10 })
+        );
+        assert_eq!(
+            p.check("abcdefghijkl", &[]),
+            Err(PasswordProblem::NeedsDigit)
+        );
+        assert_eq!(
+            p.check("123456789012", &[]),
+            Err(PasswordProblem::NeedsLetter)
+        );
+        assert!(matches!(
+            p.check("password123", &[]),
+            Err(PasswordProblem::TooWeak { .. })
+        ));
+        assert!(matches!(
+            p.check("qwerty12345", &[]),
+            Err(PasswordProblem::TooWeak { .. })
+        ));
         assert!(matches!(
             p.check("tanaka2026", &["tanaka@example.jp"]),
             Err(PasswordProblem::TooWeak { .. })
@@ -200,7 +221,12 @@ mod tests {
             strict.check("kura-vault-7-otter-lantern", &[]),
             Err(PasswordProblem::NeedsMixedCase)
         );
-        assert!(PasswordPolicy { min_length: 5, ..p.clone() }.validate_settings().is_err());
+        assert!(PasswordPolicy {
+            min_length: 5,
+            ..p.clone()
+        }
+        .validate_settings()
+        .is_err());
     }
 
     #[test]
@@ -215,6 +241,11 @@ mod tests {
         // Kept busy, it still ends at the absolute lifetime.
         assert!(s.is_alive(t0, t0.plus_secs(3500), t0.plus_secs(3599)));
         assert!(!s.is_alive(t0, t0.plus_secs(3599), t0.plus_secs(3600)));
-        assert!(SessionPolicy { idle_timeout_secs: 10, ..s }.validate_settings().is_err());
+        assert!(SessionPolicy {
+            idle_timeout_secs: 10,
+            ..s
+        }
+        .validate_settings()
+        .is_err());
     }
 }

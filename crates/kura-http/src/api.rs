@@ -36,55 +36,401 @@ pub struct RouteDoc {
 
 macro_rules! route {
     ($m:ident, $path:literal, $tag:literal, $auth:literal, $ok:literal, $summary:literal, $h:expr) => {
-        (RouteDoc { method: stringify!($m), path: $path, summary: $summary, tag: $tag, auth: $auth, body: None, ok: $ok }, $m($h))
+        (
+            RouteDoc {
+                method: stringify!($m),
+                path: $path,
+                summary: $summary,
+                tag: $tag,
+                auth: $auth,
+                body: None,
+                ok: $ok,
+            },
+            $m($h),
+        )
     };
     ($m:ident, $path:literal, $tag:literal, $auth:literal, $ok:literal, $summary:literal, $h:expr, $body:expr) => {
-        (RouteDoc { method: stringify!($m), path: $path, summary: $summary, tag: $tag, auth: $auth, body: Some($body), ok: $ok }, $m($h))
+        (
+            RouteDoc {
+                method: stringify!($m),
+                path: $path,
+                summary: $summary,
+                tag: $tag,
+                auth: $auth,
+                body: Some($body),
+                ok: $ok,
+            },
+            $m($h),
+        )
     };
 }
 
 /// Every route of the API and the health endpoints.
 pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(get, "/healthz", "health", false, 200, "Liveness: the process answers", healthz),
-        route!(get, "/readyz", "health", false, 200, "Readiness: the database answers", readyz),
-        route!(get, "/api/v1/openapi.json", "health", false, 200, "This OpenAPI 3.1 document", openapi_doc),
-        route!(post, "/api/v1/auth/login", "auth", false, 200, "Log in with tenant, e-mail and password; returns a bearer token", login, login_schema),
-        route!(post, "/api/v1/auth/logout", "auth", true, 204, "End the current session", logout),
-        route!(post, "/api/v1/invitations/accept", "auth", false, 200, "Set a password with an invitation token; returns a bearer token", accept_invitation, accept_schema),
-        route!(get, "/api/v1/me", "me", true, 200, "The caller: user, tenant and grants", me),
-        route!(put, "/api/v1/me/locale", "me", true, 204, "Set the caller's console language (ja, en or null)", set_locale, locale_schema),
-        route!(get, "/api/v1/tenant", "tenant", true, 200, "The caller's tenant and its settings", get_tenant),
-        route!(put, "/api/v1/tenant/settings", "tenant", true, 200, "Replace the tenant's settings (contract admin)", put_settings, settings_schema),
-        route!(get, "/api/v1/tenant/contacts", "tenant", true, 200, "Additional contacts (contract admin)", list_contacts),
-        route!(post, "/api/v1/tenant/contacts", "tenant", true, 201, "Add a contact (contract admin)", add_contact, contact_schema),
-        route!(delete, "/api/v1/tenant/contacts/{contact_id}", "tenant", true, 204, "Remove a contact (contract admin)", delete_contact),
-        route!(get, "/api/v1/users", "users", true, 200, "List users", list_users),
-        route!(post, "/api/v1/users", "users", true, 201, "Invite a user (the link is mailed)", invite_user, invite_schema),
-        route!(get, "/api/v1/users/{user_id}", "users", true, 200, "One user with grants", get_user),
-        route!(delete, "/api/v1/users/{user_id}", "users", true, 204, "Delete a user", delete_user),
-        route!(post, "/api/v1/users/{user_id}/freeze", "users", true, 204, "Freeze a user; their sessions end at once", freeze_user),
-        route!(post, "/api/v1/users/{user_id}/unfreeze", "users", true, 204, "Unfreeze a user", unfreeze_user),
-        route!(get, "/api/v1/users/{user_id}/grants", "users", true, 200, "A user's role grants", list_grants),
-        route!(post, "/api/v1/users/{user_id}/grants", "users", true, 201, "Grant a role at a scope", add_grant, grant_schema),
-        route!(delete, "/api/v1/users/{user_id}/grants/{grant_id}", "users", true, 204, "Revoke a grant", remove_grant),
-        route!(get, "/api/v1/roles", "roles", true, 200, "Built-in and custom roles", list_roles),
-        route!(post, "/api/v1/roles", "roles", true, 201, "Define a custom role from actions", create_role, role_schema),
-        route!(get, "/api/v1/roles/{role_id}", "roles", true, 200, "One custom role", get_role),
-        route!(delete, "/api/v1/roles/{role_id}", "roles", true, 204, "Delete a custom role and its grants", delete_role),
-        route!(get, "/api/v1/folders", "workspace", true, 200, "Folders the caller can view", list_folders),
-        route!(post, "/api/v1/folders", "workspace", true, 201, "Create a folder", create_folder, folder_schema),
-        route!(get, "/api/v1/folders/{folder_id}", "workspace", true, 200, "One folder", get_folder),
-        route!(patch, "/api/v1/folders/{folder_id}", "workspace", true, 200, "Rename and/or move a folder", update_folder, folder_patch_schema),
-        route!(delete, "/api/v1/folders/{folder_id}", "workspace", true, 204, "Delete an empty folder", delete_folder),
-        route!(get, "/api/v1/projects", "workspace", true, 200, "Projects the caller can view", list_projects),
-        route!(post, "/api/v1/projects", "workspace", true, 201, "Create a project in a folder", create_project, project_schema),
-        route!(get, "/api/v1/projects/{project_id}", "workspace", true, 200, "One project", get_project),
-        route!(patch, "/api/v1/projects/{project_id}", "workspace", true, 200, "Rename and/or move a project", update_project, project_patch_schema),
-        route!(delete, "/api/v1/projects/{project_id}", "workspace", true, 204, "Delete a project", delete_project),
-        route!(get, "/api/v1/audit", "logs", true, 200, "Audit events, newest first (before=seq, limit)", list_audit),
-        route!(get, "/api/v1/audit/verify", "logs", true, 200, "Verify the tenant's audit hash chain", verify_audit),
-        route!(get, "/api/v1/access-log", "logs", true, 200, "Access log, newest first (limit)", list_access),
+        route!(
+            get,
+            "/healthz",
+            "health",
+            false,
+            200,
+            "Liveness: the process answers",
+            healthz
+        ),
+        route!(
+            get,
+            "/readyz",
+            "health",
+            false,
+            200,
+            "Readiness: the database answers",
+            readyz
+        ),
+        route!(
+            get,
+            "/api/v1/openapi.json",
+            "health",
+            false,
+            200,
+            "This OpenAPI 3.1 document",
+            openapi_doc
+        ),
+        route!(
+            post,
+            "/api/v1/auth/login",
+            "auth",
+            false,
+            200,
+            "Log in with tenant, e-mail and password; returns a bearer token",
+            login,
+            login_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/logout",
+            "auth",
+            true,
+            204,
+            "End the current session",
+            logout
+        ),
+        route!(
+            post,
+            "/api/v1/invitations/accept",
+            "auth",
+            false,
+            200,
+            "Set a password with an invitation token; returns a bearer token",
+            accept_invitation,
+            accept_schema
+        ),
+        route!(
+            get,
+            "/api/v1/me",
+            "me",
+            true,
+            200,
+            "The caller: user, tenant and grants",
+            me
+        ),
+        route!(
+            put,
+            "/api/v1/me/locale",
+            "me",
+            true,
+            204,
+            "Set the caller's console language (ja, en or null)",
+            set_locale,
+            locale_schema
+        ),
+        route!(
+            get,
+            "/api/v1/tenant",
+            "tenant",
+            true,
+            200,
+            "The caller's tenant and its settings",
+            get_tenant
+        ),
+        route!(
+            put,
+            "/api/v1/tenant/settings",
+            "tenant",
+            true,
+            200,
+            "Replace the tenant's settings (contract admin)",
+            put_settings,
+            settings_schema
+        ),
+        route!(
+            get,
+            "/api/v1/tenant/contacts",
+            "tenant",
+            true,
+            200,
+            "Additional contacts (contract admin)",
+            list_contacts
+        ),
+        route!(
+            post,
+            "/api/v1/tenant/contacts",
+            "tenant",
+            true,
+            201,
+            "Add a contact (contract admin)",
+            add_contact,
+            contact_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/tenant/contacts/{contact_id}",
+            "tenant",
+            true,
+            204,
+            "Remove a contact (contract admin)",
+            delete_contact
+        ),
+        route!(
+            get,
+            "/api/v1/users",
+            "users",
+            true,
+            200,
+            "List users",
+            list_users
+        ),
+        route!(
+            post,
+            "/api/v1/users",
+            "users",
+            true,
+            201,
+            "Invite a user (the link is mailed)",
+            invite_user,
+            invite_schema
+        ),
+        route!(
+            get,
+            "/api/v1/users/{user_id}",
+            "users",
+            true,
+            200,
+            "One user with grants",
+            get_user
+        ),
+        route!(
+            delete,
+            "/api/v1/users/{user_id}",
+            "users",
+            true,
+            204,
+            "Delete a user",
+            delete_user
+        ),
+        route!(
+            post,
+            "/api/v1/users/{user_id}/freeze",
+            "users",
+            true,
+            204,
+            "Freeze a user; their sessions end at once",
+            freeze_user
+        ),
+        route!(
+            post,
+            "/api/v1/users/{user_id}/unfreeze",
+            "users",
+            true,
+            204,
+            "Unfreeze a user",
+            unfreeze_user
+        ),
+        route!(
+            get,
+            "/api/v1/users/{user_id}/grants",
+            "users",
+            true,
+            200,
+            "A user's role grants",
+            list_grants
+        ),
+        route!(
+            post,
+            "/api/v1/users/{user_id}/grants",
+            "users",
+            true,
+            201,
+            "Grant a role at a scope",
+            add_grant,
+            grant_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/users/{user_id}/grants/{grant_id}",
+            "users",
+            true,
+            204,
+            "Revoke a grant",
+            remove_grant
+        ),
+        route!(
+            get,
+            "/api/v1/roles",
+            "roles",
+            true,
+            200,
+            "Built-in and custom roles",
+            list_roles
+        ),
+        route!(
+            post,
+            "/api/v1/roles",
+            "roles",
+            true,
+            201,
+            "Define a custom role from actions",
+            create_role,
+            role_schema
+        ),
+        route!(
+            get,
+            "/api/v1/roles/{role_id}",
+            "roles",
+            true,
+            200,
+            "One custom role",
+            get_role
+        ),
+        route!(
+            delete,
+            "/api/v1/roles/{role_id}",
+            "roles",
+            true,
+            204,
+            "Delete a custom role and its grants",
+            delete_role
+        ),
+        route!(
+            get,
+            "/api/v1/folders",
+            "workspace",
+            true,
+            200,
+            "Folders the caller can view",
+            list_folders
+        ),
+        route!(
+            post,
+            "/api/v1/folders",
+            "workspace",
+            true,
+            201,
+            "Create a folder",
+            create_folder,
+            folder_schema
+        ),
+        route!(
+            get,
+            "/api/v1/folders/{folder_id}",
+            "workspace",
+            true,
+            200,
+            "One folder",
+            get_folder
+        ),
+        route!(
+            patch,
+            "/api/v1/folders/{folder_id}",
+            "workspace",
+            true,
+            200,
+            "Rename and/or move a folder",
+            update_folder,
+            folder_patch_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/folders/{folder_id}",
+            "workspace",
+            true,
+            204,
+            "Delete an empty folder",
+            delete_folder
+        ),
+        route!(
+            get,
+            "/api/v1/projects",
+            "workspace",
+            true,
+            200,
+            "Projects the caller can view",
+            list_projects
+        ),
+        route!(
+            post,
+            "/api/v1/projects",
+            "workspace",
+            true,
+            201,
+            "Create a project in a folder",
+            create_project,
+            project_schema
+        ),
+        route!(
+            get,
+            "/api/v1/projects/{project_id}",
+            "workspace",
+            true,
+            200,
+            "One project",
+            get_project
+        ),
+        route!(
+            patch,
+            "/api/v1/projects/{project_id}",
+            "workspace",
+            true,
+            200,
+            "Rename and/or move a project",
+            update_project,
+            project_patch_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/projects/{project_id}",
+            "workspace",
+            true,
+            204,
+            "Delete a project",
+            delete_project
+        ),
+        route!(
+            get,
+            "/api/v1/audit",
+            "logs",
+            true,
+            200,
+            "Audit events, newest first (before=seq, limit)",
+            list_audit
+        ),
+        route!(
+            get,
+            "/api/v1/audit/verify",
+            "logs",
+            true,
+            200,
+            "Verify the tenant's audit hash chain",
+            verify_audit
+        ),
+        route!(
+            get,
+            "/api/v1/access-log",
+            "logs",
+            true,
+            200,
+            "Access log, newest first (limit)",
+            list_access
+        ),
     ]
 }
 
@@ -121,7 +467,11 @@ async fn readyz(State(s): State<AppState>) -> ApiResult {
     if s.services.store.ping().await {
         ok(json!({ "status": "ready", "database": "ok" }))
     } else {
-        Ok((StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "database": "unreachable" }))).into_response())
+        Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "database": "unreachable" })),
+        )
+            .into_response())
     }
 }
 
@@ -148,8 +498,15 @@ struct LoginBody {
 fn login_schema() -> Value {
     json!({"type":"object","required":["tenant","email","password"],"properties":{"tenant":{"type":"string","description":"tenant slug"},"email":{"type":"string"},"password":{"type":"string"}}})
 }
-async fn login(State(s): State<AppState>, Ctx(ctx): Ctx, ApiJson(b): ApiJson<LoginBody>) -> ApiResult {
-    let r = s.services.login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx).await?;
+async fn login(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx)
+        .await?;
     ok(login_json(&r))
 }
 
@@ -166,8 +523,15 @@ struct AcceptBody {
 fn accept_schema() -> Value {
     json!({"type":"object","required":["token","password"],"properties":{"token":{"type":"string"},"password":{"type":"string"}}})
 }
-async fn accept_invitation(State(s): State<AppState>, Ctx(ctx): Ctx, ApiJson(b): ApiJson<AcceptBody>) -> ApiResult {
-    let r = s.services.accept_invitation(&b.token, &b.password, SessionKind::Api, &ctx).await?;
+async fn accept_invitation(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AcceptBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .accept_invitation(&b.token, &b.password, SessionKind::Api, &ctx)
+        .await?;
     ok(login_json(&r))
 }
 
@@ -187,8 +551,15 @@ struct LocaleBody {
 fn locale_schema() -> Value {
     json!({"type":"object","properties":{"locale":{"type":["string","null"],"enum":["ja","en",null]}}})
 }
-async fn set_locale(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<LocaleBody>) -> ApiResult {
-    s.services.set_my_locale(&a, b.locale.as_deref(), &ctx).await?;
+async fn set_locale(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<LocaleBody>,
+) -> ApiResult {
+    s.services
+        .set_my_locale(&a, b.locale.as_deref(), &ctx)
+        .await?;
     no_content()
 }
 
@@ -203,7 +574,12 @@ fn settings_schema() -> Value {
         "password_policy":{"type":"object","properties":{"min_length":{"type":"integer","minimum":6},"require_letter":{"type":"boolean"},"require_digit":{"type":"boolean"},"require_symbol":{"type":"boolean"},"require_mixed_case":{"type":"boolean"},"min_strength":{"type":"integer","minimum":0,"maximum":4}}},
         "session_policy":{"type":"object","properties":{"idle_timeout_secs":{"type":"integer"},"absolute_lifetime_secs":{"type":"integer"}}}}})
 }
-async fn put_settings(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<TenantSettings>) -> ApiResult {
+async fn put_settings(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<TenantSettings>,
+) -> ApiResult {
     ok(s.services.update_settings(&a, b, &ctx).await?)
 }
 
@@ -224,11 +600,27 @@ fn default_purpose() -> String {
 fn contact_schema() -> Value {
     json!({"type":"object","required":["name","email"],"properties":{"name":{"type":"string"},"email":{"type":"string"},"purpose":{"type":"string","enum":["notices","security","billing","technical"]}}})
 }
-async fn add_contact(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<ContactBody>) -> ApiResult {
-    created(s.services.add_contact(&a, &b.name, &b.email, &b.purpose, &ctx).await?)
+async fn add_contact(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<ContactBody>,
+) -> ApiResult {
+    created(
+        s.services
+            .add_contact(&a, &b.name, &b.email, &b.purpose, &ctx)
+            .await?,
+    )
 }
-async fn delete_contact(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    s.services.delete_contact(&a, &ContactId::from_string(id), &ctx).await?;
+async fn delete_contact(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services
+        .delete_contact(&a, &ContactId::from_string(id), &ctx)
+        .await?;
     no_content()
 }
 
@@ -249,7 +641,11 @@ fn parse_scope(s: Option<ScopeBody>) -> Result<Scope, ApiError> {
             ("tenant", None) => Ok(Scope::Tenant),
             ("folder", Some(id)) => Ok(Scope::Folder(FolderId::from_string(id))),
             ("project", Some(id)) => Ok(Scope::Project(ProjectId::from_string(id))),
-            _ => Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", "scope: type must be tenant (no id), folder or project (with id)")),
+            _ => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "scope: type must be tenant (no id), folder or project (with id)",
+            )),
         },
     }
 }
@@ -269,33 +665,89 @@ struct InviteBody {
 fn invite_schema() -> Value {
     json!({"type":"object","required":["email"],"properties":{"email":{"type":"string"},"display_name":{"type":"string"},"locale":{"type":"string","enum":["ja","en"]},"role":{"type":"string","description":"contract_admin, admin, member, guest or a custom role id"},"scope":scope_schema()}})
 }
-async fn invite_user(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<InviteBody>) -> ApiResult {
+async fn invite_user(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<InviteBody>,
+) -> ApiResult {
     let role = match b.role {
         Some(r) => Some((r, parse_scope(b.scope)?)),
         None => None,
     };
-    let user = s.services.invite_user(&a, NewUser { email: b.email, display_name: b.display_name, locale: b.locale, role }, &ctx).await?;
+    let user = s
+        .services
+        .invite_user(
+            &a,
+            NewUser {
+                email: b.email,
+                display_name: b.display_name,
+                locale: b.locale,
+                role,
+            },
+            &ctx,
+        )
+        .await?;
     created(user)
 }
-async fn get_user(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    let (user, grants) = s.services.get_user(&a, &UserId::from_string(id), &ctx).await?;
+async fn get_user(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let (user, grants) = s
+        .services
+        .get_user(&a, &UserId::from_string(id), &ctx)
+        .await?;
     ok(json!({ "user": user, "grants": grants }))
 }
-async fn change_user(s: AppState, ctx: kura_services::RequestCtx, a: kura_services::auth::AuthContext, id: String, c: UserChange) -> ApiResult {
-    s.services.change_user(&a, &UserId::from_string(id), c, &ctx).await?;
+async fn change_user(
+    s: AppState,
+    ctx: kura_services::RequestCtx,
+    a: kura_services::auth::AuthContext,
+    id: String,
+    c: UserChange,
+) -> ApiResult {
+    s.services
+        .change_user(&a, &UserId::from_string(id), c, &ctx)
+        .await?;
     no_content()
 }
-async fn delete_user(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
+async fn delete_user(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
     change_user(s, ctx, a, id, UserChange::Delete).await
 }
-async fn freeze_user(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
+async fn freeze_user(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
     change_user(s, ctx, a, id, UserChange::Freeze).await
 }
-async fn unfreeze_user(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
+async fn unfreeze_user(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
     change_user(s, ctx, a, id, UserChange::Unfreeze).await
 }
-async fn list_grants(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    let (_, grants) = s.services.get_user(&a, &UserId::from_string(id), &ctx).await?;
+async fn list_grants(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let (_, grants) = s
+        .services
+        .get_user(&a, &UserId::from_string(id), &ctx)
+        .await?;
     items(grants)
 }
 
@@ -307,12 +759,34 @@ struct GrantBody {
 fn grant_schema() -> Value {
     json!({"type":"object","required":["role"],"properties":{"role":{"type":"string"},"scope":scope_schema()}})
 }
-async fn add_grant(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<GrantBody>) -> ApiResult {
+async fn add_grant(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<GrantBody>,
+) -> ApiResult {
     let scope = parse_scope(b.scope)?;
-    created(s.services.add_grant(&a, &UserId::from_string(id), &b.role, scope, &ctx).await?)
+    created(
+        s.services
+            .add_grant(&a, &UserId::from_string(id), &b.role, scope, &ctx)
+            .await?,
+    )
 }
-async fn remove_grant(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path((uid, gid)): Path<(String, String)>) -> ApiResult {
-    s.services.remove_grant(&a, &UserId::from_string(uid), &GrantId::from_string(gid), &ctx).await?;
+async fn remove_grant(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path((uid, gid)): Path<(String, String)>,
+) -> ApiResult {
+    s.services
+        .remove_grant(
+            &a,
+            &UserId::from_string(uid),
+            &GrantId::from_string(gid),
+            &ctx,
+        )
+        .await?;
     no_content()
 }
 
@@ -331,17 +805,43 @@ struct RoleBody {
     actions: Vec<String>,
 }
 fn role_schema() -> Value {
-    let actions: Vec<&str> = kura_domain::Action::ALL.iter().map(|a| a.as_str()).collect();
+    let actions: Vec<&str> = kura_domain::Action::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
     json!({"type":"object","required":["name","actions"],"properties":{"name":{"type":"string"},"actions":{"type":"array","items":{"type":"string","enum":actions}}}})
 }
-async fn create_role(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<RoleBody>) -> ApiResult {
-    created(s.services.create_role(&a, &b.name, &b.actions, &ctx).await?)
+async fn create_role(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<RoleBody>,
+) -> ApiResult {
+    created(
+        s.services
+            .create_role(&a, &b.name, &b.actions, &ctx)
+            .await?,
+    )
 }
-async fn get_role(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    ok(s.services.get_role(&a, &RoleId::from_string(id), &ctx).await?)
+async fn get_role(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.services
+        .get_role(&a, &RoleId::from_string(id), &ctx)
+        .await?)
 }
-async fn delete_role(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    s.services.delete_role(&a, &RoleId::from_string(id), &ctx).await?;
+async fn delete_role(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services
+        .delete_role(&a, &RoleId::from_string(id), &ctx)
+        .await?;
     no_content()
 }
 
@@ -357,17 +857,38 @@ struct FolderBody {
 fn folder_schema() -> Value {
     json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"]}}})
 }
-async fn create_folder(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<FolderBody>) -> ApiResult {
+async fn create_folder(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<FolderBody>,
+) -> ApiResult {
     let parent = b.parent_id.map(FolderId::from_string);
-    created(s.services.create_folder(&a, &b.name, parent.as_ref(), &ctx).await?)
+    created(
+        s.services
+            .create_folder(&a, &b.name, parent.as_ref(), &ctx)
+            .await?,
+    )
 }
-async fn get_folder(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    ok(s.services.get_folder(&a, &FolderId::from_string(id), &ctx).await?)
+async fn get_folder(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.services
+        .get_folder(&a, &FolderId::from_string(id), &ctx)
+        .await?)
 }
 
 /// Reads `name` and a nullable parent field from a PATCH body, telling "absent" from "null".
-fn patch_fields(body: &Value, parent_field: &str) -> Result<(Option<String>, Option<Option<String>>), ApiError> {
-    let obj = body.as_object().ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
+fn patch_fields(
+    body: &Value,
+    parent_field: &str,
+) -> Result<(Option<String>, Option<Option<String>>), ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
     let name = match obj.get("name") {
         None => None,
         Some(Value::String(s)) => Some(s.clone()),
@@ -377,20 +898,42 @@ fn patch_fields(body: &Value, parent_field: &str) -> Result<(Option<String>, Opt
         None => None,
         Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s.clone())),
-        Some(_) => return Err(ApiError::bad_request(format!("{parent_field} must be a string or null"))),
+        Some(_) => {
+            return Err(ApiError::bad_request(format!(
+                "{parent_field} must be a string or null"
+            )))
+        }
     };
     Ok((name, parent))
 }
 fn folder_patch_schema() -> Value {
     json!({"type":"object","properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"],"description":"null moves to the top level"}}})
 }
-async fn update_folder(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<Value>) -> ApiResult {
+async fn update_folder(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult {
     let (name, parent) = patch_fields(&b, "parent_id")?;
-    let patch = Patch { name, parent: parent.map(|p| p.map(FolderId::from_string)) };
-    ok(s.services.update_folder(&a, &FolderId::from_string(id), patch, &ctx).await?)
+    let patch = Patch {
+        name,
+        parent: parent.map(|p| p.map(FolderId::from_string)),
+    };
+    ok(s.services
+        .update_folder(&a, &FolderId::from_string(id), patch, &ctx)
+        .await?)
 }
-async fn delete_folder(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    s.services.delete_folder(&a, &FolderId::from_string(id), &ctx).await?;
+async fn delete_folder(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services
+        .delete_folder(&a, &FolderId::from_string(id), &ctx)
+        .await?;
     no_content()
 }
 
@@ -406,26 +949,66 @@ struct ProjectBody {
 fn project_schema() -> Value {
     json!({"type":"object","required":["name","folder_id"],"properties":{"name":{"type":"string"},"folder_id":{"type":"string"}}})
 }
-async fn create_project(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, ApiJson(b): ApiJson<ProjectBody>) -> ApiResult {
-    created(s.services.create_project(&a, &FolderId::from_string(b.folder_id), &b.name, &ctx).await?)
+async fn create_project(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<ProjectBody>,
+) -> ApiResult {
+    created(
+        s.services
+            .create_project(&a, &FolderId::from_string(b.folder_id), &b.name, &ctx)
+            .await?,
+    )
 }
-async fn get_project(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    ok(s.services.get_project(&a, &ProjectId::from_string(id), &ctx).await?)
+async fn get_project(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.services
+        .get_project(&a, &ProjectId::from_string(id), &ctx)
+        .await?)
 }
 fn project_patch_schema() -> Value {
     json!({"type":"object","properties":{"name":{"type":"string"},"folder_id":{"type":"string"}}})
 }
-async fn update_project(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>, ApiJson(b): ApiJson<Value>) -> ApiResult {
+async fn update_project(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult {
     let (name, folder) = patch_fields(&b, "folder_id")?;
     let parent = match folder {
         None => None,
         Some(Some(f)) => Some(FolderId::from_string(f)),
-        Some(None) => return Err(ApiError::bad_request("folder_id cannot be null: a project is always in a folder")),
+        Some(None) => {
+            return Err(ApiError::bad_request(
+                "folder_id cannot be null: a project is always in a folder",
+            ))
+        }
     };
-    ok(s.services.update_project(&a, &ProjectId::from_string(id), Patch { name, parent }, &ctx).await?)
+    ok(s.services
+        .update_project(
+            &a,
+            &ProjectId::from_string(id),
+            Patch { name, parent },
+            &ctx,
+        )
+        .await?)
 }
-async fn delete_project(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Path(id): Path<String>) -> ApiResult {
-    s.services.delete_project(&a, &ProjectId::from_string(id), &ctx).await?;
+async fn delete_project(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services
+        .delete_project(&a, &ProjectId::from_string(id), &ctx)
+        .await?;
     no_content()
 }
 
@@ -434,8 +1017,16 @@ struct PageQuery {
     before: Option<i64>,
     limit: Option<i64>,
 }
-async fn list_audit(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Query(q): Query<PageQuery>) -> ApiResult {
-    let events = s.services.list_audit(&a, q.before, q.limit.unwrap_or(100), &ctx).await?;
+async fn list_audit(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let events = s
+        .services
+        .list_audit(&a, q.before, q.limit.unwrap_or(100), &ctx)
+        .await?;
     let next = events.last().map(|e| e.record.seq);
     ok(json!({ "items": events, "next_before": next }))
 }
@@ -445,6 +1036,15 @@ async fn verify_audit(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -
         Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
     }
 }
-async fn list_access(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth, Query(q): Query<PageQuery>) -> ApiResult {
-    items(s.services.list_access(&a, q.limit.unwrap_or(100), &ctx).await?)
+async fn list_access(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    items(
+        s.services
+            .list_access(&a, q.limit.unwrap_or(100), &ctx)
+            .await?,
+    )
 }

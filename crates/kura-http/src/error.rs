@@ -84,7 +84,8 @@ mod tests {
 
     #[test]
     fn internal_errors_do_not_leak() {
-        let e: ApiError = ServiceError::internal("database error: relation users at 10.0.0.5").into();
+        let e: ApiError =
+            ServiceError::internal("database error: relation users at 10.0.0.5").into();
         assert_eq!(e.status, StatusCode::INTERNAL_SERVER_ERROR);
         assert!(!e.message.contains("10.0.0.5"));
         let e: ApiError = ServiceError::NotFound.into();
@@ -94,6 +95,9 @@ mod tests {
         let e: ApiError = ServiceError::Conflict("x".into()).into();
         assert_eq!(e.status, StatusCode::CONFLICT);
         let e: ApiError = ServiceError::invalid("name", "must not be empty").into();
-        assert_eq!((e.status, e.message.as_str()), (StatusCode::UNPROCESSABLE_ENTITY, "name: must not be empty"));
+        assert_eq!(
+            (e.status, e.message.as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, "name: must not be empty")
+        );
     }
 }

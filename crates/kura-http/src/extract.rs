@@ -60,7 +60,9 @@ pub enum TokenSource {
 pub fn token_from(parts: &Parts, cookie_name: &str) -> Option<(String, TokenSource)> {
     if let Some(h) = parts.headers.get(header::AUTHORIZATION) {
         let v = h.to_str().ok()?;
-        let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
         return Some((t.trim().to_string(), TokenSource::Bearer));
     }
     cookie(parts, cookie_name).map(|c| (c.to_string(), TokenSource::Cookie))

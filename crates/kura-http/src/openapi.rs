@@ -12,7 +12,11 @@ pub fn document() -> Value {
             .map(|name| json!({ "name": name, "in": "path", "required": true, "schema": { "type": "string" } }))
             .collect();
         let mut responses = Map::new();
-        let ok_desc = if doc.ok == 204 { "No content" } else { "Success" };
+        let ok_desc = if doc.ok == 204 {
+            "No content"
+        } else {
+            "Success"
+        };
         let mut ok = json!({ "description": ok_desc });
         if doc.ok != 204 {
             ok["content"] = json!({ "application/json": { "schema": { "type": "object" } } });

@@ -10,25 +10,58 @@ use kura_store::SYSTEM_TENANT;
 
 impl Services {
     /// Tenant admin: the newest audit events (before `before`, for paging).
-    pub async fn list_audit(&self, auth: &AuthContext, before: Option<i64>, limit: i64, ctx: &RequestCtx) -> Result<Vec<StoredEvent>> {
+    pub async fn list_audit(
+        &self,
+        auth: &AuthContext,
+        before: Option<i64>,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<StoredEvent>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::AuditRead, &Resource::Tenant(t.clone()), ctx).await?;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(kura_store::audit::list(&mut tx, t, before, limit).await?)
     }
 
     /// Tenant admin: verifies their own chain.
-    pub async fn verify_own_audit(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<std::result::Result<VerifyReport, ChainError>> {
+    pub async fn verify_own_audit(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::AuditRead, &Resource::Tenant(t.clone()), ctx).await?;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(kura_store::audit::verify(&mut tx, t).await?)
     }
 
     /// Tenant admin: the newest access-log entries.
-    pub async fn list_access(&self, auth: &AuthContext, limit: i64, ctx: &RequestCtx) -> Result<Vec<AccessEntry>> {
+    pub async fn list_access(
+        &self,
+        auth: &AuthContext,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<AccessEntry>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::AuditRead, &Resource::Tenant(t.clone()), ctx).await?;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(kura_store::access_log::list(&mut tx, t, limit).await?)
     }
@@ -41,7 +74,9 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<Vec<(String, std::result::Result<VerifyReport, ChainError>)>> {
         let targets: Vec<(String, TenantId)> = match slug {
-            Some(SYSTEM_TENANT) => vec![(SYSTEM_TENANT.into(), TenantId::from_string(SYSTEM_TENANT))],
+            Some(SYSTEM_TENANT) => {
+                vec![(SYSTEM_TENANT.into(), TenantId::from_string(SYSTEM_TENANT))]
+            }
             Some(s) => {
                 let t = self.operator_find_tenant(s).await?;
                 vec![(t.slug, t.id)]
@@ -49,7 +84,8 @@ impl Services {
             None => {
                 let mut tx = self.store.system_read().await?;
                 let all = kura_store::tenants::list_all(&mut tx).await?;
-                let mut v: Vec<(String, TenantId)> = all.into_iter().map(|t| (t.slug, t.id)).collect();
+                let mut v: Vec<(String, TenantId)> =
+                    all.into_iter().map(|t| (t.slug, t.id)).collect();
                 v.push((SYSTEM_TENANT.into(), TenantId::from_string(SYSTEM_TENANT)));
                 v
             }
@@ -60,13 +96,21 @@ impl Services {
             let r = kura_store::audit::verify(&mut tx, &id).await?;
             out.push((label, r));
         }
-        let failed: Vec<&str> = out.iter().filter(|(_, r)| r.is_err()).map(|(l, _)| l.as_str()).collect();
+        let failed: Vec<&str> = out
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(l, _)| l.as_str())
+            .collect();
         self.audit_alone(
             &TenantId::from_string(SYSTEM_TENANT),
             &Actor::Operator,
             ctx,
             Event::new("operator.audit.verify")
-                .result(if failed.is_empty() { "success" } else { "failure" })
+                .result(if failed.is_empty() {
+                    "success"
+                } else {
+                    "failure"
+                })
                 .details(serde_json::json!({ "chains": out.len(), "failed": failed })),
         )
         .await

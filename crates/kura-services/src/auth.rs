@@ -120,7 +120,8 @@ impl Services {
                 return Err(ServiceError::BadCredentials);
             }
         };
-        self.start_session(tenant, user, kind, ctx, "auth.login").await
+        self.start_session(tenant, user, kind, ctx, "auth.login")
+            .await
     }
 
     async fn start_session(
@@ -132,9 +133,10 @@ impl Services {
         action: &'static str,
     ) -> Result<LoginResult> {
         let now = self.now();
-        let token = kura_crypto::token::generate("kss")
-            .map_err(|_| ServiceError::internal("rng"))?;
-        let csrf = kura_crypto::token::random_string().map_err(|_| ServiceError::internal("rng"))?;
+        let token =
+            kura_crypto::token::generate("kss").map_err(|_| ServiceError::internal("rng"))?;
+        let csrf =
+            kura_crypto::token::random_string().map_err(|_| ServiceError::internal("rng"))?;
         let session = Session {
             id: token.hash.clone(),
             tenant_id: tenant.id.clone(),
@@ -142,7 +144,10 @@ impl Services {
             kind: kind.as_str().to_string(),
             csrf_token: csrf,
             ip: ctx.ip.clone(),
-            user_agent: ctx.user_agent.clone().map(|s| s.chars().take(300).collect()),
+            user_agent: ctx
+                .user_agent
+                .clone()
+                .map(|s| s.chars().take(300).collect()),
             created_at: now,
             last_seen_at: now,
         };
@@ -265,7 +270,10 @@ impl Services {
         tenant
             .settings
             .password_policy
-            .check(password, &[&user.email, &user.display_name, &tenant.name, &tenant.slug])
+            .check(
+                password,
+                &[&user.email, &user.display_name, &tenant.name, &tenant.slug],
+            )
             .map_err(ServiceError::WeakPassword)?;
         let phc = self.hash_password(password.to_string()).await?;
         let now = self.now();
@@ -289,6 +297,7 @@ impl Services {
             status: UserStatus::Active,
             ..user
         };
-        self.start_session(tenant, user, kind, ctx, "auth.login").await
+        self.start_session(tenant, user, kind, ctx, "auth.login")
+            .await
     }
 }

@@ -209,7 +209,9 @@ impl Services {
                     Resource::Tenant(t) => ("tenant", t.as_str().to_string()),
                     Resource::Folder { path, .. } => (
                         "folder",
-                        path.last().map(|f| f.as_str().to_string()).unwrap_or_default(),
+                        path.last()
+                            .map(|f| f.as_str().to_string())
+                            .unwrap_or_default(),
                     ),
                     Resource::Project { project_id, .. } => {
                         ("project", project_id.as_str().to_string())

@@ -5,7 +5,9 @@ use crate::users::NewUser;
 use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_domain::authz::{BuiltinRole, Scope};
 use kura_domain::tenant::{TenantSettings, TenantStatus};
-use kura_domain::{validate_email, validate_name, validate_slug, Action, ContactId, Resource, TenantId};
+use kura_domain::{
+    validate_email, validate_name, validate_slug, Action, ContactId, Resource, TenantId,
+};
 use kura_store::tenants::{self, Contact, Tenant};
 use kura_store::users::User;
 use kura_store::SYSTEM_TENANT;
@@ -77,7 +79,10 @@ impl Services {
                     // The admin's console follows their browser until they choose; the
                     // invitation is written in the tenant's language.
                     locale: None,
-                    role: Some((BuiltinRole::ContractAdmin.as_str().to_string(), Scope::Tenant)),
+                    role: Some((
+                        BuiltinRole::ContractAdmin.as_str().to_string(),
+                        Scope::Tenant,
+                    )),
                 },
             )
             .await?;
@@ -106,7 +111,11 @@ impl Services {
     }
 
     /// Operator: one tenant by slug, with its user count (never its data).
-    pub async fn operator_show_tenant(&self, slug: &str, ctx: &RequestCtx) -> Result<(Tenant, i64)> {
+    pub async fn operator_show_tenant(
+        &self,
+        slug: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(Tenant, i64)> {
         let tenant = self.operator_find_tenant(slug).await?;
         let mut tx = self.store.tenant_tx(&tenant.id).await?;
         let users = kura_store::users::count(&mut tx, &tenant.id).await?;
@@ -144,8 +153,13 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<Tenant> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::TenantManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         settings.validate()?;
         let mut tx = self.store.tenant_tx(t).await?;
         let before = tenants::get(&mut tx, t).await?;
@@ -165,10 +179,19 @@ impl Services {
         Ok(updated)
     }
 
-    pub async fn list_contacts(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<Contact>> {
+    pub async fn list_contacts(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<Contact>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::TenantManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(tenants::list_contacts(&mut tx, t).await?)
     }
@@ -183,8 +206,13 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<Contact> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::TenantManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let purpose = purpose.trim();
         if !["notices", "security", "billing", "technical"].contains(&purpose) {
             return Err(ServiceError::invalid(
@@ -215,22 +243,39 @@ impl Services {
         Ok(contact)
     }
 
-    pub async fn delete_contact(&self, auth: &AuthContext, id: &ContactId, ctx: &RequestCtx) -> Result<()> {
+    pub async fn delete_contact(
+        &self,
+        auth: &AuthContext,
+        id: &ContactId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
-        let exists = tenants::list_contacts(&mut tx, t).await?.iter().any(|c| &c.id == id);
+        let exists = tenants::list_contacts(&mut tx, t)
+            .await?
+            .iter()
+            .any(|c| &c.id == id);
         drop(tx);
         if !exists {
-            return Err(self.not_found(&auth.principal, "contact", id.as_str(), ctx).await);
+            return Err(self
+                .not_found(&auth.principal, "contact", id.as_str(), ctx)
+                .await);
         }
-        self.require(&auth.principal, Action::TenantManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_tx(t).await?;
         match tenants::delete_contact(&mut tx, t, id).await {
             Ok(()) => {}
             Err(kura_store::StoreError::NotFound) => {
                 drop(tx);
-                return Err(self.not_found(&auth.principal, "contact", id.as_str(), ctx).await);
+                return Err(self
+                    .not_found(&auth.principal, "contact", id.as_str(), ctx)
+                    .await);
             }
             Err(e) => return Err(e.into()),
         }

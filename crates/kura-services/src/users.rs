@@ -43,7 +43,12 @@ impl UserChange {
 }
 
 impl Services {
-    async fn resolve_role(&self, tx: &mut Tx, tenant: &TenantId, spec: &str) -> Result<(RoleRef, ActionSet)> {
+    async fn resolve_role(
+        &self,
+        tx: &mut Tx,
+        tenant: &TenantId,
+        spec: &str,
+    ) -> Result<(RoleRef, ActionSet)> {
         if let Some(role) = BuiltinRole::parse(spec) {
             return Ok((RoleRef::Builtin { role }, role.actions()));
         }
@@ -64,13 +69,30 @@ impl Services {
     }
 
     /// Validates a grant: contract admin only at tenant scope, and the scope must exist.
-    async fn check_grant_shape(&self, tx: &mut Tx, tenant: &TenantId, role: &RoleRef, scope: &Scope) -> Result<Resource> {
-        if matches!(role, RoleRef::Builtin { role: BuiltinRole::ContractAdmin }) && *scope != Scope::Tenant {
-            return Err(ServiceError::invalid("scope", "contract_admin can only be granted for the whole tenant"));
+    async fn check_grant_shape(
+        &self,
+        tx: &mut Tx,
+        tenant: &TenantId,
+        role: &RoleRef,
+        scope: &Scope,
+    ) -> Result<Resource> {
+        if matches!(
+            role,
+            RoleRef::Builtin {
+                role: BuiltinRole::ContractAdmin
+            }
+        ) && *scope != Scope::Tenant
+        {
+            return Err(ServiceError::invalid(
+                "scope",
+                "contract_admin can only be granted for the whole tenant",
+            ));
         }
         match self.scope_resource(tx, tenant, scope).await {
             Ok(r) => Ok(r),
-            Err(ServiceError::NotFound) => Err(ServiceError::invalid("scope", "no such folder or project")),
+            Err(ServiceError::NotFound) => {
+                Err(ServiceError::invalid("scope", "no such folder or project"))
+            }
             Err(e) => Err(e),
         }
     }
@@ -136,7 +158,8 @@ impl Services {
                 RoleRef::Custom { name, .. } => name.clone(),
             };
         }
-        let token = kura_crypto::token::generate("kin").map_err(|_| ServiceError::internal("rng"))?;
+        let token =
+            kura_crypto::token::generate("kin").map_err(|_| ServiceError::internal("rng"))?;
         let expires_at = now.plus_secs(self.config.invitation_ttl_secs);
         invitations::insert(
             tx,
@@ -150,8 +173,15 @@ impl Services {
             },
         )
         .await?;
-        let link = format!("{}/invite/{}", self.config.public_url.trim_end_matches('/'), token.secret);
-        let locale = user.locale.clone().unwrap_or_else(|| tenant.settings.default_locale.clone());
+        let link = format!(
+            "{}/invite/{}",
+            self.config.public_url.trim_end_matches('/'),
+            token.secret
+        );
+        let locale = user
+            .locale
+            .clone()
+            .unwrap_or_else(|| tenant.settings.default_locale.clone());
         let (subject, body) = mail::invitation(&mail::Invitation {
             locale: &locale,
             tenant_name: &tenant.name,
@@ -165,57 +195,100 @@ impl Services {
             &tenant.id,
             actor,
             ctx,
-            Event::new("user.invite").target("user", &user.id).details(serde_json::json!({
-                "email": user.email,
-                "role": role_label,
-                "scope": input.role.as_ref().map(|(_, s)| s),
-            })),
+            Event::new("user.invite")
+                .target("user", &user.id)
+                .details(serde_json::json!({
+                    "email": user.email,
+                    "role": role_label,
+                    "scope": input.role.as_ref().map(|(_, s)| s),
+                })),
         )
         .await?;
         Ok((user, link))
     }
 
     /// Admin: invites a user (the link goes to their mailbox).
-    pub async fn invite_user(&self, auth: &AuthContext, input: NewUser, ctx: &RequestCtx) -> Result<User> {
+    pub async fn invite_user(
+        &self,
+        auth: &AuthContext,
+        input: NewUser,
+        ctx: &RequestCtx,
+    ) -> Result<User> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::UserManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::UserManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_tx(t).await?;
         let (user, _link) = self
-            .invite_in_tx(&mut tx, &auth.tenant, &Actor::User(&auth.principal), ctx, input)
+            .invite_in_tx(
+                &mut tx,
+                &auth.tenant,
+                &Actor::User(&auth.principal),
+                ctx,
+                input,
+            )
             .await?;
         tx.commit().await?;
         Ok(user)
     }
 
     /// Operator: creates a user in a tenant by invitation; returns the link.
-    pub async fn operator_create_user(&self, slug: &str, input: NewUser, ctx: &RequestCtx) -> Result<(User, String)> {
+    pub async fn operator_create_user(
+        &self,
+        slug: &str,
+        input: NewUser,
+        ctx: &RequestCtx,
+    ) -> Result<(User, String)> {
         let tenant = self.operator_find_tenant(slug).await?;
         let mut tx = self.store.tenant_tx(&tenant.id).await?;
-        let out = self.invite_in_tx(&mut tx, &tenant, &Actor::Operator, ctx, input).await?;
+        let out = self
+            .invite_in_tx(&mut tx, &tenant, &Actor::Operator, ctx, input)
+            .await?;
         tx.commit().await?;
         Ok(out)
     }
 
     pub async fn list_users(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<User>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::UserRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(users::list(&mut tx, t).await?)
     }
 
     /// Looks a user up for a request; an unknown id is audited as a denial. Only call it with
     /// a read transaction (the audit needs the writer).
-    async fn load_user(&self, auth: &AuthContext, tx: &mut Tx, id: &UserId, ctx: &RequestCtx) -> Result<User> {
+    async fn load_user(
+        &self,
+        auth: &AuthContext,
+        tx: &mut Tx,
+        id: &UserId,
+        ctx: &RequestCtx,
+    ) -> Result<User> {
         match users::get(tx, &auth.tenant.id, id).await {
             Ok(u) => Ok(u),
-            Err(StoreError::NotFound) => Err(self.not_found(&auth.principal, "user", id.as_str(), ctx).await),
+            Err(StoreError::NotFound) => Err(self
+                .not_found(&auth.principal, "user", id.as_str(), ctx)
+                .await),
             Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn get_user(&self, auth: &AuthContext, id: &UserId, ctx: &RequestCtx) -> Result<(User, Vec<GrantRow>)> {
+    pub async fn get_user(
+        &self,
+        auth: &AuthContext,
+        id: &UserId,
+        ctx: &RequestCtx,
+    ) -> Result<(User, Vec<GrantRow>)> {
         let t = &auth.tenant.id;
         // Look the id up first: an id from another tenant is "not found" for everyone.
         let mut tx = self.store.tenant_read(t).await?;
@@ -223,8 +296,13 @@ impl Services {
         let grants = roles::grants_of_user(&mut tx, t, id).await?;
         drop(tx);
         if id != &auth.user.id {
-            self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
-                .await?;
+            self.require(
+                &auth.principal,
+                Action::UserRead,
+                &Resource::Tenant(t.clone()),
+                ctx,
+            )
+            .await?;
         }
         Ok((user, grants))
     }
@@ -232,15 +310,28 @@ impl Services {
     /// Freezes, unfreezes or deletes a user. Freezing and deleting end their sessions in the
     /// same transaction (IAM-1, IAM-8). Nobody can do this to themselves, and the last
     /// active contract admin stays.
-    pub async fn change_user(&self, auth: &AuthContext, id: &UserId, change: UserChange, ctx: &RequestCtx) -> Result<()> {
+    pub async fn change_user(
+        &self,
+        auth: &AuthContext,
+        id: &UserId,
+        change: UserChange,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         self.load_user(auth, &mut tx, id, ctx).await?;
         drop(tx);
-        self.require(&auth.principal, Action::UserManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::UserManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         if id == &auth.user.id && change != UserChange::Unfreeze {
-            return Err(ServiceError::Conflict("you cannot freeze or delete your own account".into()));
+            return Err(ServiceError::Conflict(
+                "you cannot freeze or delete your own account".into(),
+            ));
         }
         let mut tx = self.store.tenant_tx(t).await?;
         // (A write transaction: a missing user is not audited here, which would need a second
@@ -252,11 +343,19 @@ impl Services {
         let mine = auth.principal.actions_on(&tenant_res);
         if target_grants.iter().any(|g| !g.actions.is_subset_of(mine)) {
             drop(tx);
-            self.require(&auth.principal, Action::TenantManage, &tenant_res, ctx).await?;
+            self.require(&auth.principal, Action::TenantManage, &tenant_res, ctx)
+                .await?;
             tx = self.store.tenant_tx(t).await?;
         }
-        self.apply_user_change(&mut tx, &auth.tenant.id, &user, change, &Actor::User(&auth.principal), ctx)
-            .await?;
+        self.apply_user_change(
+            &mut tx,
+            &auth.tenant.id,
+            &user,
+            change,
+            &Actor::User(&auth.principal),
+            ctx,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -274,7 +373,11 @@ impl Services {
         if change != UserChange::Unfreeze && user.status == UserStatus::Active {
             let grants = roles::grants_of_user(tx, t, &user.id).await?;
             let is_ca = grants.iter().any(|g| {
-                g.scope == Scope::Tenant && g.role == (RoleRef::Builtin { role: BuiltinRole::ContractAdmin })
+                g.scope == Scope::Tenant
+                    && g.role
+                        == (RoleRef::Builtin {
+                            role: BuiltinRole::ContractAdmin,
+                        })
             });
             if is_ca && roles::count_active_contract_admins(tx, t).await? <= 1 {
                 return Err(ServiceError::Conflict(
@@ -294,7 +397,11 @@ impl Services {
                 if user.status != UserStatus::Frozen {
                     return Err(ServiceError::Conflict("the user is not frozen".into()));
                 }
-                let status = if user.password_hash.is_some() { UserStatus::Active } else { UserStatus::Invited };
+                let status = if user.password_hash.is_some() {
+                    UserStatus::Active
+                } else {
+                    UserStatus::Invited
+                };
                 users::set_status(tx, t, &user.id, status, now).await?;
                 0
             }
@@ -317,19 +424,31 @@ impl Services {
     }
 
     /// Operator: freezes, unfreezes or deletes a user by e-mail.
-    pub async fn operator_change_user(&self, slug: &str, email: &str, change: UserChange, ctx: &RequestCtx) -> Result<User> {
+    pub async fn operator_change_user(
+        &self,
+        slug: &str,
+        email: &str,
+        change: UserChange,
+        ctx: &RequestCtx,
+    ) -> Result<User> {
         let tenant = self.operator_find_tenant(slug).await?;
         let mut tx = self.store.tenant_tx(&tenant.id).await?;
         let user = users::find_by_email(&mut tx, &tenant.id, &validate_email(email)?)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        self.apply_user_change(&mut tx, &tenant.id, &user, change, &Actor::Operator, ctx).await?;
+        self.apply_user_change(&mut tx, &tenant.id, &user, change, &Actor::Operator, ctx)
+            .await?;
         tx.commit().await?;
         Ok(user)
     }
 
     /// The user sets their own console language (`ja`, `en`, or none to follow the browser).
-    pub async fn set_my_locale(&self, auth: &AuthContext, locale: Option<&str>, ctx: &RequestCtx) -> Result<()> {
+    pub async fn set_my_locale(
+        &self,
+        auth: &AuthContext,
+        locale: Option<&str>,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         if let Some(l) = locale {
             kura_domain::tenant::validate_locale(l)?;
         }
@@ -341,7 +460,9 @@ impl Services {
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("user.locale").target("user", &auth.user.id).details(serde_json::json!({ "locale": locale })),
+            Event::new("user.locale")
+                .target("user", &auth.user.id)
+                .details(serde_json::json!({ "locale": locale })),
         )
         .await?;
         tx.commit().await?;
@@ -350,7 +471,14 @@ impl Services {
 
     /// Grants a role to a user at a scope. The granter needs `grant_manage` there and must hold
     /// every action of the role (no escalation).
-    pub async fn add_grant(&self, auth: &AuthContext, user_id: &UserId, role_spec: &str, scope: Scope, ctx: &RequestCtx) -> Result<GrantRow> {
+    pub async fn add_grant(
+        &self,
+        auth: &AuthContext,
+        user_id: &UserId,
+        role_spec: &str,
+        scope: Scope,
+        ctx: &RequestCtx,
+    ) -> Result<GrantRow> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let user = self.load_user(auth, &mut tx, user_id, ctx).await?;
@@ -360,7 +488,8 @@ impl Services {
         match authorize_grant(&auth.principal, actions, &resource) {
             Decision::Allow => {}
             _ => {
-                self.require(&auth.principal, Action::GrantManage, &resource, ctx).await?;
+                self.require(&auth.principal, Action::GrantManage, &resource, ctx)
+                    .await?;
                 // They may manage grants here but not hand out this much.
                 self.audit_alone(
                     t,
@@ -376,15 +505,28 @@ impl Services {
         }
         let id = GrantId::generate();
         let mut tx = self.store.tenant_tx(t).await?;
-        roles::insert_grant(&mut tx, t, NewGrant { id: &id, user_id: &user.id, role: &role, scope: &scope, now: self.now() }).await?;
+        roles::insert_grant(
+            &mut tx,
+            t,
+            NewGrant {
+                id: &id,
+                user_id: &user.id,
+                role: &role,
+                scope: &scope,
+                now: self.now(),
+            },
+        )
+        .await?;
         self.audit(
             &mut tx,
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("grant.add").target("user", &user.id).details(serde_json::json!({
-                "grant_id": id, "role": role, "scope": scope,
-            })),
+            Event::new("grant.add")
+                .target("user", &user.id)
+                .details(serde_json::json!({
+                    "grant_id": id, "role": role, "scope": scope,
+                })),
         )
         .await?;
         let row = roles::get_grant(&mut tx, t, &id).await?;
@@ -392,28 +534,42 @@ impl Services {
         Ok(row)
     }
 
-    pub async fn remove_grant(&self, auth: &AuthContext, user_id: &UserId, grant_id: &GrantId, ctx: &RequestCtx) -> Result<()> {
+    pub async fn remove_grant(
+        &self,
+        auth: &AuthContext,
+        user_id: &UserId,
+        grant_id: &GrantId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let grant = match roles::get_grant(&mut tx, t, grant_id).await {
             Ok(g) if &g.user_id == user_id => g,
             Ok(_) | Err(StoreError::NotFound) => {
                 drop(tx);
-                return Err(self.not_found(&auth.principal, "grant", grant_id.as_str(), ctx).await);
+                return Err(self
+                    .not_found(&auth.principal, "grant", grant_id.as_str(), ctx)
+                    .await);
             }
             Err(e) => return Err(e.into()),
         };
         let resource = self.scope_resource(&mut tx, t, &grant.scope).await?;
         drop(tx);
         if authorize_grant(&auth.principal, grant.actions, &resource) != Decision::Allow {
-            self.require(&auth.principal, Action::GrantManage, &resource, ctx).await?;
+            self.require(&auth.principal, Action::GrantManage, &resource, ctx)
+                .await?;
             return Err(ServiceError::Forbidden);
         }
         let mut tx = self.store.tenant_tx(t).await?;
-        if grant.role == (RoleRef::Builtin { role: BuiltinRole::ContractAdmin })
+        if grant.role
+            == (RoleRef::Builtin {
+                role: BuiltinRole::ContractAdmin,
+            })
             && roles::count_active_contract_admins(&mut tx, t).await? <= 1
         {
-            return Err(ServiceError::Conflict("this is the tenant's last active contract admin".into()));
+            return Err(ServiceError::Conflict(
+                "this is the tenant's last active contract admin".into(),
+            ));
         }
         roles::delete_grant(&mut tx, t, grant_id).await?;
         self.audit(
@@ -421,48 +577,79 @@ impl Services {
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("grant.remove").target("user", user_id).details(serde_json::json!({
-                "grant_id": grant_id, "role": grant.role, "scope": grant.scope,
-            })),
+            Event::new("grant.remove")
+                .target("user", user_id)
+                .details(serde_json::json!({
+                    "grant_id": grant_id, "role": grant.role, "scope": grant.scope,
+                })),
         )
         .await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn list_roles(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<CustomRole>> {
+    pub async fn list_roles(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<CustomRole>> {
         let t = &auth.tenant.id;
-        self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::UserRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(roles::list_roles(&mut tx, t).await?)
     }
 
     /// Defines a custom role, e.g. "drone operator" = view + project_create.
-    pub async fn create_role(&self, auth: &AuthContext, name: &str, actions: &[String], ctx: &RequestCtx) -> Result<CustomRole> {
+    pub async fn create_role(
+        &self,
+        auth: &AuthContext,
+        name: &str,
+        actions: &[String],
+        ctx: &RequestCtx,
+    ) -> Result<CustomRole> {
         let t = &auth.tenant.id;
         let tenant_res = Resource::Tenant(t.clone());
-        self.require(&auth.principal, Action::RoleManage, &tenant_res, ctx).await?;
+        self.require(&auth.principal, Action::RoleManage, &tenant_res, ctx)
+            .await?;
         let name = validate_name("name", name)?;
         if BuiltinRole::parse(&name).is_some() {
-            return Err(ServiceError::invalid("name", "is the name of a built-in role"));
+            return Err(ServiceError::invalid(
+                "name",
+                "is the name of a built-in role",
+            ));
         }
         let mut parsed = Vec::new();
         for a in actions {
-            let act = Action::parse(a.trim()).ok_or_else(|| {
-                ServiceError::invalid("actions", format!("unknown action '{a}'"))
-            })?;
+            let act = Action::parse(a.trim())
+                .ok_or_else(|| ServiceError::invalid("actions", format!("unknown action '{a}'")))?;
             if act == Action::TenantManage {
-                return Err(ServiceError::invalid("actions", "tenant_manage belongs to the contract admin only"));
+                return Err(ServiceError::invalid(
+                    "actions",
+                    "tenant_manage belongs to the contract admin only",
+                ));
             }
             if !parsed.contains(&act) {
                 parsed.push(act);
             }
         }
         if parsed.is_empty() {
-            return Err(ServiceError::invalid("actions", "must name at least one action"));
+            return Err(ServiceError::invalid(
+                "actions",
+                "must name at least one action",
+            ));
         }
-        let role = CustomRole { id: RoleId::generate(), name, actions: parsed, created_at: self.now() };
+        let role = CustomRole {
+            id: RoleId::generate(),
+            name,
+            actions: parsed,
+            created_at: self.now(),
+        };
         let mut tx = self.store.tenant_tx(t).await?;
         roles::insert_role(&mut tx, t, &role).await?;
         self.audit(
@@ -470,54 +657,88 @@ impl Services {
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("role.create").target("role", &role.id).details(serde_json::json!({
-                "name": role.name, "actions": role.actions,
-            })),
+            Event::new("role.create")
+                .target("role", &role.id)
+                .details(serde_json::json!({
+                    "name": role.name, "actions": role.actions,
+                })),
         )
         .await?;
         tx.commit().await?;
         Ok(role)
     }
 
-    pub async fn get_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<CustomRole> {
+    pub async fn get_role(
+        &self,
+        auth: &AuthContext,
+        id: &RoleId,
+        ctx: &RequestCtx,
+    ) -> Result<CustomRole> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         match roles::get_role(&mut tx, t, id).await {
             Ok(r) => {
                 drop(tx);
-                self.require(&auth.principal, Action::UserRead, &Resource::Tenant(t.clone()), ctx)
-                    .await?;
+                self.require(
+                    &auth.principal,
+                    Action::UserRead,
+                    &Resource::Tenant(t.clone()),
+                    ctx,
+                )
+                .await?;
                 Ok(r)
             }
             Err(StoreError::NotFound) => {
                 drop(tx);
-                Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await)
+                Err(self
+                    .not_found(&auth.principal, "role", id.as_str(), ctx)
+                    .await)
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    pub async fn delete_role(&self, auth: &AuthContext, id: &RoleId, ctx: &RequestCtx) -> Result<()> {
+    pub async fn delete_role(
+        &self,
+        auth: &AuthContext,
+        id: &RoleId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         if let Err(StoreError::NotFound) = roles::get_role(&mut tx, t, id).await {
             drop(tx);
-            return Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await);
+            return Err(self
+                .not_found(&auth.principal, "role", id.as_str(), ctx)
+                .await);
         }
         drop(tx);
-        self.require(&auth.principal, Action::RoleManage, &Resource::Tenant(t.clone()), ctx)
-            .await?;
+        self.require(
+            &auth.principal,
+            Action::RoleManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
         let mut tx = self.store.tenant_tx(t).await?;
         match roles::delete_role(&mut tx, t, id).await {
             Ok(()) => {}
             Err(StoreError::NotFound) => {
                 drop(tx);
-                return Err(self.not_found(&auth.principal, "role", id.as_str(), ctx).await);
+                return Err(self
+                    .not_found(&auth.principal, "role", id.as_str(), ctx)
+                    .await);
             }
             Err(e) => return Err(e.into()),
         }
-        self.audit(&mut tx, t, &Actor::User(&auth.principal), ctx, Event::new("role.delete").target("role", id))
-            .await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("role.delete").target("role", id),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -525,7 +746,11 @@ impl Services {
 
 impl Services {
     /// Users with their grants (one query for all grants), for the console's user page.
-    pub async fn list_users_with_grants(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<Vec<(User, Vec<GrantRow>)>> {
+    pub async fn list_users_with_grants(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<(User, Vec<GrantRow>)>> {
         let list = self.list_users(auth, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
@@ -533,7 +758,11 @@ impl Services {
         Ok(list
             .into_iter()
             .map(|u| {
-                let g = grants.iter().filter(|g| g.user_id == u.id).cloned().collect();
+                let g = grants
+                    .iter()
+                    .filter(|g| g.user_id == u.id)
+                    .cloned()
+                    .collect();
                 (u, g)
             })
             .collect())

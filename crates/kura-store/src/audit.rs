@@ -151,7 +151,10 @@ pub struct VerifyReport {
 
 /// Verifies `tenant`'s whole chain in the database: every hash, every link, no gap, and the
 /// head row agrees with the last entry (so a removed tail is caught too).
-pub async fn verify(tx: &mut Tx, tenant: &TenantId) -> Result<std::result::Result<VerifyReport, ChainError>> {
+pub async fn verify(
+    tx: &mut Tx,
+    tenant: &TenantId,
+) -> Result<std::result::Result<VerifyReport, ChainError>> {
     tx.check(tenant)?;
     let sql = format!(
         "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 5000"

@@ -53,7 +53,12 @@ pub async fn find(tx: &mut Tx, token_hash: &str) -> Result<Option<Invitation>> {
 
 /// Marks an unused invitation used; false if it was already used (single use even under a
 /// race).
-pub async fn mark_used(tx: &mut Tx, tenant: &TenantId, token_hash: &str, now: Timestamp) -> Result<bool> {
+pub async fn mark_used(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    token_hash: &str,
+    now: Timestamp,
+) -> Result<bool> {
     tx.check(tenant)?;
     Ok(sqlx::query(
         "UPDATE invitations SET used_at = $1 WHERE tenant_id = $2 AND token_hash = $3 AND used_at IS NULL",
@@ -68,7 +73,12 @@ pub async fn mark_used(tx: &mut Tx, tenant: &TenantId, token_hash: &str, now: Ti
 }
 
 /// Invalidates a user's open invitations (when a new one is issued or the user is deleted).
-pub async fn revoke_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId, now: Timestamp) -> Result<()> {
+pub async fn revoke_for_user(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    user: &UserId,
+    now: Timestamp,
+) -> Result<()> {
     tx.check(tenant)?;
     sqlx::query(
         "UPDATE invitations SET used_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND used_at IS NULL",

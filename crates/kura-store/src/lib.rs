@@ -38,7 +38,9 @@ pub enum StoreError {
     Conflict(&'static str),
     #[error("transaction scope violation: opened for another tenant")]
     ScopeViolation,
-    #[error("database schema version {found} is newer than this binary ({known}); refusing to run")]
+    #[error(
+        "database schema version {found} is newer than this binary ({known}); refusing to run"
+    )]
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is malformed: {0}")]
     Corrupt(String),

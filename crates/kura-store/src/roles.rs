@@ -195,9 +195,15 @@ fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
     })
 }
 
-pub async fn grants_of_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> Result<Vec<GrantRow>> {
+pub async fn grants_of_user(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    user: &UserId,
+) -> Result<Vec<GrantRow>> {
     tx.check(tenant)?;
-    let sql = format!("{GRANT_SELECT} WHERE g.tenant_id = $1 AND g.user_id = $2 ORDER BY g.created_at, g.id");
+    let sql = format!(
+        "{GRANT_SELECT} WHERE g.tenant_id = $1 AND g.user_id = $2 ORDER BY g.created_at, g.id"
+    );
     let rows = sqlx::query(&sql)
         .bind(tenant.as_str())
         .bind(user.as_str())

@@ -23,7 +23,8 @@ pub struct Session {
     pub last_seen_at: Timestamp,
 }
 
-const COLS: &str = "id, tenant_id, user_id, kind, csrf_token, ip, user_agent, created_at, last_seen_at";
+const COLS: &str =
+    "id, tenant_id, user_id, kind, csrf_token, ip, user_agent, created_at, last_seen_at";
 
 fn from_row(r: &AnyRow) -> Result<Session> {
     Ok(Session {
@@ -85,24 +86,28 @@ pub async fn touch(tx: &mut Tx, tenant: &TenantId, id: &str, now: Timestamp) -> 
 
 pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<bool> {
     tx.check(tenant)?;
-    Ok(sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected()
-        > 0)
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            > 0,
+    )
 }
 
 /// Ends every session of a user; returns how many ended.
 pub async fn delete_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> Result<u64> {
     tx.check(tenant)?;
-    Ok(sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
-        .bind(tenant.as_str())
-        .bind(user.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected())
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant.as_str())
+            .bind(user.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn list_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> Result<Vec<Session>> {

@@ -34,7 +34,8 @@ const COLS: &str = "id, slug, name, status, settings, created_at";
 
 pub async fn insert(tx: &mut Tx, t: &Tenant) -> Result<()> {
     tx.check(&t.id)?;
-    let settings = serde_json::to_string(&t.settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let settings =
+        serde_json::to_string(&t.settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     sqlx::query(
         "INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
     )
@@ -91,7 +92,8 @@ pub async fn update_settings(
     now: Timestamp,
 ) -> Result<()> {
     tx.check(id)?;
-    let settings = serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let settings =
+        serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     let n = sqlx::query("UPDATE tenants SET settings = $1, updated_at = $2 WHERE id = $3")
         .bind(settings)
         .bind(now.0)

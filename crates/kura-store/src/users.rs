@@ -98,14 +98,16 @@ pub async fn set_status(
     now: Timestamp,
 ) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("UPDATE users SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4")
-        .bind(status.as_str())
-        .bind(now.0)
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "UPDATE users SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+    )
+    .bind(status.as_str())
+    .bind(now.0)
+    .bind(tenant.as_str())
+    .bind(id.as_str())
+    .execute(tx.conn())
+    .await?
+    .rows_affected();
     if n == 0 {
         return Err(StoreError::NotFound);
     }
@@ -182,8 +184,10 @@ pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &UserId) -> Result<()> {
 
 pub async fn count(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
     tx.check(tenant)?;
-    Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1")
-        .bind(tenant.as_str())
-        .fetch_one(tx.conn())
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_one(tx.conn())
+            .await?,
+    )
 }

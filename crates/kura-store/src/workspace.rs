@@ -95,7 +95,9 @@ pub async fn folder_path(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Resul
     let mut cur = Some(id.clone());
     while let Some(fid) = cur {
         if path.len() > MAX_FOLDER_DEPTH {
-            return Err(StoreError::Corrupt("folder nesting too deep or cyclic".into()));
+            return Err(StoreError::Corrupt(
+                "folder nesting too deep or cyclic".into(),
+            ));
         }
         let f = get_folder(tx, tenant, &fid).await?;
         path.push(fid);
@@ -137,11 +139,12 @@ pub async fn update_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result
 /// Number of sub-folders and projects directly inside a folder.
 pub async fn folder_children(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Result<i64> {
     tx.check(tenant)?;
-    let subs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM folders WHERE tenant_id = $1 AND parent_id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .fetch_one(tx.conn())
-        .await?;
+    let subs: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM folders WHERE tenant_id = $1 AND parent_id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .fetch_one(tx.conn())
+            .await?;
     let projects: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM projects WHERE tenant_id = $1 AND folder_id = $2")
             .bind(tenant.as_str())

@@ -135,7 +135,13 @@ impl TestServer {
     }
 
     /// A JSON request; returns status and parsed body (Null when empty).
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let mut req = self.client.request(m, format!("{}{}", self.base, path));
         if let Some(t) = token {
@@ -147,7 +153,11 @@ impl TestServer {
         let res = req.send().await.expect("request");
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
-        let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, v)
     }
 
@@ -173,8 +183,15 @@ impl TestServer {
     pub async fn invitation_token(&self, email: &str) -> String {
         let mut tx = self.services.store.system_read().await.unwrap();
         let mails = kura_store::outbox::list(&mut tx, 1000).await.unwrap();
-        let mail = mails.iter().find(|m| m.to == email).unwrap_or_else(|| panic!("no mail to {email}"));
-        let link = mail.body.lines().find(|l| l.contains("/invite/")).expect("link in mail");
+        let mail = mails
+            .iter()
+            .find(|m| m.to == email)
+            .unwrap_or_else(|| panic!("no mail to {email}"));
+        let link = mail
+            .body
+            .lines()
+            .find(|l| l.contains("/invite/"))
+            .expect("link in mail");
         link.trim().rsplit('/').next().unwrap().to_string()
     }
 
@@ -196,9 +213,19 @@ impl TestServer {
             )
             .await
             .expect("create tenant");
-        let token = created.invitation_link.rsplit('/').next().unwrap().to_string();
+        let token = created
+            .invitation_link
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_string();
         let (st, body) = self
-            .call("POST", "/api/v1/invitations/accept", None, Some(serde_json::json!({ "token": token, "password": PASSWORD })))
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(serde_json::json!({ "token": token, "password": PASSWORD })),
+            )
             .await;
         assert_eq!(st, StatusCode::OK, "{body}");
         TenantFixture {
@@ -211,7 +238,13 @@ impl TestServer {
     }
 
     /// An admin invites a user with a role at a scope; the user accepts. Returns (id, token).
-    pub async fn add_user(&self, admin_token: &str, email: &str, role: &str, scope: Value) -> (String, String) {
+    pub async fn add_user(
+        &self,
+        admin_token: &str,
+        email: &str,
+        role: &str,
+        scope: Value,
+    ) -> (String, String) {
         let (st, body) = self
             .post("/api/v1/users", admin_token, serde_json::json!({ "email": email, "display_name": email, "role": role, "scope": scope }))
             .await;
@@ -219,7 +252,12 @@ impl TestServer {
         let id = body["id"].as_str().unwrap().to_string();
         let token = self.invitation_token(email).await;
         let (st, body) = self
-            .call("POST", "/api/v1/invitations/accept", None, Some(serde_json::json!({ "token": token, "password": PASSWORD })))
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(serde_json::json!({ "token": token, "password": PASSWORD })),
+            )
             .await;
         assert_eq!(st, StatusCode::OK, "{body}");
         (id, body["token"].as_str().unwrap().to_string())
@@ -234,7 +272,11 @@ pub async fn run_cli(cfg: &Config, args: &[&str]) -> i32 {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("kura.toml");
     std::fs::write(&file, toml_of(cfg)).unwrap();
-    let mut argv = vec!["kura".to_string(), "--config".into(), file.display().to_string()];
+    let mut argv = vec![
+        "kura".to_string(),
+        "--config".into(),
+        file.display().to_string(),
+    ];
     argv.extend(args.iter().map(|s| s.to_string()));
     let cli = kura::cli::Cli::parse_from(argv);
     let code = match kura::cli::run(cli).await {

@@ -29,7 +29,13 @@ pub struct BenchArgs {
     pub database_url: Option<String>,
 }
 
-async fn hammer(client: &reqwest::Client, url: &str, token: Option<&str>, n: usize, conc: usize) -> anyhow::Result<f64> {
+async fn hammer(
+    client: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    n: usize,
+    conc: usize,
+) -> anyhow::Result<f64> {
     let next = Arc::new(AtomicUsize::new(0));
     let watch = Stopwatch::start();
     let mut tasks = Vec::new();
@@ -65,7 +71,6 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     cfg.listen = "127.0.0.1:0".into();
     cfg.data_dir = dir.clone();
     cfg.database_url = args.database_url.clone();
-    cfg.log = "warn".into();
     cfg.database_schema = args
         .database_url
         .as_deref()
@@ -89,18 +94,60 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
             &ctx,
         )
         .await?;
-    let token = created.invitation_link.rsplit('/').next().unwrap_or_default().to_string();
-    let login = s.accept_invitation(&token, password, SessionKind::Api, &ctx).await?;
+    let token = created
+        .invitation_link
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let login = s
+        .accept_invitation(&token, password, SessionKind::Api, &ctx)
+        .await?;
 
     let base_url = format!("http://{}", running.addr);
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    println!("kura bench: {} requests per route, {} connections, backend {}", args.requests, args.concurrency, store.backend().name());
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    println!(
+        "kura bench: {} requests per route, {} connections, backend {}",
+        args.requests,
+        args.concurrency,
+        store.backend().name()
+    );
     // Warm-up.
-    hammer(&client, &format!("{base_url}/healthz"), None, 500, args.concurrency).await?;
-    hammer(&client, &format!("{base_url}/api/v1/me"), Some(&login.token), 500, args.concurrency).await?;
+    hammer(
+        &client,
+        &format!("{base_url}/healthz"),
+        None,
+        500,
+        args.concurrency,
+    )
+    .await?;
+    hammer(
+        &client,
+        &format!("{base_url}/api/v1/me"),
+        Some(&login.token),
+        500,
+        args.concurrency,
+    )
+    .await?;
 
-    let bare = hammer(&client, &format!("{base_url}/healthz"), None, args.requests, args.concurrency).await?;
-    let authed = hammer(&client, &format!("{base_url}/api/v1/me"), Some(&login.token), args.requests, args.concurrency).await?;
+    let bare = hammer(
+        &client,
+        &format!("{base_url}/healthz"),
+        None,
+        args.requests,
+        args.concurrency,
+    )
+    .await?;
+    let authed = hammer(
+        &client,
+        &format!("{base_url}/api/v1/me"),
+        Some(&login.token),
+        args.requests,
+        args.concurrency,
+    )
+    .await?;
     println!("  bare GET /healthz                         {bare:>10.0} req/s   (baseline)");
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
 
@@ -136,12 +183,17 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let batched = n as f64 / watch.elapsed().as_secs_f64();
     let watch = Stopwatch::start();
     let mut tx = store.tenant_read(&tenant).await?;
-    let report = kura_store::audit::verify(&mut tx, &tenant).await?.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = kura_store::audit::verify(&mut tx, &tenant)
+        .await?
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(tx);
     let verify = report.events as f64 / watch.elapsed().as_secs_f64();
     println!("  audit append, one per transaction         {single:>10.0} events/s");
     println!("  audit append, {n} in one transaction    {batched:>10.0} events/s   ({:.1}x the single-append rate)", batched / single);
-    println!("  audit verify ({} events)               {verify:>10.0} events/s", report.events);
+    println!(
+        "  audit verify ({} events)               {verify:>10.0} events/s",
+        report.events
+    );
 
     running.stop().await?;
     store.close().await;

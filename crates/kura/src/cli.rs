@@ -11,7 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 #[derive(Parser, Debug)]
-#[command(name = "kura", version, about = "Kura (蔵): multi-tenant secure workspace server")]
+#[command(
+    name = "kura",
+    version,
+    about = "Kura (蔵): multi-tenant secure workspace server"
+)]
 pub struct Cli {
     /// Configuration file (default: ./kura.toml if present).
     #[arg(long, global = true, env = "KURA_CONFIG")]
@@ -153,7 +157,12 @@ async fn services(cfg: &Config) -> anyhow::Result<Services> {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(8080);
-    Ok(crate::services(cfg, store, Arc::new(kura_domain::SystemClock), port))
+    Ok(crate::services(
+        cfg,
+        store,
+        Arc::new(kura_domain::SystemClock),
+        port,
+    ))
 }
 
 /// Runs a command; returns the process exit code.
@@ -204,7 +213,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             let mut bad = 0;
             for (label, r) in results {
                 match r {
-                    Ok(rep) => println!("ok    {label}: {} events, head {} {}", rep.events, rep.head_seq, rep.head_hash),
+                    Ok(rep) => println!(
+                        "ok    {label}: {} events, head {} {}",
+                        rep.events, rep.head_seq, rep.head_hash
+                    ),
                     Err(e) => {
                         bad += 1;
                         println!("FAIL  {label}: {e}");
@@ -233,30 +245,72 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
     let s = services(cfg).await?;
     match cmd {
-        TenantCmd::Create { slug, name, admin_email, admin_name, locale, time_zone } => {
+        TenantCmd::Create {
+            slug,
+            name,
+            admin_email,
+            admin_name,
+            locale,
+            time_zone,
+        } => {
             let created = s
-                .create_tenant(NewTenant { slug, name, admin_email, admin_name, locale, time_zone }, &ctx())
+                .create_tenant(
+                    NewTenant {
+                        slug,
+                        name,
+                        admin_email,
+                        admin_name,
+                        locale,
+                        time_zone,
+                    },
+                    &ctx(),
+                )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("created tenant {} ({}) id {}", created.tenant.slug, created.tenant.name, created.tenant.id);
-            println!("contract admin {} invited; the invitation was also put in the mail outbox.", created.admin.email);
-            println!("invitation link (valid {} hours):", cfg.invitation_ttl_hours);
+            println!(
+                "created tenant {} ({}) id {}",
+                created.tenant.slug, created.tenant.name, created.tenant.id
+            );
+            println!(
+                "contract admin {} invited; the invitation was also put in the mail outbox.",
+                created.admin.email
+            );
+            println!(
+                "invitation link (valid {} hours):",
+                cfg.invitation_ttl_hours
+            );
             println!("{}", created.invitation_link);
         }
         TenantCmd::List => {
-            let list = s.operator_list_tenants(&ctx()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("{:<20} {:<10} {:<30} {}", "SLUG", "STATUS", "NAME", "CREATED");
+            let list = s
+                .operator_list_tenants(&ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{:<20} {:<10} {:<30} CREATED", "SLUG", "STATUS", "NAME");
             for t in list {
-                println!("{:<20} {:<10} {:<30} {}", t.slug, t.status.as_str(), t.name, t.created_at.to_rfc3339());
+                println!(
+                    "{:<20} {:<10} {:<30} {}",
+                    t.slug,
+                    t.status.as_str(),
+                    t.name,
+                    t.created_at.to_rfc3339()
+                );
             }
         }
         TenantCmd::Show { slug } => {
-            let (t, users) = s.operator_show_tenant(&slug, &ctx()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (t, users) = s
+                .operator_show_tenant(&slug, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("id:         {}", t.id);
             println!("slug:       {}", t.slug);
             println!("name:       {}", t.name);
             println!("status:     {}", t.status.as_str());
-            println!("created:    {} ({})", t.created_at.format_in_zone(&t.settings.time_zone), t.created_at.to_rfc3339());
+            println!(
+                "created:    {} ({})",
+                t.created_at.format_in_zone(&t.settings.time_zone),
+                t.created_at.to_rfc3339()
+            );
             println!("users:      {users}");
             println!("settings:   {}", serde_json::to_string_pretty(&t.settings)?);
         }
@@ -267,16 +321,30 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
 async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
     let s = services(cfg).await?;
     let (tenant, email, change) = match cmd {
-        UserCmd::Create { tenant, email, name, role, locale } => {
+        UserCmd::Create {
+            tenant,
+            email,
+            name,
+            role,
+            locale,
+        } => {
             let (user, link) = s
                 .operator_create_user(
                     &tenant,
-                    NewUser { email, display_name: name, locale, role: Some((role, Scope::Tenant)) },
+                    NewUser {
+                        email,
+                        display_name: name,
+                        locale,
+                        role: Some((role, Scope::Tenant)),
+                    },
                     &ctx(),
                 )
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("invited {} ({}); link also in the mail outbox:", user.email, user.id);
+            println!(
+                "invited {} ({}); link also in the mail outbox:",
+                user.email, user.id
+            );
             println!("{link}");
             return Ok(0);
         }
@@ -284,12 +352,17 @@ async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
         UserCmd::Unfreeze { tenant, email } => (tenant, email, UserChange::Unfreeze),
         UserCmd::Delete { tenant, email } => (tenant, email, UserChange::Delete),
     };
-    match s.operator_change_user(&tenant, &email, change, &ctx()).await {
+    match s
+        .operator_change_user(&tenant, &email, change, &ctx())
+        .await
+    {
         Ok(u) => {
             println!("{:?}: {} ({})", change, u.email, u.id);
             Ok(0)
         }
-        Err(kura_services::ServiceError::NotFound) => bail!("no tenant {tenant} or no user {email} in it"),
+        Err(kura_services::ServiceError::NotFound) => {
+            bail!("no tenant {tenant} or no user {email} in it")
+        }
         Err(e) => Err(anyhow::anyhow!("{e}")).context("changing the user"),
     }
 }

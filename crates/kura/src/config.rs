@@ -28,9 +28,21 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Invitation links stay valid this many hours.
     pub invitation_ttl_hours: i64,
-    /// tracing filter, e.g. `info` or `kura=debug,info`.
-    pub log: String,
 }
+
+/// The keys a `KURA_*` environment variable may set (others, such as `KURA_LOG` or the
+/// test suite's `KURA_TEST_*`, are not configuration).
+pub const KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "database_url",
+    "database_schema",
+    "db_max_connections",
+    "public_url",
+    "secure_cookies",
+    "body_limit_bytes",
+    "invitation_ttl_hours",
+];
 
 impl Default for Config {
     fn default() -> Self {
@@ -44,7 +56,6 @@ impl Default for Config {
             secure_cookies: true,
             body_limit_bytes: 1024 * 1024,
             invitation_ttl_hours: 168,
-            log: "info".into(),
         }
     }
 }
@@ -67,10 +78,7 @@ impl Config {
                 }
             }
         }
-        fig = fig.merge(
-            Env::prefixed("KURA_")
-                .filter(|k| !k.as_str().ends_with("_file") && k.as_str() != "config"),
-        );
+        fig = fig.merge(Env::prefixed("KURA_").only(KEYS));
         for (key, value) in secret_files()? {
             fig = fig.merge(Serialized::default(&key, value));
         }
@@ -97,7 +105,10 @@ impl Config {
 fn secret_files() -> anyhow::Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     for (k, v) in std::env::vars() {
-        let Some(name) = k.strip_prefix("KURA_").and_then(|k| k.strip_suffix("_FILE")) else {
+        let Some(name) = k
+            .strip_prefix("KURA_")
+            .and_then(|k| k.strip_suffix("_FILE"))
+        else {
             continue;
         };
         let path = PathBuf::from(&v);
@@ -114,7 +125,8 @@ pub fn check_not_world_readable(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
         if meta.permissions().mode() & 0o004 != 0 {
             bail!(
                 "{} is readable by every user; run `chmod o-r {}` (it holds a secret)",
@@ -124,4 +136,50 @@ pub fn check_not_world_readable(path: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(name: &str, content: &str, mode: u32) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("kura-config-test-{}-{name}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, content).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+        p
+    }
+
+    #[test]
+    fn file_values_and_defaults() {
+        let f = temp_file(
+            "kura.toml",
+            "listen = \"0.0.0.0:9000\"\ndatabase_url = \"postgres://db/kura\"\n",
+            0o600,
+        );
+        let c = Config::load(Some(&f)).unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000");
+        assert_eq!(c.database_url(), "postgres://db/kura");
+        assert!(c.secure_cookies);
+        assert_eq!(c.public_url(9000), "http://localhost:9000");
+        let d = Config::default();
+        assert!(d.database_url().starts_with("sqlite://") && d.database_url().ends_with("kura.db"));
+    }
+
+    #[test]
+    fn bad_files_are_refused() {
+        let f = temp_file("typo.toml", "lisen = \"x\"\n", 0o600);
+        assert!(Config::load(Some(&f)).is_err(), "unknown keys are errors");
+        assert!(Config::load(Some(Path::new("/nonexistent/kura.toml"))).is_err());
+        let secret = temp_file("secret", "postgres://u:pw@db/kura", 0o644);
+        assert!(check_not_world_readable(&secret).is_err());
+        let secret = temp_file("secret2", "postgres://u:pw@db/kura", 0o600);
+        assert!(check_not_world_readable(&secret).is_ok());
+    }
 }

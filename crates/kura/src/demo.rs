@@ -17,12 +17,19 @@ pub const DEMO_USERS: &[(&str, &str, &str, Option<&str>)] = &[
     ("admin@demo.example.jp", "管理 花子", "admin", None),
     ("member@demo.example.jp", "一般 次郎", "member", None),
     ("guest@demo.example.jp", "ゲスト 三郎", "guest", None),
-    ("drone@demo.example.jp", "操縦 四郎", "ドローン操縦者", Some("現場写真")),
+    (
+        "drone@demo.example.jp",
+        "操縦 四郎",
+        "ドローン操縦者",
+        Some("現場写真"),
+    ),
     ("approver@demo.example.jp", "承認 五郎", "承認者", None),
 ];
 
 fn token_of(link: &str) -> anyhow::Result<&str> {
-    link.rsplit('/').next().context("invitation link without token")
+    link.rsplit('/')
+        .next()
+        .context("invitation link without token")
 }
 
 /// Creates the demo tenant unless it exists. Returns true when it was created now.
@@ -50,22 +57,48 @@ pub async fn ensure(services: &Services) -> anyhow::Result<bool> {
         )
         .await?;
     services
-        .accept_invitation(token_of(&created.invitation_link)?, DEMO_PASSWORD, SessionKind::Api, &ctx)
+        .accept_invitation(
+            token_of(&created.invitation_link)?,
+            DEMO_PASSWORD,
+            SessionKind::Api,
+            &ctx,
+        )
         .await?;
     let login = services
-        .login(DEMO_TENANT, owner_email, DEMO_PASSWORD, SessionKind::Api, &ctx)
+        .login(
+            DEMO_TENANT,
+            owner_email,
+            DEMO_PASSWORD,
+            SessionKind::Api,
+            &ctx,
+        )
         .await?;
     let owner = services.authenticate(&login.token).await?;
 
     let hq = services.create_folder(&owner, "本社", None, &ctx).await?;
-    services.create_project(&owner, &hq.id, "2026年度 予算", &ctx).await?;
-    services.create_project(&owner, &hq.id, "社内規程", &ctx).await?;
-    let site = services.create_folder(&owner, "現場写真", None, &ctx).await?;
-    let tokyo = services.create_folder(&owner, "東京現場", Some(&site.id), &ctx).await?;
-    services.create_project(&owner, &tokyo.id, "ドローン測量 A区画", &ctx).await?;
+    services
+        .create_project(&owner, &hq.id, "2026年度 予算", &ctx)
+        .await?;
+    services
+        .create_project(&owner, &hq.id, "社内規程", &ctx)
+        .await?;
+    let site = services
+        .create_folder(&owner, "現場写真", None, &ctx)
+        .await?;
+    let tokyo = services
+        .create_folder(&owner, "東京現場", Some(&site.id), &ctx)
+        .await?;
+    services
+        .create_project(&owner, &tokyo.id, "ドローン測量 A区画", &ctx)
+        .await?;
 
     let drone = services
-        .create_role(&owner, "ドローン操縦者", &["view".into(), "project_create".into()], &ctx)
+        .create_role(
+            &owner,
+            "ドローン操縦者",
+            &["view".into(), "project_create".into()],
+            &ctx,
+        )
         .await?;
     let approver = services
         .create_role(&owner, "承認者", &["view".into(), "approve".into()], &ctx)

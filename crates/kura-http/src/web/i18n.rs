@@ -67,7 +67,11 @@ impl Tr {
 /// key, 日本語, English
 pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("app.name", "Kura 蔵", "Kura"),
-    ("app.tagline", "セキュアなワークスペース", "Secure workspace"),
+    (
+        "app.tagline",
+        "セキュアなワークスペース",
+        "Secure workspace",
+    ),
     ("nav.workspace", "ワークスペース", "Workspace"),
     ("nav.users", "ユーザー管理", "Users"),
     ("nav.audit", "監査ログ", "Audit log"),
@@ -79,17 +83,49 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("login.email", "メールアドレス", "E-mail"),
     ("login.password", "パスワード", "Password"),
     ("login.submit", "ログイン", "Log in"),
-    ("login.failed", "テナントID、メールアドレスまたはパスワードが正しくありません。", "Invalid tenant ID, e-mail or password."),
-    ("login.expired", "セッションが終了しました。もう一度ログインしてください。", "Your session has ended. Please log in again."),
-    ("login.logged_out", "ログアウトしました。", "You have logged out."),
+    (
+        "login.failed",
+        "テナントID、メールアドレスまたはパスワードが正しくありません。",
+        "Invalid tenant ID, e-mail or password.",
+    ),
+    (
+        "login.expired",
+        "セッションが終了しました。もう一度ログインしてください。",
+        "Your session has ended. Please log in again.",
+    ),
+    (
+        "login.logged_out",
+        "ログアウトしました。",
+        "You have logged out.",
+    ),
     ("invite.title", "パスワードの設定", "Set your password"),
-    ("invite.intro", "招待を受け付けるため、パスワードを設定してください。", "Set a password to accept the invitation."),
+    (
+        "invite.intro",
+        "招待を受け付けるため、パスワードを設定してください。",
+        "Set a password to accept the invitation.",
+    ),
     ("invite.password2", "パスワード（確認）", "Password (again)"),
-    ("invite.submit", "パスワードを設定してログイン", "Set password and log in"),
-    ("invite.invalid", "この招待リンクは無効か、期限切れか、使用済みです。", "This invitation link is invalid, expired or already used."),
-    ("invite.mismatch", "確認用パスワードが一致しません。", "The passwords do not match."),
+    (
+        "invite.submit",
+        "パスワードを設定してログイン",
+        "Set password and log in",
+    ),
+    (
+        "invite.invalid",
+        "この招待リンクは無効か、期限切れか、使用済みです。",
+        "This invitation link is invalid, expired or already used.",
+    ),
+    (
+        "invite.mismatch",
+        "確認用パスワードが一致しません。",
+        "The passwords do not match.",
+    ),
     ("ws.title", "ワークスペース", "Workspace"),
-    ("ws.empty", "表示できるフォルダーはまだありません。", "No folders to show yet."),
+    (
+        "ws.empty",
+        "表示できるフォルダーはまだありません。",
+        "No folders to show yet.",
+    ),
     ("ws.folder", "フォルダー", "Folder"),
     ("ws.project", "プロジェクト", "Project"),
     ("ws.new_folder", "フォルダーを作成", "New folder"),
@@ -102,17 +138,57 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("ws.rename", "名前を変更", "Rename"),
     ("ws.delete", "削除", "Delete"),
     ("ws.created_at", "作成日時", "Created"),
-    ("ok.folder_created", "フォルダーを作成しました。", "Folder created."),
-    ("ok.folder_renamed", "フォルダー名を変更しました。", "Folder renamed."),
-    ("ok.folder_deleted", "フォルダーを削除しました。", "Folder deleted."),
-    ("ok.project_created", "プロジェクトを作成しました。", "Project created."),
-    ("ok.project_deleted", "プロジェクトを削除しました。", "Project deleted."),
-    ("ok.user_invited", "ユーザーを招待しました。招待メールを送信しました。", "User invited; the invitation has been mailed."),
-    ("ok.user_frozen", "ユーザーを凍結しました。このユーザーのセッションはすべて終了しました。", "User frozen; all their sessions have ended."),
-    ("ok.user_unfrozen", "ユーザーの凍結を解除しました。", "User unfrozen."),
-    ("ok.user_deleted", "ユーザーを削除しました。", "User deleted."),
+    (
+        "ok.folder_created",
+        "フォルダーを作成しました。",
+        "Folder created.",
+    ),
+    (
+        "ok.folder_renamed",
+        "フォルダー名を変更しました。",
+        "Folder renamed.",
+    ),
+    (
+        "ok.folder_deleted",
+        "フォルダーを削除しました。",
+        "Folder deleted.",
+    ),
+    (
+        "ok.project_created",
+        "プロジェクトを作成しました。",
+        "Project created.",
+    ),
+    (
+        "ok.project_deleted",
+        "プロジェクトを削除しました。",
+        "Project deleted.",
+    ),
+    (
+        "ok.user_invited",
+        "ユーザーを招待しました。招待メールを送信しました。",
+        "User invited; the invitation has been mailed.",
+    ),
+    (
+        "ok.user_frozen",
+        "ユーザーを凍結しました。このユーザーのセッションはすべて終了しました。",
+        "User frozen; all their sessions have ended.",
+    ),
+    (
+        "ok.user_unfrozen",
+        "ユーザーの凍結を解除しました。",
+        "User unfrozen.",
+    ),
+    (
+        "ok.user_deleted",
+        "ユーザーを削除しました。",
+        "User deleted.",
+    ),
     ("ok.grant_added", "ロールを付与しました。", "Role granted."),
-    ("ok.grant_removed", "ロールを取り消しました。", "Role revoked."),
+    (
+        "ok.grant_removed",
+        "ロールを取り消しました。",
+        "Role revoked.",
+    ),
     ("users.title", "ユーザー管理", "Users"),
     ("users.email", "メールアドレス", "E-mail"),
     ("users.name", "表示名", "Display name"),
@@ -145,17 +221,53 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("audit.target", "対象", "Target"),
     ("audit.result", "結果", "Result"),
     ("audit.ip", "IPアドレス", "IP address"),
-    ("audit.chain_ok", "ハッシュチェーンを検証しました：改ざんはありません。", "Hash chain verified: no tampering."),
-    ("audit.chain_bad", "ハッシュチェーンの検証に失敗しました：", "Hash chain verification FAILED: "),
+    (
+        "audit.chain_ok",
+        "ハッシュチェーンを検証しました：改ざんはありません。",
+        "Hash chain verified: no tampering.",
+    ),
+    (
+        "audit.chain_bad",
+        "ハッシュチェーンの検証に失敗しました：",
+        "Hash chain verification FAILED: ",
+    ),
     ("audit.zone", "表示タイムゾーン", "Time zone"),
     ("err.not_found", "見つかりません。", "Not found."),
-    ("err.forbidden", "この操作を行う権限がありません。", "You do not have permission to do this."),
-    ("err.invalid", "入力内容に誤りがあります：", "Invalid input: "),
-    ("err.weak_password", "このパスワードは使用できません：", "This password cannot be used: "),
-    ("err.conflict", "この操作は実行できません：", "This cannot be done: "),
-    ("err.csrf", "フォームの有効期限が切れました。もう一度お試しください。", "The form has expired. Please try again."),
-    ("err.internal", "内部エラーが発生しました。", "An internal error occurred."),
-    ("err.page_not_found", "ページが見つかりません。", "Page not found."),
+    (
+        "err.forbidden",
+        "この操作を行う権限がありません。",
+        "You do not have permission to do this.",
+    ),
+    (
+        "err.invalid",
+        "入力内容に誤りがあります：",
+        "Invalid input: ",
+    ),
+    (
+        "err.weak_password",
+        "このパスワードは使用できません：",
+        "This password cannot be used: ",
+    ),
+    (
+        "err.conflict",
+        "この操作は実行できません：",
+        "This cannot be done: ",
+    ),
+    (
+        "err.csrf",
+        "フォームの有効期限が切れました。もう一度お試しください。",
+        "The form has expired. Please try again.",
+    ),
+    (
+        "err.internal",
+        "内部エラーが発生しました。",
+        "An internal error occurred.",
+    ),
+    (
+        "err.page_not_found",
+        "ページが見つかりません。",
+        "Page not found.",
+    ),
 ];
 
 #[cfg(test)]
@@ -179,7 +291,10 @@ mod tests {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             for part in text.split("t(\"").skip(1) {
                 let key = part.split('"').next().unwrap();
-                assert!(MESSAGES.iter().any(|(k, _, _)| *k == key), "unknown key {key}");
+                assert!(
+                    MESSAGES.iter().any(|(k, _, _)| *k == key),
+                    "unknown key {key}"
+                );
                 checked += 1;
             }
         }
@@ -189,7 +304,10 @@ mod tests {
     #[test]
     fn accept_language() {
         assert_eq!(Lang::from_accept_language("ja,en-US;q=0.9"), Some(Lang::Ja));
-        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,ja;q=0.8"), Some(Lang::En));
+        assert_eq!(
+            Lang::from_accept_language("en-US,en;q=0.9,ja;q=0.8"),
+            Some(Lang::En)
+        );
         assert_eq!(Lang::from_accept_language("fr,ja;q=0.5"), Some(Lang::Ja));
         assert_eq!(Lang::from_accept_language("fr"), None);
         assert_eq!(Tr(Lang::Ja).t("nav.logout"), "ログアウト");

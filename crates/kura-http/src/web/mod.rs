@@ -26,7 +26,10 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_page).post(pages::login_submit))
         .route("/logout", post(pages::logout))
         .route("/lang", post(pages::set_lang))
-        .route("/invite/{token}", get(pages::invite_page).post(pages::invite_submit))
+        .route(
+            "/invite/{token}",
+            get(pages::invite_page).post(pages::invite_submit),
+        )
         .route("/folders", post(pages::folder_create))
         .route("/folders/{id}/rename", post(pages::folder_rename))
         .route("/folders/{id}/delete", post(pages::folder_delete))
@@ -59,7 +62,10 @@ pub const LANG_COOKIE: &str = "kura_lang";
 /// The console language: the user's own setting, then the language cookie, then the
 /// browser's Accept-Language, then the tenant's default, then Japanese.
 pub fn resolve_lang(headers: &HeaderMap, auth: Option<&AuthContext>) -> Lang {
-    if let Some(l) = auth.and_then(|a| a.user.locale.as_deref()).and_then(Lang::parse) {
+    if let Some(l) = auth
+        .and_then(|a| a.user.locale.as_deref())
+        .and_then(Lang::parse)
+    {
         return l;
     }
     let cookie_lang = headers
@@ -139,7 +145,10 @@ pub struct Visitor {
 
 impl axum::extract::FromRequestParts<AppState> for Visitor {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Visitor {
             tr: Tr(resolve_lang(&parts.headers, None)),
             ctx: request_ctx(parts),
@@ -149,7 +158,11 @@ impl axum::extract::FromRequestParts<AppState> for Visitor {
 }
 
 pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
-    let secure = if state.http.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.http.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
         state.cookie_name()
@@ -157,7 +170,11 @@ pub fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
 }
 
 pub fn clear_cookie(name: &str) -> String {
-    let secure = if name.starts_with("__Host-") { "; Secure" } else { "" };
+    let secure = if name.starts_with("__Host-") {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("{name}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
 }
 
@@ -196,7 +213,9 @@ pub fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -1,7 +1,10 @@
 //! Console pages and form handlers.
 
 use super::i18n::Tr;
-use super::{back_err, back_ok, clear_cookie, html, session_cookie, set_cookie, Console, Visitor, LANG_COOKIE};
+use super::{
+    back_err, back_ok, clear_cookie, html, session_cookie, set_cookie, Console, Visitor,
+    LANG_COOKIE,
+};
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -53,7 +56,10 @@ impl Flash {
         if self.out.is_some() {
             return Some(tr.t("login.logged_out").to_string());
         }
-        self.ok.as_deref().and_then(|k| known(tr, &format!("ok.{k}"))).map(str::to_string)
+        self.ok
+            .as_deref()
+            .and_then(|k| known(tr, &format!("ok.{k}")))
+            .map(str::to_string)
     }
     fn error(&self, tr: &Tr) -> Option<String> {
         if self.expired.is_some() {
@@ -61,7 +67,10 @@ impl Flash {
         }
         let code = self.err.as_deref()?;
         let msg = known(tr, &format!("err.{code}")).unwrap_or(tr.t("err.invalid"));
-        Some(format!("{msg}{}", self.detail.as_deref().unwrap_or_default()))
+        Some(format!(
+            "{msg}{}",
+            self.detail.as_deref().unwrap_or_default()
+        ))
     }
 }
 
@@ -108,7 +117,11 @@ fn csrf_rejected(path: &str) -> Response {
 /// A fresh pre-session CSRF token and the cookie carrying it.
 fn pre_csrf(state: &AppState) -> (String, String) {
     let token = kura_crypto::token::random_string().unwrap_or_default();
-    let secure = if state.http.secure_cookies { "; Secure" } else { "" };
+    let secure = if state.http.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
     let cookie = format!(
         "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=3600{secure}",
         state.csrf_cookie_name()
@@ -140,12 +153,21 @@ pub struct LoginQuery {
     flash: Flash,
 }
 
-pub async fn login_page(State(s): State<AppState>, v: Visitor, Query(q): Query<LoginQuery>) -> Response {
+pub async fn login_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<LoginQuery>,
+) -> Response {
     let (token, cookie) = pre_csrf(&s);
     let mut p = anon_page(v.tr, "login.title", &token, "/login");
     p.notice = q.flash.notice(&v.tr);
     p.error = q.flash.error(&v.tr);
-    let body = LoginTpl { p, tenant: q.tenant.unwrap_or_default(), email: String::new() }.render();
+    let body = LoginTpl {
+        p,
+        tenant: q.tenant.unwrap_or_default(),
+        email: String::new(),
+    }
+    .render();
     let mut res = html(StatusCode::OK, body);
     set_cookie(&mut res, &cookie);
     res
@@ -163,11 +185,25 @@ pub struct LoginForm {
     csrf: String,
 }
 
-pub async fn login_submit(State(s): State<AppState>, v: Visitor, Form(f): Form<LoginForm>) -> Response {
+pub async fn login_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<LoginForm>,
+) -> Response {
     if !pre_csrf_ok(&v, &f.csrf) {
         return Redirect::to("/login?err=csrf").into_response();
     }
-    match s.services.login(&f.tenant, &f.email, &f.password, SessionKind::Console, &v.ctx).await {
+    match s
+        .services
+        .login(
+            &f.tenant,
+            &f.email,
+            &f.password,
+            SessionKind::Console,
+            &v.ctx,
+        )
+        .await
+    {
         Ok(r) => {
             let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
             let mut res = Redirect::to("/").into_response();
@@ -179,7 +215,12 @@ pub async fn login_submit(State(s): State<AppState>, v: Visitor, Form(f): Form<L
             let (token, cookie) = pre_csrf(&s);
             let mut p = anon_page(v.tr, "login.title", &token, "/login");
             p.error = Some(v.tr.t("login.failed").to_string());
-            let body = LoginTpl { p, tenant: f.tenant, email: f.email }.render();
+            let body = LoginTpl {
+                p,
+                tenant: f.tenant,
+                email: f.email,
+            }
+            .render();
             let mut res = html(StatusCode::UNAUTHORIZED, body);
             set_cookie(&mut res, &cookie);
             res
@@ -217,7 +258,11 @@ pub struct LangForm {
 
 /// Switches the console language: remembered in a cookie, and for a logged-in user also as
 /// their setting (which needs the session's CSRF token).
-pub async fn set_lang(State(s): State<AppState>, headers: HeaderMap, Form(f): Form<LangForm>) -> Response {
+pub async fn set_lang(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LangForm>,
+) -> Response {
     let Some(lang) = super::i18n::Lang::parse(&f.lang) else {
         return (StatusCode::BAD_REQUEST, "unknown language").into_response();
     };
@@ -240,13 +285,23 @@ pub async fn set_lang(State(s): State<AppState>, headers: HeaderMap, Form(f): Fo
                 return csrf_rejected(&back);
             }
             let ctx = kura_services::RequestCtx::default();
-            if let Err(e) = s.services.set_my_locale(&auth, Some(lang.code()), &ctx).await {
+            if let Err(e) = s
+                .services
+                .set_my_locale(&auth, Some(lang.code()), &ctx)
+                .await
+            {
                 return back_err(&back, &e);
             }
         }
     }
     let mut res = Redirect::to(&back).into_response();
-    set_cookie(&mut res, &format!("{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000", lang.code()));
+    set_cookie(
+        &mut res,
+        &format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+            lang.code()
+        ),
+    );
     res
 }
 
@@ -262,20 +317,39 @@ struct InviteTpl {
     email: String,
 }
 
-pub async fn invite_page(State(s): State<AppState>, v: Visitor, Path(token): Path<String>, Query(flash): Query<Flash>) -> Response {
+pub async fn invite_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
     let (csrf, cookie) = pre_csrf(&s);
     let mut p = anon_page(v.tr, "invite.title", &csrf, "/");
     p.error = flash.error(&v.tr);
     let (status, body) = match s.services.invitation_info(&token).await {
         Ok((tenant, user)) => (
             StatusCode::OK,
-            InviteTpl { p, valid: true, token, tenant_name: tenant.name, email: user.email }.render(),
+            InviteTpl {
+                p,
+                valid: true,
+                token,
+                tenant_name: tenant.name,
+                email: user.email,
+            }
+            .render(),
         ),
         Err(_) => {
             p.error = Some(v.tr.t("invite.invalid").to_string());
             (
                 StatusCode::NOT_FOUND,
-                InviteTpl { p, valid: false, token: String::new(), tenant_name: String::new(), email: String::new() }.render(),
+                InviteTpl {
+                    p,
+                    valid: false,
+                    token: String::new(),
+                    tenant_name: String::new(),
+                    email: String::new(),
+                }
+                .render(),
             )
         }
     };
@@ -294,15 +368,28 @@ pub struct InviteForm {
     csrf: String,
 }
 
-pub async fn invite_submit(State(s): State<AppState>, v: Visitor, Path(token): Path<String>, Form(f): Form<InviteForm>) -> Response {
+pub async fn invite_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
     let here = format!("/invite/{token}");
     if !pre_csrf_ok(&v, &f.csrf) {
         return csrf_rejected(&here);
     }
     if f.password != f.password2 {
-        return Redirect::to(&format!("{here}?err=invalid&detail={}", super::encode(v.tr.t("invite.mismatch")))).into_response();
+        return Redirect::to(&format!(
+            "{here}?err=invalid&detail={}",
+            super::encode(v.tr.t("invite.mismatch"))
+        ))
+        .into_response();
     }
-    match s.services.accept_invitation(&token, &f.password, SessionKind::Console, &v.ctx).await {
+    match s
+        .services
+        .accept_invitation(&token, &f.password, SessionKind::Console, &v.ctx)
+        .await
+    {
         Ok(r) => {
             let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
             let mut res = Redirect::to("/").into_response();
@@ -333,13 +420,18 @@ struct WorkspaceTpl {
     folders: Vec<(String, String)>,
 }
 
-pub async fn workspace(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+pub async fn workspace(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+) -> Response {
     let tree = match s.services.workspace_tree(&c.auth).await {
         Ok(t) => t,
         Err(e) => return back_err("/login", &e),
     };
     let zone = c.auth.tenant.settings.time_zone.clone();
-    let visible: std::collections::HashSet<&FolderId> = tree.folders.iter().map(|f| &f.id).collect();
+    let visible: std::collections::HashSet<&FolderId> =
+        tree.folders.iter().map(|f| &f.id).collect();
     let mut rows = Vec::new();
     let mut folder_opts = Vec::new();
     // Depth-first from folders whose parent the user cannot see.
@@ -351,19 +443,51 @@ pub async fn workspace(State(s): State<AppState>, c: Console, Query(flash): Quer
         .map(|f| (f, 0, f.name.clone()))
         .collect();
     while let Some((f, depth, label)) = stack.pop() {
-        rows.push(Row { kind: "folder", id: f.id.to_string(), name: f.name.clone(), depth, created: f.created_at.format_in_zone(&zone) });
+        rows.push(Row {
+            kind: "folder",
+            id: f.id.to_string(),
+            name: f.name.clone(),
+            depth,
+            created: f.created_at.format_in_zone(&zone),
+        });
         folder_opts.push((f.id.to_string(), label.clone()));
         for p in tree.projects.iter().filter(|p| p.folder_id == f.id) {
-            rows.push(Row { kind: "project", id: p.id.to_string(), name: p.name.clone(), depth: depth + 1, created: p.created_at.format_in_zone(&zone) });
+            rows.push(Row {
+                kind: "project",
+                id: p.id.to_string(),
+                name: p.name.clone(),
+                depth: depth + 1,
+                created: p.created_at.format_in_zone(&zone),
+            });
         }
-        for child in tree.folders.iter().filter(|x| x.parent_id.as_ref() == Some(&f.id)).rev() {
+        for child in tree
+            .folders
+            .iter()
+            .filter(|x| x.parent_id.as_ref() == Some(&f.id))
+            .rev()
+        {
             stack.push((child, depth + 1, format!("{label} / {}", child.name)));
         }
     }
-    for p in tree.projects.iter().filter(|p| !visible.contains(&p.folder_id)) {
-        rows.push(Row { kind: "project", id: p.id.to_string(), name: p.name.clone(), depth: 0, created: p.created_at.format_in_zone(&zone) });
+    for p in tree
+        .projects
+        .iter()
+        .filter(|p| !visible.contains(&p.folder_id))
+    {
+        rows.push(Row {
+            kind: "project",
+            id: p.id.to_string(),
+            name: p.name.clone(),
+            depth: 0,
+            created: p.created_at.format_in_zone(&zone),
+        });
     }
-    let body = WorkspaceTpl { p: page(&c, "ws.title", "workspace", "/", &flash), rows, folders: folder_opts }.render();
+    let body = WorkspaceTpl {
+        p: page(&c, "ws.title", "workspace", "/", &flash),
+        rows,
+        folders: folder_opts,
+    }
+    .render();
     html(StatusCode::OK, body)
 }
 
@@ -377,33 +501,62 @@ pub struct FolderForm {
     csrf: String,
 }
 
-pub async fn folder_create(State(s): State<AppState>, c: Console, Form(f): Form<FolderForm>) -> Response {
+pub async fn folder_create(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<FolderForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
     let parent = (!f.parent_id.is_empty()).then(|| FolderId::from_string(f.parent_id));
-    match s.services.create_folder(&c.auth, &f.name, parent.as_ref(), &c.ctx).await {
+    match s
+        .services
+        .create_folder(&c.auth, &f.name, parent.as_ref(), &c.ctx)
+        .await
+    {
         Ok(_) => back_ok("/", "folder_created"),
         Err(e) => back_err("/", &e),
     }
 }
 
-pub async fn folder_rename(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<FolderForm>) -> Response {
+pub async fn folder_rename(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<FolderForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
-    let patch = Patch { name: Some(f.name), parent: None };
-    match s.services.update_folder(&c.auth, &FolderId::from_string(id), patch, &c.ctx).await {
+    let patch = Patch {
+        name: Some(f.name),
+        parent: None,
+    };
+    match s
+        .services
+        .update_folder(&c.auth, &FolderId::from_string(id), patch, &c.ctx)
+        .await
+    {
         Ok(_) => back_ok("/", "folder_renamed"),
         Err(e) => back_err("/", &e),
     }
 }
 
-pub async fn folder_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn folder_delete(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
-    match s.services.delete_folder(&c.auth, &FolderId::from_string(id), &c.ctx).await {
+    match s
+        .services
+        .delete_folder(&c.auth, &FolderId::from_string(id), &c.ctx)
+        .await
+    {
         Ok(_) => back_ok("/", "folder_deleted"),
         Err(e) => back_err("/", &e),
     }
@@ -419,21 +572,43 @@ pub struct ProjectForm {
     csrf: String,
 }
 
-pub async fn project_create(State(s): State<AppState>, c: Console, Form(f): Form<ProjectForm>) -> Response {
+pub async fn project_create(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<ProjectForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
-    match s.services.create_project(&c.auth, &FolderId::from_string(f.folder_id), &f.name, &c.ctx).await {
+    match s
+        .services
+        .create_project(
+            &c.auth,
+            &FolderId::from_string(f.folder_id),
+            &f.name,
+            &c.ctx,
+        )
+        .await
+    {
         Ok(_) => back_ok("/", "project_created"),
         Err(e) => back_err("/", &e),
     }
 }
 
-pub async fn project_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn project_delete(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
-    match s.services.delete_project(&c.auth, &ProjectId::from_string(id), &c.ctx).await {
+    match s
+        .services
+        .delete_project(&c.auth, &ProjectId::from_string(id), &c.ctx)
+        .await
+    {
         Ok(_) => back_ok("/", "project_deleted"),
         Err(e) => back_err("/", &e),
     }
@@ -476,16 +651,36 @@ fn role_label(tr: &Tr, r: &RoleRef) -> String {
 fn scope_label(tr: &Tr, s: &Scope, names: &HashMap<String, String>) -> String {
     match s {
         Scope::Tenant => tr.t("users.scope_tenant").to_string(),
-        Scope::Folder(f) => format!("📁 {}", names.get(f.as_str()).cloned().unwrap_or_else(|| f.to_string())),
-        Scope::Project(p) => format!("📄 {}", names.get(p.as_str()).cloned().unwrap_or_else(|| p.to_string())),
+        Scope::Folder(f) => format!(
+            "📁 {}",
+            names
+                .get(f.as_str())
+                .cloned()
+                .unwrap_or_else(|| f.to_string())
+        ),
+        Scope::Project(p) => format!(
+            "📄 {}",
+            names
+                .get(p.as_str())
+                .cloned()
+                .unwrap_or_else(|| p.to_string())
+        ),
     }
 }
 
 fn grant_view(tr: &Tr, g: &GrantRow, names: &HashMap<String, String>) -> GrantView {
-    GrantView { id: g.id.to_string(), label: role_label(tr, &g.role), scope: scope_label(tr, &g.scope, names) }
+    GrantView {
+        id: g.id.to_string(),
+        label: role_label(tr, &g.role),
+        scope: scope_label(tr, &g.scope, names),
+    }
 }
 
-pub async fn users_page(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+pub async fn users_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+) -> Response {
     let list = match s.services.list_users_with_grants(&c.auth, &c.ctx).await {
         Ok(l) => l,
         Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
@@ -494,7 +689,11 @@ pub async fn users_page(State(s): State<AppState>, c: Console, Query(flash): Que
         Ok(t) => t,
         Err(e) => return back_err("/", &e),
     };
-    let custom = s.services.list_roles(&c.auth, &c.ctx).await.unwrap_or_default();
+    let custom = s
+        .services
+        .list_roles(&c.auth, &c.ctx)
+        .await
+        .unwrap_or_default();
     let mut names: HashMap<String, String> = HashMap::new();
     for f in &tree.folders {
         names.insert(f.id.to_string(), f.name.clone());
@@ -504,12 +703,28 @@ pub async fn users_page(State(s): State<AppState>, c: Console, Query(flash): Que
     }
     let mut roles: Vec<(String, String)> = BuiltinRole::ALL
         .iter()
-        .map(|r| (r.as_str().to_string(), c.tr.t(&format!("role.{}", r.as_str())).to_string()))
+        .map(|r| {
+            (
+                r.as_str().to_string(),
+                c.tr.t(&format!("role.{}", r.as_str())).to_string(),
+            )
+        })
         .collect();
     roles.extend(custom.iter().map(|r| (r.id.to_string(), r.name.clone())));
-    let mut scopes = vec![("tenant".to_string(), c.tr.t("users.scope_tenant").to_string())];
-    scopes.extend(tree.folders.iter().map(|f| (format!("folder:{}", f.id), format!("📁 {}", f.name))));
-    scopes.extend(tree.projects.iter().map(|p| (format!("project:{}", p.id), format!("📄 {}", p.name))));
+    let mut scopes = vec![(
+        "tenant".to_string(),
+        c.tr.t("users.scope_tenant").to_string(),
+    )];
+    scopes.extend(
+        tree.folders
+            .iter()
+            .map(|f| (format!("folder:{}", f.id), format!("📁 {}", f.name))),
+    );
+    scopes.extend(
+        tree.projects
+            .iter()
+            .map(|p| (format!("project:{}", p.id), format!("📄 {}", p.name))),
+    );
     let users = list
         .iter()
         .map(|(u, g)| UserView {
@@ -526,7 +741,13 @@ pub async fn users_page(State(s): State<AppState>, c: Console, Query(flash): Que
             grants: g.iter().map(|g| grant_view(&c.tr, g, &names)).collect(),
         })
         .collect();
-    let body = UsersTpl { p: page(&c, "users.title", "users", "/users", &flash), users, roles, scopes }.render();
+    let body = UsersTpl {
+        p: page(&c, "users.title", "users", "/users", &flash),
+        users,
+        roles,
+        scopes,
+    }
+    .render();
     html(StatusCode::OK, body)
 }
 
@@ -554,35 +775,70 @@ pub struct InviteUserForm {
     csrf: String,
 }
 
-pub async fn user_invite(State(s): State<AppState>, c: Console, Form(f): Form<InviteUserForm>) -> Response {
+pub async fn user_invite(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<InviteUserForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
     let role = (!f.role.is_empty()).then(|| (f.role.clone(), parse_scope(&f.scope)));
-    let input = NewUser { email: f.email, display_name: f.display_name, locale: Some(f.locale), role };
+    let input = NewUser {
+        email: f.email,
+        display_name: f.display_name,
+        locale: Some(f.locale),
+        role,
+    };
     match s.services.invite_user(&c.auth, input, &c.ctx).await {
         Ok(_) => back_ok("/users", "user_invited"),
         Err(e) => back_err("/users", &e),
     }
 }
 
-async fn user_change(s: AppState, c: Console, id: String, csrf: &str, change: UserChange, ok_key: &str) -> Response {
+async fn user_change(
+    s: AppState,
+    c: Console,
+    id: String,
+    csrf: &str,
+    change: UserChange,
+    ok_key: &str,
+) -> Response {
     if !csrf_ok(&c, csrf) {
         return csrf_rejected("/users");
     }
-    match s.services.change_user(&c.auth, &UserId::from_string(id), change, &c.ctx).await {
+    match s
+        .services
+        .change_user(&c.auth, &UserId::from_string(id), change, &c.ctx)
+        .await
+    {
         Ok(()) => back_ok("/users", ok_key),
         Err(e) => back_err("/users", &e),
     }
 }
 
-pub async fn user_freeze(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn user_freeze(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     user_change(s, c, id, &f.csrf, UserChange::Freeze, "user_frozen").await
 }
-pub async fn user_unfreeze(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn user_unfreeze(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     user_change(s, c, id, &f.csrf, UserChange::Unfreeze, "user_unfrozen").await
 }
-pub async fn user_delete(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn user_delete(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     user_change(s, c, id, &f.csrf, UserChange::Delete, "user_deleted").await
 }
 
@@ -596,21 +852,50 @@ pub struct GrantForm {
     csrf: String,
 }
 
-pub async fn grant_add(State(s): State<AppState>, c: Console, Path(id): Path<String>, Form(f): Form<GrantForm>) -> Response {
+pub async fn grant_add(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<GrantForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
-    match s.services.add_grant(&c.auth, &UserId::from_string(id), &f.role, parse_scope(&f.scope), &c.ctx).await {
+    match s
+        .services
+        .add_grant(
+            &c.auth,
+            &UserId::from_string(id),
+            &f.role,
+            parse_scope(&f.scope),
+            &c.ctx,
+        )
+        .await
+    {
         Ok(_) => back_ok("/users", "grant_added"),
         Err(e) => back_err("/users", &e),
     }
 }
 
-pub async fn grant_remove(State(s): State<AppState>, c: Console, Path((id, gid)): Path<(String, String)>, Form(f): Form<CsrfForm>) -> Response {
+pub async fn grant_remove(
+    State(s): State<AppState>,
+    c: Console,
+    Path((id, gid)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
-    match s.services.remove_grant(&c.auth, &UserId::from_string(id), &GrantId::from_string(gid), &c.ctx).await {
+    match s
+        .services
+        .remove_grant(
+            &c.auth,
+            &UserId::from_string(id),
+            &GrantId::from_string(gid),
+            &c.ctx,
+        )
+        .await
+    {
         Ok(()) => back_ok("/users", "grant_removed"),
         Err(e) => back_err("/users", &e),
     }
@@ -637,7 +922,11 @@ struct AuditTpl {
     zone: String,
 }
 
-pub async fn audit_page(State(s): State<AppState>, c: Console, Query(flash): Query<Flash>) -> Response {
+pub async fn audit_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+) -> Response {
     let events = match s.services.list_audit(&c.auth, None, 200, &c.ctx).await {
         Ok(e) => e,
         Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
@@ -655,15 +944,29 @@ pub async fn audit_page(State(s): State<AppState>, c: Console, Query(flash): Que
             EventView {
                 seq: r.seq,
                 time: kura_domain::Timestamp(r.at).format_in_zone(&zone),
-                actor: format!("{}{}", r.actor_kind, r.actor_id.map(|a| format!(" {a}")).unwrap_or_default()),
+                actor: format!(
+                    "{}{}",
+                    r.actor_kind,
+                    r.actor_id.map(|a| format!(" {a}")).unwrap_or_default()
+                ),
                 action: r.action,
-                target: format!("{}{}", r.target_kind.unwrap_or_default(), r.target_id.map(|t| format!(" {t}")).unwrap_or_default()),
+                target: format!(
+                    "{}{}",
+                    r.target_kind.unwrap_or_default(),
+                    r.target_id.map(|t| format!(" {t}")).unwrap_or_default()
+                ),
                 result: r.result,
                 ip: r.ip.unwrap_or_default(),
             }
         })
         .collect();
-    let body = AuditTpl { p: page(&c, "audit.title", "audit", "/audit", &flash), events, chain_error, zone }.render();
+    let body = AuditTpl {
+        p: page(&c, "audit.title", "audit", "/audit", &flash),
+        events,
+        chain_error,
+        zone,
+    }
+    .render();
     html(StatusCode::OK, body)
 }
 

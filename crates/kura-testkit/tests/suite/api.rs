@@ -4,7 +4,12 @@ use kura_testkit::{backends, Backend, StatusCode, TestServer, PASSWORD};
 use serde_json::{json, Value};
 
 fn ids(v: &Value) -> Vec<String> {
-    v["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect()
+    v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 async fn audit_actions(s: &TestServer, token: &str) -> Vec<(String, String)> {
@@ -14,7 +19,12 @@ async fn audit_actions(s: &TestServer, token: &str) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["action"].as_str().unwrap().to_string(), e["result"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["result"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -33,7 +43,9 @@ async fn login_logout_and_failures() {
             assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}");
             assert_eq!(body["error"]["code"], "bad_credentials");
         }
-        let (st, body) = s.login("ACME", &t.admin_email.to_uppercase(), PASSWORD).await;
+        let (st, body) = s
+            .login("ACME", &t.admin_email.to_uppercase(), PASSWORD)
+            .await;
         assert_eq!(st, StatusCode::OK, "{body}");
         let token = body["token"].as_str().unwrap().to_string();
         assert!(token.starts_with("kss_"));
@@ -42,23 +54,41 @@ async fn login_logout_and_failures() {
         assert_eq!(me["user"]["email"], t.admin_email);
         assert_eq!(me["tenant"]["time_zone"], "Asia/Tokyo");
         assert!(me["user"].get("password_hash").is_none());
-        let (st, _) = s.call("POST", "/api/v1/auth/logout", Some(&token), None).await;
+        let (st, _) = s
+            .call("POST", "/api/v1/auth/logout", Some(&token), None)
+            .await;
         assert_eq!(st, StatusCode::NO_CONTENT);
         let (st, body) = s.get("/api/v1/me", &token).await;
-        assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthenticated")));
+        assert_eq!(
+            (st, body["error"]["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+        );
         let (st, _) = s.call("GET", "/api/v1/me", None, None).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
         let (st, _) = s.get("/api/v1/me", "kss_forged").await;
         assert_eq!(st, StatusCode::UNAUTHORIZED);
 
         let actions = audit_actions(&s, &t.admin_token).await;
-        assert!(actions.contains(&("auth.login".into(), "failure".into())), "{actions:?}");
+        assert!(
+            actions.contains(&("auth.login".into(), "failure".into())),
+            "{actions:?}"
+        );
         assert!(actions.contains(&("auth.login".into(), "success".into())));
         assert!(actions.contains(&("auth.logout".into(), "success".into())));
         // The unknown-tenant attempt is in the system chain, not in any tenant's.
         let mut tx = s.services.store.system_read().await.unwrap();
-        let sys = kura_store::audit::list(&mut tx, &kura_domain::TenantId::from_string("_system"), None, 100).await.unwrap();
-        assert!(sys.iter().any(|e| e.record.action == "auth.login" && e.record.details["reason"] == "unknown_tenant"));
+        let sys = kura_store::audit::list(
+            &mut tx,
+            &kura_domain::TenantId::from_string("_system"),
+            None,
+            100,
+        )
+        .await
+        .unwrap();
+        assert!(sys
+            .iter()
+            .any(|e| e.record.action == "auth.login"
+                && e.record.details["reason"] == "unknown_tenant"));
         drop(tx);
         s.stop().await;
     }
@@ -70,25 +100,74 @@ async fn folders_and_projects() {
         let s = TestServer::start(b).await;
         let t = s.create_tenant("acme").await;
         let tok = &t.admin_token;
-        let (st, f1) = s.post("/api/v1/folders", tok, json!({ "name": "設計" })).await;
+        let (st, f1) = s
+            .post("/api/v1/folders", tok, json!({ "name": "設計" }))
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{f1}");
         let f1id = f1["id"].as_str().unwrap();
-        let (st, f2) = s.post("/api/v1/folders", tok, json!({ "name": "図面", "parent_id": f1id })).await;
+        let (st, f2) = s
+            .post(
+                "/api/v1/folders",
+                tok,
+                json!({ "name": "図面", "parent_id": f1id }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
         let f2id = f2["id"].as_str().unwrap();
-        let (st, p) = s.post("/api/v1/projects", tok, json!({ "name": "A棟", "folder_id": f2id })).await;
+        let (st, p) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "A棟", "folder_id": f2id }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
         let pid = p["id"].as_str().unwrap();
 
         // Rename and move.
-        let (st, r) = s.call("PATCH", &format!("/api/v1/folders/{f2id}"), Some(tok), Some(json!({ "name": "図面2" }))).await;
+        let (st, r) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/folders/{f2id}"),
+                Some(tok),
+                Some(json!({ "name": "図面2" })),
+            )
+            .await;
         assert_eq!((st, r["name"].as_str()), (StatusCode::OK, Some("図面2")));
-        let (st, r) = s.call("PATCH", &format!("/api/v1/folders/{f1id}"), Some(tok), Some(json!({ "parent_id": f2id }))).await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "a folder cannot move below itself: {r}");
-        let (st, r) = s.call("PATCH", &format!("/api/v1/folders/{f2id}"), Some(tok), Some(json!({ "parent_id": null }))).await;
+        let (st, r) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/folders/{f1id}"),
+                Some(tok),
+                Some(json!({ "parent_id": f2id })),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "a folder cannot move below itself: {r}"
+        );
+        let (st, r) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/folders/{f2id}"),
+                Some(tok),
+                Some(json!({ "parent_id": null })),
+            )
+            .await;
         assert_eq!((st, r["parent_id"].clone()), (StatusCode::OK, Value::Null));
-        let (st, r) = s.call("PATCH", &format!("/api/v1/projects/{pid}"), Some(tok), Some(json!({ "folder_id": f1id, "name": "B棟" }))).await;
-        assert_eq!((st, r["folder_id"].as_str(), r["name"].as_str()), (StatusCode::OK, Some(f1id), Some("B棟")));
+        let (st, r) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/projects/{pid}"),
+                Some(tok),
+                Some(json!({ "folder_id": f1id, "name": "B棟" })),
+            )
+            .await;
+        assert_eq!(
+            (st, r["folder_id"].as_str(), r["name"].as_str()),
+            (StatusCode::OK, Some(f1id), Some("B棟"))
+        );
 
         // Listing, one item.
         let (_, list) = s.get("/api/v1/folders", tok).await;
@@ -97,13 +176,37 @@ async fn folders_and_projects() {
         assert_eq!((st, one["name"].as_str()), (StatusCode::OK, Some("B棟")));
 
         // Bad input is refused with a clear error and nothing is written.
-        let (st, e) = s.post("/api/v1/folders", tok, json!({ "name": "  " })).await;
-        assert_eq!((st, e["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")));
-        let (st, e) = s.post("/api/v1/folders", tok, json!({ "name": "a/b" })).await;
+        let (st, e) = s
+            .post("/api/v1/folders", tok, json!({ "name": "  " }))
+            .await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
+        );
+        let (st, e) = s
+            .post("/api/v1/folders", tok, json!({ "name": "a/b" }))
+            .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let (st, e) = s.post("/api/v1/projects", tok, json!({ "name": "x", "folder_id": "no-such-folder" })).await;
-        assert_eq!((st, e["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-        let res = s.client.post(format!("{}/api/v1/folders", s.base)).bearer_auth(tok).header("content-type", "application/json").body("{\"name\":").send().await.unwrap();
+        let (st, e) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "x", "folder_id": "no-such-folder" }),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::NOT_FOUND, Some("not_found"))
+        );
+        let res = s
+            .client
+            .post(format!("{}/api/v1/folders", s.base))
+            .bearer_auth(tok)
+            .header("content-type", "application/json")
+            .body("{\"name\":")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), StatusCode::BAD_REQUEST);
         assert!(res.headers().contains_key("x-request-id"));
         let e: Value = res.json().await.unwrap();
@@ -115,15 +218,60 @@ async fn folders_and_projects() {
         assert_eq!(ids(&list).len(), 2, "failed requests wrote nothing");
 
         // Delete: a non-empty folder is refused.
-        let (st, _) = s.call("DELETE", &format!("/api/v1/folders/{f1id}"), Some(tok), None).await;
+        let (st, _) = s
+            .call(
+                "DELETE",
+                &format!("/api/v1/folders/{f1id}"),
+                Some(tok),
+                None,
+            )
+            .await;
         assert_eq!(st, StatusCode::CONFLICT);
-        assert_eq!(s.call("DELETE", &format!("/api/v1/projects/{pid}"), Some(tok), None).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(s.call("DELETE", &format!("/api/v1/folders/{f1id}"), Some(tok), None).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(s.get(&format!("/api/v1/folders/{f1id}"), tok).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/projects/{pid}"),
+                Some(tok),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/folders/{f1id}"),
+                Some(tok),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/folders/{f1id}"), tok).await.0,
+            StatusCode::NOT_FOUND
+        );
 
-        let actions: Vec<String> = audit_actions(&s, tok).await.into_iter().map(|a| a.0).collect();
-        for a in ["folder.create", "folder.rename", "folder.move", "project.create", "project.move", "project.delete", "folder.delete"] {
-            assert!(actions.iter().any(|x| x == a), "{a} not audited: {actions:?}");
+        let actions: Vec<String> = audit_actions(&s, tok)
+            .await
+            .into_iter()
+            .map(|a| a.0)
+            .collect();
+        for a in [
+            "folder.create",
+            "folder.rename",
+            "folder.move",
+            "project.create",
+            "project.move",
+            "project.delete",
+            "folder.delete",
+        ] {
+            assert!(
+                actions.iter().any(|x| x == a),
+                "{a} not audited: {actions:?}"
+            );
         }
         s.stop().await;
     }
@@ -137,51 +285,173 @@ async fn users_roles_freeze_and_delete() {
         let adm = &t.admin_token;
         let (_, f) = s.post("/api/v1/folders", adm, json!({ "name": "F" })).await;
         let fid = f["id"].as_str().unwrap().to_string();
-        let (mid, member) = s.add_user(adm, "member@acme.example.jp", "member", json!({ "type": "tenant" })).await;
-        let (_gid, guest) = s.add_user(adm, "guest@acme.example.jp", "guest", json!({ "type": "tenant" })).await;
-        let (aid, admin2) = s.add_user(adm, "admin@acme.example.jp", "admin", json!({ "type": "tenant" })).await;
+        let (mid, member) = s
+            .add_user(
+                adm,
+                "member@acme.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (_gid, guest) = s
+            .add_user(
+                adm,
+                "guest@acme.example.jp",
+                "guest",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (aid, admin2) = s
+            .add_user(
+                adm,
+                "admin@acme.example.jp",
+                "admin",
+                json!({ "type": "tenant" }),
+            )
+            .await;
 
         // Members see the workspace but not the user list; guests cannot create.
         assert_eq!(s.get("/api/v1/folders", &member).await.0, StatusCode::OK);
-        assert_eq!(s.get("/api/v1/users", &member).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(s.post("/api/v1/projects", &member, json!({ "name": "m", "folder_id": fid })).await.0, StatusCode::CREATED);
-        assert_eq!(s.post("/api/v1/projects", &guest, json!({ "name": "g", "folder_id": fid })).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(s.post("/api/v1/folders", &member, json!({ "name": "m" })).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(s.get("/api/v1/tenant/contacts", &admin2).await.0, StatusCode::FORBIDDEN, "contacts are the contract admin's");
+        assert_eq!(
+            s.get("/api/v1/users", &member).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.post(
+                "/api/v1/projects",
+                &member,
+                json!({ "name": "m", "folder_id": fid })
+            )
+            .await
+            .0,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            s.post(
+                "/api/v1/projects",
+                &guest,
+                json!({ "name": "g", "folder_id": fid })
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.post("/api/v1/folders", &member, json!({ "name": "m" }))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.get("/api/v1/tenant/contacts", &admin2).await.0,
+            StatusCode::FORBIDDEN,
+            "contacts are the contract admin's"
+        );
 
         // An admin freezes the member: their live token stops at once.
-        assert_eq!(s.post(&format!("/api/v1/users/{mid}/freeze"), &admin2, json!({})).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(s.get("/api/v1/me", &member).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(s.login("acme", "member@acme.example.jp", PASSWORD).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{mid}/freeze"), &admin2, json!({}))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get("/api/v1/me", &member).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            s.login("acme", "member@acme.example.jp", PASSWORD).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         let (_, u) = s.get(&format!("/api/v1/users/{mid}"), adm).await;
         assert_eq!(u["user"]["status"], "frozen");
-        assert_eq!(s.post(&format!("/api/v1/users/{mid}/freeze"), adm, json!({})).await.0, StatusCode::CONFLICT);
-        assert_eq!(s.post(&format!("/api/v1/users/{mid}/unfreeze"), adm, json!({})).await.0, StatusCode::NO_CONTENT);
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{mid}/freeze"), adm, json!({}))
+                .await
+                .0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{mid}/unfreeze"), adm, json!({}))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
         let (st, body) = s.login("acme", "member@acme.example.jp", PASSWORD).await;
         assert_eq!(st, StatusCode::OK);
         let member = body["token"].as_str().unwrap().to_string();
 
         // Nobody freezes themselves; an admin cannot freeze the contract admin; the last
         // contract admin cannot be frozen by anyone.
-        assert_eq!(s.post(&format!("/api/v1/users/{aid}/freeze"), &admin2, json!({})).await.0, StatusCode::CONFLICT);
-        assert_eq!(s.post(&format!("/api/v1/users/{}/freeze", t.admin_id), &admin2, json!({})).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(s.call("DELETE", &format!("/api/v1/users/{}", t.admin_id), Some(&admin2), None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{aid}/freeze"), &admin2, json!({}))
+                .await
+                .0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{}/freeze", t.admin_id),
+                &admin2,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/users/{}", t.admin_id),
+                Some(&admin2),
+                None
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
         // An admin cannot make themselves (or anyone) contract admin.
-        let (st, _) = s.post(&format!("/api/v1/users/{aid}/grants"), &admin2, json!({ "role": "contract_admin" })).await;
+        let (st, _) = s
+            .post(
+                &format!("/api/v1/users/{aid}/grants"),
+                &admin2,
+                json!({ "role": "contract_admin" }),
+            )
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN);
 
         // Delete ends the session and the user is gone.
-        assert_eq!(s.call("DELETE", &format!("/api/v1/users/{mid}"), Some(adm), None).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(s.get("/api/v1/me", &member).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(s.get(&format!("/api/v1/users/{mid}"), adm).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/users/{mid}"), Some(adm), None)
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get("/api/v1/me", &member).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/users/{mid}"), adm).await.0,
+            StatusCode::NOT_FOUND
+        );
 
         let (_, users) = s.get("/api/v1/users", adm).await;
         assert_eq!(users["items"].as_array().unwrap().len(), 3);
         let actions: Vec<(String, String)> = audit_actions(&s, adm).await;
-        for a in ["user.invite", "user.activate", "user.freeze", "user.unfreeze", "user.delete"] {
+        for a in [
+            "user.invite",
+            "user.activate",
+            "user.freeze",
+            "user.unfreeze",
+            "user.delete",
+        ] {
             assert!(actions.iter().any(|x| x.0 == a), "{a} not audited");
         }
-        assert!(actions.contains(&("access.denied".into(), "denied".into())), "denials are audited");
+        assert!(
+            actions.contains(&("access.denied".into(), "denied".into())),
+            "denials are audited"
+        );
         s.stop().await;
     }
 }
@@ -192,51 +462,172 @@ async fn custom_roles_and_scoped_grants() {
         let s = TestServer::start(b).await;
         let t = s.create_tenant("acme").await;
         let adm = &t.admin_token;
-        let (_, f1) = s.post("/api/v1/folders", adm, json!({ "name": "現場写真" })).await;
-        let (_, f2) = s.post("/api/v1/folders", adm, json!({ "name": "経理" })).await;
+        let (_, f1) = s
+            .post("/api/v1/folders", adm, json!({ "name": "現場写真" }))
+            .await;
+        let (_, f2) = s
+            .post("/api/v1/folders", adm, json!({ "name": "経理" }))
+            .await;
         let f1 = f1["id"].as_str().unwrap().to_string();
         let f2 = f2["id"].as_str().unwrap().to_string();
-        let (_, p2) = s.post("/api/v1/projects", adm, json!({ "name": "決算", "folder_id": f2 })).await;
+        let (_, p2) = s
+            .post(
+                "/api/v1/projects",
+                adm,
+                json!({ "name": "決算", "folder_id": f2 }),
+            )
+            .await;
         let p2 = p2["id"].as_str().unwrap().to_string();
 
-        let (st, role) = s.post("/api/v1/roles", adm, json!({ "name": "ドローン操縦者", "actions": ["view", "project_create"] })).await;
+        let (st, role) = s
+            .post(
+                "/api/v1/roles",
+                adm,
+                json!({ "name": "ドローン操縦者", "actions": ["view", "project_create"] }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED, "{role}");
         let rid = role["id"].as_str().unwrap().to_string();
-        let (st, e) = s.post("/api/v1/roles", adm, json!({ "name": "x", "actions": ["fly"] })).await;
+        let (st, e) = s
+            .post(
+                "/api/v1/roles",
+                adm,
+                json!({ "name": "x", "actions": ["fly"] }),
+            )
+            .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let (st, _) = s.post("/api/v1/roles", adm, json!({ "name": "ドローン操縦者", "actions": ["view"] })).await;
+        let (st, _) = s
+            .post(
+                "/api/v1/roles",
+                adm,
+                json!({ "name": "ドローン操縦者", "actions": ["view"] }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CONFLICT);
 
-        let (did, drone) = s.add_user(adm, "drone@acme.example.jp", &rid, json!({ "type": "folder", "id": f1 })).await;
+        let (did, drone) = s
+            .add_user(
+                adm,
+                "drone@acme.example.jp",
+                &rid,
+                json!({ "type": "folder", "id": f1 }),
+            )
+            .await;
         // Creates projects in its folder only; the other folder does not exist for it.
-        let (st, p) = s.post("/api/v1/projects", &drone, json!({ "name": "A区画", "folder_id": f1 })).await;
+        let (st, p) = s
+            .post(
+                "/api/v1/projects",
+                &drone,
+                json!({ "name": "A区画", "folder_id": f1 }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
         let pid = p["id"].as_str().unwrap();
-        assert_eq!(s.post("/api/v1/projects", &drone, json!({ "name": "x", "folder_id": f2 })).await.0, StatusCode::NOT_FOUND);
-        assert_eq!(s.get(&format!("/api/v1/projects/{p2}"), &drone).await.0, StatusCode::NOT_FOUND);
-        assert_eq!(s.call("PATCH", &format!("/api/v1/projects/{pid}"), Some(&drone), Some(json!({ "name": "y" }))).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            s.post(
+                "/api/v1/projects",
+                &drone,
+                json!({ "name": "x", "folder_id": f2 })
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{p2}"), &drone).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/projects/{pid}"),
+                Some(&drone),
+                Some(json!({ "name": "y" }))
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
         let (_, visible) = s.get("/api/v1/folders", &drone).await;
         assert_eq!(ids(&visible), vec![f1.clone()]);
         let (_, visible) = s.get("/api/v1/projects", &drone).await;
         assert_eq!(ids(&visible), vec![pid.to_string()]);
 
         // A folder-scoped admin manages that folder only and cannot escalate.
-        let (fa_id, fadmin) = s.add_user(adm, "fadmin@acme.example.jp", "admin", json!({ "type": "folder", "id": f1 })).await;
-        assert_eq!(s.post(&format!("/api/v1/users/{did}/grants"), &fadmin, json!({ "role": "guest", "scope": { "type": "folder", "id": f1 } })).await.0, StatusCode::CREATED);
-        assert_eq!(s.post(&format!("/api/v1/users/{did}/grants"), &fadmin, json!({ "role": "guest", "scope": { "type": "folder", "id": f2 } })).await.0, StatusCode::NOT_FOUND);
-        assert_eq!(s.post(&format!("/api/v1/users/{fa_id}/grants"), &fadmin, json!({ "role": "admin" })).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(s.get("/api/v1/users", &fadmin).await.0, StatusCode::FORBIDDEN);
+        let (fa_id, fadmin) = s
+            .add_user(
+                adm,
+                "fadmin@acme.example.jp",
+                "admin",
+                json!({ "type": "folder", "id": f1 }),
+            )
+            .await;
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{did}/grants"),
+                &fadmin,
+                json!({ "role": "guest", "scope": { "type": "folder", "id": f1 } })
+            )
+            .await
+            .0,
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{did}/grants"),
+                &fadmin,
+                json!({ "role": "guest", "scope": { "type": "folder", "id": f2 } })
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{fa_id}/grants"),
+                &fadmin,
+                json!({ "role": "admin" })
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.get("/api/v1/users", &fadmin).await.0,
+            StatusCode::FORBIDDEN
+        );
 
         // Revoking the grant takes the access away at once.
         let (_, grants) = s.get(&format!("/api/v1/users/{did}/grants"), adm).await;
         for g in grants["items"].as_array().unwrap() {
             let gid = g["id"].as_str().unwrap();
-            assert_eq!(s.call("DELETE", &format!("/api/v1/users/{did}/grants/{gid}"), Some(adm), None).await.0, StatusCode::NO_CONTENT);
+            assert_eq!(
+                s.call(
+                    "DELETE",
+                    &format!("/api/v1/users/{did}/grants/{gid}"),
+                    Some(adm),
+                    None
+                )
+                .await
+                .0,
+                StatusCode::NO_CONTENT
+            );
         }
-        assert_eq!(s.get(&format!("/api/v1/projects/{pid}"), &drone).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{pid}"), &drone).await.0,
+            StatusCode::NOT_FOUND
+        );
         // Deleting a role deletes its grants.
-        assert_eq!(s.call("DELETE", &format!("/api/v1/roles/{rid}"), Some(adm), None).await.0, StatusCode::NO_CONTENT);
-        assert_eq!(s.get(&format!("/api/v1/roles/{rid}"), adm).await.0, StatusCode::NOT_FOUND);
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/roles/{rid}"), Some(adm), None)
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/roles/{rid}"), adm).await.0,
+            StatusCode::NOT_FOUND
+        );
         s.stop().await;
     }
 }
@@ -247,27 +638,84 @@ async fn invitations_password_policy_and_settings() {
         let s = TestServer::start(b).await;
         let t = s.create_tenant("acme").await;
         let adm = &t.admin_token;
-        let (st, _) = s.post("/api/v1/users", adm, json!({ "email": "new@acme.example.jp", "role": "member" })).await;
+        let (st, _) = s
+            .post(
+                "/api/v1/users",
+                adm,
+                json!({ "email": "new@acme.example.jp", "role": "member" }),
+            )
+            .await;
         assert_eq!(st, StatusCode::CREATED);
-        assert_eq!(s.post("/api/v1/users", adm, json!({ "email": "NEW@acme.example.jp" })).await.0, StatusCode::CONFLICT);
-        assert_eq!(s.post("/api/v1/users", adm, json!({ "email": "not-an-email" })).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            s.post(
+                "/api/v1/users",
+                adm,
+                json!({ "email": "NEW@acme.example.jp" })
+            )
+            .await
+            .0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s.post("/api/v1/users", adm, json!({ "email": "not-an-email" }))
+                .await
+                .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         let token = s.invitation_token("new@acme.example.jp").await;
         // Weak passwords are refused and the invitation stays usable.
         for weak in ["short1", "password123", "acme12345678", "qwertyuiop12"] {
-            let (st, e) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": token, "password": weak }))).await;
-            assert_eq!((st, e["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")), "{weak}");
+            let (st, e) = s
+                .call(
+                    "POST",
+                    "/api/v1/invitations/accept",
+                    None,
+                    Some(json!({ "token": token, "password": weak })),
+                )
+                .await;
+            assert_eq!(
+                (st, e["error"]["code"].as_str()),
+                (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")),
+                "{weak}"
+            );
         }
-        let (st, _) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": token, "password": PASSWORD }))).await;
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": PASSWORD })),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK);
         // Single use.
-        let (st, _) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": token, "password": PASSWORD }))).await;
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": PASSWORD })),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
 
         // Expiry (7 days by default), driven by the clock.
-        s.post("/api/v1/users", adm, json!({ "email": "late@acme.example.jp" })).await;
+        s.post(
+            "/api/v1/users",
+            adm,
+            json!({ "email": "late@acme.example.jp" }),
+        )
+        .await;
         let late = s.invitation_token("late@acme.example.jp").await;
         s.clock.advance_secs(7 * 86_400 + 1);
-        let (st, _) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": late, "password": PASSWORD }))).await;
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": late, "password": PASSWORD })),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         // (The admin's session expired meanwhile, too.)
         let (st, body) = s.login("acme", &t.admin_email, PASSWORD).await;
@@ -279,13 +727,40 @@ async fn invitations_password_policy_and_settings() {
         let mut settings = tenant["settings"].clone();
         settings["password_policy"]["min_length"] = json!(24);
         settings["time_zone"] = json!("Mars/Olympus");
-        assert_eq!(s.call("PUT", "/api/v1/tenant/settings", Some(&adm), Some(settings.clone())).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(&adm),
+                Some(settings.clone())
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         settings["time_zone"] = json!("Asia/Tokyo");
-        let (st, t2) = s.call("PUT", "/api/v1/tenant/settings", Some(&adm), Some(settings)).await;
-        assert_eq!((st, t2["settings"]["password_policy"]["min_length"].as_i64()), (StatusCode::OK, Some(24)));
-        s.post("/api/v1/users", &adm, json!({ "email": "strict@acme.example.jp" })).await;
+        let (st, t2) = s
+            .call("PUT", "/api/v1/tenant/settings", Some(&adm), Some(settings))
+            .await;
+        assert_eq!(
+            (st, t2["settings"]["password_policy"]["min_length"].as_i64()),
+            (StatusCode::OK, Some(24))
+        );
+        s.post(
+            "/api/v1/users",
+            &adm,
+            json!({ "email": "strict@acme.example.jp" }),
+        )
+        .await;
         let strict = s.invitation_token("strict@acme.example.jp").await;
-        let (st, e) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": strict, "password": PASSWORD }))).await;
+        let (st, e) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": strict, "password": PASSWORD })),
+            )
+            .await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
 
         // Contacts (TEN-5).
@@ -304,18 +779,35 @@ async fn session_idle_and_absolute_timeouts() {
         let t = s.create_tenant("acme").await;
         let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
         let mut settings = tenant["settings"].clone();
-        settings["session_policy"] = json!({ "idle_timeout_secs": 600, "absolute_lifetime_secs": 3600 });
-        assert_eq!(s.call("PUT", "/api/v1/tenant/settings", Some(&t.admin_token), Some(settings)).await.0, StatusCode::OK);
+        settings["session_policy"] =
+            json!({ "idle_timeout_secs": 600, "absolute_lifetime_secs": 3600 });
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(&t.admin_token),
+                Some(settings)
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
 
         // Idle: unused for 10 minutes, the session ends.
-        let idle = s.login("acme", &t.admin_email, PASSWORD).await.1["token"].as_str().unwrap().to_string();
+        let idle = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         s.clock.advance_secs(599);
         assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::OK);
         s.clock.advance_secs(601);
         assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::UNAUTHORIZED);
 
         // Absolute: kept busy, it still ends after an hour.
-        let busy = s.login("acme", &t.admin_email, PASSWORD).await.1["token"].as_str().unwrap().to_string();
+        let busy = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
         for _ in 0..7 {
             s.clock.advance_secs(500);
             assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::OK);
@@ -340,16 +832,42 @@ async fn openapi_documents_every_route_and_health() {
         assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(op["responses"][r.ok.to_string()].is_object());
         // The documented route exists in the router (an unknown /api path says "no_route").
-        let path = r.path.replace('{', "").replace('}', "");
-        let (_, body) = s.call(r.method, &path, None, if r.body.is_some() { Some(json!({})) } else { None }).await;
-        assert_ne!(body["error"]["code"], "no_route", "{} {} is documented but not routed", r.method, r.path);
+        let path = r.path.replace(['{', '}'], "");
+        let (_, body) = s
+            .call(
+                r.method,
+                &path,
+                None,
+                if r.body.is_some() {
+                    Some(json!({}))
+                } else {
+                    None
+                },
+            )
+            .await;
+        assert_ne!(
+            body["error"]["code"], "no_route",
+            "{} {} is documented but not routed",
+            r.method, r.path
+        );
     }
     // Every documented operation is a route (no stale documentation).
-    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    let documented: usize = doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
     assert_eq!(documented, routes.len());
     let (st, body) = s.call("GET", "/api/v1/nothing-here", None, None).await;
-    assert_eq!((st, body["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("no_route")));
-    assert_eq!(s.call("GET", "/healthz", None, None).await.0, StatusCode::OK);
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("no_route"))
+    );
+    assert_eq!(
+        s.call("GET", "/healthz", None, None).await.0,
+        StatusCode::OK
+    );
     let (st, r) = s.call("GET", "/readyz", None, None).await;
     assert_eq!((st, r["database"].as_str()), (StatusCode::OK, Some("ok")));
     s.stop().await;
@@ -368,7 +886,12 @@ async fn access_log_records_requests() {
         let mut entries = Value::Null;
         for _ in 0..50 {
             let (_, body) = s.get("/api/v1/access-log?limit=100", &t.admin_token).await;
-            let n = body["items"].as_array().unwrap().iter().filter(|e| e["path"] == "/api/v1/folders").count();
+            let n = body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["path"] == "/api/v1/folders")
+                .count();
             entries = body;
             if n >= 3 {
                 break;
@@ -376,7 +899,10 @@ async fn access_log_records_requests() {
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
         let items = entries["items"].as_array().unwrap();
-        let e = items.iter().find(|e| e["path"] == "/api/v1/folders").expect("logged");
+        let e = items
+            .iter()
+            .find(|e| e["path"] == "/api/v1/folders")
+            .expect("logged");
         assert_eq!(e["method"], "GET");
         assert_eq!(e["status"], 200);
         assert_eq!(e["ip"], "127.0.0.1");
@@ -384,7 +910,9 @@ async fn access_log_records_requests() {
         assert!(e["bytes"].as_i64().unwrap() > 0);
         assert!(e["latency_us"].as_i64().is_some());
         assert!(e["request_id"].as_str().is_some());
-        assert!(items.iter().any(|e| e["path"] == "/api/v1/folders/nope" && e["status"] == 404));
+        assert!(items
+            .iter()
+            .any(|e| e["path"] == "/api/v1/folders/nope" && e["status"] == 404));
         s.stop().await;
     }
 }
@@ -395,23 +923,64 @@ async fn cookie_sessions_need_csrf() {
     let t = s.create_tenant("acme").await;
     let cookie = format!("__Host-kura_session={}", t.admin_token);
     // API with the cookie but no CSRF header: refused, nothing created.
-    let res = s.client.post(format!("{}/api/v1/folders", s.base)).header("cookie", &cookie).json(&json!({ "name": "x" })).send().await.unwrap();
+    let res = s
+        .client
+        .post(format!("{}/api/v1/folders", s.base))
+        .header("cookie", &cookie)
+        .json(&json!({ "name": "x" }))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     // Console form without the token: redirected with an error, nothing created.
-    let res = s.client.post(format!("{}/folders", s.base)).header("cookie", &cookie).form(&[("name", "x")]).send().await.unwrap();
+    let res = s
+        .client
+        .post(format!("{}/folders", s.base))
+        .header("cookie", &cookie)
+        .form(&[("name", "x")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert!(res.headers()["location"].to_str().unwrap().contains("err=csrf"));
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("err=csrf"));
     let (_, list) = s.get("/api/v1/folders", &t.admin_token).await;
     assert!(list["items"].as_array().unwrap().is_empty());
     // Login form without the double-submit cookie: refused.
-    let res = s.client.post(format!("{}/login", s.base)).form(&[("tenant", "acme"), ("email", t.admin_email.as_str()), ("password", PASSWORD), ("_csrf", "x")]).send().await.unwrap();
-    assert!(res.headers()["location"].to_str().unwrap().contains("err=csrf"));
+    let res = s
+        .client
+        .post(format!("{}/login", s.base))
+        .form(&[
+            ("tenant", "acme"),
+            ("email", t.admin_email.as_str()),
+            ("password", PASSWORD),
+            ("_csrf", "x"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("err=csrf"));
     assert!(res.headers().get("set-cookie").is_none());
     // Pages carry the security headers.
-    let res = s.client.get(format!("{}/login", s.base)).send().await.unwrap();
+    let res = s
+        .client
+        .get(format!("{}/login", s.base))
+        .send()
+        .await
+        .unwrap();
     let csp = res.headers()["content-security-policy"].to_str().unwrap();
     assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
     let set = res.headers()["set-cookie"].to_str().unwrap();
-    assert!(set.starts_with("__Host-kura_csrf=") && set.contains("Secure") && set.contains("HttpOnly") && set.contains("SameSite=Strict"));
+    assert!(
+        set.starts_with("__Host-kura_csrf=")
+            && set.contains("Secure")
+            && set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+    );
     s.stop().await;
 }

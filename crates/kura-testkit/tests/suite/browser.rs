@@ -35,15 +35,24 @@ async fn start_driver() -> (Driver, u16) {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let child = Command::new(CHROMEDRIVER)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} (apt-get install chromium chromium-driver): {e}"));
+    let driver = Driver(
+        Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {CHROMEDRIVER} (apt-get install chromium chromium-driver): {e}"
+                )
+            }),
+    );
     for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return (Driver(child), port);
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return (driver, port);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -115,7 +124,11 @@ async fn wait_text(c: &fantoccini::Client, css: &str, ok: impl Fn(&str) -> bool)
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let url = c.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+    let url = c
+        .current_url()
+        .await
+        .map(|u| u.to_string())
+        .unwrap_or_default();
     panic!("{css} on {url}: last text {last:?}");
 }
 
@@ -128,13 +141,21 @@ async fn wait_contains(c: &fantoccini::Client, css: &str, want: &str) {
 }
 
 async fn fill(c: &fantoccini::Client, css: &str, value: &str) {
-    let e = c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
     e.clear().await.unwrap();
     e.send_keys(value).await.unwrap();
 }
 
 async fn click(c: &fantoccini::Client, css: &str) {
-    c.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.unwrap();
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .click()
+        .await
+        .unwrap();
 }
 
 async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
@@ -144,13 +165,24 @@ async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
     let c = browser(port, lang, &profile).await;
     let base = s.base.replace("127.0.0.1", "localhost");
 
-    c.goto(&format!("{base}/login?tenant={slug}")).await.unwrap();
+    c.goto(&format!("{base}/login?tenant={slug}"))
+        .await
+        .unwrap();
     if wait_text(&c, "h1", |x| !x.is_empty()).await != t.login {
         // The browser did not send our language: the switch on the page must work too.
         click(&c, "#lang-switch").await;
     }
     wait_eq(&c, "h1", t.login).await;
-    assert_eq!(c.find(Locator::Css("html")).await.unwrap().attr("lang").await.unwrap().as_deref(), Some(lang));
+    assert_eq!(
+        c.find(Locator::Css("html"))
+            .await
+            .unwrap()
+            .attr("lang")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(lang)
+    );
     fill(&c, "#login-email", &tenant.admin_email).await;
     fill(&c, "#login-password", PASSWORD).await;
     click(&c, "#login-submit").await;
@@ -175,11 +207,27 @@ async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
     click(&c, "#invite-submit").await;
     wait_contains(&c, "#notice", t.invited).await;
     let row = format!("tr[data-email=\"{email}\"]");
-    assert_eq!(c.find(Locator::Css(&row)).await.unwrap().attr("data-status").await.unwrap().as_deref(), Some("invited"));
+    assert_eq!(
+        c.find(Locator::Css(&row))
+            .await
+            .unwrap()
+            .attr("data-status")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("invited")
+    );
 
     // The user accepts the mailed invitation and has a live API session.
     let token = s.invitation_token(&email).await;
-    let (st, body) = s.call("POST", "/api/v1/invitations/accept", None, Some(json!({ "token": token, "password": PASSWORD }))).await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
     assert_eq!(st, StatusCode::OK);
     let user_token = body["token"].as_str().unwrap().to_string();
     assert_eq!(s.get("/api/v1/me", &user_token).await.0, StatusCode::OK);
@@ -188,8 +236,20 @@ async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
     c.goto(&format!("{base}/users")).await.unwrap();
     click(&c, &format!("{row} button.freeze")).await;
     wait_contains(&c, "#notice", t.frozen).await;
-    assert_eq!(c.find(Locator::Css(&row)).await.unwrap().attr("data-status").await.unwrap().as_deref(), Some("frozen"));
-    assert_eq!(s.get("/api/v1/me", &user_token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        c.find(Locator::Css(&row))
+            .await
+            .unwrap()
+            .attr("data-status")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("frozen")
+    );
+    assert_eq!(
+        s.get("/api/v1/me", &user_token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     if lang == "en" {
         let png = c.screenshot().await.unwrap();
         let _ = std::fs::write(std::env::temp_dir().join("kura-console-users.png"), png);
@@ -197,7 +257,11 @@ async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
 
     // The audit page shows the chain verified and the freeze.
     click(&c, "#nav-audit").await;
-    let ok_text = if lang == "ja" { "改ざんはありません" } else { "no tampering" };
+    let ok_text = if lang == "ja" {
+        "改ざんはありません"
+    } else {
+        "no tampering"
+    };
     wait_contains(&c, "#chain-status", ok_text).await;
     wait_contains(&c, "#audit-table", "user.freeze").await;
 
@@ -214,7 +278,9 @@ async fn flow(s: &TestServer, port: u16, lang: &str, t: &Texts) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn console_in_chromium() {
     if !wanted() {
-        eprintln!("NOTE: chromedriver not installed; browser suite not run (CI sets KURA_TEST_BROWSER=1)");
+        eprintln!(
+            "NOTE: chromedriver not installed; browser suite not run (CI sets KURA_TEST_BROWSER=1)"
+        );
         return;
     }
     let s = TestServer::start(Backend::Sqlite).await;
