@@ -535,12 +535,12 @@ async fn accept_invitation(
     ok(login_json(&r))
 }
 
-async fn me(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
-    let (user, grants) = s.services.get_user(&a, &a.user.id, &ctx).await?;
+async fn me(Auth(a): Auth) -> ApiResult {
+    // Everything is already in the authenticated context: no further query.
     ok(json!({
-        "user": user,
+        "user": a.user,
         "tenant": { "id": a.tenant.id, "slug": a.tenant.slug, "name": a.tenant.name, "time_zone": a.tenant.settings.time_zone },
-        "grants": grants,
+        "grants": a.grants,
     }))
 }
 

@@ -8,7 +8,7 @@ use kura_domain::{Principal, TenantId, Timestamp};
 use kura_store::sessions::Session;
 use kura_store::tenants::Tenant;
 use kura_store::users::User;
-use kura_store::{invitations, roles, sessions, tenants, users, SYSTEM_TENANT};
+use kura_store::{invitations, sessions, tenants, users, SYSTEM_TENANT};
 
 /// A session is written back as "seen" at most this often (saves a write per request; the
 /// idle timeout is therefore exact to within this many seconds).
@@ -18,6 +18,8 @@ pub const TOUCH_INTERVAL_SECS: i64 = 60;
 #[derive(Debug, Clone)]
 pub struct AuthContext {
     pub principal: Principal,
+    /// The user's grants as stored (role names, scopes), for display.
+    pub grants: Vec<kura_store::roles::GrantRow>,
     pub user: User,
     pub tenant: Tenant,
     pub session: Session,
@@ -184,17 +186,12 @@ impl Services {
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext> {
         let hash = kura_crypto::token::hash(token);
         let now = self.now();
-        let mut tx = self.store.system_read().await?;
-        let Some(session) = sessions::find_by_hash(&mut tx, &hash).await? else {
+        let mut tx = self.store.system_lookup().await?;
+        let Some((session, user, tenant, grants)) =
+            sessions::find_with_owner(&mut tx, &hash).await?
+        else {
             return Err(ServiceError::Unauthenticated);
         };
-        let tenant = tenants::get(&mut tx, &session.tenant_id).await?;
-        let user = match users::get(&mut tx, &session.tenant_id, &session.user_id).await {
-            Ok(u) => u,
-            Err(kura_store::StoreError::NotFound) => return Err(ServiceError::Unauthenticated),
-            Err(e) => return Err(e.into()),
-        };
-        let grants = roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
         drop(tx);
         let policy = &tenant.settings.session_policy;
         if user.status != UserStatus::Active
@@ -217,6 +214,7 @@ impl Services {
                 user_id: user.id.clone(),
                 grants: grants.iter().map(|g| g.effective()).collect(),
             },
+            grants,
             user,
             tenant,
             session,

@@ -19,27 +19,53 @@ pub struct AccessEntry {
     pub request_id: Option<String>,
 }
 
-/// Writes a batch of entries (system scope: one batch spans tenants).
+/// Rows per INSERT statement (10 parameters each; well under SQLite's parameter limit).
+const ROWS_PER_STATEMENT: usize = 50;
+
+/// Writes a batch of entries (system scope: one batch spans tenants), several rows per
+/// statement.
 pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
     if tx.scope() != &TxScope::System {
         return Err(StoreError::ScopeViolation);
     }
-    for e in entries {
-        sqlx::query(
-            "INSERT INTO access_log (tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_string()))
-        .bind(e.user_id.as_ref().map(|u| u.as_str().to_string()))
-        .bind(e.at.0)
-        .bind(e.ip.clone())
-        .bind(&e.method)
-        .bind(&e.path)
-        .bind(e.status)
-        .bind(e.latency_us)
-        .bind(e.bytes)
-        .bind(e.request_id.clone())
-        .execute(tx.conn())
-        .await?;
+    for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO access_log (tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 10;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 10
+            ));
+        }
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_string()))
+                .bind(e.user_id.as_ref().map(|u| u.as_str().to_string()))
+                .bind(e.at.0)
+                .bind(e.ip.clone())
+                .bind(e.method.clone())
+                .bind(e.path.clone())
+                .bind(e.status)
+                .bind(e.latency_us)
+                .bind(e.bytes)
+                .bind(e.request_id.clone());
+        }
+        q.execute(tx.conn()).await?;
     }
     Ok(())
 }

@@ -102,9 +102,15 @@ pub enum TxScope {
     System,
 }
 
+enum Inner {
+    Tx(Transaction<'static, sqlx::Any>),
+    /// A plain connection (SQLite single-statement reads on the request hot path).
+    Conn(sqlx::pool::PoolConnection<sqlx::Any>),
+}
+
 /// A database transaction. Dropped without [`Tx::commit`], it rolls back.
 pub struct Tx {
-    inner: Transaction<'static, sqlx::Any>,
+    inner: Inner,
     scope: TxScope,
     backend: Backend,
     _write_guard: Option<OwnedMutexGuard<()>>,
@@ -112,7 +118,10 @@ pub struct Tx {
 
 impl Tx {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        &mut self.inner
+        match &mut self.inner {
+            Inner::Tx(t) => t,
+            Inner::Conn(c) => c,
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -142,7 +151,9 @@ impl Tx {
     }
 
     pub async fn commit(self) -> Result<()> {
-        self.inner.commit().await?;
+        if let Inner::Tx(t) = self.inner {
+            t.commit().await?;
+        }
         Ok(())
     }
 
@@ -150,7 +161,7 @@ impl Tx {
     /// tests edit rows directly with it); application code uses the repositories.
     pub async fn execute_raw(&mut self, sql: &str) -> Result<u64> {
         let sql = sql.to_string();
-        Ok(self.inner.execute(sql.as_str()).await?.rows_affected())
+        Ok(self.conn().execute(sql.as_str()).await?.rows_affected())
     }
 }
 
@@ -217,6 +228,9 @@ impl Store {
         let schema = opts.pg_schema.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            // A ping before every checkout is a round trip per query; broken connections
+            // surface as errors on use instead.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 let schema = schema.clone();
                 Box::pin(async move {
@@ -333,7 +347,7 @@ impl Store {
             .await?;
         }
         Ok(Tx {
-            inner,
+            inner: Inner::Tx(inner),
             scope,
             backend: self.backend,
             _write_guard: guard,
@@ -354,6 +368,21 @@ impl Store {
     /// A transaction for operator and cross-tenant work.
     pub async fn system_tx(&self) -> Result<Tx> {
         self.begin(TxScope::System, true).await
+    }
+
+    /// A single-statement system read (the session lookup of every request). On SQLite this
+    /// is a plain connection — one statement is atomic without BEGIN/ROLLBACK round trips;
+    /// on PostgreSQL it is a transaction, which row-level security needs.
+    pub async fn system_lookup(&self) -> Result<Tx> {
+        match self.backend {
+            Backend::Sqlite => Ok(Tx {
+                inner: Inner::Conn(self.pool.acquire().await?),
+                scope: TxScope::System,
+                backend: self.backend,
+                _write_guard: None,
+            }),
+            Backend::Postgres => self.system_read().await,
+        }
     }
 
     /// A read transaction for operator and cross-tenant lookups.

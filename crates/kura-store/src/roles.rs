@@ -154,7 +154,13 @@ pub async fn insert_grant(tx: &mut Tx, tenant: &TenantId, g: NewGrant<'_>) -> Re
 const GRANT_SELECT: &str = "SELECT g.id, g.user_id, g.builtin, g.role_id, g.scope_kind, g.scope_id, g.created_at, r.name AS role_name, r.actions AS role_actions FROM grants g LEFT JOIN roles r ON r.id = g.role_id AND r.tenant_id = g.tenant_id";
 
 fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
-    let builtin: Option<String> = r.try_get("builtin")?;
+    grant_from_row_prefixed(r, "")
+}
+
+/// Reads a grant from columns named `{prefix}id`, …, `{prefix}role_name` (for joins).
+pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
+    let c = |n: &str| format!("{p}{n}");
+    let builtin: Option<String> = r.try_get(c("builtin").as_str())?;
     let (role, actions) = match builtin {
         Some(b) => {
             let role = BuiltinRole::parse(&b)
@@ -162,9 +168,9 @@ fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
             (RoleRef::Builtin { role }, role.actions())
         }
         None => {
-            let role_id: Option<String> = r.try_get("role_id")?;
-            let name: Option<String> = r.try_get("role_name")?;
-            let acts: Option<String> = r.try_get("role_actions")?;
+            let role_id: Option<String> = r.try_get(c("role_id").as_str())?;
+            let name: Option<String> = r.try_get(c("role_name").as_str())?;
+            let acts: Option<String> = r.try_get(c("role_actions").as_str())?;
             match (role_id, name, acts) {
                 (Some(id), Some(name), Some(acts)) => (
                     RoleRef::Custom {
@@ -177,8 +183,8 @@ fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
             }
         }
     };
-    let kind: String = r.try_get("scope_kind")?;
-    let sid: Option<String> = r.try_get("scope_id")?;
+    let kind: String = r.try_get(c("scope_kind").as_str())?;
+    let sid: Option<String> = r.try_get(c("scope_id").as_str())?;
     let scope = match (kind.as_str(), sid) {
         ("tenant", None) => Scope::Tenant,
         ("folder", Some(id)) => Scope::Folder(FolderId::from_string(id)),
@@ -186,12 +192,12 @@ fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
         _ => return Err(StoreError::Corrupt(format!("grant scope {kind}"))),
     };
     Ok(GrantRow {
-        id: GrantId::from_string(r.try_get::<String, _>("id")?),
-        user_id: UserId::from_string(r.try_get::<String, _>("user_id")?),
+        id: GrantId::from_string(r.try_get::<String, _>(c("id").as_str())?),
+        user_id: UserId::from_string(r.try_get::<String, _>(c("user_id").as_str())?),
         role,
         scope,
         actions,
-        created_at: Timestamp(r.try_get("created_at")?),
+        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
     })
 }
 

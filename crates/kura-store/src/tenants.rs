@@ -18,15 +18,24 @@ pub struct Tenant {
 }
 
 fn from_row(r: &AnyRow) -> Result<Tenant> {
-    let status: String = r.try_get("status")?;
+    from_row_prefixed(r, "")
+}
+
+/// Reads a tenant from columns named `{prefix}id`, … (for joins).
+pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<Tenant> {
+    let c = |n: &str| format!("{p}{n}");
+    let status: String = r.try_get(c("status").as_str())?;
     Ok(Tenant {
-        id: TenantId::from_string(r.try_get::<String, _>("id")?),
-        slug: r.try_get("slug")?,
-        name: r.try_get("name")?,
+        id: TenantId::from_string(r.try_get::<String, _>(c("id").as_str())?),
+        slug: r.try_get(c("slug").as_str())?,
+        name: r.try_get(c("name").as_str())?,
         status: TenantStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("tenant status {status}")))?,
-        settings: parse_json(&r.try_get::<String, _>("settings")?, "tenant settings")?,
-        created_at: Timestamp(r.try_get("created_at")?),
+        settings: parse_json(
+            &r.try_get::<String, _>(c("settings").as_str())?,
+            "tenant settings",
+        )?,
+        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
     })
 }
 

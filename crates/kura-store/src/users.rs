@@ -24,17 +24,23 @@ pub struct User {
 const COLS: &str = "id, tenant_id, email, display_name, locale, status, password_hash, created_at";
 
 pub(crate) fn from_row(r: &AnyRow) -> Result<User> {
-    let status: String = r.try_get("status")?;
+    from_row_prefixed(r, "")
+}
+
+/// Reads a user from columns named `{prefix}id`, `{prefix}email`, … (for joins).
+pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<User> {
+    let c = |n: &str| format!("{p}{n}");
+    let status: String = r.try_get(c("status").as_str())?;
     Ok(User {
-        id: UserId::from_string(r.try_get::<String, _>("id")?),
-        tenant_id: TenantId::from_string(r.try_get::<String, _>("tenant_id")?),
-        email: r.try_get("email")?,
-        display_name: r.try_get("display_name")?,
-        locale: r.try_get("locale")?,
+        id: UserId::from_string(r.try_get::<String, _>(c("id").as_str())?),
+        tenant_id: TenantId::from_string(r.try_get::<String, _>(c("tenant_id").as_str())?),
+        email: r.try_get(c("email").as_str())?,
+        display_name: r.try_get(c("display_name").as_str())?,
+        locale: r.try_get(c("locale").as_str())?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status {status}")))?,
-        password_hash: r.try_get("password_hash")?,
-        created_at: Timestamp(r.try_get("created_at")?),
+        password_hash: r.try_get(c("password_hash").as_str())?,
+        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
     })
 }
 

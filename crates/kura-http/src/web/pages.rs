@@ -110,6 +110,25 @@ fn csrf_ok(c: &Console, sent: &str) -> bool {
     kura_crypto::ct_eq(sent.as_bytes(), c.auth.session.csrf_token.as_bytes())
 }
 
+/// Runs a console form action: checks the CSRF token, then sends the user back to `back`
+/// with the translated notice `ok_key`, or with the error. The action's future is lazy, so
+/// nothing happens when the token is wrong.
+async fn act<T>(
+    c: &Console,
+    csrf: &str,
+    back: &str,
+    ok_key: &str,
+    action: impl std::future::Future<Output = Result<T, kura_services::ServiceError>>,
+) -> Response {
+    if !csrf_ok(c, csrf) {
+        return csrf_rejected(back);
+    }
+    match action.await {
+        Ok(_) => back_ok(back, ok_key),
+        Err(e) => back_err(back, &e),
+    }
+}
+
 fn csrf_rejected(path: &str) -> Response {
     Redirect::to(&format!("{path}?err=csrf")).into_response()
 }
@@ -526,21 +545,19 @@ pub async fn folder_rename(
     Path(id): Path<String>,
     Form(f): Form<FolderForm>,
 ) -> Response {
-    if !csrf_ok(&c, &f.csrf) {
-        return csrf_rejected("/");
-    }
     let patch = Patch {
         name: Some(f.name),
         parent: None,
     };
-    match s
-        .services
-        .update_folder(&c.auth, &FolderId::from_string(id), patch, &c.ctx)
-        .await
-    {
-        Ok(_) => back_ok("/", "folder_renamed"),
-        Err(e) => back_err("/", &e),
-    }
+    let arg0 = FolderId::from_string(id);
+    act(
+        &c,
+        &f.csrf,
+        "/",
+        "folder_renamed",
+        s.services.update_folder(&c.auth, &arg0, patch, &c.ctx),
+    )
+    .await
 }
 
 pub async fn folder_delete(
@@ -549,17 +566,15 @@ pub async fn folder_delete(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&c, &f.csrf) {
-        return csrf_rejected("/");
-    }
-    match s
-        .services
-        .delete_folder(&c.auth, &FolderId::from_string(id), &c.ctx)
-        .await
-    {
-        Ok(_) => back_ok("/", "folder_deleted"),
-        Err(e) => back_err("/", &e),
-    }
+    let arg0 = FolderId::from_string(id);
+    act(
+        &c,
+        &f.csrf,
+        "/",
+        "folder_deleted",
+        s.services.delete_folder(&c.auth, &arg0, &c.ctx),
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -577,22 +592,15 @@ pub async fn project_create(
     c: Console,
     Form(f): Form<ProjectForm>,
 ) -> Response {
-    if !csrf_ok(&c, &f.csrf) {
-        return csrf_rejected("/");
-    }
-    match s
-        .services
-        .create_project(
-            &c.auth,
-            &FolderId::from_string(f.folder_id),
-            &f.name,
-            &c.ctx,
-        )
-        .await
-    {
-        Ok(_) => back_ok("/", "project_created"),
-        Err(e) => back_err("/", &e),
-    }
+    let arg0 = FolderId::from_string(f.folder_id);
+    act(
+        &c,
+        &f.csrf,
+        "/",
+        "project_created",
+        s.services.create_project(&c.auth, &arg0, &f.name, &c.ctx),
+    )
+    .await
 }
 
 pub async fn project_delete(
@@ -601,17 +609,15 @@ pub async fn project_delete(
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    if !csrf_ok(&c, &f.csrf) {
-        return csrf_rejected("/");
-    }
-    match s
-        .services
-        .delete_project(&c.auth, &ProjectId::from_string(id), &c.ctx)
-        .await
-    {
-        Ok(_) => back_ok("/", "project_deleted"),
-        Err(e) => back_err("/", &e),
-    }
+    let arg0 = ProjectId::from_string(id);
+    act(
+        &c,
+        &f.csrf,
+        "/",
+        "project_deleted",
+        s.services.delete_project(&c.auth, &arg0, &c.ctx),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- users
@@ -804,17 +810,15 @@ async fn user_change(
     change: UserChange,
     ok_key: &str,
 ) -> Response {
-    if !csrf_ok(&c, csrf) {
-        return csrf_rejected("/users");
-    }
-    match s
-        .services
-        .change_user(&c.auth, &UserId::from_string(id), change, &c.ctx)
-        .await
-    {
-        Ok(()) => back_ok("/users", ok_key),
-        Err(e) => back_err("/users", &e),
-    }
+    let id = UserId::from_string(id);
+    act(
+        &c,
+        csrf,
+        "/users",
+        ok_key,
+        s.services.change_user(&c.auth, &id, change, &c.ctx),
+    )
+    .await
 }
 
 pub async fn user_freeze(
