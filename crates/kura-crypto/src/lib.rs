@@ -2,7 +2,9 @@
 //! audit hash chain. Pure functions, no database.
 
 pub mod chain;
+pub mod keys;
 pub mod password;
+pub mod stream;
 pub mod token;
 
 pub use chain::{AuditRecord, ChainError, GENESIS_HASH};
@@ -21,6 +23,20 @@ pub enum CryptoError {
     Rng,
     #[error("password hashing failed")]
     Hash,
+    #[error("key could not be used")]
+    Key,
+    #[error("a key must be 64 hexadecimal characters (32 bytes)")]
+    KeyFormat,
+    #[error("key file: {0}")]
+    KeyFile(&'static str),
+    #[error("a wrapped data key did not unwrap (wrong master key, tenant or version, or altered)")]
+    Unwrap,
+    #[error("blob chunk {chunk} failed authentication (altered, reordered or not this tenant's)")]
+    Tampered { chunk: u64 },
+    #[error("blob is truncated")]
+    Truncated,
+    #[error("blob is malformed: {0}")]
+    Corrupt(&'static str),
 }
 
 /// Constant-time equality for secrets (CSRF tokens and the like).
