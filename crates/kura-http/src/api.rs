@@ -404,6 +404,54 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Delete a project",
             delete_project
         ),
+        (
+            RouteDoc {
+                method: "post",
+                path: "/api/v1/projects/{project_id}/files",
+                summary: "Upload a file (raw body, ?name=); a new version if the name exists",
+                tag: "files",
+                auth: true,
+                body: Some(upload_schema),
+                ok: 201,
+            },
+            post(upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        ),
+        route!(
+            get,
+            "/api/v1/projects/{project_id}/files",
+            "files",
+            true,
+            200,
+            "Files of a project",
+            list_files
+        ),
+        route!(
+            get,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            200,
+            "A file with its versions",
+            file_info
+        ),
+        route!(
+            get,
+            "/api/v1/files/{file_id}/content",
+            "files",
+            true,
+            200,
+            "Download (?version=N); Range, ETag and If-None-Match supported",
+            download_file
+        ),
+        route!(
+            delete,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            204,
+            "Delete a file with all its versions",
+            delete_file
+        ),
         route!(
             get,
             "/api/v1/audit",
@@ -1047,4 +1095,197 @@ async fn list_access(
             .list_access(&a, q.limit.unwrap_or(100), &ctx)
             .await?,
     )
+}
+
+fn upload_schema() -> Value {
+    json!({"type":"string","format":"binary","description":"the file's bytes; name in the ?name= query parameter, type in Content-Type"})
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+}
+
+async fn upload_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+    Query(q): Query<UploadQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let stream = body.into_data_stream();
+    let (file, version) = s
+        .services
+        .upload_file(
+            &a,
+            &ProjectId::from_string(project),
+            q.name.as_deref().unwrap_or_default(),
+            &content_type,
+            stream,
+            s.http.max_upload_bytes,
+            &ctx,
+        )
+        .await?;
+    created(json!({ "file": file, "version": version }))
+}
+
+async fn list_files(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+) -> ApiResult {
+    items(
+        s.services
+            .list_files(&a, &ProjectId::from_string(project), &ctx)
+            .await?,
+    )
+}
+
+async fn file_info(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let (file, versions) = s.services.file_info(&a, &id, &ctx).await?;
+    ok(json!({ "file": file, "versions": versions }))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    version: Option<i64>,
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a size. `Err` means unsatisfiable.
+fn parse_range(h: &str, size: u64) -> Option<Result<kura_services::files::ByteRange, ()>> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: answer with the whole file
+    }
+    let (a, b) = spec.split_once('-')?;
+    let r = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            if n == 0 || size == 0 {
+                return Some(Err(()));
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size.saturating_sub(1)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+        ),
+    };
+    if size == 0 || r.0 > r.1 || r.0 >= size {
+        return Some(Err(()));
+    }
+    Some(Ok(kura_services::files::ByteRange {
+        start: r.0,
+        end: r.1,
+    }))
+}
+
+async fn download_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult {
+    use axum::http::header;
+    let (file, v) = s.services.open_download(&a, &id, q.version, &ctx).await?;
+    let etag = format!("\"{}-{}\"", v.sha256, v.version);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let size = v.size as u64;
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| parse_range(h, size))
+    {
+        Some(Err(())) => {
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+            )
+                .into_response());
+        }
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
+    let body = s.services.read_content(&a.tenant.id, &v, range).await?;
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        crate::web::encode(&file.name)
+    );
+    let mut res = axum::response::Response::new(axum::body::Body::from_stream(body));
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: header::HeaderName, v: String| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    set(h, header::CONTENT_TYPE, v.content_type.clone());
+    set(h, header::ETAG, etag);
+    set(h, header::ACCEPT_RANGES, "bytes".into());
+    set(h, header::CONTENT_DISPOSITION, disposition);
+    set(h, header::CACHE_CONTROL, "private, no-cache".into());
+    match range {
+        Some(r) => {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = res.headers_mut();
+            set(
+                h,
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", r.start, r.end),
+            );
+            set(h, header::CONTENT_LENGTH, (r.end - r.start + 1).to_string());
+        }
+        None => set(res.headers_mut(), header::CONTENT_LENGTH, size.to_string()),
+    }
+    Ok(res)
+}
+
+async fn delete_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.delete_file(&a, &id, &ctx).await?;
+    no_content()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+    use kura_services::files::ByteRange;
+
+    #[test]
+    fn ranges() {
+        let r = |a, b| Some(Ok(ByteRange { start: a, end: b }));
+        assert_eq!(parse_range("bytes=0-9", 100), r(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=95-200", 100), r(95, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-1", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
 }

@@ -57,6 +57,14 @@ impl From<ServiceError> for ApiError {
                 format!("password {p}"),
             ),
             ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::TooLarge(m) => {
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m)
+            }
+            ServiceError::Tampered => ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "integrity",
+                "the stored data failed its integrity check and was not returned",
+            ),
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(

@@ -22,8 +22,10 @@ pub struct HttpConfig {
     /// Mark cookies `Secure` and use the `__Host-` prefix. Browsers accept this on
     /// `http://localhost`; turn it off only for plain HTTP on another host name.
     pub secure_cookies: bool,
-    /// Largest request body accepted by the API and console (bytes).
+    /// Largest request body accepted by the API and console (bytes); uploads excepted.
     pub body_limit: usize,
+    /// Largest file upload (bytes).
+    pub max_upload_bytes: u64,
 }
 
 impl Default for HttpConfig {
@@ -31,6 +33,7 @@ impl Default for HttpConfig {
         Self {
             secure_cookies: true,
             body_limit: 1024 * 1024,
+            max_upload_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }

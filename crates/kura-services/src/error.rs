@@ -20,6 +20,11 @@ pub enum ServiceError {
     WeakPassword(PasswordProblem),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// Stored data failed authentication (altered, truncated or moved blob).
+    #[error("stored data failed its integrity check")]
+    Tampered,
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod auth;
 mod error;
+pub mod files;
 pub mod mail;
 pub mod tenants;
 pub mod users;
@@ -124,12 +125,20 @@ pub struct Services {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ServiceConfig>,
+    pub keys: Arc<files::KeyRing>,
+    pub blobs: kura_store::blobs::LocalBlobs,
     /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
     hash_permits: Arc<Semaphore>,
 }
 
 impl Services {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, config: ServiceConfig) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+        master_key: kura_crypto::keys::SecretKey,
+        blobs: kura_store::blobs::LocalBlobs,
+    ) -> Self {
         let permits = std::thread::available_parallelism()
             .map(|n| n.get() * 2)
             .unwrap_or(4);
@@ -137,6 +146,8 @@ impl Services {
             store,
             clock,
             config: Arc::new(config),
+            keys: Arc::new(files::KeyRing::new(master_key)),
+            blobs,
             hash_permits: Arc::new(Semaphore::new(permits)),
         }
     }

@@ -444,6 +444,9 @@ impl Services {
         self.require(&auth.principal, Action::ProjectManage, &r, ctx)
             .await?;
         let mut tx = self.store.tenant_tx(t).await?;
+        if kura_store::files::count_in_project(&mut tx, t, id).await? > 0 {
+            return Err(ServiceError::Conflict("the project still has files".into()));
+        }
         roles::delete_grants_on_scope(&mut tx, t, &Scope::Project(id.clone())).await?;
         workspace::delete_project(&mut tx, t, id).await?;
         self.audit(

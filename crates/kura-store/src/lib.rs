@@ -12,7 +12,10 @@
 
 pub mod access_log;
 pub mod audit;
+pub mod blobs;
+pub mod files;
 pub mod invitations;
+pub mod keys;
 pub mod outbox;
 pub mod roles;
 pub mod sessions;
@@ -173,12 +176,20 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "files",
+        sqlite: include_str!("../migrations/sqlite/0002_files.sql"),
+        postgres: include_str!("../migrations/postgres/0002_files.sql"),
+    },
+];
 
 /// The newest schema version this binary knows.
 pub fn schema_version() -> i64 {

@@ -65,6 +65,7 @@ pub fn test_config(backend: Backend) -> Config {
         cfg.database_url = Some(pg_url());
         cfg.database_schema = Some(name);
     }
+    cfg.master_key = Some(kura_crypto::keys::SecretKey::generate().unwrap().to_hex());
     cfg
 }
 
@@ -129,9 +130,8 @@ impl TestServer {
                 .await
                 .expect("drop schema");
             pool.close().await;
-        } else {
-            let _ = std::fs::remove_dir_all(&self.cfg.data_dir);
         }
+        let _ = std::fs::remove_dir_all(&self.cfg.data_dir);
     }
 
     /// A JSON request; returns status and parsed body (Null when empty).
@@ -297,6 +297,9 @@ fn toml_of(cfg: &Config) -> String {
     }
     if let Some(sc) = &cfg.database_schema {
         s.push_str(&format!("database_schema = {sc:?}\n"));
+    }
+    if let Some(k) = &cfg.master_key {
+        s.push_str(&format!("master_key = {k:?}\n"));
     }
     s
 }

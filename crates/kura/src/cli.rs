@@ -157,12 +157,7 @@ async fn services(cfg: &Config) -> anyhow::Result<Services> {
         .next()
         .and_then(|p| p.parse().ok())
         .unwrap_or(8080);
-    Ok(crate::services(
-        cfg,
-        store,
-        Arc::new(kura_domain::SystemClock),
-        port,
-    ))
+    crate::services(cfg, store, Arc::new(kura_domain::SystemClock), port)
 }
 
 /// Runs a command; returns the process exit code.

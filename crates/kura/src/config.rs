@@ -28,6 +28,13 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Invitation links stay valid this many hours.
     pub invitation_ttl_hours: i64,
+    /// The master key (64 hex characters); prefer `master_key_file` or `KURA_MASTER_KEY_FILE`.
+    pub master_key: Option<String>,
+    /// File holding the master key (64 hex characters, mode 600). Default with SQLite:
+    /// `<data_dir>/master.key`, created on first start. Required with PostgreSQL.
+    pub master_key_file: Option<PathBuf>,
+    /// Largest file upload, in bytes.
+    pub max_upload_bytes: u64,
 }
 
 /// The keys a `KURA_*` environment variable may set (others, such as `KURA_LOG` or the
@@ -42,6 +49,9 @@ pub const KEYS: &[&str] = &[
     "secure_cookies",
     "body_limit_bytes",
     "invitation_ttl_hours",
+    "master_key",
+    "master_key_file",
+    "max_upload_bytes",
 ];
 
 impl Default for Config {
@@ -56,6 +66,9 @@ impl Default for Config {
             secure_cookies: true,
             body_limit_bytes: 1024 * 1024,
             invitation_ttl_hours: 168,
+            master_key: None,
+            master_key_file: None,
+            max_upload_bytes: 10 * 1024 * 1024 * 1024,
         }
     }
 }
@@ -92,6 +105,29 @@ impl Config {
         }
     }
 
+    /// Loads the master key: `master_key`, else `master_key_file`, else (SQLite only)
+    /// `<data_dir>/master.key`, generated with mode 600 on first start.
+    pub fn master_key(&self) -> anyhow::Result<kura_crypto::keys::SecretKey> {
+        use kura_crypto::keys::{read_key_file, SecretKey};
+        if let Some(hex) = &self.master_key {
+            return SecretKey::from_hex(hex).context("master_key");
+        }
+        if let Some(f) = &self.master_key_file {
+            return read_key_file(f).with_context(|| format!("master key file {}", f.display()));
+        }
+        if !self.database_url().starts_with("sqlite:") {
+            bail!("set master_key_file (or KURA_MASTER_KEY_FILE): with PostgreSQL every node needs the same master key");
+        }
+        let path = self.data_dir.join("master.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&self.data_dir)?;
+            let key = SecretKey::generate().context("generating the master key")?;
+            write_private(&path, &format!("{}\n", key.to_hex()))?;
+            tracing::warn!(path = %path.display(), "generated a new master key: back it up separately from the data; without it the data cannot be read");
+        }
+        read_key_file(&path).with_context(|| format!("master key file {}", path.display()))
+    }
+
     pub fn public_url(&self, bound_port: u16) -> String {
         match &self.public_url {
             Some(u) => u.trim_end_matches('/').to_string(),
@@ -118,6 +154,24 @@ fn secret_files() -> anyhow::Result<Vec<(String, String)>> {
         out.push((name.to_ascii_lowercase(), content.trim().to_string()));
     }
     Ok(out)
+}
+
+/// Creates a file readable by its owner only.
+fn write_private(path: &Path, content: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(content.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// Refuses a secret file that any user on the machine can read.

@@ -34,15 +34,22 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(store)
 }
 
-pub fn services(cfg: &Config, store: Store, clock: Arc<dyn Clock>, port: u16) -> Services {
-    Services::new(
+pub fn services(
+    cfg: &Config,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    port: u16,
+) -> anyhow::Result<Services> {
+    Ok(Services::new(
         store,
         clock,
         ServiceConfig {
             public_url: cfg.public_url(port),
             invitation_ttl_secs: cfg.invitation_ttl_hours * 3600,
         },
-    )
+        cfg.master_key()?,
+        kura_store::blobs::LocalBlobs::new(cfg.data_dir.join("blobs")),
+    ))
 }
 
 /// A server running in this process.
@@ -80,7 +87,7 @@ pub async fn start(
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let services = services(cfg, store.clone(), clock, addr.port());
+    let services = services(cfg, store.clone(), clock, addr.port())?;
     let (access, writer) = kura_http::access::start_writer(store.clone());
     let state = AppState {
         services: services.clone(),
@@ -88,6 +95,7 @@ pub async fn start(
         http: Arc::new(HttpConfig {
             secure_cookies: cfg.secure_cookies,
             body_limit: cfg.body_limit_bytes,
+            max_upload_bytes: cfg.max_upload_bytes,
         }),
     };
     let app = kura_http::app(state);

@@ -41,6 +41,8 @@ fn secrets(b: &HashMap<&str, String>) -> Vec<String> {
     let mut v: Vec<String> = b.values().cloned().collect();
     v.extend(
         [
+            "secret.txt",
+            "秘密の内容",
             "秘密フォルダー",
             "秘密プロジェクト",
             "secret@b.example.jp",
@@ -128,6 +130,19 @@ async fn tenant_a_cannot_reach_tenant_b() {
             )
             .await;
         let contact = c["id"].as_str().unwrap().to_string();
+        let res = s
+            .client
+            .post(format!(
+                "{}/api/v1/projects/{project}/files?name=secret.txt",
+                s.base
+            ))
+            .bearer_auth(&b.admin_token)
+            .body("秘密の内容")
+            .send()
+            .await
+            .unwrap();
+        let up: Value = res.json().await.unwrap();
+        let file = up["file"]["id"].as_str().unwrap().to_string();
         let b_ids: HashMap<&str, String> = HashMap::from([
             ("folder_id", folder),
             ("project_id", project),
@@ -135,6 +150,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             ("grant_id", grant),
             ("role_id", role),
             ("contact_id", contact),
+            ("file_id", file),
         ]);
         // Ids that exist nowhere, same shape.
         let fake: HashMap<&str, String> = b_ids

@@ -5,6 +5,7 @@
 mod api;
 mod browser;
 mod cli;
+mod files;
 mod isolation;
 mod store;
 mod tamper;

@@ -1,0 +1,529 @@
+//! Encrypted files (DATA-1, CRY-1): streaming upload into a project, versions, download of
+//! the whole file or a byte range, delete. Plaintext never touches the disk: each chunk is
+//! encrypted with the tenant's data key before it is written.
+
+use crate::auth::AuthContext;
+use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use kura_crypto::keys::SecretKey;
+use kura_crypto::stream::{self, BlobContext, Decryptor, Encryptor};
+use kura_domain::{validate_name, Action, ProjectId, Resource, TenantId};
+use kura_store::files::{self, File, Version};
+use kura_store::{keys, StoreError};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+/// The master key and a cache of unwrapped tenant data keys.
+pub struct KeyRing {
+    master: SecretKey,
+    cache: Mutex<HashMap<(String, i64), SecretKey>>,
+}
+
+impl KeyRing {
+    pub fn new(master: SecretKey) -> Self {
+        Self {
+            master,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+    pub fn master_fingerprint(&self) -> String {
+        self.master.fingerprint()
+    }
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyRing(master fp {})", self.master.fingerprint())
+    }
+}
+
+/// A byte range, inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end: u64,
+}
+
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+impl Services {
+    /// The tenant's current data key (creating version 1 on first use) and its version.
+    pub async fn current_key(&self, tenant: &TenantId) -> Result<(i64, SecretKey)> {
+        let mut tx = self.store.tenant_read(tenant).await?;
+        let cur = keys::current(&mut tx, tenant).await?;
+        drop(tx);
+        if let Some(k) = cur {
+            return Ok((k.version, self.data_key(tenant, k.version).await?));
+        }
+        let dek = SecretKey::generate().map_err(|_| ServiceError::internal("rng"))?;
+        let wrapped = kura_crypto::keys::wrap(&self.keys.master, tenant.as_str(), 1, &dek)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let mut tx = self.store.tenant_tx(tenant).await?;
+        let row = keys::WrappedKey {
+            version: 1,
+            wrapped: hex::encode(wrapped),
+            master_fp: self.keys.master.fingerprint(),
+            created_at: self.now(),
+        };
+        match keys::insert(&mut tx, tenant, &row).await {
+            Ok(()) => {
+                self.audit(
+                    &mut tx,
+                    tenant,
+                    &Actor::Operator,
+                    &RequestCtx::default(),
+                    Event::new("key.create")
+                        .target("tenant_key", 1)
+                        .details(serde_json::json!({ "version": 1 })),
+                )
+                .await?;
+                tx.commit().await?;
+            }
+            // Another request created it first: use theirs.
+            Err(StoreError::Conflict(_)) => drop(tx),
+            Err(e) => return Err(e.into()),
+        }
+        Ok((1, self.data_key(tenant, 1).await?))
+    }
+
+    /// A tenant's data key of a given version (unwrapped once, then cached).
+    pub async fn data_key(&self, tenant: &TenantId, version: i64) -> Result<SecretKey> {
+        let cache_key = (tenant.as_str().to_string(), version);
+        if let Ok(c) = self.keys.cache.lock() {
+            if let Some(k) = c.get(&cache_key) {
+                return Ok(k.clone());
+            }
+        }
+        let mut tx = self.store.tenant_read(tenant).await?;
+        let row = keys::get(&mut tx, tenant, version).await?.ok_or_else(|| {
+            ServiceError::internal(format!("tenant key version {version} missing"))
+        })?;
+        drop(tx);
+        let wrapped = hex::decode(&row.wrapped)
+            .map_err(|_| ServiceError::internal("wrapped key is not hex"))?;
+        let key = kura_crypto::keys::unwrap(&self.keys.master, tenant.as_str(), version, &wrapped)
+            .map_err(|e| {
+                ServiceError::internal(format!(
+                    "{e} (master key fingerprint {}, key wrapped under {})",
+                    self.keys.master.fingerprint(),
+                    row.master_fp
+                ))
+            })?;
+        if let Ok(mut c) = self.keys.cache.lock() {
+            c.insert(cache_key, key.clone());
+        }
+        Ok(key)
+    }
+
+    async fn project_for(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        action: Action,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let p = match kura_store::workspace::get_project(&mut tx, t, project).await {
+            Ok(p) => p,
+            Err(StoreError::NotFound) => {
+                drop(tx);
+                return Err(self
+                    .not_found(&auth.principal, "project", project.as_str(), ctx)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let folders = kura_store::workspace::folder_path(&mut tx, t, &p.folder_id).await?;
+        drop(tx);
+        let r = Resource::Project {
+            tenant_id: t.clone(),
+            folders,
+            project_id: project.clone(),
+        };
+        self.require(&auth.principal, action, &r, ctx).await
+    }
+
+    /// Streams an upload into an encrypted blob and records it as a new file or a new
+    /// version of the file with that name. Nothing is left behind on failure.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_file<S, E>(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        name: &str,
+        content_type: &str,
+        mut body: S,
+        max_bytes: u64,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Version)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let t = auth.tenant.id.clone();
+        self.project_for(auth, project, Action::ContentWrite, ctx)
+            .await?;
+        let name = validate_name("name", name)?;
+        let content_type: String = content_type
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(200)
+            .collect();
+        let (key_version, key) = self.current_key(&t).await?;
+        let blob_id = kura_domain::ids::new_id();
+        let bctx = BlobContext {
+            tenant_id: t.as_str(),
+            blob_id: &blob_id,
+            key_version,
+        };
+        let io = |e: std::io::Error| ServiceError::internal(format!("blob write: {e}"));
+        let mut pending = self.blobs.create(&t, &blob_id).await.map_err(io)?;
+        let (mut enc, header) =
+            Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
+        pending.write(&header).await.map_err(io)?;
+        let mut sha = Sha256::new();
+        let mut size: u64 = 0;
+        let mut out = Vec::with_capacity(stream::CHUNK + stream::TAG);
+        while let Some(piece) = body.next().await {
+            let piece = piece
+                .map_err(|e| ServiceError::invalid("body", format!("upload interrupted: {e}")))?;
+            size += piece.len() as u64;
+            if size > max_bytes {
+                return Err(ServiceError::TooLarge(format!(
+                    "files are limited to {max_bytes} bytes"
+                )));
+            }
+            sha.update(&piece);
+            enc.update(&piece, &mut out)
+                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            if !out.is_empty() {
+                pending.write(&out).await.map_err(io)?;
+                out.clear();
+            }
+        }
+        enc.finish(&mut out)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        pending.write(&out).await.map_err(io)?;
+        pending.commit().await.map_err(io)?;
+        let sha256 = hex::encode(sha.finalize());
+
+        let recorded = self
+            .record_upload(
+                auth,
+                project,
+                &name,
+                &content_type,
+                &blob_id,
+                key_version,
+                size,
+                &sha256,
+                ctx,
+            )
+            .await;
+        if recorded.is_err() {
+            let _ = self.blobs.delete(&t, &blob_id).await;
+        }
+        recorded
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_upload(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        name: &str,
+        content_type: &str,
+        blob_id: &str,
+        key_version: i64,
+        size: u64,
+        sha256: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Version)> {
+        let t = &auth.tenant.id;
+        // Concurrent uploads of one name race for the file row or the version number on
+        // PostgreSQL; the loser retries and becomes the next version.
+        for attempt in 0..5 {
+            let now = self.now();
+            let mut tx = self.store.tenant_tx(t).await?;
+            let existing = files::find_by_name(&mut tx, t, project, name).await?;
+            let (file_id, version) = match &existing {
+                Some(f) => (
+                    f.id.clone(),
+                    files::max_version(&mut tx, t, &f.id).await? + 1,
+                ),
+                None => {
+                    let f = File {
+                        id: kura_domain::ids::new_id(),
+                        project_id: project.clone(),
+                        name: name.to_string(),
+                        current_version: 1,
+                        created_by: Some(auth.user.id.clone()),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    match files::insert(&mut tx, t, &f).await {
+                        Ok(()) => (f.id, 1),
+                        Err(StoreError::Conflict(_)) if attempt < 4 => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            };
+            let v = Version {
+                file_id: file_id.clone(),
+                version,
+                blob_id: blob_id.to_string(),
+                key_version,
+                size: size as i64,
+                sha256: sha256.to_string(),
+                content_type: content_type.to_string(),
+                created_by: Some(auth.user.id.clone()),
+                created_at: now,
+            };
+            match files::insert_version(&mut tx, t, &v).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) if attempt < 4 => continue,
+                Err(e) => return Err(e.into()),
+            }
+            files::set_current(&mut tx, t, &file_id, version, now).await?;
+            self.audit(&mut tx, t, &Actor::User(&auth.principal), ctx,
+                Event::new("file.upload").target("file", &file_id).details(serde_json::json!({
+                    "name": name, "project_id": project, "version": version, "size": size, "sha256": sha256,
+                }))).await?;
+            let file = files::get(&mut tx, t, &file_id).await?;
+            match tx.commit().await {
+                Ok(()) => return Ok((file, v)),
+                Err(e)
+                    if attempt < 4
+                        && matches!(&e, StoreError::Db(sqlx_err) if sqlx_err.to_string().contains("serialize")) =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Conflict(
+            "too many concurrent uploads of this file; try again".into(),
+        ))
+    }
+
+    async fn load_file(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        action: Action,
+        ctx: &RequestCtx,
+    ) -> Result<File> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let f = match files::get(&mut tx, t, id).await {
+            Ok(f) => f,
+            Err(StoreError::NotFound) => {
+                drop(tx);
+                return Err(self.not_found(&auth.principal, "file", id, ctx).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
+        drop(tx);
+        // A file is as visible as its project.
+        match self.project_for(auth, &f.project_id, action, ctx).await {
+            Ok(()) => Ok(f),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub async fn list_files(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<File>> {
+        self.project_for(auth, project, Action::View, ctx).await?;
+        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
+        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project).await?)
+    }
+
+    pub async fn file_info(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Vec<Version>)> {
+        let f = self.load_file(auth, id, Action::View, ctx).await?;
+        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
+        let versions = files::list_versions(&mut tx, &auth.tenant.id, id).await?;
+        Ok((f, versions))
+    }
+
+    /// Opens a version (current by default) for download; the download is audited.
+    pub async fn open_download(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        version: Option<i64>,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Version)> {
+        let f = self.load_file(auth, id, Action::View, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let v = match files::get_version(&mut tx, t, id, version.unwrap_or(f.current_version)).await
+        {
+            Ok(v) => v,
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("file.download")
+                .target("file", id)
+                .details(serde_json::json!({ "name": f.name, "version": v.version })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((f, v))
+    }
+
+    /// Decrypts a version's content (or a byte range of it) as a stream. The first chunk is
+    /// checked before this returns, so a tampered blob fails with an error, not a broken
+    /// response; a later bad chunk ends the stream with an error.
+    pub async fn read_content(
+        &self,
+        tenant: &TenantId,
+        v: &Version,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream> {
+        let key = self.data_key(tenant, v.key_version).await?;
+        let size = v.size as u64;
+        let bctx = BlobContext {
+            tenant_id: tenant.as_str(),
+            blob_id: &v.blob_id,
+            key_version: v.key_version,
+        };
+        let io = |e: std::io::Error| ServiceError::internal(format!("blob read: {e}"));
+        let mut file = self.blobs.open(tenant, &v.blob_id).await.map_err(io)?;
+        let mut header = vec![0u8; stream::HEADER_LEN];
+        file.read_exact(&mut header).await.map_err(io)?;
+        let (dec, ct_start, ct_end, skip, want) = match range {
+            None => {
+                let mut d = Decryptor::new(&key, bctx, size)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                let mut sink = Vec::new();
+                d.update(&header, &mut sink)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                (
+                    d,
+                    stream::HEADER_LEN as u64,
+                    stream::ciphertext_len(size),
+                    0,
+                    size,
+                )
+            }
+            Some(r) => {
+                let sp = stream::span(size, r.start, r.end)
+                    .ok_or_else(|| ServiceError::invalid("range", "outside the file"))?;
+                let d = Decryptor::at_chunk(&key, bctx, size, &header, sp.first_chunk)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                file.seek(std::io::SeekFrom::Start(sp.ct_start))
+                    .await
+                    .map_err(io)?;
+                (d, sp.ct_start, sp.ct_end, sp.skip, sp.len)
+            }
+        };
+        struct St {
+            file: tokio::fs::File,
+            dec: Decryptor,
+            ct_left: u64,
+            skip: u64,
+            want: u64,
+            blob: String,
+        }
+        let mut st = St {
+            file,
+            dec,
+            ct_left: ct_end - ct_start,
+            skip,
+            want,
+            blob: v.blob_id.clone(),
+        };
+        async fn step(st: &mut St) -> std::io::Result<Option<Bytes>> {
+            loop {
+                if st.want == 0 {
+                    return Ok(None);
+                }
+                if st.ct_left == 0 {
+                    return Err(std::io::Error::other(format!(
+                        "blob {} ended early",
+                        st.blob
+                    )));
+                }
+                let n = st.ct_left.min((stream::CHUNK + stream::TAG) as u64) as usize;
+                let mut buf = vec![0u8; n];
+                st.file.read_exact(&mut buf).await?;
+                st.ct_left -= n as u64;
+                let mut out = Vec::with_capacity(n);
+                st.dec
+                    .update(&buf, &mut out)
+                    .map_err(|e| std::io::Error::other(format!("blob {}: {e}", st.blob)))?;
+                let drop_front = st.skip.min(out.len() as u64) as usize;
+                st.skip -= drop_front as u64;
+                let mut out = out.split_off(drop_front);
+                out.truncate(st.want.min(out.len() as u64) as usize);
+                st.want -= out.len() as u64;
+                if !out.is_empty() {
+                    return Ok(Some(Bytes::from(out)));
+                }
+            }
+        }
+        // Decrypt the first piece now so that a tampered blob is an error, not a 200.
+        let first = match step(&mut st).await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::error!(error = %e, "blob failed to decrypt");
+                return Err(ServiceError::Tampered);
+            }
+        };
+        let rest = futures_util::stream::unfold(st, |mut st| async move {
+            match step(&mut st).await {
+                Ok(Some(b)) => Some((Ok(b), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "blob failed to decrypt mid-stream");
+                    st.want = 0;
+                    Some((Err(e), st))
+                }
+            }
+        });
+        let head = futures_util::stream::iter(first.map(Ok));
+        Ok(Box::pin(head.chain(rest)))
+    }
+
+    pub async fn delete_file(&self, auth: &AuthContext, id: &str, ctx: &RequestCtx) -> Result<()> {
+        let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let blobs = files::delete(&mut tx, t, id).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("file.delete")
+                .target("file", id)
+                .details(serde_json::json!({ "name": f.name, "versions": blobs.len() })),
+        )
+        .await?;
+        tx.commit().await?;
+        for b in blobs {
+            if let Err(e) = self.blobs.delete(t, &b).await {
+                tracing::warn!(error = %e, blob = %b, "could not remove a deleted file's blob");
+            }
+        }
+        Ok(())
+    }
+}

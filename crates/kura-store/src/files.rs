@@ -1,0 +1,252 @@
+//! Files and their versions (DATA-1). A file's content is an immutable encrypted blob per
+//! version.
+
+use crate::{Result, StoreError, Tx};
+use kura_domain::{ProjectId, TenantId, Timestamp, UserId};
+use serde::Serialize;
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct File {
+    pub id: String,
+    pub project_id: ProjectId,
+    pub name: String,
+    pub current_version: i64,
+    pub created_by: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Version {
+    pub file_id: String,
+    pub version: i64,
+    #[serde(skip)]
+    pub blob_id: String,
+    #[serde(skip)]
+    pub key_version: i64,
+    pub size: i64,
+    pub sha256: String,
+    pub content_type: String,
+    pub created_by: Option<UserId>,
+    pub created_at: Timestamp,
+}
+
+fn file_from_row(r: &AnyRow) -> Result<File> {
+    Ok(File {
+        id: r.try_get("id")?,
+        project_id: ProjectId::from_string(r.try_get::<String, _>("project_id")?),
+        name: r.try_get("name")?,
+        current_version: r.try_get("current_version")?,
+        created_by: r
+            .try_get::<Option<String>, _>("created_by")?
+            .map(UserId::from_string),
+        created_at: Timestamp(r.try_get("created_at")?),
+        updated_at: Timestamp(r.try_get("updated_at")?),
+    })
+}
+
+fn version_from_row(r: &AnyRow) -> Result<Version> {
+    Ok(Version {
+        file_id: r.try_get("file_id")?,
+        version: r.try_get("version")?,
+        blob_id: r.try_get("blob_id")?,
+        key_version: r.try_get("key_version")?,
+        size: r.try_get("size")?,
+        sha256: r.try_get("sha256")?,
+        content_type: r.try_get("content_type")?,
+        created_by: r
+            .try_get::<Option<String>, _>("created_by")?
+            .map(UserId::from_string),
+        created_at: Timestamp(r.try_get("created_at")?),
+    })
+}
+
+const FILE_COLS: &str = "id, project_id, name, current_version, created_by, created_at, updated_at";
+const VERSION_COLS: &str =
+    "file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at";
+
+pub async fn get(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<File> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND id = $2");
+    let row = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(id)
+        .fetch_optional(tx.conn())
+        .await?;
+    file_from_row(&row.ok_or(StoreError::NotFound)?)
+}
+
+pub async fn find_by_name(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project: &ProjectId,
+    name: &str,
+) -> Result<Option<File>> {
+    tx.check(tenant)?;
+    let sql = format!(
+        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 AND name = $3"
+    );
+    let row = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(project.as_str())
+        .bind(name)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.as_ref().map(file_from_row).transpose()
+}
+
+pub async fn list_in_project(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project: &ProjectId,
+) -> Result<Vec<File>> {
+    tx.check(tenant)?;
+    let sql = format!(
+        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 ORDER BY name, id"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(project.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter().map(file_from_row).collect()
+}
+
+pub async fn count_in_project(tx: &mut Tx, tenant: &TenantId, project: &ProjectId) -> Result<i64> {
+    tx.check(tenant)?;
+    Ok(
+        sqlx::query_scalar("SELECT COUNT(*) FROM files WHERE tenant_id = $1 AND project_id = $2")
+            .bind(tenant.as_str())
+            .bind(project.as_str())
+            .fetch_one(tx.conn())
+            .await?,
+    )
+}
+
+pub async fn insert(tx: &mut Tx, tenant: &TenantId, f: &File) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(
+        "INSERT INTO files (id, tenant_id, project_id, name, current_version, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(&f.id)
+    .bind(tenant.as_str())
+    .bind(f.project_id.as_str())
+    .bind(&f.name)
+    .bind(f.current_version)
+    .bind(f.created_by.as_ref().map(|u| u.as_str().to_string()))
+    .bind(f.created_at.0)
+    .bind(f.updated_at.0)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::conflict_on_unique(e, "a file with this name exists in the project"))?;
+    Ok(())
+}
+
+/// Points a file at a new current version.
+pub async fn set_current(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+    version: i64,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(
+        "UPDATE files SET current_version = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+    )
+    .bind(version)
+    .bind(now.0)
+    .bind(tenant.as_str())
+    .bind(id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn insert_version(tx: &mut Tx, tenant: &TenantId, v: &Version) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(
+        "INSERT INTO file_versions (tenant_id, file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(tenant.as_str())
+    .bind(&v.file_id)
+    .bind(v.version)
+    .bind(&v.blob_id)
+    .bind(v.key_version)
+    .bind(v.size)
+    .bind(&v.sha256)
+    .bind(&v.content_type)
+    .bind(v.created_by.as_ref().map(|u| u.as_str().to_string()))
+    .bind(v.created_at.0)
+    .execute(tx.conn())
+    .await
+    .map_err(|e| StoreError::conflict_on_unique(e, "version exists"))?;
+    Ok(())
+}
+
+/// The highest version number of a file (for the next upload), locked on PostgreSQL.
+pub async fn max_version(tx: &mut Tx, tenant: &TenantId, file_id: &str) -> Result<i64> {
+    tx.check(tenant)?;
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT MAX(version) FROM file_versions WHERE tenant_id = $1 AND file_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(file_id)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(v.unwrap_or(0))
+}
+
+pub async fn get_version(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    file_id: &str,
+    version: i64,
+) -> Result<Version> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 AND version = $3");
+    let row = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(file_id)
+        .bind(version)
+        .fetch_optional(tx.conn())
+        .await?;
+    version_from_row(&row.ok_or(StoreError::NotFound)?)
+}
+
+pub async fn list_versions(tx: &mut Tx, tenant: &TenantId, file_id: &str) -> Result<Vec<Version>> {
+    tx.check(tenant)?;
+    let sql = format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 ORDER BY version DESC");
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(file_id)
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter().map(version_from_row).collect()
+}
+
+/// Deletes a file and its versions; returns the blob ids to remove after commit.
+pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<Vec<String>> {
+    let blobs: Vec<String> = list_versions(tx, tenant, id)
+        .await?
+        .into_iter()
+        .map(|v| v.blob_id)
+        .collect();
+    sqlx::query("DELETE FROM file_versions WHERE tenant_id = $1 AND file_id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    let n = sqlx::query("DELETE FROM files WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(blobs)
+}

@@ -1,0 +1,432 @@
+//! Encrypted files through the API: upload, versions, download (whole, ranges, ETag),
+//! nothing readable at rest, tampering rejected, failures leave nothing behind.
+
+use kura_testkit::{backends, test_config, Backend, StatusCode, TestServer};
+use serde_json::{json, Value};
+
+const MARKER: &[u8] = b"KURA-PLAINTEXT-MARKER-7f3a9c";
+
+fn content(n: usize) -> Vec<u8> {
+    let mut v = Vec::with_capacity(n);
+    while v.len() < n {
+        v.extend_from_slice(MARKER);
+        v.extend_from_slice(format!(" line {} 日本語\n", v.len()).as_bytes());
+    }
+    v.truncate(n);
+    v
+}
+
+async fn upload(
+    s: &TestServer,
+    token: &str,
+    project: &str,
+    name: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
+    let res = s
+        .client
+        .post(format!(
+            "{}/api/v1/projects/{project}/files?name={name}",
+            s.base
+        ))
+        .bearer_auth(token)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let st = res.status();
+    (st, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn try_download(
+    s: &TestServer,
+    token: &str,
+    file: &str,
+    extra: &[(&str, &str)],
+    query: &str,
+) -> reqwest::Result<reqwest::Response> {
+    // No connection reuse: a download the server broke off mid-stream (tampering tests)
+    // leaves nothing behind for the next request.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut req = client
+        .get(format!("{}/api/v1/files/{file}/content{query}", s.base))
+        .bearer_auth(token);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await
+}
+
+async fn download(
+    s: &TestServer,
+    token: &str,
+    file: &str,
+    extra: &[(&str, &str)],
+    query: &str,
+) -> reqwest::Response {
+    try_download(s, token, file, extra, query).await.unwrap()
+}
+
+/// The full body, or None when the server broke the transfer off (as it must for a blob
+/// that fails authentication after the first chunk).
+async fn body_or_broken(s: &TestServer, token: &str, file: &str) -> Option<Vec<u8>> {
+    let res = try_download(s, token, file, &[], "").await.ok()?;
+    if !res.status().is_success() {
+        return None;
+    }
+    res.bytes().await.ok().map(|b| b.to_vec())
+}
+
+/// Every file under `dir` (recursively) that contains `needle`.
+fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                if bytes.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn blob_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.join("blobs")];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+async fn project(s: &TestServer, token: &str) -> String {
+    let (_, f) = s
+        .post("/api/v1/folders", token, json!({ "name": "F" }))
+        .await;
+    let (_, p) = s
+        .post(
+            "/api/v1/projects",
+            token,
+            json!({ "name": "P", "folder_id": f["id"] }),
+        )
+        .await;
+    p["id"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_versions_download_ranges() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("acme").await;
+        let tok = &t.admin_token;
+        let p = project(&s, tok).await;
+        let v1 = content(200_000);
+        let (st, up) = upload(&s, tok, &p, "report.txt", v1.clone()).await;
+        assert_eq!(st, StatusCode::CREATED, "{up}");
+        let fid = up["file"]["id"].as_str().unwrap().to_string();
+        assert_eq!(up["version"]["size"], 200_000);
+
+        // Whole download, with ETag and a conditional re-request.
+        let res = download(&s, tok, &fid, &[], "").await;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["content-length"], "200000");
+        assert_eq!(res.headers()["accept-ranges"], "bytes");
+        let etag = res.headers()["etag"].to_str().unwrap().to_string();
+        assert_eq!(res.bytes().await.unwrap().as_ref(), &v1[..]);
+        assert_eq!(
+            download(&s, tok, &fid, &[("if-none-match", &etag)], "")
+                .await
+                .status(),
+            StatusCode::NOT_MODIFIED
+        );
+
+        // Ranges across chunk boundaries, suffix ranges, and unsatisfiable ones.
+        for (h, a, z) in [
+            ("bytes=0-9", 0, 9),
+            ("bytes=65530-65545", 65530, 65545),
+            ("bytes=-100", 199_900, 199_999),
+            ("bytes=131000-", 131_000, 199_999),
+        ] {
+            let res = download(&s, tok, &fid, &[("range", h)], "").await;
+            assert_eq!(res.status(), StatusCode::PARTIAL_CONTENT, "{h}");
+            assert_eq!(
+                res.headers()["content-range"].to_str().unwrap(),
+                format!("bytes {a}-{z}/200000")
+            );
+            assert_eq!(res.bytes().await.unwrap().as_ref(), &v1[a..=z], "{h}");
+        }
+        assert_eq!(
+            download(&s, tok, &fid, &[("range", "bytes=200000-")], "")
+                .await
+                .status(),
+            StatusCode::RANGE_NOT_SATISFIABLE
+        );
+
+        // Same name again: a new version; the old one stays downloadable.
+        let v2 = content(70_000);
+        let (st, up2) = upload(&s, tok, &p, "report.txt", v2.clone()).await;
+        assert_eq!(st, StatusCode::CREATED);
+        assert_eq!(up2["version"]["version"], 2);
+        assert_eq!(up2["file"]["id"].as_str().unwrap(), fid);
+        assert_eq!(
+            download(&s, tok, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &v2[..]
+        );
+        assert_eq!(
+            download(&s, tok, &fid, &[], "?version=1")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &v1[..]
+        );
+        assert_eq!(
+            download(&s, tok, &fid, &[], "?version=9").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        let (_, info) = s.get(&format!("/api/v1/files/{fid}"), tok).await;
+        assert_eq!(info["versions"].as_array().unwrap().len(), 2);
+        let (_, list) = s.get(&format!("/api/v1/projects/{p}/files"), tok).await;
+        assert_eq!(list["items"][0]["name"], "report.txt");
+
+        // An empty file works too.
+        let (st, e) = upload(&s, tok, &p, "empty.bin", Vec::new()).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let eid = e["file"]["id"].as_str().unwrap();
+        assert!(download(&s, tok, eid, &[], "")
+            .await
+            .bytes()
+            .await
+            .unwrap()
+            .is_empty());
+
+        // Nothing readable at rest: not in the blobs, not in the database files.
+        assert!(!blob_files(&s.cfg.data_dir).is_empty());
+        let hits = files_containing(&s.cfg.data_dir, MARKER);
+        assert!(
+            hits.is_empty(),
+            "{b:?}: plaintext found at rest in {hits:?}"
+        );
+
+        // Guests can read but not write; a project that is not there is 404.
+        let (_, guest) = s
+            .add_user(
+                tok,
+                "guest@acme.example.jp",
+                "guest",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        assert_eq!(
+            download(&s, &guest, &fid, &[], "").await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            upload(&s, &guest, &p, "x.txt", b"x".to_vec()).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            upload(&s, tok, "nope", "x.txt", b"x".to_vec()).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            upload(&s, tok, &p, "", b"x".to_vec()).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
+        // Delete removes rows and blobs; a project with files cannot be deleted.
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/projects/{p}"), Some(tok), None)
+                .await
+                .0,
+            StatusCode::CONFLICT
+        );
+        let before = blob_files(&s.cfg.data_dir).len();
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/files/{fid}"), Some(tok), None)
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(blob_files(&s.cfg.data_dir).len(), before - 2);
+        assert_eq!(
+            download(&s, tok, &fid, &[], "").await.status(),
+            StatusCode::NOT_FOUND
+        );
+
+        let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for a in ["file.upload", "file.download", "file.delete", "key.create"] {
+            assert!(actions.contains(&a), "{a} not audited");
+        }
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_or_moved_blobs_are_refused() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let a = s.create_tenant("tenant-a").await;
+        let bt = s.create_tenant("tenant-b").await;
+        let pa = project(&s, &a.admin_token).await;
+        let pb = project(&s, &bt.admin_token).await;
+        let (_, fa) = upload(&s, &a.admin_token, &pa, "a.txt", content(100_000)).await;
+        let (_, fb) = upload(&s, &bt.admin_token, &pb, "b.txt", content(100_000)).await;
+        let fa = fa["file"]["id"].as_str().unwrap().to_string();
+        let fb = fb["file"]["id"].as_str().unwrap().to_string();
+        let blob_of = |tenant: &str| {
+            blob_files(&s.cfg.data_dir)
+                .into_iter()
+                .find(|p| p.to_string_lossy().contains(tenant))
+                .unwrap()
+        };
+        let path_a = blob_of(&a.tenant_id);
+        let path_b = blob_of(&bt.tenant_id);
+        let original = std::fs::read(&path_a).unwrap();
+
+        // A flipped byte in the first chunk: an error, no content.
+        let mut bad = original.clone();
+        bad[40] ^= 1;
+        std::fs::write(&path_a, &bad).unwrap();
+        let res = download(&s, &a.admin_token, &fa, &[], "").await;
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "integrity");
+
+        // A flipped byte in a later chunk: the stream breaks instead of delivering it.
+        let mut bad = original.clone();
+        let at = bad.len() - 10;
+        bad[at] ^= 1;
+        std::fs::write(&path_a, &bad).unwrap();
+        let got = body_or_broken(&s, &a.admin_token, &fa).await;
+        assert!(
+            got.is_none_or(|b| b.len() < 100_000),
+            "altered bytes must never be served whole"
+        );
+
+        // Truncated.
+        std::fs::write(&path_a, &original[..original.len() - 20]).unwrap();
+        let got = body_or_broken(&s, &a.admin_token, &fa).await;
+        assert!(
+            got.is_none_or(|b| b.len() < 100_000),
+            "a truncated blob must not be served whole"
+        );
+
+        // Tenant B's blob put in place of A's: bound to B, it does not decrypt for A.
+        std::fs::copy(&path_b, &path_a).unwrap();
+        assert_eq!(
+            download(&s, &a.admin_token, &fa, &[], "").await.status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+
+        // Restored, it reads again; B was never affected.
+        std::fs::write(&path_a, &original).unwrap();
+        assert_eq!(
+            download(&s, &a.admin_token, &fa, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(100_000)[..]
+        );
+        assert_eq!(
+            download(&s, &bt.admin_token, &fb, &[], "").await.status(),
+            StatusCode::OK
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_uploads_leave_nothing_and_concurrent_uploads_become_versions() {
+    for b in backends() {
+        let mut cfg = test_config(b);
+        cfg.max_upload_bytes = 300_000;
+        let s = TestServer::start_with(cfg, b).await;
+        let t = s.create_tenant("acme").await;
+        let tok = t.admin_token.clone();
+        let p = project(&s, &tok).await;
+        let (st, e) = upload(&s, &tok, &p, "big.bin", content(400_000)).await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+        );
+        assert!(
+            blob_files(&s.cfg.data_dir).is_empty(),
+            "no blob or temp file left"
+        );
+        let (_, list) = s.get(&format!("/api/v1/projects/{p}/files"), &tok).await;
+        assert!(list["items"].as_array().unwrap().is_empty(), "no row left");
+
+        let mut tasks = Vec::new();
+        let s = std::sync::Arc::new(s);
+        for i in 0..5u8 {
+            let s = s.clone();
+            let tok = tok.clone();
+            let p = p.clone();
+            tasks.push(tokio::spawn(async move {
+                upload(&s, &tok, &p, "same.txt", vec![b'a' + i; 1000 + i as usize]).await
+            }));
+        }
+        let mut versions = Vec::new();
+        for t in tasks {
+            let (st, v) = t.await.unwrap();
+            assert_eq!(st, StatusCode::CREATED, "{b:?}: {v}");
+            versions.push(v["version"]["version"].as_i64().unwrap());
+        }
+        versions.sort();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5], "{b:?}");
+        let (_, list) = s.get(&format!("/api/v1/projects/{p}/files"), &tok).await;
+        let fid = list["items"][0]["id"].as_str().unwrap().to_string();
+        for v in 1..=5 {
+            let body = download(&s, &tok, &fid, &[], &format!("?version={v}"))
+                .await
+                .bytes()
+                .await
+                .unwrap();
+            assert!(
+                body.len() >= 1000 && body.iter().all(|c| *c == body[0]),
+                "version {v} intact"
+            );
+        }
+        if let Ok(s) = std::sync::Arc::try_unwrap(s) {
+            s.stop().await;
+        }
+    }
+    let _ = Backend::Sqlite;
+}
