@@ -218,11 +218,15 @@ impl Scope {
     }
 }
 
-/// One effective grant of a principal: the actions of its role at its scope.
+/// One effective grant of a principal: the actions of its role at its scope, optionally
+/// capped at a classification level (DATA-3): items labelled above the cap are outside the
+/// grant altogether.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     pub actions: ActionSet,
     pub scope: Scope,
+    /// Highest label rank this grant reaches (`None`: no cap).
+    pub max_level: Option<u8>,
 }
 
 /// An authenticated, active user of one tenant, with their grants resolved.
@@ -243,12 +247,16 @@ pub enum Resource {
         tenant_id: TenantId,
         /// Ancestors then the folder itself; never empty.
         path: Vec<FolderId>,
+        /// Effective classification rank (own label or inherited).
+        level: u8,
     },
     Project {
         tenant_id: TenantId,
         /// The folder the project is in, and that folder's ancestors, outermost first.
         folders: Vec<FolderId>,
         project_id: ProjectId,
+        /// Effective classification rank of the project (or of the file being reached).
+        level: u8,
     },
 }
 
@@ -257,6 +265,14 @@ impl Resource {
         match self {
             Resource::Tenant(t) => t,
             Resource::Folder { tenant_id, .. } | Resource::Project { tenant_id, .. } => tenant_id,
+        }
+    }
+
+    /// The effective classification rank (0 for the tenant itself).
+    pub fn level(&self) -> u8 {
+        match self {
+            Resource::Tenant(_) => 0,
+            Resource::Folder { level, .. } | Resource::Project { level, .. } => *level,
         }
     }
 
@@ -291,6 +307,7 @@ impl Principal {
         self.grants
             .iter()
             .filter(|g| resource.is_covered_by(&g.scope))
+            .filter(|g| g.max_level.is_none_or(|cap| resource.level() <= cap))
             .fold(ActionSet::default(), |acc, g| {
                 let mut set = g.actions;
                 if g.scope != Scope::Tenant {
@@ -367,7 +384,11 @@ mod tests {
         Principal {
             tenant_id: t("A"),
             user_id: UserId::from_string("u"),
-            grants: vec![Grant { actions, scope }],
+            grants: vec![Grant {
+                actions,
+                scope,
+                max_level: None,
+            }],
         }
     }
 
@@ -380,6 +401,7 @@ mod tests {
                 Resource::Folder {
                     tenant_id: t("A"),
                     path: vec![f("F1")],
+                    level: 0,
                 },
             ),
             (
@@ -387,6 +409,7 @@ mod tests {
                 Resource::Folder {
                     tenant_id: t("A"),
                     path: vec![f("F1"), f("F2")],
+                    level: 0,
                 },
             ),
             (
@@ -395,6 +418,7 @@ mod tests {
                     tenant_id: t("A"),
                     folders: vec![f("F1")],
                     project_id: p("P1"),
+                    level: 0,
                 },
             ),
             (
@@ -403,6 +427,7 @@ mod tests {
                     tenant_id: t("A"),
                     folders: vec![f("F1"), f("F2")],
                     project_id: p("P2"),
+                    level: 0,
                 },
             ),
             (
@@ -410,6 +435,7 @@ mod tests {
                 Resource::Folder {
                     tenant_id: t("A"),
                     path: vec![f("F3")],
+                    level: 0,
                 },
             ),
             (
@@ -418,6 +444,7 @@ mod tests {
                     tenant_id: t("A"),
                     folders: vec![f("F3")],
                     project_id: p("P3"),
+                    level: 0,
                 },
             ),
             ("otherTenant", Resource::Tenant(t("B"))),
@@ -426,6 +453,7 @@ mod tests {
                 Resource::Folder {
                     tenant_id: t("B"),
                     path: vec![f("F1")],
+                    level: 0,
                 },
             ),
         ]
@@ -560,5 +588,81 @@ mod tests {
             assert_eq!(BuiltinRole::parse(r.as_str()), Some(r));
         }
         assert_eq!(Action::parse("root"), None);
+    }
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::*;
+    use Action::*;
+    use Decision::*;
+
+    /// Roles × label levels × operations (DATA-3). Levels: 0 public, 1 internal,
+    /// 2 confidential, 3 secret.
+    #[test]
+    fn capped_grants_do_not_reach_higher_labels() {
+        let t = TenantId::from_string("A");
+        let folder = |level| Resource::Folder {
+            tenant_id: t.clone(),
+            path: vec![FolderId::from_string("F")],
+            level,
+        };
+        let project = |level| Resource::Project {
+            tenant_id: t.clone(),
+            folders: vec![FolderId::from_string("F")],
+            project_id: ProjectId::from_string("P"),
+            level,
+        };
+        let who = |role: BuiltinRole, cap: Option<u8>| Principal {
+            tenant_id: t.clone(),
+            user_id: UserId::from_string("u"),
+            grants: vec![Grant {
+                actions: role.actions(),
+                scope: Scope::Tenant,
+                max_level: cap,
+            }],
+        };
+        #[rustfmt::skip]
+        let table: Vec<(BuiltinRole, Option<u8>, Action, [Decision; 4])> = vec![
+            // role                   cap      action         public internal confid. secret
+            (BuiltinRole::Guest,      Some(1), View,          [Allow, Allow, NotFound, NotFound]),
+            (BuiltinRole::Guest,      None,    View,          [Allow, Allow, Allow, Allow]),
+            (BuiltinRole::Member,     Some(2), ContentWrite,  [Allow, Allow, Allow, NotFound]),
+            (BuiltinRole::Member,     Some(0), View,          [Allow, NotFound, NotFound, NotFound]),
+            (BuiltinRole::Admin,      Some(2), ProjectManage, [Allow, Allow, Allow, NotFound]),
+            (BuiltinRole::Member,     Some(3), FolderManage,  [Forbidden, Forbidden, Forbidden, Forbidden]),
+        ];
+        for (role, cap, action, want) in table {
+            let p = who(role, cap);
+            for (level, w) in want.iter().enumerate() {
+                assert_eq!(
+                    authorize(&p, action, &folder(level as u8)),
+                    *w,
+                    "{role:?} cap {cap:?} {action:?} folder level {level}"
+                );
+                assert_eq!(
+                    authorize(&p, action, &project(level as u8)),
+                    *w,
+                    "{role:?} cap {cap:?} {action:?} project level {level}"
+                );
+            }
+        }
+        // A second, uncapped grant on the folder opens what the capped tenant grant does not.
+        let mut p = who(BuiltinRole::Guest, Some(1));
+        p.grants.push(Grant {
+            actions: BuiltinRole::Guest.actions(),
+            scope: Scope::Folder(FolderId::from_string("F")),
+            max_level: None,
+        });
+        assert_eq!(authorize(&p, View, &project(3)), Allow);
+        // The tenant itself is level 0: caps never hide the tenant.
+        assert_eq!(
+            authorize(
+                &who(BuiltinRole::Admin, Some(0)),
+                UserRead,
+                &Resource::Tenant(t.clone())
+            ),
+            Allow
+        );
     }
 }

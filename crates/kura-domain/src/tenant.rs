@@ -39,6 +39,11 @@ pub struct TenantSettings {
     pub default_locale: String,
     pub password_policy: PasswordPolicy,
     pub session_policy: SessionPolicy,
+    /// Classification levels, lowest first (DATA-2). Default public / internal /
+    /// confidential / secret.
+    pub labels: Vec<String>,
+    /// The level of anything with no label of its own and no labelled ancestor.
+    pub default_label: String,
 }
 
 impl Default for TenantSettings {
@@ -48,6 +53,10 @@ impl Default for TenantSettings {
             default_locale: "ja".into(),
             password_policy: PasswordPolicy::default(),
             session_policy: SessionPolicy::default(),
+            labels: ["public", "internal", "confidential", "secret"]
+                .map(String::from)
+                .to_vec(),
+            default_label: "internal".into(),
         }
     }
 }
@@ -62,7 +71,64 @@ impl TenantSettings {
         }
         validate_locale(&self.default_locale)?;
         self.password_policy.validate_settings()?;
-        self.session_policy.validate_settings()
+        self.session_policy.validate_settings()?;
+        if !(2..=10).contains(&self.labels.len()) {
+            return Err(DomainError::invalid(
+                "labels",
+                "define between 2 and 10 levels",
+            ));
+        }
+        for (i, l) in self.labels.iter().enumerate() {
+            crate::validate_name("labels", l)?;
+            if l.chars().count() > 40 || self.labels[..i].contains(l) {
+                return Err(DomainError::invalid(
+                    "labels",
+                    "levels must be unique names of at most 40 characters",
+                ));
+            }
+        }
+        if !self.labels.contains(&self.default_label) {
+            return Err(DomainError::invalid(
+                "default_label",
+                "must be one of the labels",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rank of a label (0 = lowest). An unknown label ranks above everything, so that
+    /// nothing becomes more visible by a label that no longer exists (fails closed).
+    pub fn label_rank(&self, name: &str) -> u8 {
+        self.labels
+            .iter()
+            .position(|l| l == name)
+            .map(|p| p as u8)
+            .unwrap_or(u8::MAX)
+    }
+
+    /// The rank of the first label along an item's chain (its own, then its ancestors'
+    /// from the nearest outward), or of the default label.
+    pub fn effective_rank<'a>(
+        &self,
+        nearest_first: impl IntoIterator<Item = Option<&'a str>>,
+    ) -> u8 {
+        let label = nearest_first
+            .into_iter()
+            .flatten()
+            .next()
+            .unwrap_or(&self.default_label);
+        self.label_rank(label)
+    }
+
+    pub fn check_label(&self, label: &str) -> Result<(), DomainError> {
+        if self.labels.iter().any(|l| l == label) {
+            Ok(())
+        } else {
+            Err(DomainError::invalid(
+                "label",
+                format!("must be one of: {}", self.labels.join(", ")),
+            ))
+        }
     }
 }
 
@@ -94,5 +160,25 @@ mod tests {
             ..Default::default()
         };
         assert!(bad_locale.validate().is_err());
+        let s = TenantSettings::default();
+        assert_eq!(s.label_rank("public"), 0);
+        assert_eq!(s.label_rank("secret"), 3);
+        assert_eq!(s.label_rank("gone"), u8::MAX);
+        assert_eq!(
+            s.effective_rank([None, Some("confidential"), Some("public")]),
+            2
+        );
+        assert_eq!(s.effective_rank([None, None]), 1, "default internal");
+        let dup = TenantSettings {
+            labels: vec!["a".into(), "a".into()],
+            default_label: "a".into(),
+            ..Default::default()
+        };
+        assert!(dup.validate().is_err());
+        let bad_default = TenantSettings {
+            default_label: "x".into(),
+            ..Default::default()
+        };
+        assert!(bad_default.validate().is_err());
     }
 }

@@ -453,6 +453,16 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             delete_file
         ),
         route!(
+            patch,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            200,
+            "Set a file's label, tags and attributes",
+            patch_file,
+            label_patch_schema
+        ),
+        route!(
             get,
             "/api/v1/audit",
             "logs",
@@ -709,6 +719,7 @@ struct InviteBody {
     locale: Option<String>,
     role: Option<String>,
     scope: Option<ScopeBody>,
+    max_label: Option<String>,
 }
 fn invite_schema() -> Value {
     json!({"type":"object","required":["email"],"properties":{"email":{"type":"string"},"display_name":{"type":"string"},"locale":{"type":"string","enum":["ja","en"]},"role":{"type":"string","description":"contract_admin, admin, member, guest or a custom role id"},"scope":scope_schema()}})
@@ -732,6 +743,7 @@ async fn invite_user(
                 display_name: b.display_name,
                 locale: b.locale,
                 role,
+                max_label: b.max_label,
             },
             &ctx,
         )
@@ -803,9 +815,11 @@ async fn list_grants(
 struct GrantBody {
     role: String,
     scope: Option<ScopeBody>,
+    /// Classification cap (DATA-3), e.g. "internal".
+    max_label: Option<String>,
 }
 fn grant_schema() -> Value {
-    json!({"type":"object","required":["role"],"properties":{"role":{"type":"string"},"scope":scope_schema()}})
+    json!({"type":"object","required":["role"],"properties":{"role":{"type":"string"},"scope":scope_schema(),"max_label":{"type":"string","description":"classification cap, e.g. internal"}}})
 }
 async fn add_grant(
     State(s): State<AppState>,
@@ -817,7 +831,14 @@ async fn add_grant(
     let scope = parse_scope(b.scope)?;
     created(
         s.services
-            .add_grant(&a, &UserId::from_string(id), &b.role, scope, &ctx)
+            .add_grant(
+                &a,
+                &UserId::from_string(id),
+                &b.role,
+                scope,
+                b.max_label.as_deref(),
+                &ctx,
+            )
             .await?,
     )
 }
@@ -901,9 +922,11 @@ async fn list_folders(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
 struct FolderBody {
     name: String,
     parent_id: Option<String>,
+    #[serde(flatten)]
+    labels: kura_store::Labels,
 }
 fn folder_schema() -> Value {
-    json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"]}}})
+    json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"]},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 async fn create_folder(
     State(s): State<AppState>,
@@ -914,7 +937,7 @@ async fn create_folder(
     let parent = b.parent_id.map(FolderId::from_string);
     created(
         s.services
-            .create_folder(&a, &b.name, parent.as_ref(), &ctx)
+            .create_folder(&a, &b.name, parent.as_ref(), b.labels, &ctx)
             .await?,
     )
 }
@@ -927,6 +950,38 @@ async fn get_folder(
     ok(s.services
         .get_folder(&a, &FolderId::from_string(id), &ctx)
         .await?)
+}
+
+/// The label fields of a PATCH body: `label` (string, or null to inherit), `tags`,
+/// `attributes`; absent fields stay as they are.
+type LabelPatch = (
+    Option<Option<String>>,
+    Option<Vec<String>>,
+    Option<serde_json::Map<String, Value>>,
+);
+fn label_fields(body: &Value) -> Result<LabelPatch, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::bad_request("body must be a JSON object"))?;
+    let label = match obj.get("label") {
+        None => None,
+        Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => return Err(ApiError::bad_request("label must be a string or null")),
+    };
+    let tags = match obj.get("tags") {
+        None => None,
+        Some(v) => Some(
+            serde_json::from_value::<Vec<String>>(v.clone())
+                .map_err(|_| ApiError::bad_request("tags must be an array of strings"))?,
+        ),
+    };
+    let attributes = match obj.get("attributes") {
+        None => None,
+        Some(Value::Object(m)) => Some(m.clone()),
+        Some(_) => return Err(ApiError::bad_request("attributes must be an object")),
+    };
+    Ok((label, tags, attributes))
 }
 
 /// Reads `name` and a nullable parent field from a PATCH body, telling "absent" from "null".
@@ -955,7 +1010,7 @@ fn patch_fields(
     Ok((name, parent))
 }
 fn folder_patch_schema() -> Value {
-    json!({"type":"object","properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"],"description":"null moves to the top level"}}})
+    json!({"type":"object","properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"],"description":"null moves to the top level"},"label":{"type":["string","null"],"description":"null inherits the parent's"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 async fn update_folder(
     State(s): State<AppState>,
@@ -965,9 +1020,13 @@ async fn update_folder(
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (name, parent) = patch_fields(&b, "parent_id")?;
+    let (label, tags, attributes) = label_fields(&b)?;
     let patch = Patch {
         name,
         parent: parent.map(|p| p.map(FolderId::from_string)),
+        label,
+        tags,
+        attributes,
     };
     ok(s.services
         .update_folder(&a, &FolderId::from_string(id), patch, &ctx)
@@ -993,9 +1052,11 @@ async fn list_projects(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
 struct ProjectBody {
     name: String,
     folder_id: String,
+    #[serde(flatten)]
+    labels: kura_store::Labels,
 }
 fn project_schema() -> Value {
-    json!({"type":"object","required":["name","folder_id"],"properties":{"name":{"type":"string"},"folder_id":{"type":"string"}}})
+    json!({"type":"object","required":["name","folder_id"],"properties":{"name":{"type":"string"},"folder_id":{"type":"string"},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 async fn create_project(
     State(s): State<AppState>,
@@ -1005,7 +1066,13 @@ async fn create_project(
 ) -> ApiResult {
     created(
         s.services
-            .create_project(&a, &FolderId::from_string(b.folder_id), &b.name, &ctx)
+            .create_project(
+                &a,
+                &FolderId::from_string(b.folder_id),
+                &b.name,
+                b.labels,
+                &ctx,
+            )
             .await?,
     )
 }
@@ -1020,7 +1087,7 @@ async fn get_project(
         .await?)
 }
 fn project_patch_schema() -> Value {
-    json!({"type":"object","properties":{"name":{"type":"string"},"folder_id":{"type":"string"}}})
+    json!({"type":"object","properties":{"name":{"type":"string"},"folder_id":{"type":"string"},"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 async fn update_project(
     State(s): State<AppState>,
@@ -1030,6 +1097,7 @@ async fn update_project(
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (name, folder) = patch_fields(&b, "folder_id")?;
+    let (label, tags, attributes) = label_fields(&b)?;
     let parent = match folder {
         None => None,
         Some(Some(f)) => Some(FolderId::from_string(f)),
@@ -1043,7 +1111,13 @@ async fn update_project(
         .update_project(
             &a,
             &ProjectId::from_string(id),
-            Patch { name, parent },
+            Patch {
+                name,
+                parent,
+                label,
+                tags,
+                attributes,
+            },
             &ctx,
         )
         .await?)
@@ -1269,6 +1343,32 @@ async fn delete_file(
 ) -> ApiResult {
     s.services.delete_file(&a, &id, &ctx).await?;
     no_content()
+}
+
+fn label_patch_schema() -> Value {
+    json!({"type":"object","properties":{"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+}
+
+async fn patch_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult {
+    let (label, tags, attributes) = label_fields(&b)?;
+    let (file, _) = s.services.file_info(&a, &id, &ctx).await?;
+    let mut l = file.labels.clone();
+    if let Some(x) = label {
+        l.label = x;
+    }
+    if let Some(x) = tags {
+        l.tags = x;
+    }
+    if let Some(x) = attributes {
+        l.attributes = x;
+    }
+    ok(s.services.set_file_labels(&a, &id, l, &ctx).await?)
 }
 
 #[cfg(test)]

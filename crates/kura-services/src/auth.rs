@@ -212,7 +212,10 @@ impl Services {
             principal: Principal {
                 tenant_id: tenant.id.clone(),
                 user_id: user.id.clone(),
-                grants: grants.iter().map(|g| g.effective()).collect(),
+                grants: grants
+                    .iter()
+                    .map(|g| g.effective(&tenant.settings))
+                    .collect(),
             },
             grants,
             user,

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use kura_crypto::keys::SecretKey;
 use kura_crypto::stream::{self, BlobContext, Decryptor, Encryptor};
-use kura_domain::{validate_name, Action, ProjectId, Resource, TenantId};
+use kura_domain::{validate_name, Action, ProjectId, TenantId};
 use kura_store::files::{self, File, Version};
 use kura_store::{keys, StoreError};
 use sha2::{Digest, Sha256};
@@ -122,28 +122,26 @@ impl Services {
         &self,
         auth: &AuthContext,
         project: &ProjectId,
+        item_label: Option<Option<&str>>,
         action: Action,
         ctx: &RequestCtx,
     ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
-        let p = match kura_store::workspace::get_project(&mut tx, t, project).await {
-            Ok(p) => p,
-            Err(StoreError::NotFound) => {
+        let r = match self
+            .project_as_resource(&mut tx, &auth.tenant.settings, t, project, item_label)
+            .await
+        {
+            Ok((_, r)) => r,
+            Err(ServiceError::NotFound) => {
                 drop(tx);
                 return Err(self
                     .not_found(&auth.principal, "project", project.as_str(), ctx)
                     .await);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         };
-        let folders = kura_store::workspace::folder_path(&mut tx, t, &p.folder_id).await?;
         drop(tx);
-        let r = Resource::Project {
-            tenant_id: t.clone(),
-            folders,
-            project_id: project.clone(),
-        };
         self.require(&auth.principal, action, &r, ctx).await
     }
 
@@ -165,7 +163,7 @@ impl Services {
         E: std::fmt::Display,
     {
         let t = auth.tenant.id.clone();
-        self.project_for(auth, project, Action::ContentWrite, ctx)
+        self.project_for(auth, project, None, Action::ContentWrite, ctx)
             .await?;
         let name = validate_name("name", name)?;
         let content_type: String = content_type
@@ -257,6 +255,7 @@ impl Services {
                 ),
                 None => {
                     let f = File {
+                        labels: kura_store::Labels::default(),
                         id: kura_domain::ids::new_id(),
                         project_id: project.clone(),
                         name: name.to_string(),
@@ -329,7 +328,16 @@ impl Services {
         };
         drop(tx);
         // A file is as visible as its project.
-        match self.project_for(auth, &f.project_id, action, ctx).await {
+        match self
+            .project_for(
+                auth,
+                &f.project_id,
+                Some(f.labels.label.as_deref()),
+                action,
+                ctx,
+            )
+            .await
+        {
             Ok(()) => Ok(f),
             Err(e) => Err(e),
         }
@@ -341,7 +349,8 @@ impl Services {
         project: &ProjectId,
         ctx: &RequestCtx,
     ) -> Result<Vec<File>> {
-        self.project_for(auth, project, Action::View, ctx).await?;
+        self.project_for(auth, project, None, Action::View, ctx)
+            .await?;
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
         Ok(files::list_in_project(&mut tx, &auth.tenant.id, project).await?)
     }
@@ -525,5 +534,40 @@ impl Services {
             }
         }
         Ok(())
+    }
+}
+
+impl Services {
+    /// Sets a file's label, tags and attributes (DATA-2); a label change is audited as such.
+    pub async fn set_file_labels(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        labels: kura_store::Labels,
+        ctx: &RequestCtx,
+    ) -> Result<File> {
+        let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
+        self.check_labels(&auth.tenant.settings, &labels)?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        files::set_labels(&mut tx, t, id, &labels, self.now()).await?;
+        let action = if f.labels.label != labels.label {
+            "label.change"
+        } else {
+            "file.tags"
+        };
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new(action)
+                .target("file", id)
+                .details(serde_json::json!({ "before": f.labels, "after": labels })),
+        )
+        .await?;
+        let updated = files::get(&mut tx, t, id).await?;
+        tx.commit().await?;
+        Ok(updated)
     }
 }

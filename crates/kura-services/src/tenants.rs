@@ -83,6 +83,7 @@ impl Services {
                         BuiltinRole::ContractAdmin.as_str().to_string(),
                         Scope::Tenant,
                     )),
+                    max_label: None,
                 },
             )
             .await?;

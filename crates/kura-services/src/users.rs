@@ -22,6 +22,8 @@ pub struct NewUser {
     pub locale: Option<String>,
     /// A first role to grant: a built-in role name (`member`) or a custom role id, at a scope.
     pub role: Option<(String, Scope)>,
+    /// A classification cap on that first grant (DATA-3), e.g. `internal` for guests.
+    pub max_label: Option<String>,
 }
 
 /// Freeze, unfreeze or delete.
@@ -69,13 +71,25 @@ impl Services {
     }
 
     /// Validates a grant: contract admin only at tenant scope, and the scope must exist.
+    /// Validates a grant: contract admin only at tenant scope, an existing scope, and a cap
+    /// that is one of the tenant's labels.
     async fn check_grant_shape(
         &self,
         tx: &mut Tx,
+        settings: &kura_domain::tenant::TenantSettings,
         tenant: &TenantId,
         role: &RoleRef,
         scope: &Scope,
+        max_label: Option<&str>,
     ) -> Result<Resource> {
+        if let Some(l) = max_label {
+            settings.check_label(l).map_err(|_| {
+                ServiceError::invalid(
+                    "max_label",
+                    format!("must be one of: {}", settings.labels.join(", ")),
+                )
+            })?;
+        }
         if matches!(
             role,
             RoleRef::Builtin {
@@ -88,7 +102,7 @@ impl Services {
                 "contract_admin can only be granted for the whole tenant",
             ));
         }
-        match self.scope_resource(tx, tenant, scope).await {
+        match self.scope_resource(tx, settings, tenant, scope).await {
             Ok(r) => Ok(r),
             Err(ServiceError::NotFound) => {
                 Err(ServiceError::invalid("scope", "no such folder or project"))
@@ -135,7 +149,16 @@ impl Services {
         let mut role_label = String::from("-");
         if let Some((spec, scope)) = &input.role {
             let (role, actions) = self.resolve_role(tx, &tenant.id, spec).await?;
-            let resource = self.check_grant_shape(tx, &tenant.id, &role, scope).await?;
+            let resource = self
+                .check_grant_shape(
+                    tx,
+                    &tenant.settings,
+                    &tenant.id,
+                    &role,
+                    scope,
+                    input.max_label.as_deref(),
+                )
+                .await?;
             if let Actor::User(p) = actor {
                 if authorize_grant(p, actions, &resource) != Decision::Allow {
                     return Err(ServiceError::Forbidden);
@@ -149,6 +172,7 @@ impl Services {
                     user_id: &user.id,
                     role: &role,
                     scope,
+                    max_label: input.max_label.as_deref(),
                     now,
                 },
             )
@@ -477,13 +501,16 @@ impl Services {
         user_id: &UserId,
         role_spec: &str,
         scope: Scope,
+        max_label: Option<&str>,
         ctx: &RequestCtx,
     ) -> Result<GrantRow> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let user = self.load_user(auth, &mut tx, user_id, ctx).await?;
         let (role, actions) = self.resolve_role(&mut tx, t, role_spec).await?;
-        let resource = self.check_grant_shape(&mut tx, t, &role, &scope).await?;
+        let resource = self
+            .check_grant_shape(&mut tx, &auth.tenant.settings, t, &role, &scope, max_label)
+            .await?;
         drop(tx);
         match authorize_grant(&auth.principal, actions, &resource) {
             Decision::Allow => {}
@@ -513,6 +540,7 @@ impl Services {
                 user_id: &user.id,
                 role: &role,
                 scope: &scope,
+                max_label,
                 now: self.now(),
             },
         )
@@ -553,7 +581,9 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         };
-        let resource = self.scope_resource(&mut tx, t, &grant.scope).await?;
+        let resource = self
+            .scope_resource(&mut tx, &auth.tenant.settings, t, &grant.scope)
+            .await?;
         drop(tx);
         if authorize_grant(&auth.principal, grant.actions, &resource) != Decision::Allow {
             self.require(&auth.principal, Action::GrantManage, &resource, ctx)

@@ -3,16 +3,47 @@
 use crate::auth::AuthContext;
 use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_domain::authz::Scope;
+use kura_domain::tenant::TenantSettings;
 use kura_domain::{validate_name, Action, Decision, FolderId, ProjectId, Resource, TenantId};
 use kura_store::workspace::{self, Folder, Project, MAX_FOLDER_DEPTH};
-use kura_store::{roles, StoreError, Tx};
+use kura_store::{roles, Labels, Tx};
 
 /// A change to a folder or project: a new name and/or a new parent.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Patch<P> {
     pub name: Option<String>,
     /// For folders `Some(None)` moves to the top level.
     pub parent: Option<P>,
+    /// `Some(None)` removes the own label (the item inherits again).
+    pub label: Option<Option<String>>,
+    pub tags: Option<Vec<String>>,
+    pub attributes: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+impl<P> Default for Patch<P> {
+    fn default() -> Self {
+        Self {
+            name: None,
+            parent: None,
+            label: None,
+            tags: None,
+            attributes: None,
+        }
+    }
+}
+
+impl<P> Patch<P> {
+    fn apply_labels(&self, l: &mut Labels) {
+        if let Some(label) = &self.label {
+            l.label = label.clone();
+        }
+        if let Some(t) = &self.tags {
+            l.tags = t.clone();
+        }
+        if let Some(a) = &self.attributes {
+            l.attributes = a.clone();
+        }
+    }
 }
 
 /// What a principal sees of the workspace: the folders and projects they can view.
@@ -23,26 +54,87 @@ pub struct Tree {
 }
 
 impl Services {
+    /// The folders from the outermost down to `id`.
+    async fn folder_chain(&self, tx: &mut Tx, t: &TenantId, id: &FolderId) -> Result<Vec<Folder>> {
+        let mut chain = Vec::new();
+        let mut cur = Some(id.clone());
+        while let Some(fid) = cur {
+            if chain.len() > MAX_FOLDER_DEPTH {
+                return Err(ServiceError::internal("folder nesting too deep or cyclic"));
+            }
+            let f = workspace::get_folder(tx, t, &fid).await?;
+            cur = f.parent_id.clone();
+            chain.push(f);
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// A folder as a resource: its path and effective classification.
+    pub(crate) async fn folder_as_resource(
+        &self,
+        tx: &mut Tx,
+        settings: &TenantSettings,
+        t: &TenantId,
+        id: &FolderId,
+    ) -> Result<(Folder, Resource)> {
+        let chain = self.folder_chain(tx, t, id).await?;
+        let level = settings.effective_rank(chain.iter().rev().map(|f| f.labels.label.as_deref()));
+        let path = chain.iter().map(|f| f.id.clone()).collect();
+        let folder = chain.last().cloned().ok_or(ServiceError::NotFound)?;
+        Ok((
+            folder,
+            Resource::Folder {
+                tenant_id: t.clone(),
+                path,
+                level,
+            },
+        ))
+    }
+
+    /// A project (or, with `item_label`, a file in it) as a resource.
+    pub(crate) async fn project_as_resource(
+        &self,
+        tx: &mut Tx,
+        settings: &TenantSettings,
+        t: &TenantId,
+        id: &ProjectId,
+        item_label: Option<Option<&str>>,
+    ) -> Result<(Project, Resource)> {
+        let p = workspace::get_project(tx, t, id).await?;
+        let chain = self.folder_chain(tx, t, &p.folder_id).await?;
+        let labels = item_label
+            .into_iter()
+            .chain(std::iter::once(p.labels.label.as_deref()))
+            .chain(chain.iter().rev().map(|f| f.labels.label.as_deref()));
+        let level = settings.effective_rank(labels);
+        let folders = chain.iter().map(|f| f.id.clone()).collect();
+        Ok((
+            p,
+            Resource::Project {
+                tenant_id: t.clone(),
+                folders,
+                project_id: id.clone(),
+                level,
+            },
+        ))
+    }
+
     /// The resource a scope denotes (for grants), with its ancestry.
     pub(crate) async fn scope_resource(
         &self,
         tx: &mut Tx,
+        settings: &TenantSettings,
         tenant: &TenantId,
         scope: &Scope,
     ) -> Result<Resource> {
         Ok(match scope {
             Scope::Tenant => Resource::Tenant(tenant.clone()),
-            Scope::Folder(f) => Resource::Folder {
-                tenant_id: tenant.clone(),
-                path: workspace::folder_path(tx, tenant, f).await?,
-            },
+            Scope::Folder(f) => self.folder_as_resource(tx, settings, tenant, f).await?.1,
             Scope::Project(p) => {
-                let project = workspace::get_project(tx, tenant, p).await?;
-                Resource::Project {
-                    tenant_id: tenant.clone(),
-                    folders: workspace::folder_path(tx, tenant, &project.folder_id).await?,
-                    project_id: p.clone(),
-                }
+                self.project_as_resource(tx, settings, tenant, p, None)
+                    .await?
+                    .1
             }
         })
     }
@@ -54,22 +146,14 @@ impl Services {
         id: &FolderId,
         ctx: &RequestCtx,
     ) -> Result<(Folder, Resource)> {
-        let t = &auth.tenant.id;
-        match workspace::get_folder(tx, t, id).await {
-            Ok(f) => {
-                let path = workspace::folder_path(tx, t, id).await?;
-                Ok((
-                    f,
-                    Resource::Folder {
-                        tenant_id: t.clone(),
-                        path,
-                    },
-                ))
-            }
-            Err(StoreError::NotFound) => Err(self
+        match self
+            .folder_as_resource(tx, &auth.tenant.settings, &auth.tenant.id, id)
+            .await
+        {
+            Err(ServiceError::NotFound) => Err(self
                 .not_found(&auth.principal, "folder", id.as_str(), ctx)
                 .await),
-            Err(e) => Err(e.into()),
+            other => other,
         }
     }
 
@@ -80,57 +164,53 @@ impl Services {
         id: &ProjectId,
         ctx: &RequestCtx,
     ) -> Result<(Project, Resource)> {
-        let t = &auth.tenant.id;
-        match workspace::get_project(tx, t, id).await {
-            Ok(p) => {
-                let folders = workspace::folder_path(tx, t, &p.folder_id).await?;
-                Ok((
-                    p,
-                    Resource::Project {
-                        tenant_id: t.clone(),
-                        folders,
-                        project_id: id.clone(),
-                    },
-                ))
-            }
-            Err(StoreError::NotFound) => Err(self
+        match self
+            .project_as_resource(tx, &auth.tenant.settings, &auth.tenant.id, id, None)
+            .await
+        {
+            Err(ServiceError::NotFound) => Err(self
                 .not_found(&auth.principal, "project", id.as_str(), ctx)
                 .await),
-            Err(e) => Err(e.into()),
+            other => other,
         }
     }
 
-    /// Everything the principal may view, for the console tree and the API lists.
+    /// Everything the principal may view, for the console tree and the API lists. Items
+    /// above a principal's label cap are simply absent (DATA-3).
     pub async fn workspace_tree(&self, auth: &AuthContext) -> Result<Tree> {
         let t = &auth.tenant.id;
+        let settings = &auth.tenant.settings;
         let mut tx = self.store.tenant_read(t).await?;
         let folders = workspace::list_folders(&mut tx, t).await?;
         let projects = workspace::list_projects(&mut tx, t).await?;
         drop(tx);
         // Ancestry from the in-memory list (one query each instead of one per folder).
-        let parent: std::collections::HashMap<&FolderId, Option<&FolderId>> = folders
-            .iter()
-            .map(|f| (&f.id, f.parent_id.as_ref()))
-            .collect();
-        let path_of = |id: &FolderId| {
-            let mut path = vec![id.clone()];
-            let mut cur = parent.get(id).copied().flatten();
-            while let Some(p) = cur {
+        let by_id: std::collections::HashMap<&FolderId, &Folder> =
+            folders.iter().map(|f| (&f.id, f)).collect();
+        // (path outermost first, labels nearest first)
+        let chain_of = |id: &FolderId| {
+            let mut path = Vec::new();
+            let mut labels = Vec::new();
+            let mut cur = by_id.get(id).copied();
+            while let Some(f) = cur {
                 if path.len() > MAX_FOLDER_DEPTH {
                     break;
                 }
-                path.push(p.clone());
-                cur = parent.get(p).copied().flatten();
+                path.push(f.id.clone());
+                labels.push(f.labels.label.as_deref());
+                cur = f.parent_id.as_ref().and_then(|p| by_id.get(p).copied());
             }
             path.reverse();
-            path
+            (path, labels)
         };
         let visible_folders: Vec<Folder> = folders
             .iter()
             .filter(|f| {
+                let (path, labels) = chain_of(&f.id);
                 let r = Resource::Folder {
                     tenant_id: t.clone(),
-                    path: path_of(&f.id),
+                    path,
+                    level: settings.effective_rank(labels),
                 };
                 kura_domain::authorize(&auth.principal, Action::View, &r) == Decision::Allow
             })
@@ -139,10 +219,14 @@ impl Services {
         let visible_projects: Vec<Project> = projects
             .into_iter()
             .filter(|p| {
+                let (folders, labels) = chain_of(&p.folder_id);
+                let level = settings
+                    .effective_rank(std::iter::once(p.labels.label.as_deref()).chain(labels));
                 let r = Resource::Project {
                     tenant_id: t.clone(),
-                    folders: path_of(&p.folder_id),
+                    folders,
                     project_id: p.id.clone(),
+                    level,
                 };
                 kura_domain::authorize(&auth.principal, Action::View, &r) == Decision::Allow
             })
@@ -153,15 +237,45 @@ impl Services {
         })
     }
 
+    /// Checks labels, tags and attributes against the tenant's scheme and limits.
+    pub(crate) fn check_labels(&self, settings: &TenantSettings, l: &Labels) -> Result<()> {
+        if let Some(label) = &l.label {
+            settings.check_label(label)?;
+        }
+        if l.tags.len() > 20
+            || l.tags
+                .iter()
+                .any(|t| t.trim().is_empty() || t.chars().count() > 50)
+        {
+            return Err(ServiceError::invalid(
+                "tags",
+                "at most 20 tags of 1-50 characters",
+            ));
+        }
+        if l.attributes.len() > 20
+            || l.attributes
+                .iter()
+                .any(|(k, v)| k.is_empty() || k.chars().count() > 50 || v.to_string().len() > 500)
+        {
+            return Err(ServiceError::invalid(
+                "attributes",
+                "at most 20 attributes, keys of 1-50 characters, values under 500 bytes",
+            ));
+        }
+        Ok(())
+    }
+
     pub async fn create_folder(
         &self,
         auth: &AuthContext,
         name: &str,
         parent: Option<&FolderId>,
+        labels: Labels,
         ctx: &RequestCtx,
     ) -> Result<Folder> {
         let t = &auth.tenant.id;
         let name = validate_name("name", name)?;
+        self.check_labels(&auth.tenant.settings, &labels)?;
         let mut tx = self.store.tenant_read(t).await?;
         let resource = match parent {
             None => Resource::Tenant(t.clone()),
@@ -183,6 +297,7 @@ impl Services {
             .await?;
         let now = self.now();
         let folder = Folder {
+            labels,
             id: FolderId::generate(),
             parent_id: parent.cloned(),
             name,
@@ -260,6 +375,8 @@ impl Services {
         if let Some(name) = &patch.name {
             folder.name = validate_name("name", name)?;
         }
+        patch.apply_labels(&mut folder.labels);
+        self.check_labels(&auth.tenant.settings, &folder.labels)?;
         if let Some(p) = patch.parent {
             folder.parent_id = p;
         }
@@ -268,10 +385,14 @@ impl Services {
         workspace::update_folder(&mut tx, t, &folder).await?;
         // Re-check depth after the move (the subtree moves with it).
         workspace::folder_path(&mut tx, t, id).await?;
-        let action = if before.parent_id != folder.parent_id {
+        let action = if before.labels.label != folder.labels.label {
+            "label.change"
+        } else if before.parent_id != folder.parent_id {
             "folder.move"
-        } else {
+        } else if before.name != folder.name {
             "folder.rename"
+        } else {
+            "folder.update"
         };
         self.audit(
             &mut tx,
@@ -281,8 +402,8 @@ impl Services {
             Event::new(action)
                 .target("folder", id)
                 .details(serde_json::json!({
-                    "before": { "name": before.name, "parent_id": before.parent_id },
-                    "after": { "name": folder.name, "parent_id": folder.parent_id },
+                    "before": { "name": before.name, "parent_id": before.parent_id, "labels": before.labels },
+                    "after": { "name": folder.name, "parent_id": folder.parent_id, "labels": folder.labels },
                 })),
         )
         .await?;
@@ -328,10 +449,12 @@ impl Services {
         auth: &AuthContext,
         folder_id: &FolderId,
         name: &str,
+        labels: Labels,
         ctx: &RequestCtx,
     ) -> Result<Project> {
         let t = &auth.tenant.id;
         let name = validate_name("name", name)?;
+        self.check_labels(&auth.tenant.settings, &labels)?;
         let mut tx = self.store.tenant_read(t).await?;
         let (_, r) = self.folder_resource(auth, &mut tx, folder_id, ctx).await?;
         drop(tx);
@@ -339,6 +462,7 @@ impl Services {
             .await?;
         let now = self.now();
         let project = Project {
+            labels,
             id: ProjectId::generate(),
             folder_id: folder_id.clone(),
             name,
@@ -403,16 +527,22 @@ impl Services {
         if let Some(name) = &patch.name {
             project.name = validate_name("name", name)?;
         }
+        patch.apply_labels(&mut project.labels);
+        self.check_labels(&auth.tenant.settings, &project.labels)?;
         if let Some(f) = patch.parent {
             project.folder_id = f;
         }
         project.updated_at = self.now();
         let mut tx = self.store.tenant_tx(t).await?;
         workspace::update_project(&mut tx, t, &project).await?;
-        let action = if before.folder_id != project.folder_id {
+        let action = if before.labels.label != project.labels.label {
+            "label.change"
+        } else if before.folder_id != project.folder_id {
             "project.move"
-        } else {
+        } else if before.name != project.name {
             "project.rename"
+        } else {
+            "project.update"
         };
         self.audit(
             &mut tx,
@@ -422,8 +552,8 @@ impl Services {
             Event::new(action)
                 .target("project", id)
                 .details(serde_json::json!({
-                    "before": { "name": before.name, "folder_id": before.folder_id },
-                    "after": { "name": project.name, "folder_id": project.folder_id },
+                    "before": { "name": before.name, "folder_id": before.folder_id, "labels": before.labels },
+                    "after": { "name": project.name, "folder_id": project.folder_id, "labels": project.labels },
                 })),
         )
         .await?;

@@ -9,6 +9,8 @@ use sqlx::Row;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct File {
+    #[serde(flatten)]
+    pub labels: crate::Labels,
     pub id: String,
     pub project_id: ProjectId,
     pub name: String,
@@ -35,6 +37,7 @@ pub struct Version {
 
 fn file_from_row(r: &AnyRow) -> Result<File> {
     Ok(File {
+        labels: crate::Labels::from_row(r)?,
         id: r.try_get("id")?,
         project_id: ProjectId::from_string(r.try_get::<String, _>("project_id")?),
         name: r.try_get("name")?,
@@ -63,7 +66,7 @@ fn version_from_row(r: &AnyRow) -> Result<Version> {
     })
 }
 
-const FILE_COLS: &str = "id, project_id, name, current_version, created_by, created_at, updated_at";
+const FILE_COLS: &str = "id, project_id, name, current_version, created_by, created_at, updated_at, label, tags, attributes";
 const VERSION_COLS: &str =
     "file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at";
 
@@ -128,7 +131,7 @@ pub async fn count_in_project(tx: &mut Tx, tenant: &TenantId, project: &ProjectI
 pub async fn insert(tx: &mut Tx, tenant: &TenantId, f: &File) -> Result<()> {
     tx.check(tenant)?;
     sqlx::query(
-        "INSERT INTO files (id, tenant_id, project_id, name, current_version, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO files (id, tenant_id, project_id, name, current_version, created_by, created_at, updated_at, label, tags, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(&f.id)
     .bind(tenant.as_str())
@@ -138,9 +141,37 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, f: &File) -> Result<()> {
     .bind(f.created_by.as_ref().map(|u| u.as_str().to_string()))
     .bind(f.created_at.0)
     .bind(f.updated_at.0)
+    .bind(f.labels.label.clone())
+    .bind(f.labels.tags_json())
+    .bind(f.labels.attributes_json())
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::conflict_on_unique(e, "a file with this name exists in the project"))?;
+    Ok(())
+}
+
+/// Changes a file's label, tags and attributes.
+pub async fn set_labels(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+    l: &crate::Labels,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    let n = sqlx::query("UPDATE files SET label = $1, tags = $2, attributes = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
+        .bind(l.label.clone())
+        .bind(l.tags_json())
+        .bind(l.attributes_json())
+        .bind(now.0)
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }
 

@@ -189,6 +189,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0002_files.sql"),
         postgres: include_str!("../migrations/postgres/0002_files.sql"),
     },
+    Migration {
+        version: 3,
+        name: "labels",
+        sqlite: include_str!("../migrations/sqlite/0003_labels.sql"),
+        postgres: include_str!("../migrations/postgres/0003_labels.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.
@@ -343,7 +349,14 @@ impl Store {
         } else {
             None
         };
-        let mut inner = self.pool.begin().await?;
+        // SQLite writers begin IMMEDIATE: a deferred transaction that reads, then writes,
+        // would fail with SQLITE_BUSY instead of waiting when a previous writer's rollback
+        // is still in flight on another connection.
+        let mut inner = if write && self.backend == Backend::Sqlite {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        } else {
+            self.pool.begin().await?
+        };
         if self.backend == Backend::Postgres {
             let (tenant, system) = match &scope {
                 TxScope::Tenant(t) => (t.as_str().to_string(), "off"),
@@ -413,4 +426,31 @@ impl Store {
 
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Labels, tags and custom attributes of a folder, project or file (DATA-2).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Labels {
+    /// Own classification level; `None` inherits from the parent.
+    pub label: Option<String>,
+    pub tags: Vec<String>,
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Labels {
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Labels> {
+        use sqlx::Row;
+        Ok(Labels {
+            label: r.try_get("label")?,
+            tags: parse_json(&r.try_get::<String, _>("tags")?, "tags")?,
+            attributes: parse_json(&r.try_get::<String, _>("attributes")?, "attributes")?,
+        })
+    }
+    pub(crate) fn tags_json(&self) -> String {
+        serde_json::Value::from(self.tags.clone()).to_string()
+    }
+    pub(crate) fn attributes_json(&self) -> String {
+        serde_json::Value::Object(self.attributes.clone()).to_string()
+    }
 }

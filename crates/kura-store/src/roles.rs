@@ -29,6 +29,8 @@ pub struct GrantRow {
     pub user_id: UserId,
     pub role: RoleRef,
     pub scope: Scope,
+    /// Classification cap of this grant (DATA-3); `None`: no cap.
+    pub max_label: Option<String>,
     /// The actions the role currently carries.
     #[serde(skip)]
     pub actions: ActionSet,
@@ -36,10 +38,19 @@ pub struct GrantRow {
 }
 
 impl GrantRow {
-    pub fn effective(&self) -> Grant {
+    /// The grant as `authorize` sees it, its cap ranked by the tenant's label scheme.
+    pub fn effective(&self, settings: &kura_domain::tenant::TenantSettings) -> Grant {
         Grant {
             actions: self.actions,
             scope: self.scope.clone(),
+            // An unknown cap label ranks as the lowest level: fail closed.
+            max_level: self
+                .max_label
+                .as_deref()
+                .map(|l| match settings.label_rank(l) {
+                    u8::MAX => 0,
+                    r => r,
+                }),
         }
     }
 }
@@ -126,6 +137,7 @@ pub struct NewGrant<'a> {
     pub user_id: &'a UserId,
     pub role: &'a RoleRef,
     pub scope: &'a Scope,
+    pub max_label: Option<&'a str>,
     pub now: Timestamp,
 }
 
@@ -136,7 +148,7 @@ pub async fn insert_grant(tx: &mut Tx, tenant: &TenantId, g: NewGrant<'_>) -> Re
         RoleRef::Custom { role_id, .. } => (None, Some(role_id.as_str().to_string())),
     };
     sqlx::query(
-        "INSERT INTO grants (id, tenant_id, user_id, builtin, role_id, scope_kind, scope_id, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO grants (id, tenant_id, user_id, builtin, role_id, scope_kind, scope_id, created_at, max_label) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(g.id.as_str())
     .bind(tenant.as_str())
@@ -146,12 +158,13 @@ pub async fn insert_grant(tx: &mut Tx, tenant: &TenantId, g: NewGrant<'_>) -> Re
     .bind(g.scope.kind())
     .bind(g.scope.id().map(str::to_string))
     .bind(g.now.0)
+    .bind(g.max_label.map(str::to_string))
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
-const GRANT_SELECT: &str = "SELECT g.id, g.user_id, g.builtin, g.role_id, g.scope_kind, g.scope_id, g.created_at, r.name AS role_name, r.actions AS role_actions FROM grants g LEFT JOIN roles r ON r.id = g.role_id AND r.tenant_id = g.tenant_id";
+const GRANT_SELECT: &str = "SELECT g.id, g.user_id, g.builtin, g.role_id, g.scope_kind, g.scope_id, g.created_at, g.max_label, r.name AS role_name, r.actions AS role_actions FROM grants g LEFT JOIN roles r ON r.id = g.role_id AND r.tenant_id = g.tenant_id";
 
 fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
     grant_from_row_prefixed(r, "")
@@ -196,6 +209,7 @@ pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
         user_id: UserId::from_string(r.try_get::<String, _>(c("user_id").as_str())?),
         role,
         scope,
+        max_label: r.try_get(c("max_label").as_str())?,
         actions,
         created_at: Timestamp(r.try_get(c("created_at").as_str())?),
     })

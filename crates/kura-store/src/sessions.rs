@@ -92,7 +92,7 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
          u.status AS u_status, u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
          t.id AS t_id, t.slug AS t_slug, t.name AS t_name, t.status AS t_status, t.settings AS t_settings, t.created_at AS t_created_at, \
          g.id AS g_id, g.user_id AS g_user_id, g.builtin AS g_builtin, g.role_id AS g_role_id, g.scope_kind AS g_scope_kind, \
-         g.scope_id AS g_scope_id, g.created_at AS g_created_at, r.name AS g_role_name, r.actions AS g_role_actions \
+         g.scope_id AS g_scope_id, g.created_at AS g_created_at, g.max_label AS g_max_label, r.name AS g_role_name, r.actions AS g_role_actions \
          FROM sessions s \
          JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
          JOIN tenants t ON t.id = s.tenant_id \

@@ -11,6 +11,8 @@ pub const MAX_FOLDER_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Folder {
+    #[serde(flatten)]
+    pub labels: crate::Labels,
     pub id: FolderId,
     pub parent_id: Option<FolderId>,
     pub name: String,
@@ -21,6 +23,8 @@ pub struct Folder {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Project {
+    #[serde(flatten)]
+    pub labels: crate::Labels,
     pub id: ProjectId,
     pub folder_id: FolderId,
     pub name: String,
@@ -31,6 +35,7 @@ pub struct Project {
 
 fn folder_from_row(r: &AnyRow) -> Result<Folder> {
     Ok(Folder {
+        labels: crate::Labels::from_row(r)?,
         id: FolderId::from_string(r.try_get::<String, _>("id")?),
         parent_id: r
             .try_get::<Option<String>, _>("parent_id")?
@@ -46,6 +51,7 @@ fn folder_from_row(r: &AnyRow) -> Result<Folder> {
 
 fn project_from_row(r: &AnyRow) -> Result<Project> {
     Ok(Project {
+        labels: crate::Labels::from_row(r)?,
         id: ProjectId::from_string(r.try_get::<String, _>("id")?),
         folder_id: FolderId::from_string(r.try_get::<String, _>("folder_id")?),
         name: r.try_get("name")?,
@@ -60,7 +66,7 @@ fn project_from_row(r: &AnyRow) -> Result<Project> {
 pub async fn insert_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result<()> {
     tx.check(tenant)?;
     sqlx::query(
-        "INSERT INTO folders (id, tenant_id, parent_id, name, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO folders (id, tenant_id, parent_id, name, created_by, created_at, updated_at, label, tags, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(f.id.as_str())
     .bind(tenant.as_str())
@@ -69,13 +75,18 @@ pub async fn insert_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result
     .bind(f.created_by.as_ref().map(|u| u.as_str().to_string()))
     .bind(f.created_at.0)
     .bind(f.updated_at.0)
+    .bind(f.labels.label.clone())
+    .bind(f.labels.tags_json())
+    .bind(f.labels.attributes_json())
     .execute(tx.conn())
     .await?;
     Ok(())
 }
 
-const FOLDER_COLS: &str = "id, parent_id, name, created_by, created_at, updated_at";
-const PROJECT_COLS: &str = "id, folder_id, name, created_by, created_at, updated_at";
+const FOLDER_COLS: &str =
+    "id, parent_id, name, created_by, created_at, updated_at, label, tags, attributes";
+const PROJECT_COLS: &str =
+    "id, folder_id, name, created_by, created_at, updated_at, label, tags, attributes";
 
 pub async fn get_folder(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Result<Folder> {
     tx.check(tenant)?;
@@ -120,13 +131,16 @@ pub async fn list_folders(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Folder>>
 pub async fn update_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result<()> {
     tx.check(tenant)?;
     let n = sqlx::query(
-        "UPDATE folders SET parent_id = $1, name = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5",
+        "UPDATE folders SET parent_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
     )
     .bind(f.parent_id.as_ref().map(|p| p.as_str().to_string()))
     .bind(&f.name)
     .bind(f.updated_at.0)
     .bind(tenant.as_str())
     .bind(f.id.as_str())
+    .bind(f.labels.label.clone())
+    .bind(f.labels.tags_json())
+    .bind(f.labels.attributes_json())
     .execute(tx.conn())
     .await?
     .rows_affected();
@@ -171,7 +185,7 @@ pub async fn delete_folder(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Res
 pub async fn insert_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Result<()> {
     tx.check(tenant)?;
     sqlx::query(
-        "INSERT INTO projects (id, tenant_id, folder_id, name, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO projects (id, tenant_id, folder_id, name, created_by, created_at, updated_at, label, tags, attributes) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(p.id.as_str())
     .bind(tenant.as_str())
@@ -180,6 +194,9 @@ pub async fn insert_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Resu
     .bind(p.created_by.as_ref().map(|u| u.as_str().to_string()))
     .bind(p.created_at.0)
     .bind(p.updated_at.0)
+    .bind(p.labels.label.clone())
+    .bind(p.labels.tags_json())
+    .bind(p.labels.attributes_json())
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -210,13 +227,16 @@ pub async fn list_projects(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Project
 pub async fn update_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Result<()> {
     tx.check(tenant)?;
     let n = sqlx::query(
-        "UPDATE projects SET folder_id = $1, name = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5",
+        "UPDATE projects SET folder_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
     )
     .bind(p.folder_id.as_str())
     .bind(&p.name)
     .bind(p.updated_at.0)
     .bind(tenant.as_str())
     .bind(p.id.as_str())
+    .bind(p.labels.label.clone())
+    .bind(p.labels.tags_json())
+    .bind(p.labels.attributes_json())
     .execute(tx.conn())
     .await?
     .rows_affected();

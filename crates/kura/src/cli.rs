@@ -331,6 +331,7 @@ async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
                         display_name: name,
                         locale,
                         role: Some((role, Scope::Tenant)),
+                        max_label: None,
                     },
                     &ctx(),
                 )

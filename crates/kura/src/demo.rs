@@ -75,21 +75,28 @@ pub async fn ensure(services: &Services) -> anyhow::Result<bool> {
         .await?;
     let owner = services.authenticate(&login.token).await?;
 
-    let hq = services.create_folder(&owner, "本社", None, &ctx).await?;
-    services
-        .create_project(&owner, &hq.id, "2026年度 予算", &ctx)
+    let label = |l: &str| kura_store::Labels {
+        label: Some(l.to_string()),
+        ..Default::default()
+    };
+    let none = kura_store::Labels::default;
+    let hq = services
+        .create_folder(&owner, "本社", None, label("internal"), &ctx)
         .await?;
     services
-        .create_project(&owner, &hq.id, "社内規程", &ctx)
+        .create_project(&owner, &hq.id, "2026年度 予算", label("confidential"), &ctx)
+        .await?;
+    services
+        .create_project(&owner, &hq.id, "社内規程", none(), &ctx)
         .await?;
     let site = services
-        .create_folder(&owner, "現場写真", None, &ctx)
+        .create_folder(&owner, "現場写真", None, label("public"), &ctx)
         .await?;
     let tokyo = services
-        .create_folder(&owner, "東京現場", Some(&site.id), &ctx)
+        .create_folder(&owner, "東京現場", Some(&site.id), none(), &ctx)
         .await?;
     services
-        .create_project(&owner, &tokyo.id, "ドローン測量 A区画", &ctx)
+        .create_project(&owner, &tokyo.id, "ドローン測量 A区画", none(), &ctx)
         .await?;
 
     let drone = services
@@ -122,6 +129,8 @@ pub async fn ensure(services: &Services) -> anyhow::Result<bool> {
                     display_name: (*name).into(),
                     locale: None,
                     role: Some((role_spec, scope)),
+                    // Guests see nothing above "internal" (e.g. not the budget).
+                    max_label: (*role == "guest").then(|| "internal".to_string()),
                 },
                 &ctx,
             )

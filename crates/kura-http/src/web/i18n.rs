@@ -138,6 +138,10 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("ws.rename", "名前を変更", "Rename"),
     ("ws.delete", "削除", "Delete"),
     ("ws.created_at", "作成日時", "Created"),
+    ("ws.label", "ラベル", "Label"),
+    ("ws.inherit", "（上位から継承）", "(inherit from parent)"),
+    ("users.max_label", "閲覧できる上限ラベル", "Label cap"),
+    ("users.no_cap", "制限なし", "No cap"),
     (
         "ok.folder_created",
         "フォルダーを作成しました。",

@@ -424,6 +424,7 @@ pub async fn invite_submit(
 
 pub struct Row {
     kind: &'static str,
+    label: String,
     id: String,
     name: String,
     depth: usize,
@@ -437,6 +438,8 @@ struct WorkspaceTpl {
     rows: Vec<Row>,
     /// (id, path label) of every visible folder, for the selects.
     folders: Vec<(String, String)>,
+    /// The tenant's classification levels, lowest first.
+    labels: Vec<String>,
 }
 
 pub async fn workspace(
@@ -464,6 +467,7 @@ pub async fn workspace(
     while let Some((f, depth, label)) = stack.pop() {
         rows.push(Row {
             kind: "folder",
+            label: f.labels.label.clone().unwrap_or_default(),
             id: f.id.to_string(),
             name: f.name.clone(),
             depth,
@@ -473,6 +477,7 @@ pub async fn workspace(
         for p in tree.projects.iter().filter(|p| p.folder_id == f.id) {
             rows.push(Row {
                 kind: "project",
+                label: p.labels.label.clone().unwrap_or_default(),
                 id: p.id.to_string(),
                 name: p.name.clone(),
                 depth: depth + 1,
@@ -495,6 +500,7 @@ pub async fn workspace(
     {
         rows.push(Row {
             kind: "project",
+            label: p.labels.label.clone().unwrap_or_default(),
             id: p.id.to_string(),
             name: p.name.clone(),
             depth: 0,
@@ -505,6 +511,7 @@ pub async fn workspace(
         p: page(&c, "ws.title", "workspace", "/", &flash),
         rows,
         folders: folder_opts,
+        labels: c.auth.tenant.settings.labels.clone(),
     }
     .render();
     html(StatusCode::OK, body)
@@ -514,6 +521,9 @@ pub async fn workspace(
 pub struct FolderForm {
     #[serde(default)]
     name: String,
+    /// Empty: inherit the parent's label.
+    #[serde(default)]
+    label: String,
     #[serde(default)]
     parent_id: String,
     #[serde(default, rename = "_csrf")]
@@ -531,7 +541,13 @@ pub async fn folder_create(
     let parent = (!f.parent_id.is_empty()).then(|| FolderId::from_string(f.parent_id));
     match s
         .services
-        .create_folder(&c.auth, &f.name, parent.as_ref(), &c.ctx)
+        .create_folder(
+            &c.auth,
+            &f.name,
+            parent.as_ref(),
+            form_labels(&f.label),
+            &c.ctx,
+        )
         .await
     {
         Ok(_) => back_ok("/", "folder_created"),
@@ -547,7 +563,7 @@ pub async fn folder_rename(
 ) -> Response {
     let patch = Patch {
         name: Some(f.name),
-        parent: None,
+        ..Patch::default()
     };
     let arg0 = FolderId::from_string(id);
     act(
@@ -582,6 +598,8 @@ pub struct ProjectForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
+    label: String,
+    #[serde(default)]
     folder_id: String,
     #[serde(default, rename = "_csrf")]
     csrf: String,
@@ -598,7 +616,8 @@ pub async fn project_create(
         &f.csrf,
         "/",
         "project_created",
-        s.services.create_project(&c.auth, &arg0, &f.name, &c.ctx),
+        s.services
+            .create_project(&c.auth, &arg0, &f.name, form_labels(&f.label), &c.ctx),
     )
     .await
 }
@@ -618,6 +637,13 @@ pub async fn project_delete(
         s.services.delete_project(&c.auth, &arg0, &c.ctx),
     )
     .await
+}
+
+fn form_labels(label: &str) -> kura_store::Labels {
+    kura_store::Labels {
+        label: (!label.is_empty()).then(|| label.to_string()),
+        ..Default::default()
+    }
 }
 
 // ---------------------------------------------------------------- users
@@ -645,6 +671,7 @@ struct UsersTpl {
     users: Vec<UserView>,
     roles: Vec<(String, String)>,
     scopes: Vec<(String, String)>,
+    labels: Vec<String>,
 }
 
 fn role_label(tr: &Tr, r: &RoleRef) -> String {
@@ -752,6 +779,7 @@ pub async fn users_page(
         users,
         roles,
         scopes,
+        labels: c.auth.tenant.settings.labels.clone(),
     }
     .render();
     html(StatusCode::OK, body)
@@ -767,6 +795,8 @@ fn parse_scope(s: &str) -> Scope {
 
 #[derive(Deserialize)]
 pub struct InviteUserForm {
+    #[serde(default)]
+    max_label: String,
     #[serde(default)]
     email: String,
     #[serde(default)]
@@ -795,6 +825,7 @@ pub async fn user_invite(
         display_name: f.display_name,
         locale: Some(f.locale),
         role,
+        max_label: (!f.max_label.is_empty()).then_some(f.max_label),
     };
     match s.services.invite_user(&c.auth, input, &c.ctx).await {
         Ok(_) => back_ok("/users", "user_invited"),
@@ -849,6 +880,8 @@ pub async fn user_delete(
 #[derive(Deserialize)]
 pub struct GrantForm {
     #[serde(default)]
+    max_label: String,
+    #[serde(default)]
     role: String,
     #[serde(default)]
     scope: String,
@@ -872,6 +905,7 @@ pub async fn grant_add(
             &UserId::from_string(id),
             &f.role,
             parse_scope(&f.scope),
+            (!f.max_label.is_empty()).then_some(f.max_label.as_str()),
             &c.ctx,
         )
         .await

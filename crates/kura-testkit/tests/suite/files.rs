@@ -430,3 +430,218 @@ async fn oversize_uploads_leave_nothing_and_concurrent_uploads_become_versions()
     }
     let _ = Backend::Sqlite;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_cap_what_a_guest_can_see() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("acme").await;
+        let tok = &t.admin_token;
+        // A confidential folder with an unlabelled project (it inherits), an internal
+        // folder with a confidential project, and a secret file in an internal project.
+        let (_, cf) = s
+            .post(
+                "/api/v1/folders",
+                tok,
+                json!({ "name": "役員会", "label": "confidential", "tags": ["board"] }),
+            )
+            .await;
+        let cf = cf["id"].as_str().unwrap().to_string();
+        let (st, cp) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "議事録", "folder_id": cf }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let cp = cp["id"].as_str().unwrap().to_string();
+        let (_, inf) = s
+            .post(
+                "/api/v1/folders",
+                tok,
+                json!({ "name": "総務", "label": "internal" }),
+            )
+            .await;
+        let inf = inf["id"].as_str().unwrap().to_string();
+        let (_, ip) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "備品", "folder_id": inf, "attributes": { "owner": "総務課" } }),
+            )
+            .await;
+        let ip = ip["id"].as_str().unwrap().to_string();
+        let (_, secret_proj) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "人事評価", "folder_id": inf, "label": "confidential" }),
+            )
+            .await;
+        let secret_proj = secret_proj["id"].as_str().unwrap().to_string();
+        let (_, open_file) = upload(&s, tok, &ip, "list.txt", b"pens".to_vec()).await;
+        let open_file = open_file["file"]["id"].as_str().unwrap().to_string();
+        let (_, hidden_file) =
+            upload(&s, tok, &ip, "salaries.txt", b"secret numbers".to_vec()).await;
+        let hidden_file = hidden_file["file"]["id"].as_str().unwrap().to_string();
+        let (st, f) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/files/{hidden_file}"),
+                Some(tok),
+                Some(json!({ "label": "secret" })),
+            )
+            .await;
+        assert_eq!(
+            (st, f["label"].as_str()),
+            (StatusCode::OK, Some("secret")),
+            "{f}"
+        );
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/files/{hidden_file}"),
+                Some(tok),
+                Some(json!({ "label": "top-secret" }))
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            s.post(
+                "/api/v1/folders",
+                tok,
+                json!({ "name": "x", "label": "nope" })
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
+        // A guest capped at "internal", and an uncapped guest.
+        let (_, capped) = s
+            .add_user(
+                tok,
+                "capped@acme.example.jp",
+                "guest",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (cid, _) = (capped.clone(), ());
+        let _ = cid;
+        let (st, body) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "g2@acme.example.jp", "role": "guest", "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        let token = s.invitation_token("g2@acme.example.jp").await;
+        let (_, body) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": kura_testkit::PASSWORD })),
+            )
+            .await;
+        let guest = body["token"].as_str().unwrap().to_string();
+
+        // The uncapped guest sees everything; the capped one nothing above internal.
+        let names = |v: &Value| -> Vec<String> {
+            v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let (_, all) = s.get("/api/v1/folders", &capped).await;
+        assert_eq!(names(&all).len(), 2);
+        let (_, folders) = s.get("/api/v1/folders", &guest).await;
+        assert_eq!(names(&folders), vec!["総務".to_string()]);
+        let (_, projects) = s.get("/api/v1/projects", &guest).await;
+        assert_eq!(
+            names(&projects),
+            vec!["備品".to_string()],
+            "inherited and own labels both cap"
+        );
+        let (_, files) = s.get(&format!("/api/v1/projects/{ip}/files"), &guest).await;
+        let _ = files;
+        assert_eq!(
+            s.get(&format!("/api/v1/folders/{cf}"), &guest).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{cp}"), &guest).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{secret_proj}"), &guest)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            download(&s, &guest, &hidden_file, &[], "").await.status(),
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/files/{hidden_file}"), &guest)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            download(&s, &guest, &open_file, &[], "").await.status(),
+            StatusCode::OK
+        );
+        assert_eq!(
+            download(&s, &capped, &hidden_file, &[], "").await.status(),
+            StatusCode::OK
+        );
+
+        // Relabelling moves things in and out of sight at once, and is audited.
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/folders/{cf}"),
+                Some(tok),
+                Some(json!({ "label": "public" }))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{cp}"), &guest).await.0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/folders/{cf}"),
+                Some(tok),
+                Some(json!({ "label": null }))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        let (_, f) = s.get(&format!("/api/v1/folders/{cf}"), tok).await;
+        assert_eq!(f["label"], Value::Null);
+        assert_eq!(f["tags"], json!(["board"]));
+        let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
+        let changes = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "label.change")
+            .count();
+        assert!(changes >= 3, "label changes audited: {changes}");
+        s.stop().await;
+    }
+}

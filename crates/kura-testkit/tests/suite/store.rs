@@ -7,6 +7,7 @@ use kura_testkit::{backends, raw_sql, Backend, TestServer};
 
 fn folder(name: &str) -> Folder {
     Folder {
+        labels: Default::default(),
         id: FolderId::generate(),
         parent_id: None,
         name: name.into(),
