@@ -119,40 +119,52 @@ impl Encryptor {
         ))
     }
 
-    fn seal(
-        &mut self,
-        mut chunk: Vec<u8>,
-        last: bool,
-        out: &mut Vec<u8>,
-    ) -> Result<(), CryptoError> {
-        self.key
-            .seal_in_place_append_tag(
+    /// Appends the sealed chunk (ciphertext ‖ tag) to `out`, encrypting in place there.
+    fn seal(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let start = out.len();
+        out.extend_from_slice(chunk);
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(
                 nonce(&self.prefix, self.counter, last)?,
                 Aad::from(&self.aad[..]),
-                &mut chunk,
+                &mut out[start..],
             )
             .map_err(|_| CryptoError::Key)?;
+        out.extend_from_slice(tag.as_ref());
         self.counter += 1;
-        out.extend_from_slice(&chunk);
         Ok(())
     }
 
     /// Encrypts what it can of `data` into `out` (whole chunks; the rest is buffered).
-    pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        self.buf.extend_from_slice(data);
-        // Keep at least one byte back: the last chunk is only known at finish().
-        while self.buf.len() > CHUNK {
-            let rest = self.buf.split_off(CHUNK);
-            let chunk = std::mem::replace(&mut self.buf, rest);
-            self.seal(chunk, false, out)?;
+    /// At most one chunk is ever buffered, and full chunks are sealed straight from `data`.
+    pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        if !self.buf.is_empty() {
+            let need = CHUNK - self.buf.len();
+            if data.len() <= need {
+                // A full buffer is kept: whether it is the last chunk is only known later.
+                self.buf.extend_from_slice(data);
+                return Ok(());
+            }
+            self.buf.extend_from_slice(&data[..need]);
+            data = &data[need..];
+            let chunk = std::mem::take(&mut self.buf);
+            self.seal(&chunk, false, out)?;
+            self.buf = chunk;
+            self.buf.clear();
         }
+        while data.len() > CHUNK {
+            self.seal(&data[..CHUNK], false, out)?;
+            data = &data[CHUNK..];
+        }
+        self.buf.extend_from_slice(data);
         Ok(())
     }
 
     /// Encrypts the final chunk.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let chunk = std::mem::take(&mut self.buf);
-        self.seal(chunk, true, out)
+        self.seal(&chunk, true, out)
     }
 }
 
@@ -167,6 +179,8 @@ pub struct Decryptor {
     last_index: u64,
     last_len: usize,
     done: bool,
+    /// Start of the unconsumed bytes in `buf` (consumed bytes are dropped lazily).
+    pos: usize,
 }
 
 impl Decryptor {
@@ -182,6 +196,7 @@ impl Decryptor {
             last_index,
             last_len: (plain_len - last_index * CHUNK as u64) as usize,
             done: false,
+            pos: 0,
         })
     }
 
@@ -206,18 +221,19 @@ impl Decryptor {
     fn open(&mut self, len: usize, out: &mut Vec<u8>) -> Result<(), CryptoError> {
         let prefix = self.prefix.ok_or(CryptoError::Corrupt("no header"))?;
         let last = self.counter == self.last_index;
-        let mut chunk: Vec<u8> = self.buf.drain(..len).collect();
+        let start = self.pos;
         let plain = self
             .key
             .open_in_place(
                 nonce(&prefix, self.counter, last)?,
                 Aad::from(&self.aad[..]),
-                &mut chunk,
+                &mut self.buf[start..start + len],
             )
             .map_err(|_| CryptoError::Tampered {
                 chunk: self.counter,
             })?;
         out.extend_from_slice(plain);
+        self.pos += len;
         self.counter += 1;
         self.done = last;
         Ok(())
@@ -225,17 +241,23 @@ impl Decryptor {
 
     /// Decrypts what it can of `data` into `out`. Errors on the first bad chunk.
     pub fn update(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        // Drop what earlier calls consumed before appending.
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
         self.buf.extend_from_slice(data);
         if self.prefix.is_none() {
             if self.buf.len() < HEADER_LEN {
                 return Ok(());
             }
-            let header: Vec<u8> = self.buf.drain(..HEADER_LEN).collect();
-            self.prefix = Some(parse_header(&header)?);
+            self.prefix = Some(parse_header(&self.buf[..HEADER_LEN])?);
+            self.pos = HEADER_LEN;
         }
         loop {
+            let avail = self.buf.len() - self.pos;
             if self.done {
-                if !self.buf.is_empty() {
+                if avail != 0 {
                     return Err(CryptoError::Corrupt("bytes after the last chunk"));
                 }
                 return Ok(());
@@ -245,7 +267,7 @@ impl Decryptor {
             } else {
                 CHUNK + TAG
             };
-            if self.buf.len() < want {
+            if avail < want {
                 return Ok(());
             }
             self.open(want, out)?;
@@ -254,7 +276,7 @@ impl Decryptor {
 
     /// Checks that the stream ended with its last chunk (a truncated blob fails here).
     pub fn finish(self) -> Result<(), CryptoError> {
-        if self.done && self.buf.is_empty() {
+        if self.done && self.buf.len() == self.pos {
             Ok(())
         } else {
             Err(CryptoError::Truncated)

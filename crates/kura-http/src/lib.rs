@@ -5,6 +5,7 @@
 
 pub mod access;
 pub mod api;
+pub mod bench;
 pub mod error;
 pub mod extract;
 pub mod openapi;
@@ -26,6 +27,9 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Largest file upload (bytes).
     pub max_upload_bytes: u64,
+    /// Set only by `kura bench`: mounts the plain (unencrypted) baseline routes, storing
+    /// in this directory.
+    pub bench_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -34,6 +38,7 @@ impl Default for HttpConfig {
             secure_cookies: true,
             body_limit: 1024 * 1024,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            bench_dir: None,
         }
     }
 }
@@ -67,8 +72,11 @@ impl AppState {
 /// and the body limit around everything.
 pub fn app(state: AppState) -> Router {
     let limit = state.http.body_limit;
-    Router::new()
-        .merge(api::router())
+    let mut r = Router::new();
+    if state.http.bench_dir.is_some() {
+        r = r.merge(bench::router());
+    }
+    r.merge(api::router())
         .merge(web::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

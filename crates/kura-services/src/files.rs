@@ -11,7 +11,6 @@ use kura_crypto::stream::{self, BlobContext, Decryptor, Encryptor};
 use kura_domain::{validate_name, Action, ProjectId, TenantId};
 use kura_store::files::{self, File, Version};
 use kura_store::{keys, StoreError};
-use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
@@ -183,9 +182,20 @@ impl Services {
         let (mut enc, header) =
             Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
         pending.write(&header).await.map_err(io)?;
-        let mut sha = Sha256::new();
+        // The content hash runs on a blocking thread beside the encryption (pieces are
+        // reference-counted, not copied).
+        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+        let hasher = tokio::task::spawn_blocking(move || {
+            let mut sha = kura_crypto::Sha256Stream::default();
+            while let Some(piece) = hash_rx.blocking_recv() {
+                sha.update(&piece);
+            }
+            sha.finish_hex()
+        });
         let mut size: u64 = 0;
-        let mut out = Vec::with_capacity(stream::CHUNK + stream::TAG);
+        // Ciphertext is written in batches of about 1 MiB (each write is a blocking-pool hop).
+        const WRITE_BATCH: usize = 1024 * 1024;
+        let mut out = Vec::with_capacity(WRITE_BATCH + stream::CHUNK + stream::TAG);
         while let Some(piece) = body.next().await {
             let piece = piece
                 .map_err(|e| ServiceError::invalid("body", format!("upload interrupted: {e}")))?;
@@ -195,10 +205,13 @@ impl Services {
                     "files are limited to {max_bytes} bytes"
                 )));
             }
-            sha.update(&piece);
-            enc.update(&piece, &mut out)
-                .map_err(|e| ServiceError::internal(e.to_string()))?;
-            if !out.is_empty() {
+            let enc_result = enc.update(&piece, &mut out);
+            if hash_tx.send(piece).await.is_err() {
+                return Err(ServiceError::internal("hash thread ended"));
+            }
+            enc_result.map_err(|e| ServiceError::internal(e.to_string()))?;
+
+            if out.len() >= WRITE_BATCH {
                 pending.write(&out).await.map_err(io)?;
                 out.clear();
             }
@@ -207,7 +220,10 @@ impl Services {
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         pending.write(&out).await.map_err(io)?;
         pending.commit().await.map_err(io)?;
-        let sha256 = hex::encode(sha.finalize());
+        drop(hash_tx);
+        let sha256 = hasher
+            .await
+            .map_err(|_| ServiceError::internal("hash task failed"))?;
 
         let recorded = self
             .record_upload(

@@ -24,6 +24,9 @@ pub struct BenchArgs {
     /// Audit events to append.
     #[arg(long, default_value_t = 5_000)]
     pub audit_events: usize,
+    /// Size of the file for the upload/download benchmark, in MiB (0 skips it).
+    #[arg(long, default_value_t = 1024)]
+    pub file_mib: u64,
     /// Database to benchmark against (default: a fresh SQLite file in a temp dir).
     #[arg(long)]
     pub database_url: Option<String>,
@@ -76,6 +79,8 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         .as_deref()
         .filter(|u| u.starts_with("postgres"))
         .map(|_| format!("kura_bench_{}", std::process::id()));
+    cfg.bench_dir = Some(dir.join("plain"));
+    std::fs::create_dir_all(dir.join("plain"))?;
     let store = crate::open_store(&cfg).await?;
     let running = crate::start(&cfg, store.clone(), None, false).await?;
     let s = running.services.clone();
@@ -204,6 +209,17 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         report.events
     );
 
+    if args.file_mib > 0 {
+        files(
+            &running.services,
+            &client,
+            &base_url,
+            &login.token,
+            args.file_mib,
+        )
+        .await?;
+    }
+
     running.stop().await?;
     store.close().await;
     match (&args.database_url, &cfg.database_schema) {
@@ -217,6 +233,116 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         _ => {
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+    Ok(())
+}
+
+/// Peak resident set size of this process so far, from /proc (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+fn body_of(mib: u64) -> reqwest::Body {
+    let chunk = bytes::Bytes::from(
+        (0..1024 * 1024)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<u8>>(),
+    );
+    let stream =
+        futures_util::stream::iter((0..mib).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
+    reqwest::Body::wrap_stream(stream)
+}
+
+async fn drain(res: reqwest::Response) -> anyhow::Result<u64> {
+    if !res.status().is_success() {
+        bail!("download answered {}", res.status());
+    }
+    let mut res = res;
+    let mut n = 0u64;
+    while let Some(c) = res.chunk().await? {
+        n += c.len() as u64;
+    }
+    Ok(n)
+}
+
+/// Upload and download of one large file over loopback HTTP, through the encrypted file
+/// API and through the plain baseline route of the same process.
+async fn files(
+    s: &kura_services::Services,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    mib: u64,
+) -> anyhow::Result<()> {
+    let auth = s.authenticate(token).await?;
+    let ctx = RequestCtx::default();
+    let folder = s
+        .create_folder(&auth, "bench", None, Default::default(), &ctx)
+        .await?;
+    let project = s
+        .create_project(&auth, &folder.id, "bench", Default::default(), &ctx)
+        .await?;
+    let bytes = mib * 1024 * 1024;
+    let mb = bytes as f64 / 1e6;
+    println!("  file transfer of {mib} MiB over loopback HTTP:");
+
+    let w = Stopwatch::start();
+    let res = client
+        .post(format!("{base}/bench/plain"))
+        .body(body_of(mib))
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::CREATED {
+        bail!("plain upload answered {}", res.status());
+    }
+    let plain_up = mb / w.elapsed().as_secs_f64();
+
+    let w = Stopwatch::start();
+    let res = client
+        .post(format!(
+            "{base}/api/v1/projects/{}/files?name=big.bin",
+            project.id
+        ))
+        .bearer_auth(token)
+        .body(body_of(mib))
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::CREATED {
+        bail!("encrypted upload answered {}", res.status());
+    }
+    let enc_up = mb / w.elapsed().as_secs_f64();
+    let v: serde_json::Value = res.json().await?;
+    let file_id = v["file"]["id"].as_str().unwrap_or_default().to_string();
+
+    let w = Stopwatch::start();
+    let n = drain(client.get(format!("{base}/bench/plain")).send().await?).await?;
+    let plain_down = mb / w.elapsed().as_secs_f64();
+    if n != bytes {
+        bail!("plain download returned {n} bytes");
+    }
+    let w = Stopwatch::start();
+    let n = drain(
+        client
+            .get(format!("{base}/api/v1/files/{file_id}/content"))
+            .bearer_auth(token)
+            .send()
+            .await?,
+    )
+    .await?;
+    let enc_down = mb / w.elapsed().as_secs_f64();
+    if n != bytes {
+        bail!("encrypted download returned {n} bytes");
+    }
+    println!("    upload   plain {plain_up:>8.0} MB/s   encrypted {enc_up:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_up / plain_up);
+    println!("    download plain {plain_down:>8.0} MB/s   encrypted {enc_down:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_down / plain_down);
+    match peak_rss_mib() {
+        Some(r) => println!(
+            "    peak RSS of the whole process (server + client) {r:.0} MiB (goal < 100 MiB)"
+        ),
+        None => println!("    peak RSS: not available on this platform"),
     }
     Ok(())
 }

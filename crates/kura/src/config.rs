@@ -35,6 +35,10 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Set by `kura bench` only (never from a file or the environment): mounts the plain
+    /// baseline routes.
+    #[serde(skip)]
+    pub bench_dir: Option<PathBuf>,
 }
 
 /// The keys a `KURA_*` environment variable may set (others, such as `KURA_LOG` or the
@@ -69,6 +73,7 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            bench_dir: None,
         }
     }
 }

@@ -96,6 +96,7 @@ pub async fn start(
             secure_cookies: cfg.secure_cookies,
             body_limit: cfg.body_limit_bytes,
             max_upload_bytes: cfg.max_upload_bytes,
+            bench_dir: cfg.bench_dir.clone(),
         }),
     };
     let app = kura_http::app(state);
