@@ -80,6 +80,9 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         .filter(|u| u.starts_with("postgres"))
         .map(|_| format!("kura_bench_{}", std::process::id()));
     cfg.bench_dir = Some(dir.join("plain"));
+    // Throw-away data: an ephemeral master key, never the deployment's.
+    cfg.master_key = Some(kura_crypto::keys::SecretKey::generate()?.to_hex());
+    cfg.master_key_file = None;
     std::fs::create_dir_all(dir.join("plain"))?;
     let store = crate::open_store(&cfg).await?;
     let running = crate::start(&cfg, store.clone(), None, false).await?;
