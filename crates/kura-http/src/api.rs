@@ -316,7 +316,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "workspace",
             true,
             200,
-            "Folders the caller can view",
+            "Folders the caller can view (filters: q, label, tag)",
             list_folders
         ),
         route!(
@@ -363,7 +363,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "workspace",
             true,
             200,
-            "Projects the caller can view",
+            "Projects the caller can view (filters: q, label, tag)",
             list_projects
         ),
         route!(
@@ -422,7 +422,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "files",
             true,
             200,
-            "Files of a project",
+            "Files of a project (filters: q, label, tag)",
             list_files
         ),
         route!(
@@ -914,8 +914,38 @@ async fn delete_role(
     no_content()
 }
 
-async fn list_folders(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
-    items(s.services.workspace_tree(&a).await?.folders)
+/// List filters: `q` (name contains, case-insensitive), `label` (own label), `tag`.
+#[derive(Deserialize, Default)]
+struct ListFilter {
+    q: Option<String>,
+    label: Option<String>,
+    tag: Option<String>,
+}
+
+impl ListFilter {
+    fn keeps(&self, name: &str, l: &kura_store::Labels) -> bool {
+        self.q
+            .as_deref()
+            .is_none_or(|q| name.to_lowercase().contains(&q.to_lowercase()))
+            && self
+                .label
+                .as_deref()
+                .is_none_or(|x| l.label.as_deref() == Some(x))
+            && self
+                .tag
+                .as_deref()
+                .is_none_or(|t| l.tags.iter().any(|x| x == t))
+    }
+}
+
+async fn list_folders(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Query(f): Query<ListFilter>,
+) -> ApiResult {
+    let mut list = s.services.workspace_tree(&a).await?.folders;
+    list.retain(|x| f.keeps(&x.name, &x.labels));
+    items(list)
 }
 
 #[derive(Deserialize)]
@@ -1044,8 +1074,14 @@ async fn delete_folder(
     no_content()
 }
 
-async fn list_projects(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
-    items(s.services.workspace_tree(&a).await?.projects)
+async fn list_projects(
+    State(s): State<AppState>,
+    Auth(a): Auth,
+    Query(f): Query<ListFilter>,
+) -> ApiResult {
+    let mut list = s.services.workspace_tree(&a).await?.projects;
+    list.retain(|x| f.keeps(&x.name, &x.labels));
+    items(list)
 }
 
 #[derive(Deserialize)]
@@ -1215,12 +1251,14 @@ async fn list_files(
     Ctx(ctx): Ctx,
     Auth(a): Auth,
     Path(project): Path<String>,
+    Query(f): Query<ListFilter>,
 ) -> ApiResult {
-    items(
-        s.services
-            .list_files(&a, &ProjectId::from_string(project), &ctx)
-            .await?,
-    )
+    let mut list = s
+        .services
+        .list_files(&a, &ProjectId::from_string(project), &ctx)
+        .await?;
+    list.retain(|x| f.keeps(&x.name, &x.labels));
+    items(list)
 }
 
 async fn file_info(

@@ -604,6 +604,23 @@ async fn labels_cap_what_a_guest_can_see() {
             StatusCode::OK
         );
 
+        // Filters by name, label and tag (within what the caller may see).
+        let (_, hit) = s.get("/api/v1/folders?label=confidential", tok).await;
+        assert_eq!(names(&hit), vec!["役員会".to_string()]);
+        let (_, hit) = s.get("/api/v1/folders?tag=board", tok).await;
+        assert_eq!(names(&hit), vec!["役員会".to_string()]);
+        let (_, hit) = s.get("/api/v1/folders?tag=board", &guest).await;
+        assert!(
+            names(&hit).is_empty(),
+            "filters never widen what a cap hides"
+        );
+        let (_, hit) = s.get("/api/v1/projects?q=%E5%82%99", tok).await;
+        assert_eq!(names(&hit), vec!["備品".to_string()]);
+        let (_, hit) = s
+            .get(&format!("/api/v1/projects/{ip}/files?q=LIST"), tok)
+            .await;
+        assert_eq!(names(&hit), vec!["list.txt".to_string()]);
+
         // Relabelling moves things in and out of sight at once, and is audited.
         assert_eq!(
             s.call(
