@@ -1214,6 +1214,8 @@ fn upload_schema() -> Value {
 #[derive(Deserialize)]
 struct UploadQuery {
     name: Option<String>,
+    /// Classification level of the file (default: inherited from the project).
+    label: Option<String>,
 }
 
 async fn upload_file(
@@ -1238,6 +1240,7 @@ async fn upload_file(
             &ProjectId::from_string(project),
             q.name.as_deref().unwrap_or_default(),
             &content_type,
+            q.label.as_deref(),
             stream,
             s.http.max_upload_bytes,
             &ctx,

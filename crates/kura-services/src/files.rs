@@ -153,6 +153,7 @@ impl Services {
         project: &ProjectId,
         name: &str,
         content_type: &str,
+        label: Option<&str>,
         mut body: S,
         max_bytes: u64,
         ctx: &RequestCtx,
@@ -164,6 +165,9 @@ impl Services {
         let t = auth.tenant.id.clone();
         self.project_for(auth, project, None, Action::ContentWrite, ctx)
             .await?;
+        if let Some(l) = label {
+            auth.tenant.settings.check_label(l)?;
+        }
         let name = validate_name("name", name)?;
         let content_type: String = content_type
             .chars()
@@ -235,6 +239,7 @@ impl Services {
                 key_version,
                 size,
                 &sha256,
+                label,
                 ctx,
             )
             .await;
@@ -255,6 +260,7 @@ impl Services {
         key_version: i64,
         size: u64,
         sha256: &str,
+        label: Option<&str>,
         ctx: &RequestCtx,
     ) -> Result<(File, Version)> {
         let t = &auth.tenant.id;
@@ -265,13 +271,24 @@ impl Services {
             let mut tx = self.store.tenant_tx(t).await?;
             let existing = files::find_by_name(&mut tx, t, project, name).await?;
             let (file_id, version) = match &existing {
-                Some(f) => (
-                    f.id.clone(),
-                    files::max_version(&mut tx, t, &f.id).await? + 1,
-                ),
+                Some(f) => {
+                    // A label given with a new version relabels the file in this transaction.
+                    if let Some(l) = label {
+                        let mut labels = f.labels.clone();
+                        labels.label = Some(l.to_string());
+                        files::set_labels(&mut tx, t, &f.id, &labels, now).await?;
+                    }
+                    (
+                        f.id.clone(),
+                        files::max_version(&mut tx, t, &f.id).await? + 1,
+                    )
+                }
                 None => {
                     let f = File {
-                        labels: kura_store::Labels::default(),
+                        labels: kura_store::Labels {
+                            label: label.map(str::to_string),
+                            ..Default::default()
+                        },
                         id: kura_domain::ids::new_id(),
                         project_id: project.clone(),
                         name: name.to_string(),

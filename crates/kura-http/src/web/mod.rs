@@ -35,6 +35,12 @@ pub fn router() -> Router<AppState> {
         .route("/folders/{id}/delete", post(pages::folder_delete))
         .route("/projects", post(pages::project_create))
         .route("/projects/{id}/delete", post(pages::project_delete))
+        .route("/projects/{id}", get(pages::project_page))
+        .route(
+            "/projects/{id}/files",
+            post(pages::file_upload).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/files/{id}/delete", post(pages::file_delete))
         .route("/users", get(pages::users_page).post(pages::user_invite))
         .route("/users/{id}/freeze", post(pages::user_freeze))
         .route("/users/{id}/unfreeze", post(pages::user_unfreeze))

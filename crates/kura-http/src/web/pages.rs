@@ -1032,3 +1032,163 @@ pub async fn not_found(v: Visitor) -> Response {
     p.error = None;
     html(StatusCode::NOT_FOUND, MessageTpl { p }.render())
 }
+
+// ---------------------------------------------------------------- files
+
+pub struct FileView {
+    id: String,
+    name: String,
+    label: String,
+    size: i64,
+    version: i64,
+    updated: String,
+}
+
+#[derive(Template)]
+#[template(path = "project.html")]
+struct ProjectTpl {
+    p: Page,
+    project_id: String,
+    project_name: String,
+    project_label: String,
+    files: Vec<FileView>,
+    labels: Vec<String>,
+}
+
+/// A project's files: list, download links, upload form.
+pub async fn project_page(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let pid = ProjectId::from_string(id);
+    let project = match s.services.get_project(&c.auth, &pid, &c.ctx).await {
+        Ok(p) => p,
+        Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
+    };
+    let files = match s.services.list_files(&c.auth, &pid, &c.ctx).await {
+        Ok(f) => f,
+        Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
+    };
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let mut views = Vec::new();
+    for f in files {
+        // Sizes come from the current version.
+        let size = match s.services.file_info(&c.auth, &f.id, &c.ctx).await {
+            Ok((_, versions)) => versions.first().map(|v| v.size).unwrap_or(0),
+            Err(_) => continue,
+        };
+        views.push(FileView {
+            id: f.id.clone(),
+            name: f.name.clone(),
+            label: f.labels.label.clone().unwrap_or_default(),
+            size,
+            version: f.current_version,
+            updated: f.updated_at.format_in_zone(&zone),
+        });
+    }
+    let back = format!("/projects/{}", project.id);
+    let body = ProjectTpl {
+        p: page(&c, "ws.project", "workspace", &back, &flash),
+        project_id: project.id.to_string(),
+        project_name: project.name.clone(),
+        project_label: project.labels.label.clone().unwrap_or_default(),
+        files: views,
+        labels: c.auth.tenant.settings.labels.clone(),
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+/// The upload form (multipart): `_csrf` and `label` come before the `file` part, whose
+/// bytes stream straight into the encrypted blob.
+pub async fn file_upload(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let back = format!("/projects/{id}");
+    let pid = ProjectId::from_string(id);
+    let mut csrf = String::new();
+    let mut label = String::new();
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(_) => return Redirect::to(&format!("{back}?err=invalid")).into_response(),
+        };
+        match field.name() {
+            Some("_csrf") => csrf = field.text().await.unwrap_or_default(),
+            Some("label") => label = field.text().await.unwrap_or_default(),
+            Some("file") => {
+                if !csrf_ok(&c, &csrf) {
+                    return csrf_rejected(&back);
+                }
+                let name = field
+                    .file_name()
+                    .map(|n| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string())
+                    .unwrap_or_default();
+                let content_type = field
+                    .content_type()
+                    .unwrap_or("application/octet-stream")
+                    .to_string();
+                let label = (!label.is_empty()).then_some(label.as_str());
+                let r = s
+                    .services
+                    .upload_file(
+                        &c.auth,
+                        &pid,
+                        &name,
+                        &content_type,
+                        label,
+                        field,
+                        s.http.max_upload_bytes,
+                        &c.ctx,
+                    )
+                    .await;
+                return match r {
+                    Ok(_) => back_ok(&back, "file_uploaded"),
+                    Err(e) => back_err(&back, &e),
+                };
+            }
+            _ => {}
+        }
+    }
+    Redirect::to(&format!("{back}?err=invalid")).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct FileDeleteForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    project_id: String,
+}
+
+pub async fn file_delete(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<FileDeleteForm>,
+) -> Response {
+    let back = if f
+        .project_id
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
+        && !f.project_id.is_empty()
+    {
+        format!("/projects/{}", f.project_id)
+    } else {
+        "/".to_string()
+    };
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "file_deleted",
+        s.services.delete_file(&c.auth, &id, &c.ctx),
+    )
+    .await
+}

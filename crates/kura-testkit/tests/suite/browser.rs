@@ -287,5 +287,122 @@ async fn console_in_chromium() {
     let (_driver, port) = start_driver().await;
     flow(&s, port, "ja", &JA).await;
     flow(&s, port, "en", &EN).await;
+    files_flow(&s, port).await;
     s.stop().await;
+}
+
+/// Upload through the console form, download through the browser (with its session
+/// cookie), and label-capped visibility: a guest capped at "internal" does not see a
+/// confidential file.
+async fn files_flow(s: &TestServer, port: u16) {
+    let tenant = s.create_tenant("e2e-files").await;
+    let tok = &tenant.admin_token;
+    let (_, f) = s
+        .post("/api/v1/folders", tok, json!({ "name": "資料" }))
+        .await;
+    let (_, p) = s
+        .post(
+            "/api/v1/projects",
+            tok,
+            json!({ "name": "見積", "folder_id": f["id"] }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    // A guest capped at "internal" (DATA-3).
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            tok,
+            json!({ "email": "cguest@e2e.example.jp", "role": "guest", "max_label": "internal" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let inv = s.invitation_token("cguest@e2e.example.jp").await;
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": inv, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+
+    let dir = kura_testkit::temp_path("upload");
+    std::fs::create_dir_all(&dir).unwrap();
+    let public_path = dir.join("公開資料.txt");
+    let secret_path = dir.join("機密資料.txt");
+    std::fs::write(&public_path, "公開してよい内容").unwrap();
+    std::fs::write(&secret_path, "取締役会の機密").unwrap();
+
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let login = |c: &fantoccini::Client, email: String| {
+        let c = c.clone();
+        let base = base.clone();
+        async move {
+            c.goto(&format!("{base}/login?tenant=e2e-files"))
+                .await
+                .unwrap();
+            fill(&c, "#login-email", &email).await;
+            fill(&c, "#login-password", PASSWORD).await;
+            click(&c, "#login-submit").await;
+            wait_text(&c, "h1", |t| t == "ワークスペース" || t == "Workspace").await;
+        }
+    };
+
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    login(&c, tenant.admin_email.clone()).await;
+    // The project is reachable from the tree.
+    click(&c, &format!("a[href=\"/projects/{pid}\"]")).await;
+    wait_contains(&c, "#project-name", "見積").await;
+    for (path, label) in [(&public_path, "public"), (&secret_path, "confidential")] {
+        let sel = c.find(Locator::Css("#upload-label")).await.unwrap();
+        sel.select_by_value(label).await.unwrap();
+        c.find(Locator::Css("#upload-file"))
+            .await
+            .unwrap()
+            .send_keys(&path.display().to_string())
+            .await
+            .unwrap();
+        click(&c, "#upload-submit").await;
+        wait_contains(&c, "#notice", "アップロードしました").await;
+    }
+    wait_contains(&c, "#files-table", "機密資料.txt").await;
+    wait_contains(&c, "#files-table", "confidential").await;
+    // Download in the browser, with the console's session cookie.
+    let link = c
+        .find(Locator::Css("tr[data-name=\"公開資料.txt\"] a.download"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let got = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));",
+            vec![json!(link)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(got, json!("公開してよい内容"));
+    c.close().await.unwrap();
+
+    // The capped guest sees the public file only.
+    let profile2 = kura_testkit::temp_path("chromium-profile");
+    let g = browser(port, "ja", &profile2).await;
+    login(&g, "cguest@e2e.example.jp".into()).await;
+    g.goto(&format!("{base}/projects/{pid}")).await.unwrap();
+    wait_contains(&g, "#files-table", "公開資料.txt").await;
+    let table = wait_text(&g, "#files-table", |_| true).await;
+    assert!(
+        !table.contains("機密資料"),
+        "a guest capped at internal must not see the confidential file: {table}"
+    );
+    assert!(g.find(Locator::Css("#upload-form")).await.is_ok());
+    g.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&profile);
+    let _ = std::fs::remove_dir_all(&profile2);
 }
