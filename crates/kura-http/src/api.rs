@@ -449,8 +449,44 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "files",
             true,
             204,
-            "Delete a file with all its versions",
+            "Move a file to the trash",
             delete_file
+        ),
+        route!(
+            get,
+            "/api/v1/projects/{project_id}/trash",
+            "files",
+            true,
+            200,
+            "Files in the project's trash",
+            list_trash
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/restore",
+            "files",
+            true,
+            200,
+            "Take a file out of the trash",
+            restore_file
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/purge",
+            "files",
+            true,
+            204,
+            "Delete a trashed file for good (versions and blobs)",
+            purge_file
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/versions/{version}/restore",
+            "files",
+            true,
+            201,
+            "Make an old version current again (as a new version)",
+            restore_version
         ),
         route!(
             patch,
@@ -1410,6 +1446,49 @@ async fn patch_file(
         l.attributes = x;
     }
     ok(s.services.set_file_labels(&a, &id, l, &ctx).await?)
+}
+
+async fn list_trash(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+) -> ApiResult {
+    items(
+        s.services
+            .list_trash(&a, &ProjectId::from_string(project), &ctx)
+            .await?,
+    )
+}
+
+async fn restore_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.services.restore_file(&a, &id, &ctx).await?)
+}
+
+async fn purge_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.purge_file(&a, &id, &ctx).await?;
+    no_content()
+}
+
+async fn restore_version(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult {
+    let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;
+    let (file, v) = s.services.restore_version(&a, &id, version, &ctx).await?;
+    created(json!({ "file": file, "version": v }))
 }
 
 #[cfg(test)]

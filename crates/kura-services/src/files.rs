@@ -272,6 +272,10 @@ impl Services {
             let existing = files::find_by_name(&mut tx, t, project, name).await?;
             let (file_id, version) = match &existing {
                 Some(f) => {
+                    // Uploading to a name in the trash brings the file back.
+                    if f.deleted_at.is_some() {
+                        files::set_deleted(&mut tx, t, &f.id, None).await?;
+                    }
                     // A label given with a new version relabels the file in this transaction.
                     if let Some(l) = label {
                         let mut labels = f.labels.clone();
@@ -293,6 +297,7 @@ impl Services {
                         project_id: project.clone(),
                         name: name.to_string(),
                         current_version: 1,
+                        deleted_at: None,
                         created_by: Some(auth.user.id.clone()),
                         created_at: now,
                         updated_at: now,
@@ -342,6 +347,7 @@ impl Services {
         ))
     }
 
+    /// A live (not trashed) file the principal may act on.
     async fn load_file(
         &self,
         auth: &AuthContext,
@@ -349,10 +355,26 @@ impl Services {
         action: Action,
         ctx: &RequestCtx,
     ) -> Result<File> {
+        self.load_file_in(auth, id, action, false, ctx).await
+    }
+
+    /// A file that is (`trashed`) or is not in the trash; the other kind is not found.
+    async fn load_file_in(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        action: Action,
+        trashed: bool,
+        ctx: &RequestCtx,
+    ) -> Result<File> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let f = match files::get(&mut tx, t, id).await {
-            Ok(f) => f,
+            Ok(f) if f.deleted_at.is_some() == trashed => f,
+            Ok(_) => {
+                drop(tx);
+                return Err(ServiceError::NotFound);
+            }
             Err(StoreError::NotFound) => {
                 drop(tx);
                 return Err(self.not_found(&auth.principal, "file", id, ctx).await);
@@ -385,7 +407,7 @@ impl Services {
         self.project_for(auth, project, None, Action::View, ctx)
             .await?;
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
-        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project).await?)
+        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project, false).await?)
     }
 
     pub async fn file_info(
@@ -545,8 +567,73 @@ impl Services {
         Ok(Box::pin(head.chain(rest)))
     }
 
+    /// Moves a file to the trash: it disappears from lists and downloads until restored
+    /// or purged.
     pub async fn delete_file(&self, auth: &AuthContext, id: &str, ctx: &RequestCtx) -> Result<()> {
         let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        files::set_deleted(&mut tx, t, id, Some(self.now())).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("file.trash")
+                .target("file", id)
+                .details(serde_json::json!({ "name": f.name })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The project's trash.
+    pub async fn list_trash(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<File>> {
+        self.project_for(auth, project, None, Action::ContentWrite, ctx)
+            .await?;
+        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
+        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project, true).await?)
+    }
+
+    /// Takes a file out of the trash.
+    pub async fn restore_file(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<File> {
+        let f = self
+            .load_file_in(auth, id, Action::ContentWrite, true, ctx)
+            .await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        files::set_deleted(&mut tx, t, id, None).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("file.restore")
+                .target("file", id)
+                .details(serde_json::json!({ "name": f.name })),
+        )
+        .await?;
+        let f = files::get(&mut tx, t, id).await?;
+        tx.commit().await?;
+        Ok(f)
+    }
+
+    /// Deletes a trashed file for good, with every version and blob.
+    pub async fn purge_file(&self, auth: &AuthContext, id: &str, ctx: &RequestCtx) -> Result<()> {
+        let f = self
+            .load_file_in(auth, id, Action::ContentWrite, true, ctx)
+            .await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_tx(t).await?;
         let blobs = files::delete(&mut tx, t, id).await?;
@@ -555,18 +642,58 @@ impl Services {
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("file.delete")
+            Event::new("file.purge")
                 .target("file", id)
-                .details(serde_json::json!({ "name": f.name, "versions": blobs.len() })),
+                .details(serde_json::json!({ "name": f.name, "blobs": blobs.len() })),
         )
         .await?;
         tx.commit().await?;
         for b in blobs {
             if let Err(e) = self.blobs.delete(t, &b).await {
-                tracing::warn!(error = %e, blob = %b, "could not remove a deleted file's blob");
+                tracing::warn!(error = %e, blob = %b, "could not remove a purged file's blob");
             }
         }
         Ok(())
+    }
+
+    /// Makes an old version current again, as a new version (history is never rewritten).
+    pub async fn restore_version(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        version: i64,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Version)> {
+        self.load_file(auth, id, Action::ContentWrite, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let old = match files::get_version(&mut tx, t, id, version).await {
+            Ok(v) => v,
+            Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let now = self.now();
+        let v = Version {
+            version: files::max_version(&mut tx, t, id).await? + 1,
+            created_by: Some(auth.user.id.clone()),
+            created_at: now,
+            ..old
+        };
+        files::insert_version(&mut tx, t, &v).await?;
+        files::set_current(&mut tx, t, id, v.version, now).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("file.version.restore")
+                .target("file", id)
+                .details(serde_json::json!({ "from_version": version, "new_version": v.version })),
+        )
+        .await?;
+        let f = files::get(&mut tx, t, id).await?;
+        tx.commit().await?;
+        Ok((f, v))
     }
 }
 

@@ -15,6 +15,8 @@ pub struct File {
     pub project_id: ProjectId,
     pub name: String,
     pub current_version: i64,
+    /// Set while the file is in the trash.
+    pub deleted_at: Option<Timestamp>,
     pub created_by: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -42,6 +44,7 @@ fn file_from_row(r: &AnyRow) -> Result<File> {
         project_id: ProjectId::from_string(r.try_get::<String, _>("project_id")?),
         name: r.try_get("name")?,
         current_version: r.try_get("current_version")?,
+        deleted_at: r.try_get::<Option<i64>, _>("deleted_at")?.map(Timestamp),
         created_by: r
             .try_get::<Option<String>, _>("created_by")?
             .map(UserId::from_string),
@@ -66,7 +69,7 @@ fn version_from_row(r: &AnyRow) -> Result<Version> {
     })
 }
 
-const FILE_COLS: &str = "id, project_id, name, current_version, created_by, created_at, updated_at, label, tags, attributes";
+const FILE_COLS: &str = "id, project_id, name, current_version, created_by, created_at, updated_at, label, tags, attributes, deleted_at";
 const VERSION_COLS: &str =
     "file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at";
 
@@ -100,14 +103,17 @@ pub async fn find_by_name(
     row.as_ref().map(file_from_row).transpose()
 }
 
+/// Files of a project: live ones, or (with `trash`) the ones in the trash.
 pub async fn list_in_project(
     tx: &mut Tx,
     tenant: &TenantId,
     project: &ProjectId,
+    trash: bool,
 ) -> Result<Vec<File>> {
     tx.check(tenant)?;
+    let cond = if trash { "IS NOT NULL" } else { "IS NULL" };
     let sql = format!(
-        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 ORDER BY name, id"
+        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 AND deleted_at {cond} ORDER BY name, id"
     );
     let rows = sqlx::query(&sql)
         .bind(tenant.as_str())
@@ -147,6 +153,27 @@ pub async fn insert(tx: &mut Tx, tenant: &TenantId, f: &File) -> Result<()> {
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::conflict_on_unique(e, "a file with this name exists in the project"))?;
+    Ok(())
+}
+
+/// Moves a file to the trash (`Some(now)`) or back out of it (`None`).
+pub async fn set_deleted(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+    at: Option<Timestamp>,
+) -> Result<()> {
+    tx.check(tenant)?;
+    let n = sqlx::query("UPDATE files SET deleted_at = $1 WHERE tenant_id = $2 AND id = $3")
+        .bind(at.map(|t| t.0))
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    if n == 0 {
+        return Err(StoreError::NotFound);
+    }
     Ok(())
 }
 
@@ -260,11 +287,14 @@ pub async fn list_versions(tx: &mut Tx, tenant: &TenantId, file_id: &str) -> Res
 
 /// Deletes a file and its versions; returns the blob ids to remove after commit.
 pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<Vec<String>> {
-    let blobs: Vec<String> = list_versions(tx, tenant, id)
+    let mut blobs: Vec<String> = list_versions(tx, tenant, id)
         .await?
         .into_iter()
         .map(|v| v.blob_id)
         .collect();
+    // A restored old version shares its blob with the version it restored.
+    blobs.sort();
+    blobs.dedup();
     sqlx::query("DELETE FROM file_versions WHERE tenant_id = $1 AND file_id = $2")
         .bind(tenant.as_str())
         .bind(id)

@@ -195,6 +195,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0003_labels.sql"),
         postgres: include_str!("../migrations/postgres/0003_labels.sql"),
     },
+    Migration {
+        version: 4,
+        name: "trash",
+        sqlite: include_str!("../migrations/sqlite/0004_trash.sql"),
+        postgres: include_str!("../migrations/postgres/0004_trash.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

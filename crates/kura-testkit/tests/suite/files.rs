@@ -262,25 +262,110 @@ async fn upload_versions_download_ranges() {
             StatusCode::UNPROCESSABLE_ENTITY
         );
 
-        // Delete removes rows and blobs; a project with files cannot be deleted.
+        // An old version becomes current again as a new version.
+        let (st, r) = s
+            .post(
+                &format!("/api/v1/files/{fid}/versions/1/restore"),
+                tok,
+                json!({}),
+            )
+            .await;
         assert_eq!(
-            s.call("DELETE", &format!("/api/v1/projects/{p}"), Some(tok), None)
-                .await
-                .0,
-            StatusCode::CONFLICT
+            (st, r["version"]["version"].as_i64()),
+            (StatusCode::CREATED, Some(3)),
+            "{r}"
         );
-        let before = blob_files(&s.cfg.data_dir).len();
+        assert_eq!(
+            download(&s, tok, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &v1[..]
+        );
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/files/{fid}/versions/9/restore"),
+                tok,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+
+        // Delete moves to the trash (blobs kept); restore brings it back; purge removes
+        // rows and blobs. A project with files (trashed or not) cannot be deleted.
+        let blobs_before = blob_files(&s.cfg.data_dir).len();
         assert_eq!(
             s.call("DELETE", &format!("/api/v1/files/{fid}"), Some(tok), None)
                 .await
                 .0,
             StatusCode::NO_CONTENT
         );
-        assert_eq!(blob_files(&s.cfg.data_dir).len(), before - 2);
         assert_eq!(
             download(&s, tok, &fid, &[], "").await.status(),
             StatusCode::NOT_FOUND
         );
+        let (_, list) = s.get(&format!("/api/v1/projects/{p}/files"), tok).await;
+        assert!(!list.to_string().contains(&fid));
+        let (_, trash) = s.get(&format!("/api/v1/projects/{p}/trash"), tok).await;
+        assert_eq!(trash["items"][0]["id"].as_str(), Some(fid.as_str()));
+        assert_eq!(blob_files(&s.cfg.data_dir).len(), blobs_before);
+        assert_eq!(
+            s.post(&format!("/api/v1/files/{fid}/purge"), &guest, json!({}))
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/files/{fid}/restore"), tok, json!({}))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        assert_eq!(
+            download(&s, tok, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &v1[..]
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/files/{fid}/purge"), tok, json!({}))
+                .await
+                .0,
+            StatusCode::NOT_FOUND,
+            "only trashed files are purged"
+        );
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/projects/{p}"), Some(tok), None)
+                .await
+                .0,
+            StatusCode::CONFLICT
+        );
+        assert_eq!(
+            s.call("DELETE", &format!("/api/v1/files/{fid}"), Some(tok), None)
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/files/{fid}/purge"), tok, json!({}))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            blob_files(&s.cfg.data_dir).len(),
+            blobs_before - 2,
+            "two distinct blobs (v3 shares v1's)"
+        );
+        let (_, trash) = s.get(&format!("/api/v1/projects/{p}/trash"), tok).await;
+        assert!(trash["items"].as_array().unwrap().is_empty());
 
         let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
         let actions: Vec<&str> = audit["items"]
@@ -289,7 +374,15 @@ async fn upload_versions_download_ranges() {
             .iter()
             .map(|e| e["action"].as_str().unwrap())
             .collect();
-        for a in ["file.upload", "file.download", "file.delete", "key.create"] {
+        for a in [
+            "file.upload",
+            "file.download",
+            "file.trash",
+            "file.restore",
+            "file.purge",
+            "file.version.restore",
+            "key.create",
+        ] {
             assert!(actions.contains(&a), "{a} not audited");
         }
         s.stop().await;
