@@ -158,8 +158,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     (
         "ok.file_deleted",
-        "ファイルを削除しました。",
-        "File deleted.",
+        "ファイルをゴミ箱に移動しました。",
+        "File moved to the trash.",
     ),
     ("ws.inherit", "（上位から継承）", "(inherit from parent)"),
     ("users.max_label", "閲覧できる上限ラベル", "Label cap"),
