@@ -44,6 +44,8 @@ pub struct TenantSettings {
     pub labels: Vec<String>,
     /// The level of anything with no label of its own and no labelled ancestor.
     pub default_label: String,
+    /// Plaintext bytes the tenant may store (all versions); `None`: no quota.
+    pub storage_quota_bytes: Option<u64>,
 }
 
 impl Default for TenantSettings {
@@ -57,6 +59,7 @@ impl Default for TenantSettings {
                 .map(String::from)
                 .to_vec(),
             default_label: "internal".into(),
+            storage_quota_bytes: None,
         }
     }
 }
@@ -86,6 +89,12 @@ impl TenantSettings {
                     "levels must be unique names of at most 40 characters",
                 ));
             }
+        }
+        if self.storage_quota_bytes == Some(0) {
+            return Err(DomainError::invalid(
+                "storage_quota_bytes",
+                "must be positive (or null for no quota)",
+            ));
         }
         if !self.labels.contains(&self.default_label) {
             return Err(DomainError::invalid(

@@ -164,6 +164,15 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/api/v1/tenant/usage",
+            "tenant",
+            true,
+            200,
+            "Usage: files, versions, bytes stored, uploads, downloads (tenant admin)",
+            tenant_usage
+        ),
+        route!(
+            get,
             "/api/v1/tenant/contacts",
             "tenant",
             true,
@@ -1489,6 +1498,10 @@ async fn restore_version(
     let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;
     let (file, v) = s.services.restore_version(&a, &id, version, &ctx).await?;
     created(json!({ "file": file, "version": v }))
+}
+
+async fn tenant_usage(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.usage(&a, &ctx).await?)
 }
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::TooLarge(m) => {
                 ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m)
             }
+            ServiceError::QuotaExceeded(m) => {
+                ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m)
+            }
             ServiceError::Tampered => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "integrity",

@@ -22,6 +22,8 @@ pub enum ServiceError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Stored data failed authentication (altered, truncated or moved blob).
     #[error("stored data failed its integrity check")]
     Tampered,

@@ -174,6 +174,19 @@ impl Services {
             .filter(|c| !c.is_control())
             .take(200)
             .collect();
+        // The tenant's quota caps this upload too.
+        let mut quota_left: Option<u64> = None;
+        if let Some(quota) = auth.tenant.settings.storage_quota_bytes {
+            let mut tx = self.store.tenant_read(&t).await?;
+            let used = kura_store::usage::bytes_stored(&mut tx, &t).await?.max(0) as u64;
+            drop(tx);
+            if used >= quota {
+                return Err(ServiceError::QuotaExceeded(format!(
+                    "the tenant's storage quota of {quota} bytes is used up"
+                )));
+            }
+            quota_left = Some(quota - used);
+        }
         let (key_version, key) = self.current_key(&t).await?;
         let blob_id = kura_domain::ids::new_id();
         let bctx = BlobContext {
@@ -204,6 +217,11 @@ impl Services {
             let piece = piece
                 .map_err(|e| ServiceError::invalid("body", format!("upload interrupted: {e}")))?;
             size += piece.len() as u64;
+            if quota_left.is_some_and(|left| size > left) {
+                return Err(ServiceError::QuotaExceeded(
+                    "this upload would exceed the tenant's storage quota".into(),
+                ));
+            }
             if size > max_bytes {
                 return Err(ServiceError::TooLarge(format!(
                     "files are limited to {max_bytes} bytes"
@@ -326,6 +344,7 @@ impl Services {
                 Err(e) => return Err(e.into()),
             }
             files::set_current(&mut tx, t, &file_id, version, now).await?;
+            kura_store::usage::add(&mut tx, t, 1, size as i64, 0, 0).await?;
             self.audit(&mut tx, t, &Actor::User(&auth.principal), ctx,
                 Event::new("file.upload").target("file", &file_id).details(serde_json::json!({
                     "name": name, "project_id": project, "version": version, "size": size, "sha256": sha256,
@@ -439,6 +458,7 @@ impl Services {
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
             Err(e) => return Err(e.into()),
         };
+        kura_store::usage::add(&mut tx, t, 0, 0, 1, v.size).await?;
         self.audit(
             &mut tx,
             t,
@@ -729,5 +749,25 @@ impl Services {
         let updated = files::get(&mut tx, t, id).await?;
         tx.commit().await?;
         Ok(updated)
+    }
+}
+
+impl Services {
+    /// Tenant admin: usage figures (files, versions, bytes stored, uploads, downloads).
+    pub async fn usage(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<kura_store::usage::Usage> {
+        let t = &auth.tenant.id;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &kura_domain::Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(kura_store::usage::get(&mut tx, t).await?)
     }
 }

@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod roles;
 pub mod sessions;
 pub mod tenants;
+pub mod usage;
 pub mod users;
 pub mod workspace;
 
@@ -200,6 +201,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "trash",
         sqlite: include_str!("../migrations/sqlite/0004_trash.sql"),
         postgres: include_str!("../migrations/postgres/0004_trash.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "usage",
+        sqlite: include_str!("../migrations/sqlite/0005_usage.sql"),
+        postgres: include_str!("../migrations/postgres/0005_usage.sql"),
     },
 ];
 

@@ -201,7 +201,9 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
         ServiceError::Forbidden => ("forbidden", String::new()),
         ServiceError::Invalid(d) => ("invalid", d.to_string()),
         ServiceError::WeakPassword(p) => ("weak_password", p.to_string()),
-        ServiceError::Conflict(m) | ServiceError::TooLarge(m) => ("conflict", m.clone()),
+        ServiceError::Conflict(m) | ServiceError::TooLarge(m) | ServiceError::QuotaExceeded(m) => {
+            ("conflict", m.clone())
+        }
         ServiceError::Tampered => ("internal", String::new()),
         ServiceError::Unauthenticated | ServiceError::BadCredentials => {
             return Redirect::to("/login?expired=1").into_response()

@@ -755,3 +755,73 @@ async fn labels_cap_what_a_guest_can_see() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_and_usage() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("quota").await;
+        let tok = &t.admin_token;
+        let p = project(&s, tok).await;
+        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+        let mut settings = tenant["settings"].clone();
+        settings["storage_quota_bytes"] = json!(5000);
+        assert_eq!(
+            s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (st, up) = upload(&s, tok, &p, "a.bin", vec![1u8; 4000]).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let fid = up["file"]["id"].as_str().unwrap().to_string();
+        let blobs = blob_files(&s.cfg.data_dir).len();
+        let (st, e) = upload(&s, tok, &p, "b.bin", vec![2u8; 2000]).await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::INSUFFICIENT_STORAGE, Some("quota_exceeded"))
+        );
+        assert_eq!(
+            blob_files(&s.cfg.data_dir).len(),
+            blobs,
+            "nothing left behind"
+        );
+        assert_eq!(
+            download(&s, tok, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .len(),
+            4000
+        );
+        let (st, u) = s.get("/api/v1/tenant/usage", tok).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            (u["files"].as_i64(), u["bytes_stored"].as_i64()),
+            (Some(1), Some(4000)),
+            "{u}"
+        );
+        assert_eq!(
+            (
+                u["uploads"].as_i64(),
+                u["downloads"].as_i64(),
+                u["download_bytes"].as_i64()
+            ),
+            (Some(1), Some(1), Some(4000))
+        );
+        let (_, member) = s
+            .add_user(
+                tok,
+                "m@quota.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        assert_eq!(
+            s.get("/api/v1/tenant/usage", &member).await.0,
+            StatusCode::FORBIDDEN
+        );
+        s.stop().await;
+    }
+}
