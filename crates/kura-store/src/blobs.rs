@@ -76,6 +76,56 @@ impl LocalBlobs {
         }
     }
 
+    /// Every stored object: (tenant directory, file name, modified time in ms since the
+    /// epoch). Temp files (`.<id>.tmp`) are included.
+    pub async fn list_all(&self) -> std::io::Result<Vec<(String, String, i64)>> {
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            let Ok(tenants) = std::fs::read_dir(&root) else {
+                return Ok(out);
+            };
+            for t in tenants.flatten() {
+                if !t.path().is_dir() {
+                    continue;
+                }
+                let tenant = t.file_name().to_string_lossy().to_string();
+                for f in std::fs::read_dir(t.path())?.flatten() {
+                    let modified = f
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_millis() as i64)
+                        .unwrap_or(0);
+                    out.push((
+                        tenant.clone(),
+                        f.file_name().to_string_lossy().to_string(),
+                        modified,
+                    ));
+                }
+            }
+            Ok(out)
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+
+    /// Removes one object by its listed name (a blob or a temp file).
+    pub async fn remove_listed(&self, tenant: &str, name: &str) -> std::io::Result<()> {
+        let name = name
+            .strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .map(|id| (id, true))
+            .unwrap_or((name, false));
+        let file = if name.1 {
+            format!(".{}.tmp", safe(name.0)?)
+        } else {
+            safe(name.0)?.to_string()
+        };
+        tokio::fs::remove_file(self.root.join(safe(tenant)?).join(file)).await
+    }
+
     pub async fn exists(&self, tenant: &TenantId, blob_id: &str) -> bool {
         match self.path(tenant, blob_id) {
             Ok(p) => tokio::fs::metadata(p).await.is_ok(),

@@ -311,3 +311,15 @@ pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<Vec<Stri
     }
     Ok(blobs)
 }
+
+/// Every blob id referenced by any file version of a tenant (system scope: the sweep).
+pub async fn referenced_blobs(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<String>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query("SELECT DISTINCT blob_id FROM file_versions WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("blob_id")?))
+        .collect()
+}

@@ -47,6 +47,9 @@ pub enum Command {
     /// The embedded mail outbox.
     #[command(subcommand)]
     Mail(MailCmd),
+    /// Blob storage maintenance.
+    #[command(subcommand)]
+    Blobs(BlobsCmd),
     /// Measure request and audit throughput (prints ratios against a baseline).
     Bench(crate::bench::BenchArgs),
 }
@@ -129,6 +132,16 @@ pub enum AuditCmd {
         /// Tenant slug (or `_system`); all chains when omitted.
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BlobsCmd {
+    /// Remove blobs that no file version references and abandoned upload temp files.
+    Sweep {
+        /// Only objects older than this (uploads in flight are younger).
+        #[arg(long, default_value_t = 60)]
+        older_than_minutes: i64,
     },
 }
 
@@ -231,6 +244,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("--- {}  to: {}", m.created_at.to_rfc3339(), m.to);
                 println!("Subject: {}\n\n{}", m.subject, m.body);
             }
+            Ok(0)
+        }
+        Command::Blobs(BlobsCmd::Sweep { older_than_minutes }) => {
+            let s = services(&cfg).await?;
+            let r = s
+                .operator_sweep_blobs(older_than_minutes.max(0) * 60, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "removed {} orphaned blobs and {} temp files; kept {}",
+                r.orphans_removed, r.temp_files_removed, r.kept
+            );
             Ok(0)
         }
         Command::Bench(args) => crate::bench::run(&cfg, args).await.map(|_| 0),

@@ -214,8 +214,11 @@ async fn folders_and_projects() {
         let big = json!({ "name": "x".repeat(2 * 1024 * 1024) });
         // The server answers 413 as soon as the limit is passed and closes the connection;
         // the client may still be writing and then sees the pipe broken instead.
-        let res = s
-            .client
+        // (A client of its own: the connection the server closes is not reused.)
+        let res = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
             .post(format!("{}/api/v1/folders", s.base))
             .bearer_auth(tok)
             .json(&big)

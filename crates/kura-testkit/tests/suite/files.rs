@@ -23,8 +23,12 @@ async fn upload(
     name: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    let res = s
-        .client
+    // A client of its own: after a refused upload (413/507) the server closes the
+    // connection, which a pooled client might otherwise try to reuse.
+    let res = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
         .post(format!(
             "{}/api/v1/projects/{project}/files?name={name}",
             s.base
@@ -821,6 +825,44 @@ async fn quota_and_usage() {
         assert_eq!(
             s.get("/api/v1/tenant/usage", &member).await.0,
             StatusCode::FORBIDDEN
+        );
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_removes_orphans_and_temp_files_only() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("sweep").await;
+        let p = project(&s, &t.admin_token).await;
+        let (_, up) = upload(&s, &t.admin_token, &p, "keep.txt", content(10_000)).await;
+        let fid = up["file"]["id"].as_str().unwrap().to_string();
+        let real = blob_files(&s.cfg.data_dir).pop().unwrap();
+        let dir = real.parent().unwrap().to_path_buf();
+        std::fs::copy(&real, dir.join(kura_domain::ids::new_id())).unwrap();
+        std::fs::write(dir.join(".abandoned-upload.tmp"), b"partial").unwrap();
+        assert_eq!(blob_files(&s.cfg.data_dir).len(), 3);
+        // Young objects are left alone (uploads in flight).
+        assert_eq!(kura_testkit::run_cli(&s.cfg, &["blobs", "sweep"]).await, 0);
+        assert_eq!(blob_files(&s.cfg.data_dir).len(), 3);
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["blobs", "sweep", "--older-than-minutes", "0"]).await,
+            0
+        );
+        assert_eq!(
+            blob_files(&s.cfg.data_dir),
+            vec![real.clone()],
+            "{b:?}: only the referenced blob stays"
+        );
+        assert_eq!(
+            download(&s, &t.admin_token, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(10_000)[..]
         );
         s.stop().await;
     }
