@@ -323,3 +323,48 @@ pub async fn referenced_blobs(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Stri
         .map(|r| Ok(r.try_get::<String, _>("blob_id")?))
         .collect()
 }
+
+/// Distinct (blob id, key version, size) of a tenant's versions under keys older than
+/// `below_version` (key rotation).
+pub async fn blobs_below_key(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    below_version: i64,
+) -> Result<Vec<(String, i64, i64)>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(
+        "SELECT DISTINCT blob_id, key_version, size FROM file_versions WHERE tenant_id = $1 AND key_version < $2",
+    )
+    .bind(tenant.as_str())
+    .bind(below_version)
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                r.try_get("blob_id")?,
+                r.try_get("key_version")?,
+                r.try_get("size")?,
+            ))
+        })
+        .collect()
+}
+
+/// Points every version stored in `old_blob` at `new_blob` under `key_version`.
+pub async fn replace_blob(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    old_blob: &str,
+    new_blob: &str,
+    key_version: i64,
+) -> Result<u64> {
+    tx.check(tenant)?;
+    Ok(sqlx::query("UPDATE file_versions SET blob_id = $1, key_version = $2 WHERE tenant_id = $3 AND blob_id = $4")
+        .bind(new_blob)
+        .bind(key_version)
+        .bind(tenant.as_str())
+        .bind(old_blob)
+        .execute(tx.conn())
+        .await?
+        .rows_affected())
+}

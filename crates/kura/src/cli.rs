@@ -50,6 +50,9 @@ pub enum Command {
     /// Blob storage maintenance.
     #[command(subcommand)]
     Blobs(BlobsCmd),
+    /// Tenant data keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
     /// Measure request and audit throughput (prints ratios against a baseline).
     Bench(crate::bench::BenchArgs),
 }
@@ -132,6 +135,15 @@ pub enum AuditCmd {
         /// Tenant slug (or `_system`); all chains when omitted.
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCmd {
+    /// New data-key version for a tenant; re-encrypts its existing blobs under it.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -255,6 +267,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!(
                 "removed {} orphaned blobs and {} temp files; kept {}",
                 r.orphans_removed, r.temp_files_removed, r.kept
+            );
+            Ok(0)
+        }
+        Command::Keys(KeysCmd::Rotate { tenant }) => {
+            let s = services(&cfg).await?;
+            let r = s
+                .operator_rotate_key(&tenant, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "tenant {tenant}: data key version {} is current; {} blobs re-encrypted",
+                r.new_version, r.blobs_reencrypted
             );
             Ok(0)
         }

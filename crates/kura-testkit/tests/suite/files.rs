@@ -867,3 +867,93 @@ async fn sweep_removes_orphans_and_temp_files_only() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_reencrypts_without_downtime() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("rotate").await;
+        let tok = &t.admin_token;
+        let p = project(&s, tok).await;
+        let (_, a) = upload(&s, tok, &p, "a.txt", content(150_000)).await;
+        upload(&s, tok, &p, "a.txt", content(1_000)).await;
+        let (_, bfile) = upload(&s, tok, &p, "b.txt", content(70_000)).await;
+        let a = a["file"]["id"].as_str().unwrap().to_string();
+        let bid = bfile["file"]["id"].as_str().unwrap().to_string();
+        let before = blob_files(&s.cfg.data_dir);
+        assert_eq!(before.len(), 3);
+
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["keys", "rotate", "--tenant", "rotate"]).await,
+            0
+        );
+
+        // Every version now lives in a new blob under key version 2; the old blobs are gone.
+        let after = blob_files(&s.cfg.data_dir);
+        assert_eq!(after.len(), 3);
+        assert!(after.iter().all(|p| !before.contains(p)));
+        let tid = kura_domain::TenantId::from_string(&t.tenant_id);
+        let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
+        for f in [&a, &bid] {
+            for v in kura_store::files::list_versions(&mut tx, &tid, f)
+                .await
+                .unwrap()
+            {
+                assert_eq!(v.key_version, 2, "{b:?}");
+            }
+        }
+        drop(tx);
+        // Content is unchanged, all versions.
+        assert_eq!(
+            download(&s, tok, &a, &[], "?version=1")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(150_000)[..]
+        );
+        assert_eq!(
+            download(&s, tok, &a, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(1_000)[..]
+        );
+        assert_eq!(
+            download(&s, tok, &bid, &[("range", "bytes=65530-65545")], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(70_000)[65530..=65545]
+        );
+        // New data uses the new key at once.
+        let (_, c) = upload(&s, tok, &p, "c.txt", content(10)).await;
+        let cid = c["file"]["id"].as_str().unwrap().to_string();
+        let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
+        assert_eq!(
+            kura_store::files::get_version(&mut tx, &tid, &cid, 1)
+                .await
+                .unwrap()
+                .key_version,
+            2
+        );
+        drop(tx);
+        let (_, audit) = s.get("/api/v1/audit?limit=100", tok).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(
+            actions.contains(&"key.rotate") && actions.contains(&"key.reencrypt"),
+            "{actions:?}"
+        );
+        s.stop().await;
+    }
+}
