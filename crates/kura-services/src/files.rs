@@ -938,3 +938,42 @@ impl Services {
         Ok(report)
     }
 }
+
+impl Services {
+    /// Operator: rewraps every tenant's data keys under a new master key, in one
+    /// transaction (all or nothing). Blobs are untouched. Afterwards the deployment must be
+    /// configured with the new master key. Audited in the system chain.
+    pub async fn operator_rewrap_keys(
+        &self,
+        new_master: &SecretKey,
+        ctx: &RequestCtx,
+    ) -> Result<usize> {
+        let mut tx = self.store.system_tx().await?;
+        let all = keys::list_all(&mut tx).await?;
+        for (tenant, k) in &all {
+            let wrapped = hex::decode(&k.wrapped)
+                .map_err(|_| ServiceError::internal("wrapped key is not hex"))?;
+            let dek =
+                kura_crypto::keys::unwrap(&self.keys.master, tenant.as_str(), k.version, &wrapped)
+                    .map_err(|e| {
+                        ServiceError::internal(format!("tenant {tenant} key v{}: {e}", k.version))
+                    })?;
+            let rewrapped = kura_crypto::keys::wrap(new_master, tenant.as_str(), k.version, &dek)
+                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            keys::rewrap(
+                &mut tx,
+                tenant,
+                k.version,
+                &hex::encode(rewrapped),
+                &new_master.fingerprint(),
+            )
+            .await?;
+        }
+        self.audit(&mut tx, &TenantId::from_string(kura_store::SYSTEM_TENANT), &Actor::Operator, ctx,
+            Event::new("operator.master_key.rewrap").details(serde_json::json!({
+                "keys": all.len(), "from": self.keys.master.fingerprint(), "to": new_master.fingerprint(),
+            }))).await?;
+        tx.commit().await?;
+        Ok(all.len())
+    }
+}

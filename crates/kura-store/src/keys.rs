@@ -62,3 +62,42 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId, version: i64) -> Result<Option<
     .await?;
     row.as_ref().map(from_row).transpose()
 }
+
+/// Every tenant's wrapped keys (system scope: master-key rotation).
+pub async fn list_all(tx: &mut Tx) -> Result<Vec<(TenantId, WrappedKey)>> {
+    if tx.scope() != &crate::TxScope::System {
+        return Err(crate::StoreError::ScopeViolation);
+    }
+    let rows = sqlx::query("SELECT tenant_id, version, wrapped, master_fp, created_at FROM tenant_keys ORDER BY tenant_id, version")
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok((
+                TenantId::from_string(r.try_get::<String, _>("tenant_id")?),
+                from_row(r)?,
+            ))
+        })
+        .collect()
+}
+
+/// Replaces a wrapped key (same key, wrapped under another master key).
+pub async fn rewrap(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    version: i64,
+    wrapped: &str,
+    master_fp: &str,
+) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(
+        "UPDATE tenant_keys SET wrapped = $1, master_fp = $2 WHERE tenant_id = $3 AND version = $4",
+    )
+    .bind(wrapped)
+    .bind(master_fp)
+    .bind(tenant.as_str())
+    .bind(version)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}

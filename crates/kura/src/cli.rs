@@ -145,6 +145,12 @@ pub enum KeysCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Rewrap every tenant data key under a new master key (then configure that key).
+    Rewrap {
+        /// File with the new master key (64 hex characters, mode 600).
+        #[arg(long)]
+        new_master_key_file: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -279,6 +285,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             println!(
                 "tenant {tenant}: data key version {} is current; {} blobs re-encrypted",
                 r.new_version, r.blobs_reencrypted
+            );
+            Ok(0)
+        }
+        Command::Keys(KeysCmd::Rewrap {
+            new_master_key_file,
+        }) => {
+            let new = kura_crypto::keys::read_key_file(&new_master_key_file)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", new_master_key_file.display()))?;
+            let s = services(&cfg).await?;
+            let n = s
+                .operator_rewrap_keys(&new, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "rewrapped {n} data keys under master key {}; configure it as master_key_file and restart every node",
+                new.fingerprint()
             );
             Ok(0)
         }

@@ -957,3 +957,59 @@ async fn key_rotation_reencrypts_without_downtime() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn master_key_rewrap() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("rewrap").await;
+        let p = project(&s, &t.admin_token).await;
+        let (_, f) = upload(&s, &t.admin_token, &p, "x.txt", content(5_000)).await;
+        let fid = f["file"]["id"].as_str().unwrap().to_string();
+        let new_key = kura_crypto::keys::SecretKey::generate().unwrap();
+        let dir = kura_testkit::temp_path("newkey");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("master.key");
+        std::fs::write(&file, new_key.to_hex()).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let arg = file.display().to_string();
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["keys", "rewrap", "--new-master-key-file", &arg]).await,
+            2,
+            "a readable key file is refused"
+        );
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["keys", "rewrap", "--new-master-key-file", &arg]).await,
+            0
+        );
+
+        // A node started with the new master key reads the data; one with the old key cannot.
+        let mut with_new = s.cfg.clone();
+        with_new.master_key = Some(new_key.to_hex());
+        let n2 = TestServer::start_with(with_new, b).await;
+        let (_, login) = n2
+            .login("rewrap", &t.admin_email, kura_testkit::PASSWORD)
+            .await;
+        let tok2 = login["token"].as_str().unwrap().to_string();
+        assert_eq!(
+            download(&n2, &tok2, &fid, &[], "")
+                .await
+                .bytes()
+                .await
+                .unwrap()
+                .as_ref(),
+            &content(5_000)[..]
+        );
+        let n3 = TestServer::start_with(s.cfg.clone(), b).await;
+        let res = download(&n3, &tok2, &fid, &[], "").await;
+        assert_eq!(
+            res.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{b:?}: the old master key no longer unwraps"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        s.stop().await;
+    }
+}
