@@ -977,3 +977,41 @@ impl Services {
         Ok(all.len())
     }
 }
+
+impl Services {
+    /// Encrypts a secret database field with the tenant's current data key. The result
+    /// (`k<version>:<hex>`) is what gets stored; `purpose` names the field and its owner
+    /// (e.g. `totp_seed:<user id>`) so a value moved elsewhere does not decrypt.
+    pub async fn seal_field(
+        &self,
+        tenant: &TenantId,
+        purpose: &str,
+        plain: &[u8],
+    ) -> Result<String> {
+        let (version, key) = self.current_key(tenant).await?;
+        let sealed = kura_crypto::field::seal(&key, tenant.as_str(), purpose, version, plain)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        Ok(format!("k{version}:{}", hex::encode(sealed)))
+    }
+
+    /// Decrypts a value made by [`Services::seal_field`].
+    pub async fn open_field(
+        &self,
+        tenant: &TenantId,
+        purpose: &str,
+        stored: &str,
+    ) -> Result<Vec<u8>> {
+        let (v, h) = stored
+            .strip_prefix('k')
+            .and_then(|r| r.split_once(':'))
+            .ok_or_else(|| ServiceError::internal("sealed field is malformed"))?;
+        let version: i64 = v
+            .parse()
+            .map_err(|_| ServiceError::internal("sealed field is malformed"))?;
+        let sealed =
+            hex::decode(h).map_err(|_| ServiceError::internal("sealed field is malformed"))?;
+        let key = self.data_key(tenant, version).await?;
+        kura_crypto::field::open(&key, tenant.as_str(), purpose, version, &sealed)
+            .map_err(|_| ServiceError::Tampered)
+    }
+}

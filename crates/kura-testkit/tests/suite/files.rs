@@ -1013,3 +1013,58 @@ async fn master_key_rewrap() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_fields_use_the_tenant_key() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let a = s.create_tenant("field-a").await;
+    let b = s.create_tenant("field-b").await;
+    let ta = kura_domain::TenantId::from_string(&a.tenant_id);
+    let tb = kura_domain::TenantId::from_string(&b.tenant_id);
+    let sealed = s
+        .services
+        .seal_field(&ta, "totp_seed:u1", b"JBSWY3DPEHPK3PXP")
+        .await
+        .unwrap();
+    assert!(sealed.starts_with("k1:") && !sealed.contains("JBSWY3DPEHPK3PXP"));
+    assert_eq!(
+        s.services
+            .open_field(&ta, "totp_seed:u1", &sealed)
+            .await
+            .unwrap(),
+        b"JBSWY3DPEHPK3PXP"
+    );
+    assert!(
+        s.services
+            .open_field(&ta, "totp_seed:u2", &sealed)
+            .await
+            .is_err(),
+        "bound to its owner"
+    );
+    assert!(
+        s.services
+            .open_field(&tb, "totp_seed:u1", &sealed)
+            .await
+            .is_err(),
+        "bound to its tenant"
+    );
+    // After a rotation old values still open (their version is recorded), new ones use v2.
+    assert_eq!(
+        kura_testkit::run_cli(&s.cfg, &["keys", "rotate", "--tenant", "field-a"]).await,
+        0
+    );
+    assert_eq!(
+        s.services
+            .open_field(&ta, "totp_seed:u1", &sealed)
+            .await
+            .unwrap(),
+        b"JBSWY3DPEHPK3PXP"
+    );
+    assert!(s
+        .services
+        .seal_field(&ta, "p", b"x")
+        .await
+        .unwrap()
+        .starts_with("k2:"));
+    s.stop().await;
+}
