@@ -1294,19 +1294,62 @@ async fn upload_file(
     created(json!({ "file": file, "version": version }))
 }
 
+#[derive(Deserialize, Default)]
+struct PageParams {
+    /// `name` (default) or `updated`.
+    sort: Option<String>,
+    /// `asc` (default) or `desc`.
+    order: Option<String>,
+    /// The `next` cursor of the previous page.
+    after: Option<String>,
+    /// Page size, 1-1000 (default 100).
+    limit: Option<i64>,
+}
+
 async fn list_files(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Auth(a): Auth,
     Path(project): Path<String>,
     Query(f): Query<ListFilter>,
+    Query(pg): Query<PageParams>,
 ) -> ApiResult {
-    let mut list = s
+    let sort = match pg.sort.as_deref() {
+        None | Some("name") => kura_store::files::FileSort::Name,
+        Some("updated") => kura_store::files::FileSort::Updated,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "sort: name or updated",
+            ))
+        }
+    };
+    let descending = match pg.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                "order: asc or desc",
+            ))
+        }
+    };
+    let (mut list, next) = s
         .services
-        .list_files(&a, &ProjectId::from_string(project), &ctx)
+        .list_files_page(
+            &a,
+            &ProjectId::from_string(project),
+            sort,
+            descending,
+            pg.after.as_deref(),
+            pg.limit.unwrap_or(100),
+            &ctx,
+        )
         .await?;
     list.retain(|x| f.keeps(&x.name, &x.labels));
-    items(list)
+    ok(json!({ "items": list, "next": next }))
 }
 
 async fn file_info(

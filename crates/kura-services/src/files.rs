@@ -1015,3 +1015,56 @@ impl Services {
             .map_err(|_| ServiceError::Tampered)
     }
 }
+
+impl Services {
+    /// One page of a project's files, keyset-paginated. `after` is the opaque cursor of the
+    /// previous page's `next`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn list_files_page(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        sort: files::FileSort,
+        descending: bool,
+        after: Option<&str>,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<(Vec<File>, Option<String>)> {
+        self.project_for(auth, project, None, Action::View, ctx)
+            .await?;
+        let after = match after {
+            None | Some("") => None,
+            Some(c) => {
+                let raw = hex::decode(c).map_err(|_| {
+                    ServiceError::invalid("after", "is not a cursor from this listing")
+                })?;
+                let text = String::from_utf8(raw).map_err(|_| {
+                    ServiceError::invalid("after", "is not a cursor from this listing")
+                })?;
+                let (k, id) = text.split_once('\0').ok_or_else(|| {
+                    ServiceError::invalid("after", "is not a cursor from this listing")
+                })?;
+                Some((k.to_string(), id.to_string()))
+            }
+        };
+        let limit = limit.clamp(1, 1000);
+        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
+        let page = files::page_in_project(
+            &mut tx,
+            &auth.tenant.id,
+            project,
+            sort,
+            descending,
+            after,
+            limit,
+        )
+        .await?;
+        let next = (page.len() as i64 == limit)
+            .then(|| {
+                page.last()
+                    .map(|f| hex::encode(format!("{}\0{}", files::sort_key(f, sort), f.id)))
+            })
+            .flatten();
+        Ok((page, next))
+    }
+}

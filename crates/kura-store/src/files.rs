@@ -368,3 +368,64 @@ pub async fn replace_blob(
         .await?
         .rows_affected())
 }
+
+/// How a file listing is ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileSort {
+    Name,
+    Updated,
+}
+
+/// One page of live files, keyset-paginated: ordered by (sort key, id), ascending or
+/// descending, starting after `after` (the last item of the previous page).
+pub async fn page_in_project(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project: &ProjectId,
+    sort: FileSort,
+    descending: bool,
+    after: Option<(String, String)>,
+    limit: i64,
+) -> Result<Vec<File>> {
+    tx.check(tenant)?;
+    let (col, cast) = match (sort, tx.backend()) {
+        (FileSort::Name, _) => ("name", "name"),
+        // Compare the BIGINT as text of fixed width so one cursor format serves both sorts.
+        (FileSort::Updated, crate::Backend::Sqlite) => {
+            ("updated_at", "printf('%020d', updated_at)")
+        }
+        (FileSort::Updated, crate::Backend::Postgres) => {
+            ("updated_at", "lpad(updated_at::text, 20, '0')")
+        }
+    };
+    let (cmp, dir) = if descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let cursor = if after.is_some() {
+        format!(" AND ({cast}, id) {cmp} ($3, $4)")
+    } else {
+        String::new()
+    };
+    let sql = format!(
+        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 AND deleted_at IS NULL{cursor} ORDER BY {col} {dir}, id {dir} LIMIT {}",
+        limit.clamp(1, 1000)
+    );
+    let mut q = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(project.as_str());
+    if let Some((k, id)) = after {
+        q = q.bind(k).bind(id);
+    }
+    let rows = q.fetch_all(tx.conn()).await?;
+    rows.iter().map(file_from_row).collect()
+}
+
+/// The cursor value of a file for a sort (see [`page_in_project`]).
+pub fn sort_key(f: &File, sort: FileSort) -> String {
+    match sort {
+        FileSort::Name => f.name.clone(),
+        FileSort::Updated => format!("{:020}", f.updated_at.0),
+    }
+}
