@@ -8,7 +8,7 @@ use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use kura_crypto::keys::SecretKey;
 use kura_crypto::stream::{self, BlobContext, Decryptor, Encryptor};
-use kura_domain::{validate_name, Action, ProjectId, TenantId};
+use kura_domain::{validate_name, Action, ProjectId, Resource, TenantId};
 use kura_store::files::{self, File, Version};
 use kura_store::{keys, StoreError};
 use std::collections::HashMap;
@@ -124,7 +124,7 @@ impl Services {
         item_label: Option<Option<&str>>,
         action: Action,
         ctx: &RequestCtx,
-    ) -> Result<()> {
+    ) -> Result<Resource> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let r = match self
@@ -141,7 +141,38 @@ impl Services {
             Err(e) => return Err(e),
         };
         drop(tx);
-        self.require(&auth.principal, action, &r, ctx).await
+        self.require(&auth.principal, action, &r, ctx).await?;
+        Ok(r)
+    }
+
+    /// Keeps the files the principal may view: a file's own label, if it has one, decides
+    /// its level; otherwise it has its project's (DATA-3).
+    fn visible_files(&self, auth: &AuthContext, project: &Resource, list: Vec<File>) -> Vec<File> {
+        let Resource::Project {
+            tenant_id,
+            folders,
+            project_id,
+            level,
+        } = project
+        else {
+            return Vec::new();
+        };
+        list.into_iter()
+            .filter(|f| {
+                let level = match &f.labels.label {
+                    Some(l) => auth.tenant.settings.label_rank(l),
+                    None => *level,
+                };
+                let r = Resource::Project {
+                    tenant_id: tenant_id.clone(),
+                    folders: folders.clone(),
+                    project_id: project_id.clone(),
+                    level,
+                };
+                kura_domain::authorize(&auth.principal, Action::View, &r)
+                    == kura_domain::Decision::Allow
+            })
+            .collect()
     }
 
     /// Streams an upload into an encrypted blob and records it as a new file or a new
@@ -412,7 +443,7 @@ impl Services {
             )
             .await
         {
-            Ok(()) => Ok(f),
+            Ok(_) => Ok(f),
             Err(e) => Err(e),
         }
     }
@@ -423,10 +454,12 @@ impl Services {
         project: &ProjectId,
         ctx: &RequestCtx,
     ) -> Result<Vec<File>> {
-        self.project_for(auth, project, None, Action::View, ctx)
+        let r = self
+            .project_for(auth, project, None, Action::View, ctx)
             .await?;
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
-        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project, false).await?)
+        let list = files::list_in_project(&mut tx, &auth.tenant.id, project, false).await?;
+        Ok(self.visible_files(auth, &r, list))
     }
 
     pub async fn file_info(
@@ -615,10 +648,12 @@ impl Services {
         project: &ProjectId,
         ctx: &RequestCtx,
     ) -> Result<Vec<File>> {
-        self.project_for(auth, project, None, Action::ContentWrite, ctx)
+        let r = self
+            .project_for(auth, project, None, Action::ContentWrite, ctx)
             .await?;
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
-        Ok(files::list_in_project(&mut tx, &auth.tenant.id, project, true).await?)
+        let list = files::list_in_project(&mut tx, &auth.tenant.id, project, true).await?;
+        Ok(self.visible_files(auth, &r, list))
     }
 
     /// Takes a file out of the trash.
@@ -1030,7 +1065,8 @@ impl Services {
         limit: i64,
         ctx: &RequestCtx,
     ) -> Result<(Vec<File>, Option<String>)> {
-        self.project_for(auth, project, None, Action::View, ctx)
+        let r = self
+            .project_for(auth, project, None, Action::View, ctx)
             .await?;
         let after = match after {
             None | Some("") => None,
@@ -1065,6 +1101,7 @@ impl Services {
                     .map(|f| hex::encode(format!("{}\0{}", files::sort_key(f, sort), f.id)))
             })
             .flatten();
-        Ok((page, next))
+        // The cursor comes from the unfiltered page, so hidden files never stop paging.
+        Ok((self.visible_files(auth, &r, page), next))
     }
 }

@@ -667,7 +667,11 @@ async fn labels_cap_what_a_guest_can_see() {
             "inherited and own labels both cap"
         );
         let (_, files) = s.get(&format!("/api/v1/projects/{ip}/files"), &guest).await;
-        let _ = files;
+        assert_eq!(
+            names(&files),
+            vec!["list.txt".to_string()],
+            "the secret file is not listed"
+        );
         assert_eq!(
             s.get(&format!("/api/v1/folders/{cf}"), &guest).await.0,
             StatusCode::NOT_FOUND
