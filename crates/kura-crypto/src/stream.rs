@@ -282,12 +282,6 @@ impl Decryptor {
             Err(CryptoError::Truncated)
         }
     }
-
-    /// For ranges: true once the chunks needed have been decrypted is the caller's business;
-    /// this says whether the final chunk was reached.
-    pub fn reached_end(&self) -> bool {
-        self.done
-    }
 }
 
 fn parse_header(h: &[u8]) -> Result<[u8; 7], CryptoError> {

@@ -87,20 +87,22 @@ impl Action {
     /// Actions that only make sense for the whole tenant; a grant at a folder or project
     /// scope never confers them.
     pub fn is_tenant_only(self) -> bool {
-        matches!(
-            self,
-            Action::UserRead
-                | Action::UserManage
-                | Action::RoleManage
-                | Action::AuditRead
-                | Action::TenantManage
-        )
+        TENANT_ONLY.contains(self)
     }
 
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
 }
+
+/// The actions only a tenant-scope grant confers (see [`Action::is_tenant_only`]).
+const TENANT_ONLY: ActionSet = ActionSet(
+    (1 << Action::UserRead as u32)
+        | (1 << Action::UserManage as u32)
+        | (1 << Action::RoleManage as u32)
+        | (1 << Action::AuditRead as u32)
+        | (1 << Action::TenantManage as u32),
+);
 
 /// A set of actions (a role's permissions), as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -309,21 +311,12 @@ impl Principal {
             .filter(|g| resource.is_covered_by(&g.scope))
             .filter(|g| g.max_level.is_none_or(|cap| resource.level() <= cap))
             .fold(ActionSet::default(), |acc, g| {
-                let mut set = g.actions;
-                if g.scope != Scope::Tenant {
+                if g.scope == Scope::Tenant {
+                    acc.union(g.actions)
+                } else {
                     // Tenant-wide powers never come from a narrower grant.
-                    set = ActionSet(
-                        set.0
-                            & !ActionSet::of(
-                                &Action::ALL
-                                    .into_iter()
-                                    .filter(|a| a.is_tenant_only())
-                                    .collect::<Vec<_>>(),
-                            )
-                            .0,
-                    );
+                    acc.union(ActionSet(g.actions.0 & !TENANT_ONLY.0))
                 }
-                acc.union(set)
             })
     }
 }

@@ -38,9 +38,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
 }
 
 /// Reads a cookie by name.
-pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -65,7 +64,7 @@ pub fn token_from(parts: &Parts, cookie_name: &str) -> Option<(String, TokenSour
             .or_else(|| v.strip_prefix("bearer "))?;
         return Some((t.trim().to_string(), TokenSource::Bearer));
     }
-    cookie(parts, cookie_name).map(|c| (c.to_string(), TokenSource::Cookie))
+    cookie(&parts.headers, cookie_name).map(|c| (c.to_string(), TokenSource::Cookie))
 }
 
 /// An authenticated caller. A cookie-authenticated request that changes something must also

@@ -432,20 +432,16 @@ impl Services {
             Err(e) => return Err(e.into()),
         };
         drop(tx);
-        // A file is as visible as its project.
-        match self
-            .project_for(
-                auth,
-                &f.project_id,
-                Some(f.labels.label.as_deref()),
-                action,
-                ctx,
-            )
-            .await
-        {
-            Ok(_) => Ok(f),
-            Err(e) => Err(e),
-        }
+        // A file is as visible as its project, at its own label.
+        self.project_for(
+            auth,
+            &f.project_id,
+            Some(f.labels.label.as_deref()),
+            action,
+            ctx,
+        )
+        .await?;
+        Ok(f)
     }
 
     pub async fn list_files(
@@ -460,6 +456,30 @@ impl Services {
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
         let list = files::list_in_project(&mut tx, &auth.tenant.id, project, false).await?;
         Ok(self.visible_files(auth, &r, list))
+    }
+
+    /// Live files of a project with their current sizes (for the console's file table).
+    pub async fn list_files_with_sizes(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<(File, i64)>> {
+        let r = self
+            .project_for(auth, project, None, Action::View, ctx)
+            .await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let list = files::list_in_project(&mut tx, t, project, false).await?;
+        let list = self.visible_files(auth, &r, list);
+        let sizes = files::current_sizes(&mut tx, t, project).await?;
+        Ok(list
+            .into_iter()
+            .map(|f| {
+                let size = sizes.get(&f.id).copied().unwrap_or(0);
+                (f, size)
+            })
+            .collect())
     }
 
     pub async fn file_info(

@@ -125,13 +125,6 @@ impl LocalBlobs {
         };
         tokio::fs::remove_file(self.root.join(safe(tenant)?).join(file)).await
     }
-
-    pub async fn exists(&self, tenant: &TenantId, blob_id: &str) -> bool {
-        match self.path(tenant, blob_id) {
-            Ok(p) => tokio::fs::metadata(p).await.is_ok(),
-            Err(_) => false,
-        }
-    }
 }
 
 impl PendingBlob {

@@ -1,7 +1,7 @@
 //! Files and their versions (DATA-1). A file's content is an immutable encrypted blob per
 //! version.
 
-use crate::{Result, StoreError, Tx};
+use crate::{found, Result, StoreError, Tx};
 use kura_domain::{ProjectId, TenantId, Timestamp, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -164,17 +164,15 @@ pub async fn set_deleted(
     at: Option<Timestamp>,
 ) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("UPDATE files SET deleted_at = $1 WHERE tenant_id = $2 AND id = $3")
-        .bind(at.map(|t| t.0))
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("UPDATE files SET deleted_at = $1 WHERE tenant_id = $2 AND id = $3")
+            .bind(at.map(|t| t.0))
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Changes a file's label, tags and attributes.
@@ -186,20 +184,18 @@ pub async fn set_labels(
     now: Timestamp,
 ) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("UPDATE files SET label = $1, tags = $2, attributes = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
-        .bind(l.label.clone())
-        .bind(l.tags_json())
-        .bind(l.attributes_json())
-        .bind(now.0)
-        .bind(tenant.as_str())
-        .bind(id)
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("UPDATE files SET label = $1, tags = $2, attributes = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6")
+            .bind(l.label.clone())
+            .bind(l.tags_json())
+            .bind(l.attributes_json())
+            .bind(now.0)
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Points a file at a new current version.
@@ -428,4 +424,24 @@ pub fn sort_key(f: &File, sort: FileSort) -> String {
         FileSort::Name => f.name.clone(),
         FileSort::Updated => format!("{:020}", f.updated_at.0),
     }
+}
+
+/// Size of each live file's current version in a project, by file id (one query).
+pub async fn current_sizes(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    project: &ProjectId,
+) -> Result<std::collections::HashMap<String, i64>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(
+        "SELECT f.id, v.size FROM files f JOIN file_versions v ON v.tenant_id = f.tenant_id AND v.file_id = f.id AND v.version = f.current_version \
+         WHERE f.tenant_id = $1 AND f.project_id = $2 AND f.deleted_at IS NULL",
+    )
+    .bind(tenant.as_str())
+    .bind(project.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>("id")?, r.try_get::<i64, _>("size")?)))
+        .collect()
 }

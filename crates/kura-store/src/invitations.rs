@@ -71,22 +71,3 @@ pub async fn mark_used(
     .rows_affected()
         == 1)
 }
-
-/// Invalidates a user's open invitations (when a new one is issued or the user is deleted).
-pub async fn revoke_for_user(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    user: &UserId,
-    now: Timestamp,
-) -> Result<()> {
-    tx.check(tenant)?;
-    sqlx::query(
-        "UPDATE invitations SET used_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND used_at IS NULL",
-    )
-    .bind(now.0)
-    .bind(tenant.as_str())
-    .bind(user.as_str())
-    .execute(tx.conn())
-    .await?;
-    Ok(())
-}

@@ -437,6 +437,15 @@ impl Store {
     }
 }
 
+/// `Ok` when a statement touched a row, `NotFound` when it touched none.
+pub(crate) fn found(rows_affected: u64) -> Result<()> {
+    if rows_affected == 0 {
+        Err(StoreError::NotFound)
+    } else {
+        Ok(())
+    }
+}
+
 pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }

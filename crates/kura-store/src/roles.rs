@@ -1,6 +1,6 @@
 //! Custom roles and role grants (IAM-2).
 
-use crate::{Result, StoreError, Tx};
+use crate::{found, Result, StoreError, Tx};
 use kura_domain::authz::{Action, ActionSet, BuiltinRole, Grant, Scope};
 use kura_domain::{FolderId, GrantId, ProjectId, RoleId, TenantId, Timestamp, UserId};
 use serde::Serialize;
@@ -120,16 +120,14 @@ pub async fn delete_role(tx: &mut Tx, tenant: &TenantId, id: &RoleId) -> Result<
         .bind(id.as_str())
         .execute(tx.conn())
         .await?;
-    let n = sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub struct NewGrant<'a> {
@@ -256,16 +254,14 @@ pub async fn get_grant(tx: &mut Tx, tenant: &TenantId, id: &GrantId) -> Result<G
 
 pub async fn delete_grant(tx: &mut Tx, tenant: &TenantId, id: &GrantId) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM grants WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Deletes every grant whose scope is this folder or project (when it is deleted).

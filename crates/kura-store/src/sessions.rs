@@ -23,9 +23,6 @@ pub struct Session {
     pub last_seen_at: Timestamp,
 }
 
-const COLS: &str =
-    "id, tenant_id, user_id, kind, csrf_token, ip, user_agent, created_at, last_seen_at";
-
 fn from_row(r: &AnyRow) -> Result<Session> {
     Ok(Session {
         id: r.try_get("id")?,
@@ -57,20 +54,6 @@ pub async fn insert(tx: &mut Tx, s: &Session) -> Result<()> {
     .execute(tx.conn())
     .await?;
     Ok(())
-}
-
-/// Looks a session up by token hash, before the tenant is known. System scope only: the
-/// token hash is itself the credential.
-pub async fn find_by_hash(tx: &mut Tx, token_hash: &str) -> Result<Option<Session>> {
-    if tx.scope() != &TxScope::System {
-        return Err(StoreError::ScopeViolation);
-    }
-    let sql = format!("SELECT {COLS} FROM sessions WHERE id = $1");
-    let row = sqlx::query(&sql)
-        .bind(token_hash)
-        .fetch_optional(tx.conn())
-        .await?;
-    row.as_ref().map(from_row).transpose()
 }
 
 /// What a request needs to authenticate: the session, its user, tenant and the user's grants.
@@ -155,17 +138,4 @@ pub async fn delete_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> R
             .await?
             .rows_affected(),
     )
-}
-
-pub async fn list_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> Result<Vec<Session>> {
-    tx.check(tenant)?;
-    let sql = format!(
-        "SELECT {COLS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY last_seen_at DESC"
-    );
-    let rows = sqlx::query(&sql)
-        .bind(tenant.as_str())
-        .bind(user.as_str())
-        .fetch_all(tx.conn())
-        .await?;
-    rows.iter().map(from_row).collect()
 }

@@ -1,6 +1,6 @@
 //! Tenants and their additional contacts (TEN-1, TEN-5).
 
-use crate::{parse_json, Result, StoreError, Tx};
+use crate::{found, parse_json, Result, StoreError, Tx};
 use kura_domain::tenant::{TenantSettings, TenantStatus};
 use kura_domain::{ContactId, TenantId, Timestamp};
 use serde::Serialize;
@@ -103,17 +103,15 @@ pub async fn update_settings(
     tx.check(id)?;
     let settings =
         serde_json::to_string(settings).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let n = sqlx::query("UPDATE tenants SET settings = $1, updated_at = $2 WHERE id = $3")
-        .bind(settings)
-        .bind(now.0)
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("UPDATE tenants SET settings = $1, updated_at = $2 WHERE id = $3")
+            .bind(settings)
+            .bind(now.0)
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -165,14 +163,12 @@ pub async fn list_contacts(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Contact
 
 pub async fn delete_contact(tx: &mut Tx, tenant: &TenantId, id: &ContactId) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("DELETE FROM tenant_contacts WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM tenant_contacts WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }

@@ -1,6 +1,6 @@
 //! Users of a tenant (IAM-1).
 
-use crate::{Result, StoreError, Tx};
+use crate::{found, Result, StoreError, Tx};
 use kura_domain::user::UserStatus;
 use kura_domain::{TenantId, Timestamp, UserId};
 use serde::Serialize;
@@ -104,20 +104,18 @@ pub async fn set_status(
     now: Timestamp,
 ) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query(
-        "UPDATE users SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+    found(
+        sqlx::query(
+            "UPDATE users SET status = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(status.as_str())
+        .bind(now.0)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(tx.conn())
+        .await?
+        .rows_affected(),
     )
-    .bind(status.as_str())
-    .bind(now.0)
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 pub async fn set_password(
@@ -128,20 +126,18 @@ pub async fn set_password(
     now: Timestamp,
 ) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query(
-        "UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+    found(
+        sqlx::query(
+            "UPDATE users SET password_hash = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(password_hash)
+        .bind(now.0)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .execute(tx.conn())
+        .await?
+        .rows_affected(),
     )
-    .bind(password_hash)
-    .bind(now.0)
-    .bind(tenant.as_str())
-    .bind(id.as_str())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 pub async fn set_locale(
@@ -176,16 +172,14 @@ pub async fn delete(tx: &mut Tx, tenant: &TenantId, id: &UserId) -> Result<()> {
             .execute(tx.conn())
             .await?;
     }
-    let n = sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn count(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {

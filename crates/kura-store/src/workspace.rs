@@ -1,6 +1,6 @@
 //! Folders and projects (DATA-1). Files come with the encrypted storage layer.
 
-use crate::{Result, StoreError, Tx};
+use crate::{found, Result, StoreError, Tx};
 use kura_domain::{FolderId, ProjectId, TenantId, Timestamp, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -130,24 +130,22 @@ pub async fn list_folders(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Folder>>
 
 pub async fn update_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query(
-        "UPDATE folders SET parent_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
+    found(
+        sqlx::query(
+            "UPDATE folders SET parent_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
+        )
+        .bind(f.parent_id.as_ref().map(|p| p.as_str().to_string()))
+        .bind(&f.name)
+        .bind(f.updated_at.0)
+        .bind(tenant.as_str())
+        .bind(f.id.as_str())
+        .bind(f.labels.label.clone())
+        .bind(f.labels.tags_json())
+        .bind(f.labels.attributes_json())
+        .execute(tx.conn())
+        .await?
+            .rows_affected(),
     )
-    .bind(f.parent_id.as_ref().map(|p| p.as_str().to_string()))
-    .bind(&f.name)
-    .bind(f.updated_at.0)
-    .bind(tenant.as_str())
-    .bind(f.id.as_str())
-    .bind(f.labels.label.clone())
-    .bind(f.labels.tags_json())
-    .bind(f.labels.attributes_json())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 /// Number of sub-folders and projects directly inside a folder.
@@ -170,16 +168,14 @@ pub async fn folder_children(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> R
 
 pub async fn delete_folder(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("DELETE FROM folders WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM folders WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }
 
 pub async fn insert_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Result<()> {
@@ -226,36 +222,32 @@ pub async fn list_projects(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<Project
 
 pub async fn update_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query(
-        "UPDATE projects SET folder_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
+    found(
+        sqlx::query(
+            "UPDATE projects SET folder_id = $1, name = $2, updated_at = $3, label = $6, tags = $7, attributes = $8 WHERE tenant_id = $4 AND id = $5",
+        )
+        .bind(p.folder_id.as_str())
+        .bind(&p.name)
+        .bind(p.updated_at.0)
+        .bind(tenant.as_str())
+        .bind(p.id.as_str())
+        .bind(p.labels.label.clone())
+        .bind(p.labels.tags_json())
+        .bind(p.labels.attributes_json())
+        .execute(tx.conn())
+        .await?
+            .rows_affected(),
     )
-    .bind(p.folder_id.as_str())
-    .bind(&p.name)
-    .bind(p.updated_at.0)
-    .bind(tenant.as_str())
-    .bind(p.id.as_str())
-    .bind(p.labels.label.clone())
-    .bind(p.labels.tags_json())
-    .bind(p.labels.attributes_json())
-    .execute(tx.conn())
-    .await?
-    .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
 }
 
 pub async fn delete_project(tx: &mut Tx, tenant: &TenantId, id: &ProjectId) -> Result<()> {
     tx.check(tenant)?;
-    let n = sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(tx.conn())
-        .await?
-        .rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
-    }
-    Ok(())
+    found(
+        sqlx::query("DELETE FROM projects WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }

@@ -74,14 +74,7 @@ pub fn resolve_lang(headers: &HeaderMap, auth: Option<&AuthContext>) -> Lang {
     {
         return l;
     }
-    let cookie_lang = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == LANG_COOKIE)
-        .and_then(|(_, v)| Lang::parse(v));
+    let cookie_lang = cookie(headers, LANG_COOKIE).and_then(Lang::parse);
     if let Some(l) = cookie_lang {
         return l;
     }
@@ -158,7 +151,7 @@ impl axum::extract::FromRequestParts<AppState> for Visitor {
         Ok(Visitor {
             tr: Tr(resolve_lang(&parts.headers, None)),
             ctx: request_ctx(parts),
-            pre_csrf: cookie(parts, state.csrf_cookie_name()).map(str::to_string),
+            pre_csrf: cookie(&parts.headers, state.csrf_cookie_name()).map(str::to_string),
         })
     }
 }

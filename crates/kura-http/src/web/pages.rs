@@ -290,14 +290,7 @@ pub async fn set_lang(
     } else {
         "/".to_string()
     };
-    let token = headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == s.cookie_name())
-        .map(|(_, v)| v.to_string());
+    let token = crate::extract::cookie(&headers, s.cookie_name()).map(str::to_string);
     if let Some(token) = token {
         if let Ok(auth) = s.services.authenticate(&token).await {
             if !kura_crypto::ct_eq(f.csrf.as_bytes(), auth.session.csrf_token.as_bytes()) {
@@ -1067,27 +1060,26 @@ pub async fn project_page(
         Ok(p) => p,
         Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
     };
-    let files = match s.services.list_files(&c.auth, &pid, &c.ctx).await {
+    let files = match s
+        .services
+        .list_files_with_sizes(&c.auth, &pid, &c.ctx)
+        .await
+    {
         Ok(f) => f,
         Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
     };
     let zone = c.auth.tenant.settings.time_zone.clone();
-    let mut views = Vec::new();
-    for f in files {
-        // Sizes come from the current version.
-        let size = match s.services.file_info(&c.auth, &f.id, &c.ctx).await {
-            Ok((_, versions)) => versions.first().map(|v| v.size).unwrap_or(0),
-            Err(_) => continue,
-        };
-        views.push(FileView {
-            id: f.id.clone(),
-            name: f.name.clone(),
+    let views = files
+        .into_iter()
+        .map(|(f, size)| FileView {
             label: f.labels.label.clone().unwrap_or_default(),
             size,
             version: f.current_version,
             updated: f.updated_at.format_in_zone(&zone),
-        });
-    }
+            id: f.id,
+            name: f.name,
+        })
+        .collect();
     let back = format!("/projects/{}", project.id);
     let body = ProjectTpl {
         p: page(&c, "ws.project", "workspace", &back, &flash),
