@@ -431,8 +431,17 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "files",
             true,
             200,
-            "Files of a project (filters: q, label, tag)",
+            "Files of a project (filters: q, tag, label, attr=key:value; sort, order, after, limit)",
             list_files
+        ),
+        route!(
+            get,
+            "/api/v1/search",
+            "files",
+            true,
+            200,
+            "Files in every project the caller can see (q, tag, label, attr=key:value; sort, order, after, limit)",
+            search
         ),
         route!(
             get,
@@ -503,7 +512,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "files",
             true,
             200,
-            "Set a file's label, tags and attributes",
+            "Rename, move (project_id), or set the label, tags and attributes of a file",
             patch_file,
             label_patch_schema
         ),
@@ -567,14 +576,18 @@ async fn healthz() -> ApiResult {
 }
 
 async fn readyz(State(s): State<AppState>) -> ApiResult {
-    if s.services.store.ping().await {
-        ok(json!({ "status": "ready", "database": "ok" }))
+    let db = s.services.store.ping().await;
+    let blobs = s.services.blobs.check().await.is_ok();
+    let word = |up: bool| if up { "ok" } else { "unreachable" };
+    let body = json!({
+        "status": if db && blobs { "ready" } else { "unavailable" },
+        "database": word(db),
+        "storage": word(blobs),
+    });
+    if db && blobs {
+        ok(body)
     } else {
-        Ok((
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "database": "unreachable" })),
-        )
-            .into_response())
+        Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
     }
 }
 
@@ -965,6 +978,8 @@ struct ListFilter {
     q: Option<String>,
     label: Option<String>,
     tag: Option<String>,
+    /// `key:value` (files only).
+    attr: Option<String>,
 }
 
 impl ListFilter {
@@ -1306,14 +1321,12 @@ struct PageParams {
     limit: Option<i64>,
 }
 
-async fn list_files(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(project): Path<String>,
-    Query(f): Query<ListFilter>,
-    Query(pg): Query<PageParams>,
-) -> ApiResult {
+/// `GET /projects/{id}/files` and `GET /search`: filters, sort and keyset paging.
+fn file_search(
+    project: Option<ProjectId>,
+    f: ListFilter,
+    pg: PageParams,
+) -> Result<kura_services::files::FileSearch, ApiError> {
     let sort = match pg.sort.as_deref() {
         None | Some("name") => kura_store::files::FileSort::Name,
         Some("updated") => kura_store::files::FileSort::Updated,
@@ -1336,19 +1349,54 @@ async fn list_files(
             ))
         }
     };
-    let (mut list, next) = s
-        .services
-        .list_files_page(
-            &a,
-            &ProjectId::from_string(project),
-            sort,
-            descending,
-            pg.after.as_deref(),
-            pg.limit.unwrap_or(100),
-            &ctx,
-        )
-        .await?;
-    list.retain(|x| f.keeps(&x.name, &x.labels));
+    let attributes = match f.attr.as_deref() {
+        None | Some("") => Vec::new(),
+        Some(a) => {
+            let (k, v) = a.split_once(':').ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid",
+                    "attr: key:value",
+                )
+            })?;
+            vec![(k.to_string(), v.to_string())]
+        }
+    };
+    Ok(kura_services::files::FileSearch {
+        project,
+        q: f.q,
+        tag: f.tag,
+        label: f.label.filter(|l| !l.is_empty()),
+        attributes,
+        sort: Some(sort),
+        descending,
+        after: pg.after,
+        limit: pg.limit.unwrap_or(100),
+    })
+}
+
+async fn list_files(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+    Query(f): Query<ListFilter>,
+    Query(pg): Query<PageParams>,
+) -> ApiResult {
+    let q = file_search(Some(ProjectId::from_string(project)), f, pg)?;
+    let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
+    ok(json!({ "items": list, "next": next }))
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(f): Query<ListFilter>,
+    Query(pg): Query<PageParams>,
+) -> ApiResult {
+    let q = file_search(None, f, pg)?;
+    let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
     ok(json!({ "items": list, "next": next }))
 }
 
@@ -1475,7 +1523,7 @@ async fn delete_file(
 }
 
 fn label_patch_schema() -> Value {
-    json!({"type":"object","properties":{"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+    json!({"type":"object","properties":{"name":{"type":"string"},"project_id":{"type":"string"},"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 
 async fn patch_file(
@@ -1486,18 +1534,38 @@ async fn patch_file(
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (label, tags, attributes) = label_fields(&b)?;
-    let (file, _) = s.services.file_info(&a, &id, &ctx).await?;
-    let mut l = file.labels.clone();
-    if let Some(x) = label {
-        l.label = x;
-    }
-    if let Some(x) = tags {
-        l.tags = x;
-    }
-    if let Some(x) = attributes {
-        l.attributes = x;
-    }
-    ok(s.services.set_file_labels(&a, &id, l, &ctx).await?)
+    let name = match b.get("name") {
+        None => None,
+        Some(Value::String(n)) => Some(n.clone()),
+        Some(_) => return Err(ApiError::bad_request("name must be a string")),
+    };
+    let project = match b.get("project_id") {
+        None => None,
+        Some(Value::String(p)) => Some(ProjectId::from_string(p.clone())),
+        Some(_) => return Err(ApiError::bad_request("project_id must be a string")),
+    };
+    let labels = if label.is_some() || tags.is_some() || attributes.is_some() {
+        let (file, _) = s.services.file_info(&a, &id, &ctx).await?;
+        let mut l = file.labels.clone();
+        if let Some(x) = label {
+            l.label = x;
+        }
+        if let Some(x) = tags {
+            l.tags = x;
+        }
+        if let Some(x) = attributes {
+            l.attributes = x;
+        }
+        Some(l)
+    } else {
+        None
+    };
+    let up = kura_services::files::FileUpdate {
+        name,
+        project,
+        labels,
+    };
+    ok(s.services.update_file(&a, &id, up, &ctx).await?)
 }
 
 async fn list_trash(

@@ -13,7 +13,6 @@ use kura_store::files::{self, File, Version};
 use kura_store::{keys, StoreError};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// The master key and a cache of unwrapped tenant data keys.
 pub struct KeyRing {
@@ -543,11 +542,15 @@ impl Services {
             key_version: v.key_version,
         };
         let io = |e: std::io::Error| ServiceError::internal(format!("blob read: {e}"));
-        let mut file = self.blobs.open(tenant, &v.blob_id).await.map_err(io)?;
-        let mut header = vec![0u8; stream::HEADER_LEN];
-        file.read_exact(&mut header).await.map_err(io)?;
-        let (dec, ct_start, ct_end, skip, want) = match range {
+        let (dec, file, ct_start, ct_end, skip, want) = match range {
             None => {
+                let mut file = self
+                    .blobs
+                    .read_range(tenant, &v.blob_id, 0, None)
+                    .await
+                    .map_err(io)?;
+                let mut header = vec![0u8; stream::HEADER_LEN];
+                file.read_exact(&mut header).await.map_err(io)?;
                 let mut d = Decryptor::new(&key, bctx, size)
                     .map_err(|e| ServiceError::internal(e.to_string()))?;
                 let mut sink = Vec::new();
@@ -555,6 +558,7 @@ impl Services {
                     .map_err(|e| ServiceError::internal(e.to_string()))?;
                 (
                     d,
+                    file,
                     stream::HEADER_LEN as u64,
                     stream::ciphertext_len(size),
                     0,
@@ -564,16 +568,26 @@ impl Services {
             Some(r) => {
                 let sp = stream::span(size, r.start, r.end)
                     .ok_or_else(|| ServiceError::invalid("range", "outside the file"))?;
-                let d = Decryptor::at_chunk(&key, bctx, size, &header, sp.first_chunk)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
-                file.seek(std::io::SeekFrom::Start(sp.ct_start))
+                let mut header = vec![0u8; stream::HEADER_LEN];
+                self.blobs
+                    .read_range(tenant, &v.blob_id, 0, Some(stream::HEADER_LEN as u64))
+                    .await
+                    .map_err(io)?
+                    .read_exact(&mut header)
                     .await
                     .map_err(io)?;
-                (d, sp.ct_start, sp.ct_end, sp.skip, sp.len)
+                let d = Decryptor::at_chunk(&key, bctx, size, &header, sp.first_chunk)
+                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                let file = self
+                    .blobs
+                    .read_range(tenant, &v.blob_id, sp.ct_start, Some(sp.ct_end))
+                    .await
+                    .map_err(io)?;
+                (d, file, sp.ct_start, sp.ct_end, sp.skip, sp.len)
             }
         };
         struct St {
-            file: tokio::fs::File,
+            file: kura_store::blobs::BlobReader,
             dec: Decryptor,
             ct_left: u64,
             skip: u64,
@@ -772,35 +786,87 @@ impl Services {
     }
 }
 
+/// What `PATCH /files/{id}` changes; `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct FileUpdate {
+    pub name: Option<String>,
+    pub project: Option<ProjectId>,
+    pub labels: Option<kura_store::Labels>,
+}
+
 impl Services {
-    /// Sets a file's label, tags and attributes (DATA-2); a label change is audited as such.
-    pub async fn set_file_labels(
+    /// Renames a file, moves it to another project, and/or relabels it — in one
+    /// transaction. Moving needs content-write on both projects; the file must stay within
+    /// the caller's label cap where it lands, and a new label may not exceed the caller's
+    /// cap (nobody can hide a file from themselves). Each change is audited.
+    pub async fn update_file(
         &self,
         auth: &AuthContext,
         id: &str,
-        labels: kura_store::Labels,
+        up: FileUpdate,
         ctx: &RequestCtx,
     ) -> Result<File> {
         let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
-        self.check_labels(&auth.tenant.settings, &labels)?;
         let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_tx(t).await?;
-        files::set_labels(&mut tx, t, id, &labels, self.now()).await?;
-        let action = if f.labels.label != labels.label {
-            "label.change"
-        } else {
-            "file.tags"
+        let labels = up.labels.unwrap_or_else(|| f.labels.clone());
+        self.check_labels(&auth.tenant.settings, &labels)?;
+        let name = match &up.name {
+            Some(n) => validate_name("name", n)?,
+            None => f.name.clone(),
         };
-        self.audit(
-            &mut tx,
-            t,
-            &Actor::User(&auth.principal),
-            ctx,
-            Event::new(action)
-                .target("file", id)
-                .details(serde_json::json!({ "before": f.labels, "after": labels })),
-        )
-        .await?;
+        let project = up.project.clone().unwrap_or_else(|| f.project_id.clone());
+        if project != f.project_id || labels.label != f.labels.label {
+            self.project_for(
+                auth,
+                &project,
+                Some(labels.label.as_deref()),
+                Action::ContentWrite,
+                ctx,
+            )
+            .await?;
+        }
+        let mut tx = self.store.tenant_tx(t).await?;
+        let now = self.now();
+        let actor = Actor::User(&auth.principal);
+        if name != f.name || project != f.project_id {
+            files::rename_move(&mut tx, t, id, &project, &name, now).await?;
+            let action = if project != f.project_id {
+                "file.move"
+            } else {
+                "file.rename"
+            };
+            self.audit(
+                &mut tx,
+                t,
+                &actor,
+                ctx,
+                Event::new(action)
+                    .target("file", id)
+                    .details(serde_json::json!({
+                        "from": { "project_id": f.project_id, "name": f.name },
+                        "to": { "project_id": project, "name": name },
+                    })),
+            )
+            .await?;
+        }
+        if labels != f.labels {
+            files::set_labels(&mut tx, t, id, &labels, now).await?;
+            let action = if f.labels.label != labels.label {
+                "label.change"
+            } else {
+                "file.tags"
+            };
+            self.audit(
+                &mut tx,
+                t,
+                &actor,
+                ctx,
+                Event::new(action)
+                    .target("file", id)
+                    .details(serde_json::json!({ "before": f.labels, "after": labels })),
+            )
+            .await?;
+        }
         let updated = files::get(&mut tx, t, id).await?;
         tx.commit().await?;
         Ok(updated)
@@ -848,25 +914,29 @@ impl Services {
         let listed = self.blobs.list_all().await.map_err(io)?;
         let mut report = SweepReport::default();
         let mut referenced: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
-        for (tenant, name, modified) in listed {
-            if modified > cutoff {
+        for item in listed {
+            if item.modified > cutoff {
                 report.kept += 1;
                 continue;
             }
-            if name.starts_with('.') && name.ends_with(".tmp") {
-                self.blobs.remove_listed(&tenant, &name).await.map_err(io)?;
+            if item.is_temp() {
+                self.blobs.remove_listed(&item).await.map_err(io)?;
                 report.temp_files_removed += 1;
                 continue;
             }
-            if !referenced.contains_key(&tenant) {
+            if !referenced.contains_key(&item.tenant) {
                 let mut tx = self.store.system_read().await?;
-                let ids = files::referenced_blobs(&mut tx, &TenantId::from_string(&tenant)).await?;
-                referenced.insert(tenant.clone(), ids.into_iter().collect());
+                let ids =
+                    files::referenced_blobs(&mut tx, &TenantId::from_string(&item.tenant)).await?;
+                referenced.insert(item.tenant.clone(), ids.into_iter().collect());
             }
-            if referenced.get(&tenant).is_some_and(|r| r.contains(&name)) {
+            if referenced
+                .get(&item.tenant)
+                .is_some_and(|r| r.contains(&item.name))
+            {
                 report.kept += 1;
             } else {
-                self.blobs.remove_listed(&tenant, &name).await.map_err(io)?;
+                self.blobs.remove_listed(&item).await.map_err(io)?;
                 report.orphans_removed += 1;
             }
         }
@@ -1071,57 +1141,161 @@ impl Services {
     }
 }
 
+/// A file listing or search (`GET /projects/{id}/files`, `GET /search`).
+#[derive(Debug, Clone, Default)]
+pub struct FileSearch {
+    /// One project (`None`: every project the caller can see).
+    pub project: Option<ProjectId>,
+    /// Case-insensitive part of the name.
+    pub q: Option<String>,
+    /// An exact tag.
+    pub tag: Option<String>,
+    /// The effective label (the file's own, else inherited from its project and folders).
+    pub label: Option<String>,
+    /// Custom attributes that must all match exactly.
+    pub attributes: Vec<(String, String)>,
+    pub sort: Option<files::FileSort>,
+    pub descending: bool,
+    /// The opaque cursor of the previous page's `next`.
+    pub after: Option<String>,
+    pub limit: i64,
+}
+
+/// A file found by a search, with where it is and its effective label.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FoundFile {
+    #[serde(flatten)]
+    pub file: File,
+    pub effective_label: String,
+}
+
 impl Services {
-    /// One page of a project's files, keyset-paginated. `after` is the opaque cursor of the
-    /// previous page's `next`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn list_files_page(
+    /// One page of files, keyset-paginated: name and tag are filtered in SQL; label cap,
+    /// effective label and attributes per file, here. Files the caller may not see are
+    /// skipped without a trace (DATA-3): the page is filled from further rows, and the
+    /// cursor comes from the rows examined, so hidden files never stop paging.
+    pub async fn search_files(
         &self,
         auth: &AuthContext,
-        project: &ProjectId,
-        sort: files::FileSort,
-        descending: bool,
-        after: Option<&str>,
-        limit: i64,
+        query: &FileSearch,
         ctx: &RequestCtx,
-    ) -> Result<(Vec<File>, Option<String>)> {
-        let r = self
-            .project_for(auth, project, None, Action::View, ctx)
-            .await?;
-        let after = match after {
+    ) -> Result<(Vec<FoundFile>, Option<String>)> {
+        let t = &auth.tenant.id;
+        let settings = &auth.tenant.settings;
+        if let Some(l) = &query.label {
+            settings.check_label(l)?;
+        }
+        if let Some(p) = &query.project {
+            self.project_for(auth, p, None, Action::View, ctx).await?;
+        }
+        let sort = query.sort.unwrap_or(files::FileSort::Name);
+        let bad_cursor = || ServiceError::invalid("after", "is not a cursor from this listing");
+        let mut after = match query.after.as_deref() {
             None | Some("") => None,
             Some(c) => {
-                let raw = hex::decode(c).map_err(|_| {
-                    ServiceError::invalid("after", "is not a cursor from this listing")
-                })?;
-                let text = String::from_utf8(raw).map_err(|_| {
-                    ServiceError::invalid("after", "is not a cursor from this listing")
-                })?;
-                let (k, id) = text.split_once('\0').ok_or_else(|| {
-                    ServiceError::invalid("after", "is not a cursor from this listing")
-                })?;
+                let raw = hex::decode(c).map_err(|_| bad_cursor())?;
+                let text = String::from_utf8(raw).map_err(|_| bad_cursor())?;
+                let (k, id) = text.split_once('\0').ok_or_else(bad_cursor)?;
                 Some((k.to_string(), id.to_string()))
             }
         };
-        let limit = limit.clamp(1, 1000);
-        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
-        let page = files::page_in_project(
-            &mut tx,
-            &auth.tenant.id,
-            project,
-            sort,
-            descending,
-            after,
-            limit,
-        )
-        .await?;
-        let next = (page.len() as i64 == limit)
-            .then(|| {
-                page.last()
-                    .map(|f| hex::encode(format!("{}\0{}", files::sort_key(f, sort), f.id)))
-            })
+        let limit = query.limit.clamp(1, 1000);
+        let mut out: Vec<FoundFile> = Vec::new();
+        let mut projects: HashMap<String, Option<Resource>> = HashMap::new();
+        let mut tx = self.store.tenant_read(t).await?;
+        let mut exhausted = false;
+        // Bounded work per request: at most 10 batches are examined.
+        for _ in 0..10 {
+            let batch = files::page_files(
+                &mut tx,
+                t,
+                &files::FileQuery {
+                    project: query.project.as_ref(),
+                    name_contains: query.q.as_deref(),
+                    tag: query.tag.as_deref(),
+                    sort,
+                    descending: query.descending,
+                    after: after.clone(),
+                    limit: (limit * 2).min(1000),
+                },
+            )
+            .await?;
+            let n = batch.len() as i64;
+            for f in batch {
+                after = Some((files::sort_key(&f, sort), f.id.clone()));
+                let pid = f.project_id.as_str().to_string();
+                if !projects.contains_key(&pid) {
+                    let r = match self
+                        .project_as_resource(&mut tx, settings, t, &f.project_id, None)
+                        .await
+                    {
+                        Ok((_, r)) => Some(r),
+                        Err(ServiceError::NotFound) => None,
+                        Err(e) => return Err(e),
+                    };
+                    projects.insert(pid.clone(), r);
+                }
+                let Some(Some(Resource::Project {
+                    tenant_id,
+                    folders,
+                    project_id,
+                    level,
+                })) = projects.get(&pid)
+                else {
+                    continue;
+                };
+                let level = match &f.labels.label {
+                    Some(l) => settings.label_rank(l),
+                    None => *level,
+                };
+                let r = Resource::Project {
+                    tenant_id: tenant_id.clone(),
+                    folders: folders.clone(),
+                    project_id: project_id.clone(),
+                    level,
+                };
+                if kura_domain::authorize(&auth.principal, Action::View, &r)
+                    != kura_domain::Decision::Allow
+                {
+                    continue;
+                }
+                let effective = settings
+                    .labels
+                    .get(level as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                if query.label.as_ref().is_some_and(|l| *l != effective) {
+                    continue;
+                }
+                if !query.attributes.iter().all(|(k, v)| {
+                    f.labels.attributes.get(k).is_some_and(|x| match x {
+                        serde_json::Value::String(s) => s == v,
+                        other => {
+                            serde_json::from_str::<serde_json::Value>(v).is_ok_and(|p| &p == other)
+                        }
+                    })
+                }) {
+                    continue;
+                }
+                out.push(FoundFile {
+                    file: f,
+                    effective_label: effective,
+                });
+                if out.len() as i64 == limit {
+                    break;
+                }
+            }
+            if out.len() as i64 == limit {
+                break;
+            }
+            if n < (limit * 2).min(1000) {
+                exhausted = true;
+                break;
+            }
+        }
+        let next = (!exhausted)
+            .then(|| after.map(|(k, id)| hex::encode(format!("{k}\0{id}"))))
             .flatten();
-        // The cursor comes from the unfiltered page, so hidden files never stop paging.
-        Ok((self.visible_files(auth, &r, page), next))
+        Ok((out, next))
     }
 }

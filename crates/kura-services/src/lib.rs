@@ -126,7 +126,7 @@ pub struct Services {
     pub clock: Arc<dyn Clock>,
     pub config: Arc<ServiceConfig>,
     pub keys: Arc<files::KeyRing>,
-    pub blobs: kura_store::blobs::LocalBlobs,
+    pub blobs: kura_store::blobs::Blobs,
     /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
     hash_permits: Arc<Semaphore>,
 }
@@ -137,7 +137,7 @@ impl Services {
         clock: Arc<dyn Clock>,
         config: ServiceConfig,
         master_key: kura_crypto::keys::SecretKey,
-        blobs: kura_store::blobs::LocalBlobs,
+        blobs: kura_store::blobs::Blobs,
     ) -> Self {
         let permits = std::thread::available_parallelism()
             .map(|n| n.get() * 2)

@@ -1,23 +1,43 @@
-//! Blob storage on a local directory: `<root>/<tenant>/<blob id>`. Blobs are immutable and
-//! already encrypted when they get here. A write goes to a temp file, is fsynced, renamed
-//! into place, and the directory fsynced, before it is acknowledged. (S3 comes next behind
-//! the same functions.)
+//! Blob storage: a local directory or an S3 bucket, behind one interface ([`Blobs`]).
+//! Blobs are immutable and already encrypted when they get here; the object name is
+//! `<tenant>/<blob id>` (under a prefix on S3).
+//!
+//! A write is acknowledged only when it is durable and complete:
+//! - local: temp file, fsync, rename into place, fsync the directory;
+//! - S3: one `PUT` for a small blob, else a multipart upload that becomes visible only
+//!   when it is completed. A write dropped before [`PendingBlob::commit`] leaves nothing
+//!   (the temp file is removed, the multipart upload aborted).
 
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use futures_util::StreamExt;
 use kura_domain::TenantId;
+use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
-use tokio::io::AsyncWriteExt;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
+/// Where blobs live.
 #[derive(Debug, Clone)]
-pub struct LocalBlobs {
-    root: PathBuf,
+pub enum Blobs {
+    Local(LocalBlobs),
+    S3(S3Blobs),
 }
 
-/// A blob being written; dropped without [`PendingBlob::commit`], its temp file is removed.
-pub struct PendingBlob {
-    file: Option<tokio::fs::File>,
-    tmp: PathBuf,
-    dest: PathBuf,
-    written: u64,
+/// One stored object, as listed for the orphan sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub tenant: String,
+    /// The blob id, or for a local temp file `.<blob id>.tmp`.
+    pub name: String,
+    /// Last modified, ms since the epoch.
+    pub modified: i64,
+}
+
+impl Listed {
+    pub fn is_temp(&self) -> bool {
+        self.name.starts_with('.') && self.name.ends_with(".tmp")
+    }
 }
 
 fn safe(component: &str) -> std::io::Result<&str> {
@@ -35,16 +55,203 @@ fn safe(component: &str) -> std::io::Result<&str> {
     }
 }
 
+impl Blobs {
+    /// Starts writing a new blob.
+    pub async fn create(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<PendingBlob> {
+        match self {
+            Blobs::Local(l) => Ok(PendingBlob::Local(l.create(tenant, blob_id).await?)),
+            Blobs::S3(s) => Ok(PendingBlob::S3(s.create(tenant, blob_id)?)),
+        }
+    }
+
+    /// Reads bytes `start..end` of a blob (`end: None` = to its end).
+    pub async fn read_range(
+        &self,
+        tenant: &TenantId,
+        blob_id: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> std::io::Result<BlobReader> {
+        match self {
+            Blobs::Local(l) => l.read_range(tenant, blob_id, start, end).await,
+            Blobs::S3(s) => s.read_range(tenant, blob_id, start, end).await,
+        }
+    }
+
+    /// Removes a blob; a missing one is not an error.
+    pub async fn delete(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<()> {
+        match self {
+            Blobs::Local(l) => l.delete(tenant, blob_id).await,
+            Blobs::S3(s) => s.delete(tenant, blob_id).await,
+        }
+    }
+
+    /// Every stored object (local temp files included).
+    pub async fn list_all(&self) -> std::io::Result<Vec<Listed>> {
+        match self {
+            Blobs::Local(l) => l.list_all().await,
+            Blobs::S3(s) => s.list_all().await,
+        }
+    }
+
+    /// Removes one object by its listing.
+    pub async fn remove_listed(&self, item: &Listed) -> std::io::Result<()> {
+        match self {
+            Blobs::Local(l) => l.remove_listed(item).await,
+            Blobs::S3(s) => {
+                s.delete(&TenantId::from_string(safe(&item.tenant)?), &item.name)
+                    .await
+            }
+        }
+    }
+
+    /// The raw stored bytes of every object, for tests that look at what is at rest.
+    pub async fn raw_objects(&self) -> std::io::Result<Vec<(Listed, Vec<u8>)>> {
+        let mut out = Vec::new();
+        for item in self.list_all().await? {
+            if item.is_temp() {
+                continue;
+            }
+            let mut r = self
+                .read_range(&TenantId::from_string(&item.tenant), &item.name, 0, None)
+                .await?;
+            let mut all = Vec::new();
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = r.read(&mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                all.extend_from_slice(&buf[..n]);
+            }
+            out.push((item, all));
+        }
+        Ok(out)
+    }
+
+    /// Checks that the store is reachable (start-up and `/readyz`).
+    pub async fn check(&self) -> std::io::Result<()> {
+        match self {
+            Blobs::Local(l) => tokio::fs::create_dir_all(&l.root).await,
+            Blobs::S3(s) => s.check().await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Blobs::Local(l) => format!("local directory {}", l.root.display()),
+            Blobs::S3(s) => format!("S3 bucket {} (prefix {:?})", s.bucket, s.prefix),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+/// Bytes of one blob being read.
+pub enum BlobReader {
+    Local(tokio::io::Take<tokio::fs::File>),
+    S3 {
+        stream: BoxStream<'static, object_store::Result<Bytes>>,
+        pending: Bytes,
+    },
+}
+
+impl BlobReader {
+    /// Reads up to `buf.len()` bytes; 0 at the end.
+    pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BlobReader::Local(f) => f.read(buf).await,
+            BlobReader::S3 { stream, pending } => {
+                while pending.is_empty() {
+                    match stream.next().await {
+                        Some(Ok(b)) => *pending = b,
+                        Some(Err(e)) => return Err(s3_io(e)),
+                        None => return Ok(0),
+                    }
+                }
+                let n = buf.len().min(pending.len());
+                buf[..n].copy_from_slice(&pending.split_to(n));
+                Ok(n)
+            }
+        }
+    }
+
+    /// Fills `buf` completely, or fails with `UnexpectedEof`.
+    pub async fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut at = 0;
+        while at < buf.len() {
+            let n = self.read(&mut buf[at..]).await?;
+            if n == 0 {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "blob ended early",
+                ));
+            }
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+/// A blob being written; dropped without [`PendingBlob::commit`], it leaves nothing.
+pub enum PendingBlob {
+    Local(LocalPending),
+    S3(S3Pending),
+}
+
+impl PendingBlob {
+    pub async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        match self {
+            PendingBlob::Local(p) => p.write(data).await,
+            PendingBlob::S3(p) => p.write(data).await,
+        }
+    }
+
+    pub fn written(&self) -> u64 {
+        match self {
+            PendingBlob::Local(p) => p.written,
+            PendingBlob::S3(p) => p.written,
+        }
+    }
+
+    /// Makes the blob durable and visible; only then is the write acknowledged.
+    pub async fn commit(self) -> std::io::Result<()> {
+        match self {
+            PendingBlob::Local(p) => p.commit().await,
+            PendingBlob::S3(p) => p.commit().await,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Local directory
+
+#[derive(Debug, Clone)]
+pub struct LocalBlobs {
+    root: PathBuf,
+}
+
+pub struct LocalPending {
+    file: Option<tokio::fs::File>,
+    tmp: PathBuf,
+    dest: PathBuf,
+    written: u64,
+}
+
 impl LocalBlobs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
 
-    pub fn path(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<PathBuf> {
+    fn path(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<PathBuf> {
         Ok(self.root.join(safe(tenant.as_str())?).join(safe(blob_id)?))
     }
 
-    pub async fn create(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<PendingBlob> {
+    async fn create(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<LocalPending> {
         let dest = self.path(tenant, blob_id)?;
         let dir = dest
             .parent()
@@ -57,7 +264,7 @@ impl LocalBlobs {
             .create_new(true)
             .open(&tmp)
             .await?;
-        Ok(PendingBlob {
+        Ok(LocalPending {
             file: Some(file),
             tmp,
             dest,
@@ -65,20 +272,29 @@ impl LocalBlobs {
         })
     }
 
-    pub async fn open(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<tokio::fs::File> {
-        tokio::fs::File::open(self.path(tenant, blob_id)?).await
+    async fn read_range(
+        &self,
+        tenant: &TenantId,
+        blob_id: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> std::io::Result<BlobReader> {
+        let mut f = tokio::fs::File::open(self.path(tenant, blob_id)?).await?;
+        if start > 0 {
+            f.seek(std::io::SeekFrom::Start(start)).await?;
+        }
+        let len = end.map(|e| e.saturating_sub(start)).unwrap_or(u64::MAX);
+        Ok(BlobReader::Local(f.take(len)))
     }
 
-    pub async fn delete(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<()> {
+    async fn delete(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<()> {
         match tokio::fs::remove_file(self.path(tenant, blob_id)?).await {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             other => other,
         }
     }
 
-    /// Every stored object: (tenant directory, file name, modified time in ms since the
-    /// epoch). Temp files (`.<id>.tmp`) are included.
-    pub async fn list_all(&self) -> std::io::Result<Vec<(String, String, i64)>> {
+    async fn list_all(&self) -> std::io::Result<Vec<Listed>> {
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || {
             let mut out = Vec::new();
@@ -98,11 +314,11 @@ impl LocalBlobs {
                         .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
                         .map(|d| d.as_millis() as i64)
                         .unwrap_or(0);
-                    out.push((
-                        tenant.clone(),
-                        f.file_name().to_string_lossy().to_string(),
+                    out.push(Listed {
+                        tenant: tenant.clone(),
+                        name: f.file_name().to_string_lossy().to_string(),
                         modified,
-                    ));
+                    });
                 }
             }
             Ok(out)
@@ -111,24 +327,21 @@ impl LocalBlobs {
         .map_err(std::io::Error::other)?
     }
 
-    /// Removes one object by its listed name (a blob or a temp file).
-    pub async fn remove_listed(&self, tenant: &str, name: &str) -> std::io::Result<()> {
-        let name = name
+    async fn remove_listed(&self, item: &Listed) -> std::io::Result<()> {
+        let file = match item
+            .name
             .strip_prefix('.')
             .and_then(|n| n.strip_suffix(".tmp"))
-            .map(|id| (id, true))
-            .unwrap_or((name, false));
-        let file = if name.1 {
-            format!(".{}.tmp", safe(name.0)?)
-        } else {
-            safe(name.0)?.to_string()
+        {
+            Some(id) => format!(".{}.tmp", safe(id)?),
+            None => safe(&item.name)?.to_string(),
         };
-        tokio::fs::remove_file(self.root.join(safe(tenant)?).join(file)).await
+        tokio::fs::remove_file(self.root.join(safe(&item.tenant)?).join(file)).await
     }
 }
 
-impl PendingBlob {
-    pub async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+impl LocalPending {
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
         if let Some(f) = &mut self.file {
             f.write_all(data).await?;
             self.written += data.len() as u64;
@@ -136,12 +349,8 @@ impl PendingBlob {
         Ok(())
     }
 
-    pub fn written(&self) -> u64 {
-        self.written
-    }
-
     /// fsync, rename into place, fsync the directory.
-    pub async fn commit(mut self) -> std::io::Result<()> {
+    async fn commit(mut self) -> std::io::Result<()> {
         if let Some(mut f) = self.file.take() {
             f.flush().await?;
             f.sync_all().await?;
@@ -155,10 +364,271 @@ impl PendingBlob {
     }
 }
 
-impl Drop for PendingBlob {
+impl Drop for LocalPending {
     fn drop(&mut self) {
         if !self.tmp.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// S3
+
+/// How to reach an S3 bucket.
+#[derive(Debug, Clone, Default)]
+pub struct S3Settings {
+    pub bucket: String,
+    /// Object names start with `<prefix>/` (empty: none).
+    pub prefix: String,
+    pub region: String,
+    /// For S3-compatible servers (MinIO, Garage, moto...). None: AWS.
+    pub endpoint: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// Allow a plain-http endpoint (loopback tests and private networks only).
+    pub allow_http: bool,
+}
+
+#[derive(Clone)]
+pub struct S3Blobs {
+    store: Arc<dyn ObjectStore>,
+    bucket: String,
+    prefix: String,
+}
+
+impl std::fmt::Debug for S3Blobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Blobs")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+/// Parts of a multipart upload (S3 wants at least 5 MiB but the last).
+const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts in flight per upload; memory per upload is about `(PARTS_IN_FLIGHT + 1) × PART_SIZE`.
+const PARTS_IN_FLIGHT: usize = 2;
+
+fn s3_io(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => {
+            std::io::Error::new(std::io::ErrorKind::NotFound, "blob not found")
+        }
+        other => std::io::Error::other(format!("S3: {other}")),
+    }
+}
+
+impl S3Blobs {
+    pub fn new(s: &S3Settings) -> std::io::Result<Self> {
+        use object_store::aws::AmazonS3Builder;
+        use object_store::{ClientOptions, RetryConfig};
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&s.bucket)
+            .with_region(&s.region)
+            // Transient failures are retried a few times, within seconds, not minutes: a
+            // request is waiting.
+            .with_retry(RetryConfig {
+                max_retries: 3,
+                retry_timeout: std::time::Duration::from_secs(15),
+                ..Default::default()
+            })
+            .with_client_options(
+                ClientOptions::new()
+                    .with_allow_http(s.allow_http)
+                    .with_connect_timeout(std::time::Duration::from_secs(10))
+                    // Large downloads stream for as long as the client reads.
+                    .with_timeout_disabled(),
+            );
+        if let Some(e) = &s.endpoint {
+            b = b.with_endpoint(e);
+        }
+        if let Some(k) = &s.access_key_id {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &s.secret_access_key {
+            b = b.with_secret_access_key(k);
+        }
+        let store = b
+            .build()
+            .map_err(|e| std::io::Error::other(format!("S3 configuration: {e}")))?;
+        let prefix = s.prefix.trim_matches('/').to_string();
+        if !prefix.is_empty() {
+            for part in prefix.split('/') {
+                safe(part)?;
+            }
+        }
+        Ok(Self {
+            store: Arc::new(store),
+            bucket: s.bucket.clone(),
+            prefix,
+        })
+    }
+
+    fn key(&self, tenant: &str, blob_id: &str) -> std::io::Result<object_store::path::Path> {
+        let rel = format!("{}/{}", safe(tenant)?, safe(blob_id)?);
+        let full = if self.prefix.is_empty() {
+            rel
+        } else {
+            format!("{}/{rel}", self.prefix)
+        };
+        object_store::path::Path::parse(full).map_err(std::io::Error::other)
+    }
+
+    /// Checks that the bucket can be listed.
+    async fn check(&self) -> std::io::Result<()> {
+        let prefix = object_store::path::Path::from(self.prefix.as_str());
+        let mut l = self.store.list(Some(&prefix));
+        if let Some(Err(e)) = l.next().await {
+            return Err(s3_io(e));
+        }
+        Ok(())
+    }
+
+    fn create(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<S3Pending> {
+        Ok(S3Pending {
+            store: self.store.clone(),
+            key: self.key(tenant.as_str(), blob_id)?,
+            buf: Vec::new(),
+            upload: None,
+            written: 0,
+        })
+    }
+
+    async fn read_range(
+        &self,
+        tenant: &TenantId,
+        blob_id: &str,
+        start: u64,
+        end: Option<u64>,
+    ) -> std::io::Result<BlobReader> {
+        let key = self.key(tenant.as_str(), blob_id)?;
+        let range = match end {
+            Some(e) if e <= start => {
+                return Ok(BlobReader::S3 {
+                    stream: futures_util::stream::empty().boxed(),
+                    pending: Bytes::new(),
+                })
+            }
+            Some(e) => Some(object_store::GetRange::Bounded(start..e)),
+            None if start > 0 => Some(object_store::GetRange::Offset(start)),
+            None => None,
+        };
+        let opts = object_store::GetOptions {
+            range,
+            ..Default::default()
+        };
+        let got = self.store.get_opts(&key, opts).await.map_err(s3_io)?;
+        Ok(BlobReader::S3 {
+            stream: got.into_stream(),
+            pending: Bytes::new(),
+        })
+    }
+
+    async fn delete(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<()> {
+        match self
+            .store
+            .delete(&self.key(tenant.as_str(), blob_id)?)
+            .await
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(s3_io(e)),
+        }
+    }
+
+    async fn list_all(&self) -> std::io::Result<Vec<Listed>> {
+        let prefix = object_store::path::Path::from(self.prefix.as_str());
+        let mut l = self.store.list(if self.prefix.is_empty() {
+            None
+        } else {
+            Some(&prefix)
+        });
+        let skip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.split('/').count()
+        };
+        let mut out = Vec::new();
+        while let Some(meta) = l.next().await {
+            let meta = meta.map_err(s3_io)?;
+            let parts: Vec<String> = meta
+                .location
+                .parts()
+                .skip(skip)
+                .map(|p| p.as_ref().to_string())
+                .collect();
+            // Only `<tenant>/<blob>` objects are Kura's; anything else is left alone.
+            if let [tenant, name] = parts.as_slice() {
+                if safe(tenant).is_ok() && safe(name).is_ok() {
+                    out.push(Listed {
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        modified: meta.last_modified.timestamp_millis(),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+pub struct S3Pending {
+    store: Arc<dyn ObjectStore>,
+    key: object_store::path::Path,
+    /// Bytes not yet handed to the upload (until the first part is full).
+    buf: Vec<u8>,
+    upload: Option<object_store::WriteMultipart>,
+    written: u64,
+}
+
+impl S3Pending {
+    async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.written += data.len() as u64;
+        if let Some(up) = &mut self.upload {
+            up.wait_for_capacity(PARTS_IN_FLIGHT).await.map_err(s3_io)?;
+            up.write(data);
+            return Ok(());
+        }
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= PART_SIZE {
+            // Large enough for a multipart upload: start one.
+            let mp = self.store.put_multipart(&self.key).await.map_err(s3_io)?;
+            let mut up = object_store::WriteMultipart::new_with_chunk_size(mp, PART_SIZE);
+            up.write(&std::mem::take(&mut self.buf));
+            self.upload = Some(up);
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self) -> std::io::Result<()> {
+        match self.upload.take() {
+            Some(up) => {
+                up.finish().await.map_err(s3_io)?;
+            }
+            None => {
+                let body = std::mem::take(&mut self.buf);
+                self.store
+                    .put(&self.key, body.into())
+                    .await
+                    .map_err(s3_io)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for S3Pending {
+    fn drop(&mut self) {
+        // An upload that was not completed is aborted, so its parts are not kept.
+        if let Some(up) = self.upload.take() {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = up.abort().await {
+                        tracing::warn!(error = %e, "aborting an S3 multipart upload failed");
+                    }
+                });
+            }
         }
     }
 }

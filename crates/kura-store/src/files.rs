@@ -175,6 +175,32 @@ pub async fn set_deleted(
     )
 }
 
+/// Renames a file and/or moves it to another project of the tenant.
+pub async fn rename_move(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    id: &str,
+    project: &ProjectId,
+    name: &str,
+    now: Timestamp,
+) -> Result<()> {
+    tx.check(tenant)?;
+    found(
+        sqlx::query("UPDATE files SET project_id = $1, name = $2, updated_at = $3 WHERE tenant_id = $4 AND id = $5")
+            .bind(project.as_str())
+            .bind(name)
+            .bind(now.0)
+            .bind(tenant.as_str())
+            .bind(id)
+            .execute(tx.conn())
+            .await
+            .map_err(|e| {
+                StoreError::conflict_on_unique(e, "a file with this name exists in the project")
+            })?
+            .rows_affected(),
+    )
+}
+
 /// Changes a file's label, tags and attributes.
 pub async fn set_labels(
     tx: &mut Tx,
@@ -372,19 +398,39 @@ pub enum FileSort {
     Updated,
 }
 
+/// A listing or search of live files.
+#[derive(Debug, Clone)]
+pub struct FileQuery<'a> {
+    /// One project, or the whole tenant.
+    pub project: Option<&'a ProjectId>,
+    /// Case-insensitive substring of the name.
+    pub name_contains: Option<&'a str>,
+    /// An exact tag.
+    pub tag: Option<&'a str>,
+    pub sort: FileSort,
+    pub descending: bool,
+    /// The (sort key, id) of the last item of the previous page.
+    pub after: Option<(String, String)>,
+    pub limit: i64,
+}
+
+/// `%`, `_` and `\` taken literally in a `LIKE ... ESCAPE '\'` pattern.
+fn like_literal(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// One page of live files, keyset-paginated: ordered by (sort key, id), ascending or
-/// descending, starting after `after` (the last item of the previous page).
-pub async fn page_in_project(
-    tx: &mut Tx,
-    tenant: &TenantId,
-    project: &ProjectId,
-    sort: FileSort,
-    descending: bool,
-    after: Option<(String, String)>,
-    limit: i64,
-) -> Result<Vec<File>> {
+/// descending, starting after `q.after`; filtered by name and tag in SQL.
+pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Result<Vec<File>> {
     tx.check(tenant)?;
-    let (col, cast) = match (sort, tx.backend()) {
+    let (col, cast) = match (q.sort, tx.backend()) {
         (FileSort::Name, _) => ("name", "name"),
         // Compare the BIGINT as text of fixed width so one cursor format serves both sorts.
         (FileSort::Updated, crate::Backend::Sqlite) => {
@@ -394,31 +440,53 @@ pub async fn page_in_project(
             ("updated_at", "lpad(updated_at::text, 20, '0')")
         }
     };
-    let (cmp, dir) = if descending {
+    let (cmp, dir) = if q.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
-    let cursor = if after.is_some() {
-        format!(" AND ({cast}, id) {cmp} ($3, $4)")
-    } else {
-        String::new()
-    };
-    let sql = format!(
-        "SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND project_id = $2 AND deleted_at IS NULL{cursor} ORDER BY {col} {dir}, id {dir} LIMIT {}",
-        limit.clamp(1, 1000)
-    );
-    let mut q = sqlx::query(&sql)
-        .bind(tenant.as_str())
-        .bind(project.as_str());
-    if let Some((k, id)) = after {
-        q = q.bind(k).bind(id);
+    let mut binds: Vec<String> = vec![tenant.as_str().to_string()];
+    let mut sql =
+        format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND deleted_at IS NULL");
+    if let Some(p) = q.project {
+        binds.push(p.as_str().to_string());
+        sql.push_str(&format!(" AND project_id = ${}", binds.len()));
     }
-    let rows = q.fetch_all(tx.conn()).await?;
+    if let Some(n) = q.name_contains.filter(|n| !n.is_empty()) {
+        binds.push(format!("%{}%", like_literal(&n.to_lowercase())));
+        sql.push_str(&format!(
+            " AND lower(name) LIKE ${} ESCAPE '\\'",
+            binds.len()
+        ));
+    }
+    if let Some(t) = q.tag.filter(|t| !t.is_empty()) {
+        // Tags are a JSON array of strings: look for the JSON string itself.
+        let json = serde_json::to_string(t).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        binds.push(format!("%{}%", like_literal(&json)));
+        sql.push_str(&format!(" AND tags LIKE ${} ESCAPE '\\'", binds.len()));
+    }
+    if let Some((k, id)) = &q.after {
+        binds.push(k.clone());
+        binds.push(id.clone());
+        sql.push_str(&format!(
+            " AND ({cast}, id) {cmp} (${}, ${})",
+            binds.len() - 1,
+            binds.len()
+        ));
+    }
+    sql.push_str(&format!(
+        " ORDER BY {col} {dir}, id {dir} LIMIT {}",
+        q.limit.clamp(1, 1000)
+    ));
+    let mut query = sqlx::query(&sql);
+    for b in binds {
+        query = query.bind(b);
+    }
+    let rows = query.fetch_all(tx.conn()).await?;
     rows.iter().map(file_from_row).collect()
 }
 
-/// The cursor value of a file for a sort (see [`page_in_project`]).
+/// The cursor value of a file for a sort (see [`page_files`]).
 pub fn sort_key(f: &File, sort: FileSort) -> String {
     match sort {
         FileSort::Name => f.name.clone(),

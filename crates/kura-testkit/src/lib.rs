@@ -5,6 +5,11 @@
 //! PostgreSQL: `KURA_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`).
 //! The PostgreSQL half of every suite runs unless `KURA_TEST_POSTGRES=skip`; when it runs and
 //! the server cannot be reached, the tests fail — CI never sets `skip`.
+//!
+//! S3: the blob suites also run on a real S3-compatible server: `KURA_TEST_S3_ENDPOINT`
+//! (e.g. `http://127.0.0.1:5000`), or else `moto_server` (PyPI `moto[server]`) started by the
+//! tests on a free loopback port. They run unless `KURA_TEST_S3=skip`; when they run and no
+//! server can be reached or started, the tests fail — CI never sets `skip`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use kura::config::Config;
@@ -40,6 +45,96 @@ pub fn backends() -> Vec<Backend> {
 pub fn pg_url() -> String {
     std::env::var("KURA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Where blobs go in a test server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    Local,
+    S3,
+}
+
+/// The storages the blob suites run on.
+pub fn storages() -> Vec<Storage> {
+    if std::env::var("KURA_TEST_S3").as_deref() == Ok("skip") {
+        eprintln!("NOTE: KURA_TEST_S3=skip — S3 half of the blob suite not run");
+        vec![Storage::Local]
+    } else {
+        vec![Storage::Local, Storage::S3]
+    }
+}
+
+/// The (database, storage) pairs the file suites run on: every database on local storage,
+/// and S3 (on SQLite: the database does not change what the blob store does).
+pub fn setups() -> Vec<(Backend, Storage)> {
+    let mut out: Vec<(Backend, Storage)> = backends()
+        .into_iter()
+        .map(|b| (b, Storage::Local))
+        .collect();
+    if storages().contains(&Storage::S3) {
+        out.push((Backend::Sqlite, Storage::S3));
+    }
+    out
+}
+
+static S3_ENDPOINT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The S3 endpoint for tests: `KURA_TEST_S3_ENDPOINT`, or a `moto_server` started once per
+/// test process (it ends when this process does: its shell wrapper waits on our pipe).
+pub fn s3_endpoint() -> String {
+    S3_ENDPOINT
+        .get_or_init(|| {
+            if let Ok(e) = std::env::var("KURA_TEST_S3_ENDPOINT") {
+                return e.trim_end_matches('/').to_string();
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("free port");
+            let child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; \
+                     cat >/dev/null; kill $pid"
+                ))
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+                .expect("starting moto_server (pip install 'moto[server]')");
+            // The pipe stays open for the life of the process.
+            std::mem::forget(child);
+            let addr = format!("127.0.0.1:{port}");
+            for _ in 0..300 {
+                if std::net::TcpStream::connect(&addr).is_ok() {
+                    return format!("http://{addr}");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            panic!("moto_server did not start on {addr}: install it with pip install 'moto[server]', or set KURA_TEST_S3_ENDPOINT");
+        })
+        .clone()
+}
+
+/// Creates a fresh bucket on the test S3 server and points `cfg` at it.
+pub async fn use_s3(cfg: &mut Config) {
+    let endpoint = s3_endpoint();
+    let bucket = unique("kura-t").replace('_', "-");
+    let res = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("S3 test server at {endpoint} unreachable: {e}"));
+    assert!(
+        res.status().is_success(),
+        "creating bucket {bucket}: {}",
+        res.status()
+    );
+    cfg.storage = "s3".into();
+    cfg.s3_bucket = Some(bucket);
+    cfg.s3_prefix = "kura/test".into();
+    cfg.s3_endpoint = Some(endpoint);
+    cfg.s3_access_key_id = Some("test-access".into());
+    cfg.s3_secret_access_key = Some("test-secret".into());
+    cfg.s3_allow_http = true;
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -92,6 +187,15 @@ pub struct TestServer {
 impl TestServer {
     pub async fn start(backend: Backend) -> TestServer {
         Self::start_with(test_config(backend), backend).await
+    }
+
+    /// A server on `backend` with its blobs on `storage`.
+    pub async fn start_on(backend: Backend, storage: Storage) -> TestServer {
+        let mut cfg = test_config(backend);
+        if storage == Storage::S3 {
+            use_s3(&mut cfg).await;
+        }
+        Self::start_with(cfg, backend).await
     }
 
     pub async fn start_with(cfg: Config, backend: Backend) -> TestServer {
@@ -300,6 +404,23 @@ fn toml_of(cfg: &Config) -> String {
     }
     if let Some(k) = &cfg.master_key {
         s.push_str(&format!("master_key = {k:?}\n"));
+    }
+    s.push_str(&format!("storage = {:?}\n", cfg.storage));
+    if cfg.storage == "s3" {
+        for (k, v) in [
+            ("s3_bucket", &cfg.s3_bucket),
+            ("s3_endpoint", &cfg.s3_endpoint),
+            ("s3_access_key_id", &cfg.s3_access_key_id),
+            ("s3_secret_access_key", &cfg.s3_secret_access_key),
+        ] {
+            if let Some(v) = v {
+                s.push_str(&format!("{k} = {v:?}\n"));
+            }
+        }
+        s.push_str(&format!(
+            "s3_prefix = {:?}\ns3_region = {:?}\ns3_allow_http = {}\n",
+            cfg.s3_prefix, cfg.s3_region, cfg.s3_allow_http
+        ));
     }
     s
 }

@@ -35,6 +35,24 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Where encrypted blobs are kept: `local` (`<data_dir>/blobs`, or `blobs_dir`) or `s3`.
+    pub storage: String,
+    /// `storage = "local"`: the blob directory. Default `<data_dir>/blobs`.
+    pub blobs_dir: Option<PathBuf>,
+    /// `storage = "s3"`: the bucket (must exist).
+    pub s3_bucket: Option<String>,
+    /// `storage = "s3"`: object names start with this prefix (e.g. `kura/prod`).
+    pub s3_prefix: String,
+    /// `storage = "s3"`: the region.
+    pub s3_region: String,
+    /// `storage = "s3"`: an S3-compatible endpoint (MinIO, Garage...); unset for AWS.
+    pub s3_endpoint: Option<String>,
+    /// `storage = "s3"`: the access key id (unset: the AWS environment / instance role).
+    pub s3_access_key_id: Option<String>,
+    /// `storage = "s3"`: the secret key; prefer `KURA_S3_SECRET_ACCESS_KEY_FILE`.
+    pub s3_secret_access_key: Option<String>,
+    /// `storage = "s3"`: allow an `http://` endpoint (private networks and tests only).
+    pub s3_allow_http: bool,
     /// Set by `kura bench` only (never from a file or the environment): mounts the plain
     /// baseline routes.
     #[serde(skip)]
@@ -56,6 +74,15 @@ pub const KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "max_upload_bytes",
+    "storage",
+    "blobs_dir",
+    "s3_bucket",
+    "s3_prefix",
+    "s3_region",
+    "s3_endpoint",
+    "s3_access_key_id",
+    "s3_secret_access_key",
+    "s3_allow_http",
 ];
 
 impl Default for Config {
@@ -73,6 +100,15 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            storage: "local".into(),
+            blobs_dir: None,
+            s3_bucket: None,
+            s3_prefix: String::new(),
+            s3_region: "us-east-1".into(),
+            s3_endpoint: None,
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
+            s3_allow_http: false,
             bench_dir: None,
         }
     }
@@ -131,6 +167,35 @@ impl Config {
             tracing::warn!(path = %path.display(), "generated a new master key: back it up separately from the data; without it the data cannot be read");
         }
         read_key_file(&path).with_context(|| format!("master key file {}", path.display()))
+    }
+
+    /// The blob store this configuration names.
+    pub fn blobs(&self) -> anyhow::Result<kura_store::blobs::Blobs> {
+        use kura_store::blobs::{Blobs, LocalBlobs, S3Blobs, S3Settings};
+        match self.storage.as_str() {
+            "local" => Ok(Blobs::Local(LocalBlobs::new(
+                self.blobs_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("blobs")),
+            ))),
+            "s3" => {
+                let Some(bucket) = self.s3_bucket.clone().filter(|b| !b.is_empty()) else {
+                    bail!("storage = \"s3\" needs s3_bucket (KURA_S3_BUCKET)");
+                };
+                let s3 = S3Blobs::new(&S3Settings {
+                    bucket,
+                    prefix: self.s3_prefix.clone(),
+                    region: self.s3_region.clone(),
+                    endpoint: self.s3_endpoint.clone(),
+                    access_key_id: self.s3_access_key_id.clone(),
+                    secret_access_key: self.s3_secret_access_key.clone(),
+                    allow_http: self.s3_allow_http,
+                })
+                .context("S3 storage")?;
+                Ok(Blobs::S3(s3))
+            }
+            other => bail!("storage must be \"local\" or \"s3\", not {other:?}"),
+        }
     }
 
     pub fn public_url(&self, bound_port: u16) -> String {

@@ -48,7 +48,7 @@ pub fn services(
             invitation_ttl_secs: cfg.invitation_ttl_hours * 3600,
         },
         cfg.master_key()?,
-        kura_store::blobs::LocalBlobs::new(cfg.data_dir.join("blobs")),
+        cfg.blobs()?,
     ))
 }
 
@@ -88,6 +88,11 @@ pub async fn start(
     let addr = listener.local_addr()?;
     let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
     let services = services(cfg, store.clone(), clock, addr.port())?;
+    services
+        .blobs
+        .check()
+        .await
+        .with_context(|| format!("blob storage ({})", services.blobs.describe()))?;
     let (access, writer) = kura_http::access::start_writer(store.clone());
     let state = AppState {
         services: services.clone(),

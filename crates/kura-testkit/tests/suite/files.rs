@@ -1,7 +1,10 @@
 //! Encrypted files through the API: upload, versions, download (whole, ranges, ETag),
 //! nothing readable at rest, tampering rejected, failures leave nothing behind.
 
-use kura_testkit::{backends, test_config, Backend, StatusCode, TestServer};
+use kura_store::blobs::Listed;
+use kura_testkit::{
+    backends, setups, test_config, use_s3, Backend, StatusCode, Storage, TestServer,
+};
 use serde_json::{json, Value};
 
 const MARKER: &[u8] = b"KURA-PLAINTEXT-MARKER-7f3a9c";
@@ -107,22 +110,47 @@ fn files_containing(dir: &std::path::Path, needle: &[u8]) -> Vec<std::path::Path
     hits
 }
 
-fn blob_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.join("blobs")];
-    while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in rd.flatten() {
-            if e.path().is_dir() {
-                stack.push(e.path());
-            } else {
-                out.push(e.path());
-            }
+/// Every object in the server's blob store (local temp files included).
+async fn stored(s: &TestServer) -> Vec<Listed> {
+    let mut v = s.services.blobs.list_all().await.unwrap();
+    v.sort_by(|a, b| (&a.tenant, &a.name).cmp(&(&b.tenant, &b.name)));
+    v
+}
+
+/// The raw stored bytes of a tenant's one blob.
+async fn raw_blob(s: &TestServer, tenant: &str) -> (Listed, Vec<u8>) {
+    s.services
+        .blobs
+        .raw_objects()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(l, _)| l.tenant == tenant)
+        .unwrap()
+}
+
+/// Overwrites a stored object with `bytes`, as an attacker with access to the storage could.
+async fn put_raw(s: &TestServer, at: &Listed, bytes: &[u8]) {
+    let tid = kura_domain::TenantId::from_string(&at.tenant);
+    s.services.blobs.delete(&tid, &at.name).await.unwrap();
+    let mut w = s.services.blobs.create(&tid, &at.name).await.unwrap();
+    w.write(bytes).await.unwrap();
+    w.commit().await.unwrap();
+}
+
+/// Where `needle` is found at rest: files under the data directory, and stored objects
+/// (S3 included).
+async fn plaintext_at_rest(s: &TestServer, needle: &[u8]) -> Vec<String> {
+    let mut hits: Vec<String> = files_containing(&s.cfg.data_dir, needle)
+        .into_iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    for (l, bytes) in s.services.blobs.raw_objects().await.unwrap() {
+        if bytes.windows(needle.len()).any(|w| w == needle) {
+            hits.push(format!("object {}/{}", l.tenant, l.name));
         }
     }
-    out
+    hits
 }
 
 async fn project(s: &TestServer, token: &str) -> String {
@@ -141,8 +169,8 @@ async fn project(s: &TestServer, token: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_versions_download_ranges() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
         let t = s.create_tenant("acme").await;
         let tok = &t.admin_token;
         let p = project(&s, tok).await;
@@ -233,8 +261,8 @@ async fn upload_versions_download_ranges() {
             .is_empty());
 
         // Nothing readable at rest: not in the blobs, not in the database files.
-        assert!(!blob_files(&s.cfg.data_dir).is_empty());
-        let hits = files_containing(&s.cfg.data_dir, MARKER);
+        assert!(!stored(&s).await.is_empty());
+        let hits = plaintext_at_rest(&s, MARKER).await;
         assert!(
             hits.is_empty(),
             "{b:?}: plaintext found at rest in {hits:?}"
@@ -301,7 +329,7 @@ async fn upload_versions_download_ranges() {
 
         // Delete moves to the trash (blobs kept); restore brings it back; purge removes
         // rows and blobs. A project with files (trashed or not) cannot be deleted.
-        let blobs_before = blob_files(&s.cfg.data_dir).len();
+        let blobs_before = stored(&s).await.len();
         assert_eq!(
             s.call("DELETE", &format!("/api/v1/files/{fid}"), Some(tok), None)
                 .await
@@ -316,7 +344,7 @@ async fn upload_versions_download_ranges() {
         assert!(!list.to_string().contains(&fid));
         let (_, trash) = s.get(&format!("/api/v1/projects/{p}/trash"), tok).await;
         assert_eq!(trash["items"][0]["id"].as_str(), Some(fid.as_str()));
-        assert_eq!(blob_files(&s.cfg.data_dir).len(), blobs_before);
+        assert_eq!(stored(&s).await.len(), blobs_before);
         assert_eq!(
             s.post(&format!("/api/v1/files/{fid}/purge"), &guest, json!({}))
                 .await
@@ -364,7 +392,7 @@ async fn upload_versions_download_ranges() {
             StatusCode::NO_CONTENT
         );
         assert_eq!(
-            blob_files(&s.cfg.data_dir).len(),
+            stored(&s).await.len(),
             blobs_before - 2,
             "two distinct blobs (v3 shares v1's)"
         );
@@ -395,8 +423,8 @@ async fn upload_versions_download_ranges() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_or_moved_blobs_are_refused() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
         let a = s.create_tenant("tenant-a").await;
         let bt = s.create_tenant("tenant-b").await;
         let pa = project(&s, &a.admin_token).await;
@@ -405,20 +433,13 @@ async fn tampered_or_moved_blobs_are_refused() {
         let (_, fb) = upload(&s, &bt.admin_token, &pb, "b.txt", content(100_000)).await;
         let fa = fa["file"]["id"].as_str().unwrap().to_string();
         let fb = fb["file"]["id"].as_str().unwrap().to_string();
-        let blob_of = |tenant: &str| {
-            blob_files(&s.cfg.data_dir)
-                .into_iter()
-                .find(|p| p.to_string_lossy().contains(tenant))
-                .unwrap()
-        };
-        let path_a = blob_of(&a.tenant_id);
-        let path_b = blob_of(&bt.tenant_id);
-        let original = std::fs::read(&path_a).unwrap();
+        let (at_a, original) = raw_blob(&s, &a.tenant_id).await;
+        let (_, blob_b) = raw_blob(&s, &bt.tenant_id).await;
 
         // A flipped byte in the first chunk: an error, no content.
         let mut bad = original.clone();
         bad[40] ^= 1;
-        std::fs::write(&path_a, &bad).unwrap();
+        put_raw(&s, &at_a, &bad).await;
         let res = download(&s, &a.admin_token, &fa, &[], "").await;
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body: Value = res.json().await.unwrap();
@@ -428,7 +449,7 @@ async fn tampered_or_moved_blobs_are_refused() {
         let mut bad = original.clone();
         let at = bad.len() - 10;
         bad[at] ^= 1;
-        std::fs::write(&path_a, &bad).unwrap();
+        put_raw(&s, &at_a, &bad).await;
         let got = body_or_broken(&s, &a.admin_token, &fa).await;
         assert!(
             got.is_none_or(|b| b.len() < 100_000),
@@ -436,7 +457,7 @@ async fn tampered_or_moved_blobs_are_refused() {
         );
 
         // Truncated.
-        std::fs::write(&path_a, &original[..original.len() - 20]).unwrap();
+        put_raw(&s, &at_a, &original[..original.len() - 20]).await;
         let got = body_or_broken(&s, &a.admin_token, &fa).await;
         assert!(
             got.is_none_or(|b| b.len() < 100_000),
@@ -444,14 +465,14 @@ async fn tampered_or_moved_blobs_are_refused() {
         );
 
         // Tenant B's blob put in place of A's: bound to B, it does not decrypt for A.
-        std::fs::copy(&path_b, &path_a).unwrap();
+        put_raw(&s, &at_a, &blob_b).await;
         assert_eq!(
             download(&s, &a.admin_token, &fa, &[], "").await.status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
 
         // Restored, it reads again; B was never affected.
-        std::fs::write(&path_a, &original).unwrap();
+        put_raw(&s, &at_a, &original).await;
         assert_eq!(
             download(&s, &a.admin_token, &fa, &[], "")
                 .await
@@ -471,8 +492,11 @@ async fn tampered_or_moved_blobs_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversize_uploads_leave_nothing_and_concurrent_uploads_become_versions() {
-    for b in backends() {
+    for (b, storage) in setups() {
         let mut cfg = test_config(b);
+        if storage == Storage::S3 {
+            use_s3(&mut cfg).await;
+        }
         cfg.max_upload_bytes = 300_000;
         let s = TestServer::start_with(cfg, b).await;
         let t = s.create_tenant("acme").await;
@@ -483,10 +507,7 @@ async fn oversize_uploads_leave_nothing_and_concurrent_uploads_become_versions()
             (st, e["error"]["code"].as_str()),
             (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
         );
-        assert!(
-            blob_files(&s.cfg.data_dir).is_empty(),
-            "no blob or temp file left"
-        );
+        assert!(stored(&s).await.is_empty(), "no blob or temp file left");
         let (_, list) = s.get(&format!("/api/v1/projects/{p}/files"), &tok).await;
         assert!(list["items"].as_array().unwrap().is_empty(), "no row left");
 
@@ -722,6 +743,96 @@ async fn labels_cap_what_a_guest_can_see() {
             .await;
         assert_eq!(names(&hit), vec!["list.txt".to_string()]);
 
+        // Tenant-wide search: name, tag, custom attribute and effective label, never
+        // beyond the caller's cap.
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/files/{open_file}"),
+                Some(tok),
+                Some(json!({ "tags": ["備品", "2026"], "attributes": { "owner": "総務課" } }))
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        let sorted = |v: &Value| {
+            let mut n = names(v);
+            n.sort();
+            n
+        };
+        let (st, hit) = s.get("/api/v1/search?q=.TXT", tok).await;
+        assert_eq!(st, StatusCode::OK, "{hit}");
+        assert_eq!(sorted(&hit), vec!["list.txt", "salaries.txt"]);
+        let (_, hit) = s.get("/api/v1/search?q=.txt", &guest).await;
+        assert_eq!(
+            names(&hit),
+            vec!["list.txt"],
+            "the cap hides the secret file"
+        );
+        let (_, hit) = s.get("/api/v1/search?label=internal", tok).await;
+        assert_eq!(names(&hit), vec!["list.txt"], "inherited label");
+        assert_eq!(hit["items"][0]["effective_label"], "internal");
+        let (_, hit) = s.get("/api/v1/search?label=secret", tok).await;
+        assert_eq!(names(&hit), vec!["salaries.txt"], "own label");
+        let (_, hit) = s.get("/api/v1/search?label=secret", &guest).await;
+        assert!(names(&hit).is_empty());
+        let (_, hit) = s.get("/api/v1/search?tag=2026", tok).await;
+        assert_eq!(names(&hit), vec!["list.txt"]);
+        let (_, hit) = s.get("/api/v1/search?tag=202", tok).await;
+        assert!(names(&hit).is_empty(), "tags match whole");
+        let (_, hit) = s
+            .get("/api/v1/search?attr=owner:%E7%B7%8F%E5%8B%99%E8%AA%B2", tok)
+            .await;
+        assert_eq!(names(&hit), vec!["list.txt"]);
+        let (_, hit) = s.get("/api/v1/search?q=%25", tok).await;
+        assert!(names(&hit).is_empty(), "LIKE wildcards are literal");
+        assert_eq!(
+            s.get("/api/v1/search?label=top-secret", tok).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            s.get("/api/v1/search?attr=nocolon", tok).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+
+        // A member capped at internal cannot label a file above their own cap.
+        let (st, body) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "m2@acme.example.jp", "role": "member", "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{body}");
+        let token = s.invitation_token("m2@acme.example.jp").await;
+        let (_, body) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": kura_testkit::PASSWORD })),
+            )
+            .await;
+        let member = body["token"].as_str().unwrap().to_string();
+        let (st, mine) = upload(&s, &member, &ip, "memo.txt", b"memo".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED, "{mine}");
+        let mine = mine["file"]["id"].as_str().unwrap().to_string();
+        let (st, _) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/files/{mine}"),
+                Some(&member),
+                Some(json!({ "label": "confidential" })),
+            )
+            .await;
+        assert!(
+            st == StatusCode::FORBIDDEN || st == StatusCode::NOT_FOUND,
+            "{st}"
+        );
+        let (_, f) = s.get(&format!("/api/v1/files/{mine}"), &member).await;
+        assert_eq!(f["file"]["label"], Value::Null, "unchanged");
+
         // Relabelling moves things in and out of sight at once, and is audited.
         assert_eq!(
             s.call(
@@ -766,8 +877,8 @@ async fn labels_cap_what_a_guest_can_see() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quota_and_usage() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
         let t = s.create_tenant("quota").await;
         let tok = &t.admin_token;
         let p = project(&s, tok).await;
@@ -783,17 +894,13 @@ async fn quota_and_usage() {
         let (st, up) = upload(&s, tok, &p, "a.bin", vec![1u8; 4000]).await;
         assert_eq!(st, StatusCode::CREATED);
         let fid = up["file"]["id"].as_str().unwrap().to_string();
-        let blobs = blob_files(&s.cfg.data_dir).len();
+        let blobs = stored(&s).await.len();
         let (st, e) = upload(&s, tok, &p, "b.bin", vec![2u8; 2000]).await;
         assert_eq!(
             (st, e["error"]["code"].as_str()),
             (StatusCode::INSUFFICIENT_STORAGE, Some("quota_exceeded"))
         );
-        assert_eq!(
-            blob_files(&s.cfg.data_dir).len(),
-            blobs,
-            "nothing left behind"
-        );
+        assert_eq!(stored(&s).await.len(), blobs, "nothing left behind");
         assert_eq!(
             download(&s, tok, &fid, &[], "")
                 .await
@@ -836,28 +943,40 @@ async fn quota_and_usage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sweep_removes_orphans_and_temp_files_only() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
         let t = s.create_tenant("sweep").await;
         let p = project(&s, &t.admin_token).await;
         let (_, up) = upload(&s, &t.admin_token, &p, "keep.txt", content(10_000)).await;
         let fid = up["file"]["id"].as_str().unwrap().to_string();
-        let real = blob_files(&s.cfg.data_dir).pop().unwrap();
-        let dir = real.parent().unwrap().to_path_buf();
-        std::fs::copy(&real, dir.join(kura_domain::ids::new_id())).unwrap();
-        std::fs::write(dir.join(".abandoned-upload.tmp"), b"partial").unwrap();
-        assert_eq!(blob_files(&s.cfg.data_dir).len(), 3);
+        let real = stored(&s).await.pop().unwrap();
+        // An orphan (a copy nobody references) and, on local storage, an abandoned temp
+        // file. (On S3 an unfinished upload is a multipart upload, invisible until
+        // completed, and aborted when dropped.)
+        let (_, bytes) = raw_blob(&s, &t.tenant_id).await;
+        let orphan = Listed {
+            name: kura_domain::ids::new_id(),
+            ..real.clone()
+        };
+        put_raw(&s, &orphan, &bytes).await;
+        let mut expect = 2;
+        if storage == Storage::Local {
+            let dir = s.cfg.data_dir.join("blobs").join(&t.tenant_id);
+            std::fs::write(dir.join(".abandoned-upload.tmp"), b"partial").unwrap();
+            expect = 3;
+        }
+        assert_eq!(stored(&s).await.len(), expect);
         // Young objects are left alone (uploads in flight).
         assert_eq!(kura_testkit::run_cli(&s.cfg, &["blobs", "sweep"]).await, 0);
-        assert_eq!(blob_files(&s.cfg.data_dir).len(), 3);
+        assert_eq!(stored(&s).await.len(), expect);
         assert_eq!(
             kura_testkit::run_cli(&s.cfg, &["blobs", "sweep", "--older-than-minutes", "0"]).await,
             0
         );
         assert_eq!(
-            blob_files(&s.cfg.data_dir),
+            stored(&s).await,
             vec![real.clone()],
-            "{b:?}: only the referenced blob stays"
+            "{b:?}/{storage:?}: only the referenced blob stays"
         );
         assert_eq!(
             download(&s, &t.admin_token, &fid, &[], "")
@@ -874,8 +993,8 @@ async fn sweep_removes_orphans_and_temp_files_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_reencrypts_without_downtime() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
         let t = s.create_tenant("rotate").await;
         let tok = &t.admin_token;
         let p = project(&s, tok).await;
@@ -884,7 +1003,7 @@ async fn key_rotation_reencrypts_without_downtime() {
         let (_, bfile) = upload(&s, tok, &p, "b.txt", content(70_000)).await;
         let a = a["file"]["id"].as_str().unwrap().to_string();
         let bid = bfile["file"]["id"].as_str().unwrap().to_string();
-        let before = blob_files(&s.cfg.data_dir);
+        let before = stored(&s).await;
         assert_eq!(before.len(), 3);
 
         assert_eq!(
@@ -893,7 +1012,7 @@ async fn key_rotation_reencrypts_without_downtime() {
         );
 
         // Every version now lives in a new blob under key version 2; the old blobs are gone.
-        let after = blob_files(&s.cfg.data_dir);
+        let after = stored(&s).await;
         assert_eq!(after.len(), 3);
         assert!(after.iter().all(|p| !before.contains(p)));
         let tid = kura_domain::TenantId::from_string(&t.tenant_id);
@@ -1132,6 +1251,119 @@ async fn keyset_pagination_and_sort() {
                 .0,
             StatusCode::UNPROCESSABLE_ENTITY
         );
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_and_move_files() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("acme").await;
+        let tok = &t.admin_token;
+        let p1 = project(&s, tok).await;
+        let (_, info) = s.get(&format!("/api/v1/projects/{p1}"), tok).await;
+        let (_, p2) = s
+            .post(
+                "/api/v1/projects",
+                tok,
+                json!({ "name": "P2", "folder_id": info["folder_id"] }),
+            )
+            .await;
+        let p2 = p2["id"].as_str().unwrap().to_string();
+        let (_, a) = upload(&s, tok, &p1, "a.txt", content(5_000)).await;
+        let a = a["file"]["id"].as_str().unwrap().to_string();
+        upload(&s, tok, &p1, "taken.txt", b"x".to_vec()).await;
+        let patch = |body: Value| {
+            let s = &s;
+            let a = a.clone();
+            async move {
+                s.call(
+                    "PATCH",
+                    &format!("/api/v1/files/{a}"),
+                    Some(tok),
+                    Some(body),
+                )
+                .await
+            }
+        };
+
+        let (st, f) = patch(json!({ "name": "報告書.txt" })).await;
+        assert_eq!(
+            (st, f["name"].as_str()),
+            (StatusCode::OK, Some("報告書.txt"))
+        );
+        let (st, e) = patch(json!({ "name": "taken.txt" })).await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("conflict")),
+            "{e}"
+        );
+        assert_eq!(
+            patch(json!({ "name": "" })).await.0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(patch(json!({ "name": 5 })).await.0, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            patch(json!({ "project_id": kura_domain::ids::new_id() }))
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+
+        // Moved with its versions; downloads keep working.
+        upload(&s, tok, &p1, "報告書.txt", content(6_000)).await;
+        let (st, f) = patch(json!({ "project_id": p2 })).await;
+        assert_eq!(st, StatusCode::OK, "{f}");
+        assert_eq!(f["project_id"].as_str(), Some(p2.as_str()));
+        let (_, l1) = s.get(&format!("/api/v1/projects/{p1}/files"), tok).await;
+        assert!(!l1.to_string().contains(&a));
+        let (_, l2) = s.get(&format!("/api/v1/projects/{p2}/files"), tok).await;
+        assert!(l2.to_string().contains(&a));
+        let (_, info) = s.get(&format!("/api/v1/files/{a}"), tok).await;
+        assert_eq!(info["versions"].as_array().unwrap().len(), 2);
+        let got = download(&s, tok, &a, &[], "?version=1")
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.as_ref(), &content(5_000)[..]);
+
+        // A guest cannot rename; a trashed file cannot be renamed.
+        let (_, guest) = s
+            .add_user(
+                tok,
+                "g@acme.example.jp",
+                "guest",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        assert_eq!(
+            s.call(
+                "PATCH",
+                &format!("/api/v1/files/{a}"),
+                Some(&guest),
+                Some(json!({ "name": "g.txt" }))
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+        s.call("DELETE", &format!("/api/v1/files/{a}"), Some(tok), None)
+            .await;
+        assert_eq!(
+            patch(json!({ "name": "z.txt" })).await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"file.rename") && actions.contains(&"file.move"));
         s.stop().await;
     }
 }
