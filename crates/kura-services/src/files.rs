@@ -443,42 +443,52 @@ impl Services {
         Ok(f)
     }
 
-    pub async fn list_files(
-        &self,
-        auth: &AuthContext,
-        project: &ProjectId,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<File>> {
-        let r = self
-            .project_for(auth, project, None, Action::View, ctx)
-            .await?;
-        let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
-        let list = files::list_in_project(&mut tx, &auth.tenant.id, project, false).await?;
-        Ok(self.visible_files(auth, &r, list))
-    }
-
-    /// Live files of a project with their current sizes (for the console's file table).
+    /// A project's files matching `query` with their current sizes (the console's file
+    /// table). `query.project` must be set.
     pub async fn list_files_with_sizes(
         &self,
         auth: &AuthContext,
-        project: &ProjectId,
+        query: &FileSearch,
         ctx: &RequestCtx,
-    ) -> Result<Vec<(File, i64)>> {
-        let r = self
-            .project_for(auth, project, None, Action::View, ctx)
-            .await?;
+    ) -> Result<Vec<(FoundFile, i64)>> {
+        let project = query
+            .project
+            .clone()
+            .ok_or_else(|| ServiceError::invalid("project", "is required"))?;
+        let (list, _) = self.search_files(auth, query, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
-        let list = files::list_in_project(&mut tx, t, project, false).await?;
-        let list = self.visible_files(auth, &r, list);
-        let sizes = files::current_sizes(&mut tx, t, project).await?;
+        let sizes = files::current_sizes(&mut tx, t, &project).await?;
         Ok(list
             .into_iter()
             .map(|f| {
-                let size = sizes.get(&f.id).copied().unwrap_or(0);
+                let size = sizes.get(&f.file.id).copied().unwrap_or(0);
                 (f, size)
             })
             .collect())
+    }
+
+    /// Whether the caller may do `action` in a project — a question the console asks to
+    /// decide what to show, so a "no" is not audited as a denied access.
+    pub async fn may_in_project(
+        &self,
+        auth: &AuthContext,
+        project: &ProjectId,
+        action: Action,
+    ) -> bool {
+        let t = &auth.tenant.id;
+        let Ok(mut tx) = self.store.tenant_read(t).await else {
+            return false;
+        };
+        match self
+            .project_as_resource(&mut tx, &auth.tenant.settings, t, project, None)
+            .await
+        {
+            Ok((_, r)) => {
+                kura_domain::authorize(&auth.principal, action, &r) == kura_domain::Decision::Allow
+            }
+            Err(_) => false,
+        }
     }
 
     pub async fn file_info(

@@ -40,7 +40,16 @@ pub fn router() -> Router<AppState> {
             "/projects/{id}/files",
             post(pages::file_upload).layer(axum::extract::DefaultBodyLimit::disable()),
         )
+        .route("/files/{id}", get(pages::file_page))
+        .route("/files/{id}/update", post(pages::file_update))
         .route("/files/{id}/delete", post(pages::file_delete))
+        .route("/files/{id}/restore", post(pages::file_untrash))
+        .route("/files/{id}/purge", post(pages::file_purge))
+        .route(
+            "/files/{id}/versions/{version}/restore",
+            post(pages::version_restore),
+        )
+        .route("/search", get(pages::search_page))
         .route("/users", get(pages::users_page).post(pages::user_invite))
         .route("/users/{id}/freeze", post(pages::user_freeze))
         .route("/users/{id}/unfreeze", post(pages::user_unfreeze))
@@ -49,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/grants/{gid}/delete", post(pages::grant_remove))
         .route("/audit", get(pages::audit_page))
         .route("/static/kura.css", get(css))
+        .route("/static/kura.js", get(js))
         .fallback(pages::not_found)
 }
 
@@ -59,6 +69,17 @@ async fn css() -> Response {
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
         include_str!("../../static/kura.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("../../static/kura.js"),
     )
         .into_response()
 }

@@ -1031,10 +1031,73 @@ pub async fn not_found(v: Visitor) -> Response {
 pub struct FileView {
     id: String,
     name: String,
+    /// The effective label (own or inherited).
     label: String,
+    own_label: bool,
+    tags: String,
     size: i64,
     version: i64,
     updated: String,
+    project_id: String,
+    project_name: String,
+}
+
+/// `?q=&tag=&label=` of the file search forms.
+#[derive(Deserialize, Default)]
+pub struct FileFilter {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    tag: String,
+    #[serde(default)]
+    label: String,
+}
+
+impl FileFilter {
+    fn search(&self, project: Option<ProjectId>) -> kura_services::files::FileSearch {
+        let some = |x: &str| (!x.trim().is_empty()).then(|| x.trim().to_string());
+        kura_services::files::FileSearch {
+            project,
+            q: some(&self.q),
+            tag: some(&self.tag),
+            label: some(&self.label),
+            limit: 1000,
+            ..Default::default()
+        }
+    }
+    fn active(&self) -> bool {
+        !(self.q.trim().is_empty() && self.tag.trim().is_empty() && self.label.trim().is_empty())
+    }
+}
+
+fn file_view(
+    f: kura_services::files::FoundFile,
+    size: i64,
+    zone: &str,
+    projects: &HashMap<String, String>,
+) -> FileView {
+    let file = f.file;
+    FileView {
+        own_label: file.labels.label.is_some(),
+        label: f.effective_label,
+        tags: file.labels.tags.join(", "),
+        size,
+        version: file.current_version,
+        updated: file.updated_at.format_in_zone(zone),
+        project_name: projects
+            .get(file.project_id.as_str())
+            .cloned()
+            .unwrap_or_default(),
+        project_id: file.project_id.to_string(),
+        id: file.id,
+        name: file.name,
+    }
+}
+
+pub struct TrashView {
+    id: String,
+    name: String,
+    deleted: String,
 }
 
 #[derive(Template)]
@@ -1045,15 +1108,21 @@ struct ProjectTpl {
     project_name: String,
     project_label: String,
     files: Vec<FileView>,
+    trash: Vec<TrashView>,
+    can_write: bool,
     labels: Vec<String>,
+    filter: FileFilter,
+    filtering: bool,
 }
 
-/// A project's files: list, download links, upload form.
+/// A project's files (filtered by name, tag, label), download links, upload form with a
+/// progress bar, and the project's trash.
 pub async fn project_page(
     State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
+    Query(filter): Query<FileFilter>,
 ) -> Response {
     let pid = ProjectId::from_string(id);
     let project = match s.services.get_project(&c.auth, &pid, &c.ctx).await {
@@ -1062,24 +1131,40 @@ pub async fn project_page(
     };
     let files = match s
         .services
-        .list_files_with_sizes(&c.auth, &pid, &c.ctx)
+        .list_files_with_sizes(&c.auth, &filter.search(Some(pid.clone())), &c.ctx)
         .await
     {
         Ok(f) => f,
-        Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
+        Err(e) => return message(&c, StatusCode::UNPROCESSABLE_ENTITY, &e),
     };
     let zone = c.auth.tenant.settings.time_zone.clone();
+    let no_names = HashMap::new();
     let views = files
         .into_iter()
-        .map(|(f, size)| FileView {
-            label: f.labels.label.clone().unwrap_or_default(),
-            size,
-            version: f.current_version,
-            updated: f.updated_at.format_in_zone(&zone),
-            id: f.id,
-            name: f.name,
-        })
+        .map(|(f, size)| file_view(f, size, &zone, &no_names))
         .collect();
+    let can_write = s
+        .services
+        .may_in_project(&c.auth, &pid, Action::ContentWrite)
+        .await;
+    let trash = if can_write {
+        s.services
+            .list_trash(&c.auth, &pid, &c.ctx)
+            .await
+            .unwrap_or_default()
+            .into_iter()
+            .map(|f| TrashView {
+                deleted: f
+                    .deleted_at
+                    .map(|d| d.format_in_zone(&zone))
+                    .unwrap_or_default(),
+                id: f.id,
+                name: f.name,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let back = format!("/projects/{}", project.id);
     let body = ProjectTpl {
         p: page(&c, "ws.project", "workspace", &back, &flash),
@@ -1087,10 +1172,300 @@ pub async fn project_page(
         project_name: project.name.clone(),
         project_label: project.labels.label.clone().unwrap_or_default(),
         files: views,
+        trash,
+        can_write,
         labels: c.auth.tenant.settings.labels.clone(),
+        filtering: filter.active(),
+        filter,
     }
     .render();
     html(StatusCode::OK, body)
+}
+
+#[derive(Template)]
+#[template(path = "search.html")]
+struct SearchTpl {
+    p: Page,
+    files: Vec<FileView>,
+    labels: Vec<String>,
+    filter: FileFilter,
+    filtering: bool,
+}
+
+/// Files in every project the user can see, by name, tag and label.
+pub async fn search_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+    Query(filter): Query<FileFilter>,
+) -> Response {
+    let mut views = Vec::new();
+    let mut flash = flash;
+    if filter.active() {
+        match s
+            .services
+            .search_files(&c.auth, &filter.search(None), &c.ctx)
+            .await
+        {
+            Ok((found, _)) => {
+                let names: HashMap<String, String> = match s.services.workspace_tree(&c.auth).await
+                {
+                    Ok(t) => t
+                        .projects
+                        .into_iter()
+                        .map(|p| (p.id.to_string(), p.name))
+                        .collect(),
+                    Err(_) => HashMap::new(),
+                };
+                let zone = c.auth.tenant.settings.time_zone.clone();
+                views = found
+                    .into_iter()
+                    .map(|f| file_view(f, -1, &zone, &names))
+                    .collect();
+            }
+            Err(_) => flash.err = Some("invalid".into()),
+        }
+    }
+    let body = SearchTpl {
+        p: page(&c, "search.title", "search", "/search", &flash),
+        files: views,
+        labels: c.auth.tenant.settings.labels.clone(),
+        filtering: filter.active(),
+        filter,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+pub struct VersionView {
+    version: i64,
+    size: i64,
+    sha256: String,
+    content_type: String,
+    created: String,
+    by: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "file.html")]
+struct FileTpl {
+    p: Page,
+    id: String,
+    name: String,
+    project_id: String,
+    project_name: String,
+    label: String,
+    tags: String,
+    attributes: Vec<(String, String)>,
+    versions: Vec<VersionView>,
+    labels: Vec<String>,
+    projects: Vec<(String, String)>,
+    can_write: bool,
+}
+
+/// One file: its versions (download any, restore an old one), label and tags, rename, move.
+pub async fn file_page(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let (file, versions) = match s.services.file_info(&c.auth, &id, &c.ctx).await {
+        Ok(x) => x,
+        Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
+    };
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let can_write = s
+        .services
+        .may_in_project(&c.auth, &file.project_id, Action::ContentWrite)
+        .await;
+    let tree = s.services.workspace_tree(&c.auth).await.ok();
+    let mut projects: Vec<(String, String)> = tree
+        .map(|t| {
+            t.projects
+                .into_iter()
+                .map(|p| (p.id.to_string(), p.name))
+                .collect()
+        })
+        .unwrap_or_default();
+    projects.sort_by(|a, b| a.1.cmp(&b.1));
+    let project_name = projects
+        .iter()
+        .find(|(pid, _)| pid == file.project_id.as_str())
+        .map(|(_, n)| n.clone())
+        .unwrap_or_default();
+    let mut users: HashMap<String, String> = HashMap::new();
+    // Uploader names for those who may see the user list (asking otherwise would be
+    // audited as a denied access).
+    if c.may(Action::UserRead) {
+        if let Ok(list) = s.services.list_users(&c.auth, &c.ctx).await {
+            for u in list {
+                users.insert(u.id.to_string(), u.display_name);
+            }
+        }
+    }
+    let mut versions: Vec<VersionView> = versions
+        .into_iter()
+        .map(|v| VersionView {
+            current: v.version == file.current_version,
+            version: v.version,
+            size: v.size,
+            sha256: v.sha256.chars().take(16).collect(),
+            content_type: v.content_type,
+            created: v.created_at.format_in_zone(&zone),
+            by: v
+                .created_by
+                .as_ref()
+                .and_then(|u| users.get(u.as_str()).cloned())
+                .unwrap_or_default(),
+        })
+        .collect();
+    versions.sort_by_key(|v| std::cmp::Reverse(v.version));
+    let back = format!("/files/{}", file.id);
+    let body = FileTpl {
+        p: page(&c, "files.details", "workspace", &back, &flash),
+        id: file.id.clone(),
+        name: file.name.clone(),
+        project_id: file.project_id.to_string(),
+        project_name,
+        label: file.labels.label.clone().unwrap_or_default(),
+        tags: file.labels.tags.join(", "),
+        attributes: file
+            .labels
+            .attributes
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_str().map(str::to_string).unwrap_or(v.to_string()),
+                )
+            })
+            .collect(),
+        versions,
+        labels: c.auth.tenant.settings.labels.clone(),
+        projects,
+        can_write,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+pub struct FileUpdateForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    /// `rename`, `move` or `labels`: which fields this form carries.
+    #[serde(default)]
+    what: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    project_id: String,
+    #[serde(default)]
+    label: String,
+    #[serde(default)]
+    tags: String,
+}
+
+pub async fn file_update(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<FileUpdateForm>,
+) -> Response {
+    let back = format!("/files/{}", safe_id(&id));
+    let mut up = kura_services::files::FileUpdate::default();
+    match f.what.as_str() {
+        "rename" => up.name = Some(f.name.clone()),
+        "move" => up.project = Some(ProjectId::from_string(f.project_id.clone())),
+        "labels" => {
+            let current = match s.services.file_info(&c.auth, &id, &c.ctx).await {
+                Ok((file, _)) => file.labels,
+                Err(e) => return back_err(&back, &e),
+            };
+            up.labels = Some(kura_store::Labels {
+                label: (!f.label.is_empty()).then(|| f.label.clone()),
+                tags: f
+                    .tags
+                    .split([',', '、'])
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                attributes: current.attributes,
+            });
+        }
+        _ => return Redirect::to(&format!("{back}?err=invalid")).into_response(),
+    }
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "file_updated",
+        s.services.update_file(&c.auth, &id, up, &c.ctx),
+    )
+    .await
+}
+
+/// An id from a path or form, if it is one (for building redirect targets).
+fn safe_id(id: &str) -> &str {
+    if !id.is_empty() && id.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '-') {
+        id
+    } else {
+        ""
+    }
+}
+
+pub async fn version_restore(
+    State(s): State<AppState>,
+    c: Console,
+    Path((id, version)): Path<(String, i64)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let back = format!("/files/{}", safe_id(&id));
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "version_restored",
+        s.services.restore_version(&c.auth, &id, version, &c.ctx),
+    )
+    .await
+}
+
+pub async fn file_untrash(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<FileDeleteForm>,
+) -> Response {
+    let back = format!("/projects/{}", safe_id(&f.project_id));
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "file_restored",
+        s.services.restore_file(&c.auth, &id, &c.ctx),
+    )
+    .await
+}
+
+pub async fn file_purge(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<FileDeleteForm>,
+) -> Response {
+    let back = format!("/projects/{}", safe_id(&f.project_id));
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "file_purged",
+        s.services.purge_file(&c.auth, &id, &c.ctx),
+    )
+    .await
 }
 
 /// The upload form (multipart): `_csrf` and `label` come before the `file` part, whose
@@ -1165,15 +1540,9 @@ pub async fn file_delete(
     Path(id): Path<String>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
-    let back = if f
-        .project_id
-        .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-')
-        && !f.project_id.is_empty()
-    {
-        format!("/projects/{}", f.project_id)
-    } else {
-        "/".to_string()
+    let back = match safe_id(&f.project_id) {
+        "" => "/".to_string(),
+        p => format!("/projects/{p}"),
     };
     act(
         &c,

@@ -7,7 +7,7 @@
 
 use fantoccini::{ClientBuilder, Locator};
 use kura_testkit::{Backend, StatusCode, TestServer, PASSWORD};
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -138,6 +138,16 @@ async fn wait_eq(c: &fantoccini::Client, css: &str, want: &str) {
 
 async fn wait_contains(c: &fantoccini::Client, css: &str, want: &str) {
     wait_text(c, css, |t| t.contains(want)).await;
+}
+
+/// Fetches a URL inside the page (with its cookies) and returns the body text.
+async fn fetch_text(c: &fantoccini::Client, url: &str) -> Value {
+    c.execute_async(
+        "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));",
+        vec![json!(url)],
+    )
+    .await
+    .unwrap()
 }
 
 async fn fill(c: &fantoccini::Client, css: &str, value: &str) {
@@ -379,14 +389,92 @@ async fn files_flow(s: &TestServer, port: u16) {
         .await
         .unwrap()
         .unwrap();
-    let got = c
-        .execute_async(
-            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.text()).then(done, e => done('ERR ' + e));",
-            vec![json!(link)],
-        )
+    let got = fetch_text(&c, &link).await;
+    assert_eq!(got, json!("公開してよい内容"));
+
+    // A new version of the same name through the script-driven upload: the progress bar
+    // reports (its last value is kept in sessionStorage across the page change).
+    std::fs::write(&public_path, "公開してよい内容（第2版）".repeat(20_000)).unwrap();
+    c.execute(
+        "sessionStorage.removeItem('kura-progress');
+         new MutationObserver(() => sessionStorage.setItem('kura-progress',
+             document.getElementById('upload-percent').textContent))
+           .observe(document.getElementById('upload-percent'), { childList: true, characterData: true, subtree: true });",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("#upload-label"))
+        .await
+        .unwrap()
+        .select_by_value("")
         .await
         .unwrap();
-    assert_eq!(got, json!("公開してよい内容"));
+    c.find(Locator::Css("#upload-file"))
+        .await
+        .unwrap()
+        .send_keys(&public_path.display().to_string())
+        .await
+        .unwrap();
+    click(&c, "#upload-submit").await;
+    // (The notice of the previous upload is still on the page: wait for the new row.)
+    wait_contains(&c, "tr[data-name=\"公開資料.txt\"]", "v2").await;
+    wait_contains(&c, "#notice", "アップロードしました").await;
+    let progress = c
+        .execute("return sessionStorage.getItem('kura-progress');", vec![])
+        .await
+        .unwrap();
+    assert_eq!(progress, json!("100%"), "the progress bar ran to 100%");
+
+    // The file page: versions, restore an old one, tags.
+    click(&c, "tr[data-name=\"公開資料.txt\"] a.file-link").await;
+    wait_contains(&c, "#file-name", "公開資料.txt").await;
+    wait_contains(&c, "#versions-table", "v1").await;
+    click(&c, "tr[data-version=\"1\"] button.restore-version").await;
+    wait_contains(&c, "#notice", "最新版として戻しました").await;
+    wait_contains(&c, "tr[data-version=\"3\"]", "最新").await;
+    let v3 = c
+        .find(Locator::Css("#download-current"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    let got = fetch_text(&c, &v3).await;
+    assert_eq!(got, json!("公開してよい内容"), "v3 is v1's content");
+    fill(&c, "#edit-tags", "見積, 2026").await;
+    click(&c, "#labels-submit").await;
+    wait_contains(&c, "#notice", "ファイルを更新しました").await;
+    wait_contains(&c, "#file-tags", "2026").await;
+
+    // Search across projects by tag and by name.
+    click(&c, "#nav-search").await;
+    fill(&c, "#search-tag", "2026").await;
+    click(&c, "#search-submit").await;
+    wait_contains(&c, "#results", "公開資料.txt").await;
+    let results = wait_text(&c, "#results", |_| true).await;
+    assert!(!results.contains("機密資料"), "{results}");
+    assert!(results.contains("見積"), "the project is named: {results}");
+    fill(&c, "#search-tag", "").await;
+    fill(&c, "#search-q", "機密").await;
+    click(&c, "#search-submit").await;
+    wait_contains(&c, "#results", "機密資料.txt").await;
+
+    // Trash: delete, find it in the trash, restore it.
+    c.goto(&format!("{base}/projects/{pid}")).await.unwrap();
+    click(&c, "tr[data-name=\"機密資料.txt\"] button.danger").await;
+    wait_contains(&c, "#notice", "ゴミ箱に移動").await;
+    wait_contains(&c, "#trash-table", "機密資料.txt").await;
+    let table = wait_text(&c, "#files-table", |_| true).await;
+    assert!(!table.contains("機密資料"), "{table}");
+    click(
+        &c,
+        "#trash-table tr[data-name=\"機密資料.txt\"] button.restore",
+    )
+    .await;
+    wait_contains(&c, "#notice", "ゴミ箱から戻しました").await;
+    wait_contains(&c, "#files-table", "機密資料.txt").await;
     c.close().await.unwrap();
 
     // The capped guest sees the public file only.
@@ -400,7 +488,20 @@ async fn files_flow(s: &TestServer, port: u16) {
         !table.contains("機密資料"),
         "a guest capped at internal must not see the confidential file: {table}"
     );
-    assert!(g.find(Locator::Css("#upload-form")).await.is_ok());
+    assert!(
+        g.find(Locator::Css("#upload-form")).await.is_err(),
+        "a guest gets no upload form"
+    );
+    assert!(g.find(Locator::Css("#trash")).await.is_err());
+    g.goto(&format!("{base}/search?q=%E8%B3%87%E6%96%99"))
+        .await
+        .unwrap();
+    wait_contains(&g, "#results", "公開資料.txt").await;
+    let results = wait_text(&g, "#results", |_| true).await;
+    assert!(
+        !results.contains("機密資料"),
+        "search never shows above the cap: {results}"
+    );
     g.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&profile);
