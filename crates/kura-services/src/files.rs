@@ -317,6 +317,18 @@ impl Services {
         for attempt in 0..5 {
             let now = self.now();
             let mut tx = self.store.tenant_tx(t).await?;
+            // The quota is checked again where it counts: in the transaction that records
+            // the upload, with the tenant's usage row locked, so concurrent uploads cannot
+            // together overshoot it.
+            if let Some(quota) = auth.tenant.settings.storage_quota_bytes {
+                kura_store::usage::lock(&mut tx, t).await?;
+                let used = kura_store::usage::bytes_stored(&mut tx, t).await?.max(0) as u64;
+                if used.saturating_add(size) > quota {
+                    return Err(ServiceError::QuotaExceeded(
+                        "this upload would exceed the tenant's storage quota".into(),
+                    ));
+                }
+            }
             let existing = files::find_by_name(&mut tx, t, project, name).await?;
             let (file_id, version) = match &existing {
                 Some(f) => {
@@ -966,13 +978,34 @@ impl Services {
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct RotateReport {
     pub new_version: i64,
-    pub blobs_reencrypted: usize,
+    /// Blobs under older key versions, to be re-encrypted.
+    pub pending: usize,
+}
+
+/// A tenant's data keys and how many blobs each encrypts (`kura keys status`).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct KeyStatus {
+    pub current_version: i64,
+    /// (key version, blobs under it), oldest first.
+    pub blobs_by_version: Vec<(i64, usize)>,
+}
+
+impl KeyStatus {
+    pub fn pending(&self) -> usize {
+        self.blobs_by_version
+            .iter()
+            .filter(|(v, _)| *v < self.current_version)
+            .map(|(_, n)| n)
+            .sum()
+    }
 }
 
 impl Services {
-    /// Operator: makes a new data-key version for a tenant (new data uses it at once) and
-    /// re-encrypts every blob under older versions, one blob at a time — each switch is one
-    /// transaction, so the service keeps running throughout. Audited in the tenant's chain.
+    /// Operator: makes a new data-key version for a tenant; new data uses it at once. The
+    /// blobs under older versions are re-encrypted afterwards, in the background by every
+    /// running server ([`Services::reencrypt_step`]) or at once by `kura keys rotate
+    /// --wait` — one blob per transaction, so the service keeps running throughout.
+    /// Audited in the tenant's chain.
     pub async fn operator_rotate_key(&self, slug: &str, ctx: &RequestCtx) -> Result<RotateReport> {
         let tenant = self.operator_find_tenant(slug).await?;
         let t = &tenant.id;
@@ -1003,17 +1036,48 @@ impl Services {
                 .details(serde_json::json!({ "from_version": current, "to_version": new_version })),
         )
         .await?;
+        let pending = files::blobs_below_key(&mut tx, t, new_version).await?.len();
         tx.commit().await?;
+        Ok(RotateReport {
+            new_version,
+            pending,
+        })
+    }
 
+    /// Operator: a tenant's key versions and the blobs under each.
+    pub async fn operator_key_status(&self, slug: &str) -> Result<KeyStatus> {
+        let tenant = self.operator_find_tenant(slug).await?;
+        let t = &tenant.id;
+        let (current, _) = self.current_key(t).await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        let all = files::blobs_below_key(&mut tx, t, i64::MAX).await?;
+        let mut by: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+        for (_, v, _) in all {
+            *by.entry(v).or_default() += 1;
+        }
+        Ok(KeyStatus {
+            current_version: current,
+            blobs_by_version: by.into_iter().collect(),
+        })
+    }
+
+    /// Re-encrypts up to `max` of a tenant's blobs that are under an older key version
+    /// than the current one; returns how many it re-encrypted. Each switch is one
+    /// transaction that names the old blob, so two nodes doing this at once cannot lose
+    /// data: the loser's copy is removed. Audited once per call that did work.
+    pub async fn reencrypt_tenant(
+        &self,
+        t: &TenantId,
+        max: usize,
+        ctx: &RequestCtx,
+    ) -> Result<usize> {
+        let (new_version, dek) = self.current_key(t).await?;
         let mut tx = self.store.tenant_read(t).await?;
         let old = files::blobs_below_key(&mut tx, t, new_version).await?;
         drop(tx);
-        let mut report = RotateReport {
-            new_version,
-            blobs_reencrypted: 0,
-        };
         let io = |e: std::io::Error| ServiceError::internal(format!("blob: {e}"));
-        for (old_blob, key_version, size) in old {
+        let mut done = 0;
+        for (old_blob, key_version, size) in old.into_iter().take(max) {
             let v = Version {
                 file_id: String::new(),
                 version: 0,
@@ -1025,7 +1089,15 @@ impl Services {
                 created_by: None,
                 created_at: self.now(),
             };
-            let mut plain = self.read_content(t, &v, None).await?;
+            let mut plain = match self.read_content(t, &v, None).await {
+                Ok(p) => p,
+                Err(e) => {
+                    // Gone (another node finished it) or damaged: skipped this round, and
+                    // reported; `kura keys status` keeps counting it.
+                    tracing::warn!(tenant = %t.as_str(), blob = %old_blob, error = %e, "re-encryption skipped a blob");
+                    continue;
+                }
+            };
             let new_blob = kura_domain::ids::new_id();
             let bctx = BlobContext {
                 tenant_id: t.as_str(),
@@ -1050,6 +1122,12 @@ impl Services {
             pending.commit().await.map_err(io)?;
             let mut tx = self.store.tenant_tx(t).await?;
             match files::replace_blob(&mut tx, t, &old_blob, &new_blob, new_version).await {
+                Ok(0) => {
+                    // Another node switched it (or the file was purged) first.
+                    drop(tx);
+                    let _ = self.blobs.delete(t, &new_blob).await;
+                    continue;
+                }
                 Ok(_) => tx.commit().await?,
                 Err(e) => {
                     drop(tx);
@@ -1057,20 +1135,39 @@ impl Services {
                     return Err(e.into());
                 }
             }
-            // Readers that opened the old blob keep their handle; new readers use the new one.
+            // Readers that opened the old blob finish from it (a local file stays readable
+            // while open; an S3 GET in flight completes); new readers use the new one.
             let _ = self.blobs.delete(t, &old_blob).await;
-            report.blobs_reencrypted += 1;
+            done += 1;
         }
-        self.audit_alone(
-            t,
-            &Actor::Operator,
-            ctx,
-            Event::new("key.reencrypt")
-                .target("tenant_key", new_version)
-                .details(serde_json::to_value(&report).unwrap_or_default()),
-        )
-        .await?;
-        Ok(report)
+        if done > 0 {
+            self.audit_alone(
+                t,
+                &Actor::Operator,
+                ctx,
+                Event::new("key.reencrypt")
+                    .target("tenant_key", new_version)
+                    .details(serde_json::json!({ "blobs_reencrypted": done })),
+            )
+            .await?;
+        }
+        Ok(done)
+    }
+
+    /// One round of background re-encryption over every tenant, at most `max` blobs in
+    /// all. Returns how many were re-encrypted.
+    pub async fn reencrypt_step(&self, max: usize, ctx: &RequestCtx) -> Result<usize> {
+        let mut tx = self.store.system_read().await?;
+        let tenants = kura_store::tenants::list_all(&mut tx).await?;
+        drop(tx);
+        let mut done = 0;
+        for t in tenants {
+            if done >= max {
+                break;
+            }
+            done += self.reencrypt_tenant(&t.id, max - done, ctx).await?;
+        }
+        Ok(done)
     }
 }
 

@@ -47,6 +47,26 @@ pub async fn add(
 }
 
 /// Plaintext bytes stored by a tenant (all versions, trash included; each blob once).
+/// Locks the tenant's usage row until the transaction ends (PostgreSQL; SQLite
+/// transactions are serialized already), so that quota checks of concurrent uploads run
+/// one after the other.
+pub async fn lock(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(
+        "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .execute(tx.conn())
+    .await?;
+    if tx.backend() == crate::Backend::Postgres {
+        sqlx::query("SELECT tenant_id FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
+            .bind(tenant.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
 pub async fn bytes_stored(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
     tx.check(tenant)?;
     let v: Option<i64> = sqlx::query_scalar(

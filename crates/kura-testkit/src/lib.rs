@@ -154,6 +154,8 @@ pub fn test_config(backend: Backend) -> Config {
         listen: "127.0.0.1:0".into(),
         data_dir: dir,
         db_max_connections: 8,
+        // Background re-encryption only where a test asks for it.
+        reencrypt_interval_secs: 0,
         ..Config::default()
     };
     if backend == Backend::Postgres {

@@ -140,8 +140,18 @@ pub enum AuditCmd {
 
 #[derive(Subcommand, Debug)]
 pub enum KeysCmd {
-    /// New data-key version for a tenant; re-encrypts its existing blobs under it.
+    /// New data-key version for a tenant. New data uses it at once; existing blobs are
+    /// re-encrypted under it in the background by the running server(s), or here with
+    /// `--wait`.
     Rotate {
+        #[arg(long)]
+        tenant: String,
+        /// Re-encrypt every existing blob now, before returning.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A tenant's current data-key version and how many blobs each version encrypts.
+    Status {
         #[arg(long)]
         tenant: String,
     },
@@ -276,16 +286,59 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(0)
         }
-        Command::Keys(KeysCmd::Rotate { tenant }) => {
+        Command::Keys(KeysCmd::Rotate { tenant, wait }) => {
             let s = services(&cfg).await?;
             let r = s
                 .operator_rotate_key(&tenant, &ctx())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "tenant {tenant}: data key version {} is current; {} blobs re-encrypted",
-                r.new_version, r.blobs_reencrypted
+                "tenant {tenant}: data key version {} is current for new data; {} blobs under older versions",
+                r.new_version, r.pending
             );
+            if !wait {
+                println!("the running server(s) re-encrypt them in the background; `kura keys status --tenant {tenant}` shows progress");
+                return Ok(0);
+            }
+            let t = s
+                .operator_find_tenant(&tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut total = 0;
+            loop {
+                let n = s
+                    .reencrypt_tenant(&t.id, 100, &ctx())
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                total += n;
+                if n == 0 {
+                    break;
+                }
+            }
+            let st = s
+                .operator_key_status(&tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "{total} blobs re-encrypted; {} left under older versions",
+                st.pending()
+            );
+            Ok(if st.pending() == 0 { 0 } else { 1 })
+        }
+        Command::Keys(KeysCmd::Status { tenant }) => {
+            let s = services(&cfg).await?;
+            let st = s
+                .operator_key_status(&tenant)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "tenant {tenant}: current data key version {}",
+                st.current_version
+            );
+            for (v, n) in &st.blobs_by_version {
+                println!("  version {v}: {n} blobs");
+            }
+            println!("{} blobs waiting for re-encryption", st.pending());
             Ok(0)
         }
         Command::Keys(KeysCmd::Rewrap {

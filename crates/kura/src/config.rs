@@ -35,6 +35,9 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// How often (seconds) a server re-encrypts blobs left under an older data-key version
+    /// after `kura keys rotate` (a batch each time); 0 turns it off on this node.
+    pub reencrypt_interval_secs: u64,
     /// Where encrypted blobs are kept: `local` (`<data_dir>/blobs`, or `blobs_dir`) or `s3`.
     pub storage: String,
     /// `storage = "local"`: the blob directory. Default `<data_dir>/blobs`.
@@ -74,6 +77,7 @@ pub const KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "max_upload_bytes",
+    "reencrypt_interval_secs",
     "storage",
     "blobs_dir",
     "s3_bucket",
@@ -100,6 +104,7 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            reencrypt_interval_secs: 30,
             storage: "local".into(),
             blobs_dir: None,
             s3_bucket: None,

@@ -58,11 +58,15 @@ pub struct Running {
     pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    background: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, finishes in-flight requests, flushes the access log.
     pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(b) = self.background.take() {
+            b.abort();
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -105,6 +109,12 @@ pub async fn start(
         }),
     };
     let app = kura_http::app(state);
+    let background = (cfg.reencrypt_interval_secs > 0).then(|| {
+        tokio::spawn(reencrypt_worker(
+            services.clone(),
+            std::time::Duration::from_secs(cfg.reencrypt_interval_secs),
+        ))
+    });
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -133,7 +143,29 @@ pub async fn start(
         services,
         shutdown: Some(tx),
         task,
+        background,
     })
+}
+
+/// Re-encrypts blobs left under older data-key versions, a batch per interval (after
+/// `kura keys rotate`). Every node may run it: each blob switch is guarded by its own
+/// transaction.
+async fn reencrypt_worker(services: Services, every: std::time::Duration) {
+    let ctx = kura_services::RequestCtx {
+        ip: None,
+        request_id: Some("background:reencrypt".into()),
+        user_agent: None,
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.reencrypt_step(50, &ctx).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(blobs = n, "re-encrypted blobs under the current data key"),
+            Err(e) => tracing::warn!(error = %e, "background re-encryption failed; retrying later"),
+        }
+    }
 }
 
 async fn shutdown_signal() {

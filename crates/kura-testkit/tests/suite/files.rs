@@ -937,7 +937,40 @@ async fn quota_and_usage() {
             s.get("/api/v1/tenant/usage", &member).await.0,
             StatusCode::FORBIDDEN
         );
-        s.stop().await;
+
+        // Concurrent uploads cannot together overshoot the quota: 16,000 bytes are left and
+        // eight uploads of 3,000 each start at once; each alone would fit.
+        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+        let mut settings = tenant["settings"].clone();
+        settings["storage_quota_bytes"] = json!(20_000);
+        assert_eq!(
+            s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let s = std::sync::Arc::new(s);
+        let mut tasks = Vec::new();
+        for i in 0..8u8 {
+            let (s, tok, p) = (s.clone(), tok.clone(), p.clone());
+            tasks.push(tokio::spawn(async move {
+                upload(&s, &tok, &p, &format!("c{i}.bin"), vec![i; 3000])
+                    .await
+                    .0
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            match t.await.unwrap() {
+                StatusCode::CREATED => ok += 1,
+                st => assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE),
+            }
+        }
+        assert_eq!(ok, 5, "{b:?}/{storage:?}: exactly what fits");
+        let (_, u) = s.get("/api/v1/tenant/usage", tok).await;
+        assert_eq!(u["bytes_stored"].as_i64(), Some(19_000), "{u}");
+        assert_eq!(stored(&s).await.len(), 6, "refused uploads leave no blob");
+        std::sync::Arc::into_inner(s).unwrap().stop().await;
     }
 }
 
@@ -994,7 +1027,13 @@ async fn sweep_removes_orphans_and_temp_files_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_reencrypts_without_downtime() {
     for (b, storage) in setups() {
-        let s = TestServer::start_on(b, storage).await;
+        // The background re-encryption runs every second here.
+        let mut cfg = test_config(b);
+        if storage == Storage::S3 {
+            use_s3(&mut cfg).await;
+        }
+        cfg.reencrypt_interval_secs = 1;
+        let s = TestServer::start_with(cfg, b).await;
         let t = s.create_tenant("rotate").await;
         let tok = &t.admin_token;
         let p = project(&s, tok).await;
@@ -1005,27 +1044,60 @@ async fn key_rotation_reencrypts_without_downtime() {
         let bid = bfile["file"]["id"].as_str().unwrap().to_string();
         let before = stored(&s).await;
         assert_eq!(before.len(), 3);
+        let tid = kura_domain::TenantId::from_string(&t.tenant_id);
+        let key_versions = || async {
+            let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
+            let mut out = Vec::new();
+            for f in [&a, &bid] {
+                for v in kura_store::files::list_versions(&mut tx, &tid, f)
+                    .await
+                    .unwrap()
+                {
+                    out.push(v.key_version);
+                }
+            }
+            out
+        };
 
+        // Rotation returns at once; the running server re-encrypts in the background.
         assert_eq!(
             kura_testkit::run_cli(&s.cfg, &["keys", "rotate", "--tenant", "rotate"]).await,
             0
         );
-
+        let mut waited = 0;
+        while s
+            .services
+            .operator_key_status("rotate")
+            .await
+            .unwrap()
+            .pending()
+            > 0
+        {
+            assert!(
+                waited < 300,
+                "{b:?}/{storage:?}: background re-encryption did not finish"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
         // Every version now lives in a new blob under key version 2; the old blobs are gone.
         let after = stored(&s).await;
         assert_eq!(after.len(), 3);
         assert!(after.iter().all(|p| !before.contains(p)));
-        let tid = kura_domain::TenantId::from_string(&t.tenant_id);
-        let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
-        for f in [&a, &bid] {
-            for v in kura_store::files::list_versions(&mut tx, &tid, f)
-                .await
-                .unwrap()
-            {
-                assert_eq!(v.key_version, 2, "{b:?}");
-            }
-        }
-        drop(tx);
+        assert_eq!(key_versions().await, vec![2, 2, 2], "{b:?}/{storage:?}");
+
+        // `--wait` does it in the foreground (racing the background worker, safely).
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["keys", "rotate", "--tenant", "rotate", "--wait"])
+                .await,
+            0
+        );
+        assert_eq!(key_versions().await, vec![3, 3, 3], "{b:?}/{storage:?}");
+        assert_eq!(stored(&s).await.len(), 3, "no copy left behind");
+        assert_eq!(
+            kura_testkit::run_cli(&s.cfg, &["keys", "status", "--tenant", "rotate"]).await,
+            0
+        );
         // Content is unchanged, all versions.
         assert_eq!(
             download(&s, tok, &a, &[], "?version=1")
@@ -1063,7 +1135,7 @@ async fn key_rotation_reencrypts_without_downtime() {
                 .await
                 .unwrap()
                 .key_version,
-            2
+            3
         );
         drop(tx);
         let (_, audit) = s.get("/api/v1/audit?limit=100", tok).await;
