@@ -17,6 +17,16 @@ pub struct Usage {
     pub download_bytes: i64,
 }
 
+async fn ensure_row(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
+    )
+    .bind(tenant.as_str())
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
 /// Adds to the counters, inside the transaction of the upload or download it counts.
 pub async fn add(
     tx: &mut Tx,
@@ -27,12 +37,7 @@ pub async fn add(
     download_bytes: i64,
 ) -> Result<()> {
     tx.check(tenant)?;
-    sqlx::query(
-        "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-    )
-    .bind(tenant.as_str())
-    .execute(tx.conn())
-    .await?;
+    ensure_row(tx, tenant).await?;
     sqlx::query(
         "UPDATE tenant_usage SET uploads = uploads + $1, upload_bytes = upload_bytes + $2, downloads = downloads + $3, download_bytes = download_bytes + $4 WHERE tenant_id = $5",
     )
@@ -46,18 +51,12 @@ pub async fn add(
     Ok(())
 }
 
-/// Plaintext bytes stored by a tenant (all versions, trash included; each blob once).
 /// Locks the tenant's usage row until the transaction ends (PostgreSQL; SQLite
 /// transactions are serialized already), so that quota checks of concurrent uploads run
 /// one after the other.
 pub async fn lock(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
     tx.check(tenant)?;
-    sqlx::query(
-        "INSERT INTO tenant_usage (tenant_id) VALUES ($1) ON CONFLICT (tenant_id) DO NOTHING",
-    )
-    .bind(tenant.as_str())
-    .execute(tx.conn())
-    .await?;
+    ensure_row(tx, tenant).await?;
     if tx.backend() == crate::Backend::Postgres {
         sqlx::query("SELECT tenant_id FROM tenant_usage WHERE tenant_id = $1 FOR UPDATE")
             .bind(tenant.as_str())
@@ -67,6 +66,7 @@ pub async fn lock(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
     Ok(())
 }
 
+/// Plaintext bytes stored by a tenant (all versions, trash included; each blob once).
 pub async fn bytes_stored(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
     tx.check(tenant)?;
     let v: Option<i64> = sqlx::query_scalar(

@@ -302,6 +302,15 @@ mod tests {
     }
 
     #[test]
+    fn the_example_file_loads() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../kura.toml.example");
+        let cfg = Config::load(Some(Path::new(path))).unwrap();
+        assert_eq!(cfg.storage, "local");
+        assert!(cfg.blobs().is_ok());
+        assert_eq!(cfg.reencrypt_interval_secs, 30);
+    }
+
+    #[test]
     fn bad_files_are_refused() {
         let f = temp_file("typo.toml", "lisen = \"x\"\n", 0o600);
         assert!(Config::load(Some(&f)).is_err(), "unknown keys are errors");
