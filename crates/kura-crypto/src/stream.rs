@@ -97,7 +97,9 @@ pub struct Encryptor {
     key: LessSafeKey,
     prefix: [u8; 7],
     aad: Vec<u8>,
-    buf: Vec<u8>,
+    /// Length of the chunk being filled: always the last `open` bytes of the caller's
+    /// `out`, not yet sealed (whether it is the last chunk is known only later).
+    open: usize,
     counter: u64,
 }
 
@@ -112,17 +114,17 @@ impl Encryptor {
                 key: key.aead()?,
                 prefix,
                 aad: ctx.aad(),
-                buf: Vec::with_capacity(2 * CHUNK),
+                open: 0,
                 counter: 0,
             },
             header,
         ))
     }
 
-    /// Appends the sealed chunk (ciphertext ‖ tag) to `out`, encrypting in place there.
-    fn seal(&mut self, chunk: &[u8], last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        let start = out.len();
-        out.extend_from_slice(chunk);
+    /// Seals the open chunk (the last `self.open` bytes of `out`) in place and appends
+    /// its tag.
+    fn seal_open(&mut self, last: bool, out: &mut Vec<u8>) -> Result<(), CryptoError> {
+        let start = out.len() - self.open;
         let tag = self
             .key
             .seal_in_place_separate_tag(
@@ -133,38 +135,38 @@ impl Encryptor {
             .map_err(|_| CryptoError::Key)?;
         out.extend_from_slice(tag.as_ref());
         self.counter += 1;
+        self.open = 0;
         Ok(())
     }
 
-    /// Encrypts what it can of `data` into `out` (whole chunks; the rest is buffered).
-    /// At most one chunk is ever buffered, and full chunks are sealed straight from `data`.
+    /// Appends `data` to `out` and encrypts it there, in place: each byte is copied once.
+    /// The chunk still being filled stays at the end of `out`, unsealed: only the first
+    /// [`Encryptor::sealed_len`] bytes of `out` are final and may be written out (then
+    /// removed from the front of `out`, keeping the rest).
     pub fn update(&mut self, mut data: &[u8], out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        if !self.buf.is_empty() {
-            let need = CHUNK - self.buf.len();
-            if data.len() <= need {
-                // A full buffer is kept: whether it is the last chunk is only known later.
-                self.buf.extend_from_slice(data);
-                return Ok(());
+        while !data.is_empty() {
+            if self.open == CHUNK {
+                self.seal_open(false, out)?;
             }
-            self.buf.extend_from_slice(&data[..need]);
-            data = &data[need..];
-            let chunk = std::mem::take(&mut self.buf);
-            self.seal(&chunk, false, out)?;
-            self.buf = chunk;
-            self.buf.clear();
+            let take = (CHUNK - self.open).min(data.len());
+            out.extend_from_slice(&data[..take]);
+            self.open += take;
+            data = &data[take..];
         }
-        while data.len() > CHUNK {
-            self.seal(&data[..CHUNK], false, out)?;
-            data = &data[CHUNK..];
-        }
-        self.buf.extend_from_slice(data);
         Ok(())
     }
 
-    /// Encrypts the final chunk.
+    /// How many leading bytes of `out` are sealed (final).
+    pub fn sealed_len(&self, out: &[u8]) -> usize {
+        out.len() - self.open
+    }
+
+    /// Seals the final chunk: all of `out` is then final.
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<(), CryptoError> {
-        let chunk = std::mem::take(&mut self.buf);
-        self.seal(&chunk, true, out)
+        if out.len() < self.open {
+            return Err(CryptoError::Corrupt("output buffer lost the open chunk"));
+        }
+        self.seal_open(true, out)
     }
 }
 
@@ -274,6 +276,46 @@ impl Decryptor {
         }
     }
 
+    /// The ciphertext length (chunk ‖ tag) of the next chunk; `None` after the last one.
+    pub fn next_chunk_len(&self) -> Option<usize> {
+        if self.done {
+            None
+        } else if self.counter == self.last_index {
+            Some(self.last_len + TAG)
+        } else {
+            Some(CHUNK + TAG)
+        }
+    }
+
+    /// Decrypts one whole chunk (exactly [`Decryptor::next_chunk_len`] bytes) in place —
+    /// no copy — and returns the plaintext length (the plaintext is `chunk[..n]`). For
+    /// readers that fetch chunk-aligned runs; needs the header (see
+    /// [`Decryptor::at_chunk`]).
+    pub fn open_chunk_in_place(&mut self, chunk: &mut [u8]) -> Result<usize, CryptoError> {
+        let want = self
+            .next_chunk_len()
+            .ok_or(CryptoError::Corrupt("bytes after the last chunk"))?;
+        if chunk.len() != want {
+            return Err(CryptoError::Truncated);
+        }
+        let prefix = self.prefix.ok_or(CryptoError::Corrupt("no header"))?;
+        let last = self.counter == self.last_index;
+        let n = self
+            .key
+            .open_in_place(
+                nonce(&prefix, self.counter, last)?,
+                Aad::from(&self.aad[..]),
+                chunk,
+            )
+            .map_err(|_| CryptoError::Tampered {
+                chunk: self.counter,
+            })?
+            .len();
+        self.counter += 1;
+        self.done = last;
+        Ok(n)
+    }
+
     /// Checks that the stream ended with its last chunk (a truncated blob fails here).
     pub fn finish(self) -> Result<(), CryptoError> {
         if self.done && self.buf.len() == self.pos {
@@ -355,6 +397,38 @@ mod tests {
             d.finish().unwrap();
             assert_eq!(out, plain);
         }
+    }
+
+    #[test]
+    fn chunks_open_in_place() {
+        let key = SecretKey::generate().unwrap();
+        for n in [0, 5, CHUNK, 2 * CHUNK + 9] {
+            let plain = data(n);
+            let mut ct = encrypt_all(&key, CTX, &plain).unwrap();
+            let mut d = Decryptor::at_chunk(&key, CTX, n as u64, &ct[..HEADER_LEN], 0).unwrap();
+            let mut at = HEADER_LEN;
+            let mut out = Vec::new();
+            while let Some(len) = d.next_chunk_len() {
+                let k = d.open_chunk_in_place(&mut ct[at..at + len]).unwrap();
+                out.extend_from_slice(&ct[at..at + k]);
+                at += len;
+            }
+            assert_eq!(at, ct.len());
+            assert_eq!(out, plain, "{n}");
+            assert!(
+                d.open_chunk_in_place(&mut [0u8; 16]).is_err(),
+                "nothing after the last"
+            );
+        }
+        // A wrong length or a flipped byte is an error, not plaintext.
+        let mut ct = encrypt_all(&key, CTX, &data(CHUNK + 1)).unwrap();
+        let mut d = Decryptor::at_chunk(&key, CTX, CHUNK as u64 + 1, &ct[..HEADER_LEN], 0).unwrap();
+        assert!(d
+            .open_chunk_in_place(&mut ct[HEADER_LEN..HEADER_LEN + 10])
+            .is_err());
+        ct[HEADER_LEN + 5] ^= 1;
+        let end = HEADER_LEN + CHUNK + TAG;
+        assert!(d.open_chunk_in_place(&mut ct[HEADER_LEN..end]).is_err());
     }
 
     #[test]

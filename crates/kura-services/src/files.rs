@@ -47,6 +47,20 @@ pub struct ByteRange {
 
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// Writes the sealed part of `out` to the blob and keeps the chunk still being filled.
+async fn write_sealed(
+    pending: &mut kura_store::blobs::PendingBlob,
+    enc: &Encryptor,
+    out: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let n = enc.sealed_len(out);
+    if n > 0 {
+        pending.write(&out[..n]).await?;
+        out.drain(..n);
+    }
+    Ok(())
+}
+
 impl Services {
     /// The tenant's current data key (creating version 1 on first use) and its version.
     pub async fn current_key(&self, tenant: &TenantId) -> Result<(i64, SecretKey)> {
@@ -229,16 +243,21 @@ impl Services {
         let (mut enc, header) =
             Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
         pending.write(&header).await.map_err(io)?;
-        // The content hash runs on a blocking thread beside the encryption (pieces are
-        // reference-counted, not copied).
-        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Bytes>(64);
+        // The content hash runs on a blocking thread beside the encryption. Pieces are
+        // reference-counted, not copied, and handed over about 1 MiB at a time (one
+        // wake-up per batch, not per piece).
+        let (hash_tx, mut hash_rx) = tokio::sync::mpsc::channel::<Vec<Bytes>>(8);
         let hasher = tokio::task::spawn_blocking(move || {
             let mut sha = kura_crypto::Sha256Stream::default();
-            while let Some(piece) = hash_rx.blocking_recv() {
-                sha.update(&piece);
+            while let Some(batch) = hash_rx.blocking_recv() {
+                for piece in batch {
+                    sha.update(&piece);
+                }
             }
             sha.finish_hex()
         });
+        let mut to_hash: Vec<Bytes> = Vec::new();
+        let mut to_hash_len = 0usize;
         let mut size: u64 = 0;
         // Ciphertext is written in batches of about 1 MiB (each write is a blocking-pool hop).
         const WRITE_BATCH: usize = 1024 * 1024;
@@ -257,22 +276,31 @@ impl Services {
                     "files are limited to {max_bytes} bytes"
                 )));
             }
-            let enc_result = enc.update(&piece, &mut out);
-            if hash_tx.send(piece).await.is_err() {
-                return Err(ServiceError::internal("hash thread ended"));
+            enc.update(&piece, &mut out)
+                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            to_hash_len += piece.len();
+            to_hash.push(piece);
+            if to_hash_len >= WRITE_BATCH {
+                to_hash_len = 0;
+                if hash_tx.send(std::mem::take(&mut to_hash)).await.is_err() {
+                    return Err(ServiceError::internal("hash thread ended"));
+                }
             }
-            enc_result.map_err(|e| ServiceError::internal(e.to_string()))?;
 
             if out.len() >= WRITE_BATCH {
-                pending.write(&out).await.map_err(io)?;
-                out.clear();
+                write_sealed(&mut pending, &enc, &mut out)
+                    .await
+                    .map_err(io)?;
             }
         }
         enc.finish(&mut out)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         pending.write(&out).await.map_err(io)?;
-        pending.commit().await.map_err(io)?;
+        if !to_hash.is_empty() && hash_tx.send(to_hash).await.is_err() {
+            return Err(ServiceError::internal("hash thread ended"));
+        }
         drop(hash_tx);
+        pending.commit().await.map_err(io)?;
         let sha256 = hasher
             .await
             .map_err(|_| ServiceError::internal("hash task failed"))?;
@@ -547,9 +575,11 @@ impl Services {
         Ok((f, v))
     }
 
-    /// Decrypts a version's content (or a byte range of it) as a stream. The first chunk is
-    /// checked before this returns, so a tampered blob fails with an error, not a broken
-    /// response; a later bad chunk ends the stream with an error.
+    /// Decrypts a version's content (or a byte range of it) as a stream. Chunk-aligned
+    /// runs of about 1 MiB are read, decrypted in place and handed out as slices of the
+    /// same buffer (no copies). The first run is checked before this returns, so a
+    /// tampered blob fails with an error, not a broken response; a later bad chunk ends
+    /// the stream with an error.
     pub async fn read_content(
         &self,
         tenant: &TenantId,
@@ -564,7 +594,11 @@ impl Services {
             key_version: v.key_version,
         };
         let io = |e: std::io::Error| ServiceError::internal(format!("blob read: {e}"));
-        let (dec, file, ct_start, ct_end, skip, want) = match range {
+        let crypto = |e: kura_crypto::CryptoError| {
+            tracing::error!(error = %e, "blob failed to decrypt");
+            ServiceError::Tampered
+        };
+        let (file, dec, ct_left, skip, want) = match range {
             None => {
                 let mut file = self
                     .blobs
@@ -573,19 +607,9 @@ impl Services {
                     .map_err(io)?;
                 let mut header = vec![0u8; stream::HEADER_LEN];
                 file.read_exact(&mut header).await.map_err(io)?;
-                let mut d = Decryptor::new(&key, bctx, size)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
-                let mut sink = Vec::new();
-                d.update(&header, &mut sink)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
-                (
-                    d,
-                    file,
-                    stream::HEADER_LEN as u64,
-                    stream::ciphertext_len(size),
-                    0,
-                    size,
-                )
+                let d = Decryptor::at_chunk(&key, bctx, size, &header, 0).map_err(crypto)?;
+                let ct = stream::ciphertext_len(size) - stream::HEADER_LEN as u64;
+                (file, d, ct, 0, size)
             }
             Some(r) => {
                 let sp = stream::span(size, r.start, r.end)
@@ -599,13 +623,13 @@ impl Services {
                     .await
                     .map_err(io)?;
                 let d = Decryptor::at_chunk(&key, bctx, size, &header, sp.first_chunk)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+                    .map_err(crypto)?;
                 let file = self
                     .blobs
                     .read_range(tenant, &v.blob_id, sp.ct_start, Some(sp.ct_end))
                     .await
                     .map_err(io)?;
-                (d, file, sp.ct_start, sp.ct_end, sp.skip, sp.len)
+                (file, d, sp.ct_end - sp.ct_start, sp.skip, sp.len)
             }
         };
         struct St {
@@ -615,65 +639,92 @@ impl Services {
             skip: u64,
             want: u64,
             blob: String,
+            ready: std::collections::VecDeque<Bytes>,
+            started: bool,
+        }
+        /// Chunks read and decrypted per step (about 1 MiB).
+        const RUN: usize = 16;
+        /// Fills `ready` with the plaintext of the next run of chunks; false at the end.
+        async fn refill(st: &mut St) -> std::io::Result<bool> {
+            // (The first run is always read, so even an empty file's tag is checked.)
+            if st.want == 0 && st.started {
+                return Ok(false);
+            }
+            st.started = true;
+            // The span read is chunk-aligned: every chunk is full-size but the blob's
+            // last, which is what remains (the decryptor checks each length).
+            let mut lens = Vec::with_capacity(RUN);
+            let mut total = 0u64;
+            while lens.len() < RUN && total < st.ct_left {
+                let len = (st.ct_left - total).min((stream::CHUNK + stream::TAG) as u64);
+                lens.push(len as usize);
+                total += len;
+            }
+            if lens.is_empty() {
+                return Err(std::io::Error::other(format!(
+                    "blob {} ended early",
+                    st.blob
+                )));
+            }
+            let mut buf = vec![0u8; total as usize];
+            st.file.read_exact(&mut buf).await?;
+            st.ct_left -= total;
+            let mut plain = Vec::with_capacity(lens.len());
+            let mut at = 0usize;
+            for len in lens {
+                let n = st
+                    .dec
+                    .open_chunk_in_place(&mut buf[at..at + len])
+                    .map_err(|e| std::io::Error::other(format!("blob {}: {e}", st.blob)))?;
+                plain.push(at..at + n);
+                at += len;
+            }
+            let buf = Bytes::from(buf);
+            for mut r in plain {
+                let drop_front = st.skip.min((r.end - r.start) as u64) as usize;
+                st.skip -= drop_front as u64;
+                r.start += drop_front;
+                let take = st.want.min((r.end - r.start) as u64) as usize;
+                r.end = r.start + take;
+                st.want -= take as u64;
+                if !r.is_empty() {
+                    st.ready.push_back(buf.slice(r));
+                }
+            }
+            Ok(true)
         }
         let mut st = St {
             file,
             dec,
-            ct_left: ct_end - ct_start,
+            ct_left,
             skip,
             want,
             blob: v.blob_id.clone(),
+            ready: std::collections::VecDeque::new(),
+            started: false,
         };
-        async fn step(st: &mut St) -> std::io::Result<Option<Bytes>> {
-            loop {
-                if st.want == 0 {
-                    return Ok(None);
-                }
-                if st.ct_left == 0 {
-                    return Err(std::io::Error::other(format!(
-                        "blob {} ended early",
-                        st.blob
-                    )));
-                }
-                let n = st.ct_left.min((stream::CHUNK + stream::TAG) as u64) as usize;
-                let mut buf = vec![0u8; n];
-                st.file.read_exact(&mut buf).await?;
-                st.ct_left -= n as u64;
-                let mut out = Vec::with_capacity(n);
-                st.dec
-                    .update(&buf, &mut out)
-                    .map_err(|e| std::io::Error::other(format!("blob {}: {e}", st.blob)))?;
-                let drop_front = st.skip.min(out.len() as u64) as usize;
-                st.skip -= drop_front as u64;
-                let mut out = out.split_off(drop_front);
-                out.truncate(st.want.min(out.len() as u64) as usize);
-                st.want -= out.len() as u64;
-                if !out.is_empty() {
-                    return Ok(Some(Bytes::from(out)));
-                }
-            }
+        // Decrypt the first run now so that a tampered blob is an error, not a 200.
+        if let Err(e) = refill(&mut st).await {
+            tracing::error!(error = %e, "blob failed to decrypt");
+            return Err(ServiceError::Tampered);
         }
-        // Decrypt the first piece now so that a tampered blob is an error, not a 200.
-        let first = match step(&mut st).await {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::error!(error = %e, "blob failed to decrypt");
-                return Err(ServiceError::Tampered);
-            }
-        };
-        let rest = futures_util::stream::unfold(st, |mut st| async move {
-            match step(&mut st).await {
-                Ok(Some(b)) => Some((Ok(b), st)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::error!(error = %e, "blob failed to decrypt mid-stream");
-                    st.want = 0;
-                    Some((Err(e), st))
+        let body = futures_util::stream::unfold(st, |mut st| async move {
+            loop {
+                if let Some(b) = st.ready.pop_front() {
+                    return Some((Ok(b), st));
+                }
+                match refill(&mut st).await {
+                    Ok(true) => continue,
+                    Ok(false) => return None,
+                    Err(e) => {
+                        tracing::error!(error = %e, "blob failed to decrypt mid-stream");
+                        st.want = 0;
+                        return Some((Err(e), st));
+                    }
                 }
             }
         });
-        let head = futures_util::stream::iter(first.map(Ok));
-        Ok(Box::pin(head.chain(rest)))
+        Ok(Box::pin(body))
     }
 
     /// Moves a file to the trash: it disappears from lists and downloads until restored
@@ -1113,8 +1164,9 @@ impl Services {
                 let piece = piece.map_err(io)?;
                 enc.update(&piece, &mut out)
                     .map_err(|e| ServiceError::internal(e.to_string()))?;
-                pending.write(&out).await.map_err(io)?;
-                out.clear();
+                write_sealed(&mut pending, &enc, &mut out)
+                    .await
+                    .map_err(io)?;
             }
             enc.finish(&mut out)
                 .map_err(|e| ServiceError::internal(e.to_string()))?;

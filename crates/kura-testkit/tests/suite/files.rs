@@ -429,8 +429,8 @@ async fn tampered_or_moved_blobs_are_refused() {
         let bt = s.create_tenant("tenant-b").await;
         let pa = project(&s, &a.admin_token).await;
         let pb = project(&s, &bt.admin_token).await;
-        let (_, fa) = upload(&s, &a.admin_token, &pa, "a.txt", content(100_000)).await;
-        let (_, fb) = upload(&s, &bt.admin_token, &pb, "b.txt", content(100_000)).await;
+        let (_, fa) = upload(&s, &a.admin_token, &pa, "a.txt", content(2_500_000)).await;
+        let (_, fb) = upload(&s, &bt.admin_token, &pb, "b.txt", content(2_500_000)).await;
         let fa = fa["file"]["id"].as_str().unwrap().to_string();
         let fb = fb["file"]["id"].as_str().unwrap().to_string();
         let (at_a, original) = raw_blob(&s, &a.tenant_id).await;
@@ -445,14 +445,15 @@ async fn tampered_or_moved_blobs_are_refused() {
         let body: Value = res.json().await.unwrap();
         assert_eq!(body["error"]["code"], "integrity");
 
-        // A flipped byte in a later chunk: the stream breaks instead of delivering it.
+        // A flipped byte in a later chunk (a later read run): the response has started, and
+        // the stream breaks instead of delivering it.
         let mut bad = original.clone();
         let at = bad.len() - 10;
         bad[at] ^= 1;
         put_raw(&s, &at_a, &bad).await;
         let got = body_or_broken(&s, &a.admin_token, &fa).await;
         assert!(
-            got.is_none_or(|b| b.len() < 100_000),
+            got.is_none_or(|b| b.len() < 2_500_000),
             "altered bytes must never be served whole"
         );
 
@@ -460,7 +461,7 @@ async fn tampered_or_moved_blobs_are_refused() {
         put_raw(&s, &at_a, &original[..original.len() - 20]).await;
         let got = body_or_broken(&s, &a.admin_token, &fa).await;
         assert!(
-            got.is_none_or(|b| b.len() < 100_000),
+            got.is_none_or(|b| b.len() < 2_500_000),
             "a truncated blob must not be served whole"
         );
 
@@ -480,7 +481,7 @@ async fn tampered_or_moved_blobs_are_refused() {
                 .await
                 .unwrap()
                 .as_ref(),
-            &content(100_000)[..]
+            &content(2_500_000)[..]
         );
         assert_eq!(
             download(&s, &bt.admin_token, &fb, &[], "").await.status(),
