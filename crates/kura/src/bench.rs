@@ -27,6 +27,9 @@ pub struct BenchArgs {
     /// Size of the file for the upload/download benchmark, in MiB (0 skips it).
     #[arg(long, default_value_t = 1024)]
     pub file_mib: u64,
+    /// Rounds of each file transfer (plain and encrypted alternate; the median counts).
+    #[arg(long, default_value_t = 3)]
+    pub file_rounds: usize,
     /// Database to benchmark against (default: a fresh SQLite file in a temp dir).
     #[arg(long)]
     pub database_url: Option<String>,
@@ -219,6 +222,7 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
             &base_url,
             &login.token,
             args.file_mib,
+            args.file_rounds.max(1),
         )
         .await?;
     }
@@ -271,14 +275,21 @@ async fn drain(res: reqwest::Response) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
 /// Upload and download of one large file over loopback HTTP, through the encrypted file
-/// API and through the plain baseline route of the same process.
+/// API and through the plain baseline route of the same process, `rounds` times each,
+/// alternating (so that both see the same machine state); medians are reported.
 async fn files(
     s: &kura_services::Services,
     client: &reqwest::Client,
     base: &str,
     token: &str,
     mib: u64,
+    rounds: usize,
 ) -> anyhow::Result<()> {
     let auth = s.authenticate(token).await?;
     let ctx = RequestCtx::default();
@@ -290,55 +301,67 @@ async fn files(
         .await?;
     let bytes = mib * 1024 * 1024;
     let mb = bytes as f64 / 1e6;
-    println!("  file transfer of {mib} MiB over loopback HTTP:");
+    println!("  file transfer of {mib} MiB over loopback HTTP (median of {rounds}):");
 
-    let w = Stopwatch::start();
-    let res = client
-        .post(format!("{base}/bench/plain"))
-        .body(body_of(mib))
-        .send()
-        .await?;
-    if res.status() != reqwest::StatusCode::CREATED {
-        bail!("plain upload answered {}", res.status());
-    }
-    let plain_up = mb / w.elapsed().as_secs_f64();
-
-    let w = Stopwatch::start();
-    let res = client
-        .post(format!(
-            "{base}/api/v1/projects/{}/files?name=big.bin",
-            project.id
-        ))
-        .bearer_auth(token)
-        .body(body_of(mib))
-        .send()
-        .await?;
-    if res.status() != reqwest::StatusCode::CREATED {
-        bail!("encrypted upload answered {}", res.status());
-    }
-    let enc_up = mb / w.elapsed().as_secs_f64();
-    let v: serde_json::Value = res.json().await?;
-    let file_id = v["file"]["id"].as_str().unwrap_or_default().to_string();
-
-    let w = Stopwatch::start();
-    let n = drain(client.get(format!("{base}/bench/plain")).send().await?).await?;
-    let plain_down = mb / w.elapsed().as_secs_f64();
-    if n != bytes {
-        bail!("plain download returned {n} bytes");
-    }
-    let w = Stopwatch::start();
-    let n = drain(
-        client
-            .get(format!("{base}/api/v1/files/{file_id}/content"))
-            .bearer_auth(token)
+    let (mut plain_ups, mut enc_ups, mut plain_downs, mut enc_downs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut file_id = String::new();
+    for _ in 0..rounds {
+        let w = Stopwatch::start();
+        let res = client
+            .post(format!("{base}/bench/plain"))
+            .body(body_of(mib))
             .send()
-            .await?,
-    )
-    .await?;
-    let enc_down = mb / w.elapsed().as_secs_f64();
-    if n != bytes {
-        bail!("encrypted download returned {n} bytes");
+            .await?;
+        if res.status() != reqwest::StatusCode::CREATED {
+            bail!("plain upload answered {}", res.status());
+        }
+        plain_ups.push(mb / w.elapsed().as_secs_f64());
+
+        let w = Stopwatch::start();
+        let res = client
+            .post(format!(
+                "{base}/api/v1/projects/{}/files?name=big.bin",
+                project.id
+            ))
+            .bearer_auth(token)
+            .body(body_of(mib))
+            .send()
+            .await?;
+        if res.status() != reqwest::StatusCode::CREATED {
+            bail!("encrypted upload answered {}", res.status());
+        }
+        enc_ups.push(mb / w.elapsed().as_secs_f64());
+        let v: serde_json::Value = res.json().await?;
+        file_id = v["file"]["id"].as_str().unwrap_or_default().to_string();
     }
+    for _ in 0..rounds {
+        let w = Stopwatch::start();
+        let n = drain(client.get(format!("{base}/bench/plain")).send().await?).await?;
+        plain_downs.push(mb / w.elapsed().as_secs_f64());
+        if n != bytes {
+            bail!("plain download returned {n} bytes");
+        }
+        let w = Stopwatch::start();
+        let n = drain(
+            client
+                .get(format!("{base}/api/v1/files/{file_id}/content"))
+                .bearer_auth(token)
+                .send()
+                .await?,
+        )
+        .await?;
+        enc_downs.push(mb / w.elapsed().as_secs_f64());
+        if n != bytes {
+            bail!("encrypted download returned {n} bytes");
+        }
+    }
+    let (plain_up, enc_up, plain_down, enc_down) = (
+        median(plain_ups),
+        median(enc_ups),
+        median(plain_downs),
+        median(enc_downs),
+    );
     println!("    upload   plain {plain_up:>8.0} MB/s   encrypted {enc_up:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_up / plain_up);
     println!("    download plain {plain_down:>8.0} MB/s   encrypted {enc_down:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_down / plain_down);
     match peak_rss_mib() {
