@@ -325,7 +325,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "workspace",
             true,
             200,
-            "Folders the caller can view (filters: q, label, tag)",
+            "Folders the caller can view (filters: q, label, tag, attr=key:value)",
             list_folders
         ),
         route!(
@@ -372,7 +372,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "workspace",
             true,
             200,
-            "Projects the caller can view (filters: q, label, tag)",
+            "Projects the caller can view (filters: q, label, tag, attr=key:value)",
             list_projects
         ),
         route!(
@@ -978,7 +978,7 @@ struct ListFilter {
     q: Option<String>,
     label: Option<String>,
     tag: Option<String>,
-    /// `key:value` (files only).
+    /// `key:value`: a custom attribute.
     attr: Option<String>,
 }
 
@@ -995,6 +995,11 @@ impl ListFilter {
                 .tag
                 .as_deref()
                 .is_none_or(|t| l.tags.iter().any(|x| x == t))
+            && self
+                .attr
+                .as_deref()
+                .and_then(|a| a.split_once(':'))
+                .is_none_or(|(k, v)| l.attribute_is(k, v))
     }
 }
 

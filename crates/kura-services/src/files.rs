@@ -1426,14 +1426,11 @@ impl Services {
                 if query.label.as_ref().is_some_and(|l| *l != effective) {
                     continue;
                 }
-                if !query.attributes.iter().all(|(k, v)| {
-                    f.labels.attributes.get(k).is_some_and(|x| match x {
-                        serde_json::Value::String(s) => s == v,
-                        other => {
-                            serde_json::from_str::<serde_json::Value>(v).is_ok_and(|p| &p == other)
-                        }
-                    })
-                }) {
+                if !query
+                    .attributes
+                    .iter()
+                    .all(|(k, v)| f.labels.attribute_is(k, v))
+                {
                     continue;
                 }
                 out.push(FoundFile {

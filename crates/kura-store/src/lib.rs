@@ -461,6 +461,15 @@ pub struct Labels {
 }
 
 impl Labels {
+    /// Whether custom attribute `key` equals `value` (a string attribute compares as
+    /// text, any other as the JSON that `value` parses to).
+    pub fn attribute_is(&self, key: &str, value: &str) -> bool {
+        self.attributes.get(key).is_some_and(|x| match x {
+            serde_json::Value::String(s) => s == value,
+            other => serde_json::from_str::<serde_json::Value>(value).is_ok_and(|p| &p == other),
+        })
+    }
+
     pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Labels> {
         use sqlx::Row;
         Ok(Labels {

@@ -740,6 +740,15 @@ async fn labels_cap_what_a_guest_can_see() {
         let (_, hit) = s.get("/api/v1/projects?q=%E5%82%99", tok).await;
         assert_eq!(names(&hit), vec!["備品".to_string()]);
         let (_, hit) = s
+            .get(
+                "/api/v1/projects?attr=owner:%E7%B7%8F%E5%8B%99%E8%AA%B2",
+                tok,
+            )
+            .await;
+        assert_eq!(names(&hit), vec!["備品".to_string()], "custom attribute");
+        let (_, hit) = s.get("/api/v1/projects?attr=owner:x", tok).await;
+        assert!(names(&hit).is_empty());
+        let (_, hit) = s
             .get(&format!("/api/v1/projects/{ip}/files?q=LIST"), tok)
             .await;
         assert_eq!(names(&hit), vec!["list.txt".to_string()]);
@@ -1437,6 +1446,46 @@ async fn rename_and_move_files() {
             .map(|e| e["action"].as_str().unwrap())
             .collect();
         assert!(actions.contains(&"file.rename") && actions.contains(&"file.move"));
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aborted_uploads_leave_nothing() {
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
+        let t = s.create_tenant("abort").await;
+        let p = project(&s, &t.admin_token).await;
+        // The client sends 10 MiB (on S3 a multipart upload is under way by then) and
+        // then breaks the connection.
+        let piece = bytes::Bytes::from(vec![7u8; 1024 * 1024]);
+        let body = futures_util::stream::iter((0..11).map(move |i| {
+            if i < 10 {
+                Ok(piece.clone())
+            } else {
+                Err(std::io::Error::other("client gave up"))
+            }
+        }));
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/projects/{p}/files?name=half.bin",
+                s.base
+            ))
+            .bearer_auth(&t.admin_token)
+            .body(reqwest::Body::wrap_stream(body))
+            .send()
+            .await;
+        assert!(res.is_err() || !res.unwrap().status().is_success());
+        let mut waited = 0;
+        while !stored(&s).await.is_empty() {
+            assert!(waited < 100, "{b:?}/{storage:?}: {:?}", stored(&s).await);
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
+        let (_, list) = s
+            .get(&format!("/api/v1/projects/{p}/files"), &t.admin_token)
+            .await;
+        assert!(list["items"].as_array().unwrap().is_empty(), "no row");
         s.stop().await;
     }
 }
