@@ -25,13 +25,39 @@ fn path(s: &AppState) -> Option<std::path::PathBuf> {
     s.http.bench_dir.as_ref().map(|d| d.join("plain.bin"))
 }
 
-async fn upload(State(s): State<AppState>, body: Body) -> Response {
+#[derive(serde::Deserialize)]
+struct UploadQuery {
+    /// Also compute the content's SHA-256 beside the write, as the file service does.
+    #[serde(default)]
+    digest: bool,
+}
+
+async fn upload(
+    State(s): State<AppState>,
+    axum::extract::Query(q): axum::extract::Query<UploadQuery>,
+    body: Body,
+) -> Response {
     let Some(p) = path(&s) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let Ok(mut f) = tokio::fs::File::create(&p).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
+    // The same hand-over as the file service: batches of about 1 MiB to a blocking thread.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(8);
+    let hasher = q.digest.then(|| {
+        tokio::task::spawn_blocking(move || {
+            let mut sha = kura_crypto::Sha256Stream::default();
+            while let Some(batch) = rx.blocking_recv() {
+                for piece in batch {
+                    sha.update(&piece);
+                }
+            }
+            sha.finish_hex()
+        })
+    });
+    let mut batch = Vec::new();
+    let mut batch_len = 0usize;
     let mut stream = body.into_data_stream();
     let mut n = 0u64;
     while let Some(Ok(chunk)) = stream.next().await {
@@ -39,9 +65,26 @@ async fn upload(State(s): State<AppState>, body: Body) -> Response {
         if f.write_all(&chunk).await.is_err() {
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
+        if hasher.is_some() {
+            batch_len += chunk.len();
+            batch.push(chunk);
+            if batch_len >= 1024 * 1024 {
+                batch_len = 0;
+                let _ = tx.send(std::mem::take(&mut batch)).await;
+            }
+        }
     }
+    if !batch.is_empty() {
+        let _ = tx.send(batch).await;
+    }
+    drop(tx);
     if f.sync_all().await.is_err() {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    if let Some(h) = hasher {
+        if h.await.is_err() {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        }
     }
     (StatusCode::CREATED, n.to_string()).into_response()
 }

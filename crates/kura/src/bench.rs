@@ -303,8 +303,8 @@ async fn files(
     let mb = bytes as f64 / 1e6;
     println!("  file transfer of {mib} MiB over loopback HTTP (median of {rounds}):");
 
-    let (mut plain_ups, mut enc_ups, mut plain_downs, mut enc_downs) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut plain_ups, mut digest_ups, mut enc_ups, mut plain_downs, mut enc_downs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut file_id = String::new();
     for _ in 0..rounds {
         let w = Stopwatch::start();
@@ -317,6 +317,17 @@ async fn files(
             bail!("plain upload answered {}", res.status());
         }
         plain_ups.push(mb / w.elapsed().as_secs_f64());
+
+        let w = Stopwatch::start();
+        let res = client
+            .post(format!("{base}/bench/plain?digest=true"))
+            .body(body_of(mib))
+            .send()
+            .await?;
+        if res.status() != reqwest::StatusCode::CREATED {
+            bail!("plain upload answered {}", res.status());
+        }
+        digest_ups.push(mb / w.elapsed().as_secs_f64());
 
         let w = Stopwatch::start();
         let res = client
@@ -356,6 +367,7 @@ async fn files(
             bail!("encrypted download returned {n} bytes");
         }
     }
+    let digest_up = median(digest_ups);
     let (plain_up, enc_up, plain_down, enc_down) = (
         median(plain_ups),
         median(enc_ups),
@@ -363,6 +375,7 @@ async fn files(
         median(enc_downs),
     );
     println!("    upload   plain {plain_up:>8.0} MB/s   encrypted {enc_up:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_up / plain_up);
+    println!("    upload   plain with the content SHA-256 the file service also computes {digest_up:>5.0} MB/s   ratio {:.2}", enc_up / digest_up);
     println!("    download plain {plain_down:>8.0} MB/s   encrypted {enc_down:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_down / plain_down);
     match peak_rss_mib() {
         Some(r) => println!(
