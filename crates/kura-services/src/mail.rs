@@ -1,5 +1,8 @@
-//! Mail texts in Japanese and English, by the recipient's locale. Delivery in this version
-//! is the embedded outbox (`kura mail outbox`); SMTP comes with the account-security work.
+//! Mail texts in Japanese and English, by the recipient's locale, and delivery. Every mail
+//! is first put in the outbox, in the transaction of the change that causes it; with
+//! `smtp_url` set, each server delivers the outbox over SMTP ([`SmtpSender`], lettre with
+//! rustls), claiming mails so that two nodes never send one twice; without it the outbox is
+//! the delivery (`kura mail outbox`).
 
 use crate::Result;
 use kura_domain::{TenantId, Timestamp};
@@ -67,4 +70,91 @@ pub async fn enqueue(
     )
     .await?;
     Ok(())
+}
+
+/// Delivers mail over SMTP: `smtp://host:25` (plain, for a local relay),
+/// `smtp://user:pass@host:587?tls=required` (STARTTLS) or `smtps://user:pass@host:465`.
+#[derive(Clone)]
+pub struct SmtpSender {
+    transport: lettre::AsyncSmtpTransport<lettre::Tokio1Executor>,
+    from: lettre::message::Mailbox,
+}
+
+impl SmtpSender {
+    pub fn new(url: &str, from: &str) -> std::result::Result<Self, String> {
+        let transport = lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("smtp_url: {e}"))?
+            .timeout(Some(std::time::Duration::from_secs(20)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| format!("mail_from {from:?}: {e}"))?;
+        Ok(Self { transport, from })
+    }
+
+    pub async fn send(&self, m: &Mail) -> std::result::Result<(), String> {
+        use lettre::AsyncTransport;
+        let to: lettre::message::Mailbox =
+            m.to.parse()
+                .map_err(|e| format!("recipient address: {e}"))?;
+        let msg = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(m.subject.clone())
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(m.body.clone())
+            .map_err(|e| format!("building the message: {e}"))?;
+        self.transport
+            .send(msg)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("SMTP: {e}"))
+    }
+}
+
+/// A mail is tried this many times (a claim is an attempt), then left for the operator.
+pub const MAX_ATTEMPTS: i64 = 10;
+
+impl crate::Services {
+    /// Sends up to `limit` outbox mails over SMTP. Returns (sent, failed). A failed mail
+    /// waits a minute before it is tried again, up to [`MAX_ATTEMPTS`] times; its last
+    /// error is kept for `kura mail outbox`.
+    pub async fn deliver_mail(&self, smtp: &SmtpSender, limit: i64) -> Result<(usize, usize)> {
+        let now = self.now();
+        let mut tx = self.store.system_tx().await?;
+        let batch = kura_store::outbox::claim_unsent(
+            &mut tx,
+            now,
+            Timestamp(now.0 + 60_000),
+            MAX_ATTEMPTS,
+            limit,
+        )
+        .await?;
+        tx.commit().await?;
+        let (mut sent, mut failed) = (0, 0);
+        for m in batch {
+            let result = smtp.send(&m).await;
+            let mut tx = self.store.system_tx().await?;
+            match &result {
+                Ok(()) => {
+                    kura_store::outbox::mark_result(&mut tx, &m.id, self.now(), None).await?;
+                    sent += 1;
+                }
+                Err(e) => {
+                    // Retried after the claim's minute has passed.
+                    tracing::warn!(mail = %m.id, error = %e, "mail delivery failed");
+                    kura_store::outbox::mark_result(
+                        &mut tx,
+                        &m.id,
+                        Timestamp(self.now().0 + 60_000),
+                        Some(e),
+                    )
+                    .await?;
+                    failed += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok((sent, failed))
+    }
 }

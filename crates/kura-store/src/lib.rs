@@ -208,6 +208,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0005_usage.sql"),
         postgres: include_str!("../migrations/postgres/0005_usage.sql"),
     },
+    Migration {
+        version: 6,
+        name: "account",
+        sqlite: include_str!("../migrations/sqlite/0006_account.sql"),
+        postgres: include_str!("../migrations/postgres/0006_account.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

@@ -269,7 +269,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 println!("(the outbox is empty)");
             }
             for m in mails {
-                println!("--- {}  to: {}", m.created_at.to_rfc3339(), m.to);
+                let d = kura_store::outbox::delivery(&mut tx, &m.id).await?;
+                let state = match (&d.sent_at, &d.last_error) {
+                    (Some(at), _) => format!("sent over SMTP {}", at.to_rfc3339()),
+                    (None, Some(e)) => format!("not sent after {} attempts: {e}", d.attempts),
+                    (None, None) if cfg.smtp_url.is_some() => "queued for SMTP".to_string(),
+                    (None, None) => "in the outbox (no smtp_url)".to_string(),
+                };
+                println!("--- {}  to: {}  [{state}]", m.created_at.to_rfc3339(), m.to);
                 println!("Subject: {}\n\n{}", m.subject, m.body);
             }
             Ok(0)

@@ -35,6 +35,12 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// SMTP server for outgoing mail: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
+    /// or `smtps://user:pass@host:465` (prefer `KURA_SMTP_URL_FILE`). Unset: mail stays in the
+    /// outbox (`kura mail outbox`).
+    pub smtp_url: Option<String>,
+    /// The sender of Kura's mail.
+    pub mail_from: String,
     /// How often (seconds) a server re-encrypts blobs left under an older data-key version
     /// after `kura keys rotate` (a batch each time); 0 turns it off on this node.
     pub reencrypt_interval_secs: u64,
@@ -78,6 +84,8 @@ pub const KEYS: &[&str] = &[
     "master_key_file",
     "max_upload_bytes",
     "reencrypt_interval_secs",
+    "smtp_url",
+    "mail_from",
     "storage",
     "blobs_dir",
     "s3_bucket",
@@ -105,6 +113,8 @@ impl Default for Config {
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
             reencrypt_interval_secs: 30,
+            smtp_url: None,
+            mail_from: "Kura <kura@localhost>".into(),
             storage: "local".into(),
             blobs_dir: None,
             s3_bucket: None,

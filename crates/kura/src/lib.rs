@@ -58,13 +58,13 @@ pub struct Running {
     pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    background: Option<tokio::task::JoinHandle<()>>,
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stops accepting, finishes in-flight requests, flushes the access log.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(b) = self.background.take() {
+        for b in self.background.drain(..) {
             b.abort();
         }
         if let Some(tx) = self.shutdown.take() {
@@ -109,12 +109,18 @@ pub async fn start(
         }),
     };
     let app = kura_http::app(state);
-    let background = (cfg.reencrypt_interval_secs > 0).then(|| {
-        tokio::spawn(reencrypt_worker(
+    let mut background = Vec::new();
+    if cfg.reencrypt_interval_secs > 0 {
+        background.push(tokio::spawn(reencrypt_worker(
             services.clone(),
             std::time::Duration::from_secs(cfg.reencrypt_interval_secs),
-        ))
-    });
+        )));
+    }
+    if let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+        let smtp = kura_services::mail::SmtpSender::new(url, &cfg.mail_from)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        background.push(tokio::spawn(mail_worker(services.clone(), smtp)));
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -145,6 +151,20 @@ pub async fn start(
         task,
         background,
     })
+}
+
+/// Delivers the mail outbox over SMTP, every second.
+async fn mail_worker(services: Services, smtp: kura_services::mail::SmtpSender) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match services.deliver_mail(&smtp, 20).await {
+            Ok((0, 0)) => {}
+            Ok((sent, failed)) => tracing::info!(sent, failed, "mail delivery"),
+            Err(e) => tracing::warn!(error = %e, "mail delivery round failed; retrying later"),
+        }
+    }
 }
 
 /// Re-encrypts blobs left under older data-key versions, a batch per interval (after

@@ -2,6 +2,7 @@
 //! is minutes), modules by area. Every store-touching test runs on SQLite and PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
 mod api;
 mod blobs;
 mod browser;
