@@ -125,6 +125,26 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             accept_schema
         ),
         route!(
+            post,
+            "/api/v1/auth/password-reset",
+            "auth",
+            false,
+            202,
+            "Ask for a password-reset link by mail (same answer whether or not the account exists)",
+            password_reset_request,
+            reset_request_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/password-reset/complete",
+            "auth",
+            false,
+            204,
+            "Set a new password with a reset token; every session of the user ends",
+            password_reset_complete,
+            accept_schema
+        ),
+        route!(
             get,
             "/api/v1/me",
             "me",
@@ -649,6 +669,40 @@ async fn accept_invitation(
         .accept_invitation(&b.token, &b.password, SessionKind::Api, &ctx)
         .await?;
     ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct ResetRequestBody {
+    tenant: String,
+    email: String,
+}
+fn reset_request_schema() -> Value {
+    json!({"type":"object","required":["tenant","email"],"properties":{"tenant":{"type":"string"},"email":{"type":"string"}}})
+}
+async fn password_reset_request(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<ResetRequestBody>,
+) -> ApiResult {
+    s.services
+        .request_password_reset(&b.tenant, &b.email, &ctx)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "if the account exists, a reset link has been mailed" })),
+    )
+        .into_response())
+}
+
+async fn password_reset_complete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AcceptBody>,
+) -> ApiResult {
+    s.services
+        .complete_password_reset(&b.token, &b.password, &ctx)
+        .await?;
+    no_content()
 }
 
 async fn me(Auth(a): Auth) -> ApiResult {

@@ -247,7 +247,7 @@ impl Services {
         let inv = invitations::find(&mut tx, &hash)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        if inv.used_at.is_some() || self.now() >= inv.expires_at {
+        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != "invite" {
             return Err(ServiceError::NotFound);
         }
         let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
@@ -300,5 +300,155 @@ impl Services {
         };
         self.start_session(tenant, user, kind, ctx, "auth.login")
             .await
+    }
+}
+
+impl Services {
+    /// Asks for a password-reset link (IAM-4). The answer is the same whether or not the
+    /// account exists (no enumeration); for an active user a one-time link valid for
+    /// `password_reset_ttl_secs` is mailed in their language, replacing older ones. Audited
+    /// either way.
+    pub async fn request_password_reset(
+        &self,
+        tenant_slug: &str,
+        email: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let email = email.trim().to_lowercase();
+        let mut tx = self.store.system_read().await?;
+        let tenant = tenants::find_by_slug(&mut tx, &tenant_slug.trim().to_lowercase()).await?;
+        let user = match &tenant {
+            Some(t) => users::find_by_email(&mut tx, &t.id, &email).await?,
+            None => None,
+        };
+        drop(tx);
+        let Some(tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
+            return self
+                .audit_alone(
+                    &TenantId::from_string(SYSTEM_TENANT),
+                    &Actor::Anonymous,
+                    ctx,
+                    Event::new("auth.password_reset.request")
+                        .result("failure")
+                        .details(serde_json::json!({ "tenant": tenant_slug, "reason": "unknown_tenant" })),
+                )
+                .await;
+        };
+        let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+            return self
+                .audit_alone(
+                    &tenant.id,
+                    &Actor::Anonymous,
+                    ctx,
+                    Event::new("auth.password_reset.request")
+                        .result("failure")
+                        .details(serde_json::json!({ "email": email, "reason": "no_active_user" })),
+                )
+                .await;
+        };
+        let now = self.now();
+        let token =
+            kura_crypto::token::generate("krs").map_err(|_| ServiceError::internal("rng"))?;
+        let expires_at = now.plus_secs(self.config.password_reset_ttl_secs);
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        invitations::revoke_for_user(&mut tx, &tenant.id, &user.id, "reset", now).await?;
+        invitations::insert(
+            &mut tx,
+            &invitations::Invitation {
+                token_hash: token.hash.clone(),
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+                purpose: "reset".into(),
+            },
+        )
+        .await?;
+        let link = format!(
+            "{}/reset/{}",
+            self.config.public_url.trim_end_matches('/'),
+            token.secret
+        );
+        let locale = user
+            .locale
+            .clone()
+            .unwrap_or_else(|| tenant.settings.default_locale.clone());
+        let (subject, body) = crate::mail::password_reset(&crate::mail::PasswordReset {
+            locale: &locale,
+            tenant_name: &tenant.name,
+            link: &link,
+            expires: &expires_at.format_in_zone(&tenant.settings.time_zone),
+        });
+        crate::mail::enqueue(&mut tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+        self.audit(
+            &mut tx,
+            &tenant.id,
+            &Actor::Anonymous,
+            ctx,
+            Event::new("auth.password_reset.request").target("user", &user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The tenant and user of a valid (unused, unexpired) reset link.
+    pub async fn password_reset_info(&self, token: &str) -> Result<(Tenant, User)> {
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.system_read().await?;
+        let inv = invitations::find(&mut tx, &hash)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != "reset" {
+            return Err(ServiceError::NotFound);
+        }
+        let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
+        let user = users::get(&mut tx, &inv.tenant_id, &inv.user_id).await?;
+        if user.status != UserStatus::Active || tenant.status != TenantStatus::Active {
+            return Err(ServiceError::NotFound);
+        }
+        Ok((tenant, user))
+    }
+
+    /// Sets a new password with a reset link: the link works once and not after it
+    /// expires; the password must pass the tenant's policy (a refused one leaves the link
+    /// usable); every session of the user ends in the same transaction. Audited.
+    pub async fn complete_password_reset(
+        &self,
+        token: &str,
+        password: &str,
+        ctx: &RequestCtx,
+    ) -> Result<Tenant> {
+        let (tenant, user) = self.password_reset_info(token).await?;
+        tenant
+            .settings
+            .password_policy
+            .check(
+                password,
+                &[&user.email, &user.display_name, &tenant.name, &tenant.slug],
+            )
+            .map_err(ServiceError::WeakPassword)?;
+        let phc = self.hash_password(password.to_string()).await?;
+        let now = self.now();
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        if !invitations::mark_used(&mut tx, &tenant.id, &hash, now).await? {
+            return Err(ServiceError::NotFound);
+        }
+        users::set_password(&mut tx, &tenant.id, &user.id, &phc, now).await?;
+        let ended = kura_store::sessions::delete_for_user(&mut tx, &tenant.id, &user.id).await?;
+        self.audit(
+            &mut tx,
+            &tenant.id,
+            &Actor::Anonymous,
+            ctx,
+            Event::new("auth.password_reset")
+                .target("user", &user.id)
+                .details(serde_json::json!({ "sessions_ended": ended })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(tenant)
     }
 }

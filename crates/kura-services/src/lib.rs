@@ -30,6 +30,8 @@ pub struct ServiceConfig {
     pub public_url: String,
     /// How long an invitation link stays valid.
     pub invitation_ttl_secs: i64,
+    /// How long a password-reset link stays valid.
+    pub password_reset_ttl_secs: i64,
 }
 
 impl Default for ServiceConfig {
@@ -37,6 +39,7 @@ impl Default for ServiceConfig {
         Self {
             public_url: "http://localhost:8080".into(),
             invitation_ttl_secs: 7 * 86_400,
+            password_reset_ttl_secs: 30 * 60,
         }
     }
 }

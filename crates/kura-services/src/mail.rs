@@ -47,6 +47,43 @@ pub fn invitation(i: &Invitation<'_>) -> (String, String) {
     }
 }
 
+pub struct PasswordReset<'a> {
+    pub locale: &'a str,
+    pub tenant_name: &'a str,
+    pub link: &'a str,
+    pub expires: &'a str,
+}
+
+pub fn password_reset(r: &PasswordReset<'_>) -> (String, String) {
+    if r.locale == "ja" {
+        (
+            format!("[Kura] {} のパスワード再設定", r.tenant_name),
+            format!(
+                "{tenant} のワークスペース（Kura）でパスワードの再設定が依頼されました。\n\n\
+                 次のリンクを開いて新しいパスワードを設定してください（有効期限: {expires}、1回限り）。\n\n{link}\n\n\
+                 再設定すると、ログイン中のすべてのセッションが終了します。\n\
+                 心当たりがない場合は、このメールを破棄してください。パスワードは変わりません。\n",
+                tenant = r.tenant_name,
+                expires = r.expires,
+                link = r.link
+            ),
+        )
+    } else {
+        (
+            format!("[Kura] Reset your password for {}", r.tenant_name),
+            format!(
+                "A password reset was requested for your account in the {tenant} workspace on Kura.\n\n\
+                 Open this link to choose a new password (valid until {expires}, once):\n\n{link}\n\n\
+                 Resetting ends all your signed-in sessions.\n\
+                 If you did not ask for this, ignore this message; your password stays the same.\n",
+                tenant = r.tenant_name,
+                expires = r.expires,
+                link = r.link
+            ),
+        )
+    }
+}
+
 /// Puts a mail into the outbox within the caller's transaction (so it is sent only if the
 /// change that caused it commits).
 pub async fn enqueue(

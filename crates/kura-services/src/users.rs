@@ -194,6 +194,7 @@ impl Services {
                 created_at: now,
                 expires_at,
                 used_at: None,
+                purpose: "invite".into(),
             },
         )
         .await?;

@@ -1,4 +1,5 @@
-//! Invitation links with which a new user sets their own password (TEN-1, IAM-1).
+//! One-time links with which a user sets their own password: invitations (TEN-1, IAM-1,
+//! `purpose = "invite"`) and password resets (IAM-4, `purpose = "reset"`).
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp, UserId};
@@ -12,18 +13,21 @@ pub struct Invitation {
     pub created_at: Timestamp,
     pub expires_at: Timestamp,
     pub used_at: Option<Timestamp>,
+    /// `invite` or `reset`.
+    pub purpose: String,
 }
 
 pub async fn insert(tx: &mut Tx, i: &Invitation) -> Result<()> {
     tx.check(&i.tenant_id)?;
     sqlx::query(
-        "INSERT INTO invitations (token_hash, tenant_id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO invitations (token_hash, tenant_id, user_id, created_at, expires_at, purpose) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&i.token_hash)
     .bind(i.tenant_id.as_str())
     .bind(i.user_id.as_str())
     .bind(i.created_at.0)
     .bind(i.expires_at.0)
+    .bind(&i.purpose)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -35,7 +39,7 @@ pub async fn find(tx: &mut Tx, token_hash: &str) -> Result<Option<Invitation>> {
         return Err(StoreError::ScopeViolation);
     }
     let row = sqlx::query(
-        "SELECT token_hash, tenant_id, user_id, created_at, expires_at, used_at FROM invitations WHERE token_hash = $1",
+        "SELECT token_hash, tenant_id, user_id, created_at, expires_at, used_at, purpose FROM invitations WHERE token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(tx.conn())
@@ -48,6 +52,7 @@ pub async fn find(tx: &mut Tx, token_hash: &str) -> Result<Option<Invitation>> {
         created_at: Timestamp(r.try_get("created_at")?),
         expires_at: Timestamp(r.try_get("expires_at")?),
         used_at: r.try_get::<Option<i64>, _>("used_at")?.map(Timestamp),
+        purpose: r.try_get("purpose")?,
     }))
 }
 
@@ -70,4 +75,25 @@ pub async fn mark_used(
     .await?
     .rows_affected()
         == 1)
+}
+
+/// Ends every unused link of one purpose for a user (a new reset link replaces older ones).
+pub async fn revoke_for_user(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    user: &UserId,
+    purpose: &str,
+    now: Timestamp,
+) -> Result<u64> {
+    tx.check(tenant)?;
+    Ok(sqlx::query(
+        "UPDATE invitations SET used_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND purpose = $4 AND used_at IS NULL",
+    )
+    .bind(now.0)
+    .bind(tenant.as_str())
+    .bind(user.as_str())
+    .bind(purpose)
+    .execute(tx.conn())
+    .await?
+    .rows_affected())
 }

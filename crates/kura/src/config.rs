@@ -28,6 +28,8 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Invitation links stay valid this many hours.
     pub invitation_ttl_hours: i64,
+    /// Password-reset links stay valid this many minutes.
+    pub password_reset_ttl_minutes: i64,
     /// The master key (64 hex characters); prefer `master_key_file` or `KURA_MASTER_KEY_FILE`.
     pub master_key: Option<String>,
     /// File holding the master key (64 hex characters, mode 600). Default with SQLite:
@@ -80,6 +82,7 @@ pub const KEYS: &[&str] = &[
     "secure_cookies",
     "body_limit_bytes",
     "invitation_ttl_hours",
+    "password_reset_ttl_minutes",
     "master_key",
     "master_key_file",
     "max_upload_bytes",
@@ -109,6 +112,7 @@ impl Default for Config {
             secure_cookies: true,
             body_limit_bytes: 1024 * 1024,
             invitation_ttl_hours: 168,
+            password_reset_ttl_minutes: 30,
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,

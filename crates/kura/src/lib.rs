@@ -46,6 +46,7 @@ pub fn services(
         ServiceConfig {
             public_url: cfg.public_url(port),
             invitation_ttl_secs: cfg.invitation_ttl_hours * 3600,
+            password_reset_ttl_secs: cfg.password_reset_ttl_minutes * 60,
         },
         cfg.master_key()?,
         cfg.blobs()?,

@@ -100,6 +100,44 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("invite.title", "パスワードの設定", "Set your password"),
     (
+        "login.forgot",
+        "パスワードをお忘れですか？",
+        "Forgot your password?",
+    ),
+    ("reset.title", "パスワードの再設定", "Reset your password"),
+    (
+        "reset.intro",
+        "テナントIDとメールアドレスを入力してください。再設定用のリンクをメールでお送りします。",
+        "Enter your tenant ID and e-mail address; we will mail you a link to set a new password.",
+    ),
+    ("reset.send", "再設定リンクを送信", "Send the link"),
+    (
+        "reset.choose",
+        "新しいパスワードを設定してください。設定すると、ログイン中のすべてのセッションが終了します。",
+        "Choose a new password. Setting it ends all your signed-in sessions.",
+    ),
+    ("reset.set", "パスワードを設定", "Set the password"),
+    (
+        "reset.invalid",
+        "この再設定リンクは無効か、期限切れか、使用済みです。",
+        "This reset link is invalid, expired or already used.",
+    ),
+    (
+        "reset.again",
+        "再設定リンクをもう一度送る",
+        "Send a new link",
+    ),
+    (
+        "ok.reset_sent",
+        "アカウントが存在する場合は、再設定用のリンクをメールで送信しました。",
+        "If the account exists, a reset link has been mailed.",
+    ),
+    (
+        "ok.password_reset",
+        "パスワードを再設定しました。新しいパスワードでログインしてください。",
+        "Your password has been reset. Log in with the new password.",
+    ),
+    (
         "invite.intro",
         "招待を受け付けるため、パスワードを設定してください。",
         "Set a password to accept the invitation.",

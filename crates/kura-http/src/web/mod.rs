@@ -30,6 +30,11 @@ pub fn router() -> Router<AppState> {
             "/invite/{token}",
             get(pages::invite_page).post(pages::invite_submit),
         )
+        .route("/reset", get(pages::reset_page).post(pages::reset_submit))
+        .route(
+            "/reset/{token}",
+            get(pages::reset_token_page).post(pages::reset_token_submit),
+        )
         .route("/folders", post(pages::folder_create))
         .route("/folders/{id}/rename", post(pages::folder_rename))
         .route("/folders/{id}/delete", post(pages::folder_delete))

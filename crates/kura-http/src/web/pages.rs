@@ -413,6 +413,150 @@ pub async fn invite_submit(
     }
 }
 
+// ---------------------------------------------------------------- password reset
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetTpl {
+    p: Page,
+    tenant: String,
+}
+
+/// "Forgot your password?": asks for the tenant ID and e-mail address.
+pub async fn reset_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let (token, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "reset.title", &token, "/reset");
+    p.notice = q.flash.notice(&v.tr);
+    p.error = q.flash.error(&v.tr);
+    let body = ResetTpl {
+        p,
+        tenant: q.tenant.unwrap_or_default(),
+    }
+    .render();
+    let mut res = html(StatusCode::OK, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// Sends the link if the account exists; the answer is the same either way.
+pub async fn reset_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected("/reset");
+    }
+    match s
+        .services
+        .request_password_reset(&f.tenant, &f.email, &v.ctx)
+        .await
+    {
+        Ok(()) => back_ok("/reset", "reset_sent"),
+        Err(e) => back_err("/reset", &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reset_token.html")]
+struct ResetTokenTpl {
+    p: Page,
+    valid: bool,
+    token: String,
+    tenant_name: String,
+    email: String,
+}
+
+pub async fn reset_token_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let (csrf, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "reset.title", &csrf, "/");
+    p.error = flash.error(&v.tr);
+    let (status, body) = match s.services.password_reset_info(&token).await {
+        Ok((tenant, user)) => (
+            StatusCode::OK,
+            ResetTokenTpl {
+                p,
+                valid: true,
+                token,
+                tenant_name: tenant.name,
+                email: user.email,
+            }
+            .render(),
+        ),
+        Err(_) => {
+            p.error = Some(v.tr.t("reset.invalid").to_string());
+            (
+                StatusCode::NOT_FOUND,
+                ResetTokenTpl {
+                    p,
+                    valid: false,
+                    token: String::new(),
+                    tenant_name: String::new(),
+                    email: String::new(),
+                }
+                .render(),
+            )
+        }
+    };
+    let mut res = html(status, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+pub async fn reset_token_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let here = format!("/reset/{token}");
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected(&here);
+    }
+    if f.password != f.password2 {
+        return Redirect::to(&format!(
+            "{here}?err=invalid&detail={}",
+            super::encode(v.tr.t("invite.mismatch"))
+        ))
+        .into_response();
+    }
+    match s
+        .services
+        .complete_password_reset(&token, &f.password, &v.ctx)
+        .await
+    {
+        Ok(tenant) => {
+            let mut res = Redirect::to(&format!(
+                "/login?tenant={}&ok=password_reset",
+                super::encode(&tenant.slug)
+            ))
+            .into_response();
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(e) => back_err(&here, &e),
+    }
+}
+
 // ---------------------------------------------------------------- workspace
 
 pub struct Row {

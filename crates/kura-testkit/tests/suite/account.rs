@@ -166,3 +166,161 @@ async fn mail_goes_out_over_smtp_and_failures_are_retried() {
     sink.stop();
     s.stop().await;
 }
+
+/// The newest mail to `to` in the outbox, and the `/reset/` token in it.
+async fn reset_token(s: &TestServer, to: &str) -> Option<(String, String)> {
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let mails = kura_store::outbox::list(&mut tx, 100).await.unwrap();
+    let m = mails
+        .iter()
+        .find(|m| m.to == to && m.body.contains("/reset/"))?;
+    let token = m
+        .body
+        .lines()
+        .find(|l| l.contains("/reset/"))?
+        .trim()
+        .rsplit('/')
+        .next()?
+        .to_string();
+    Some((m.subject.clone(), token))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_reset_by_one_time_link() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("resetco").await;
+        let (_, member) = s
+            .add_user(
+                &t.admin_token,
+                "yamada@resetco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let ask = |email: &'static str| {
+            let s = &s;
+            async move {
+                s.call(
+                    "POST",
+                    "/api/v1/auth/password-reset",
+                    None,
+                    Some(json!({ "tenant": "resetco", "email": email })),
+                )
+                .await
+            }
+        };
+        // Unknown address, unknown tenant: the same answer, and no mail.
+        let (st1, body1) = ask("nobody@resetco.example.jp").await;
+        let (st2, body2) = ask("yamada@resetco.example.jp").await;
+        assert_eq!(st1, StatusCode::ACCEPTED);
+        assert_eq!((st1, &body1), (st2, &body2), "no enumeration");
+        let (st3, _) = s
+            .call(
+                "POST",
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({ "tenant": "nosuch", "email": "yamada@resetco.example.jp" })),
+            )
+            .await;
+        assert_eq!(st3, StatusCode::ACCEPTED);
+        assert!(reset_token(&s, "nobody@resetco.example.jp").await.is_none());
+        let (subject, token) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+        assert!(
+            subject.contains("パスワード再設定"),
+            "Japanese by the tenant: {subject}"
+        );
+        assert!(token.starts_with("krs_"));
+
+        // A weak password is refused and the link stays usable.
+        let complete = |token: String, password: &'static str| {
+            let s = &s;
+            async move {
+                s.call(
+                    "POST",
+                    "/api/v1/auth/password-reset/complete",
+                    None,
+                    Some(json!({ "token": token, "password": password })),
+                )
+                .await
+                .0
+            }
+        };
+        assert_eq!(
+            complete(token.clone(), "password").await,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        // A newer request replaces the older link.
+        ask("yamada@resetco.example.jp").await;
+        let (_, newer) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+        assert_ne!(newer, token);
+        assert_eq!(
+            complete(token.clone(), "Brand-New-Kettle-77").await,
+            StatusCode::NOT_FOUND,
+            "the older link no longer works"
+        );
+        assert_eq!(
+            complete(newer.clone(), "Brand-New-Kettle-77").await,
+            StatusCode::NO_CONTENT
+        );
+        // Single use; every session ended; the new password works, the old does not.
+        assert_eq!(
+            complete(newer.clone(), "Another-New-Kettle-78").await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            s.get("/api/v1/me", &member).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            s.login("resetco", "yamada@resetco.example.jp", PASSWORD)
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            s.login(
+                "resetco",
+                "yamada@resetco.example.jp",
+                "Brand-New-Kettle-77"
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        // An invitation token is not a reset token.
+        let (st, _) = s
+            .post(
+                "/api/v1/users",
+                &t.admin_token,
+                json!({ "email": "new@resetco.example.jp", "role": "member" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let invitation = s.invitation_token("new@resetco.example.jp").await;
+        assert_eq!(
+            complete(invitation, "Invite-As-Reset-80").await,
+            StatusCode::NOT_FOUND
+        );
+        let (_, audit) = s.get("/api/v1/audit?limit=100", &t.admin_token).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"auth.password_reset.request"));
+        assert!(actions.contains(&"auth.password_reset"));
+        // Links expire (30 minutes by default).
+        ask("yamada@resetco.example.jp").await;
+        let (_, late) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+        s.clock.advance_secs(31 * 60);
+        assert_eq!(
+            complete(late, "Late-New-Kettle-79").await,
+            StatusCode::NOT_FOUND
+        );
+        s.stop().await;
+    }
+}

@@ -298,6 +298,7 @@ async fn console_in_chromium() {
     flow(&s, port, "ja", &JA).await;
     flow(&s, port, "en", &EN).await;
     files_flow(&s, port).await;
+    reset_flow(&s, port).await;
     s.stop().await;
 }
 
@@ -506,4 +507,49 @@ async fn files_flow(s: &TestServer, port: u16) {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&profile);
     let _ = std::fs::remove_dir_all(&profile2);
+}
+
+/// Forgot password → mail → new password → every old session ended → log in.
+async fn reset_flow(s: &TestServer, port: u16) {
+    let tenant = s.create_tenant("e2e-reset").await;
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    c.goto(&format!("{base}/login?tenant=e2e-reset"))
+        .await
+        .unwrap();
+    click(&c, "#forgot-password").await;
+    wait_eq(&c, "h1", "パスワードの再設定").await;
+    fill(&c, "#reset-email", &tenant.admin_email).await;
+    click(&c, "#reset-submit").await;
+    wait_contains(&c, "#notice", "アカウントが存在する場合は").await;
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+    drop(tx);
+    let link = mails
+        .iter()
+        .find(|m| m.to == tenant.admin_email && m.body.contains("/reset/"))
+        .and_then(|m| m.body.lines().find(|l| l.contains("/reset/")))
+        .unwrap()
+        .trim()
+        .replace("127.0.0.1", "localhost");
+    c.goto(&link).await.unwrap();
+    fill(&c, "#new-password", "Console-Reset-Lantern-42").await;
+    fill(&c, "#new-password2", "Console-Reset-Lantern-42").await;
+    click(&c, "#new-password-submit").await;
+    wait_contains(&c, "#notice", "パスワードを再設定しました").await;
+    assert_eq!(
+        s.get("/api/v1/me", &tenant.admin_token).await.0,
+        StatusCode::UNAUTHORIZED,
+        "the old session ended"
+    );
+    fill(&c, "#login-email", &tenant.admin_email).await;
+    fill(&c, "#login-password", "Console-Reset-Lantern-42").await;
+    click(&c, "#login-submit").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    // The link was single-use.
+    c.goto(&link).await.unwrap();
+    wait_contains(&c, "#error", "無効か、期限切れか、使用済み").await;
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
 }
