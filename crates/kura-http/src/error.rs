@@ -11,6 +11,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<i64>,
 }
 
 impl ApiError {
@@ -19,6 +21,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -63,6 +66,14 @@ impl From<ServiceError> for ApiError {
             ServiceError::QuotaExceeded(m) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m)
             }
+            ServiceError::TooManyAttempts { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too_many_attempts",
+                    "too many failed attempts; try again later or reset your password",
+                )
+            },
             ServiceError::Tampered => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "integrity",
@@ -85,7 +96,13 @@ impl IntoResponse for ApiError {
         let body = serde_json::json!({
             "error": { "code": self.code, "message": self.message }
         });
-        (self.status, Json(body)).into_response()
+        let mut res = (self.status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        res
     }
 }
 

@@ -71,13 +71,43 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<LoginResult> {
         let email = email.trim().to_lowercase();
+        let slug = tenant_slug.trim().to_lowercase();
         let mut tx = self.store.system_read().await?;
-        let tenant = tenants::find_by_slug(&mut tx, &tenant_slug.trim().to_lowercase()).await?;
+        let tenant = tenants::find_by_slug(&mut tx, &slug).await?;
         let user = match &tenant {
             Some(t) => users::find_by_email(&mut tx, &t.id, &email).await?,
             None => None,
         };
+        // Throttling keys name what was typed, whether or not it exists (IAM-8).
+        let keys = throttle_keys(&slug, &email, ctx);
+        let now = self.now();
+        let mut locked_for = 0i64;
+        for k in &keys {
+            if let Some(until) = kura_store::throttle::get(&mut tx, k)
+                .await?
+                .and_then(|t| t.locked_until)
+                .filter(|u| *u > now)
+            {
+                locked_for = locked_for.max((until.0 - now.0 + 999) / 1000);
+            }
+        }
         drop(tx);
+        if locked_for > 0 {
+            let chain = tenant
+                .as_ref()
+                .map(|t| t.id.clone())
+                .unwrap_or_else(|| TenantId::from_string(SYSTEM_TENANT));
+            let mut ev = Event::new("auth.login")
+                .result("failure")
+                .details(serde_json::json!({ "email": email, "tenant": slug, "reason": "locked" }));
+            if let Some(u) = &user {
+                ev = ev.target("user", &u.id);
+            }
+            self.audit_alone(&chain, &Actor::Anonymous, ctx, ev).await?;
+            return Err(ServiceError::TooManyAttempts {
+                retry_after_secs: locked_for,
+            });
+        }
         let phc = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())
@@ -107,6 +137,8 @@ impl Services {
                     ev = ev.target("user", &u.id);
                 }
                 self.audit_alone(&t.id, &Actor::Anonymous, ctx, ev).await?;
+                self.login_failed(&keys, Some(&t.id), user.as_ref(), &email, ctx)
+                    .await?;
                 return Err(ServiceError::BadCredentials);
             }
             (None, _) => {
@@ -119,11 +151,68 @@ impl Services {
                     ),
                 )
                 .await?;
+                self.login_failed(&keys, None, None, &email, ctx).await?;
                 return Err(ServiceError::BadCredentials);
             }
         };
+        // A successful login forgets the account's failures (not the address's).
+        let mut tx = self.store.system_tx().await?;
+        kura_store::throttle::clear(&mut tx, &keys[0]).await?;
+        tx.commit().await?;
         self.start_session(tenant, user, kind, ctx, "auth.login")
             .await
+    }
+
+    /// Counts a failed login against the account and the address; locks what went over
+    /// its limit (audited as `auth.lockout`); then waits the growing delay before the
+    /// answer. Known and unknown accounts go through exactly this.
+    async fn login_failed(
+        &self,
+        keys: &[String],
+        tenant: Option<&TenantId>,
+        user: Option<&User>,
+        email: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let policy = &self.config.login;
+        let now = self.now();
+        let window = policy.lock_secs * 1000;
+        let mut tx = self.store.system_tx().await?;
+        let mut worst = 0;
+        let mut newly_locked = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            let t = kura_store::throttle::record_failure(&mut tx, k, now, window).await?;
+            let max = if i == 0 {
+                policy.account_max_failures
+            } else {
+                policy.ip_max_failures
+            };
+            if i == 0 {
+                worst = t.failures;
+            }
+            if t.failures >= max {
+                kura_store::throttle::lock(&mut tx, k, Timestamp(now.0 + window)).await?;
+                newly_locked.push(if i == 0 { "account" } else { "address" });
+            }
+        }
+        tx.commit().await?;
+        for what in newly_locked {
+            let chain = tenant
+                .cloned()
+                .unwrap_or_else(|| TenantId::from_string(SYSTEM_TENANT));
+            let mut ev = Event::new("auth.lockout").result("failure").details(
+                serde_json::json!({ "locked": what, "email": email, "minutes": policy.lock_secs / 60 }),
+            );
+            if let Some(u) = user {
+                ev = ev.target("user", &u.id);
+            }
+            self.audit_alone(&chain, &Actor::Anonymous, ctx, ev).await?;
+        }
+        let delay = policy.delay_ms(worst);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        Ok(())
     }
 
     async fn start_session(
@@ -449,6 +538,20 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
+        // A reset link lifts a lock on the account.
+        let mut sys = self.store.system_tx().await?;
+        let key = throttle_keys(&tenant.slug, &user.email, &RequestCtx::default()).remove(0);
+        kura_store::throttle::clear(&mut sys, &key).await?;
+        sys.commit().await?;
         Ok(tenant)
     }
+}
+
+/// The throttling keys of a login attempt: the account first, then the client address.
+fn throttle_keys(slug: &str, email: &str, ctx: &RequestCtx) -> Vec<String> {
+    let mut keys = vec![format!("acct:{slug}:{email}")];
+    if let Some(ip) = &ctx.ip {
+        keys.push(format!("ip:{ip}"));
+    }
+    keys
 }

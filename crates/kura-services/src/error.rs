@@ -24,6 +24,9 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("{0}")]
     QuotaExceeded(String),
+    /// Too many failed logins: the account or address is locked for a while.
+    #[error("too many failed attempts; try again in {retry_after_secs} s")]
+    TooManyAttempts { retry_after_secs: i64 },
     /// Stored data failed authentication (altered, truncated or moved blob).
     #[error("stored data failed its integrity check")]
     Tampered,

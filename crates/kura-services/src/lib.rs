@@ -32,6 +32,45 @@ pub struct ServiceConfig {
     pub invitation_ttl_secs: i64,
     /// How long a password-reset link stays valid.
     pub password_reset_ttl_secs: i64,
+    /// Failed-login throttling (IAM-8).
+    pub login: LoginThrottle,
+}
+
+/// Failed-login throttling: growing delays, then a temporary lock, per account and per
+/// client address.
+#[derive(Debug, Clone)]
+pub struct LoginThrottle {
+    /// Failures of one account (tenant + e-mail) within the window that lock it.
+    pub account_max_failures: i64,
+    /// Failures from one client address within the window that lock the address.
+    pub ip_max_failures: i64,
+    /// The counting window and the lock's length.
+    pub lock_secs: i64,
+    /// The delay added to the n-th failure in a row: `base × 2^(n-3)` from the third,
+    /// at most 4 s. 0 turns delays off.
+    pub delay_base_ms: u64,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        Self {
+            account_max_failures: 5,
+            ip_max_failures: 30,
+            lock_secs: 15 * 60,
+            delay_base_ms: 250,
+        }
+    }
+}
+
+impl LoginThrottle {
+    /// The delay before answering the `failures`-th failure in a row.
+    pub fn delay_ms(&self, failures: i64) -> u64 {
+        if failures < 3 || self.delay_base_ms == 0 {
+            return 0;
+        }
+        let shift = (failures - 3).min(10) as u32;
+        self.delay_base_ms.saturating_mul(1 << shift).min(4_000)
+    }
 }
 
 impl Default for ServiceConfig {
@@ -40,6 +79,7 @@ impl Default for ServiceConfig {
             public_url: "http://localhost:8080".into(),
             invitation_ttl_secs: 7 * 86_400,
             password_reset_ttl_secs: 30 * 60,
+            login: LoginThrottle::default(),
         }
     }
 }
@@ -297,5 +337,22 @@ impl Services {
         tokio::task::spawn_blocking(move || kura_crypto::password::verify(&password, &phc))
             .await
             .map_err(|_| ServiceError::internal("verify task failed"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::LoginThrottle;
+
+    #[test]
+    fn failed_login_delays_grow_and_are_capped() {
+        let p = LoginThrottle::default();
+        let d: Vec<u64> = (1..=10).map(|n| p.delay_ms(n)).collect();
+        assert_eq!(d, vec![0, 0, 250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
+        let off = LoginThrottle {
+            delay_base_ms: 0,
+            ..LoginThrottle::default()
+        };
+        assert_eq!(off.delay_ms(9), 0);
     }
 }

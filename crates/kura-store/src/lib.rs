@@ -20,6 +20,7 @@ pub mod outbox;
 pub mod roles;
 pub mod sessions;
 pub mod tenants;
+pub mod throttle;
 pub mod usage;
 pub mod users;
 pub mod workspace;

@@ -156,6 +156,8 @@ pub fn test_config(backend: Backend) -> Config {
         db_max_connections: 8,
         // Background re-encryption only where a test asks for it.
         reencrypt_interval_secs: 0,
+        // No growing delays after failed logins (the delays are unit-tested).
+        login_failure_delay_ms: 0,
         ..Config::default()
     };
     if backend == Backend::Postgres {

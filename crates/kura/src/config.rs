@@ -30,6 +30,14 @@ pub struct Config {
     pub invitation_ttl_hours: i64,
     /// Password-reset links stay valid this many minutes.
     pub password_reset_ttl_minutes: i64,
+    /// Failed log-ins of one account within `login_lock_minutes` that lock it for that long.
+    pub login_max_failures: i64,
+    /// Failed log-ins from one client address within `login_lock_minutes` that lock it.
+    pub login_ip_max_failures: i64,
+    /// Length of the counting window and of a lock.
+    pub login_lock_minutes: i64,
+    /// Growing delay before answering repeated failures: this × 2^(n-3) ms from the third.
+    pub login_failure_delay_ms: u64,
     /// The master key (64 hex characters); prefer `master_key_file` or `KURA_MASTER_KEY_FILE`.
     pub master_key: Option<String>,
     /// File holding the master key (64 hex characters, mode 600). Default with SQLite:
@@ -83,6 +91,10 @@ pub const KEYS: &[&str] = &[
     "body_limit_bytes",
     "invitation_ttl_hours",
     "password_reset_ttl_minutes",
+    "login_max_failures",
+    "login_ip_max_failures",
+    "login_lock_minutes",
+    "login_failure_delay_ms",
     "master_key",
     "master_key_file",
     "max_upload_bytes",
@@ -113,6 +125,10 @@ impl Default for Config {
             body_limit_bytes: 1024 * 1024,
             invitation_ttl_hours: 168,
             password_reset_ttl_minutes: 30,
+            login_max_failures: 5,
+            login_ip_max_failures: 30,
+            login_lock_minutes: 15,
+            login_failure_delay_ms: 250,
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,

@@ -47,6 +47,12 @@ pub fn services(
             public_url: cfg.public_url(port),
             invitation_ttl_secs: cfg.invitation_ttl_hours * 3600,
             password_reset_ttl_secs: cfg.password_reset_ttl_minutes * 60,
+            login: kura_services::LoginThrottle {
+                account_max_failures: cfg.login_max_failures,
+                ip_max_failures: cfg.login_ip_max_failures,
+                lock_secs: cfg.login_lock_minutes * 60,
+                delay_base_ms: cfg.login_failure_delay_ms,
+            },
         },
         cfg.master_key()?,
         cfg.blobs()?,

@@ -370,6 +370,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("audit.zone", "表示タイムゾーン", "Time zone"),
     ("err.not_found", "見つかりません。", "Not found."),
     (
+        "err.locked",
+        "ログインの失敗が続いたため、しばらくログインできません。時間をおいて試すか、パスワードを再設定してください。",
+        "Too many failed log-ins: try again later, or reset your password.",
+    ),
+    (
         "err.forbidden",
         "この操作を行う権限がありません。",
         "You do not have permission to do this.",

@@ -224,6 +224,7 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
             ("conflict", m.clone())
         }
         ServiceError::Tampered => ("internal", String::new()),
+        ServiceError::TooManyAttempts { .. } => ("locked", String::new()),
         ServiceError::Unauthenticated | ServiceError::BadCredentials => {
             return Redirect::to("/login?expired=1").into_response()
         }

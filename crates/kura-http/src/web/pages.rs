@@ -230,10 +230,14 @@ pub async fn login_submit(
             set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
             res
         }
-        Err(_) => {
+        Err(e) => {
             let (token, cookie) = pre_csrf(&s);
             let mut p = anon_page(v.tr, "login.title", &token, "/login");
-            p.error = Some(v.tr.t("login.failed").to_string());
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                _ => "login.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
             let body = LoginTpl {
                 p,
                 tenant: f.tenant,

@@ -324,3 +324,124 @@ async fn password_reset_by_one_time_link() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_lock_for_a_while_and_a_reset_lifts_it() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("lockco").await;
+        s.add_user(
+            &t.admin_token,
+            "suzuki@lockco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+        let login = |email: &'static str, password: &'static str| {
+            let s = &s;
+            async move {
+                let res = s
+                    .client
+                    .post(format!("{}/api/v1/auth/login", s.base))
+                    .json(&json!({ "tenant": "lockco", "email": email, "password": password }))
+                    .send()
+                    .await
+                    .unwrap();
+                let retry = res
+                    .headers()
+                    .get("retry-after")
+                    .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+                (res.status(), retry)
+            }
+        };
+        // Five failures lock the account; then even the right password is refused, with
+        // Retry-After. An address that does not exist behaves the same.
+        for email in ["suzuki@lockco.example.jp", "ghost@lockco.example.jp"] {
+            for _ in 0..5 {
+                assert_eq!(
+                    login(email, "wrong-Password-1").await.0,
+                    StatusCode::UNAUTHORIZED
+                );
+            }
+            let (st, retry) = login(email, PASSWORD).await;
+            assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{email}");
+            assert!(retry.is_some_and(|r| r > 800 && r <= 900), "{retry:?}");
+        }
+        // Others are not affected.
+        assert_eq!(
+            login("owner@lockco.example.jp", PASSWORD).await.0,
+            StatusCode::OK
+        );
+        // The lock expires.
+        s.clock.advance_secs(15 * 60 + 1);
+        assert_eq!(
+            login("suzuki@lockco.example.jp", PASSWORD).await.0,
+            StatusCode::OK
+        );
+        // Locked again, a password reset lifts it at once.
+        for _ in 0..5 {
+            login("suzuki@lockco.example.jp", "wrong-Password-1").await;
+        }
+        assert_eq!(
+            login("suzuki@lockco.example.jp", PASSWORD).await.0,
+            StatusCode::TOO_MANY_REQUESTS
+        );
+        s.call(
+            "POST",
+            "/api/v1/auth/password-reset",
+            None,
+            Some(json!({ "tenant": "lockco", "email": "suzuki@lockco.example.jp" })),
+        )
+        .await;
+        let (_, token) = reset_token(&s, "suzuki@lockco.example.jp").await.unwrap();
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/v1/auth/password-reset/complete",
+                None,
+                Some(json!({ "token": token, "password": "After-Lock-Kettle-55" })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(
+            login("suzuki@lockco.example.jp", "After-Lock-Kettle-55")
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (_, owner) = s.login("lockco", "owner@lockco.example.jp", PASSWORD).await;
+        let tok = owner["token"].as_str().unwrap();
+        let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
+        let lockouts = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "auth.lockout")
+            .count();
+        assert!(lockouts >= 3, "lockouts audited: {lockouts}");
+        s.stop().await;
+    }
+
+    // Per address: many accounts from one address lock the address.
+    let mut cfg = test_config(Backend::Sqlite);
+    cfg.login_ip_max_failures = 6;
+    let s = TestServer::start_with(cfg, Backend::Sqlite).await;
+    s.create_tenant("ipco").await;
+    for i in 0..6 {
+        let (st, _) = s
+            .login("ipco", &format!("user{i}@ipco.example.jp"), "nope-Nope-1")
+            .await;
+        assert_eq!(st, kura_testkit::StatusCode::UNAUTHORIZED);
+    }
+    let (st, _) = s
+        .login("ipco", "owner@ipco.example.jp", kura_testkit::PASSWORD)
+        .await;
+    assert_eq!(
+        st,
+        kura_testkit::StatusCode::TOO_MANY_REQUESTS,
+        "the address is locked"
+    );
+    s.stop().await;
+}
