@@ -257,6 +257,33 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             delete_user
         ),
         route!(
+            get,
+            "/api/v1/sessions",
+            "auth",
+            true,
+            200,
+            "The caller's live sessions (device, address, last use; `current` marks this one)",
+            list_my_sessions
+        ),
+        route!(
+            delete,
+            "/api/v1/sessions/{session_id}",
+            "auth",
+            true,
+            204,
+            "End one of the caller's sessions",
+            end_my_session
+        ),
+        route!(
+            post,
+            "/api/v1/users/{user_id}/sessions/end",
+            "users",
+            true,
+            200,
+            "End every session of a user (user management)",
+            end_user_sessions
+        ),
+        route!(
             post,
             "/api/v1/users/{user_id}/freeze",
             "users",
@@ -894,6 +921,33 @@ async fn delete_user(
 ) -> ApiResult {
     change_user(s, ctx, a, id, UserChange::Delete).await
 }
+async fn list_my_sessions(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.my_sessions(&a).await?)
+}
+
+async fn end_my_session(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.end_my_session(&a, &id, &ctx).await?;
+    no_content()
+}
+
+async fn end_user_sessions(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let ended = s
+        .services
+        .end_user_sessions(&a, &UserId::from_string(id), &ctx)
+        .await?;
+    ok(json!({ "ended": ended }))
+}
+
 async fn freeze_user(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,

@@ -555,3 +555,105 @@ fn throttle_keys(slug: &str, email: &str, ctx: &RequestCtx) -> Vec<String> {
     }
     keys
 }
+
+/// One of the caller's sessions, as listed to them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub session: Session,
+    /// The session this request came with.
+    pub current: bool,
+    /// When it ends unless used again (idle timeout) and at the latest (absolute).
+    pub idle_expires_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl Services {
+    /// The caller's live sessions (IAM-8): device (user agent), address, last use.
+    pub async fn my_sessions(&self, auth: &AuthContext) -> Result<Vec<SessionView>> {
+        let t = &auth.tenant.id;
+        let policy = &auth.tenant.settings.session_policy;
+        let now = self.now();
+        let mut tx = self.store.tenant_read(t).await?;
+        let list = kura_store::sessions::list_for_user(&mut tx, t, &auth.user.id).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == auth.session.id,
+                idle_expires_at: s.last_seen_at.plus_secs(policy.idle_timeout_secs),
+                expires_at: s.created_at.plus_secs(policy.absolute_lifetime_secs),
+                session: s,
+            })
+            .filter(|v| v.idle_expires_at > now && v.expires_at > now)
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions (another device, or this one). Audited.
+    pub async fn end_my_session(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        if !kura_store::sessions::delete_of_user(&mut tx, t, &auth.user.id, id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("session.end")
+                .target("user", &auth.user.id)
+                .details(serde_json::json!({ "session": id.chars().take(12).collect::<String>() })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Admin: ends every session of a user of the tenant (user management right). Audited.
+    pub async fn end_user_sessions(
+        &self,
+        auth: &AuthContext,
+        user: &kura_domain::UserId,
+        ctx: &RequestCtx,
+    ) -> Result<u64> {
+        let t = &auth.tenant.id;
+        // Another tenant's user is indistinguishable from one that does not exist.
+        let mut tx = self.store.tenant_read(t).await?;
+        match users::get(&mut tx, t, user).await {
+            Ok(_) => drop(tx),
+            Err(kura_store::StoreError::NotFound) => {
+                drop(tx);
+                return Err(self
+                    .not_found(&auth.principal, "user", user.as_str(), ctx)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.require(
+            &auth.principal,
+            kura_domain::Action::UserManage,
+            &kura_domain::Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let ended = kura_store::sessions::delete_for_user(&mut tx, t, user).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("user.sessions.end")
+                .target("user", user)
+                .details(serde_json::json!({ "ended": ended })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+}

@@ -139,3 +139,37 @@ pub async fn delete_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> R
             .rows_affected(),
     )
 }
+
+/// A user's sessions, newest activity first.
+pub async fn list_for_user(tx: &mut Tx, tenant: &TenantId, user: &UserId) -> Result<Vec<Session>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(
+        "SELECT id, tenant_id, user_id, kind, csrf_token, ip, user_agent, created_at, last_seen_at \
+         FROM sessions WHERE tenant_id = $1 AND user_id = $2 ORDER BY last_seen_at DESC, id",
+    )
+    .bind(tenant.as_str())
+    .bind(user.as_str())
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Ends one session of a user (false: no such session of theirs).
+pub async fn delete_of_user(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    user: &UserId,
+    id: &str,
+) -> Result<bool> {
+    tx.check(tenant)?;
+    Ok(
+        sqlx::query("DELETE FROM sessions WHERE tenant_id = $1 AND user_id = $2 AND id = $3")
+            .bind(tenant.as_str())
+            .bind(user.as_str())
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            > 0,
+    )
+}

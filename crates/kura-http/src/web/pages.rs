@@ -993,6 +993,95 @@ async fn user_change(
     .await
 }
 
+pub async fn user_end_sessions(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(
+        &c,
+        &f.csrf,
+        "/users",
+        "sessions_ended",
+        s.services
+            .end_user_sessions(&c.auth, &UserId::from_string(id), &c.ctx),
+    )
+    .await
+}
+
+pub struct SessionRow {
+    id: String,
+    current: bool,
+    kind: String,
+    device: String,
+    ip: String,
+    created: String,
+    last_seen: String,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountTpl {
+    p: Page,
+    email: String,
+    sessions: Vec<SessionRow>,
+}
+
+/// The user's own account: their sessions (device, address, last use), each can be ended.
+pub async fn account_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let sessions = s
+        .services
+        .my_sessions(&c.auth)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| SessionRow {
+            id: v.session.id.clone(),
+            current: v.current,
+            kind: v.session.kind.clone(),
+            device: v.session.user_agent.clone().unwrap_or_default(),
+            ip: v.session.ip.clone().unwrap_or_default(),
+            created: v.session.created_at.format_in_zone(&zone),
+            last_seen: v.session.last_seen_at.format_in_zone(&zone),
+        })
+        .collect();
+    let body = AccountTpl {
+        p: page(&c, "account.title", "account", "/account", &flash),
+        email: c.auth.user.email.clone(),
+        sessions,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+pub async fn session_end(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let current = id == c.auth.session.id;
+    let r = act(
+        &c,
+        &f.csrf,
+        "/account",
+        "session_ended",
+        s.services.end_my_session(&c.auth, &id, &c.ctx),
+    )
+    .await;
+    if current && csrf_ok(&c, &f.csrf) {
+        // Ending this very session is a log-out.
+        return Redirect::to("/login?out=1").into_response();
+    }
+    r
+}
+
 pub async fn user_freeze(
     State(s): State<AppState>,
     c: Console,

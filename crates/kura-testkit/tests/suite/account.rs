@@ -445,3 +445,109 @@ async fn failed_logins_lock_for_a_while_and_a_reset_lifts_it() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_list_and_end_their_sessions_and_admins_end_a_users() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("sessco").await;
+        let (member_id, m1) = s
+            .add_user(
+                &t.admin_token,
+                "kato@sessco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (_, m2) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+        let m2 = m2["token"].as_str().unwrap().to_string();
+        let (st, list) = s.get("/api/v1/sessions", &m1).await;
+        assert_eq!(st, StatusCode::OK);
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 2, "{list}");
+        assert_eq!(items.iter().filter(|i| i["current"] == true).count(), 1);
+        assert!(items
+            .iter()
+            .all(|i| i["ip"] == "127.0.0.1" && i["kind"] == "api"));
+        assert!(
+            items.iter().all(|i| i.get("csrf_token").is_none()),
+            "no secrets listed"
+        );
+        let other = items.iter().find(|i| i["current"] == false).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+        // End the other device's session; it stops at once.
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/sessions/{other}"),
+                Some(&m1),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(s.get("/api/v1/me", &m2).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::OK);
+        // Someone else's session is not the caller's to end.
+        let admin_session = kura_crypto::token::hash(&t.admin_token);
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/sessions/{admin_session}"),
+                Some(&m1),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(s.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
+        // Only user managers end another user's sessions.
+        let (admin_id, _) = {
+            let (_, me) = s.get("/api/v1/me", &t.admin_token).await;
+            (me["user"]["id"].as_str().unwrap().to_string(), ())
+        };
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{admin_id}/sessions/end"),
+                &m1,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN
+        );
+        let (st, ended) = s
+            .post(
+                &format!("/api/v1/users/{member_id}/sessions/end"),
+                &t.admin_token,
+                json!({}),
+            )
+            .await;
+        assert_eq!((st, ended["ended"].as_i64()), (StatusCode::OK, Some(1)));
+        assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::UNAUTHORIZED);
+
+        // Idle sessions are not listed (nor usable).
+        let (_, fresh) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+        let fresh = fresh["token"].as_str().unwrap().to_string();
+        s.clock.advance_secs(31 * 60);
+        let (_, newest) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+        let newest = newest["token"].as_str().unwrap().to_string();
+        let (_, list) = s.get("/api/v1/sessions", &newest).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+        assert_eq!(
+            s.get("/api/v1/me", &fresh).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+
+        let (_, audit) = s.get("/api/v1/audit?limit=100", &newest).await;
+        let _ = audit;
+        s.stop().await;
+    }
+}

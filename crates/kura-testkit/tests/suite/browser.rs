@@ -547,6 +547,29 @@ async fn reset_flow(s: &TestServer, port: u16) {
     fill(&c, "#login-password", "Console-Reset-Lantern-42").await;
     click(&c, "#login-submit").await;
     wait_eq(&c, "h1", "ワークスペース").await;
+    // The account page lists the sessions; another device's session can be ended there.
+    let (_, api) = s
+        .login("e2e-reset", &tenant.admin_email, "Console-Reset-Lantern-42")
+        .await;
+    let api_token = api["token"].as_str().unwrap().to_string();
+    click(&c, "#current-user").await;
+    wait_eq(&c, "h1", "アカウントとセッション").await;
+    wait_contains(&c, "#sessions-table", "このセッション").await;
+    let rows = c
+        .find_all(Locator::Css("#sessions-table tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2, "console and API sessions");
+    click(
+        &c,
+        "#sessions-table tr.session:not(.current) button.end-session",
+    )
+    .await;
+    wait_contains(&c, "#notice", "セッションを終了しました").await;
+    assert_eq!(
+        s.get("/api/v1/me", &api_token).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // The link was single-use.
     c.goto(&link).await.unwrap();
     wait_contains(&c, "#error", "無効か、期限切れか、使用済み").await;

@@ -151,6 +151,7 @@ async fn tenant_a_cannot_reach_tenant_b() {
             ("role_id", role),
             ("contact_id", contact),
             ("file_id", file),
+            ("session_id", kura_crypto::token::hash(&b.admin_token)),
         ]);
         // Ids that exist nowhere, same shape.
         let fake: HashMap<&str, String> = b_ids
