@@ -7,6 +7,7 @@ pub mod keys;
 pub mod password;
 pub mod stream;
 pub mod token;
+pub mod totp;
 
 pub use chain::{AuditRecord, ChainError, GENESIS_HASH};
 

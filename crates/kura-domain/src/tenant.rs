@@ -46,6 +46,9 @@ pub struct TenantSettings {
     pub default_label: String,
     /// Plaintext bytes the tenant may store (all versions); `None`: no quota.
     pub storage_quota_bytes: Option<u64>,
+    /// Everyone must use a second factor (IAM-5): a user without one must enrol at the next
+    /// log-in before anything else.
+    pub mfa_required: bool,
 }
 
 impl Default for TenantSettings {
@@ -60,6 +63,7 @@ impl Default for TenantSettings {
                 .to_vec(),
             default_label: "internal".into(),
             storage_quota_bytes: None,
+            mfa_required: false,
         }
     }
 }

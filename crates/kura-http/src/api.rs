@@ -101,9 +101,57 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "auth",
             false,
             200,
-            "Log in with tenant, e-mail and password; returns a bearer token",
+            "Log in with tenant, e-mail and password; returns a bearer token, or `mfa_required` with a challenge for POST /auth/mfa",
             login,
             login_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/mfa",
+            "auth",
+            false,
+            200,
+            "Second step of a log-in: the challenge and a TOTP or recovery code; returns a bearer token",
+            login_mfa,
+            mfa_schema
+        ),
+        route!(
+            get,
+            "/api/v1/me/mfa",
+            "auth",
+            true,
+            200,
+            "The caller's second factors and recovery codes left",
+            mfa_status
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp",
+            "auth",
+            true,
+            200,
+            "Start authenticator-app enrolment: secret, otpauth URI and QR code (SVG)",
+            totp_start
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp/confirm",
+            "auth",
+            true,
+            200,
+            "Confirm enrolment with a current code; returns 10 recovery codes, shown once",
+            totp_confirm,
+            code_schema
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp/disable",
+            "auth",
+            true,
+            204,
+            "Turn the authenticator app off (a current or recovery code)",
+            totp_disable,
+            code_schema
         ),
         route!(
             post,
@@ -666,11 +714,71 @@ async fn login(
     Ctx(ctx): Ctx,
     ApiJson(b): ApiJson<LoginBody>,
 ) -> ApiResult {
-    let r = s
+    match s
         .services
         .login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx)
+        .await
+    {
+        Ok(r) => ok(login_json(&r)),
+        Err(kura_services::ServiceError::MfaRequired { challenge }) => ok(json!({
+            "mfa_required": true,
+            "challenge": challenge,
+            "methods": ["totp", "recovery_code"],
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct MfaBody {
+    challenge: String,
+    code: String,
+}
+fn mfa_schema() -> Value {
+    json!({"type":"object","required":["challenge","code"],"properties":{"challenge":{"type":"string"},"code":{"type":"string","description":"6-digit TOTP code or a recovery code"}}})
+}
+async fn login_mfa(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<MfaBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .complete_mfa_login(&b.challenge, &b.code, &ctx)
         .await?;
     ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+fn code_schema() -> Value {
+    json!({"type":"object","required":["code"],"properties":{"code":{"type":"string"}}})
+}
+async fn mfa_status(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    ok(s.services.mfa_status(&a).await?)
+}
+async fn totp_start(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.start_totp(&a, &ctx).await?)
+}
+async fn totp_confirm(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> ApiResult {
+    let codes = s.services.confirm_totp(&a, &b.code, &ctx).await?;
+    ok(json!({ "recovery_codes": codes }))
+}
+async fn totp_disable(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> ApiResult {
+    s.services.disable_totp(&a, &b.code, &ctx).await?;
+    no_content()
 }
 
 async fn logout(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {

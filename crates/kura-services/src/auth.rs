@@ -78,36 +78,11 @@ impl Services {
             Some(t) => users::find_by_email(&mut tx, &t.id, &email).await?,
             None => None,
         };
+        drop(tx);
         // Throttling keys name what was typed, whether or not it exists (IAM-8).
         let keys = throttle_keys(&slug, &email, ctx);
-        let now = self.now();
-        let mut locked_for = 0i64;
-        for k in &keys {
-            if let Some(until) = kura_store::throttle::get(&mut tx, k)
-                .await?
-                .and_then(|t| t.locked_until)
-                .filter(|u| *u > now)
-            {
-                locked_for = locked_for.max((until.0 - now.0 + 999) / 1000);
-            }
-        }
-        drop(tx);
-        if locked_for > 0 {
-            let chain = tenant
-                .as_ref()
-                .map(|t| t.id.clone())
-                .unwrap_or_else(|| TenantId::from_string(SYSTEM_TENANT));
-            let mut ev = Event::new("auth.login")
-                .result("failure")
-                .details(serde_json::json!({ "email": email, "tenant": slug, "reason": "locked" }));
-            if let Some(u) = &user {
-                ev = ev.target("user", &u.id);
-            }
-            self.audit_alone(&chain, &Actor::Anonymous, ctx, ev).await?;
-            return Err(ServiceError::TooManyAttempts {
-                retry_after_secs: locked_for,
-            });
-        }
+        self.refuse_if_locked(&keys, &slug, &email, tenant.as_ref(), user.as_ref(), ctx)
+            .await?;
         let phc = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())
@@ -155,11 +130,93 @@ impl Services {
                 return Err(ServiceError::BadCredentials);
             }
         };
-        // A successful login forgets the account's failures (not the address's).
+        // A second factor, if the user has one, comes before any session.
+        if self.has_second_factor(&tenant.id, &user.id).await? {
+            let challenge = self.issue_challenge(&tenant.id, &user.id, kind).await?;
+            return Err(ServiceError::MfaRequired { challenge });
+        }
+        self.finish_login(tenant, user, kind, ctx).await
+    }
+
+    /// All factors checked: forgets the account's failures (not the address's) and starts
+    /// the session.
+    pub(crate) async fn finish_login(
+        &self,
+        tenant: Tenant,
+        user: User,
+        kind: SessionKind,
+        ctx: &RequestCtx,
+    ) -> Result<LoginResult> {
         let mut tx = self.store.system_tx().await?;
-        kura_store::throttle::clear(&mut tx, &keys[0]).await?;
+        kura_store::throttle::clear(&mut tx, &throttle_keys(&tenant.slug, &user.email, ctx)[0])
+            .await?;
         tx.commit().await?;
         self.start_session(tenant, user, kind, ctx, "auth.login")
+            .await
+    }
+
+    /// Refuses (429, audited) while the account or the address is locked.
+    async fn refuse_if_locked(
+        &self,
+        keys: &[String],
+        slug: &str,
+        email: &str,
+        tenant: Option<&Tenant>,
+        user: Option<&User>,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let now = self.now();
+        let mut locked_for = 0i64;
+        let mut tx = self.store.system_read().await?;
+        for k in keys {
+            if let Some(until) = kura_store::throttle::get(&mut tx, k)
+                .await?
+                .and_then(|t| t.locked_until)
+                .filter(|u| *u > now)
+            {
+                locked_for = locked_for.max((until.0 - now.0 + 999) / 1000);
+            }
+        }
+        drop(tx);
+        if locked_for == 0 {
+            return Ok(());
+        }
+        let chain = tenant
+            .map(|t| t.id.clone())
+            .unwrap_or_else(|| TenantId::from_string(SYSTEM_TENANT));
+        let mut ev = Event::new("auth.login")
+            .result("failure")
+            .details(serde_json::json!({ "email": email, "tenant": slug, "reason": "locked" }));
+        if let Some(u) = user {
+            ev = ev.target("user", &u.id);
+        }
+        self.audit_alone(&chain, &Actor::Anonymous, ctx, ev).await?;
+        Err(ServiceError::TooManyAttempts {
+            retry_after_secs: locked_for,
+        })
+    }
+
+    /// The second step of a log-in must not get around a lock.
+    pub(crate) async fn check_not_locked(
+        &self,
+        tenant: &Tenant,
+        email: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let keys = throttle_keys(&tenant.slug, email, ctx);
+        self.refuse_if_locked(&keys, &tenant.slug, email, Some(tenant), None, ctx)
+            .await
+    }
+
+    /// A wrong second factor counts like a wrong password.
+    pub(crate) async fn second_factor_failed(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let keys = throttle_keys(&tenant.slug, &user.email, ctx);
+        self.login_failed(&keys, Some(&tenant.id), Some(user), &user.email, ctx)
             .await
     }
 

@@ -8,6 +8,7 @@ pub mod auth;
 mod error;
 pub mod files;
 pub mod mail;
+pub mod mfa;
 pub mod tenants;
 pub mod users;
 pub mod workspace;

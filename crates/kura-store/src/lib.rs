@@ -16,6 +16,7 @@ pub mod blobs;
 pub mod files;
 pub mod invitations;
 pub mod keys;
+pub mod mfa;
 pub mod outbox;
 pub mod roles;
 pub mod sessions;
@@ -214,6 +215,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "account",
         sqlite: include_str!("../migrations/sqlite/0006_account.sql"),
         postgres: include_str!("../migrations/postgres/0006_account.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "mfa",
+        sqlite: include_str!("../migrations/sqlite/0007_mfa.sql"),
+        postgres: include_str!("../migrations/postgres/0007_mfa.sql"),
     },
 ];
 

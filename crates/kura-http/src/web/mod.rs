@@ -228,7 +228,9 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
         }
         ServiceError::Tampered => ("internal", String::new()),
         ServiceError::TooManyAttempts { .. } => ("locked", String::new()),
-        ServiceError::Unauthenticated | ServiceError::BadCredentials => {
+        ServiceError::Unauthenticated
+        | ServiceError::BadCredentials
+        | ServiceError::MfaRequired { .. } => {
             return Redirect::to("/login?expired=1").into_response()
         }
         ServiceError::Internal(cause) => {

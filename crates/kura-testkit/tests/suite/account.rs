@@ -551,3 +551,155 @@ async fn users_list_and_end_their_sessions_and_admins_end_a_users() {
         s.stop().await;
     }
 }
+
+/// The TOTP code at the server's (manual) clock, from oathtool — the independent
+/// implementation — when installed, else from Kura's own (checked against RFC 6238).
+fn totp_now(s: &TestServer, secret_b32: &str) -> String {
+    use kura_domain::Clock;
+    let unix = s.clock.now().millis() / 1000;
+    if let Ok(out) = Command::new("oathtool")
+        .args(["--totp", "--base32", "--now"])
+        .arg(format!("@{unix}"))
+        .arg(secret_b32)
+        .output()
+    {
+        if out.status.success() {
+            return String::from_utf8_lossy(&out.stdout).trim().to_string();
+        }
+    }
+    assert!(
+        std::env::var_os("KURA_TEST_PEERS").is_none(),
+        "oathtool missing"
+    );
+    let secret = kura_crypto::totp::base32_decode(secret_b32).unwrap();
+    kura_crypto::totp::code(&secret, unix)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn totp_second_factor_with_recovery_codes() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("totpco").await;
+        let email = "ito@totpco.example.jp";
+        let (_, m) = s
+            .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
+            .await;
+        let (st, en) = s.post("/api/v1/me/mfa/totp", &m, json!({})).await;
+        assert_eq!(st, StatusCode::OK, "{en}");
+        let secret = en["secret"].as_str().unwrap().to_string();
+        assert!(en["qr_svg"].as_str().unwrap().starts_with("<svg"));
+        assert!(en["otpauth_uri"].as_str().unwrap().contains(&secret));
+        // Not active until confirmed: logging in still takes the password alone.
+        let (_, l) = s.login("totpco", email, PASSWORD).await;
+        assert!(l["token"].is_string(), "{l}");
+        assert_eq!(
+            s.post(
+                "/api/v1/me/mfa/totp/confirm",
+                &m,
+                json!({ "code": "000000" })
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let code = totp_now(&s, &secret);
+        let (st, rc) = s
+            .post("/api/v1/me/mfa/totp/confirm", &m, json!({ "code": code }))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{rc}");
+        let recovery: Vec<String> = rc["recovery_codes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(recovery.len(), 10);
+
+        // Now the password alone gives a challenge, not a session.
+        let mfa_login = || async {
+            let (st, l) = s.login("totpco", email, PASSWORD).await;
+            assert_eq!(st, StatusCode::OK);
+            assert_eq!(l["mfa_required"], true, "{l}");
+            assert!(l.get("token").is_none());
+            l["challenge"].as_str().unwrap().to_string()
+        };
+        let second = |challenge: String, code: String| {
+            let s = &s;
+            async move {
+                s.call(
+                    "POST",
+                    "/api/v1/auth/mfa",
+                    None,
+                    Some(json!({ "challenge": challenge, "code": code })),
+                )
+                .await
+            }
+        };
+        // The code used to confirm cannot be used again (same step).
+        let ch = mfa_login().await;
+        assert_eq!(
+            second(ch.clone(), code.clone()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        s.clock.advance_secs(30);
+        let fresh = totp_now(&s, &secret);
+        let (st, ok) = second(ch.clone(), fresh.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{ok}");
+        assert_eq!(
+            s.get("/api/v1/me", ok["token"].as_str().unwrap()).await.0,
+            StatusCode::OK
+        );
+        // A challenge is single-use; an old code is not accepted two steps later.
+        assert_eq!(second(ch, fresh.clone()).await.0, StatusCode::UNAUTHORIZED);
+        s.clock.advance_secs(90);
+        let ch = mfa_login().await;
+        assert_eq!(second(ch, fresh).await.0, StatusCode::UNAUTHORIZED);
+
+        // A recovery code works once.
+        let ch = mfa_login().await;
+        let (st, ok) = second(ch, recovery[0].to_uppercase()).await;
+        assert_eq!(st, StatusCode::OK, "{ok}");
+        let ch = mfa_login().await;
+        assert_eq!(
+            second(ch, recovery[0].clone()).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let tok = ok["token"].as_str().unwrap().to_string();
+        let (_, status) = s.get("/api/v1/me/mfa", &tok).await;
+        assert_eq!(
+            (
+                status["totp"].as_bool(),
+                status["recovery_codes_left"].as_i64()
+            ),
+            (Some(true), Some(9))
+        );
+        // Turning it off needs a code; then the password suffices again.
+        assert_eq!(
+            s.post(
+                "/api/v1/me/mfa/totp/disable",
+                &tok,
+                json!({ "code": "nope" })
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            s.post(
+                "/api/v1/me/mfa/totp/disable",
+                &tok,
+                json!({ "code": recovery[1] })
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        let (_, l) = s.login("totpco", email, PASSWORD).await;
+        assert!(l["token"].is_string());
+        let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
+        let _ = audit;
+        s.stop().await;
+    }
+}
