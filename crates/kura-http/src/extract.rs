@@ -80,6 +80,13 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(who) = parts.extensions.get::<Who>() {
             who.set(auth.tenant.id.clone(), auth.user.id.clone());
         }
+        if auth.must_enrol_mfa && !enrolment_route(parts.uri.path()) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "mfa_enrolment_required",
+                "your organisation requires two-step verification: enrol first (POST /api/v1/me/mfa/totp)",
+            ));
+        }
         let safe = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if source == TokenSource::Cookie && !safe {
             let sent = parts
@@ -97,6 +104,16 @@ impl FromRequestParts<AppState> for Auth {
         }
         Ok(Auth(auth))
     }
+}
+
+/// What a session that must enrol a second factor may still reach.
+pub fn enrolment_route(path: &str) -> bool {
+    path == "/api/v1/me"
+        || path.starts_with("/api/v1/me/mfa")
+        || path == "/api/v1/auth/logout"
+        || path == "/account"
+        || path.starts_with("/account/totp")
+        || path == "/logout"
 }
 
 /// A JSON body; malformed JSON is a 400 in Kura's error format.

@@ -17,6 +17,8 @@ pub const TOUCH_INTERVAL_SECS: i64 = 60;
 /// Everything a request knows once its token checks out.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
+    /// The tenant requires MFA and the user has not enrolled: only enrolment is allowed.
+    pub must_enrol_mfa: bool,
     pub principal: Principal,
     /// The user's grants as stored (role names, scopes), for display.
     pub grants: Vec<kura_store::roles::GrantRow>,
@@ -354,7 +356,12 @@ impl Services {
             sessions::touch(&mut tx, &tenant.id, &session.id, now).await?;
             tx.commit().await?;
         }
+        // The tenant requires a second factor and this user has none yet: the session may
+        // only be used to enrol (checked by the HTTP layer for every route).
+        let must_enrol_mfa =
+            tenant.settings.mfa_required && !self.has_second_factor(&tenant.id, &user.id).await?;
         Ok(AuthContext {
+            must_enrol_mfa,
             principal: Principal {
                 tenant_id: tenant.id.clone(),
                 user_id: user.id.clone(),

@@ -242,6 +242,29 @@ impl TestServer {
         let _ = std::fs::remove_dir_all(&self.cfg.data_dir);
     }
 
+    /// The TOTP code for a base32 secret at the server's (manual) clock, from oathtool —
+    /// the independent implementation — when installed (required with `KURA_TEST_PEERS`),
+    /// else from Kura's own (checked against the RFC 6238 vectors).
+    pub fn totp_code(&self, secret_b32: &str) -> String {
+        let unix = self.clock.now().millis() / 1000;
+        if let Ok(out) = std::process::Command::new("oathtool")
+            .args(["--totp", "--base32", "--now"])
+            .arg(format!("@{unix}"))
+            .arg(secret_b32)
+            .output()
+        {
+            if out.status.success() {
+                return String::from_utf8_lossy(&out.stdout).trim().to_string();
+            }
+        }
+        assert!(
+            std::env::var_os("KURA_TEST_PEERS").is_none(),
+            "KURA_TEST_PEERS is set but oathtool is missing"
+        );
+        let secret = kura_crypto::totp::base32_decode(secret_b32).unwrap();
+        kura_crypto::totp::code(&secret, unix)
+    }
+
     /// A JSON request; returns status and parsed body (Null when empty).
     pub async fn call(
         &self,

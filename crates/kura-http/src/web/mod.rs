@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/freeze", post(pages::user_freeze))
         .route("/users/{id}/sessions/end", post(pages::user_end_sessions))
         .route("/account", get(pages::account_page))
+        .route("/account/totp/start", post(pages::totp_start))
+        .route("/account/totp/confirm", post(pages::totp_confirm))
+        .route("/account/totp/disable", post(pages::totp_disable))
+        .route("/login/mfa", post(pages::login_mfa))
         .route("/sessions/{id}/end", post(pages::session_end))
         .route("/users/{id}/unfreeze", post(pages::user_unfreeze))
         .route("/users/{id}/delete", post(pages::user_delete))
@@ -147,6 +151,9 @@ impl axum::extract::FromRequestParts<AppState> for Console {
             Ok(auth) => {
                 if let Some(who) = parts.extensions.get::<crate::access::Who>() {
                     who.set(auth.tenant.id.clone(), auth.user.id.clone());
+                }
+                if auth.must_enrol_mfa && !crate::extract::enrolment_route(parts.uri.path()) {
+                    return Err(Redirect::to("/account").into_response());
                 }
                 let tr = Tr(resolve_lang(&parts.headers, Some(&auth)));
                 Ok(Console {

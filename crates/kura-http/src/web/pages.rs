@@ -230,6 +230,13 @@ pub async fn login_submit(
             set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
             res
         }
+        Err(kura_services::ServiceError::MfaRequired { challenge }) => {
+            let (token, cookie) = pre_csrf(&s);
+            let p = anon_page(v.tr, "mfa.title", &token, "/login");
+            let mut res = html(StatusCode::OK, MfaTpl { p, challenge }.render());
+            set_cookie(&mut res, &cookie);
+            res
+        }
         Err(e) => {
             let (token, cookie) = pre_csrf(&s);
             let mut p = anon_page(v.tr, "login.title", &token, "/login");
@@ -415,6 +422,155 @@ pub async fn invite_submit(
         }
         Err(e) => back_err(&here, &e),
     }
+}
+
+// ---------------------------------------------------------------- second factor
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaTpl {
+    p: Page,
+    challenge: String,
+}
+
+#[derive(Deserialize)]
+pub struct MfaForm {
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// The second step of a console log-in.
+pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaForm>) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    match s
+        .services
+        .complete_mfa_login(&f.challenge, &f.code, &v.ctx)
+        .await
+    {
+        Ok(r) => {
+            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
+            let mut res = Redirect::to("/").into_response();
+            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(e) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "mfa.title", &token, "/login");
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                _ => "mfa.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
+            let body = MfaTpl {
+                p,
+                challenge: f.challenge,
+            }
+            .render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "totp_enrol.html")]
+struct TotpEnrolTpl {
+    p: Page,
+    secret: String,
+    qr_svg: String,
+}
+
+pub async fn totp_start(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/account");
+    }
+    match s.services.start_totp(&c.auth, &c.ctx).await {
+        Ok(e) => html(
+            StatusCode::OK,
+            TotpEnrolTpl {
+                p: page(
+                    &c,
+                    "mfa.enrol_title",
+                    "account",
+                    "/account",
+                    &Flash::default(),
+                ),
+                secret: e.secret,
+                qr_svg: e.qr_svg,
+            }
+            .render(),
+        ),
+        Err(e) => back_err("/account", &e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CodeForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    code: String,
+}
+
+#[derive(Template)]
+#[template(path = "recovery_codes.html")]
+struct RecoveryTpl {
+    p: Page,
+    codes: Vec<String>,
+}
+
+pub async fn totp_confirm(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/account");
+    }
+    match s.services.confirm_totp(&c.auth, &f.code, &c.ctx).await {
+        Ok(codes) => {
+            let flash = Flash {
+                ok: Some("totp_enabled".into()),
+                ..Flash::default()
+            };
+            html(
+                StatusCode::OK,
+                RecoveryTpl {
+                    p: page(&c, "mfa.recovery_title", "account", "/account", &flash),
+                    codes,
+                }
+                .render(),
+            )
+        }
+        Err(e) => back_err("/account", &e),
+    }
+}
+
+pub async fn totp_disable(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<CodeForm>,
+) -> Response {
+    act(
+        &c,
+        &f.csrf,
+        "/account",
+        "totp_disabled",
+        s.services.disable_totp(&c.auth, &f.code, &c.ctx),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- password reset
@@ -1026,6 +1182,9 @@ struct AccountTpl {
     p: Page,
     email: String,
     sessions: Vec<SessionRow>,
+    totp: bool,
+    recovery_left: i64,
+    mfa_required: bool,
 }
 
 /// The user's own account: their sessions (device, address, last use), each can be ended.
@@ -1051,10 +1210,14 @@ pub async fn account_page(
             last_seen: v.session.last_seen_at.format_in_zone(&zone),
         })
         .collect();
+    let status = s.services.mfa_status(&c.auth).await.ok();
     let body = AccountTpl {
         p: page(&c, "account.title", "account", "/account", &flash),
         email: c.auth.user.email.clone(),
         sessions,
+        totp: status.as_ref().is_some_and(|x| x.totp),
+        recovery_left: status.as_ref().map(|x| x.recovery_codes_left).unwrap_or(0),
+        mfa_required: c.auth.tenant.settings.mfa_required,
     }
     .render();
     html(StatusCode::OK, body)

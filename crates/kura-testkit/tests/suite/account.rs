@@ -552,27 +552,8 @@ async fn users_list_and_end_their_sessions_and_admins_end_a_users() {
     }
 }
 
-/// The TOTP code at the server's (manual) clock, from oathtool — the independent
-/// implementation — when installed, else from Kura's own (checked against RFC 6238).
 fn totp_now(s: &TestServer, secret_b32: &str) -> String {
-    use kura_domain::Clock;
-    let unix = s.clock.now().millis() / 1000;
-    if let Ok(out) = Command::new("oathtool")
-        .args(["--totp", "--base32", "--now"])
-        .arg(format!("@{unix}"))
-        .arg(secret_b32)
-        .output()
-    {
-        if out.status.success() {
-            return String::from_utf8_lossy(&out.stdout).trim().to_string();
-        }
-    }
-    assert!(
-        std::env::var_os("KURA_TEST_PEERS").is_none(),
-        "oathtool missing"
-    );
-    let secret = kura_crypto::totp::base32_decode(secret_b32).unwrap();
-    kura_crypto::totp::code(&secret, unix)
+    s.totp_code(secret_b32)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,6 +681,51 @@ async fn totp_second_factor_with_recovery_codes() {
         assert!(l["token"].is_string());
         let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
         let _ = audit;
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn required_mfa_means_enrol_before_anything_else() {
+    use kura_testkit::{backends, StatusCode};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("mustco").await;
+        let tok = &t.admin_token;
+        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+        let mut settings = tenant["settings"].clone();
+        settings["mfa_required"] = json!(true);
+        assert_eq!(
+            s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        // Without a second factor, only enrolment (and who-am-I, log-out) works.
+        let (st, e) = s.get("/api/v1/folders", tok).await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+        );
+        assert_eq!(s.get("/api/v1/me", tok).await.0, StatusCode::OK);
+        let (_, en) = s.post("/api/v1/me/mfa/totp", tok, json!({})).await;
+        let secret = en["secret"].as_str().unwrap().to_string();
+        let code = totp_now(&s, &secret);
+        let (st, _) = s
+            .post("/api/v1/me/mfa/totp/confirm", tok, json!({ "code": code }))
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(s.get("/api/v1/folders", tok).await.0, StatusCode::OK);
+        // It cannot be turned off while required.
+        s.clock.advance_secs(30);
+        let code = totp_now(&s, &secret);
+        assert_eq!(
+            s.post("/api/v1/me/mfa/totp/disable", tok, json!({ "code": code }))
+                .await
+                .0,
+            StatusCode::CONFLICT
+        );
         s.stop().await;
     }
 }

@@ -299,6 +299,7 @@ async fn console_in_chromium() {
     flow(&s, port, "en", &EN).await;
     files_flow(&s, port).await;
     reset_flow(&s, port).await;
+    totp_flow(&s, port).await;
     s.stop().await;
 }
 
@@ -573,6 +574,59 @@ async fn reset_flow(s: &TestServer, port: u16) {
     // The link was single-use.
     c.goto(&link).await.unwrap();
     wait_contains(&c, "#error", "無効か、期限切れか、使用済み").await;
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Set up an authenticator app on the account page, then log in with a code.
+async fn totp_flow(s: &TestServer, port: u16) {
+    let tenant = s.create_tenant("e2e-totp").await;
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    let login = |c: &fantoccini::Client| {
+        let c = c.clone();
+        let base = base.clone();
+        let email = tenant.admin_email.clone();
+        async move {
+            c.goto(&format!("{base}/login?tenant=e2e-totp"))
+                .await
+                .unwrap();
+            fill(&c, "#login-email", &email).await;
+            fill(&c, "#login-password", PASSWORD).await;
+            click(&c, "#login-submit").await;
+        }
+    };
+    login(&c).await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    click(&c, "#current-user").await;
+    wait_contains(&c, "#mfa-state", "未設定").await;
+    click(&c, "#totp-start").await;
+    wait_eq(&c, "h1", "認証アプリの設定").await;
+    assert!(
+        c.find(Locator::Css("#totp-qr svg path")).await.is_ok(),
+        "QR code shown"
+    );
+    let secret = wait_text(&c, "#totp-secret", |t| !t.is_empty()).await;
+    fill(&c, "#totp-code", &s.totp_code(&secret)).await;
+    click(&c, "#totp-confirm").await;
+    wait_eq(&c, "h1", "リカバリーコード").await;
+    let codes = c
+        .find_all(Locator::Css("#recovery-codes li"))
+        .await
+        .unwrap();
+    assert_eq!(codes.len(), 10);
+    click(&c, "#recovery-done").await;
+    wait_contains(&c, "#mfa-state", "有効").await;
+    click(&c, "#logout").await;
+    wait_contains(&c, "#notice", "ログアウトしました").await;
+    // The password now leads to the code page; a fresh code logs in.
+    login(&c).await;
+    wait_eq(&c, "h1", "2段階認証").await;
+    s.clock.advance_secs(30);
+    fill(&c, "#mfa-code", &s.totp_code(&secret)).await;
+    click(&c, "#mfa-submit").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
