@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/freeze", post(pages::user_freeze))
         .route("/users/{id}/sessions/end", post(pages::user_end_sessions))
         .route("/account", get(pages::account_page))
+        .route(
+            "/security",
+            get(pages::security_page).post(pages::security_submit),
+        )
         .route("/account/totp/start", post(pages::totp_start))
         .route("/account/totp/confirm", post(pages::totp_confirm))
         .route("/account/totp/disable", post(pages::totp_disable))

@@ -33,6 +33,7 @@ pub struct Page {
     pub back: String,
     pub can_admin: bool,
     pub can_audit: bool,
+    pub can_manage_tenant: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -87,6 +88,7 @@ fn page(c: &Console, title: &'static str, nav: &'static str, back: &str, flash: 
         back: back.to_string(),
         can_admin: c.may(Action::UserRead),
         can_audit: c.may(Action::AuditRead),
+        can_manage_tenant: c.may(Action::TenantManage),
     }
 }
 
@@ -103,6 +105,7 @@ fn anon_page(tr: Tr, title: &'static str, csrf: &str, back: &str) -> Page {
         back: back.to_string(),
         can_admin: false,
         can_audit: false,
+        can_manage_tenant: false,
     }
 }
 
@@ -422,6 +425,84 @@ pub async fn invite_submit(
         }
         Err(e) => back_err(&here, &e),
     }
+}
+
+// ---------------------------------------------------------------- security settings
+
+#[derive(Template)]
+#[template(path = "security.html")]
+struct SecurityTpl {
+    p: Page,
+    mfa_required: bool,
+    idle_minutes: i64,
+    absolute_hours: i64,
+    min_length: u32,
+    require_symbol: bool,
+    require_mixed_case: bool,
+    min_strength: u8,
+}
+
+/// Tenant admins: MFA requirement, session timeouts, password policy.
+pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
+    if !c.may(Action::TenantManage) {
+        return message(
+            &c,
+            StatusCode::FORBIDDEN,
+            &kura_services::ServiceError::Forbidden,
+        );
+    }
+    let st = &c.auth.tenant.settings;
+    let body = SecurityTpl {
+        p: page(&c, "security.title", "security", "/security", &flash),
+        mfa_required: st.mfa_required,
+        idle_minutes: st.session_policy.idle_timeout_secs / 60,
+        absolute_hours: st.session_policy.absolute_lifetime_secs / 3600,
+        min_length: st.password_policy.min_length,
+        require_symbol: st.password_policy.require_symbol,
+        require_mixed_case: st.password_policy.require_mixed_case,
+        min_strength: st.password_policy.min_strength,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+pub struct SecurityForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    mfa_required: Option<String>,
+    idle_minutes: i64,
+    absolute_hours: i64,
+    min_length: u32,
+    #[serde(default)]
+    require_symbol: Option<String>,
+    #[serde(default)]
+    require_mixed_case: Option<String>,
+    min_strength: u8,
+}
+
+pub async fn security_submit(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<SecurityForm>,
+) -> Response {
+    let mut st = c.auth.tenant.settings.clone();
+    st.mfa_required = f.mfa_required.is_some();
+    st.session_policy.idle_timeout_secs = f.idle_minutes.saturating_mul(60);
+    st.session_policy.absolute_lifetime_secs = f.absolute_hours.saturating_mul(3600);
+    st.password_policy.min_length = f.min_length;
+    st.password_policy.require_symbol = f.require_symbol.is_some();
+    st.password_policy.require_mixed_case = f.require_mixed_case.is_some();
+    st.password_policy.min_strength = f.min_strength;
+    act(
+        &c,
+        &f.csrf,
+        "/security",
+        "settings_saved",
+        s.services.update_settings(&c.auth, st, &c.ctx),
+    )
+    .await
 }
 
 // ---------------------------------------------------------------- second factor

@@ -618,6 +618,21 @@ async fn totp_flow(s: &TestServer, port: u16) {
     assert_eq!(codes.len(), 10);
     click(&c, "#recovery-done").await;
     wait_contains(&c, "#mfa-state", "有効").await;
+    // The tenant admin requires MFA for everyone on the security page.
+    click(&c, "#nav-security").await;
+    wait_eq(&c, "h1", "セキュリティ設定").await;
+    click(&c, "#mfa-required").await;
+    click(&c, "#security-submit").await;
+    wait_contains(&c, "#notice", "設定を保存しました").await;
+    let (_, t) = s.get("/api/v1/me", &tenant.admin_token).await;
+    assert!(t["user"].is_object());
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let stored = kura_store::tenants::find_by_slug(&mut tx, "e2e-totp")
+        .await
+        .unwrap()
+        .unwrap();
+    drop(tx);
+    assert!(stored.settings.mfa_required, "saved from the console");
     click(&c, "#logout").await;
     wait_contains(&c, "#notice", "ログアウトしました").await;
     // The password now leads to the code page; a fresh code logs in.
