@@ -117,6 +117,34 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/api/v1/me/tokens",
+            "auth",
+            true,
+            200,
+            "The caller's personal API tokens (never the secrets)",
+            list_tokens
+        ),
+        route!(
+            post,
+            "/api/v1/me/tokens",
+            "auth",
+            true,
+            201,
+            "Create a personal API token (scopes `<area>:read|write`, expires_in_days ≤ 365); the secret is returned once",
+            create_token,
+            token_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/me/tokens/{token_id}",
+            "auth",
+            true,
+            204,
+            "Revoke one of the caller's API tokens",
+            revoke_token
+        ),
+        route!(
+            get,
             "/api/v1/me/mfa",
             "auth",
             true,
@@ -747,6 +775,44 @@ async fn login_mfa(
         .complete_mfa_login(&b.challenge, &b.code, &ctx)
         .await?;
     ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    name: String,
+    scopes: Vec<String>,
+    #[serde(default = "default_token_days")]
+    expires_in_days: i64,
+}
+fn default_token_days() -> i64 {
+    90
+}
+fn token_schema() -> Value {
+    json!({"type":"object","required":["name","scopes"],"properties":{"name":{"type":"string"},"scopes":{"type":"array","items":{"type":"string","example":"files:read"}},"expires_in_days":{"type":"integer","default":90}}})
+}
+async fn list_tokens(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.list_api_tokens(&a).await?)
+}
+async fn create_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> ApiResult {
+    let t = s
+        .services
+        .create_api_token(&a, &b.name, b.scopes, b.expires_in_days, &ctx)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(t))).into_response())
+}
+async fn revoke_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.revoke_api_token(&a, &id, &ctx).await?;
+    no_content()
 }
 
 #[derive(Deserialize)]

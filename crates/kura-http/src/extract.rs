@@ -80,6 +80,19 @@ impl FromRequestParts<AppState> for Auth {
         if let Some(who) = parts.extensions.get::<Who>() {
             who.set(auth.tenant.id.clone(), auth.user.id.clone());
         }
+        if auth.token_scopes.is_some() {
+            if source == TokenSource::Cookie {
+                // API tokens are bearer credentials only.
+                return Err(ApiError::from(ServiceError::Unauthenticated));
+            }
+            if !token_allows(&auth, parts) {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "insufficient_scope",
+                    "this API token's scopes do not cover this request",
+                ));
+            }
+        }
         if auth.must_enrol_mfa && !enrolment_route(parts.uri.path()) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -104,6 +117,42 @@ impl FromRequestParts<AppState> for Auth {
         }
         Ok(Auth(auth))
     }
+}
+
+/// Whether an API token's scopes cover the matched route: `<area>:read` for GET/HEAD,
+/// `<area>:write` otherwise (write includes read); the area is the route's tag. Tokens
+/// never reach credential management (sessions, second factors, tokens).
+fn token_allows(auth: &kura_services::auth::AuthContext, parts: &Parts) -> bool {
+    static TAGS: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static str>> =
+        std::sync::OnceLock::new();
+    let tags = TAGS.get_or_init(|| {
+        crate::api::routes()
+            .into_iter()
+            .map(|(r, _)| (r.path, r.tag))
+            .collect()
+    });
+    let Some(scopes) = &auth.token_scopes else {
+        return true;
+    };
+    let Some(path) = parts
+        .extensions
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+    else {
+        return false;
+    };
+    let read = matches!(parts.method, Method::GET | Method::HEAD);
+    if path == "/api/v1/me" {
+        return read;
+    }
+    let Some(area) = tags.get(path.as_str()) else {
+        return false;
+    };
+    if !kura_services::auth::TOKEN_AREAS.contains(area) {
+        return false;
+    }
+    let write = format!("{area}:write");
+    scopes.contains(&write) || (read && scopes.contains(&format!("{area}:read")))
 }
 
 /// What a session that must enrol a second factor may still reach.

@@ -17,6 +17,9 @@ pub const TOUCH_INTERVAL_SECS: i64 = 60;
 /// Everything a request knows once its token checks out.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
+    /// Set when the caller came with a personal API token: what it may do (`area:read`,
+    /// `area:write`). `None` for sessions.
+    pub token_scopes: Option<Vec<String>>,
     /// The tenant requires MFA and the user has not enrolled: only enrolment is allowed.
     pub must_enrol_mfa: bool,
     pub principal: Principal,
@@ -332,6 +335,9 @@ impl Services {
     /// Resolves a bearer/cookie token to an active user with their grants. Expired sessions,
     /// frozen or deleted users and inactive tenants get `Unauthenticated`.
     pub async fn authenticate(&self, token: &str) -> Result<AuthContext> {
+        if token.starts_with("kat_") {
+            return self.authenticate_api_token(token).await;
+        }
         let hash = kura_crypto::token::hash(token);
         let now = self.now();
         let mut tx = self.store.system_lookup().await?;
@@ -361,6 +367,7 @@ impl Services {
         let must_enrol_mfa =
             tenant.settings.mfa_required && !self.has_second_factor(&tenant.id, &user.id).await?;
         Ok(AuthContext {
+            token_scopes: None,
             must_enrol_mfa,
             principal: Principal {
                 tenant_id: tenant.id.clone(),
@@ -719,5 +726,177 @@ impl Services {
         .await?;
         tx.commit().await?;
         Ok(ended)
+    }
+}
+
+/// The areas API-token scopes name, each `:read` or `:write` (write includes read).
+pub const TOKEN_AREAS: &[&str] = &["workspace", "files", "users", "roles", "logs", "tenant"];
+
+/// A new API token: the secret is shown once.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NewApiToken {
+    pub token: String,
+    #[serde(flatten)]
+    pub info: kura_store::api_tokens::ApiToken,
+}
+
+impl Services {
+    /// Creates a personal API token with scopes and an expiry (at most 365 days). Tokens
+    /// act as their user, never beyond the user's own rights, and only within their scopes.
+    /// Audited; the secret is returned once and stored as a hash.
+    pub async fn create_api_token(
+        &self,
+        auth: &AuthContext,
+        name: &str,
+        scopes: Vec<String>,
+        expires_in_days: i64,
+        ctx: &RequestCtx,
+    ) -> Result<NewApiToken> {
+        if auth.token_scopes.is_some() {
+            return Err(ServiceError::Forbidden);
+        }
+        let name = kura_domain::validate_name("name", name)?;
+        if scopes.is_empty() {
+            return Err(ServiceError::invalid("scopes", "name at least one scope"));
+        }
+        for sc in &scopes {
+            let ok = sc
+                .split_once(':')
+                .is_some_and(|(a, m)| TOKEN_AREAS.contains(&a) && (m == "read" || m == "write"));
+            if !ok {
+                return Err(ServiceError::invalid(
+                    "scopes",
+                    format!(
+                        "unknown scope {sc:?}: use <area>:read or <area>:write, areas {}",
+                        TOKEN_AREAS.join(", ")
+                    ),
+                ));
+            }
+        }
+        if !(1..=365).contains(&expires_in_days) {
+            return Err(ServiceError::invalid("expires_in_days", "must be 1 to 365"));
+        }
+        let now = self.now();
+        let token =
+            kura_crypto::token::generate("kat").map_err(|_| ServiceError::internal("rng"))?;
+        let info = kura_store::api_tokens::ApiToken {
+            id: kura_domain::ids::new_id(),
+            tenant_id: auth.tenant.id.clone(),
+            user_id: auth.user.id.clone(),
+            name,
+            scopes,
+            created_at: now,
+            expires_at: Some(now.plus_secs(expires_in_days * 86_400)),
+            last_used_at: None,
+            revoked_at: None,
+        };
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        kura_store::api_tokens::insert(&mut tx, &info, &token.hash).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("token.create")
+                .target("api_token", &info.id)
+                .details(serde_json::json!({ "name": info.name, "scopes": info.scopes, "expires_at": info.expires_at })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(NewApiToken {
+            token: token.secret,
+            info,
+        })
+    }
+
+    pub async fn list_api_tokens(
+        &self,
+        auth: &AuthContext,
+    ) -> Result<Vec<kura_store::api_tokens::ApiToken>> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(kura_store::api_tokens::list_for_user(&mut tx, t, &auth.user.id).await?)
+    }
+
+    pub async fn revoke_api_token(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        if !kura_store::api_tokens::revoke(&mut tx, t, &auth.user.id, id, self.now()).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("token.revoke").target("api_token", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A personal API token: live (not revoked, not expired), its user active (a frozen
+    /// user's tokens stop at once), its tenant active.
+    async fn authenticate_api_token(&self, token: &str) -> Result<AuthContext> {
+        let hash = kura_crypto::token::hash(token);
+        let now = self.now();
+        let mut tx = self.store.system_lookup().await?;
+        let Some(tok) = kura_store::api_tokens::find_by_hash(&mut tx, &hash).await? else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        if tok.revoked_at.is_some() || tok.expires_at.is_some_and(|e| e <= now) {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let tenant = tenants::get(&mut tx, &tok.tenant_id).await?;
+        let user = users::get(&mut tx, &tok.tenant_id, &tok.user_id).await?;
+        drop(tx);
+        if user.status != UserStatus::Active || tenant.status != TenantStatus::Active {
+            return Err(ServiceError::Unauthenticated);
+        }
+        let mut tx = self.store.tenant_read(&tenant.id).await?;
+        let grants = kura_store::roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
+        drop(tx);
+        if tok
+            .last_used_at
+            .is_none_or(|l| now.0 - l.0 > TOUCH_INTERVAL_SECS * 1000)
+        {
+            let mut tx = self.store.tenant_tx(&tenant.id).await?;
+            kura_store::api_tokens::touch(&mut tx, &tenant.id, &tok.id, now).await?;
+            tx.commit().await?;
+        }
+        let must_enrol_mfa = false;
+        Ok(AuthContext {
+            token_scopes: Some(tok.scopes.clone()),
+            must_enrol_mfa,
+            principal: Principal {
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                grants: grants
+                    .iter()
+                    .map(|g| g.effective(&tenant.settings))
+                    .collect(),
+            },
+            grants,
+            session: Session {
+                id: format!("token:{}", tok.id),
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                kind: "token".into(),
+                csrf_token: String::new(),
+                ip: None,
+                user_agent: None,
+                created_at: tok.created_at,
+                last_seen_at: now,
+            },
+            user,
+            tenant,
+        })
     }
 }

@@ -11,6 +11,7 @@
 //! security enforces the same isolation a second time (TEN-3).
 
 pub mod access_log;
+pub mod api_tokens;
 pub mod audit;
 pub mod blobs;
 pub mod files;

@@ -156,6 +156,10 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                 if let Some(who) = parts.extensions.get::<crate::access::Who>() {
                     who.set(auth.tenant.id.clone(), auth.user.id.clone());
                 }
+                if auth.token_scopes.is_some() {
+                    // An API token is not a console login.
+                    return Err(Redirect::to("/login").into_response());
+                }
                 if auth.must_enrol_mfa && !crate::extract::enrolment_route(parts.uri.path()) {
                     return Err(Redirect::to("/account").into_response());
                 }

@@ -43,3 +43,23 @@ ALTER TABLE login_challenges FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON login_challenges
     USING (tenant_id = current_setting('kura.tenant_id', true) OR current_setting('kura.system', true) = 'on')
     WITH CHECK (tenant_id = current_setting('kura.tenant_id', true) OR current_setting('kura.system', true) = 'on');
+-- Personal API tokens (IAM-9): hashed, scoped, expiring, revocable.
+CREATE TABLE api_tokens (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    scopes        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT,
+    last_used_at  BIGINT,
+    revoked_at    BIGINT
+);
+CREATE INDEX api_tokens_user ON api_tokens(tenant_id, user_id);
+GRANT SELECT, INSERT, UPDATE, DELETE ON api_tokens TO kura_app;
+ALTER TABLE api_tokens ENABLE ROW LEVEL SECURITY;
+ALTER TABLE api_tokens FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON api_tokens
+    USING (tenant_id = current_setting('kura.tenant_id', true) OR current_setting('kura.system', true) = 'on')
+    WITH CHECK (tenant_id = current_setting('kura.tenant_id', true) OR current_setting('kura.system', true) = 'on');

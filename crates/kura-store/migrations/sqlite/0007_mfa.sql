@@ -25,3 +25,17 @@ CREATE TABLE login_challenges (
     expires_at  BIGINT NOT NULL,
     used_at     BIGINT
 );
+-- Personal API tokens (IAM-9): hashed, scoped, expiring, revocable.
+CREATE TABLE api_tokens (
+    id            TEXT PRIMARY KEY,
+    tenant_id     TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    user_id       TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    scopes        TEXT NOT NULL,
+    created_at    BIGINT NOT NULL,
+    expires_at    BIGINT,
+    last_used_at  BIGINT,
+    revoked_at    BIGINT
+);
+CREATE INDEX api_tokens_user ON api_tokens(tenant_id, user_id);

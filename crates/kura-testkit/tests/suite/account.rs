@@ -729,3 +729,151 @@ async fn required_mfa_means_enrol_before_anything_else() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_tokens_are_scoped_expire_and_stop_when_revoked_or_frozen() {
+    use kura_testkit::{backends, StatusCode};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("tokco").await;
+        let admin = &t.admin_token;
+        let (member_id, member) = s
+            .add_user(
+                admin,
+                "abe@tokco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (st, e) = s
+            .post(
+                "/api/v1/me/tokens",
+                &member,
+                json!({ "name": "ci", "scopes": ["files:delete"] }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        let (st, _) = s
+            .post(
+                "/api/v1/me/tokens",
+                &member,
+                json!({ "name": "ci", "scopes": ["workspace:read"], "expires_in_days": 0 }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        let (st, created) = s
+            .post(
+                "/api/v1/me/tokens",
+                &member,
+                json!({ "name": "nightly export", "scopes": ["workspace:read", "users:write"], "expires_in_days": 30 }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let tok = created["token"].as_str().unwrap().to_string();
+        let id = created["id"].as_str().unwrap().to_string();
+        assert!(tok.starts_with("kat_"));
+        let (_, list) = s.get("/api/v1/me/tokens", &member).await;
+        assert_eq!(list["items"][0]["name"], "nightly export");
+        assert!(!list.to_string().contains(&tok), "the secret is shown once");
+
+        // Scopes: read the workspace, nothing else; never beyond the user's own rights.
+        assert_eq!(s.get("/api/v1/folders", &tok).await.0, StatusCode::OK);
+        assert_eq!(s.get("/api/v1/me", &tok).await.0, StatusCode::OK);
+        let (st, e) = s
+            .post("/api/v1/folders", &tok, json!({ "name": "x" }))
+            .await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+        );
+        assert_eq!(s.get("/api/v1/audit", &tok).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(
+            s.get("/api/v1/sessions", &tok).await.0,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            s.post(
+                "/api/v1/me/tokens",
+                &tok,
+                json!({ "name": "more", "scopes": ["files:write"] })
+            )
+            .await
+            .0,
+            StatusCode::FORBIDDEN,
+            "a token cannot mint tokens"
+        );
+        let (st, e) = s
+            .post(
+                "/api/v1/users",
+                &tok,
+                json!({ "email": "x@tokco.example.jp", "role": "member" }),
+            )
+            .await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("forbidden")),
+            "the member's own rights cap the token"
+        );
+        let (_, list) = s.get("/api/v1/me/tokens", &member).await;
+        assert!(list["items"][0]["last_used_at"].is_number(), "{list}");
+
+        // Revoked: stops at once; another token stops when its user is frozen.
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/me/tokens/{id}"),
+                Some(&member),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get("/api/v1/folders", &tok).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (_, second) = s
+            .post(
+                "/api/v1/me/tokens",
+                &member,
+                json!({ "name": "second", "scopes": ["workspace:read"], "expires_in_days": 1 }),
+            )
+            .await;
+        let second = second["token"].as_str().unwrap().to_string();
+        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{member_id}/freeze"),
+                admin,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get("/api/v1/folders", &second).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{member_id}/unfreeze"),
+                admin,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+        // Expired.
+        s.clock.advance_secs(86_400 + 1);
+        assert_eq!(
+            s.get("/api/v1/folders", &second).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        s.stop().await;
+    }
+}

@@ -143,7 +143,16 @@ async fn tenant_a_cannot_reach_tenant_b() {
             .unwrap();
         let up: Value = res.json().await.unwrap();
         let file = up["file"]["id"].as_str().unwrap().to_string();
+        let (_, tk) = s
+            .post(
+                "/api/v1/me/tokens",
+                &b.admin_token,
+                json!({ "name": "b", "scopes": ["workspace:read"] }),
+            )
+            .await;
+        let token_id = tk["id"].as_str().unwrap().to_string();
         let b_ids: HashMap<&str, String> = HashMap::from([
+            ("token_id", token_id),
             ("folder_id", folder),
             ("project_id", project),
             ("user_id", user),
