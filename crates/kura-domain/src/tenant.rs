@@ -46,6 +46,12 @@ pub struct TenantSettings {
     pub default_label: String,
     /// Plaintext bytes the tenant may store (all versions); `None`: no quota.
     pub storage_quota_bytes: Option<u64>,
+    /// Client addresses (IPv4/IPv6 CIDR, e.g. `203.0.113.0/24`) the console, API and API
+    /// tokens accept (IAM-7). Empty: any address.
+    pub ip_allowlist: Vec<String>,
+    /// Apply the allowlist only to users holding one of these built-in roles (e.g.
+    /// `contract_admin`); empty: to everyone.
+    pub ip_allowlist_roles: Vec<String>,
     /// Everyone must use a second factor (IAM-5): a user without one must enrol at the next
     /// log-in before anything else.
     pub mfa_required: bool,
@@ -64,12 +70,80 @@ impl Default for TenantSettings {
             default_label: "internal".into(),
             storage_quota_bytes: None,
             mfa_required: false,
+            ip_allowlist: Vec::new(),
+            ip_allowlist_roles: Vec::new(),
         }
     }
 }
 
+/// Whether `ip` is inside `cidr` (`a.b.c.d/n`, `x:y::/n`, or a bare address). `None` for a
+/// malformed range.
+pub fn cidr_contains(cidr: &str, ip: std::net::IpAddr) -> Option<bool> {
+    use std::net::IpAddr;
+    let (addr, len) = match cidr.trim().split_once('/') {
+        Some((a, l)) => (a.parse::<IpAddr>().ok()?, Some(l.parse::<u32>().ok()?)),
+        None => (cidr.trim().parse::<IpAddr>().ok()?, None),
+    };
+    // An IPv4-mapped IPv6 client (::ffff:a.b.c.d) is its IPv4 address.
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    };
+    match (addr, ip) {
+        (IpAddr::V4(n), IpAddr::V4(i)) => {
+            let len = len.unwrap_or(32);
+            if len > 32 {
+                return None;
+            }
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            Some(u32::from(n) & mask == u32::from(i) & mask)
+        }
+        (IpAddr::V6(n), IpAddr::V6(i)) => {
+            let len = len.unwrap_or(128);
+            if len > 128 {
+                return None;
+            }
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - len)
+            };
+            Some(u128::from(n) & mask == u128::from(i) & mask)
+        }
+        _ => Some(false),
+    }
+}
+
 impl TenantSettings {
+    /// Whether the allowlist admits `ip` for a user with `roles` (built-in role names).
+    pub fn ip_allowed(&self, ip: Option<std::net::IpAddr>, roles: &[&str]) -> bool {
+        if self.ip_allowlist.is_empty() {
+            return true;
+        }
+        if !self.ip_allowlist_roles.is_empty()
+            && !roles
+                .iter()
+                .any(|r| self.ip_allowlist_roles.iter().any(|x| x == r))
+        {
+            return true;
+        }
+        let Some(ip) = ip else {
+            return false;
+        };
+        self.ip_allowlist
+            .iter()
+            .any(|c| cidr_contains(c, ip) == Some(true))
+    }
+
     pub fn validate(&self) -> Result<(), DomainError> {
+        for c in &self.ip_allowlist {
+            if cidr_contains(c, std::net::IpAddr::from([127, 0, 0, 1])).is_none() {
+                return Err(DomainError::invalid(
+                    "ip_allowlist",
+                    format!("{c:?} is not an IPv4/IPv6 address or CIDR range"),
+                ));
+            }
+        }
         if jiff::tz::TimeZone::get(&self.time_zone).is_err() {
             return Err(DomainError::invalid(
                 "time_zone",
@@ -153,6 +227,60 @@ pub fn validate_locale(l: &str) -> Result<(), DomainError> {
         Ok(())
     } else {
         Err(DomainError::invalid("locale", "must be 'ja' or 'en'"))
+    }
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    use super::*;
+    use std::net::IpAddr;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn cidr_ranges() {
+        assert_eq!(
+            cidr_contains("203.0.113.0/24", ip("203.0.113.77")),
+            Some(true)
+        );
+        assert_eq!(
+            cidr_contains("203.0.113.0/24", ip("203.0.114.1")),
+            Some(false)
+        );
+        assert_eq!(cidr_contains("10.0.0.1", ip("10.0.0.1")), Some(true));
+        assert_eq!(cidr_contains("0.0.0.0/0", ip("8.8.8.8")), Some(true));
+        assert_eq!(
+            cidr_contains("2001:db8::/32", ip("2001:db8:1::5")),
+            Some(true)
+        );
+        assert_eq!(
+            cidr_contains("2001:db8::/32", ip("2001:db9::5")),
+            Some(false)
+        );
+        assert_eq!(
+            cidr_contains("127.0.0.0/8", ip("::ffff:127.0.0.1")),
+            Some(true)
+        );
+        assert_eq!(cidr_contains("10.0.0.0/8", ip("::1")), Some(false));
+        assert_eq!(cidr_contains("10.0.0.0/33", ip("10.0.0.1")), None);
+        assert_eq!(cidr_contains("nonsense", ip("10.0.0.1")), None);
+        let s = TenantSettings {
+            ip_allowlist: vec!["192.0.2.0/24".into()],
+            ip_allowlist_roles: vec!["contract_admin".into()],
+            ..TenantSettings::default()
+        };
+        assert!(s.ip_allowed(Some(ip("192.0.2.9")), &["contract_admin"]));
+        assert!(!s.ip_allowed(Some(ip("198.51.100.1")), &["contract_admin"]));
+        assert!(
+            s.ip_allowed(Some(ip("198.51.100.1")), &["member"]),
+            "roles not listed"
+        );
+        assert!(
+            !s.ip_allowed(None, &["contract_admin"]),
+            "no address: refused"
+        );
     }
 }
 

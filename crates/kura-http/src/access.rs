@@ -35,6 +35,37 @@ impl Who {
 
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; connect-src 'self'";
 
+/// The client's address: the socket peer, or — when the peer is a trusted reverse proxy —
+/// the nearest address in `X-Forwarded-For` that is not itself a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub std::net::IpAddr);
+
+pub fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[String],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: std::net::IpAddr| {
+        trusted
+            .iter()
+            .any(|c| kura_domain::tenant::cidr_contains(c, ip) == Some(true))
+    };
+    if trusted.is_empty() || !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<std::net::IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|ip| !is_trusted(*ip))
+        .unwrap_or(peer)
+}
+
 pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let watch = Stopwatch::start();
     let request_id = kura_domain::ids::new_id();
@@ -44,10 +75,15 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     let method = req.method().clone();
     // The path only: query strings may carry tokens.
     let path: String = req.uri().path().chars().take(500).collect();
-    let ip = req
+    let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+        .map(|c| c.0.ip());
+    let client = peer.map(|p| client_ip(p, req.headers(), &state.http.trusted_proxies));
+    if let Some(c) = client {
+        req.extensions_mut().insert(ClientIp(c));
+    }
+    let ip = client.map(|c| c.to_string());
 
     let mut res = next.run(req).await;
 

@@ -945,13 +945,23 @@ fn settings_schema() -> Value {
         "password_policy":{"type":"object","properties":{"min_length":{"type":"integer","minimum":6},"require_letter":{"type":"boolean"},"require_digit":{"type":"boolean"},"require_symbol":{"type":"boolean"},"require_mixed_case":{"type":"boolean"},"min_strength":{"type":"integer","minimum":0,"maximum":4}}},
         "session_policy":{"type":"object","properties":{"idle_timeout_secs":{"type":"integer"},"absolute_lifetime_secs":{"type":"integer"}}}}})
 }
+#[derive(Deserialize)]
+struct SettingsQuery {
+    /// Save an IP allowlist that excludes the caller's own current address.
+    #[serde(default)]
+    confirm_lockout: bool,
+}
+
 async fn put_settings(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Auth(a): Auth,
+    Query(q): Query<SettingsQuery>,
     ApiJson(b): ApiJson<TenantSettings>,
 ) -> ApiResult {
-    ok(s.services.update_settings(&a, b, &ctx).await?)
+    ok(s.services
+        .update_settings(&a, b, q.confirm_lockout, &ctx)
+        .await?)
 }
 
 async fn list_contacts(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {

@@ -19,8 +19,15 @@ pub fn request_ctx(parts: &Parts) -> RequestCtx {
     RequestCtx {
         ip: parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string()),
+            .get::<crate::access::ClientIp>()
+            .map(|c| c.0)
+            .or_else(|| {
+                parts
+                    .extensions
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip())
+            })
+            .map(|ip| ip.to_string()),
         request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
         user_agent: parts
             .headers
@@ -79,6 +86,17 @@ impl FromRequestParts<AppState> for Auth {
         let auth = state.services.authenticate(&token).await?;
         if let Some(who) = parts.extensions.get::<Who>() {
             who.set(auth.tenant.id.clone(), auth.user.id.clone());
+        }
+        if !ip_allowed(&auth, parts) {
+            state
+                .services
+                .record_ip_denial(&auth, &request_ctx(parts))
+                .await;
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "ip_not_allowed",
+                "your organisation does not allow access from this address",
+            ));
         }
         if auth.token_scopes.is_some() {
             if source == TokenSource::Cookie {
@@ -153,6 +171,12 @@ fn token_allows(auth: &kura_services::auth::AuthContext, parts: &Parts) -> bool 
     }
     let write = format!("{area}:write");
     scopes.contains(&write) || (read && scopes.contains(&format!("{area}:read")))
+}
+
+/// The tenant's IP allowlist (IAM-7) for this user and this request's client address.
+pub fn ip_allowed(auth: &kura_services::auth::AuthContext, parts: &Parts) -> bool {
+    let ip = request_ctx(parts).ip.and_then(|i| i.parse().ok());
+    auth.tenant.settings.ip_allowed(ip, &auth.builtin_roles())
 }
 
 /// What a session that must enrol a second factor may still reach.

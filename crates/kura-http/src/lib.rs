@@ -27,6 +27,8 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Largest file upload (bytes).
     pub max_upload_bytes: u64,
+    /// Reverse proxies (CIDR) whose `X-Forwarded-For` is believed for the client address.
+    pub trusted_proxies: Vec<String>,
     /// Set only by `kura bench`: mounts the plain (unencrypted) baseline routes, storing
     /// in this directory.
     pub bench_dir: Option<std::path::PathBuf>,
@@ -38,6 +40,7 @@ impl Default for HttpConfig {
             secure_cookies: true,
             body_limit: 1024 * 1024,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            trusted_proxies: Vec::new(),
             bench_dir: None,
         }
     }

@@ -151,6 +151,7 @@ impl Services {
         &self,
         auth: &AuthContext,
         settings: TenantSettings,
+        confirm_lockout: bool,
         ctx: &RequestCtx,
     ) -> Result<Tenant> {
         let t = &auth.tenant.id;
@@ -162,6 +163,13 @@ impl Services {
         )
         .await?;
         settings.validate()?;
+        let here = ctx.ip.as_deref().and_then(|i| i.parse().ok());
+        if !confirm_lockout && !settings.ip_allowed(here, &auth.builtin_roles()) {
+            return Err(ServiceError::Conflict(format!(
+                "this IP allowlist would lock out your current address ({}); send it again with confirm_lockout=true to save it anyway",
+                ctx.ip.as_deref().unwrap_or("unknown")
+            )));
+        }
         let mut tx = self.store.tenant_tx(t).await?;
         let before = tenants::get(&mut tx, t).await?;
         tenants::update_settings(&mut tx, t, &settings, self.now()).await?;

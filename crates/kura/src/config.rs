@@ -45,6 +45,9 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
+    /// (for the access log, audit and tenants' IP allowlists). Empty: the socket peer.
+    pub trusted_proxies: Vec<String>,
     /// SMTP server for outgoing mail: `smtp://host:25`, `smtp://user:pass@host:587?tls=required`
     /// or `smtps://user:pass@host:465` (prefer `KURA_SMTP_URL_FILE`). Unset: mail stays in the
     /// outbox (`kura mail outbox`).
@@ -99,6 +102,7 @@ pub const KEYS: &[&str] = &[
     "master_key_file",
     "max_upload_bytes",
     "reencrypt_interval_secs",
+    "trusted_proxies",
     "smtp_url",
     "mail_from",
     "storage",
@@ -133,6 +137,7 @@ impl Default for Config {
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
             reencrypt_interval_secs: 30,
+            trusted_proxies: Vec::new(),
             smtp_url: None,
             mail_from: "Kura <kura@localhost>".into(),
             storage: "local".into(),

@@ -112,10 +112,16 @@ pub async fn start(
             secure_cookies: cfg.secure_cookies,
             body_limit: cfg.body_limit_bytes,
             max_upload_bytes: cfg.max_upload_bytes,
+            trusted_proxies: cfg.trusted_proxies.clone(),
             bench_dir: cfg.bench_dir.clone(),
         }),
     };
     let app = kura_http::app(state);
+    for c in &cfg.trusted_proxies {
+        if kura_domain::tenant::cidr_contains(c, std::net::IpAddr::from([127, 0, 0, 1])).is_none() {
+            anyhow::bail!("trusted_proxies: {c:?} is not an IPv4/IPv6 address or CIDR range");
+        }
+    }
     let mut background = Vec::new();
     if cfg.reencrypt_interval_secs > 0 {
         background.push(tokio::spawn(reencrypt_worker(

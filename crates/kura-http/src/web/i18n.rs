@@ -473,6 +473,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("audit.zone", "表示タイムゾーン", "Time zone"),
     ("err.not_found", "見つかりません。", "Not found."),
     (
+        "err.ip_not_allowed",
+        "組織の設定により、このネットワーク（IPアドレス）からは利用できません。",
+        "Your organisation does not allow access from this network (IP address).",
+    ),
+    (
         "err.locked",
         "ログインの失敗が続いたため、しばらくログインできません。時間をおいて試すか、パスワードを再設定してください。",
         "Too many failed log-ins: try again later, or reset your password.",

@@ -156,6 +156,13 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                 if let Some(who) = parts.extensions.get::<crate::access::Who>() {
                     who.set(auth.tenant.id.clone(), auth.user.id.clone());
                 }
+                if !crate::extract::ip_allowed(&auth, parts) {
+                    state
+                        .services
+                        .record_ip_denial(&auth, &request_ctx(parts))
+                        .await;
+                    return Err(Redirect::to("/login?err=ip_not_allowed").into_response());
+                }
                 if auth.token_scopes.is_some() {
                     // An API token is not a console login.
                     return Err(Redirect::to("/login").into_response());

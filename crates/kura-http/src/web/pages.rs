@@ -245,6 +245,7 @@ pub async fn login_submit(
             let mut p = anon_page(v.tr, "login.title", &token, "/login");
             let key = match e {
                 kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                kura_services::ServiceError::Forbidden => "err.ip_not_allowed",
                 _ => "login.failed",
             };
             p.error = Some(v.tr.t(key).to_string());
@@ -500,7 +501,7 @@ pub async fn security_submit(
         &f.csrf,
         "/security",
         "settings_saved",
-        s.services.update_settings(&c.auth, st, &c.ctx),
+        s.services.update_settings(&c.auth, st, false, &c.ctx),
     )
     .await
 }

@@ -877,3 +877,121 @@ async fn api_tokens_are_scoped_expire_and_stop_when_revoked_or_frozen() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ip_allowlist_by_role_behind_a_trusted_proxy() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        // Kura sits behind a reverse proxy on loopback: X-Forwarded-For names the client.
+        let mut cfg = test_config(b);
+        cfg.trusted_proxies = vec!["127.0.0.0/8".into()];
+        let s = TestServer::start_with(cfg, b).await;
+        let t = s.create_tenant("ipco").await;
+        let admin = &t.admin_token;
+        let (_, member) = s
+            .add_user(
+                admin,
+                "mori@ipco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let from = |ip: &'static str, token: String, path: &'static str| {
+            let s = &s;
+            async move {
+                let res = s
+                    .client
+                    .get(format!("{}{path}", s.base))
+                    .bearer_auth(token)
+                    .header("x-forwarded-for", format!("198.51.100.7, {ip}"))
+                    .send()
+                    .await
+                    .unwrap();
+                let st = res.status();
+                let body: serde_json::Value = res.json().await.unwrap_or_default();
+                (
+                    st,
+                    body["error"]["code"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string(),
+                )
+            }
+        };
+        let put = |settings: serde_json::Value, confirm: bool| {
+            let s = &s;
+            async move {
+                let q = if confirm { "?confirm_lockout=true" } else { "" };
+                s.call(
+                    "PUT",
+                    &format!("/api/v1/tenant/settings{q}"),
+                    Some(admin),
+                    Some(settings),
+                )
+                .await
+            }
+        };
+        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+        let base = tenant["settings"].clone();
+
+        // A list that would shut out the admin's own address needs confirmation.
+        let mut only_office = base.clone();
+        only_office["ip_allowlist"] = json!(["192.0.2.0/24"]);
+        let (st, e) = put(only_office.clone(), false).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{e}");
+        let mut bad = base.clone();
+        bad["ip_allowlist"] = json!(["192.0.2.0/33"]);
+        assert_eq!(put(bad, false).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+        // Members only, from the office range.
+        let mut members = only_office.clone();
+        members["ip_allowlist_roles"] = json!(["member"]);
+        assert_eq!(put(members, false).await.0, StatusCode::OK);
+        assert_eq!(
+            from("203.0.113.9", member.clone(), "/api/v1/folders").await,
+            (StatusCode::FORBIDDEN, "ip_not_allowed".to_string())
+        );
+        assert_eq!(
+            from("192.0.2.44", member.clone(), "/api/v1/folders")
+                .await
+                .0,
+            StatusCode::OK,
+            "the proxy's X-Forwarded-For counts"
+        );
+        assert_eq!(
+            from("203.0.113.9", admin.clone(), "/api/v1/folders")
+                .await
+                .0,
+            StatusCode::OK,
+            "admins are not in the listed roles"
+        );
+        // API tokens too; and log-in from outside is refused.
+        let (_, tk) = s
+            .post(
+                "/api/v1/me/tokens",
+                &member,
+                json!({ "name": "t", "scopes": ["workspace:read"] }),
+            )
+            .await;
+        let tk = tk["token"].as_str();
+        assert!(tk.is_none(), "creating a token from outside is refused too");
+        let res = s
+            .client
+            .post(format!("{}/api/v1/auth/login", s.base))
+            .header("x-forwarded-for", "203.0.113.9")
+            .json(
+                &json!({ "tenant": "ipco", "email": "mori@ipco.example.jp", "password": PASSWORD }),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::FORBIDDEN);
+        let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
+        assert!(
+            audit.to_string().contains("ip_not_allowed"),
+            "denials audited"
+        );
+        s.stop().await;
+    }
+}
