@@ -187,6 +187,23 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Require two-step verification for everyone (users without it must set it up at their next log-in before anything else)",
     ),
     ("security.sessions", "セッション", "Sessions"),
+    ("security.ip", "接続元IPアドレスの制限", "Allowed client addresses"),
+    (
+        "security.ip_ranges",
+        "許可するIPアドレス範囲（1行に1つ、CIDR。空欄ですべて許可）",
+        "Allowed ranges (one CIDR per line; empty allows all)",
+    ),
+    (
+        "security.ip_roles",
+        "対象のロール（未選択ですべてのユーザー）:",
+        "Apply to roles (none selected: everyone):",
+    ),
+    ("security.ip_current", "現在の接続元:", "Your current address:"),
+    (
+        "security.ip_confirm",
+        "現在の接続元が含まれなくても保存する（自分が利用できなくなります）",
+        "Save even if it excludes my current address (I will lose access)",
+    ),
     ("security.idle", "無操作でログアウトするまで（分）", "Log out after inactivity (minutes)"),
     ("security.absolute", "最長ログイン時間（時間）", "Longest session (hours)"),
     ("security.passwords", "パスワードポリシー", "Password policy"),

@@ -434,6 +434,10 @@ pub async fn invite_submit(
 #[template(path = "security.html")]
 struct SecurityTpl {
     p: Page,
+    ip_allowlist: String,
+    /// (role, applies)
+    ip_roles: Vec<(&'static str, bool)>,
+    current_ip: String,
     mfa_required: bool,
     idle_minutes: i64,
     absolute_hours: i64,
@@ -455,6 +459,17 @@ pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
     let st = &c.auth.tenant.settings;
     let body = SecurityTpl {
         p: page(&c, "security.title", "security", "/security", &flash),
+        ip_allowlist: st.ip_allowlist.join("\n"),
+        ip_roles: kura_domain::authz::BuiltinRole::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.as_str(),
+                    st.ip_allowlist_roles.iter().any(|x| x == r.as_str()),
+                )
+            })
+            .collect(),
+        current_ip: c.ctx.ip.clone().unwrap_or_default(),
         mfa_required: st.mfa_required,
         idle_minutes: st.session_policy.idle_timeout_secs / 60,
         absolute_hours: st.session_policy.absolute_lifetime_secs / 3600,
@@ -473,6 +488,18 @@ pub struct SecurityForm {
     csrf: String,
     #[serde(default)]
     mfa_required: Option<String>,
+    #[serde(default)]
+    ip_allowlist: String,
+    #[serde(default)]
+    ip_role_contract_admin: Option<String>,
+    #[serde(default)]
+    ip_role_admin: Option<String>,
+    #[serde(default)]
+    ip_role_member: Option<String>,
+    #[serde(default)]
+    ip_role_guest: Option<String>,
+    #[serde(default)]
+    confirm_lockout: Option<String>,
     idle_minutes: i64,
     absolute_hours: i64,
     min_length: u32,
@@ -490,6 +517,23 @@ pub async fn security_submit(
 ) -> Response {
     let mut st = c.auth.tenant.settings.clone();
     st.mfa_required = f.mfa_required.is_some();
+    st.ip_allowlist = f
+        .ip_allowlist
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect();
+    st.ip_allowlist_roles = [
+        ("contract_admin", &f.ip_role_contract_admin),
+        ("admin", &f.ip_role_admin),
+        ("member", &f.ip_role_member),
+        ("guest", &f.ip_role_guest),
+    ]
+    .iter()
+    .filter(|(_, on)| on.is_some())
+    .map(|(r, _)| r.to_string())
+    .collect();
     st.session_policy.idle_timeout_secs = f.idle_minutes.saturating_mul(60);
     st.session_policy.absolute_lifetime_secs = f.absolute_hours.saturating_mul(3600);
     st.password_policy.min_length = f.min_length;
@@ -501,7 +545,8 @@ pub async fn security_submit(
         &f.csrf,
         "/security",
         "settings_saved",
-        s.services.update_settings(&c.auth, st, false, &c.ctx),
+        s.services
+            .update_settings(&c.auth, st, f.confirm_lockout.is_some(), &c.ctx),
     )
     .await
 }

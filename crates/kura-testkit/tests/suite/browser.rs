@@ -621,6 +621,11 @@ async fn totp_flow(s: &TestServer, port: u16) {
     // The tenant admin requires MFA for everyone on the security page.
     click(&c, "#nav-security").await;
     wait_eq(&c, "h1", "セキュリティ設定").await;
+    // An allowlist without the admin's own address is refused unless confirmed.
+    fill(&c, "#ip-allowlist", "192.0.2.0/24").await;
+    click(&c, "#security-submit").await;
+    wait_contains(&c, "#error", "confirm_lockout").await;
+    wait_contains(&c, "#current-ip", "127.0.0.1").await;
     click(&c, "#mfa-required").await;
     click(&c, "#security-submit").await;
     wait_contains(&c, "#notice", "設定を保存しました").await;
