@@ -55,6 +55,9 @@ pub struct TenantSettings {
     /// Everyone must use a second factor (IAM-5): a user without one must enrol at the next
     /// log-in before anything else.
     pub mfa_required: bool,
+    /// Users holding any of these built-in roles must use a second factor, even when
+    /// `mfa_required` is off (e.g. `["contract_admin", "admin"]`).
+    pub mfa_required_roles: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -70,6 +73,7 @@ impl Default for TenantSettings {
             default_label: "internal".into(),
             storage_quota_bytes: None,
             mfa_required: false,
+            mfa_required_roles: Vec::new(),
             ip_allowlist: Vec::new(),
             ip_allowlist_roles: Vec::new(),
         }
@@ -115,6 +119,14 @@ pub fn cidr_contains(cidr: &str, ip: std::net::IpAddr) -> Option<bool> {
 }
 
 impl TenantSettings {
+    /// Whether a user with `roles` (built-in role names) must use a second factor.
+    pub fn mfa_required_for(&self, roles: &[&str]) -> bool {
+        self.mfa_required
+            || roles
+                .iter()
+                .any(|r| self.mfa_required_roles.iter().any(|x| x == r))
+    }
+
     /// Whether the allowlist admits `ip` for a user with `roles` (built-in role names).
     pub fn ip_allowed(&self, ip: Option<std::net::IpAddr>, roles: &[&str]) -> bool {
         if self.ip_allowlist.is_empty() {
@@ -136,6 +148,18 @@ impl TenantSettings {
     }
 
     pub fn validate(&self) -> Result<(), DomainError> {
+        for r in self
+            .mfa_required_roles
+            .iter()
+            .chain(&self.ip_allowlist_roles)
+        {
+            if crate::authz::BuiltinRole::parse(r).is_none() {
+                return Err(DomainError::invalid(
+                    "roles",
+                    format!("{r:?} is not a built-in role (contract_admin, admin, member, guest)"),
+                ));
+            }
+        }
         for c in &self.ip_allowlist {
             if cidr_contains(c, std::net::IpAddr::from([127, 0, 0, 1])).is_none() {
                 return Err(DomainError::invalid(

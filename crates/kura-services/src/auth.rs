@@ -391,8 +391,15 @@ impl Services {
         }
         // The tenant requires a second factor and this user has none yet: the session may
         // only be used to enrol (checked by the HTTP layer for every route).
-        let must_enrol_mfa =
-            tenant.settings.mfa_required && !self.has_second_factor(&tenant.id, &user.id).await?;
+        let roles: Vec<&str> = grants
+            .iter()
+            .filter_map(|g| match &g.role {
+                kura_store::roles::RoleRef::Builtin { role } => Some(role.as_str()),
+                _ => None,
+            })
+            .collect();
+        let must_enrol_mfa = tenant.settings.mfa_required_for(&roles)
+            && !self.has_second_factor(&tenant.id, &user.id).await?;
         Ok(AuthContext {
             token_scopes: None,
             must_enrol_mfa,

@@ -69,7 +69,7 @@ impl Services {
         Ok(MfaStatus {
             totp,
             recovery_codes_left: left,
-            required: auth.tenant.settings.mfa_required,
+            required: auth.tenant.settings.mfa_required_for(&auth.builtin_roles()),
         })
     }
 
@@ -213,7 +213,7 @@ impl Services {
     ) -> Result<()> {
         let t = &auth.tenant.id;
         let u = &auth.user.id;
-        if auth.tenant.settings.mfa_required {
+        if auth.tenant.settings.mfa_required_for(&auth.builtin_roles()) {
             return Err(ServiceError::Conflict(
                 "your organisation requires a second factor".into(),
             ));

@@ -187,6 +187,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Require two-step verification for everyone (users without it must set it up at their next log-in before anything else)",
     ),
     ("security.sessions", "セッション", "Sessions"),
+    (
+        "security.mfa_roles",
+        "または、次のロールのユーザーにだけ必須にする:",
+        "Or require it only for users with these roles:",
+    ),
     ("security.ip", "接続元IPアドレスの制限", "Allowed client addresses"),
     (
         "security.ip_ranges",

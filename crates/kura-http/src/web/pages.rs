@@ -438,6 +438,8 @@ struct SecurityTpl {
     /// (role, applies)
     ip_roles: Vec<(&'static str, bool)>,
     current_ip: String,
+    /// (role, MFA required for it)
+    mfa_roles: Vec<(&'static str, bool)>,
     mfa_required: bool,
     idle_minutes: i64,
     absolute_hours: i64,
@@ -470,6 +472,15 @@ pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
             })
             .collect(),
         current_ip: c.ctx.ip.clone().unwrap_or_default(),
+        mfa_roles: kura_domain::authz::BuiltinRole::ALL
+            .iter()
+            .map(|r| {
+                (
+                    r.as_str(),
+                    st.mfa_required_roles.iter().any(|x| x == r.as_str()),
+                )
+            })
+            .collect(),
         mfa_required: st.mfa_required,
         idle_minutes: st.session_policy.idle_timeout_secs / 60,
         absolute_hours: st.session_policy.absolute_lifetime_secs / 3600,
@@ -500,6 +511,14 @@ pub struct SecurityForm {
     ip_role_guest: Option<String>,
     #[serde(default)]
     confirm_lockout: Option<String>,
+    #[serde(default)]
+    mfa_role_contract_admin: Option<String>,
+    #[serde(default)]
+    mfa_role_admin: Option<String>,
+    #[serde(default)]
+    mfa_role_member: Option<String>,
+    #[serde(default)]
+    mfa_role_guest: Option<String>,
     idle_minutes: i64,
     absolute_hours: i64,
     min_length: u32,
@@ -517,6 +536,16 @@ pub async fn security_submit(
 ) -> Response {
     let mut st = c.auth.tenant.settings.clone();
     st.mfa_required = f.mfa_required.is_some();
+    st.mfa_required_roles = [
+        ("contract_admin", &f.mfa_role_contract_admin),
+        ("admin", &f.mfa_role_admin),
+        ("member", &f.mfa_role_member),
+        ("guest", &f.mfa_role_guest),
+    ]
+    .iter()
+    .filter(|(_, on)| on.is_some())
+    .map(|(r, _)| r.to_string())
+    .collect();
     st.ip_allowlist = f
         .ip_allowlist
         .lines()
@@ -1344,7 +1373,11 @@ pub async fn account_page(
         sessions,
         totp: status.as_ref().is_some_and(|x| x.totp),
         recovery_left: status.as_ref().map(|x| x.recovery_codes_left).unwrap_or(0),
-        mfa_required: c.auth.tenant.settings.mfa_required,
+        mfa_required: c
+            .auth
+            .tenant
+            .settings
+            .mfa_required_for(&c.auth.builtin_roles()),
     }
     .render();
     html(StatusCode::OK, body)

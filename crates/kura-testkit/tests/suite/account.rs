@@ -995,3 +995,56 @@ async fn ip_allowlist_by_role_behind_a_trusted_proxy() {
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mfa_required_for_chosen_roles_only() {
+    use kura_testkit::{backends, StatusCode};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("roleco").await;
+        let admin = &t.admin_token;
+        let (_, member) = s
+            .add_user(
+                admin,
+                "ono@roleco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+        let mut st = tenant["settings"].clone();
+        st["mfa_required_roles"] = json!(["nosuchrole"]);
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(admin),
+                Some(st.clone())
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        st["mfa_required_roles"] = json!(["member"]);
+        assert_eq!(
+            s.call("PUT", "/api/v1/tenant/settings", Some(admin), Some(st))
+                .await
+                .0,
+            StatusCode::OK
+        );
+        let (code, e) = s.get("/api/v1/folders", &member).await;
+        assert_eq!(
+            (code, e["error"]["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+        );
+        assert_eq!(
+            s.get("/api/v1/folders", admin).await.0,
+            StatusCode::OK,
+            "not for admins"
+        );
+        let (_, m) = s.get("/api/v1/me/mfa", &member).await;
+        assert_eq!(m["required"], true);
+        s.stop().await;
+    }
+}
