@@ -227,6 +227,27 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Settings saved.",
     ),
     ("account.title", "アカウントとセッション", "Account and sessions"),
+    ("tokens.title", "APIトークン", "API tokens"),
+    (
+        "tokens.shown_once",
+        "新しいトークンです。この画面でしか表示されません。今すぐ控えてください:",
+        "Your new token. It is shown only now; copy it:",
+    ),
+    ("tokens.expires", "有効期限", "Expires"),
+    ("tokens.revoked", "失効済み", "revoked"),
+    ("tokens.revoke", "失効させる", "Revoke"),
+    ("tokens.days", "有効日数（最大365日）", "Valid for days (at most 365)"),
+    ("tokens.create", "トークンを発行", "Create token"),
+    (
+        "ok.token_created",
+        "APIトークンを発行しました。",
+        "API token created.",
+    ),
+    (
+        "ok.token_revoked",
+        "APIトークンを失効させました。",
+        "API token revoked.",
+    ),
     ("mfa.title", "2段階認証", "Two-step verification"),
     (
         "mfa.intro",

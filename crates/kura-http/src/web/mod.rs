@@ -68,6 +68,8 @@ pub fn router() -> Router<AppState> {
         .route("/account/totp/disable", post(pages::totp_disable))
         .route("/login/mfa", post(pages::login_mfa))
         .route("/sessions/{id}/end", post(pages::session_end))
+        .route("/account/tokens", post(pages::token_create))
+        .route("/account/tokens/{id}/revoke", post(pages::token_revoke))
         .route("/users/{id}/unfreeze", post(pages::user_unfreeze))
         .route("/users/{id}/delete", post(pages::user_delete))
         .route("/users/{id}/grants", post(pages::grant_add))

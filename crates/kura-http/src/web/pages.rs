@@ -1332,11 +1332,24 @@ pub struct SessionRow {
     last_seen: String,
 }
 
+pub struct TokenRow {
+    id: String,
+    name: String,
+    scopes: String,
+    expires: String,
+    last_used: String,
+    revoked: bool,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountTpl {
     p: Page,
     email: String,
+    tokens: Vec<TokenRow>,
+    /// A token just created: shown once.
+    new_token: Option<String>,
+    areas: &'static [&'static str],
     sessions: Vec<SessionRow>,
     totp: bool,
     recovery_left: i64,
@@ -1348,6 +1361,15 @@ pub async fn account_page(
     State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
+) -> Response {
+    account_view(&s, &c, &flash, None).await
+}
+
+async fn account_view(
+    s: &AppState,
+    c: &Console,
+    flash: &Flash,
+    new_token: Option<String>,
 ) -> Response {
     let zone = c.auth.tenant.settings.time_zone.clone();
     let sessions = s
@@ -1367,9 +1389,33 @@ pub async fn account_page(
         })
         .collect();
     let status = s.services.mfa_status(&c.auth).await.ok();
+    let tokens = s
+        .services
+        .list_api_tokens(&c.auth)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes.join(" "),
+            expires: t
+                .expires_at
+                .map(|e| e.format_in_zone(&zone))
+                .unwrap_or_default(),
+            last_used: t
+                .last_used_at
+                .map(|e| e.format_in_zone(&zone))
+                .unwrap_or_default(),
+            revoked: t.revoked_at.is_some(),
+        })
+        .collect();
     let body = AccountTpl {
-        p: page(&c, "account.title", "account", "/account", &flash),
+        p: page(c, "account.title", "account", "/account", flash),
         email: c.auth.user.email.clone(),
+        tokens,
+        new_token,
+        areas: kura_services::auth::TOKEN_AREAS,
         sessions,
         totp: status.as_ref().is_some_and(|x| x.totp),
         recovery_left: status.as_ref().map(|x| x.recovery_codes_left).unwrap_or(0),
@@ -1381,6 +1427,117 @@ pub async fn account_page(
     }
     .render();
     html(StatusCode::OK, body)
+}
+
+#[derive(Deserialize)]
+pub struct TokenForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    expires_in_days: Option<i64>,
+    /// `area:mode` pairs, as checkboxes named `scope`.
+    #[serde(default, rename = "scope")]
+    scopes: Vec<String>,
+}
+
+pub async fn token_create(
+    State(s): State<AppState>,
+    c: Console,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Response {
+    // Repeated `scope` fields: parsed by hand (serde_urlencoded keeps only one).
+    let mut f = TokenForm {
+        csrf: String::new(),
+        name: String::new(),
+        expires_in_days: None,
+        scopes: Vec::new(),
+    };
+    for (k, v) in form_pairs(&raw) {
+        match k.as_str() {
+            "_csrf" => f.csrf = v,
+            "name" => f.name = v,
+            "expires_in_days" => f.expires_in_days = v.parse().ok(),
+            "scope" => f.scopes.push(v),
+            _ => {}
+        }
+    }
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/account");
+    }
+    match s
+        .services
+        .create_api_token(
+            &c.auth,
+            &f.name,
+            f.scopes,
+            f.expires_in_days.unwrap_or(90),
+            &c.ctx,
+        )
+        .await
+    {
+        Ok(t) => {
+            let flash = Flash {
+                ok: Some("token_created".into()),
+                ..Flash::default()
+            };
+            account_view(&s, &c, &flash, Some(t.token)).await
+        }
+        Err(e) => back_err("/account", &e),
+    }
+}
+
+/// `a=1&b=2` into decoded pairs (repeated keys kept).
+fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
+    let hex = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    };
+    let dec = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                        out.push(h * 16 + l);
+                        i += 3;
+                        continue;
+                    }
+                    out.push(b'%');
+                }
+                other => out.push(other),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).to_string()
+    };
+    String::from_utf8_lossy(raw)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (dec(k), dec(v)))
+        .collect()
+}
+
+pub async fn token_revoke(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(
+        &c,
+        &f.csrf,
+        "/account",
+        "token_revoked",
+        s.services.revoke_api_token(&c.auth, &id, &c.ctx),
+    )
+    .await
 }
 
 pub async fn session_end(

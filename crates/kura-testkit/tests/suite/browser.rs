@@ -571,6 +571,28 @@ async fn reset_flow(s: &TestServer, port: u16) {
         s.get("/api/v1/me", &api_token).await.0,
         StatusCode::UNAUTHORIZED
     );
+    // A personal API token from the account page: shown once, scoped, revocable.
+    fill(&c, "#token-name", "夜間エクスポート").await;
+    click(&c, "input[name=\"scope\"][value=\"workspace:read\"]").await;
+    click(&c, "#token-create").await;
+    let kat = wait_text(&c, "#new-token", |t| t.starts_with("kat_")).await;
+    assert_eq!(s.get("/api/v1/folders", &kat).await.0, StatusCode::OK);
+    assert_eq!(
+        s.post("/api/v1/folders", &kat, json!({ "name": "x" }))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    click(&c, "tr[data-name=\"夜間エクスポート\"] button.revoke-token").await;
+    wait_contains(&c, "#notice", "失効させました").await;
+    assert!(
+        c.find(Locator::Css("#new-token")).await.is_err(),
+        "shown once"
+    );
+    assert_eq!(
+        s.get("/api/v1/folders", &kat).await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // The link was single-use.
     c.goto(&link).await.unwrap();
     wait_contains(&c, "#error", "無効か、期限切れか、使用済み").await;
