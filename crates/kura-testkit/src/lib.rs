@@ -87,31 +87,57 @@ pub fn s3_endpoint() -> String {
             if let Ok(e) = std::env::var("KURA_TEST_S3_ENDPOINT") {
                 return e.trim_end_matches('/').to_string();
             }
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("free port");
-            let child = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(format!(
-                    "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; \
-                     cat >/dev/null; kill $pid"
-                ))
-                .stdin(std::process::Stdio::piped())
-                .spawn()
-                .expect("starting moto_server (pip install 'moto[server]')");
-            // The pipe stays open for the life of the process.
-            std::mem::forget(child);
-            let addr = format!("127.0.0.1:{port}");
-            for _ in 0..300 {
-                if std::net::TcpStream::connect(&addr).is_ok() {
-                    return format!("http://{addr}");
+            // A port outside the kernel's ephemeral range, so that no test server bound to
+            // port 0 can take it between the check and moto's bind; and the server that
+            // answers must be moto (an S3 bucket listing), else the next port is tried.
+            for attempt in 0..8u32 {
+                let port = 20_000
+                    + ((u64::from(std::process::id()) * 7_919 + u64::from(attempt) * 104_729)
+                        % 10_000) as u16;
+                if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                    continue;
                 }
-                std::thread::sleep(std::time::Duration::from_millis(100));
+                let mut child = std::process::Command::new("sh")
+                    .arg("-c")
+                    .arg(format!(
+                        "moto_server -H 127.0.0.1 -p {port} >/dev/null 2>&1 & pid=$!; \
+                         cat >/dev/null; kill $pid 2>/dev/null"
+                    ))
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("starting moto_server (pip install 'moto[server]')");
+                let addr = format!("127.0.0.1:{port}");
+                for _ in 0..150 {
+                    if is_s3(&addr) {
+                        // The pipe stays open for the life of the process.
+                        std::mem::forget(child);
+                        return format!("http://{addr}");
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
             }
-            panic!("moto_server did not start on {addr}: install it with pip install 'moto[server]', or set KURA_TEST_S3_ENDPOINT");
+            panic!("moto_server did not start: install it with pip install 'moto[server]', or set KURA_TEST_S3_ENDPOINT");
         })
         .clone()
+}
+
+/// Whether an S3 server answers at `addr` (a bucket listing for `GET /`).
+fn is_s3(addr: &str) -> bool {
+    use std::io::{Read, Write};
+    let Ok(mut c) = std::net::TcpStream::connect(addr) else {
+        return false;
+    };
+    let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    if c.write_all(b"GET / HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .is_err()
+    {
+        return false;
+    }
+    let mut buf = Vec::new();
+    let _ = c.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).contains("ListAllMyBucketsResult")
 }
 
 /// Creates a fresh bucket on the test S3 server and points `cfg` at it.

@@ -13,8 +13,10 @@ struct Sink {
 }
 
 impl Sink {
-    fn start_on(port: u16, dir: &std::path::Path) -> Sink {
-        let child = Command::new("/usr/bin/python3")
+    /// Starts the sink on `port`; None if what answers there is not an SMTP server.
+    fn try_start_on(port: u16, dir: &std::path::Path) -> Option<Sink> {
+        use std::io::Read;
+        let mut child = Command::new("/usr/bin/python3")
             .args(["-m", "aiosmtpd", "-n", "-l"])
             .arg(format!("127.0.0.1:{port}"))
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
@@ -24,26 +26,45 @@ impl Sink {
             .spawn()
             .expect("python3-aiosmtpd (apt-get install python3-aiosmtpd)");
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
+            if let Ok(Some(_)) = child.try_wait() {
+                return None;
+            }
+            if let Ok(mut c) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                let _ = c.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+                let mut banner = [0u8; 3];
+                if c.read_exact(&mut banner).is_ok() && &banner == b"220" {
+                    return Some(Sink {
+                        child,
+                        port,
+                        dir: dir.to_path_buf(),
+                    });
+                }
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        Sink {
-            child,
-            port,
-            dir: dir.to_path_buf(),
-        }
+        let _ = child.kill();
+        None
     }
 
+    fn start_on(port: u16, dir: &std::path::Path) -> Sink {
+        Self::try_start_on(port, dir).expect("the SMTP sink did not start")
+    }
+
+    /// On a port outside the kernel's ephemeral range (no test server bound to port 0 can
+    /// take it meanwhile), trying the next one if it is busy.
     fn start() -> Sink {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
         let dir = kura_testkit::temp_path("maildir");
-        Sink::start_on(port, &dir)
+        for attempt in 0..10u64 {
+            let port =
+                30_000 + ((u64::from(std::process::id()) * 31 + attempt * 211) % 2_500) as u16;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+                continue;
+            }
+            if let Some(s) = Self::try_start_on(port, &dir) {
+                return s;
+            }
+        }
+        panic!("no port for the SMTP sink");
     }
 
     /// Every message received, decoded by Python's `email` package.
