@@ -140,13 +140,7 @@ impl Services {
             let mut tx = self.store.tenant_read(&tenant.id).await?;
             let grants = kura_store::roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
             drop(tx);
-            let roles: Vec<&str> = grants
-                .iter()
-                .filter_map(|g| match &g.role {
-                    kura_store::roles::RoleRef::Builtin { role } => Some(role.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let roles = builtin_role_names(&grants);
             let here = ctx.ip.as_deref().and_then(|i| i.parse().ok());
             if !tenant.settings.ip_allowed(here, &roles) {
                 self.audit_alone(
@@ -180,8 +174,7 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<LoginResult> {
         let mut tx = self.store.system_tx().await?;
-        kura_store::throttle::clear(&mut tx, &throttle_keys(&tenant.slug, &user.email, ctx)[0])
-            .await?;
+        kura_store::throttle::clear(&mut tx, &account_key(&tenant.slug, &user.email)).await?;
         tx.commit().await?;
         self.start_session(tenant, user, kind, ctx, "auth.login")
             .await
@@ -391,13 +384,7 @@ impl Services {
         }
         // The tenant requires a second factor and this user has none yet: the session may
         // only be used to enrol (checked by the HTTP layer for every route).
-        let roles: Vec<&str> = grants
-            .iter()
-            .filter_map(|g| match &g.role {
-                kura_store::roles::RoleRef::Builtin { role } => Some(role.as_str()),
-                _ => None,
-            })
-            .collect();
+        let roles = builtin_role_names(&grants);
         let must_enrol_mfa = tenant.settings.mfa_required_for(&roles)
             && !self.has_second_factor(&tenant.id, &user.id).await?;
         Ok(AuthContext {
@@ -436,19 +423,25 @@ impl Services {
 
     /// Looks up an invitation link without using it (to show the set-password form).
     pub async fn invitation_info(&self, token: &str) -> Result<(Tenant, User)> {
+        let (tenant, user) = self.one_time_link(token, "invite").await?;
+        if user.status != UserStatus::Invited {
+            return Err(ServiceError::NotFound);
+        }
+        Ok((tenant, user))
+    }
+
+    /// The tenant and user of an unused, unexpired one-time link of `purpose`.
+    async fn one_time_link(&self, token: &str, purpose: &str) -> Result<(Tenant, User)> {
         let hash = kura_crypto::token::hash(token);
         let mut tx = self.store.system_read().await?;
         let inv = invitations::find(&mut tx, &hash)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != "invite" {
+        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != purpose {
             return Err(ServiceError::NotFound);
         }
         let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
         let user = users::get(&mut tx, &inv.tenant_id, &inv.user_id).await?;
-        if user.status != UserStatus::Invited {
-            return Err(ServiceError::NotFound);
-        }
         Ok((tenant, user))
     }
 
@@ -589,16 +582,7 @@ impl Services {
 
     /// The tenant and user of a valid (unused, unexpired) reset link.
     pub async fn password_reset_info(&self, token: &str) -> Result<(Tenant, User)> {
-        let hash = kura_crypto::token::hash(token);
-        let mut tx = self.store.system_read().await?;
-        let inv = invitations::find(&mut tx, &hash)
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != "reset" {
-            return Err(ServiceError::NotFound);
-        }
-        let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
-        let user = users::get(&mut tx, &inv.tenant_id, &inv.user_id).await?;
+        let (tenant, user) = self.one_time_link(token, "reset").await?;
         if user.status != UserStatus::Active || tenant.status != TenantStatus::Active {
             return Err(ServiceError::NotFound);
         }
@@ -645,16 +629,20 @@ impl Services {
         tx.commit().await?;
         // A reset link lifts a lock on the account.
         let mut sys = self.store.system_tx().await?;
-        let key = throttle_keys(&tenant.slug, &user.email, &RequestCtx::default()).remove(0);
-        kura_store::throttle::clear(&mut sys, &key).await?;
+        kura_store::throttle::clear(&mut sys, &account_key(&tenant.slug, &user.email)).await?;
         sys.commit().await?;
         Ok(tenant)
     }
 }
 
+/// The throttling key of an account (tenant slug + e-mail as typed).
+fn account_key(slug: &str, email: &str) -> String {
+    format!("acct:{slug}:{email}")
+}
+
 /// The throttling keys of a login attempt: the account first, then the client address.
 fn throttle_keys(slug: &str, email: &str, ctx: &RequestCtx) -> Vec<String> {
-    let mut keys = vec![format!("acct:{slug}:{email}")];
+    let mut keys = vec![account_key(slug, email)];
     if let Some(ip) = &ctx.ip {
         keys.push(format!("ip:{ip}"));
     }
@@ -664,18 +652,22 @@ fn throttle_keys(slug: &str, email: &str, ctx: &RequestCtx) -> Vec<String> {
 impl AuthContext {
     /// The built-in roles the user holds (any scope), for role-specific policies.
     pub fn builtin_roles(&self) -> Vec<&'static str> {
-        let mut out: Vec<&'static str> = self
-            .grants
-            .iter()
-            .filter_map(|g| match &g.role {
-                kura_store::roles::RoleRef::Builtin { role } => Some(role.as_str()),
-                _ => None,
-            })
-            .collect();
-        out.sort_unstable();
-        out.dedup();
-        out
+        builtin_role_names(&self.grants)
     }
+}
+
+/// The built-in role names among grants (any scope), each once.
+fn builtin_role_names(grants: &[kura_store::roles::GrantRow]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = grants
+        .iter()
+        .filter_map(|g| match &g.role {
+            kura_store::roles::RoleRef::Builtin { role } => Some(role.as_str()),
+            _ => None,
+        })
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 impl Services {
