@@ -13,6 +13,7 @@ use kura_domain::authz::Scope;
 use kura_domain::tenant::TenantSettings;
 use kura_domain::{ContactId, FolderId, GrantId, ProjectId, RoleId, UserId};
 use kura_services::auth::{LoginResult, SessionKind};
+use kura_services::mfa::SecondFactor;
 use kura_services::users::{NewUser, UserChange};
 use kura_services::workspace::Patch;
 use serde::Deserialize;
@@ -111,9 +112,39 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "auth",
             false,
             200,
-            "Second step of a log-in: the challenge and a TOTP or recovery code; returns a bearer token",
+            "Second step of a log-in: the challenge and a TOTP or recovery code, or a passkey (`ceremony` + `credential`); returns a bearer token",
             login_mfa,
             mfa_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/mfa/passkey/options",
+            "auth",
+            false,
+            200,
+            "Start answering a log-in challenge with a passkey: `ceremony` and the options for navigator.credentials.get()",
+            mfa_passkey_options,
+            challenge_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/passkey/options",
+            "auth",
+            false,
+            200,
+            "Start a passwordless log-in into a tenant: `ceremony` and the options for navigator.credentials.get() (discoverable credentials)",
+            passkey_login_options,
+            tenant_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/passkey",
+            "auth",
+            false,
+            200,
+            "Finish a passwordless log-in with the passkey's assertion; returns a bearer token",
+            passkey_login,
+            assertion_schema
         ),
         route!(
             get,
@@ -180,6 +211,43 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Turn the authenticator app off (a current or recovery code)",
             totp_disable,
             code_schema
+        ),
+        route!(
+            get,
+            "/api/v1/me/mfa/passkeys",
+            "auth",
+            true,
+            200,
+            "The caller's passkeys",
+            list_passkeys
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/passkeys/options",
+            "auth",
+            true,
+            200,
+            "Start registering a passkey: `ceremony` and the options for navigator.credentials.create()",
+            passkey_register_options
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/passkeys",
+            "auth",
+            true,
+            201,
+            "Finish registering a passkey with the authenticator's answer; the first second factor comes with 10 recovery codes",
+            passkey_register,
+            register_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/me/mfa/passkeys/{passkey_id}",
+            "auth",
+            true,
+            204,
+            "Remove one of the caller's passkeys",
+            passkey_delete
         ),
         route!(
             post,
@@ -748,10 +816,10 @@ async fn login(
         .await
     {
         Ok(r) => ok(login_json(&r)),
-        Err(kura_services::ServiceError::MfaRequired { challenge }) => ok(json!({
+        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => ok(json!({
             "mfa_required": true,
             "challenge": challenge,
-            "methods": ["totp", "recovery_code"],
+            "methods": methods,
         })),
         Err(e) => Err(e.into()),
     }
@@ -760,21 +828,126 @@ async fn login(
 #[derive(Deserialize)]
 struct MfaBody {
     challenge: String,
-    code: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<Value>,
 }
 fn mfa_schema() -> Value {
-    json!({"type":"object","required":["challenge","code"],"properties":{"challenge":{"type":"string"},"code":{"type":"string","description":"6-digit TOTP code or a recovery code"}}})
+    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string"},"code":{"type":"string","description":"6-digit TOTP code or a recovery code"},"ceremony":{"type":"string","description":"from POST /auth/mfa/passkey/options, with `credential`"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
 }
 async fn login_mfa(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     ApiJson(b): ApiJson<MfaBody>,
 ) -> ApiResult {
+    let factor = match (&b.code, &b.ceremony, b.credential) {
+        (Some(code), None, None) => SecondFactor::Code(code),
+        (None, Some(ceremony), Some(credential)) => SecondFactor::Passkey {
+            ceremony,
+            credential,
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "send either `code`, or `ceremony` and `credential`",
+            ))
+        }
+    };
     let r = s
         .services
-        .complete_mfa_login(&b.challenge, &b.code, &ctx)
+        .complete_mfa_login(&b.challenge, factor, &ctx)
         .await?;
     ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct ChallengeBody {
+    challenge: String,
+}
+fn challenge_schema() -> Value {
+    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string","description":"from POST /auth/login"}}})
+}
+async fn mfa_passkey_options(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<ChallengeBody>,
+) -> ApiResult {
+    ok(s.services.start_passkey_mfa(&b.challenge).await?)
+}
+
+#[derive(Deserialize)]
+struct TenantBody {
+    tenant: String,
+}
+fn tenant_schema() -> Value {
+    json!({"type":"object","required":["tenant"],"properties":{"tenant":{"type":"string","description":"tenant slug"}}})
+}
+async fn passkey_login_options(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<TenantBody>,
+) -> ApiResult {
+    ok(s.services
+        .start_passkey_login(&b.tenant, SessionKind::Api)
+        .await?)
+}
+
+#[derive(Deserialize)]
+struct AssertionBody {
+    ceremony: String,
+    credential: Value,
+}
+fn assertion_schema() -> Value {
+    json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
+}
+async fn passkey_login(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AssertionBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .complete_passkey_login(&b.ceremony, b.credential, &ctx)
+        .await?;
+    ok(login_json(&r))
+}
+
+async fn list_passkeys(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.list_passkeys(&a).await?)
+}
+async fn passkey_register_options(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    ok(s.services.start_passkey_registration(&a).await?)
+}
+#[derive(Deserialize)]
+struct RegisterBody {
+    ceremony: String,
+    #[serde(default)]
+    name: String,
+    credential: Value,
+}
+fn register_schema() -> Value {
+    json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"name":{"type":"string","description":"a label, e.g. the device"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.create(), binary fields base64url"}}})
+}
+async fn passkey_register(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> ApiResult {
+    let added = s
+        .services
+        .finish_passkey_registration(&a, &b.ceremony, &b.name, b.credential, &ctx)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(added))).into_response())
+}
+async fn passkey_delete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.delete_passkey(&a, &id, &ctx).await?;
+    no_content()
 }
 
 #[derive(Deserialize)]

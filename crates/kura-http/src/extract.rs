@@ -186,6 +186,7 @@ pub fn enrolment_route(path: &str) -> bool {
         || path == "/api/v1/auth/logout"
         || path == "/account"
         || path.starts_with("/account/totp")
+        || path.starts_with("/account/passkeys")
         || path == "/logout"
 }
 

@@ -135,33 +135,45 @@ impl Services {
                 return Err(ServiceError::BadCredentials);
             }
         };
-        // The tenant's IP allowlist (IAM-7) applies before any session exists.
-        if !tenant.settings.ip_allowlist.is_empty() {
-            let mut tx = self.store.tenant_read(&tenant.id).await?;
-            let grants = kura_store::roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
-            drop(tx);
-            let roles = builtin_role_names(&grants);
-            let here = ctx.ip.as_deref().and_then(|i| i.parse().ok());
-            if !tenant.settings.ip_allowed(here, &roles) {
-                self.audit_alone(
-                    &tenant.id,
-                    &Actor::Anonymous,
-                    ctx,
-                    Event::new("auth.login")
-                        .result("failure")
-                        .target("user", &user.id)
-                        .details(serde_json::json!({ "reason": "ip_not_allowed", "ip": ctx.ip })),
-                )
-                .await?;
-                return Err(ServiceError::Forbidden);
-            }
-        }
+        self.check_login_ip(&tenant, &user, ctx).await?;
         // A second factor, if the user has one, comes before any session.
-        if self.has_second_factor(&tenant.id, &user.id).await? {
+        let methods = self.second_factors(&tenant.id, &user.id).await?;
+        if !methods.is_empty() {
             let challenge = self.issue_challenge(&tenant.id, &user.id, kind).await?;
-            return Err(ServiceError::MfaRequired { challenge });
+            return Err(ServiceError::MfaRequired { challenge, methods });
         }
         self.finish_login(tenant, user, kind, ctx).await
+    }
+
+    /// The tenant's IP allowlist (IAM-7) applies before any session exists.
+    pub(crate) async fn check_login_ip(
+        &self,
+        tenant: &Tenant,
+        user: &User,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        if tenant.settings.ip_allowlist.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.store.tenant_read(&tenant.id).await?;
+        let grants = kura_store::roles::grants_of_user(&mut tx, &tenant.id, &user.id).await?;
+        drop(tx);
+        let roles = builtin_role_names(&grants);
+        let here = ctx.ip.as_deref().and_then(|i| i.parse().ok());
+        if tenant.settings.ip_allowed(here, &roles) {
+            return Ok(());
+        }
+        self.audit_alone(
+            &tenant.id,
+            &Actor::Anonymous,
+            ctx,
+            Event::new("auth.login")
+                .result("failure")
+                .target("user", &user.id)
+                .details(serde_json::json!({ "reason": "ip_not_allowed", "ip": ctx.ip })),
+        )
+        .await?;
+        Err(ServiceError::Forbidden)
     }
 
     /// All factors checked: forgets the account's failures (not the address's) and starts
@@ -221,6 +233,25 @@ impl Services {
         })
     }
 
+    /// A log-in that names no account (a passkey): only the address's lock applies.
+    pub(crate) async fn refuse_if_locked_keys(
+        &self,
+        keys: &[String],
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        self.refuse_if_locked(keys, "", "", None, None, ctx).await
+    }
+
+    /// A refused passkey counts against the client address.
+    pub(crate) async fn login_failed_keys(
+        &self,
+        keys: &[String],
+        tenant: Option<&TenantId>,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        self.login_failed(keys, tenant, None, "", ctx).await
+    }
+
     /// The second step of a log-in must not get around a lock.
     pub(crate) async fn check_not_locked(
         &self,
@@ -264,17 +295,20 @@ impl Services {
         let mut newly_locked = Vec::new();
         for (i, k) in keys.iter().enumerate() {
             let t = kura_store::throttle::record_failure(&mut tx, k, now, window).await?;
-            let max = if i == 0 {
+            let account = k.starts_with("acct:");
+            let max = if account {
                 policy.account_max_failures
             } else {
                 policy.ip_max_failures
             };
+            // The delay grows with the account's failures (the address's when no account
+            // was named, as for a passkey).
             if i == 0 {
                 worst = t.failures;
             }
             if t.failures >= max {
                 kura_store::throttle::lock(&mut tx, k, Timestamp(now.0 + window)).await?;
-                newly_locked.push(if i == 0 { "account" } else { "address" });
+                newly_locked.push(if account { "account" } else { "address" });
             }
         }
         tx.commit().await?;

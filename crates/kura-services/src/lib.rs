@@ -9,6 +9,7 @@ mod error;
 pub mod files;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod tenants;
 pub mod users;
 pub mod workspace;

@@ -21,9 +21,22 @@ pub struct TotpEnrolment {
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MfaStatus {
     pub totp: bool,
+    /// Registered passkeys.
+    pub passkeys: i64,
     pub recovery_codes_left: i64,
     /// The tenant requires a second factor.
     pub required: bool,
+}
+
+/// The answer to a log-in challenge.
+pub enum SecondFactor<'a> {
+    /// A TOTP code or a recovery code.
+    Code(&'a str),
+    /// A passkey assertion for a ceremony started with the challenge.
+    Passkey {
+        ceremony: &'a str,
+        credential: serde_json::Value,
+    },
 }
 
 /// How long a right password waits for its second factor.
@@ -66,8 +79,10 @@ impl Services {
             .await?
             .is_some_and(|x| x.confirmed_at.is_some());
         let left = mfa::recovery_codes_left(&mut tx, t, &auth.user.id).await?;
+        let passkeys = kura_store::passkeys::count_for_user(&mut tx, t, &auth.user.id).await?;
         Ok(MfaStatus {
             totp,
+            passkeys,
             recovery_codes_left: left,
             required: auth.tenant.settings.mfa_required_for(&auth.builtin_roles()),
         })
@@ -213,7 +228,9 @@ impl Services {
     ) -> Result<()> {
         let t = &auth.tenant.id;
         let u = &auth.user.id;
-        if auth.tenant.settings.mfa_required_for(&auth.builtin_roles()) {
+        if auth.tenant.settings.mfa_required_for(&auth.builtin_roles())
+            && !self.second_factors(t, u).await?.contains(&"passkey")
+        {
             return Err(ServiceError::Conflict(
                 "your organisation requires a second factor".into(),
             ));
@@ -253,12 +270,32 @@ impl Services {
         Ok(ok)
     }
 
+    /// The second factors a user can answer a log-in challenge with (empty: none).
+    pub async fn second_factors(
+        &self,
+        t: &kura_domain::TenantId,
+        u: &UserId,
+    ) -> Result<Vec<&'static str>> {
+        let mut tx = self.store.tenant_read(t).await?;
+        let mut methods = Vec::new();
+        if mfa::totp(&mut tx, t, u)
+            .await?
+            .is_some_and(|x| x.confirmed_at.is_some())
+        {
+            methods.push("totp");
+        }
+        if kura_store::passkeys::count_for_user(&mut tx, t, u).await? > 0 {
+            methods.push("passkey");
+        }
+        if !methods.is_empty() && mfa::recovery_codes_left(&mut tx, t, u).await? > 0 {
+            methods.push("recovery_code");
+        }
+        Ok(methods)
+    }
+
     /// Whether a user has a confirmed second factor.
     pub async fn has_second_factor(&self, t: &kura_domain::TenantId, u: &UserId) -> Result<bool> {
-        let mut tx = self.store.tenant_read(t).await?;
-        Ok(mfa::totp(&mut tx, t, u)
-            .await?
-            .is_some_and(|x| x.confirmed_at.is_some()))
+        Ok(!self.second_factors(t, u).await?.is_empty())
     }
 
     /// After a right password: a single-use challenge, valid for minutes, that the second
@@ -290,12 +327,13 @@ impl Services {
         Ok(token.secret)
     }
 
-    /// The second step of a log-in: the challenge from the first and a TOTP or recovery
-    /// code. A wrong code counts as a failed log-in (throttled and locked like a password).
+    /// The second step of a log-in: the challenge from the first and a TOTP code, a
+    /// recovery code or a passkey. A wrong answer counts as a failed log-in (throttled and
+    /// locked like a password).
     pub async fn complete_mfa_login(
         &self,
         challenge: &str,
-        code: &str,
+        factor: SecondFactor<'_>,
         ctx: &RequestCtx,
     ) -> Result<LoginResult> {
         let hash = kura_crypto::token::hash(challenge);
@@ -310,7 +348,19 @@ impl Services {
         let user = users::get(&mut tx, &c.tenant_id, &c.user_id).await?;
         drop(tx);
         self.check_not_locked(&tenant, &user.email, ctx).await?;
-        if !self.check_second_factor(&tenant.id, &user.id, code).await? {
+        let ok = match factor {
+            SecondFactor::Code(code) => {
+                self.check_second_factor(&tenant.id, &user.id, code).await?
+            }
+            SecondFactor::Passkey {
+                ceremony,
+                credential,
+            } => self
+                .check_passkey_factor(&hash, &tenant.id, &user.id, ceremony, credential)
+                .await?
+                .is_some(),
+        };
+        if !ok {
             self.audit_alone(
                 &tenant.id,
                 &Actor::Anonymous,

@@ -19,6 +19,7 @@ pub mod invitations;
 pub mod keys;
 pub mod mfa;
 pub mod outbox;
+pub mod passkeys;
 pub mod roles;
 pub mod sessions;
 pub mod tenants;
@@ -222,6 +223,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "mfa",
         sqlite: include_str!("../migrations/sqlite/0007_mfa.sql"),
         postgres: include_str!("../migrations/postgres/0007_mfa.sql"),
+    },
+    Migration {
+        version: 8,
+        name: "passkeys",
+        sqlite: include_str!("../migrations/sqlite/0008_passkeys.sql"),
+        postgres: include_str!("../migrations/postgres/0008_passkeys.sql"),
     },
 ];
 

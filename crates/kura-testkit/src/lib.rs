@@ -23,6 +23,8 @@ use std::sync::Arc;
 
 pub use reqwest::StatusCode;
 
+pub mod webauthn;
+
 /// The password every test user gets (passes the default policy).
 pub const PASSWORD: &str = "Test-Otter-Lantern-93";
 

@@ -14,6 +14,7 @@ use axum::Form;
 use kura_domain::authz::{BuiltinRole, Scope};
 use kura_domain::{Action, FolderId, GrantId, ProjectId, UserId};
 use kura_services::auth::SessionKind;
+use kura_services::mfa::SecondFactor;
 use kura_services::users::{NewUser, UserChange};
 use kura_services::workspace::Patch;
 use kura_store::roles::{GrantRow, RoleRef};
@@ -233,10 +234,19 @@ pub async fn login_submit(
             set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
             res
         }
-        Err(kura_services::ServiceError::MfaRequired { challenge }) => {
+        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => {
             let (token, cookie) = pre_csrf(&s);
             let p = anon_page(v.tr, "mfa.title", &token, "/login");
-            let mut res = html(StatusCode::OK, MfaTpl { p, challenge }.render());
+            let passkey = methods.contains(&"passkey");
+            let mut res = html(
+                StatusCode::OK,
+                MfaTpl {
+                    p,
+                    challenge,
+                    passkey,
+                }
+                .render(),
+            );
             set_cookie(&mut res, &cookie);
             res
         }
@@ -587,6 +597,8 @@ pub async fn security_submit(
 struct MfaTpl {
     p: Page,
     challenge: String,
+    /// The user has a passkey: offer it.
+    passkey: bool,
 }
 
 #[derive(Deserialize)]
@@ -595,6 +607,11 @@ pub struct MfaForm {
     challenge: String,
     #[serde(default)]
     code: String,
+    /// A passkey answer instead of a code: the ceremony and the credential (JSON).
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
     #[serde(default, rename = "_csrf")]
     csrf: String,
 }
@@ -604,9 +621,22 @@ pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaF
     if !pre_csrf_ok(&v, &f.csrf) {
         return Redirect::to("/login?err=csrf").into_response();
     }
+    let factor = match (&f.ceremony, &f.credential) {
+        (Some(ceremony), Some(credential)) if !ceremony.is_empty() => {
+            match serde_json::from_str(credential) {
+                Ok(credential) => SecondFactor::Passkey {
+                    ceremony,
+                    credential,
+                },
+                Err(_) => SecondFactor::Code(""),
+            }
+        }
+        _ => SecondFactor::Code(&f.code),
+    };
+    let passkey = matches!(factor, SecondFactor::Passkey { .. });
     match s
         .services
-        .complete_mfa_login(&f.challenge, &f.code, &v.ctx)
+        .complete_mfa_login(&f.challenge, factor, &v.ctx)
         .await
     {
         Ok(r) => {
@@ -621,12 +651,14 @@ pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaF
             let mut p = anon_page(v.tr, "mfa.title", &token, "/login");
             let key = match e {
                 kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                _ if passkey => "passkey.failed",
                 _ => "mfa.failed",
             };
             p.error = Some(v.tr.t(key).to_string());
             let body = MfaTpl {
                 p,
                 challenge: f.challenge,
+                passkey,
             }
             .render();
             let mut res = html(StatusCode::UNAUTHORIZED, body);
@@ -634,6 +666,162 @@ pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaF
             res
         }
     }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyOptionsBody {
+    #[serde(default)]
+    tenant: String,
+}
+
+/// Starts a passwordless console log-in (JSON for the login page's script; the pre-login
+/// CSRF token comes in `x-csrf-token`).
+pub async fn login_passkey_options(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    axum::Json(b): axum::Json<PasskeyOptionsBody>,
+) -> Response {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !pre_csrf_ok(&v, sent) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "csrf"})),
+        )
+            .into_response();
+    }
+    match s
+        .services
+        .start_passkey_login(&b.tenant, SessionKind::Console)
+        .await
+    {
+        Ok(start) => axum::Json(start).into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyLoginForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+}
+
+/// Finishes a passwordless console log-in: the passkey is both factors.
+pub async fn login_passkey(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<PasskeyLoginForm>,
+) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    let credential = serde_json::from_str(&f.credential).unwrap_or(serde_json::Value::Null);
+    match s
+        .services
+        .complete_passkey_login(&f.ceremony, credential, &v.ctx)
+        .await
+    {
+        Ok(r) => {
+            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
+            let mut res = Redirect::to("/").into_response();
+            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(e) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "login.title", &token, "/login");
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                kura_services::ServiceError::Forbidden => "err.ip_not_allowed",
+                _ => "passkey.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
+            let body = LoginTpl {
+                p,
+                tenant: f.tenant,
+                email: String::new(),
+            }
+            .render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyAddForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+}
+
+/// Adds a passkey from the account page (the script fills the form with the
+/// authenticator's answer). The first second factor shows its recovery codes.
+pub async fn passkey_add(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<PasskeyAddForm>,
+) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/account");
+    }
+    let credential = serde_json::from_str(&f.credential).unwrap_or(serde_json::Value::Null);
+    match s
+        .services
+        .finish_passkey_registration(&c.auth, &f.ceremony, &f.name, credential, &c.ctx)
+        .await
+    {
+        Ok(added) => match added.recovery_codes {
+            Some(codes) => {
+                let flash = Flash {
+                    ok: Some("passkey_added".into()),
+                    ..Flash::default()
+                };
+                html(
+                    StatusCode::OK,
+                    RecoveryTpl {
+                        p: page(&c, "mfa.recovery_title", "account", "/account", &flash),
+                        codes,
+                    }
+                    .render(),
+                )
+            }
+            None => back_ok("/account", "passkey_added"),
+        },
+        Err(e) => back_err("/account", &e),
+    }
+}
+
+pub async fn passkey_remove(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    act(
+        &c,
+        &f.csrf,
+        "/account",
+        "passkey_removed",
+        s.services.delete_passkey(&c.auth, &id, &c.ctx),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -1354,6 +1542,14 @@ struct AccountTpl {
     totp: bool,
     recovery_left: i64,
     mfa_required: bool,
+    passkeys: Vec<PasskeyLine>,
+}
+
+struct PasskeyLine {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
 }
 
 /// The user's own account: their sessions (device, address, last use), each can be ended.
@@ -1410,7 +1606,24 @@ async fn account_view(
             revoked: t.revoked_at.is_some(),
         })
         .collect();
+    let passkeys = s
+        .services
+        .list_passkeys(&c.auth)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|k| PasskeyLine {
+            id: k.id,
+            name: k.name,
+            created: k.created_at.format_in_zone(&zone),
+            last_used: k
+                .last_used_at
+                .map(|e| e.format_in_zone(&zone))
+                .unwrap_or_default(),
+        })
+        .collect();
     let body = AccountTpl {
+        passkeys,
         p: page(c, "account.title", "account", "/account", flash),
         email: c.auth.user.email.clone(),
         tokens,

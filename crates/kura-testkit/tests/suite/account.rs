@@ -1069,3 +1069,338 @@ async fn mfa_required_for_chosen_roles_only() {
         s.stop().await;
     }
 }
+
+/// Passkeys through the API with an independent software authenticator: registration
+/// (origin checked, ceremonies single use and short-lived), second factor after a
+/// password, passwordless log-in, replay and cloned-counter refusal, removal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passkeys_register_second_factor_and_passwordless() {
+    use kura_testkit::webauthn::{Misbehave, SoftAuthenticator};
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    let ok = Misbehave::default();
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("passco").await;
+        let email = "kato@passco.example.jp";
+        let (mid, m) = s
+            .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
+            .await;
+        let mut device = SoftAuthenticator::new(&s.services.config.public_url);
+
+        let start = |tok: String| {
+            let s = &s;
+            async move {
+                let (st, o) = s
+                    .post("/api/v1/me/mfa/passkeys/options", &tok, json!({}))
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{o}");
+                o
+            }
+        };
+        let o = start(m.clone()).await;
+        let pk = &o["options"]["publicKey"];
+        assert_eq!(
+            pk["authenticatorSelection"]["residentKey"], "preferred",
+            "{o}"
+        );
+        assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+        assert_eq!(pk["user"]["name"], email);
+        // Signed for another site: refused, and the ceremony is spent.
+        let evil = Misbehave {
+            origin: Some("https://kura.evil.example".into()),
+            ..Misbehave::default()
+        };
+        let bad = device.register(&o["options"], &evil);
+        let (st, e) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &m,
+                json!({ "ceremony": o["ceremony"], "credential": bad }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        let good = device.register(&o["options"], &ok);
+        let (st, e) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &m,
+                json!({ "ceremony": o["ceremony"], "credential": good }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "single use: {e}");
+        // A ceremony expires after five minutes.
+        let o = start(m.clone()).await;
+        let late = device.register(&o["options"], &ok);
+        s.clock.advance_secs(301);
+        let (st, _) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &m,
+                json!({ "ceremony": o["ceremony"], "credential": late }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        // Without user verification the registration is refused.
+        let o = start(m.clone()).await;
+        let no_uv = Misbehave {
+            no_user_verification: true,
+            ..Misbehave::default()
+        };
+        let weak = device.register(&o["options"], &no_uv);
+        let (st, _) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &m,
+                json!({ "ceremony": o["ceremony"], "credential": weak }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        // A good one: the first second factor comes with recovery codes.
+        device.credentials.clear();
+        let o = start(m.clone()).await;
+        let cred = device.register(&o["options"], &ok);
+        let (st, added) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &m,
+                json!({ "ceremony": o["ceremony"], "name": "ノートPC", "credential": cred }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{added}");
+        assert_eq!(added["passkey"]["name"], "ノートPC");
+        assert_eq!(added["recovery_codes"].as_array().unwrap().len(), 10);
+        let passkey_id = added["passkey"]["id"].as_str().unwrap().to_string();
+        let (_, list) = s.get("/api/v1/me/mfa/passkeys", &m).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+        // The same authenticator cannot register twice (excluded, and refused if it tries).
+        let o = start(m.clone()).await;
+        let excluded = o["options"]["publicKey"]["excludeCredentials"]
+            .as_array()
+            .unwrap();
+        assert_eq!(excluded.len(), 1);
+        let (_, st_m) = s.get("/api/v1/me/mfa", &m).await;
+        assert_eq!(st_m["passkeys"], 1, "{st_m}");
+
+        // Second factor: the password gives a challenge that names the passkey.
+        let password_then_passkey = || {
+            let s = &s;
+            async move {
+                let (_, l) = s.login("passco", email, PASSWORD).await;
+                assert_eq!(l["mfa_required"], true, "{l}");
+                assert!(l["methods"].as_array().unwrap().contains(&json!("passkey")));
+                let ch = l["challenge"].as_str().unwrap().to_string();
+                let (st, o) = s
+                    .call(
+                        "POST",
+                        "/api/v1/auth/mfa/passkey/options",
+                        None,
+                        Some(json!({ "challenge": ch })),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{o}");
+                (ch, o)
+            }
+        };
+        let (ch, o) = password_then_passkey().await;
+        let allowed = o["options"]["publicKey"]["allowCredentials"]
+            .as_array()
+            .unwrap();
+        assert_eq!(allowed.len(), 1);
+        let a = device.assert(&o["options"], 0, &ok);
+        let answer = json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a });
+        let (st, l) = s
+            .call("POST", "/api/v1/auth/mfa", None, Some(answer.clone()))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{l}");
+        let (_, me) = s.get("/api/v1/me", l["token"].as_str().unwrap()).await;
+        assert_eq!(me["user"]["email"], email, "{me}");
+        // The same answer again: the ceremony and the challenge are spent.
+        assert_eq!(
+            s.call("POST", "/api/v1/auth/mfa", None, Some(answer))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED
+        );
+        // Wrong origin, and a counter that went backwards (a cloned authenticator): refused.
+        for how in [
+            evil.clone(),
+            Misbehave {
+                counter: Some(1),
+                ..Misbehave::default()
+            },
+        ] {
+            let (ch, o) = password_then_passkey().await;
+            let a = device.assert(&o["options"], 0, &how);
+            let (st, e) = s
+                .call(
+                    "POST",
+                    "/api/v1/auth/mfa",
+                    None,
+                    Some(json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::UNAUTHORIZED, "{how:?}: {e}");
+        }
+
+        // Passwordless: the tenant only; the authenticator names the user.
+        let passwordless = |tenant: &'static str| {
+            let s = &s;
+            async move {
+                let (st, o) = s
+                    .call(
+                        "POST",
+                        "/api/v1/auth/passkey/options",
+                        None,
+                        Some(json!({ "tenant": tenant })),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::OK, "{o}");
+                assert!(
+                    o["options"]["publicKey"]
+                        .get("allowCredentials")
+                        .is_none_or(|a| a.as_array().is_some_and(|a| a.is_empty())),
+                    "{o}"
+                );
+                o
+            }
+        };
+        let o = passwordless("passco").await;
+        let a = device.assert(&o["options"], 0, &ok);
+        let body = json!({ "ceremony": o["ceremony"], "credential": a });
+        let (st, l) = s
+            .call("POST", "/api/v1/auth/passkey", None, Some(body.clone()))
+            .await;
+        assert_eq!(st, StatusCode::OK, "{l}");
+        assert_eq!(l["user"]["email"], email);
+        assert_eq!(
+            s.call("POST", "/api/v1/auth/passkey", None, Some(body))
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED,
+            "a ceremony is single use"
+        );
+        // An unknown tenant gets options too, and the answer fails like a wrong passkey.
+        let o = passwordless("no-such-tenant").await;
+        let a = device.assert(&o["options"], 0, &ok);
+        assert_eq!(
+            s.call(
+                "POST",
+                "/api/v1/auth/passkey",
+                None,
+                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+        // A passkey of this tenant is no key to another tenant.
+        let other = s.create_tenant("otherco").await;
+        let o = passwordless("otherco").await;
+        let a = device.assert(&o["options"], 0, &ok);
+        assert_eq!(
+            s.call(
+                "POST",
+                "/api/v1/auth/passkey",
+                None,
+                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+        // A frozen user's passkey opens nothing.
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{mid}/freeze"),
+                &t.admin_token,
+                json!({})
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+        let o = passwordless("passco").await;
+        let a = device.assert(&o["options"], 0, &ok);
+        assert_eq!(
+            s.call(
+                "POST",
+                "/api/v1/auth/passkey",
+                None,
+                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+            )
+            .await
+            .0,
+            StatusCode::UNAUTHORIZED
+        );
+        s.post(
+            &format!("/api/v1/users/{mid}/unfreeze"),
+            &t.admin_token,
+            json!({}),
+        )
+        .await;
+        let (_, l) = s.login("passco", email, PASSWORD).await;
+        let ch = l["challenge"].as_str().unwrap();
+        let codes = added["recovery_codes"].as_array().unwrap();
+        let (st, l) = s
+            .call(
+                "POST",
+                "/api/v1/auth/mfa",
+                None,
+                Some(json!({ "challenge": ch, "code": codes[0] })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{l}");
+        let m = l["token"].as_str().unwrap().to_string();
+
+        // Removal: audited; the password alone works again.
+        let (st, _) = s
+            .call(
+                "DELETE",
+                &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
+                Some(&m),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        let (_, l) = s.login("passco", email, PASSWORD).await;
+        assert!(l["token"].is_string(), "{l}");
+        let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for a in ["mfa.passkey.add", "mfa.passkey.remove"] {
+            assert!(actions.contains(&a), "{a} in {actions:?}");
+        }
+        let reasons = |audit: &serde_json::Value| -> Vec<String> {
+            audit["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == "auth.login" && e["result"] == "failure")
+                .map(|e| {
+                    e["details"]["reason"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_string()
+                })
+                .collect()
+        };
+        let here = reasons(&audit);
+        // Wrong origin and cloned counter as a second factor; the frozen user's passkey.
+        assert!(
+            here.iter().filter(|r| *r == "bad_second_factor").count() >= 2,
+            "{here:?}"
+        );
+        assert!(here.iter().any(|r| r == "not_active"), "{here:?}");
+        let (_, audit) = s.get("/api/v1/audit?limit=50", &other.admin_token).await;
+        assert!(
+            reasons(&audit).iter().any(|r| r == "bad_passkey"),
+            "a refused passkey is audited in the tenant it was tried on"
+        );
+        s.stop().await;
+    }
+}

@@ -63,6 +63,7 @@ async fn snapshot(s: &TestServer, token: &str) -> Vec<Value> {
         "/api/v1/roles",
         "/api/v1/tenant/contacts",
         "/api/v1/tenant",
+        "/api/v1/me/mfa/passkeys",
     ] {
         let (st, mut v) = s.get(path, token).await;
         assert_eq!(st, StatusCode::OK, "{path}");
@@ -151,8 +152,23 @@ async fn tenant_a_cannot_reach_tenant_b() {
             )
             .await;
         let token_id = tk["id"].as_str().unwrap().to_string();
+        let mut device =
+            kura_testkit::webauthn::SoftAuthenticator::new(&s.services.config.public_url);
+        let (_, o) = s
+            .post("/api/v1/me/mfa/passkeys/options", &b.admin_token, json!({}))
+            .await;
+        let cred = device.register(&o["options"], &Default::default());
+        let (_, pk) = s
+            .post(
+                "/api/v1/me/mfa/passkeys",
+                &b.admin_token,
+                json!({ "ceremony": o["ceremony"], "credential": cred }),
+            )
+            .await;
+        let passkey = pk["passkey"]["id"].as_str().unwrap().to_string();
         let b_ids: HashMap<&str, String> = HashMap::from([
             ("token_id", token_id),
+            ("passkey_id", passkey),
             ("folder_id", folder),
             ("project_id", project),
             ("user_id", user),
