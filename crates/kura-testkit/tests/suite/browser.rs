@@ -300,6 +300,7 @@ async fn console_in_chromium() {
     files_flow(&s, port).await;
     reset_flow(&s, port).await;
     totp_flow(&s, port).await;
+    passkey_flow(&s, port).await;
     s.stop().await;
 }
 
@@ -669,6 +670,121 @@ async fn totp_flow(s: &TestServer, port: u16) {
     fill(&c, "#mfa-code", &s.totp_code(&secret)).await;
     click(&c, "#mfa-submit").await;
     wait_eq(&c, "h1", "ワークスペース").await;
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Chromium's virtual authenticator (WebDriver WebAuthn extension) holds the passkeys.
+async fn virtual_authenticator(c: &fantoccini::Client, port: u16) -> String {
+    let sid = c.session_id().await.unwrap().expect("session id");
+    let url = format!("http://127.0.0.1:{port}/session/{sid}/webauthn/authenticator");
+    let res: Value = reqwest::Client::new()
+        .post(&url)
+        .json(&json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "isUserConsenting": true,
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = res["value"].as_str().unwrap_or_else(|| panic!("{res}"));
+    format!("{url}/{id}")
+}
+
+/// Register a passkey on the account page, use it as the second step after the password,
+/// then log in with it alone.
+async fn passkey_flow(s: &TestServer, port: u16) {
+    let tenant = s.create_tenant("e2e-passkey").await;
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    let authenticator = virtual_authenticator(&c, port).await;
+    c.goto(&format!("{base}/login?tenant=e2e-passkey"))
+        .await
+        .unwrap();
+    fill(&c, "#login-email", &tenant.admin_email).await;
+    fill(&c, "#login-password", PASSWORD).await;
+    click(&c, "#login-submit").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    click(&c, "#current-user").await;
+    fill(&c, "#passkey-name", "Chromium").await;
+    click(&c, "#passkey-add").await;
+    // The first second factor: recovery codes, shown once.
+    wait_eq(&c, "h1", "リカバリーコード").await;
+    assert_eq!(
+        c.find_all(Locator::Css("#recovery-codes li"))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    click(&c, "#recovery-done").await;
+    wait_contains(&c, "#passkeys-table", "Chromium").await;
+    let creds: Value = reqwest::get(format!("{authenticator}/credentials"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let creds = creds["value"].as_array().unwrap();
+    assert_eq!(creds.len(), 1, "{creds:?}");
+    assert_eq!(
+        creds[0]["isResidentCredential"], true,
+        "a discoverable credential"
+    );
+    click(&c, "#logout").await;
+    wait_contains(&c, "#notice", "ログアウトしました").await;
+
+    // Password, then the passkey as the second step.
+    c.goto(&format!("{base}/login?tenant=e2e-passkey"))
+        .await
+        .unwrap();
+    fill(&c, "#login-email", &tenant.admin_email).await;
+    fill(&c, "#login-password", PASSWORD).await;
+    click(&c, "#login-submit").await;
+    wait_eq(&c, "h1", "2段階認証").await;
+    click(&c, "#mfa-passkey").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    click(&c, "#logout").await;
+    wait_contains(&c, "#notice", "ログアウトしました").await;
+
+    // The passkey alone: no e-mail, no password.
+    c.goto(&format!("{base}/login?tenant=e2e-passkey"))
+        .await
+        .unwrap();
+    click(&c, "#passkey-login").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    let me = fetch_text(&c, &format!("{base}/api/v1/me")).await;
+    assert!(me.as_str().unwrap().contains(&tenant.admin_email), "{me}");
+    let creds: Value = reqwest::get(format!("{authenticator}/credentials"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    // The server kept the authenticator's counter (registration and two uses).
+    let tid = kura_domain::TenantId::from_string(tenant.tenant_id.clone());
+    let uid = kura_domain::UserId::from_string(tenant.admin_id.clone());
+    let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
+    let stored = kura_store::passkeys::list_for_user(&mut tx, &tid, &uid)
+        .await
+        .unwrap();
+    drop(tx);
+    assert_eq!(stored.len(), 1);
+    assert!(stored[0].last_used_at.is_some());
+    assert_eq!(
+        creds["value"][0]["signCount"],
+        json!(stored[0].counter),
+        "{creds}"
+    );
+    assert!(stored[0].counter >= 2);
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
