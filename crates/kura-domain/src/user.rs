@@ -2,6 +2,32 @@
 
 use serde::{Deserialize, Serialize};
 
+/// A person, or a service account (no password, no log-in: API tokens only, with the
+/// roles granted to it like anyone else).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum UserKind {
+    #[default]
+    Person,
+    Service,
+}
+
+impl UserKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserKind::Person => "person",
+            UserKind::Service => "service",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "person" => Some(Self::Person),
+            "service" => Some(Self::Service),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {

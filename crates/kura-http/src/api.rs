@@ -383,6 +383,44 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             invite_schema
         ),
         route!(
+            post,
+            "/api/v1/service-accounts",
+            "users",
+            true,
+            201,
+            "Create a service account: a user that cannot log in and acts only through API tokens issued for it, with the roles granted to it",
+            create_service_account,
+            service_account_schema
+        ),
+        route!(
+            get,
+            "/api/v1/users/{user_id}/tokens",
+            "users",
+            true,
+            200,
+            "A service account's API tokens (never the secrets)",
+            list_service_tokens
+        ),
+        route!(
+            post,
+            "/api/v1/users/{user_id}/tokens",
+            "users",
+            true,
+            201,
+            "Issue an API token for a service account (scopes, expiry ≤ 365 days); the secret is returned once",
+            create_service_token,
+            token_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/users/{user_id}/tokens/{token_id}",
+            "users",
+            true,
+            204,
+            "Revoke a service account's API token",
+            revoke_service_token
+        ),
+        route!(
             get,
             "/api/v1/users/{user_id}",
             "users",
@@ -1245,6 +1283,75 @@ async fn invite_user(
         )
         .await?;
     created(user)
+}
+#[derive(Deserialize)]
+struct ServiceAccountBody {
+    name: String,
+    role: Option<String>,
+    scope: Option<ScopeBody>,
+    max_label: Option<String>,
+}
+fn service_account_schema() -> Value {
+    json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"role":{"type":"string","description":"admin, member, guest or a custom role id"},"scope":scope_schema(),"max_label":{"type":"string"}}})
+}
+async fn create_service_account(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<ServiceAccountBody>,
+) -> ApiResult {
+    let role = match b.role {
+        Some(r) => Some((r, parse_scope(b.scope)?)),
+        None => None,
+    };
+    let user = s
+        .services
+        .create_service_account(&a, &b.name, role, b.max_label, &ctx)
+        .await?;
+    created(user)
+}
+async fn list_service_tokens(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    items(
+        s.services
+            .list_service_tokens(&a, &UserId::from_string(id), &ctx)
+            .await?,
+    )
+}
+async fn create_service_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> ApiResult {
+    let t = s
+        .services
+        .create_service_token(
+            &a,
+            &UserId::from_string(id),
+            &b.name,
+            b.scopes,
+            b.expires_in_days,
+            &ctx,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(t))).into_response())
+}
+async fn revoke_service_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path((id, token)): Path<(String, String)>,
+) -> ApiResult {
+    s.services
+        .revoke_service_token(&a, &UserId::from_string(id), &token, &ctx)
+        .await?;
+    no_content()
 }
 async fn get_user(
     State(s): State<AppState>,

@@ -555,7 +555,10 @@ impl Services {
                 )
                 .await;
         };
-        let Some(user) = user.filter(|u| u.status == UserStatus::Active) else {
+        // Service accounts have no password and no mailbox.
+        let Some(user) = user.filter(|u| {
+            u.status == UserStatus::Active && u.kind == kura_domain::user::UserKind::Person
+        }) else {
             return self
                 .audit_alone(
                     &tenant.id,
@@ -848,6 +851,95 @@ impl Services {
         if auth.token_scopes.is_some() {
             return Err(ServiceError::Forbidden);
         }
+        let owner = auth.user.id.clone();
+        self.issue_api_token(auth, &owner, name, scopes, expires_in_days, ctx)
+            .await
+    }
+
+    /// Admin: issues an API token for a service account of the tenant (the token acts as
+    /// the account, with the roles granted to it, within its scopes).
+    pub async fn create_service_token(
+        &self,
+        auth: &AuthContext,
+        account: &kura_domain::UserId,
+        name: &str,
+        scopes: Vec<String>,
+        expires_in_days: i64,
+        ctx: &RequestCtx,
+    ) -> Result<NewApiToken> {
+        let user = self.service_account(auth, account, true, ctx).await?;
+        self.issue_api_token(auth, &user.id, name, scopes, expires_in_days, ctx)
+            .await
+    }
+
+    /// A service account of the caller's tenant, for a token operation: unknown ids are
+    /// "not found" before any permission check; people are not service accounts.
+    async fn service_account(
+        &self,
+        auth: &AuthContext,
+        account: &kura_domain::UserId,
+        write: bool,
+        ctx: &RequestCtx,
+    ) -> Result<User> {
+        let (user, _) = self.get_user(auth, account, ctx).await?;
+        let t = &auth.tenant.id;
+        let action = if write {
+            kura_domain::Action::UserManage
+        } else {
+            kura_domain::Action::UserRead
+        };
+        self.require(
+            &auth.principal,
+            action,
+            &kura_domain::Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        if auth.token_scopes.is_some() && write {
+            // Tokens never mint tokens.
+            return Err(ServiceError::Forbidden);
+        }
+        if user.kind != kura_domain::user::UserKind::Service {
+            return Err(ServiceError::invalid(
+                "user",
+                "is not a service account (people create their own tokens)",
+            ));
+        }
+        Ok(user)
+    }
+
+    pub async fn list_service_tokens(
+        &self,
+        auth: &AuthContext,
+        account: &kura_domain::UserId,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<kura_store::api_tokens::ApiToken>> {
+        let user = self.service_account(auth, account, false, ctx).await?;
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(kura_store::api_tokens::list_for_user(&mut tx, t, &user.id).await?)
+    }
+
+    pub async fn revoke_service_token(
+        &self,
+        auth: &AuthContext,
+        account: &kura_domain::UserId,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let user = self.service_account(auth, account, true, ctx).await?;
+        self.revoke_token_of(auth, &user.id, id, ctx).await
+    }
+
+    async fn issue_api_token(
+        &self,
+        auth: &AuthContext,
+        owner: &kura_domain::UserId,
+        name: &str,
+        scopes: Vec<String>,
+        expires_in_days: i64,
+        ctx: &RequestCtx,
+    ) -> Result<NewApiToken> {
         let name = kura_domain::validate_name("name", name)?;
         if scopes.is_empty() {
             return Err(ServiceError::invalid("scopes", "name at least one scope"));
@@ -875,7 +967,7 @@ impl Services {
         let info = kura_store::api_tokens::ApiToken {
             id: kura_domain::ids::new_id(),
             tenant_id: auth.tenant.id.clone(),
-            user_id: auth.user.id.clone(),
+            user_id: owner.clone(),
             name,
             scopes,
             created_at: now,
@@ -893,7 +985,7 @@ impl Services {
             ctx,
             Event::new("token.create")
                 .target("api_token", &info.id)
-                .details(serde_json::json!({ "name": info.name, "scopes": info.scopes, "expires_at": info.expires_at })),
+                .details(serde_json::json!({ "name": info.name, "owner": owner, "scopes": info.scopes, "expires_at": info.expires_at })),
         )
         .await?;
         tx.commit().await?;
@@ -918,9 +1010,20 @@ impl Services {
         id: &str,
         ctx: &RequestCtx,
     ) -> Result<()> {
+        let owner = auth.user.id.clone();
+        self.revoke_token_of(auth, &owner, id, ctx).await
+    }
+
+    async fn revoke_token_of(
+        &self,
+        auth: &AuthContext,
+        owner: &kura_domain::UserId,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_tx(t).await?;
-        if !kura_store::api_tokens::revoke(&mut tx, t, &auth.user.id, id, self.now()).await? {
+        if !kura_store::api_tokens::revoke(&mut tx, t, owner, id, self.now()).await? {
             return Err(ServiceError::NotFound);
         }
         self.audit(

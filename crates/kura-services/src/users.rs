@@ -4,7 +4,7 @@ use crate::auth::AuthContext;
 use crate::mail;
 use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_domain::authz::{authorize_grant, ActionSet, BuiltinRole, Scope};
-use kura_domain::user::UserStatus;
+use kura_domain::user::{UserKind, UserStatus};
 use kura_domain::{
     validate_email, validate_name, Action, Decision, GrantId, Resource, RoleId, TenantId, UserId,
 };
@@ -113,6 +113,120 @@ impl Services {
 
     /// Creates an invited user, their first grant, an invitation link and its mail, inside
     /// `tx`. Authorization is the caller's.
+    /// Grants a new user's first role (if asked), within the actor's own powers. Returns
+    /// the role's name for the audit entry and mail (`-` for none).
+    async fn grant_first_role(
+        &self,
+        tx: &mut Tx,
+        tenant: &Tenant,
+        actor: &Actor<'_>,
+        user: &User,
+        input: &NewUser,
+        now: kura_domain::Timestamp,
+    ) -> Result<String> {
+        let Some((spec, scope)) = &input.role else {
+            return Ok("-".into());
+        };
+        let (role, actions) = self.resolve_role(tx, &tenant.id, spec).await?;
+        let resource = self
+            .check_grant_shape(
+                tx,
+                &tenant.settings,
+                &tenant.id,
+                &role,
+                scope,
+                input.max_label.as_deref(),
+            )
+            .await?;
+        if let Actor::User(p) = actor {
+            if authorize_grant(p, actions, &resource) != Decision::Allow {
+                return Err(ServiceError::Forbidden);
+            }
+        }
+        roles::insert_grant(
+            tx,
+            &tenant.id,
+            NewGrant {
+                id: &GrantId::generate(),
+                user_id: &user.id,
+                role: &role,
+                scope,
+                max_label: input.max_label.as_deref(),
+                now,
+            },
+        )
+        .await?;
+        Ok(match &role {
+            RoleRef::Builtin { role } => role.as_str().to_string(),
+            RoleRef::Custom { name, .. } => name.clone(),
+        })
+    }
+
+    /// Admin: creates a service account — a user that cannot log in (no password, no
+    /// mail) and acts only through API tokens an admin issues for it, with the roles
+    /// granted to it. Its e-mail is a generated, undeliverable `…@service.invalid`.
+    pub async fn create_service_account(
+        &self,
+        auth: &AuthContext,
+        name: &str,
+        role: Option<(String, Scope)>,
+        max_label: Option<String>,
+        ctx: &RequestCtx,
+    ) -> Result<User> {
+        let t = &auth.tenant.id;
+        self.require(
+            &auth.principal,
+            Action::UserManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let display_name = validate_name("name", name)?;
+        let now = self.now();
+        let id = UserId::generate();
+        let tail: String = id.as_str().chars().rev().take(12).collect();
+        let user = User {
+            email: format!("svc-{tail}@service.invalid"),
+            id,
+            tenant_id: t.clone(),
+            display_name,
+            locale: None,
+            status: UserStatus::Active,
+            kind: UserKind::Service,
+            password_hash: None,
+            created_at: now,
+        };
+        let input = NewUser {
+            email: user.email.clone(),
+            display_name: user.display_name.clone(),
+            locale: None,
+            role,
+            max_label,
+        };
+        let actor = Actor::User(&auth.principal);
+        let mut tx = self.store.tenant_tx(t).await?;
+        users::insert(&mut tx, &user).await?;
+        let role_label = self
+            .grant_first_role(&mut tx, &auth.tenant, &actor, &user, &input, now)
+            .await?;
+        self.audit(
+            &mut tx,
+            t,
+            &actor,
+            ctx,
+            Event::new("user.service_account.create")
+                .target("user", &user.id)
+                .details(serde_json::json!({
+                    "name": user.display_name,
+                    "role": role_label,
+                    "scope": input.role.as_ref().map(|(_, s)| s),
+                })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
     pub(crate) async fn invite_in_tx(
         &self,
         tx: &mut Tx,
@@ -142,46 +256,14 @@ impl Services {
             display_name,
             locale,
             status: UserStatus::Invited,
+            kind: UserKind::Person,
             password_hash: None,
             created_at: now,
         };
         users::insert(tx, &user).await?;
-        let mut role_label = String::from("-");
-        if let Some((spec, scope)) = &input.role {
-            let (role, actions) = self.resolve_role(tx, &tenant.id, spec).await?;
-            let resource = self
-                .check_grant_shape(
-                    tx,
-                    &tenant.settings,
-                    &tenant.id,
-                    &role,
-                    scope,
-                    input.max_label.as_deref(),
-                )
-                .await?;
-            if let Actor::User(p) = actor {
-                if authorize_grant(p, actions, &resource) != Decision::Allow {
-                    return Err(ServiceError::Forbidden);
-                }
-            }
-            roles::insert_grant(
-                tx,
-                &tenant.id,
-                NewGrant {
-                    id: &GrantId::generate(),
-                    user_id: &user.id,
-                    role: &role,
-                    scope,
-                    max_label: input.max_label.as_deref(),
-                    now,
-                },
-            )
+        let role_label = self
+            .grant_first_role(tx, tenant, actor, &user, &input, now)
             .await?;
-            role_label = match &role {
-                RoleRef::Builtin { role } => role.as_str().to_string(),
-                RoleRef::Custom { name, .. } => name.clone(),
-            };
-        }
         let token =
             kura_crypto::token::generate("kin").map_err(|_| ServiceError::internal("rng"))?;
         let expires_at = now.plus_secs(self.config.invitation_ttl_secs);
@@ -422,7 +504,8 @@ impl Services {
                 if user.status != UserStatus::Frozen {
                     return Err(ServiceError::Conflict("the user is not frozen".into()));
                 }
-                let status = if user.password_hash.is_some() {
+                // A service account never has a password; it was active before.
+                let status = if user.password_hash.is_some() || user.kind == UserKind::Service {
                     UserStatus::Active
                 } else {
                     UserStatus::Invited

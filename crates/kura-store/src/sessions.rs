@@ -72,7 +72,7 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
     let rows = sqlx::query(
         "SELECT s.id, s.tenant_id, s.user_id, s.kind, s.csrf_token, s.ip, s.user_agent, s.created_at, s.last_seen_at, \
          u.id AS u_id, u.tenant_id AS u_tenant_id, u.email AS u_email, u.display_name AS u_display_name, u.locale AS u_locale, \
-         u.status AS u_status, u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
+         u.status AS u_status, u.kind AS u_kind, u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
          t.id AS t_id, t.slug AS t_slug, t.name AS t_name, t.status AS t_status, t.settings AS t_settings, t.created_at AS t_created_at, \
          g.id AS g_id, g.user_id AS g_user_id, g.builtin AS g_builtin, g.role_id AS g_role_id, g.scope_kind AS g_scope_kind, \
          g.scope_id AS g_scope_id, g.created_at AS g_created_at, g.max_label AS g_max_label, r.name AS g_role_name, r.actions AS g_role_actions \

@@ -1,7 +1,7 @@
 //! Users of a tenant (IAM-1).
 
 use crate::{found, Result, StoreError, Tx};
-use kura_domain::user::UserStatus;
+use kura_domain::user::{UserKind, UserStatus};
 use kura_domain::{TenantId, Timestamp, UserId};
 use serde::Serialize;
 use sqlx::any::AnyRow;
@@ -16,12 +16,14 @@ pub struct User {
     /// The user's console language, if they chose one.
     pub locale: Option<String>,
     pub status: UserStatus,
+    pub kind: UserKind,
     #[serde(skip)]
     pub password_hash: Option<String>,
     pub created_at: Timestamp,
 }
 
-const COLS: &str = "id, tenant_id, email, display_name, locale, status, password_hash, created_at";
+const COLS: &str =
+    "id, tenant_id, email, display_name, locale, status, kind, password_hash, created_at";
 
 pub(crate) fn from_row(r: &AnyRow) -> Result<User> {
     from_row_prefixed(r, "")
@@ -39,6 +41,11 @@ pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<User> {
         locale: r.try_get(c("locale").as_str())?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status {status}")))?,
+        kind: {
+            let kind: String = r.try_get(c("kind").as_str())?;
+            UserKind::parse(&kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("user kind {kind}")))?
+        },
         password_hash: r.try_get(c("password_hash").as_str())?,
         created_at: Timestamp(r.try_get(c("created_at").as_str())?),
     })
@@ -47,7 +54,7 @@ pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<User> {
 pub async fn insert(tx: &mut Tx, u: &User) -> Result<()> {
     tx.check(&u.tenant_id)?;
     sqlx::query(
-        "INSERT INTO users (id, tenant_id, email, display_name, locale, status, password_hash, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)",
+        "INSERT INTO users (id, tenant_id, email, display_name, locale, status, password_hash, created_at, updated_at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)",
     )
     .bind(u.id.as_str())
     .bind(u.tenant_id.as_str())
@@ -57,6 +64,7 @@ pub async fn insert(tx: &mut Tx, u: &User) -> Result<()> {
     .bind(u.status.as_str())
     .bind(u.password_hash.clone())
     .bind(u.created_at.0)
+    .bind(u.kind.as_str())
     .execute(tx.conn())
     .await
     .map_err(|e| StoreError::conflict_on_unique(e, "a user with this e-mail exists"))?;

@@ -1404,3 +1404,160 @@ async fn passkeys_register_second_factor_and_passwordless() {
         s.stop().await;
     }
 }
+
+/// Service accounts: created by an admin with a role, no log-in, API tokens issued by an
+/// admin, within the account's roles and the token's scopes; freezing stops them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_accounts_act_only_through_their_tokens() {
+    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use serde_json::json;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("svcco").await;
+        let admin = &t.admin_token;
+        let (person, m) = s
+            .add_user(
+                admin,
+                "ueda@svcco.example.jp",
+                "member",
+                json!({ "type": "tenant" }),
+            )
+            .await;
+        let body =
+            json!({ "name": "夜間バックアップ", "role": "member", "scope": { "type": "tenant" } });
+        assert_eq!(
+            s.post("/api/v1/service-accounts", &m, body.clone()).await.0,
+            StatusCode::FORBIDDEN,
+            "members do not create service accounts"
+        );
+        let (st, svc) = s.post("/api/v1/service-accounts", admin, body).await;
+        assert_eq!(st, StatusCode::CREATED, "{svc}");
+        assert_eq!(svc["kind"], "service");
+        assert_eq!(svc["status"], "active");
+        let email = svc["email"].as_str().unwrap().to_string();
+        assert!(email.ends_with("@service.invalid"), "{email}");
+        let id = svc["id"].as_str().unwrap().to_string();
+
+        // It cannot log in or ask for a password reset.
+        assert_eq!(
+            s.login("svcco", &email, PASSWORD).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        s.call(
+            "POST",
+            "/api/v1/auth/password-reset",
+            None,
+            Some(json!({ "tenant": "svcco", "email": email })),
+        )
+        .await;
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 100).await.unwrap();
+        drop(tx);
+        assert!(
+            mails.iter().all(|m| m.to != email),
+            "no mail to a service account"
+        );
+
+        // Tokens: only for service accounts, only by user managers.
+        let tok = json!({ "name": "backup", "scopes": ["workspace:read"], "expires_in_days": 30 });
+        assert_eq!(
+            s.post(
+                &format!("/api/v1/users/{person}/tokens"),
+                admin,
+                tok.clone()
+            )
+            .await
+            .0,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{id}/tokens"), &m, tok.clone())
+                .await
+                .0,
+            StatusCode::FORBIDDEN
+        );
+        let (st, issued) = s
+            .post(&format!("/api/v1/users/{id}/tokens"), admin, tok)
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{issued}");
+        let secret = issued["token"].as_str().unwrap().to_string();
+        let token_id = issued["id"].as_str().unwrap().to_string();
+        assert!(secret.starts_with("kat_"));
+        let (st, me) = s.get("/api/v1/me", &secret).await;
+        assert_eq!(st, StatusCode::OK, "{me}");
+        assert_eq!(me["user"]["id"], id.as_str());
+        assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
+        let (st, e) = s
+            .post("/api/v1/folders", &secret, json!({ "name": "x" }))
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+        assert_eq!(e["error"]["code"], "insufficient_scope");
+        let (_, list) = s.get(&format!("/api/v1/users/{id}/tokens"), admin).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+        assert!(list["items"][0].get("token").is_none());
+        // Freezing the account stops its tokens at once; revoking stops one for good.
+        assert_eq!(
+            s.post(&format!("/api/v1/users/{id}/freeze"), admin, json!({}))
+                .await
+                .0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            s.get("/api/v1/folders", &secret).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        s.post(&format!("/api/v1/users/{id}/unfreeze"), admin, json!({}))
+            .await;
+        assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
+        let (st, _) = s
+            .call(
+                "DELETE",
+                &format!("/api/v1/users/{id}/tokens/{token_id}"),
+                Some(admin),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::NO_CONTENT);
+        assert_eq!(
+            s.get("/api/v1/folders", &secret).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        for a in [
+            "user.service_account.create",
+            "token.create",
+            "token.revoke",
+        ] {
+            assert!(actions.contains(&a), "{a} in {actions:?}");
+        }
+        let (_, issued) = s
+            .post(
+                &format!("/api/v1/users/{id}/tokens"),
+                admin,
+                json!({ "name": "second", "scopes": ["workspace:read"] }),
+            )
+            .await;
+        let second = issued["token"].as_str().unwrap().to_string();
+        // A tenant requiring MFA does not stop a service account's token.
+        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+        let mut settings = tenant["settings"].clone();
+        settings["mfa_required"] = json!(true);
+        let (st, e) = s
+            .call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(admin),
+                Some(settings),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{e}");
+        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+        s.stop().await;
+    }
+}

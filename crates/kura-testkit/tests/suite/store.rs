@@ -81,6 +81,7 @@ async fn conformance() {
             display_name: "dup".into(),
             locale: None,
             status: kura_domain::user::UserStatus::Invited,
+            kind: kura_domain::user::UserKind::Person,
             password_hash: None,
             created_at: Timestamp(1),
         };
