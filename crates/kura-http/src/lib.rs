@@ -32,6 +32,8 @@ pub struct HttpConfig {
     /// Set only by `kura bench`: mounts the plain (unencrypted) baseline routes, storing
     /// in this directory.
     pub bench_dir: Option<std::path::PathBuf>,
+    /// Mount `/outbox` (the mail outbox, loopback clients only): `kura demo`.
+    pub mail_outbox_page: bool,
 }
 
 impl Default for HttpConfig {
@@ -42,6 +44,7 @@ impl Default for HttpConfig {
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
             trusted_proxies: Vec::new(),
             bench_dir: None,
+            mail_outbox_page: false,
         }
     }
 }

@@ -212,6 +212,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         _ => {}
     }
+    if is_demo {
+        // The demo has no SMTP server: its mail is read on a page.
+        cfg.mail_outbox_page = true;
+    }
     match cli.command {
         Command::Serve(a) | Command::Demo(a) => {
             if let Some(l) = a.listen {

@@ -54,6 +54,9 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// The sender of Kura's mail.
     pub mail_from: String,
+    /// Show the mail outbox (invitations, reset links) at `/outbox` to clients on this
+    /// machine (loopback only). `kura demo` turns it on; keep it off in production.
+    pub mail_outbox_page: bool,
     /// How often (seconds) a server re-encrypts blobs left under an older data-key version
     /// after `kura keys rotate` (a batch each time); 0 turns it off on this node.
     pub reencrypt_interval_secs: u64,
@@ -105,6 +108,7 @@ pub const KEYS: &[&str] = &[
     "trusted_proxies",
     "smtp_url",
     "mail_from",
+    "mail_outbox_page",
     "storage",
     "blobs_dir",
     "s3_bucket",
@@ -140,6 +144,7 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             smtp_url: None,
             mail_from: "Kura <kura@localhost>".into(),
+            mail_outbox_page: false,
             storage: "local".into(),
             blobs_dir: None,
             s3_bucket: None,

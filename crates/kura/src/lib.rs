@@ -114,6 +114,7 @@ pub async fn start(
             max_upload_bytes: cfg.max_upload_bytes,
             trusted_proxies: cfg.trusted_proxies.clone(),
             bench_dir: cfg.bench_dir.clone(),
+            mail_outbox_page: cfg.mail_outbox_page,
         }),
     };
     let app = kura_http::app(state);

@@ -265,6 +265,14 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "コードが正しくないか、期限が切れています。",
         "The code is wrong or has expired.",
     ),
+    ("outbox.title", "送信メール（デモ）", "Mail outbox (demo)"),
+    (
+        "outbox.hint",
+        "SMTP サーバーが設定されていないため、Kura が送るメールはここに表示されます（このマシンからのみ閲覧できます）。",
+        "No SMTP server is configured, so the mail Kura sends is shown here (readable from this machine only).",
+    ),
+    ("outbox.empty", "メールはまだありません。", "No mail yet."),
+    ("outbox.to", "宛先", "To"),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

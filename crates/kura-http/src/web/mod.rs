@@ -81,6 +81,7 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(pages::audit_page))
         .route("/static/kura.css", get(css))
         .route("/static/kura.js", get(js))
+        .route("/outbox", get(pages::outbox_page))
         .fallback(pages::not_found)
 }
 

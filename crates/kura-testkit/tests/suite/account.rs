@@ -1561,3 +1561,53 @@ async fn service_accounts_act_only_through_their_tokens() {
         s.stop().await;
     }
 }
+
+/// `kura demo`'s mail page: the outbox for clients on this machine only, and only when
+/// `mail_outbox_page` is on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_outbox_page_is_local_and_opt_in() {
+    use kura_testkit::{test_config, Backend, StatusCode};
+    use serde_json::json;
+    let page = |s: &TestServer, forwarded: Option<&'static str>| {
+        let mut req = s.client.get(format!("{}/outbox", s.base));
+        if let Some(f) = forwarded {
+            req = req.header("x-forwarded-for", f);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_tenant("mailco").await;
+    assert_eq!(
+        page(&s, None).await.0,
+        StatusCode::NOT_FOUND,
+        "off by default"
+    );
+    s.stop().await;
+
+    let mut cfg = test_config(Backend::Sqlite);
+    cfg.mail_outbox_page = true;
+    cfg.trusted_proxies = vec!["127.0.0.1/32".into()];
+    let s = TestServer::start_with(cfg, Backend::Sqlite).await;
+    let t = s.create_tenant("mailco").await;
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({ "email": "new@mailco.example.jp", "role": "member", "scope": { "type": "tenant" } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, body) = page(&s, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(body.contains("new@mailco.example.jp"), "{body}");
+    assert!(
+        body.contains("/invite/kin_"),
+        "the invitation link is readable"
+    );
+    // A client elsewhere (through the trusted proxy) does not see it.
+    assert_eq!(page(&s, Some("203.0.113.7")).await.0, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
