@@ -88,6 +88,23 @@ impl Services {
         let keys = throttle_keys(&slug, &email, ctx);
         self.refuse_if_locked(&keys, &slug, &email, tenant.as_ref(), user.as_ref(), ctx)
             .await?;
+        // An allowlist for everyone is checked before the password: from elsewhere the
+        // answer is the same whether the account exists and the password is right or not.
+        if let Some(t) = tenant.as_ref().filter(|t| {
+            t.settings.ip_allowlist_roles.is_empty()
+                && !t
+                    .settings
+                    .ip_allowed(ctx.ip.as_deref().and_then(|i| i.parse().ok()), &[])
+        }) {
+            let mut ev = Event::new("auth.login").result("failure").details(
+                serde_json::json!({ "email": email, "reason": "ip_not_allowed", "ip": ctx.ip }),
+            );
+            if let Some(u) = &user {
+                ev = ev.target("user", &u.id);
+            }
+            self.audit_alone(&t.id, &Actor::Anonymous, ctx, ev).await?;
+            return Err(ServiceError::Forbidden);
+        }
         let phc = user
             .as_ref()
             .and_then(|u| u.password_hash.clone())

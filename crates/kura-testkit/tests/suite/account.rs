@@ -1013,6 +1013,41 @@ async fn ip_allowlist_by_role_behind_a_trusted_proxy() {
             audit.to_string().contains("ip_not_allowed"),
             "denials audited"
         );
+        // A list for everyone is checked before the password: from outside, a wrong
+        // password, an unknown user and the right password get the same answer.
+        assert_eq!(put(only_office, true).await.0, StatusCode::OK);
+        let login_from = |ip: &'static str, email: &'static str, password: &'static str| {
+            let s = &s;
+            async move {
+                s.client
+                    .post(format!("{}/api/v1/auth/login", s.base))
+                    .header("x-forwarded-for", ip)
+                    .json(&json!({ "tenant": "ipco", "email": email, "password": password }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+            }
+        };
+        for (email, password) in [
+            ("mori@ipco.example.jp", "wrong-password"),
+            ("nobody@ipco.example.jp", PASSWORD),
+            ("mori@ipco.example.jp", PASSWORD),
+        ] {
+            assert_eq!(
+                login_from("203.0.113.9", email, password).await,
+                StatusCode::FORBIDDEN,
+                "{email}"
+            );
+        }
+        assert_eq!(
+            login_from("192.0.2.44", "mori@ipco.example.jp", "wrong-password").await,
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            login_from("192.0.2.44", "mori@ipco.example.jp", PASSWORD).await,
+            StatusCode::OK
+        );
         s.stop().await;
     }
 }
