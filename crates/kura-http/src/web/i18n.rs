@@ -273,6 +273,19 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("outbox.empty", "メールはまだありません。", "No mail yet."),
     ("outbox.to", "宛先", "To"),
+    ("svc.title", "サービスアカウント", "Service account"),
+    ("svc.badge", "サービス", "service"),
+    ("svc.create", "サービスアカウントを作成", "Create a service account"),
+    (
+        "svc.hint",
+        "サービスアカウントはログインできません。管理者が発行する API トークンだけで、付与されたロールの範囲で動作します。",
+        "A service account cannot log in. It acts only through API tokens an admin issues for it, within the roles granted to it.",
+    ),
+    (
+        "ok.service_account_created",
+        "サービスアカウントを作成しました。API トークンを発行してください。",
+        "Service account created. Issue it an API token.",
+    ),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

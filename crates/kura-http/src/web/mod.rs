@@ -57,6 +57,15 @@ pub fn router() -> Router<AppState> {
         .route("/search", get(pages::search_page))
         .route("/users", get(pages::users_page).post(pages::user_invite))
         .route("/users/{id}/freeze", post(pages::user_freeze))
+        .route("/service-accounts", post(pages::service_account_create))
+        .route(
+            "/users/{id}/tokens",
+            get(pages::service_tokens_page).post(pages::service_token_create),
+        )
+        .route(
+            "/users/{id}/tokens/{tid}/revoke",
+            post(pages::service_token_revoke),
+        )
         .route("/users/{id}/sessions/end", post(pages::user_end_sessions))
         .route("/account", get(pages::account_page))
         .route(

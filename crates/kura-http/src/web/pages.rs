@@ -1349,6 +1349,8 @@ pub struct UserView {
     status: &'static str,
     status_key: &'static str,
     is_me: bool,
+    /// A service account: no log-in; its API tokens are managed by admins.
+    service: bool,
     grants: Vec<GrantView>,
 }
 
@@ -1459,6 +1461,7 @@ pub async fn users_page(
                 kura_domain::user::UserStatus::Frozen => "status.frozen",
             },
             is_me: u.id == c.auth.user.id,
+            service: u.kind == kura_domain::user::UserKind::Service,
             grants: g.iter().map(|g| grant_view(&c.tr, g, &names)).collect(),
         })
         .collect();
@@ -1567,6 +1570,25 @@ pub struct SessionRow {
     last_seen: String,
 }
 
+fn token_rows(list: Vec<kura_store::api_tokens::ApiToken>, zone: &str) -> Vec<TokenRow> {
+    list.into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            scopes: t.scopes.join(" "),
+            expires: t
+                .expires_at
+                .map(|e| e.format_in_zone(zone))
+                .unwrap_or_default(),
+            last_used: t
+                .last_used_at
+                .map(|e| e.format_in_zone(zone))
+                .unwrap_or_default(),
+            revoked: t.revoked_at.is_some(),
+        })
+        .collect()
+}
+
 pub struct TokenRow {
     id: String,
     name: String,
@@ -1590,6 +1612,8 @@ struct AccountTpl {
     recovery_left: i64,
     mfa_required: bool,
     passkeys: Vec<PasskeyLine>,
+    /// Where the token forms post (shared section with the service-account page).
+    token_base: String,
 }
 
 struct PasskeyLine {
@@ -1632,27 +1656,13 @@ async fn account_view(
         })
         .collect();
     let status = s.services.mfa_status(&c.auth).await.ok();
-    let tokens = s
-        .services
-        .list_api_tokens(&c.auth)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|t| TokenRow {
-            id: t.id,
-            name: t.name,
-            scopes: t.scopes.join(" "),
-            expires: t
-                .expires_at
-                .map(|e| e.format_in_zone(&zone))
-                .unwrap_or_default(),
-            last_used: t
-                .last_used_at
-                .map(|e| e.format_in_zone(&zone))
-                .unwrap_or_default(),
-            revoked: t.revoked_at.is_some(),
-        })
-        .collect();
+    let tokens = token_rows(
+        s.services
+            .list_api_tokens(&c.auth)
+            .await
+            .unwrap_or_default(),
+        &zone,
+    );
     let passkeys = s
         .services
         .list_passkeys(&c.auth)
@@ -1671,6 +1681,7 @@ async fn account_view(
         .collect();
     let body = AccountTpl {
         passkeys,
+        token_base: "/account/tokens".into(),
         p: page(c, "account.title", "account", "/account", flash),
         email: c.auth.user.email.clone(),
         tokens,
@@ -1702,19 +1713,16 @@ pub struct TokenForm {
     scopes: Vec<String>,
 }
 
-pub async fn token_create(
-    State(s): State<AppState>,
-    c: Console,
-    axum::extract::RawForm(raw): axum::extract::RawForm,
-) -> Response {
-    // Repeated `scope` fields: parsed by hand (serde_urlencoded keeps only one).
+/// The token form; repeated `scope` fields are parsed by hand (serde_urlencoded keeps only
+/// one).
+fn token_form(raw: &[u8]) -> TokenForm {
     let mut f = TokenForm {
         csrf: String::new(),
         name: String::new(),
         expires_in_days: None,
         scopes: Vec::new(),
     };
-    for (k, v) in form_pairs(&raw) {
+    for (k, v) in form_pairs(raw) {
         match k.as_str() {
             "_csrf" => f.csrf = v,
             "name" => f.name = v,
@@ -1723,6 +1731,15 @@ pub async fn token_create(
             _ => {}
         }
     }
+    f
+}
+
+pub async fn token_create(
+    State(s): State<AppState>,
+    c: Console,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Response {
+    let f = token_form(&raw);
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
     }
@@ -1746,6 +1763,147 @@ pub async fn token_create(
         }
         Err(e) => back_err("/account", &e),
     }
+}
+
+// ---------------------------------------------------------------- service accounts
+
+#[derive(Deserialize)]
+pub struct ServiceAccountForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    scope: String,
+}
+
+pub async fn service_account_create(
+    State(s): State<AppState>,
+    c: Console,
+    Form(f): Form<ServiceAccountForm>,
+) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/users");
+    }
+    let role = (!f.role.is_empty()).then(|| (f.role.clone(), parse_scope(&f.scope)));
+    match s
+        .services
+        .create_service_account(&c.auth, &f.name, role, None, &c.ctx)
+        .await
+    {
+        Ok(u) => Redirect::to(&format!(
+            "/users/{}/tokens?ok=service_account_created",
+            u.id
+        ))
+        .into_response(),
+        Err(e) => back_err("/users", &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "service_tokens.html")]
+struct ServiceTokensTpl {
+    p: Page,
+    account_name: String,
+    account_email: String,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
+    areas: &'static [&'static str],
+    token_base: String,
+}
+
+async fn service_tokens_view(
+    s: &AppState,
+    c: &Console,
+    id: &str,
+    flash: &Flash,
+    new_token: Option<String>,
+) -> Response {
+    let uid = UserId::from_string(id);
+    let back = format!("/users/{id}/tokens");
+    let list = match s.services.list_service_tokens(&c.auth, &uid, &c.ctx).await {
+        Ok(l) => l,
+        Err(e) => return message(c, StatusCode::NOT_FOUND, &e),
+    };
+    let (user, _) = match s.services.get_user(&c.auth, &uid, &c.ctx).await {
+        Ok(u) => u,
+        Err(e) => return message(c, StatusCode::NOT_FOUND, &e),
+    };
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let body = ServiceTokensTpl {
+        p: page(c, "svc.title", "users", &back, flash),
+        account_name: user.display_name,
+        account_email: user.email,
+        tokens: token_rows(list, &zone),
+        new_token,
+        areas: kura_services::auth::TOKEN_AREAS,
+        token_base: back.clone(),
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+pub async fn service_tokens_page(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    service_tokens_view(&s, &c, &id, &flash, None).await
+}
+
+pub async fn service_token_create(
+    State(s): State<AppState>,
+    c: Console,
+    Path(id): Path<String>,
+    axum::extract::RawForm(raw): axum::extract::RawForm,
+) -> Response {
+    let f = token_form(&raw);
+    let back = format!("/users/{id}/tokens");
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected(&back);
+    }
+    match s
+        .services
+        .create_service_token(
+            &c.auth,
+            &UserId::from_string(&id),
+            &f.name,
+            f.scopes,
+            f.expires_in_days.unwrap_or(90),
+            &c.ctx,
+        )
+        .await
+    {
+        Ok(t) => {
+            let flash = Flash {
+                ok: Some("token_created".into()),
+                ..Flash::default()
+            };
+            service_tokens_view(&s, &c, &id, &flash, Some(t.token)).await
+        }
+        Err(e) => back_err(&back, &e),
+    }
+}
+
+pub async fn service_token_revoke(
+    State(s): State<AppState>,
+    c: Console,
+    Path((id, tid)): Path<(String, String)>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let back = format!("/users/{id}/tokens");
+    act(
+        &c,
+        &f.csrf,
+        &back,
+        "token_revoked",
+        s.services
+            .revoke_service_token(&c.auth, &UserId::from_string(&id), &tid, &c.ctx),
+    )
+    .await
 }
 
 /// `a=1&b=2` into decoded pairs (repeated keys kept).

@@ -752,6 +752,25 @@ async fn passkey_flow(s: &TestServer, port: u16) {
     wait_eq(&c, "h1", "2段階認証").await;
     click(&c, "#mfa-passkey").await;
     wait_eq(&c, "h1", "ワークスペース").await;
+
+    // A service account from the users page, and a token for it.
+    click(&c, "#nav-users").await;
+    fill(&c, "#service-name", "夜間バックアップ").await;
+    click(&c, "#service-submit").await;
+    wait_contains(&c, "#notice", "サービスアカウントを作成しました").await;
+    wait_contains(&c, "#service-account", "夜間バックアップ").await;
+    fill(&c, "#token-name", "backup").await;
+    click(&c, "input[name=\"scope\"][value=\"workspace:read\"]").await;
+    click(&c, "#token-create").await;
+    let kat = wait_text(&c, "#new-token", |t| t.starts_with("kat_")).await;
+    let (st, me) = s.get("/api/v1/me", &kat).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["user"]["kind"], "service", "{me}");
+    click(&c, "tr[data-name=\"backup\"] button.revoke-token").await;
+    wait_contains(&c, "#notice", "失効させました").await;
+    assert_eq!(s.get("/api/v1/me", &kat).await.0, StatusCode::UNAUTHORIZED);
+    click(&c, "#back-to-users").await;
+    wait_contains(&c, "#users-table", "サービス").await;
     click(&c, "#logout").await;
     wait_contains(&c, "#notice", "ログアウトしました").await;
 
