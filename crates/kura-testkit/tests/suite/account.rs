@@ -1388,6 +1388,40 @@ async fn passkeys_register_second_factor_and_passwordless() {
         assert_eq!(st, StatusCode::OK, "{l}");
         let m = l["token"].as_str().unwrap().to_string();
 
+        // While the tenant requires a second factor, the last one cannot be removed; and a
+        // passkey counts as one (no enrolment demanded).
+        let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
+        let mut settings = tenant["settings"].clone();
+        settings["mfa_required_roles"] = json!(["member"]);
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(&t.admin_token),
+                Some(settings.clone())
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        assert_eq!(s.get("/api/v1/folders", &m).await.0, StatusCode::OK);
+        let (st, e) = s
+            .call(
+                "DELETE",
+                &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
+                Some(&m),
+                None,
+            )
+            .await;
+        assert_eq!(st, StatusCode::CONFLICT, "{e}");
+        settings["mfa_required_roles"] = json!([]);
+        s.call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(&t.admin_token),
+            Some(settings),
+        )
+        .await;
         // Removal: audited; the password alone works again.
         let (st, _) = s
             .call(
