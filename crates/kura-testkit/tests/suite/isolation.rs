@@ -23,6 +23,7 @@ fn body_for(method: &str, path: &str, ids: &HashMap<&str, String>) -> Option<Val
             json!({ "email": "iso@a.example.jp", "role": "guest", "scope": { "type": "folder", "id": f } })
         }
         "/api/v1/projects/{project_id}" => json!({ "name": "iso", "folder_id": f }),
+        "/api/v1/users/{user_id}/tokens" => json!({ "name": "iso", "scopes": ["workspace:read"] }),
         "/api/v1/folders/{folder_id}" => json!({ "name": "iso", "parent_id": f }),
         _ => json!({}),
     })
