@@ -61,6 +61,10 @@ pub enum ChainError {
     Link { seq: i64 },
     #[error("entry seq {seq}: stored hash does not match its content (entry was altered)")]
     Content { seq: i64 },
+    #[error(
+        "the stored chain starts at seq {seq}, but no genuine signed purge checkpoint says so"
+    )]
+    Base { seq: i64 },
     #[error("chain head says seq {head_seq} / {head_hash}, but the last entry is seq {last_seq}")]
     Head {
         head_seq: i64,

@@ -20,6 +20,9 @@ impl SecretKey {
     pub fn generate() -> Result<Self, CryptoError> {
         Ok(Self(crate::random_bytes::<32>()?))
     }
+    pub(crate) fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
     pub(crate) fn aead(&self) -> Result<LessSafeKey, CryptoError> {
         let k = UnboundKey::new(&AES_256_GCM, &self.0).map_err(|_| CryptoError::Key)?;
         Ok(LessSafeKey::new(k))

@@ -5,6 +5,7 @@ pub mod chain;
 pub mod field;
 pub mod keys;
 pub mod password;
+pub mod sign;
 pub mod stream;
 pub mod token;
 pub mod totp;

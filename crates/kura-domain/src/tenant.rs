@@ -58,7 +58,17 @@ pub struct TenantSettings {
     /// Users holding any of these built-in roles must use a second factor, even when
     /// `mfa_required` is off (e.g. `["contract_admin", "admin"]`).
     pub mfa_required_roles: Vec<String>,
+    /// How long audit-log entries are kept (LOG-4), in days: presets 90, 365, 730, or any
+    /// value from [`MIN_RETENTION_DAYS`]. Older entries are purged by an hourly job.
+    pub audit_retention_days: i64,
+    /// How long access-log entries are kept, in days (same rules).
+    pub access_log_retention_days: i64,
 }
+
+/// The shortest retention a tenant may choose (the Japanese cloud checklists' 90 days).
+pub const MIN_RETENTION_DAYS: i64 = 90;
+/// The longest (100 years: effectively "keep").
+pub const MAX_RETENTION_DAYS: i64 = 36_500;
 
 impl Default for TenantSettings {
     fn default() -> Self {
@@ -76,6 +86,8 @@ impl Default for TenantSettings {
             mfa_required_roles: Vec::new(),
             ip_allowlist: Vec::new(),
             ip_allowlist_roles: Vec::new(),
+            audit_retention_days: 730,
+            access_log_retention_days: 365,
         }
     }
 }
@@ -148,6 +160,17 @@ impl TenantSettings {
     }
 
     pub fn validate(&self) -> Result<(), DomainError> {
+        for (field, days) in [
+            ("audit_retention_days", self.audit_retention_days),
+            ("access_log_retention_days", self.access_log_retention_days),
+        ] {
+            if !(MIN_RETENTION_DAYS..=MAX_RETENTION_DAYS).contains(&days) {
+                return Err(DomainError::invalid(
+                    field,
+                    format!("must be {MIN_RETENTION_DAYS} to {MAX_RETENTION_DAYS} days (presets: 90, 365, 730)"),
+                ));
+            }
+        }
         for r in self
             .mfa_required_roles
             .iter()

@@ -44,7 +44,24 @@ impl Services {
         )
         .await?;
         let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::audit::verify(&mut tx, t).await?)
+        let r = kura_store::audit::verify(&mut tx, t).await?;
+        drop(tx);
+        self.check_base(t, r).await
+    }
+
+    /// A chain that verifies from a purge base verifies only if that base is a genuine
+    /// signed purge checkpoint (else whoever deleted the head of the chain also moved it).
+    async fn check_base(
+        &self,
+        t: &TenantId,
+        r: std::result::Result<VerifyReport, ChainError>,
+    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
+        match r {
+            Ok(rep) if !self.base_is_genuine(t).await? => {
+                Ok(Err(ChainError::Base { seq: rep.base_seq }))
+            }
+            other => Ok(other),
+        }
     }
 
     /// Tenant admin: the newest access-log entries.
@@ -94,7 +111,8 @@ impl Services {
         for (label, id) in targets {
             let mut tx = self.store.system_read().await?;
             let r = kura_store::audit::verify(&mut tx, &id).await?;
-            out.push((label, r));
+            drop(tx);
+            out.push((label, self.check_base(&id, r).await?));
         }
         let failed: Vec<&str> = out
             .iter()

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 mod error;
 pub mod files;
+pub mod jobs;
 pub mod mail;
 pub mod mfa;
 pub mod passkeys;
@@ -36,6 +37,8 @@ pub struct ServiceConfig {
     pub password_reset_ttl_secs: i64,
     /// Failed-login throttling (IAM-8).
     pub login: LoginThrottle,
+    /// How often each tenant's audit chain head gets a signed checkpoint.
+    pub checkpoint_interval_secs: i64,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -82,6 +85,7 @@ impl Default for ServiceConfig {
             invitation_ttl_secs: 7 * 86_400,
             password_reset_ttl_secs: 30 * 60,
             login: LoginThrottle::default(),
+            checkpoint_interval_secs: 3600,
         }
     }
 }
@@ -103,6 +107,8 @@ pub enum Actor<'a> {
     Operator,
     /// Someone not logged in (login attempts, invitation links).
     Anonymous,
+    /// A scheduled job (retention purges and the like).
+    System(&'static str),
 }
 
 impl Actor<'_> {
@@ -111,6 +117,7 @@ impl Actor<'_> {
             Actor::User(_) => "user",
             Actor::Operator => "operator",
             Actor::Anonymous => "anonymous",
+            Actor::System(_) => "system",
         }
     }
     fn id(&self) -> Option<String> {
@@ -118,6 +125,7 @@ impl Actor<'_> {
             Actor::User(p) => Some(p.user_id.as_str().to_string()),
             Actor::Operator => Some(operator_name()),
             Actor::Anonymous => None,
+            Actor::System(job) => Some(format!("job:{job}")),
         }
     }
 }
@@ -172,6 +180,8 @@ pub struct Services {
     pub config: Arc<ServiceConfig>,
     pub keys: Arc<files::KeyRing>,
     pub blobs: kura_store::blobs::Blobs,
+    /// The deployment's Ed25519 key for audit checkpoints and exports (LOG-5).
+    pub signing: Arc<kura_crypto::sign::SigningKey>,
     /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
     hash_permits: Arc<Semaphore>,
 }
@@ -183,6 +193,7 @@ impl Services {
         config: ServiceConfig,
         master_key: kura_crypto::keys::SecretKey,
         blobs: kura_store::blobs::Blobs,
+        signing: kura_crypto::sign::SigningKey,
     ) -> Self {
         let permits = std::thread::available_parallelism()
             .map(|n| n.get() * 2)
@@ -193,6 +204,7 @@ impl Services {
             config: Arc::new(config),
             keys: Arc::new(files::KeyRing::new(master_key)),
             blobs,
+            signing: Arc::new(signing),
             hash_permits: Arc::new(Semaphore::new(permits)),
         }
     }

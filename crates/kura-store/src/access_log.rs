@@ -101,3 +101,16 @@ pub async fn list(tx: &mut Tx, tenant: &TenantId, limit: i64) -> Result<Vec<Acce
         })
         .collect()
 }
+
+/// Removes a tenant's entries older than `cutoff` (ms) (LOG-4); returns how many.
+pub async fn purge_before(tx: &mut Tx, tenant: &TenantId, cutoff: i64) -> Result<i64> {
+    tx.check(tenant)?;
+    Ok(
+        sqlx::query("DELETE FROM access_log WHERE tenant_id = $1 AND at < $2")
+            .bind(tenant.as_str())
+            .bind(cutoff)
+            .execute(tx.conn())
+            .await?
+            .rows_affected() as i64,
+    )
+}

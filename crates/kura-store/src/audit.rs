@@ -145,6 +145,8 @@ pub async fn list(
 pub struct VerifyReport {
     pub tenant_id: String,
     pub events: i64,
+    /// The chain is verified from here (0 unless older entries were purged).
+    pub base_seq: i64,
     pub head_seq: i64,
     pub head_hash: String,
 }
@@ -159,8 +161,11 @@ pub async fn verify(
     let sql = format!(
         "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 5000"
     );
-    let mut last_seq = 0_i64;
-    let mut last_hash = GENESIS_HASH.to_string();
+    // After a purge the stored chain starts at the base (a signed `purge` checkpoint, which
+    // the services check against the deployment key).
+    let base = head(tx, tenant).await?;
+    let mut last_seq = base.base_seq;
+    let mut last_hash = base.base_hash.clone();
     let mut count = 0_i64;
     loop {
         let rows = sqlx::query(&sql)
@@ -203,6 +208,7 @@ pub async fn verify(
     Ok(Ok(VerifyReport {
         tenant_id: tenant.as_str().to_string(),
         events: count,
+        base_seq: base.base_seq,
         head_seq,
         head_hash,
     }))
@@ -219,4 +225,243 @@ pub async fn chain_tenants(tx: &mut Tx) -> Result<Vec<TenantId>> {
     rows.iter()
         .map(|r| Ok(TenantId::from_string(r.try_get::<String, _>("tenant_id")?)))
         .collect()
+}
+
+/// A chain's head and where its stored part starts (after purges).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+    pub base_seq: i64,
+    pub base_hash: String,
+}
+
+pub async fn head(tx: &mut Tx, tenant: &TenantId) -> Result<Head> {
+    tx.check(tenant)?;
+    let row =
+        sqlx::query("SELECT seq, hash, base_seq, base_hash FROM audit_heads WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(match row {
+        Some(r) => Head {
+            seq: r.try_get("seq")?,
+            hash: r.try_get("hash")?,
+            base_seq: r.try_get("base_seq")?,
+            base_hash: r.try_get("base_hash")?,
+        },
+        None => Head {
+            seq: 0,
+            hash: GENESIS_HASH.into(),
+            base_seq: 0,
+            base_hash: GENESIS_HASH.into(),
+        },
+    })
+}
+
+/// A signed statement that a tenant's chain had `hash` at `seq` (LOG-5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Checkpoint {
+    pub tenant_id: String,
+    pub seq: i64,
+    pub hash: String,
+    pub at: i64,
+    /// `interval` (scheduled), `purge` (the last entry a purge removed: where the stored
+    /// chain now starts).
+    pub kind: String,
+    pub key_id: String,
+    pub signature: String,
+}
+
+const CP_COLS: &str = "tenant_id, seq, hash, at, kind, key_id, signature";
+
+fn cp_from_row(r: &AnyRow) -> Result<Checkpoint> {
+    Ok(Checkpoint {
+        tenant_id: r.try_get("tenant_id")?,
+        seq: r.try_get("seq")?,
+        hash: r.try_get("hash")?,
+        at: r.try_get("at")?,
+        kind: r.try_get("kind")?,
+        key_id: r.try_get("key_id")?,
+        signature: r.try_get("signature")?,
+    })
+}
+
+/// Stores a checkpoint; false if one of this kind exists at this seq.
+pub async fn insert_checkpoint(tx: &mut Tx, c: &Checkpoint) -> Result<bool> {
+    tx.check(&TenantId::from_string(c.tenant_id.clone()))?;
+    Ok(sqlx::query(&format!(
+        "INSERT INTO audit_checkpoints ({CP_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, seq, kind) DO NOTHING"
+    ))
+    .bind(&c.tenant_id)
+    .bind(c.seq)
+    .bind(&c.hash)
+    .bind(c.at)
+    .bind(&c.kind)
+    .bind(&c.key_id)
+    .bind(&c.signature)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
+/// The newest checkpoint of `kind` (any kind when `None`).
+pub async fn latest_checkpoint(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    kind: Option<&str>,
+) -> Result<Option<Checkpoint>> {
+    tx.check(tenant)?;
+    let row = sqlx::query(&format!(
+        "SELECT {CP_COLS} FROM audit_checkpoints WHERE tenant_id = $1 AND ($2 = '' OR kind = $2) ORDER BY seq DESC, kind LIMIT 1"
+    ))
+    .bind(tenant.as_str())
+    .bind(kind.unwrap_or(""))
+    .fetch_optional(tx.conn())
+    .await?;
+    row.as_ref().map(cp_from_row).transpose()
+}
+
+/// Checkpoints with `from <= seq <= to`, oldest first.
+pub async fn checkpoints_between(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Checkpoint>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {CP_COLS} FROM audit_checkpoints WHERE tenant_id = $1 AND seq >= $2 AND seq <= $3 ORDER BY seq, kind"
+    ))
+    .bind(tenant.as_str())
+    .bind(from)
+    .bind(to)
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter().map(cp_from_row).collect()
+}
+
+/// What to show of a tenant's audit log.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// From this time (ms, inclusive).
+    pub from: Option<i64>,
+    /// Before this time (ms, exclusive).
+    pub to: Option<i64>,
+    /// The acting user.
+    pub actor: Option<String>,
+    /// An action, or a prefix ending in `.` (`file.` for every file action).
+    pub action: Option<String>,
+    pub ip: Option<String>,
+    /// `success`, `failure` or `denied`.
+    pub result: Option<String>,
+}
+
+impl Filter {
+    /// Only a time range (or nothing): the export is a contiguous piece of the chain.
+    pub fn is_contiguous(&self) -> bool {
+        self.actor.is_none() && self.action.is_none() && self.ip.is_none() && self.result.is_none()
+    }
+}
+
+/// Events matching `f`, by seq: newest first with `before` (listing), or oldest first
+/// with `after` (export). Keyset pagination on seq.
+pub async fn query(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    f: &Filter,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Vec<StoredEvent>> {
+    tx.check(tenant)?;
+    let (cmp, order, bound) = match cursor {
+        Cursor::Before(s) => ("<", "DESC", s.unwrap_or(i64::MAX)),
+        Cursor::After(s) => (">", "ASC", s),
+    };
+    let action_like = f.action.as_ref().map(|a| {
+        if a.ends_with('.') {
+            format!("{}%", a.replace('%', "").replace('_', "\\_"))
+        } else {
+            a.clone()
+        }
+    });
+    let sql = format!(
+        "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq {cmp} $2 \
+         AND at >= $3 AND at < $4 \
+         AND ($5 = '' OR actor_id = $5) \
+         AND ($6 = '' OR action LIKE $6 ESCAPE '\\') \
+         AND ($7 = '' OR ip = $7) \
+         AND ($8 = '' OR result = $8) \
+         ORDER BY seq {order} LIMIT $9"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(bound)
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
+        .bind(f.actor.clone().unwrap_or_default())
+        .bind(action_like.unwrap_or_default())
+        .bind(f.ip.clone().unwrap_or_default())
+        .bind(f.result.clone().unwrap_or_default())
+        .bind(limit.clamp(1, 5000))
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// A keyset position in a listing.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    /// Newest first, below this seq (or from the newest).
+    Before(Option<i64>),
+    /// Oldest first, above this seq.
+    After(i64),
+}
+
+/// Removes events older than `cutoff` (ms) after recording the last removed one as a
+/// signed `purge` checkpoint (made by `sign`); the stored chain then starts there. Returns
+/// the number removed. Runs in the caller's transaction.
+pub async fn purge_before(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    cutoff: i64,
+    sign: impl Fn(&str, i64, &str) -> Checkpoint,
+) -> Result<i64> {
+    tx.check(tenant)?;
+    let last = sqlx::query(
+        "SELECT seq, hash FROM audit_events WHERE tenant_id = $1 AND at < $2 ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(tenant.as_str())
+    .bind(cutoff)
+    .fetch_optional(tx.conn())
+    .await?;
+    let Some(last) = last else {
+        return Ok(0);
+    };
+    let seq: i64 = last.try_get("seq")?;
+    let hash: String = last.try_get("hash")?;
+    // Keep the head row locked while the base moves.
+    let sql = format!(
+        "SELECT seq FROM audit_heads WHERE tenant_id = $1{}",
+        tx.for_update()
+    );
+    sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .fetch_optional(tx.conn())
+        .await?;
+    insert_checkpoint(tx, &sign(tenant.as_str(), seq, &hash)).await?;
+    let removed = sqlx::query("DELETE FROM audit_events WHERE tenant_id = $1 AND seq <= $2")
+        .bind(tenant.as_str())
+        .bind(seq)
+        .execute(tx.conn())
+        .await?
+        .rows_affected() as i64;
+    sqlx::query("UPDATE audit_heads SET base_seq = $1, base_hash = $2 WHERE tenant_id = $3")
+        .bind(seq)
+        .bind(&hash)
+        .bind(tenant.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(removed)
 }

@@ -16,6 +16,7 @@ pub mod audit;
 pub mod blobs;
 pub mod files;
 pub mod invitations;
+pub mod jobs;
 pub mod keys;
 pub mod mfa;
 pub mod outbox;
@@ -229,6 +230,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "passkeys",
         sqlite: include_str!("../migrations/sqlite/0008_passkeys.sql"),
         postgres: include_str!("../migrations/postgres/0008_passkeys.sql"),
+    },
+    Migration {
+        version: 9,
+        name: "evidence",
+        sqlite: include_str!("../migrations/sqlite/0009_evidence.sql"),
+        postgres: include_str!("../migrations/postgres/0009_evidence.sql"),
     },
 ];
 

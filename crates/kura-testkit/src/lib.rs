@@ -193,6 +193,9 @@ pub fn test_config(backend: Backend) -> Config {
         cfg.database_schema = Some(name);
     }
     cfg.master_key = Some(kura_crypto::keys::SecretKey::generate().unwrap().to_hex());
+    cfg.signing_key = Some(kura_crypto::keys::SecretKey::generate().unwrap().to_hex());
+    // Jobs only where a test runs them (or asks for the runner).
+    cfg.jobs_poll_secs = 0;
     cfg
 }
 
@@ -459,6 +462,9 @@ fn toml_of(cfg: &Config) -> String {
     }
     if let Some(k) = &cfg.master_key {
         s.push_str(&format!("master_key = {k:?}\n"));
+    }
+    if let Some(k) = &cfg.signing_key {
+        s.push_str(&format!("signing_key = {k:?}\n"));
     }
     s.push_str(&format!("storage = {:?}\n", cfg.storage));
     if cfg.storage == "s3" {

@@ -86,6 +86,9 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     // Throw-away data: an ephemeral master key, never the deployment's.
     cfg.master_key = Some(kura_crypto::keys::SecretKey::generate()?.to_hex());
     cfg.master_key_file = None;
+    cfg.signing_key = Some(kura_crypto::keys::SecretKey::generate()?.to_hex());
+    cfg.signing_key_file = None;
+    cfg.jobs_poll_secs = 0;
     std::fs::create_dir_all(dir.join("plain"))?;
     let store = crate::open_store(&cfg).await?;
     let running = crate::start(&cfg, store.clone(), None, false).await?;

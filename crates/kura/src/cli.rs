@@ -53,6 +53,9 @@ pub enum Command {
     /// Tenant data keys.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Scheduled jobs (each runs once per due time across all nodes).
+    #[command(subcommand)]
+    Jobs(JobsCmd),
     /// Measure request and audit throughput (prints ratios against a baseline).
     Bench(crate::bench::BenchArgs),
 }
@@ -136,6 +139,18 @@ pub enum AuditCmd {
         #[arg(long)]
         tenant: Option<String>,
     },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum JobsCmd {
+    /// Every job: interval, next due time, lease, last outcome, runs and failures; then the
+    /// newest runs.
+    List {
+        #[arg(long, default_value_t = 10)]
+        runs: i64,
+    },
+    /// Run the due jobs once from this process (as a node named `cli`), then exit.
+    Run,
 }
 
 #[derive(Subcommand, Debug)]
@@ -264,6 +279,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
             Ok(if bad == 0 { 0 } else { 1 })
+        }
+        Command::Jobs(JobsCmd::List { runs }) => {
+            let s = services(&cfg).await?;
+            s.ensure_jobs().await?;
+            let show = |t: Option<kura_domain::Timestamp>| {
+                t.map(|t| t.to_rfc3339()).unwrap_or_else(|| "-".into())
+            };
+            for j in s.list_jobs().await? {
+                println!(
+                    "{:<18} every {:>6}s  next {}  lease {}  last {} {} on {}  runs {}  failures {}",
+                    j.name,
+                    j.every_secs,
+                    j.next_due.to_rfc3339(),
+                    j.lease_owner.as_deref().unwrap_or("-"),
+                    j.last_status.as_deref().unwrap_or("never"),
+                    show(j.last_finished),
+                    j.last_node.as_deref().unwrap_or("-"),
+                    j.runs,
+                    j.failures
+                );
+                if let Some(e) = &j.last_error {
+                    println!("{:<18} last error: {e}", "");
+                }
+            }
+            for r in s.job_runs(None, runs).await? {
+                println!(
+                    "  run {:<18} due {}  {:<8} on {}{}",
+                    r.name,
+                    r.due_at.to_rfc3339(),
+                    r.status,
+                    r.node,
+                    r.error.map(|e| format!(": {e}")).unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+        Command::Jobs(JobsCmd::Run) => {
+            let s = services(&cfg).await?;
+            s.ensure_jobs().await?;
+            let (_keep, stop) = tokio::sync::watch::channel(false);
+            let n = s.run_due_jobs("cli", &stop).await?;
+            println!("ran {n} due jobs");
+            Ok(0)
         }
         Command::Mail(MailCmd::Outbox { limit }) => {
             let s = services(&cfg).await?;

@@ -43,6 +43,18 @@ pub struct Config {
     /// File holding the master key (64 hex characters, mode 600). Default with SQLite:
     /// `<data_dir>/master.key`, created on first start. Required with PostgreSQL.
     pub master_key_file: Option<PathBuf>,
+    /// The deployment's Ed25519 signing key seed (64 hex characters); prefer
+    /// `signing_key_file`.
+    pub signing_key: Option<String>,
+    /// File holding the signing key seed (64 hex characters, mode 600). Default with
+    /// SQLite: `<data_dir>/signing.key`, created on first start. Required with PostgreSQL.
+    pub signing_key_file: Option<PathBuf>,
+    /// How often (seconds) each tenant's audit chain head is checkpointed and signed.
+    pub audit_checkpoint_interval_secs: i64,
+    /// How often (seconds) this node looks for due jobs; 0: this node runs no jobs.
+    pub jobs_poll_secs: u64,
+    /// This node's name in job leases and runs (default: host name and process id).
+    pub node_name: Option<String>,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
     /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
@@ -104,6 +116,11 @@ pub const KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "max_upload_bytes",
+    "signing_key",
+    "signing_key_file",
+    "audit_checkpoint_interval_secs",
+    "jobs_poll_secs",
+    "node_name",
     "reencrypt_interval_secs",
     "trusted_proxies",
     "smtp_url",
@@ -140,6 +157,11 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            signing_key: None,
+            signing_key_file: None,
+            audit_checkpoint_interval_secs: 3600,
+            jobs_poll_secs: 5,
+            node_name: None,
             reencrypt_interval_secs: 30,
             trusted_proxies: Vec::new(),
             smtp_url: None,
@@ -212,6 +234,41 @@ impl Config {
             tracing::warn!(path = %path.display(), "generated a new master key: back it up separately from the data; without it the data cannot be read");
         }
         read_key_file(&path).with_context(|| format!("master key file {}", path.display()))
+    }
+
+    /// Loads the signing key: `signing_key`, else `signing_key_file`, else (SQLite only)
+    /// `<data_dir>/signing.key`, generated with mode 600 on first start.
+    pub fn signing_key(&self) -> anyhow::Result<kura_crypto::sign::SigningKey> {
+        use kura_crypto::keys::{read_key_file, SecretKey};
+        use kura_crypto::sign::SigningKey;
+        let seed = if let Some(hex) = &self.signing_key {
+            SecretKey::from_hex(hex).context("signing_key")?
+        } else if let Some(f) = &self.signing_key_file {
+            read_key_file(f).with_context(|| format!("signing key file {}", f.display()))?
+        } else {
+            if !self.database_url().starts_with("sqlite:") {
+                bail!("set signing_key_file (or KURA_SIGNING_KEY_FILE): with PostgreSQL every node must sign with the same key");
+            }
+            let path = self.data_dir.join("signing.key");
+            if !path.exists() {
+                std::fs::create_dir_all(&self.data_dir)?;
+                let key = SecretKey::generate().context("generating the signing key")?;
+                write_private(&path, &format!("{}\n", key.to_hex()))?;
+                tracing::warn!(path = %path.display(), "generated a new audit signing key: keep it; its public key verifies exported logs");
+            }
+            read_key_file(&path).with_context(|| format!("signing key file {}", path.display()))?
+        };
+        SigningKey::from_seed(&seed).map_err(|e| anyhow::anyhow!("signing key: {e}"))
+    }
+
+    /// This node's name for job leases.
+    pub fn node_name(&self) -> String {
+        self.node_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "node".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 
     /// The blob store this configuration names.

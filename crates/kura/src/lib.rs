@@ -53,9 +53,11 @@ pub fn services(
                 lock_secs: cfg.login_lock_minutes * 60,
                 delay_base_ms: cfg.login_failure_delay_ms,
             },
+            checkpoint_interval_secs: cfg.audit_checkpoint_interval_secs.max(60),
         },
         cfg.master_key()?,
         cfg.blobs()?,
+        cfg.signing_key()?,
     ))
 }
 
@@ -66,6 +68,8 @@ pub struct Running {
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
     background: Vec<tokio::task::JoinHandle<()>>,
+    stop_jobs: tokio::sync::watch::Sender<bool>,
+    job_runner: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
@@ -74,6 +78,11 @@ impl Running {
         for b in self.background.drain(..) {
             b.abort();
         }
+        // Jobs stop cooperatively: the one in hand finishes and records its outcome.
+        let _ = self.stop_jobs.send(true);
+        if let Some(j) = self.job_runner.take() {
+            let _ = j.await;
+        }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -81,8 +90,13 @@ impl Running {
     }
 
     /// Waits until the server ends (Ctrl-C / SIGTERM for `kura serve`).
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("server task")?
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let served = (&mut self.task).await.context("server task");
+        let _ = self.stop_jobs.send(true);
+        if let Some(j) = self.job_runner.take() {
+            let _ = j.await;
+        }
+        served?
     }
 }
 
@@ -135,6 +149,16 @@ pub async fn start(
             .map_err(|e| anyhow::anyhow!(e))?;
         background.push(tokio::spawn(mail_worker(services.clone(), smtp)));
     }
+    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
+    let mut job_runner = None;
+    if cfg.jobs_poll_secs > 0 {
+        job_runner = Some(tokio::spawn(job_worker(
+            services.clone(),
+            cfg.node_name(),
+            std::time::Duration::from_secs(cfg.jobs_poll_secs),
+            jobs_stopped,
+        )));
+    }
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -164,7 +188,37 @@ pub async fn start(
         shutdown: Some(tx),
         task,
         background,
+        stop_jobs,
+        job_runner,
     })
+}
+
+/// Runs due jobs (OPS-9) every `every`; on shutdown it finishes the job in hand and stops.
+async fn job_worker(
+    services: Services,
+    node: String,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    if let Err(e) = services.ensure_jobs().await {
+        tracing::warn!(error = %e, "registering jobs failed; retrying on the next round");
+    }
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => break,
+        }
+        if *stop.borrow() {
+            break;
+        }
+        match services.run_due_jobs(&node, &stop).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, node = %node, "ran due jobs"),
+            Err(e) => tracing::warn!(error = %e, "job round failed; retrying later"),
+        }
+    }
 }
 
 /// Delivers the mail outbox over SMTP, every second.

@@ -7,6 +7,7 @@ mod api;
 mod blobs;
 mod browser;
 mod cli;
+mod evidence;
 mod files;
 mod isolation;
 mod store;

@@ -1,0 +1,203 @@
+//! Scheduled jobs (OPS-9): every node polls; a job runs once per due time across nodes
+//! (leases and run records in the store). The jobs: signed audit checkpoints (LOG-5) and
+//! retention purges of both logs (LOG-4).
+
+use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use kura_crypto::sign;
+use kura_domain::{TenantId, Timestamp};
+use kura_store::audit::{self, Checkpoint};
+use kura_store::{jobs, tenants};
+
+/// A node keeps a job this long before another may take it over (a crashed node).
+const LEASE_SECS: i64 = 600;
+
+/// The jobs this build knows, with their intervals.
+pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
+    vec![
+        ("audit.checkpoint", s.config.checkpoint_interval_secs),
+        ("logs.purge", 3600),
+    ]
+}
+
+impl Services {
+    /// Registers the jobs (first due now); updates intervals that changed.
+    pub async fn ensure_jobs(&self) -> Result<()> {
+        let mut tx = self.store.system_tx().await?;
+        for (name, every) in schedule(self) {
+            jobs::ensure(&mut tx, name, every, self.now()).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Runs every job that is due and not taken by another node; returns how many ran.
+    /// Stops between jobs when `stop` turns true.
+    pub async fn run_due_jobs(
+        &self,
+        node: &str,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<usize> {
+        let mut ran = 0;
+        for (name, every) in schedule(self) {
+            if *stop.borrow() {
+                break;
+            }
+            let now = self.now();
+            let mut tx = self.store.system_tx().await?;
+            let due = jobs::claim(&mut tx, name, node, now, LEASE_SECS).await?;
+            tx.commit().await?;
+            let Some(due) = due else {
+                continue;
+            };
+            let outcome = self.run_job(name).await;
+            let error = outcome.as_ref().err().map(|e| e.to_string());
+            match &outcome {
+                Ok(detail) => tracing::info!(job = name, node, detail = %detail, "job done"),
+                Err(e) => tracing::warn!(job = name, node, error = %e, "job failed"),
+            }
+            let mut tx = self.store.system_tx().await?;
+            jobs::finish(
+                &mut tx,
+                name,
+                node,
+                due,
+                every,
+                self.now(),
+                error.as_deref(),
+            )
+            .await?;
+            tx.commit().await?;
+            ran += 1;
+        }
+        Ok(ran)
+    }
+
+    async fn run_job(&self, name: &str) -> Result<String> {
+        match name {
+            "audit.checkpoint" => {
+                let n = self.checkpoint_all().await?;
+                Ok(format!("{n} chains checkpointed"))
+            }
+            "logs.purge" => {
+                let (a, b) = self.purge_logs().await?;
+                Ok(format!(
+                    "{a} audit entries and {b} access-log entries purged"
+                ))
+            }
+            other => Err(ServiceError::internal(format!("unknown job {other}"))),
+        }
+    }
+
+    /// A signed checkpoint of `tenant`'s chain at (`seq`, `hash`).
+    pub fn sign_checkpoint(&self, tenant: &str, seq: i64, hash: &str, kind: &str) -> Checkpoint {
+        let at = self.now().0;
+        Checkpoint {
+            tenant_id: tenant.to_string(),
+            seq,
+            hash: hash.to_string(),
+            at,
+            kind: kind.to_string(),
+            key_id: self.signing.key_id(),
+            signature: self
+                .signing
+                .sign(&sign::checkpoint_message(tenant, seq, hash, at)),
+        }
+    }
+
+    /// Checks a checkpoint's signature against this deployment's key.
+    pub fn checkpoint_is_genuine(&self, c: &Checkpoint) -> bool {
+        sign::verify(
+            &self.signing.public_key_hex(),
+            &sign::checkpoint_message(&c.tenant_id, c.seq, &c.hash, c.at),
+            &c.signature,
+        )
+    }
+
+    /// Checkpoints every chain whose head moved since its last checkpoint.
+    pub async fn checkpoint_all(&self) -> Result<usize> {
+        let mut tx = self.store.system_read().await?;
+        let chains = audit::chain_tenants(&mut tx).await?;
+        drop(tx);
+        let mut n = 0;
+        for t in chains {
+            let mut tx = self.store.system_tx().await?;
+            let head = audit::head(&mut tx, &t).await?;
+            let last = audit::latest_checkpoint(&mut tx, &t, Some("interval")).await?;
+            if head.seq > 0 && last.is_none_or(|c| c.seq < head.seq) {
+                let cp = self.sign_checkpoint(t.as_str(), head.seq, &head.hash, "interval");
+                if audit::insert_checkpoint(&mut tx, &cp).await? {
+                    n += 1;
+                }
+            }
+            tx.commit().await?;
+        }
+        Ok(n)
+    }
+
+    /// Applies every tenant's retention (LOG-4): audit entries older than
+    /// `audit_retention_days` go after a signed `purge` checkpoint of the last one removed
+    /// (the rest of the chain still verifies from it); access-log rows older than
+    /// `access_log_retention_days` go. Audited per tenant when something was removed.
+    pub async fn purge_logs(&self) -> Result<(i64, i64)> {
+        let mut tx = self.store.system_read().await?;
+        let all = tenants::list_all(&mut tx).await?;
+        drop(tx);
+        let now = self.now();
+        let (mut audit_total, mut access_total) = (0, 0);
+        for t in all {
+            let audit_cutoff = now.0 - t.settings.audit_retention_days * 86_400_000;
+            let access_cutoff = now.0 - t.settings.access_log_retention_days * 86_400_000;
+            let mut tx = self.store.tenant_tx(&t.id).await?;
+            let removed = audit::purge_before(&mut tx, &t.id, audit_cutoff, |tenant, seq, hash| {
+                self.sign_checkpoint(tenant, seq, hash, "purge")
+            })
+            .await?;
+            let access =
+                kura_store::access_log::purge_before(&mut tx, &t.id, access_cutoff).await?;
+            if removed > 0 || access > 0 {
+                self.audit(
+                    &mut tx,
+                    &t.id,
+                    &Actor::System("logs.purge"),
+                    &RequestCtx::default(),
+                    Event::new("log.purge").details(serde_json::json!({
+                        "audit_entries": removed,
+                        "access_entries": access,
+                        "audit_before": Timestamp(audit_cutoff).to_rfc3339(),
+                        "access_before": Timestamp(access_cutoff).to_rfc3339(),
+                    })),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            audit_total += removed;
+            access_total += access;
+        }
+        Ok((audit_total, access_total))
+    }
+
+    /// The jobs and their last outcomes (operator).
+    pub async fn list_jobs(&self) -> Result<Vec<jobs::Job>> {
+        let mut tx = self.store.system_read().await?;
+        Ok(jobs::list(&mut tx).await?)
+    }
+
+    /// The newest runs (operator; all jobs when `name` is `None`).
+    pub async fn job_runs(&self, name: Option<&str>, limit: i64) -> Result<Vec<jobs::Run>> {
+        let mut tx = self.store.system_read().await?;
+        Ok(jobs::runs(&mut tx, name, limit).await?)
+    }
+
+    /// The tenant chains' purge base must be a genuine purge checkpoint.
+    pub(crate) async fn base_is_genuine(&self, t: &TenantId) -> Result<bool> {
+        let mut tx = self.store.system_read().await?;
+        let head = audit::head(&mut tx, t).await?;
+        if head.base_seq == 0 {
+            return Ok(head.base_hash == kura_crypto::GENESIS_HASH);
+        }
+        let cps = audit::checkpoints_between(&mut tx, t, head.base_seq, head.base_seq).await?;
+        Ok(cps.iter().any(|c| {
+            c.kind == "purge" && c.hash == head.base_hash && self.checkpoint_is_genuine(c)
+        }))
+    }
+}
