@@ -2,6 +2,7 @@
 //! audit hash chain. Pure functions, no database.
 
 pub mod chain;
+pub mod export;
 pub mod field;
 pub mod keys;
 pub mod password;

@@ -37,6 +37,71 @@ impl Timestamp {
             .strftime("%Y-%m-%d %H:%M:%S %:z")
             .to_string()
     }
+
+    /// RFC 3339 with the zone's offset, e.g. `2026-11-21T21:00:00.000+09:00` (exports).
+    pub fn to_rfc3339_in_zone(self, zone: &str) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {
+            return self.0.to_string();
+        };
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        ts.to_zoned(tz)
+            .strftime("%Y-%m-%dT%H:%M:%S%.3f%:z")
+            .to_string()
+    }
+
+    /// Parses a time a user typed: RFC 3339 with an offset (`2026-11-21T12:00:00Z`), a
+    /// local date-time (`2026-11-21T21:00` or with seconds) or a date (`2026-11-21`, its
+    /// midnight) in `zone`.
+    pub fn parse_in_zone(s: &str, zone: &str) -> Option<Timestamp> {
+        let s = s.trim();
+        if let Ok(t) = s.parse::<jiff::Timestamp>() {
+            return Some(Timestamp(t.as_millisecond()));
+        }
+        let tz = jiff::tz::TimeZone::get(zone).ok()?;
+        let dt = if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
+            dt
+        } else {
+            s.parse::<jiff::civil::Date>()
+                .ok()?
+                .to_datetime(jiff::civil::Time::midnight())
+        };
+        let z = dt.to_zoned(tz).ok()?;
+        Some(Timestamp(z.timestamp().as_millisecond()))
+    }
+
+    /// The calendar day (`YYYY-MM-DD`) of the instant in `zone`.
+    pub fn day_in_zone(self, zone: &str) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {
+            return String::new();
+        };
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        ts.to_zoned(tz).date().to_string()
+    }
+}
+
+#[cfg(test)]
+mod zone_tests {
+    use super::Timestamp;
+
+    #[test]
+    fn parse_and_show_in_tokyo() {
+        let t = Timestamp::parse_in_zone("2026-11-21", "Asia/Tokyo").unwrap();
+        assert_eq!(t.to_rfc3339(), "2026-11-20T15:00:00Z");
+        assert_eq!(
+            t.to_rfc3339_in_zone("Asia/Tokyo"),
+            "2026-11-21T00:00:00.000+09:00"
+        );
+        assert_eq!(t.day_in_zone("Asia/Tokyo"), "2026-11-21");
+        assert_eq!(t.day_in_zone("UTC"), "2026-11-20");
+        let u = Timestamp::parse_in_zone("2026-11-21T12:00:00Z", "Asia/Tokyo").unwrap();
+        assert_eq!(
+            u.to_rfc3339_in_zone("Asia/Tokyo"),
+            "2026-11-21T21:00:00.000+09:00"
+        );
+        let l = Timestamp::parse_in_zone("2026-11-21T21:00", "Asia/Tokyo").unwrap();
+        assert_eq!(l, u);
+        assert!(Timestamp::parse_in_zone("yesterday", "Asia/Tokyo").is_none());
+    }
 }
 
 /// Where the current time comes from.

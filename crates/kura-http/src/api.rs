@@ -751,8 +751,26 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "logs",
             true,
             200,
-            "Audit events, newest first (before=seq, limit)",
+            "Audit events, newest first: filters from, to (RFC 3339 or a date/time in the tenant's zone), user, action (`file.` for a prefix), ip, result; keyset paging with before=next_before",
             list_audit
+        ),
+        route!(
+            get,
+            "/api/v1/audit/export",
+            "logs",
+            true,
+            200,
+            "Export the audit log (same filters), streamed: format=jsonl (signed; `kura audit verify FILE --public-key K` checks it offline) or csv",
+            export_audit
+        ),
+        route!(
+            get,
+            "/.well-known/kura-audit-key",
+            "health",
+            false,
+            200,
+            "The deployment's Ed25519 public key that signs audit checkpoints and exports",
+            audit_key
         ),
         route!(
             get,
@@ -1809,18 +1827,108 @@ async fn delete_project(
 
 #[derive(Deserialize)]
 struct PageQuery {
-    before: Option<i64>,
     limit: Option<i64>,
 }
+#[derive(Deserialize, Default)]
+pub struct LogQuery {
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub user: Option<String>,
+    pub action: Option<String>,
+    pub ip: Option<String>,
+    pub result: Option<String>,
+    pub format: Option<String>,
+}
+
+impl LogQuery {
+    /// The store filter; times in the tenant's zone unless they carry an offset.
+    pub fn audit_filter(&self, zone: &str) -> Result<kura_store::audit::Filter, ApiError> {
+        let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+                None => Ok(None),
+                Some(v) => kura_domain::Timestamp::parse_in_zone(v, zone)
+                    .map(|t| Some(t.0))
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{field}: use RFC 3339 (2026-11-21T09:00:00+09:00) or a date (2026-11-21)"
+                        ))
+                    }),
+            }
+        };
+        let text = |v: &Option<String>| {
+            v.clone()
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+        };
+        let result = text(&self.result);
+        if let Some(r) = &result {
+            if !["success", "failure", "denied"].contains(&r.as_str()) {
+                return Err(ApiError::bad_request("result: success, failure or denied"));
+            }
+        }
+        Ok(kura_store::audit::Filter {
+            from: time("from", &self.from)?,
+            to: time("to", &self.to)?,
+            actor: text(&self.user),
+            action: text(&self.action),
+            ip: text(&self.ip),
+            result,
+        })
+    }
+}
+
+async fn export_audit(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<LogQuery>,
+) -> ApiResult {
+    let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("jsonl"))
+        .ok_or_else(|| ApiError::bad_request("format: jsonl or csv"))?;
+    let filter = q.audit_filter(&a.tenant.settings.time_zone)?;
+    let stream = s.services.export_audit(&a, filter, format, &ctx).await?;
+    let name = format!(
+        "audit-{}-{}.{}",
+        a.tenant.slug,
+        s.services.now().day_in_zone(&a.tenant.settings.time_zone),
+        format.extension()
+    );
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                format.content_type().to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+async fn audit_key(State(s): State<AppState>) -> ApiResult {
+    ok(json!({
+        "alg": "Ed25519",
+        "key_id": s.services.signing.key_id(),
+        "public_key": s.services.signing.public_key_hex(),
+    }))
+}
+
 async fn list_audit(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Auth(a): Auth,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<LogQuery>,
 ) -> ApiResult {
+    let filter = q.audit_filter(&a.tenant.settings.time_zone)?;
     let events = s
         .services
-        .list_audit(&a, q.before, q.limit.unwrap_or(100), &ctx)
+        .query_audit(&a, &filter, q.before, q.limit.unwrap_or(100), &ctx)
         .await?;
     let next = events.last().map(|e| e.record.seq);
     ok(json!({ "items": events, "next_before": next }))

@@ -136,3 +136,324 @@ impl Services {
         Ok(out)
     }
 }
+
+/// How an export is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// JSON Lines, signed and verifiable offline (audit log).
+    Jsonl,
+    /// CSV for spreadsheets (times with the tenant zone's offset).
+    Csv,
+}
+
+impl ExportFormat {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "jsonl" | "ndjson" | "json" => Some(Self::Jsonl),
+            "csv" => Some(Self::Csv),
+            _ => None,
+        }
+    }
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Jsonl => "application/x-ndjson; charset=utf-8",
+            Self::Csv => "text/csv; charset=utf-8",
+        }
+    }
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Csv => "csv",
+        }
+    }
+}
+
+/// A streamed export: lines as they are produced, constant memory.
+pub type ExportStream = std::pin::Pin<
+    Box<dyn futures_util::Stream<Item = std::result::Result<bytes::Bytes, std::io::Error>> + Send>,
+>;
+
+/// One CSV field, quoted when it needs to be.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+const EXPORT_PAGE: i64 = 1000;
+
+struct AuditExport {
+    services: Services,
+    tenant: TenantId,
+    zone: String,
+    filter: kura_store::audit::Filter,
+    format: ExportFormat,
+    after: i64,
+    lines: u64,
+    hasher: sha2::Sha256,
+    /// The last (seq, hash) written.
+    last: Option<(i64, String)>,
+    stage: u8,
+}
+
+impl AuditExport {
+    fn push(&mut self, out: &mut String, line: String) {
+        use sha2::Digest;
+        self.hasher.update(line.as_bytes());
+        self.hasher.update(b"\n");
+        self.lines += 1;
+        out.push_str(&line);
+        out.push('\n');
+    }
+
+    fn event_line(&self, e: &StoredEvent) -> String {
+        match self.format {
+            ExportFormat::Jsonl => {
+                let mut v = serde_json::to_value(e).unwrap_or_default();
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("type".into(), "event".into());
+                    o.insert(
+                        "time".into(),
+                        kura_domain::Timestamp(e.record.at)
+                            .to_rfc3339_in_zone(&self.zone)
+                            .into(),
+                    );
+                }
+                v.to_string()
+            }
+            ExportFormat::Csv => {
+                let r = &e.record;
+                [
+                    kura_domain::Timestamp(r.at).to_rfc3339_in_zone(&self.zone),
+                    r.seq.to_string(),
+                    r.actor_kind.clone(),
+                    r.actor_id.clone().unwrap_or_default(),
+                    r.action.clone(),
+                    r.target_kind.clone().unwrap_or_default(),
+                    r.target_id.clone().unwrap_or_default(),
+                    r.result.clone(),
+                    r.ip.clone().unwrap_or_default(),
+                    r.request_id.clone().unwrap_or_default(),
+                    r.details.to_string(),
+                    e.hash.clone(),
+                ]
+                .iter()
+                .map(|f| csv_field(f))
+                .collect::<Vec<_>>()
+                .join(",")
+            }
+        }
+    }
+
+    /// The next chunk of the export, or `None` at the end.
+    async fn next_chunk(&mut self) -> Result<Option<String>> {
+        let mut out = String::new();
+        let jsonl = self.format == ExportFormat::Jsonl;
+        match self.stage {
+            0 => {
+                self.stage = 1;
+                let line = if jsonl {
+                    serde_json::json!({
+                        "type": "header",
+                        "format": "kura-audit-export/1",
+                        "tenant_id": self.tenant.as_str(),
+                        "exported_at": self.services.now().to_rfc3339_in_zone(&self.zone),
+                        "time_zone": self.zone,
+                        "contiguous": self.filter.is_contiguous(),
+                        "filters": {
+                            "from": self.filter.from.map(|t| kura_domain::Timestamp(t).to_rfc3339()),
+                            "to": self.filter.to.map(|t| kura_domain::Timestamp(t).to_rfc3339()),
+                            "user": self.filter.actor, "action": self.filter.action,
+                            "ip": self.filter.ip, "result": self.filter.result,
+                        },
+                        "key_id": self.services.signing.key_id(),
+                    })
+                    .to_string()
+                } else {
+                    "time,seq,actor_kind,actor_id,action,target_kind,target_id,result,ip,request_id,details,hash".into()
+                };
+                self.push(&mut out, line);
+                Ok(Some(out))
+            }
+            1 => {
+                let mut tx = self.services.store.tenant_read(&self.tenant).await?;
+                let page = kura_store::audit::query(
+                    &mut tx,
+                    &self.tenant,
+                    &self.filter,
+                    kura_store::audit::Cursor::After(self.after),
+                    EXPORT_PAGE,
+                )
+                .await?;
+                let cps = match (page.first(), page.last()) {
+                    (Some(a), Some(b)) if jsonl => {
+                        kura_store::audit::checkpoints_between(
+                            &mut tx,
+                            &self.tenant,
+                            a.record.seq,
+                            b.record.seq,
+                        )
+                        .await?
+                    }
+                    _ => Vec::new(),
+                };
+                drop(tx);
+                if page.is_empty() {
+                    self.stage = 2;
+                    return Ok(Some(out));
+                }
+                for e in &page {
+                    if jsonl && self.last.is_none() && self.filter.is_contiguous() {
+                        // The signed chain state just before the first entry.
+                        let cp = self.services.sign_checkpoint(
+                            self.tenant.as_str(),
+                            e.record.seq - 1,
+                            &e.record.prev_hash,
+                            "anchor",
+                        );
+                        let mut v = serde_json::to_value(&cp).unwrap_or_default();
+                        v["type"] = "anchor".into();
+                        self.push(&mut out, v.to_string());
+                    }
+                    let line = self.event_line(e);
+                    self.push(&mut out, line);
+                    self.last = Some((e.record.seq, e.hash.clone()));
+                    for cp in cps.iter().filter(|c| c.seq == e.record.seq) {
+                        let mut v = serde_json::to_value(cp).unwrap_or_default();
+                        v["type"] = "checkpoint".into();
+                        self.push(&mut out, v.to_string());
+                    }
+                }
+                self.after = page.last().map(|e| e.record.seq).unwrap_or(self.after);
+                if (page.len() as i64) < EXPORT_PAGE {
+                    self.stage = 2;
+                }
+                Ok(Some(out))
+            }
+            2 => {
+                self.stage = 3;
+                if !jsonl {
+                    return Ok(None);
+                }
+                if let (Some((seq, hash)), true) = (self.last.clone(), self.filter.is_contiguous())
+                {
+                    let cp =
+                        self.services
+                            .sign_checkpoint(self.tenant.as_str(), seq, &hash, "export");
+                    let mut v = serde_json::to_value(&cp).unwrap_or_default();
+                    v["type"] = "checkpoint".into();
+                    self.push(&mut out, v.to_string());
+                }
+                use sha2::Digest;
+                let sha = hex::encode(self.hasher.clone().finalize());
+                let signature = self
+                    .services
+                    .signing
+                    .sign(&kura_crypto::sign::export_message(self.lines, &sha));
+                out.push_str(
+                    &serde_json::json!({
+                        "type": "trailer",
+                        "lines": self.lines,
+                        "sha256": sha,
+                        "key_id": self.services.signing.key_id(),
+                        "signature": signature,
+                    })
+                    .to_string(),
+                );
+                out.push('\n');
+                Ok(Some(out))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+impl Services {
+    /// Tenant admin: audit events matching a filter, newest first, keyset-paged on seq.
+    pub async fn query_audit(
+        &self,
+        auth: &AuthContext,
+        filter: &kura_store::audit::Filter,
+        before: Option<i64>,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<StoredEvent>> {
+        let t = &auth.tenant.id;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(kura_store::audit::query(
+            &mut tx,
+            t,
+            filter,
+            kura_store::audit::Cursor::Before(before),
+            limit,
+        )
+        .await?)
+    }
+
+    /// Tenant admin: the audit log (filtered) as a stream, CSV or signed JSON Lines that
+    /// `kura audit verify FILE --public-key K` checks offline. The export is audited.
+    pub async fn export_audit(
+        &self,
+        auth: &AuthContext,
+        filter: kura_store::audit::Filter,
+        format: ExportFormat,
+        ctx: &RequestCtx,
+    ) -> Result<ExportStream> {
+        let t = &auth.tenant.id;
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_tx(t).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("log.export").details(serde_json::json!({
+                "log": "audit",
+                "format": format.extension(),
+                "contiguous": filter.is_contiguous(),
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        // The export ends at the entry recording it, so its own audit entry is included.
+        let state = AuditExport {
+            services: self.clone(),
+            tenant: t.clone(),
+            zone: auth.tenant.settings.time_zone.clone(),
+            filter,
+            format,
+            after: 0,
+            lines: 0,
+            hasher: <sha2::Sha256 as sha2::Digest>::new(),
+            last: None,
+            stage: 0,
+        };
+        let stream = futures_util::stream::unfold(state, |mut st| async move {
+            match st.next_chunk().await {
+                Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), st)),
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!(error = %e, "audit export failed mid-stream");
+                    st.stage = 3;
+                    Some((Err(std::io::Error::other("export failed")), st))
+                }
+            }
+        });
+        Ok(Box::pin(stream))
+    }
+}

@@ -135,10 +135,19 @@ pub enum AuditCmd {
     /// Verify hash chains in the database (one tenant, or all). Exits 1 naming the first bad
     /// entry if any chain is broken.
     Verify {
+        /// An exported audit log (JSON Lines) to verify offline instead of the database;
+        /// needs --public-key. Exits 1 naming the first bad line.
+        file: Option<std::path::PathBuf>,
+        /// The deployment's public key: 64 hex characters, a file holding them, or the JSON
+        /// from /.well-known/kura-audit-key.
+        #[arg(long)]
+        public_key: Option<String>,
         /// Tenant slug (or `_system`); all chains when omitted.
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// Print the deployment's audit signing public key (as /.well-known/kura-audit-key).
+    PublicKey,
 }
 
 #[derive(Subcommand, Debug)]
@@ -262,7 +271,55 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Tenant(t) => tenant(&cfg, t).await,
         Command::User(u) => user(&cfg, u).await,
-        Command::Audit(AuditCmd::Verify { tenant }) => {
+        Command::Audit(AuditCmd::PublicKey) => {
+            let k = cfg.signing_key()?;
+            println!(
+                "{}",
+                serde_json::json!({ "alg": "Ed25519", "key_id": k.key_id(), "public_key": k.public_key_hex() })
+            );
+            Ok(0)
+        }
+        Command::Audit(AuditCmd::Verify {
+            file: Some(file),
+            public_key,
+            ..
+        }) => {
+            let Some(pk) = public_key else {
+                anyhow::bail!(
+                    "--public-key is needed to verify an export (see `kura audit public-key`)"
+                );
+            };
+            let pk = public_key_arg(&pk)?;
+            let f = std::fs::File::open(&file)
+                .with_context(|| format!("opening {}", file.display()))?;
+            match kura_crypto::export::verify_export(std::io::BufReader::new(f), &pk) {
+                Ok(s) => {
+                    println!(
+                        "ok    {}: {} entries (seq {}–{}), {} signed checkpoints, {}",
+                        file.display(),
+                        s.events,
+                        s.first_seq
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        s.last_seq
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "-".into()),
+                        s.checkpoints,
+                        if s.contiguous {
+                            "a contiguous piece of the chain"
+                        } else {
+                            "filtered (each entry and the whole file are signed)"
+                        }
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("FAIL  {}: {e}", file.display());
+                    Ok(1)
+                }
+            }
+        }
+        Command::Audit(AuditCmd::Verify { tenant, .. }) => {
             let s = services(&cfg).await?;
             let results = s.operator_verify_audit(tenant.as_deref(), &ctx()).await?;
             let mut bad = 0;
@@ -554,4 +611,23 @@ async fn user(cfg: &Config, cmd: UserCmd) -> anyhow::Result<i32> {
         }
         Err(e) => Err(anyhow::anyhow!("{e}")).context("changing the user"),
     }
+}
+
+/// A public key given as hex, a file holding hex, or the well-known JSON document.
+fn public_key_arg(arg: &str) -> anyhow::Result<String> {
+    let text = if std::path::Path::new(arg).is_file() {
+        std::fs::read_to_string(arg).with_context(|| format!("reading {arg}"))?
+    } else {
+        arg.to_string()
+    };
+    let text = text.trim();
+    if let Ok(v) = serde_json::from_str::<serde_json::Value>(text) {
+        if let Some(k) = v["public_key"].as_str() {
+            return Ok(k.to_string());
+        }
+    }
+    if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(text.to_string());
+    }
+    anyhow::bail!("--public-key: expected 64 hex characters, a file with them, or the JSON from /.well-known/kura-audit-key")
 }

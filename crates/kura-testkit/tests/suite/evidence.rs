@@ -1,9 +1,9 @@
 //! Evidence and operations: the job runner across nodes, retention purges with signed
 //! checkpoints, log export and offline verification.
 
+use kura_domain::Clock;
 use kura_testkit::{backends, raw_sql, run_cli, test_config, StatusCode, TestServer};
 use serde_json::json;
-use kura_domain::Clock;
 use std::time::Duration;
 
 async fn checkpoint_runs(s: &TestServer) -> Vec<kura_store::jobs::Run> {
@@ -186,4 +186,244 @@ async fn retention_purges_and_the_chain_still_verifies() {
         );
         s.stop().await;
     }
+}
+
+/// Filtered viewing, streamed exports (CSV, signed JSON Lines) and offline verification:
+/// the untouched file verifies; an edited, deleted, reordered or re-signed line fails,
+/// naming the line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_export_verifies_offline_and_tampering_fails() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("expco").await;
+        let tok = &t.admin_token;
+        for i in 0..30 {
+            s.post("/api/v1/folders", tok, json!({ "name": format!("f{i}") }))
+                .await;
+        }
+        // A stored interval checkpoint in the middle of the chain.
+        assert!(s.services.checkpoint_all().await.unwrap() >= 1);
+        s.post("/api/v1/folders", tok, json!({ "name": "after" }))
+            .await;
+        s.login("expco", &t.admin_email, "wrong-password").await;
+
+        // Filters and keyset paging.
+        let (st, page) = s.get("/api/v1/audit?action=folder.&limit=10", tok).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        let items = page["items"].as_array().unwrap();
+        assert_eq!(items.len(), 10);
+        assert!(items.iter().all(|e| e["action"] == "folder.create"));
+        let next = page["next_before"].as_i64().unwrap();
+        let (_, page2) = s
+            .get(
+                &format!("/api/v1/audit?action=folder.&limit=100&before={next}"),
+                tok,
+            )
+            .await;
+        assert_eq!(page2["items"].as_array().unwrap().len(), 21);
+        let (_, failed) = s.get("/api/v1/audit?result=failure", tok).await;
+        assert!(failed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["result"] == "failure" && e["action"] == "auth.login"));
+        assert!(!failed["items"].as_array().unwrap().is_empty());
+        let tomorrow = (s.clock.now().0 / 86_400_000 + 2) * 86_400_000;
+        let future = kura_domain::Timestamp(tomorrow).to_rfc3339();
+        let (_, none) = s.get(&format!("/api/v1/audit?from={future}"), tok).await;
+        assert_eq!(none["items"].as_array().unwrap().len(), 0);
+        assert_eq!(
+            s.get("/api/v1/audit?from=yesterday", tok).await.0,
+            StatusCode::BAD_REQUEST
+        );
+
+        // CSV, times with the tenant's offset.
+        let res = s
+            .client
+            .get(format!(
+                "{}/api/v1/audit/export?format=csv&action=folder.",
+                s.base
+            ))
+            .bearer_auth(tok)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(res.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("audit-expco-"));
+        let csv = res.text().await.unwrap();
+        let lines: Vec<&str> = csv.lines().collect();
+        assert!(lines[0].starts_with("time,seq,actor_kind"));
+        assert_eq!(lines.len(), 32, "header + 31 folder events");
+        assert!(lines[1].contains("+09:00,"), "{}", lines[1]);
+
+        // Signed JSON Lines, verified offline with the public key only.
+        let (_, key) = s
+            .call("GET", "/.well-known/kura-audit-key", None, None)
+            .await;
+        let pk = key["public_key"].as_str().unwrap().to_string();
+        let export = |q: &'static str| {
+            let s = &s;
+            async move {
+                let res = s
+                    .client
+                    .get(format!("{}/api/v1/audit/export?format=jsonl{q}", s.base))
+                    .bearer_auth(tok)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+                res.text().await.unwrap()
+            }
+        };
+        let full = export("").await;
+        let dir = kura_testkit::temp_path("export");
+        std::fs::create_dir_all(&dir).unwrap();
+        let verify = |name: &str, text: &str| {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let cfg = s.cfg.clone();
+            let pk = pk.clone();
+            async move {
+                run_cli(
+                    &cfg,
+                    &[
+                        "audit",
+                        "verify",
+                        path.to_str().unwrap(),
+                        "--public-key",
+                        &pk,
+                    ],
+                )
+                .await
+            }
+        };
+        let check = |text: &str| {
+            kura_crypto::export::verify_export(std::io::Cursor::new(text.as_bytes()), &pk)
+        };
+        let summary = check(&full).unwrap();
+        assert!(summary.contiguous);
+        assert!(summary.events >= 33, "{summary:?}");
+        assert!(
+            summary.checkpoints >= 2,
+            "the stored one and the export's own"
+        );
+        assert_eq!(verify("ok.jsonl", &full).await, 0);
+        let filtered = export("&action=folder.").await;
+        let fs = check(&filtered).unwrap();
+        assert!(!fs.contiguous);
+        assert_eq!(fs.events, 31);
+
+        let lines: Vec<String> = full.lines().map(str::to_string).collect();
+        let event_at = |i: usize| -> usize {
+            lines
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.contains("\"type\":\"event\""))
+                .nth(i)
+                .unwrap()
+                .0
+        };
+        let join = |ls: &[String]| ls.join("\n") + "\n";
+        // Edited: a folder name changed.
+        let mut edited = lines.clone();
+        let k = event_at(10);
+        edited[k] = edited[k].replacen("\"f", "\"F", 1);
+        assert_ne!(edited[k], lines[k]);
+        let e = check(&join(&edited)).unwrap_err();
+        assert_eq!(e.line as usize, k + 1, "{e}");
+        assert_eq!(verify("edited.jsonl", &join(&edited)).await, 1);
+        // Deleted.
+        let mut deleted = lines.clone();
+        let k = event_at(12);
+        deleted.remove(k);
+        let e = check(&join(&deleted)).unwrap_err();
+        assert_eq!(e.line as usize, k + 1, "{e}");
+        // Reordered.
+        let mut swapped = lines.clone();
+        let (x, y) = (event_at(14), event_at(15));
+        swapped.swap(x, y);
+        let e = check(&join(&swapped)).unwrap_err();
+        assert_eq!(e.line as usize, x + 1, "{e}");
+        // Truncated (the trailer gone).
+        let e = check(&join(&lines[..lines.len() - 1])).unwrap_err();
+        assert!(e.reason.contains("truncated"), "{e}");
+        // Rewritten and re-signed with another key: every hash recomputed, every signature
+        // made anew — the deployment's public key refuses the first signed line.
+        let forger = kura_crypto::sign::SigningKey::from_seed(
+            &kura_crypto::keys::SecretKey::generate().unwrap(),
+        )
+        .unwrap();
+        let forged = resign(&lines, 10, &forger);
+        assert!(
+            kura_crypto::export::verify_export(
+                std::io::Cursor::new(forged.as_bytes()),
+                &forger.public_key_hex()
+            )
+            .is_ok(),
+            "the forgery is consistent under the forger's key"
+        );
+        let e = check(&forged).unwrap_err();
+        assert_eq!(e.line, 2, "the anchor's signature fails first: {e}");
+        assert_eq!(verify("forged.jsonl", &forged).await, 1);
+        let _ = std::fs::remove_dir_all(&dir);
+        s.stop().await;
+    }
+}
+
+/// Alters event `index` of an export and re-signs everything with `key`, as a forger with
+/// database access and their own key would.
+fn resign(lines: &[String], index: usize, key: &kura_crypto::sign::SigningKey) -> String {
+    use kura_crypto::sign::{checkpoint_message, export_message};
+    use sha2::Digest;
+    let mut out: Vec<String> = Vec::new();
+    let mut prev_hash = String::new();
+    let mut events = 0;
+    for l in lines {
+        let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+        match v["type"].as_str().unwrap() {
+            "anchor" | "checkpoint" => {
+                if v["type"] == "checkpoint" {
+                    v["hash"] = prev_hash.clone().into();
+                } else {
+                    prev_hash = v["hash"].as_str().unwrap().to_string();
+                }
+                let msg = checkpoint_message(
+                    v["tenant_id"].as_str().unwrap(),
+                    v["seq"].as_i64().unwrap(),
+                    v["hash"].as_str().unwrap(),
+                    v["at"].as_i64().unwrap(),
+                );
+                v["signature"] = key.sign(&msg).into();
+                v["key_id"] = key.key_id().into();
+            }
+            "event" => {
+                let mut rec: kura_crypto::AuditRecord = serde_json::from_value(v.clone()).unwrap();
+                if events == index {
+                    rec.action = "folder.rename".into();
+                }
+                rec.prev_hash = prev_hash.clone();
+                let h = rec.compute_hash();
+                let time = v["time"].clone();
+                v = serde_json::to_value(&rec).unwrap();
+                v["hash"] = h.clone().into();
+                v["type"] = "event".into();
+                v["time"] = time;
+                prev_hash = h;
+                events += 1;
+            }
+            "trailer" => {
+                let body = out.iter().map(|l| format!("{l}\n")).collect::<String>();
+                let sha = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+                v["lines"] = out.len().into();
+                v["sha256"] = sha.clone().into();
+                v["signature"] = key.sign(&export_message(out.len() as u64, &sha)).into();
+            }
+            _ => {}
+        }
+        out.push(v.to_string());
+    }
+    out.join("\n") + "\n"
 }
