@@ -17,16 +17,8 @@ impl Services {
         limit: i64,
         ctx: &RequestCtx,
     ) -> Result<Vec<StoredEvent>> {
-        let t = &auth.tenant.id;
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::audit::list(&mut tx, t, before, limit).await?)
+        let all = kura_store::audit::Filter::default();
+        self.query_audit(auth, &all, before, limit, ctx).await
     }
 
     /// Tenant admin: verifies their own chain.
