@@ -106,6 +106,7 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         .unwrap_or(0) as i64;
     let (tenant_id, user_id) = who.take().unzip();
     let entry = AccessEntry {
+        id: 0,
         tenant_id,
         user_id,
         at: state.services.now(),

@@ -787,8 +787,17 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "logs",
             true,
             200,
-            "Access log, newest first (limit)",
+            "Access log, newest first: filters from, to, user, ip, status (`4xx` or exact), path (prefix); keyset paging with before=next_before",
             list_access
+        ),
+        route!(
+            get,
+            "/api/v1/access-log/export",
+            "logs",
+            true,
+            200,
+            "Export the access log (same filters), streamed: format=csv or jsonl",
+            export_access
         ),
     ]
 }
@@ -1825,10 +1834,6 @@ async fn delete_project(
     no_content()
 }
 
-#[derive(Deserialize)]
-struct PageQuery {
-    limit: Option<i64>,
-}
 #[derive(Deserialize, Default)]
 pub struct LogQuery {
     pub before: Option<i64>,
@@ -1838,25 +1843,55 @@ pub struct LogQuery {
     pub user: Option<String>,
     pub action: Option<String>,
     pub ip: Option<String>,
+    /// Audit: success / failure / denied. Access log: a status (`4xx`, `404`).
+    #[serde(alias = "status")]
     pub result: Option<String>,
+    pub path: Option<String>,
     pub format: Option<String>,
 }
 
 impl LogQuery {
+    fn time(&self, field: &str, v: &Option<String>, zone: &str) -> Result<Option<i64>, ApiError> {
+        match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
+            None => Ok(None),
+            Some(v) => kura_domain::Timestamp::parse_in_zone(v, zone)
+                .map(|t| Some(t.0))
+                .ok_or_else(|| {
+                    ApiError::bad_request(format!(
+                        "{field}: use RFC 3339 (2026-11-21T09:00:00+09:00) or a date (2026-11-21)"
+                    ))
+                }),
+        }
+    }
+
+    /// The access-log filter.
+    pub fn access_filter(&self, zone: &str) -> Result<kura_store::access_log::Filter, ApiError> {
+        let text = |v: &Option<String>| {
+            v.clone()
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+        };
+        let status = text(&self.result);
+        if let Some(st) = &status {
+            let ok = (st.len() == 3 && st.ends_with("xx") && st[..1].parse::<u8>().is_ok())
+                || st.parse::<u16>().is_ok();
+            if !ok {
+                return Err(ApiError::bad_request("status: e.g. 4xx or 404"));
+            }
+        }
+        Ok(kura_store::access_log::Filter {
+            from: self.time("from", &self.from, zone)?,
+            to: self.time("to", &self.to, zone)?,
+            user: text(&self.user),
+            ip: text(&self.ip),
+            status,
+            path: text(&self.path),
+        })
+    }
+
     /// The store filter; times in the tenant's zone unless they carry an offset.
     pub fn audit_filter(&self, zone: &str) -> Result<kura_store::audit::Filter, ApiError> {
-        let time = |field: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-            match v.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-                None => Ok(None),
-                Some(v) => kura_domain::Timestamp::parse_in_zone(v, zone)
-                    .map(|t| Some(t.0))
-                    .ok_or_else(|| {
-                        ApiError::bad_request(format!(
-                            "{field}: use RFC 3339 (2026-11-21T09:00:00+09:00) or a date (2026-11-21)"
-                        ))
-                    }),
-            }
-        };
+        let time = |field: &str, v: &Option<String>| self.time(field, v, zone);
         let text = |v: &Option<String>| {
             v.clone()
                 .map(|x| x.trim().to_string())
@@ -1943,13 +1978,57 @@ async fn list_access(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Auth(a): Auth,
-    Query(q): Query<PageQuery>,
+    Query(q): Query<LogQuery>,
 ) -> ApiResult {
-    items(
-        s.services
-            .list_access(&a, q.limit.unwrap_or(100), &ctx)
-            .await?,
+    let filter = q.access_filter(&a.tenant.settings.time_zone)?;
+    let items = s
+        .services
+        .query_access(&a, &filter, q.before, q.limit.unwrap_or(100), &ctx)
+        .await?;
+    let next = items.last().map(|e| e.id);
+    ok(json!({ "items": items, "next_before": next }))
+}
+
+async fn export_access(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<LogQuery>,
+) -> ApiResult {
+    let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("csv"))
+        .ok_or_else(|| ApiError::bad_request("format: jsonl or csv"))?;
+    let filter = q.access_filter(&a.tenant.settings.time_zone)?;
+    let stream = s.services.export_access(&a, filter, format, &ctx).await?;
+    Ok(attachment(&s, &a, "access", format, stream))
+}
+
+fn attachment(
+    s: &AppState,
+    a: &kura_services::auth::AuthContext,
+    log: &str,
+    format: kura_services::audit::ExportFormat,
+    stream: kura_services::audit::ExportStream,
+) -> Response {
+    let name = format!(
+        "{log}-{}-{}.{}",
+        a.tenant.slug,
+        s.services.now().day_in_zone(&a.tenant.settings.time_zone),
+        format.extension()
+    );
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                format.content_type().to_string(),
+            ),
+            (
+                axum::http::header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
     )
+        .into_response()
 }
 
 fn upload_schema() -> Value {

@@ -63,6 +63,19 @@ impl Services {
         limit: i64,
         ctx: &RequestCtx,
     ) -> Result<Vec<AccessEntry>> {
+        let all = kura_store::access_log::Filter::default();
+        self.query_access(auth, &all, None, limit, ctx).await
+    }
+
+    /// Tenant admin: access-log entries matching a filter, newest first, keyset-paged.
+    pub async fn query_access(
+        &self,
+        auth: &AuthContext,
+        filter: &kura_store::access_log::Filter,
+        before: Option<i64>,
+        limit: i64,
+        ctx: &RequestCtx,
+    ) -> Result<Vec<AccessEntry>> {
         let t = &auth.tenant.id;
         self.require(
             &auth.principal,
@@ -72,7 +85,14 @@ impl Services {
         )
         .await?;
         let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::access_log::list(&mut tx, t, limit).await?)
+        Ok(kura_store::access_log::query(
+            &mut tx,
+            t,
+            filter,
+            kura_store::access_log::Cursor::Before(before),
+            limit,
+        )
+        .await?)
     }
 
     /// Operator: verifies one tenant's chain (by slug, or `_system`), or every chain.
@@ -446,6 +466,120 @@ impl Services {
                 }
             }
         });
+        Ok(Box::pin(stream))
+    }
+}
+
+impl Services {
+    /// Tenant admin: the access log (filtered) as a stream, CSV or JSON Lines, oldest
+    /// first, times with the tenant zone's offset. The export is audited.
+    pub async fn export_access(
+        &self,
+        auth: &AuthContext,
+        filter: kura_store::access_log::Filter,
+        format: ExportFormat,
+        ctx: &RequestCtx,
+    ) -> Result<ExportStream> {
+        let t = auth.tenant.id.clone();
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_tx(&t).await?;
+        self.audit(
+            &mut tx,
+            &t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("log.export")
+                .details(serde_json::json!({ "log": "access", "format": format.extension() })),
+        )
+        .await?;
+        tx.commit().await?;
+        let zone = auth.tenant.settings.time_zone.clone();
+        let services = self.clone();
+        // (next id, header written, finished)
+        let stream =
+            futures_util::stream::unfold((0i64, false, false), move |(after, header, done)| {
+                let services = services.clone();
+                let t = t.clone();
+                let zone = zone.clone();
+                let filter = filter.clone();
+                async move {
+                    if done {
+                        return None;
+                    }
+                    let mut out = String::new();
+                    if !header && format == ExportFormat::Csv {
+                        out.push_str(
+                            "time,user_id,ip,method,path,status,latency_us,bytes,request_id\n",
+                        );
+                    }
+                    let page = match services.store.tenant_read(&t).await {
+                        Ok(mut tx) => {
+                            kura_store::access_log::query(
+                                &mut tx,
+                                &t,
+                                &filter,
+                                kura_store::access_log::Cursor::After(after),
+                                EXPORT_PAGE,
+                            )
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    let page = match page {
+                        Ok(p) => p,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "access-log export failed mid-stream");
+                            return Some((
+                                Err(std::io::Error::other("export failed")),
+                                (after, true, true),
+                            ));
+                        }
+                    };
+                    for e in &page {
+                        let time = e.at.to_rfc3339_in_zone(&zone);
+                        match format {
+                            ExportFormat::Csv => {
+                                let fields = [
+                                    time,
+                                    e.user_id
+                                        .as_ref()
+                                        .map(|u| u.as_str().to_string())
+                                        .unwrap_or_default(),
+                                    e.ip.clone().unwrap_or_default(),
+                                    e.method.clone(),
+                                    e.path.clone(),
+                                    e.status.to_string(),
+                                    e.latency_us.to_string(),
+                                    e.bytes.to_string(),
+                                    e.request_id.clone().unwrap_or_default(),
+                                ];
+                                out.push_str(
+                                    &fields
+                                        .iter()
+                                        .map(|f| csv_field(f))
+                                        .collect::<Vec<_>>()
+                                        .join(","),
+                                );
+                            }
+                            ExportFormat::Jsonl => {
+                                let mut v = serde_json::to_value(e).unwrap_or_default();
+                                v["time"] = time.into();
+                                out.push_str(&v.to_string());
+                            }
+                        }
+                        out.push('\n');
+                    }
+                    let next = page.last().map(|e| e.id).unwrap_or(after);
+                    let finished = (page.len() as i64) < EXPORT_PAGE;
+                    Some((Ok(bytes::Bytes::from(out)), (next, true, finished)))
+                }
+            });
         Ok(Box::pin(stream))
     }
 }

@@ -7,6 +7,9 @@ use sqlx::Row;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AccessEntry {
+    /// Row id (keyset paging); 0 before it is stored.
+    #[serde(default)]
+    pub id: i64,
     pub tenant_id: Option<TenantId>,
     pub user_id: Option<UserId>,
     pub at: Timestamp,
@@ -72,17 +75,81 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
 
 /// A tenant's newest entries first.
 pub async fn list(tx: &mut Tx, tenant: &TenantId, limit: i64) -> Result<Vec<AccessEntry>> {
+    query(tx, tenant, &Filter::default(), Cursor::Before(None), limit).await
+}
+
+/// What to show of a tenant's access log.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub user: Option<String>,
+    pub ip: Option<String>,
+    /// `2xx`, `4xx`, `5xx`… or an exact status.
+    pub status: Option<String>,
+    /// A path prefix.
+    pub path: Option<String>,
+}
+
+/// A keyset position: newest first below an id, or oldest first above one.
+#[derive(Debug, Clone, Copy)]
+pub enum Cursor {
+    Before(Option<i64>),
+    After(i64),
+}
+
+/// Entries matching `f`, keyset-paged on the row id.
+pub async fn query(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    f: &Filter,
+    cursor: Cursor,
+    limit: i64,
+) -> Result<Vec<AccessEntry>> {
     tx.check(tenant)?;
-    let rows = sqlx::query(
-        "SELECT tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id FROM access_log WHERE tenant_id = $1 ORDER BY at DESC, id DESC LIMIT $2",
-    )
-    .bind(tenant.as_str())
-    .bind(limit.clamp(1, 1000))
-    .fetch_all(tx.conn())
-    .await?;
+    let (cmp, order, bound) = match cursor {
+        Cursor::Before(b) => ("<", "DESC", b.unwrap_or(i64::MAX)),
+        Cursor::After(a) => (">", "ASC", a),
+    };
+    let (lo, hi) = match f.status.as_deref().map(str::trim) {
+        Some(s) if s.len() == 3 && s.ends_with("xx") => {
+            let d = s[..1].parse::<i64>().unwrap_or(0) * 100;
+            (d, d + 99)
+        }
+        Some(s) if !s.is_empty() => {
+            let n = s.parse::<i64>().unwrap_or(-1);
+            (n, n)
+        }
+        _ => (0, 999),
+    };
+    let path_like = f
+        .path
+        .as_ref()
+        .map(|p| format!("{}%", p.replace('%', "").replace('_', "\\_")))
+        .unwrap_or_default();
+    let sql = format!(
+        "SELECT id, tenant_id, user_id, at, ip, method, path, status, latency_us, bytes, request_id FROM access_log \
+         WHERE tenant_id = $1 AND id {cmp} $2 AND at >= $3 AND at < $4 \
+         AND ($5 = '' OR user_id = $5) AND ($6 = '' OR ip = $6) AND status >= $7 AND status <= $8 \
+         AND ($9 = '' OR path LIKE $9 ESCAPE '\\') ORDER BY id {order} LIMIT $10"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(bound)
+        .bind(f.from.unwrap_or(i64::MIN))
+        .bind(f.to.unwrap_or(i64::MAX))
+        .bind(f.user.clone().unwrap_or_default())
+        .bind(f.ip.clone().unwrap_or_default())
+        .bind(lo)
+        .bind(hi)
+        .bind(path_like)
+        .bind(limit.clamp(1, 5000))
+        .fetch_all(tx.conn())
+        .await?;
     rows.iter()
         .map(|r| {
             Ok(AccessEntry {
+                id: r.try_get("id")?,
                 tenant_id: r
                     .try_get::<Option<String>, _>("tenant_id")?
                     .map(TenantId::from_string),

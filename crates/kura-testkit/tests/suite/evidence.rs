@@ -427,3 +427,64 @@ fn resign(lines: &[String], index: usize, key: &kura_crypto::sign::SigningKey) -
     }
     out.join("\n") + "\n"
 }
+
+/// The access log: filters (status class, path, user), keyset paging, CSV and JSON Lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_log_filters_and_exports() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("accco").await;
+        let tok = &t.admin_token;
+        for _ in 0..3 {
+            s.get("/api/v1/folders", tok).await;
+            s.get("/api/v1/folders/no-such-folder", tok).await;
+        }
+        // The writer flushes in batches.
+        let mut items = Vec::new();
+        for _ in 0..50 {
+            let (_, page) = s.get("/api/v1/access-log?status=4xx", tok).await;
+            items = page["items"].as_array().unwrap().clone();
+            if items.len() >= 3 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(items.iter().all(|e| e["status"] == 404));
+        let (_, page) = s
+            .get("/api/v1/access-log?path=/api/v1/folders&limit=2", tok)
+            .await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 2);
+        let next = page["next_before"].as_i64().unwrap();
+        let (_, more) = s
+            .get(
+                &format!("/api/v1/access-log?path=/api/v1/folders&limit=100&before={next}"),
+                tok,
+            )
+            .await;
+        assert!(more["items"].as_array().unwrap().len() >= 4);
+        assert_eq!(
+            s.get("/api/v1/access-log?status=teapot", tok).await.0,
+            StatusCode::BAD_REQUEST
+        );
+        for (format, first) in [("csv", "time,user_id,ip"), ("jsonl", "{")] {
+            let res = s
+                .client
+                .get(format!(
+                    "{}/api/v1/access-log/export?format={format}&status=404",
+                    s.base
+                ))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            let text = res.text().await.unwrap();
+            assert!(text.starts_with(first), "{text}");
+            assert!(text.contains("+09:00"), "{text}");
+            let rows = text.lines().count() - usize::from(format == "csv");
+            assert_eq!(rows, 3, "{text}");
+        }
+        s.stop().await;
+    }
+}
