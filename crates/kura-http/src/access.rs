@@ -84,6 +84,11 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         req.extensions_mut().insert(ClientIp(c));
     }
     let ip = client.map(|c| c.to_string());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
 
     let mut res = next.run(req).await;
 
@@ -118,6 +123,12 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         bytes,
         request_id: Some(request_id),
     };
+    state.metrics.observe(
+        &route,
+        method.as_str(),
+        res.status().as_u16(),
+        watch.elapsed().as_secs_f64(),
+    );
     if state.access.try_send(entry).is_err() {
         tracing::warn!("access log queue full; entry dropped");
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod bench;
 pub mod error;
 pub mod extract;
+pub mod metrics;
 pub mod openapi;
 pub mod web;
 
@@ -34,6 +35,8 @@ pub struct HttpConfig {
     pub bench_dir: Option<std::path::PathBuf>,
     /// Mount `/outbox` (the mail outbox, loopback clients only): `kura demo`.
     pub mail_outbox_page: bool,
+    /// A bearer token that opens `/metrics` to other hosts (loopback always may).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +48,7 @@ impl Default for HttpConfig {
             trusted_proxies: Vec::new(),
             bench_dir: None,
             mail_outbox_page: false,
+            metrics_token: None,
         }
     }
 }
@@ -55,6 +59,7 @@ pub struct AppState {
     pub services: Services,
     pub access: mpsc::Sender<AccessEntry>,
     pub http: std::sync::Arc<HttpConfig>,
+    pub metrics: std::sync::Arc<metrics::HttpMetrics>,
 }
 
 impl AppState {
@@ -82,7 +87,8 @@ pub fn app(state: AppState) -> Router {
     if state.http.bench_dir.is_some() {
         r = r.merge(bench::router());
     }
-    r.merge(api::router())
+    r.route("/metrics", axum::routing::get(metrics::metrics))
+        .merge(api::router())
         .merge(web::router())
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(

@@ -304,6 +304,7 @@ impl Services {
         email: &str,
         ctx: &RequestCtx,
     ) -> Result<()> {
+        self.metrics.auth_failed();
         let policy = &self.config.login;
         let now = self.now();
         let window = policy.lock_secs * 1000;

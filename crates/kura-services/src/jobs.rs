@@ -51,6 +51,7 @@ impl Services {
             };
             let outcome = self.run_job(name).await;
             let error = outcome.as_ref().err().map(|e| e.to_string());
+            self.metrics.job_ran(name, error.is_none());
             match &outcome {
                 Ok(detail) => tracing::info!(job = name, node, detail = %detail, "job done"),
                 Err(e) => tracing::warn!(job = name, node, error = %e, "job failed"),
@@ -174,6 +175,12 @@ impl Services {
             access_total += access;
         }
         Ok((audit_total, access_total))
+    }
+
+    /// Plaintext bytes stored by every tenant (metrics).
+    pub async fn stored_bytes_total(&self) -> Result<i64> {
+        let mut tx = self.store.system_read().await?;
+        Ok(kura_store::usage::bytes_stored_total(&mut tx).await?)
     }
 
     /// The jobs and their last outcomes (operator).

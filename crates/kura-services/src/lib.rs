@@ -90,6 +90,44 @@ impl Default for ServiceConfig {
     }
 }
 
+/// This node's service-level counters (OPS-8).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    auth_failures: std::sync::atomic::AtomicU64,
+    job_runs: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
+}
+
+/// A copy of the counters.
+#[derive(Debug, Clone, Default)]
+pub struct MetricsSnapshot {
+    pub auth_failures: u64,
+    pub job_runs: std::collections::BTreeMap<(String, String), u64>,
+}
+
+impl Metrics {
+    pub fn auth_failed(&self) {
+        self.auth_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn job_ran(&self, job: &str, ok: bool) {
+        if let Ok(mut m) = self.job_runs.lock() {
+            *m.entry((
+                job.to_string(),
+                if ok { "ok" } else { "failed" }.to_string(),
+            ))
+            .or_default() += 1;
+        }
+    }
+    pub fn snapshot(&self) -> MetricsSnapshot {
+        MetricsSnapshot {
+            auth_failures: self
+                .auth_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            job_runs: self.job_runs.lock().map(|m| m.clone()).unwrap_or_default(),
+        }
+    }
+}
+
 /// Facts about the request a use case runs for, recorded in the audit log.
 #[derive(Debug, Clone, Default)]
 pub struct RequestCtx {
@@ -182,6 +220,8 @@ pub struct Services {
     pub blobs: kura_store::blobs::Blobs,
     /// The deployment's Ed25519 key for audit checkpoints and exports (LOG-5).
     pub signing: Arc<kura_crypto::sign::SigningKey>,
+    /// Counters for `/metrics` (this node).
+    pub metrics: Arc<Metrics>,
     /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
     hash_permits: Arc<Semaphore>,
 }
@@ -205,6 +245,7 @@ impl Services {
             keys: Arc::new(files::KeyRing::new(master_key)),
             blobs,
             signing: Arc::new(signing),
+            metrics: Arc::new(Metrics::default()),
             hash_permits: Arc::new(Semaphore::new(permits)),
         }
     }

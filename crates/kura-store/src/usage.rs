@@ -106,3 +106,16 @@ pub async fn get(tx: &mut Tx, tenant: &TenantId) -> Result<Usage> {
     }
     Ok(u)
 }
+
+/// Plaintext bytes stored over every tenant (operator metrics; system scope).
+pub async fn bytes_stored_total(tx: &mut Tx) -> Result<i64> {
+    if tx.scope() != &crate::TxScope::System {
+        return Err(crate::StoreError::ScopeViolation);
+    }
+    let v: Option<i64> = sqlx::query_scalar(
+        "SELECT CAST(SUM(size) AS BIGINT) FROM (SELECT DISTINCT tenant_id, blob_id, size FROM file_versions) b",
+    )
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(v.unwrap_or(0))
+}

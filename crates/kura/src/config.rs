@@ -69,6 +69,9 @@ pub struct Config {
     /// Show the mail outbox (invitations, reset links) at `/outbox` to clients on this
     /// machine (loopback only). `kura demo` turns it on; keep it off in production.
     pub mail_outbox_page: bool,
+    /// A bearer token that opens `/metrics` to other hosts (prefer
+    /// `KURA_METRICS_TOKEN_FILE`); clients on this machine may always read it.
+    pub metrics_token: Option<String>,
     /// How often (seconds) a server re-encrypts blobs left under an older data-key version
     /// after `kura keys rotate` (a batch each time); 0 turns it off on this node.
     pub reencrypt_interval_secs: u64,
@@ -126,6 +129,7 @@ pub const KEYS: &[&str] = &[
     "smtp_url",
     "mail_from",
     "mail_outbox_page",
+    "metrics_token",
     "storage",
     "blobs_dir",
     "s3_bucket",
@@ -167,6 +171,7 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "Kura <kura@localhost>".into(),
             mail_outbox_page: false,
+            metrics_token: None,
             storage: "local".into(),
             blobs_dir: None,
             s3_bucket: None,

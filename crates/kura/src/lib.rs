@@ -129,7 +129,9 @@ pub async fn start(
             trusted_proxies: cfg.trusted_proxies.clone(),
             bench_dir: cfg.bench_dir.clone(),
             mail_outbox_page: cfg.mail_outbox_page,
+            metrics_token: cfg.metrics_token.clone(),
         }),
+        metrics: Default::default(),
     };
     let app = kura_http::app(state);
     for c in &cfg.trusted_proxies {

@@ -488,3 +488,147 @@ async fn access_log_filters_and_exports() {
         s.stop().await;
     }
 }
+
+/// Parses the Prometheus text format strictly enough to catch a malformed exposition:
+/// every sample is `name{labels} value`, its family declared by `# TYPE` first.
+fn parse_prometheus(text: &str) -> Vec<(String, std::collections::BTreeMap<String, String>, f64)> {
+    let mut typed = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut it = rest.split(' ');
+            let name = it.next().unwrap().to_string();
+            let kind = it.next().unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name);
+            continue;
+        }
+        if line.starts_with('#') || line.is_empty() {
+            continue;
+        }
+        let (head, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value in {line}"));
+        let (name, labels) = match head.split_once('{') {
+            Some((n, l)) => {
+                let l = l.strip_suffix('}').unwrap_or_else(|| panic!("{line}"));
+                let mut m = std::collections::BTreeMap::new();
+                for pair in l.split("\",").filter(|p| !p.is_empty()) {
+                    let (k, v) = pair.split_once("=\"").unwrap_or_else(|| panic!("{line}"));
+                    m.insert(k.to_string(), v.trim_end_matches('"').to_string());
+                }
+                (n.to_string(), m)
+            }
+            None => (head.to_string(), Default::default()),
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "{line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| typed.contains(*f))
+            .unwrap_or(&name)
+            .to_string();
+        assert!(typed.contains(&family), "no # TYPE before {line}");
+        out.push((name, labels, value));
+    }
+    out
+}
+
+/// `/metrics`: requests by route and status, latency histograms, failed log-ins, job runs,
+/// readiness; only for this machine or with the metrics token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_in_prometheus_format() {
+    let mut cfg = test_config(kura_testkit::Backend::Sqlite);
+    cfg.trusted_proxies = vec!["127.0.0.1/32".into()];
+    cfg.metrics_token = Some("metrics-secret-token".into());
+    let s = TestServer::start_with(cfg, kura_testkit::Backend::Sqlite).await;
+    let t = s.create_tenant("metco").await;
+    for _ in 0..3 {
+        s.get("/api/v1/folders", &t.admin_token).await;
+    }
+    s.login("metco", &t.admin_email, "wrong-password").await;
+    s.services.ensure_jobs().await.unwrap();
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    s.services.run_due_jobs("test", &stop).await.unwrap();
+    let get = |xff: Option<&'static str>, token: Option<&'static str>| {
+        let mut req = s.client.get(format!("{}/metrics", s.base));
+        if let Some(x) = xff {
+            req = req.header("x-forwarded-for", x);
+        }
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        async move {
+            let res = req.send().await.unwrap();
+            let st = res.status();
+            (st, res.text().await.unwrap())
+        }
+    };
+    let (st, text) = get(None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    let samples = parse_prometheus(&text);
+    let find = |name: &str, want: &[(&str, &str)]| -> Vec<f64> {
+        samples
+            .iter()
+            .filter(|(n, l, _)| {
+                n == name
+                    && want
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, _, v)| *v)
+            .collect()
+    };
+    let folders = find(
+        "kura_http_requests_total",
+        &[
+            ("route", "/api/v1/folders"),
+            ("method", "GET"),
+            ("status", "200"),
+        ],
+    );
+    assert_eq!(folders, vec![3.0], "{text}");
+    // The histogram: buckets never decrease and +Inf equals the count.
+    let buckets = find(
+        "kura_http_request_duration_seconds_bucket",
+        &[("route", "/api/v1/folders")],
+    );
+    assert_eq!(buckets.len(), 13);
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert_eq!(
+        *buckets.last().unwrap(),
+        find(
+            "kura_http_request_duration_seconds_count",
+            &[("route", "/api/v1/folders")]
+        )[0]
+    );
+    assert!(find("kura_auth_failures_total", &[])[0] >= 1.0);
+    assert_eq!(find("kura_up", &[("component", "database")]), vec![1.0]);
+    assert_eq!(find("kura_up", &[("component", "storage")]), vec![1.0]);
+    assert_eq!(
+        find(
+            "kura_job_runs_total",
+            &[("job", "logs.purge"), ("status", "ok")]
+        ),
+        vec![1.0]
+    );
+    assert!(!find("kura_storage_bytes", &[]).is_empty());
+    // From elsewhere: not there, unless with the token.
+    assert_eq!(
+        get(Some("203.0.113.5"), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(Some("203.0.113.5"), Some("wrong")).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        get(Some("203.0.113.5"), Some("metrics-secret-token"))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    s.stop().await;
+}

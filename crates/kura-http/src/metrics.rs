@@ -1,0 +1,185 @@
+//! `/metrics` in the Prometheus text format (OPS-8): requests by route and status, latency
+//! histograms by route, failed log-ins, job runs, stored bytes, readiness. Kept by hand
+//! (a few maps behind a mutex) rather than a metrics framework: the set is small and fixed.
+//!
+//! Served to clients on this machine, or to anyone presenting `metrics_token` as a bearer
+//! token; otherwise it does not exist (404).
+
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+
+/// Latency bucket bounds, seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (route, method, status) → requests.
+    requests: BTreeMap<(String, String, u16), u64>,
+    /// route → latency histogram.
+    latency: BTreeMap<String, Histogram>,
+}
+
+/// The HTTP layer's counters.
+#[derive(Default)]
+pub struct HttpMetrics {
+    inner: Mutex<Inner>,
+}
+
+impl HttpMetrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        let Ok(mut m) = self.inner.lock() else {
+            return;
+        };
+        *m.requests
+            .entry((route.to_string(), method.to_string(), status))
+            .or_default() += 1;
+        let h = m.latency.entry(route.to_string()).or_default();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if seconds <= *b {
+                h.counts[i] += 1;
+            }
+        }
+        h.count += 1;
+        h.sum += seconds;
+    }
+}
+
+/// A label value, escaped for the text format.
+fn label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn allowed(state: &AppState, headers: &HeaderMap, ip: Option<std::net::IpAddr>) -> bool {
+    if let Some(token) = state
+        .http
+        .metrics_token
+        .as_deref()
+        .filter(|t| !t.is_empty())
+    {
+        let sent = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if kura_crypto::ct_eq(sent.as_bytes(), token.as_bytes()) {
+            return true;
+        }
+    }
+    ip.is_some_and(|i| i.is_loopback())
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ip: Option<axum::Extension<crate::access::ClientIp>>,
+) -> Response {
+    if !allowed(&state, &headers, ip.map(|axum::Extension(c)| c.0)) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let mut out = String::new();
+    {
+        let Ok(m) = state.metrics.inner.lock() else {
+            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        out.push_str(
+            "# HELP kura_http_requests_total HTTP requests by matched route, method and status.\n",
+        );
+        out.push_str("# TYPE kura_http_requests_total counter\n");
+        for ((route, method, status), n) in &m.requests {
+            let _ = writeln!(
+                out,
+                "kura_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
+                label(route),
+                label(method)
+            );
+        }
+        out.push_str(
+            "# HELP kura_http_request_duration_seconds Request latency by matched route.\n",
+        );
+        out.push_str("# TYPE kura_http_request_duration_seconds histogram\n");
+        for (route, h) in &m.latency {
+            let r = label(route);
+            for (i, b) in BUCKETS.iter().enumerate() {
+                let _ = writeln!(
+                    out,
+                    "kura_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {}",
+                    h.counts[i]
+                );
+            }
+            let _ = writeln!(
+                out,
+                "kura_http_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "kura_http_request_duration_seconds_sum{{route=\"{r}\"}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "kura_http_request_duration_seconds_count{{route=\"{r}\"}} {}",
+                h.count
+            );
+        }
+    }
+    let sm = state.services.metrics.snapshot();
+    out.push_str(
+        "# HELP kura_auth_failures_total Failed log-ins and second factors (this node).\n",
+    );
+    out.push_str("# TYPE kura_auth_failures_total counter\n");
+    let _ = writeln!(out, "kura_auth_failures_total {}", sm.auth_failures);
+    out.push_str(
+        "# HELP kura_job_runs_total Scheduled job runs on this node, by job and outcome.\n",
+    );
+    out.push_str("# TYPE kura_job_runs_total counter\n");
+    for ((job, status), n) in &sm.job_runs {
+        let _ = writeln!(
+            out,
+            "kura_job_runs_total{{job=\"{}\",status=\"{}\"}} {n}",
+            label(job),
+            label(status)
+        );
+    }
+    let db = state.services.store.ping().await;
+    let storage = state.services.blobs.check().await.is_ok();
+    out.push_str("# HELP kura_up Whether the database and the blob storage answer (1/0).\n");
+    out.push_str("# TYPE kura_up gauge\n");
+    let _ = writeln!(out, "kura_up{{component=\"database\"}} {}", u8::from(db));
+    let _ = writeln!(
+        out,
+        "kura_up{{component=\"storage\"}} {}",
+        u8::from(storage)
+    );
+    if let Ok(bytes) = state.services.stored_bytes_total().await {
+        out.push_str(
+            "# HELP kura_storage_bytes Plaintext bytes stored, all tenants, all versions.\n",
+        );
+        out.push_str("# TYPE kura_storage_bytes gauge\n");
+        let _ = writeln!(out, "kura_storage_bytes {bytes}");
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
