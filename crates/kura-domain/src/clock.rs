@@ -69,6 +69,16 @@ impl Timestamp {
         Some(Timestamp(z.timestamp().as_millisecond()))
     }
 
+    /// The start of `day` (`YYYY-MM-DD`) in `zone` and the start of the next day.
+    pub fn day_bounds(day: &str, zone: &str) -> Option<(Timestamp, Timestamp)> {
+        let d: jiff::civil::Date = day.parse().ok()?;
+        let next = d.tomorrow().ok()?;
+        Some((
+            Self::parse_in_zone(&d.to_string(), zone)?,
+            Self::parse_in_zone(&next.to_string(), zone)?,
+        ))
+    }
+
     /// The calendar day (`YYYY-MM-DD`) of the instant in `zone`.
     pub fn day_in_zone(self, zone: &str) -> String {
         let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {

@@ -566,9 +566,9 @@ impl Services {
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("file.download")
-                .target("file", id)
-                .details(serde_json::json!({ "name": f.name, "version": v.version })),
+            Event::new("file.download").target("file", id).details(
+                serde_json::json!({ "name": f.name, "version": v.version, "size": v.size }),
+            ),
         )
         .await?;
         tx.commit().await?;

@@ -119,3 +119,120 @@ pub async fn bytes_stored_total(tx: &mut Tx) -> Result<i64> {
     .await?;
     Ok(v.unwrap_or(0))
 }
+
+/// One tenant's figures for one day (OPS-4): counts of what happened that day, and the
+/// stock at the time it was computed.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Daily {
+    /// `YYYY-MM-DD` in the tenant's time zone.
+    pub day: String,
+    pub logins: i64,
+    pub active_users: i64,
+    pub uploads: i64,
+    pub upload_bytes: i64,
+    pub downloads: i64,
+    pub download_bytes: i64,
+    pub folders: i64,
+    pub projects: i64,
+    pub files: i64,
+    pub bytes_stored: i64,
+}
+
+const DAILY_COLS: &str = "day, logins, active_users, uploads, upload_bytes, downloads, download_bytes, folders, projects, files, bytes_stored";
+
+/// Writes (or rewrites) a day's figures.
+pub async fn put_daily(tx: &mut Tx, tenant: &TenantId, d: &Daily, now: i64) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query(&format!(
+        "INSERT INTO usage_daily (tenant_id, {DAILY_COLS}, computed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+         ON CONFLICT (tenant_id, day) DO UPDATE SET logins = excluded.logins, active_users = excluded.active_users, \
+         uploads = excluded.uploads, upload_bytes = excluded.upload_bytes, downloads = excluded.downloads, \
+         download_bytes = excluded.download_bytes, folders = excluded.folders, projects = excluded.projects, \
+         files = excluded.files, bytes_stored = excluded.bytes_stored, computed_at = excluded.computed_at"
+    ))
+    .bind(tenant.as_str())
+    .bind(&d.day)
+    .bind(d.logins)
+    .bind(d.active_users)
+    .bind(d.uploads)
+    .bind(d.upload_bytes)
+    .bind(d.downloads)
+    .bind(d.download_bytes)
+    .bind(d.folders)
+    .bind(d.projects)
+    .bind(d.files)
+    .bind(d.bytes_stored)
+    .bind(now)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Days `from..=to` (`YYYY-MM-DD`) that have figures, oldest first.
+pub async fn daily_range(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    from: &str,
+    to: &str,
+) -> Result<Vec<Daily>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query(&format!(
+        "SELECT {DAILY_COLS} FROM usage_daily WHERE tenant_id = $1 AND day >= $2 AND day <= $3 ORDER BY day"
+    ))
+    .bind(tenant.as_str())
+    .bind(from)
+    .bind(to)
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Daily {
+                day: r.try_get("day")?,
+                logins: r.try_get("logins")?,
+                active_users: r.try_get("active_users")?,
+                uploads: r.try_get("uploads")?,
+                upload_bytes: r.try_get("upload_bytes")?,
+                downloads: r.try_get("downloads")?,
+                download_bytes: r.try_get("download_bytes")?,
+                folders: r.try_get("folders")?,
+                projects: r.try_get("projects")?,
+                files: r.try_get("files")?,
+                bytes_stored: r.try_get("bytes_stored")?,
+            })
+        })
+        .collect()
+}
+
+/// The tenant's folders, projects and live files now.
+pub async fn stock(tx: &mut Tx, tenant: &TenantId) -> Result<(i64, i64, i64)> {
+    tx.check(tenant)?;
+    let count = |table: &'static str| format!("SELECT COUNT(*) FROM {table} WHERE tenant_id = $1");
+    let folders: i64 = sqlx::query_scalar(&count("folders"))
+        .bind(tenant.as_str())
+        .fetch_one(tx.conn())
+        .await?;
+    let projects: i64 = sqlx::query_scalar(&count("projects"))
+        .bind(tenant.as_str())
+        .fetch_one(tx.conn())
+        .await?;
+    let files: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM files WHERE tenant_id = $1 AND deleted_at IS NULL",
+    )
+    .bind(tenant.as_str())
+    .fetch_one(tx.conn())
+    .await?;
+    Ok((folders, projects, files))
+}
+
+/// Distinct signed-in users with requests in `[from, to)` (from the access log).
+pub async fn active_users(tx: &mut Tx, tenant: &TenantId, from: i64, to: i64) -> Result<i64> {
+    tx.check(tenant)?;
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT user_id) FROM access_log WHERE tenant_id = $1 AND at >= $2 AND at < $3 AND user_id IS NOT NULL",
+    )
+    .bind(tenant.as_str())
+    .bind(from)
+    .bind(to)
+    .fetch_one(tx.conn())
+    .await?)
+}
