@@ -88,6 +88,8 @@ pub fn router() -> Router<AppState> {
         .route("/users/{id}/grants", post(pages::grant_add))
         .route("/users/{id}/grants/{gid}/delete", post(pages::grant_remove))
         .route("/audit", get(pages::audit_page))
+        .route("/access-log", get(pages::access_page))
+        .route("/usage", get(pages::usage_page))
         .route("/static/kura.css", get(css))
         .route("/static/kura.js", get(js))
         .route("/outbox", get(pages::outbox_page))

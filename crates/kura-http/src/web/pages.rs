@@ -457,6 +457,8 @@ struct SecurityTpl {
     require_symbol: bool,
     require_mixed_case: bool,
     min_strength: u8,
+    audit_retention_days: i64,
+    access_log_retention_days: i64,
 }
 
 /// Tenant admins: MFA requirement, session timeouts, password policy.
@@ -498,6 +500,8 @@ pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
         require_symbol: st.password_policy.require_symbol,
         require_mixed_case: st.password_policy.require_mixed_case,
         min_strength: st.password_policy.min_strength,
+        audit_retention_days: st.audit_retention_days,
+        access_log_retention_days: st.access_log_retention_days,
     }
     .render();
     html(StatusCode::OK, body)
@@ -537,6 +541,10 @@ pub struct SecurityForm {
     #[serde(default)]
     require_mixed_case: Option<String>,
     min_strength: u8,
+    #[serde(default)]
+    audit_retention_days: Option<i64>,
+    #[serde(default)]
+    access_log_retention_days: Option<i64>,
 }
 
 pub async fn security_submit(
@@ -579,6 +587,12 @@ pub async fn security_submit(
     st.password_policy.require_symbol = f.require_symbol.is_some();
     st.password_policy.require_mixed_case = f.require_mixed_case.is_some();
     st.password_policy.min_strength = f.min_strength;
+    if let Some(d) = f.audit_retention_days {
+        st.audit_retention_days = d;
+    }
+    if let Some(d) = f.access_log_retention_days {
+        st.access_log_retention_days = d;
+    }
     act(
         &c,
         &f.csrf,
@@ -2086,23 +2100,112 @@ struct AuditTpl {
     events: Vec<EventView>,
     chain_error: Option<String>,
     zone: String,
+    q: LogForm,
+    /// The filter as a query string (for export links and paging).
+    query: String,
+    next_before: Option<i64>,
+    bad_filter: bool,
 }
 
+/// The log filters as typed (echoed back into the form).
+#[derive(Deserialize, Default, Clone)]
+pub struct LogForm {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    action: String,
+    #[serde(default)]
+    ip: String,
+    #[serde(default)]
+    result: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    path: String,
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+fn pct(v: &str) -> String {
+    let mut out = String::new();
+    for b in v.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl LogForm {
+    fn api(&self) -> crate::api::LogQuery {
+        let t = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
+        crate::api::LogQuery {
+            before: self.before,
+            from: t(&self.from),
+            to: t(&self.to),
+            user: t(&self.user),
+            action: t(&self.action),
+            ip: t(&self.ip),
+            result: t(&self.result).or_else(|| t(&self.status)),
+            path: t(&self.path),
+            ..Default::default()
+        }
+    }
+    fn query(&self) -> String {
+        [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("user", &self.user),
+            ("action", &self.action),
+            ("ip", &self.ip),
+            ("result", &self.result),
+            ("status", &self.status),
+            ("path", &self.path),
+        ]
+        .iter()
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| format!("{k}={}", pct(v.trim())))
+        .collect::<Vec<_>>()
+        .join("&")
+    }
+}
+
+const LOG_PAGE: i64 = 100;
+
+/// The tenant's audit log: filters, paging, CSV / signed JSON Lines export, and live
+/// verification of the chain.
 pub async fn audit_page(
     State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
+    Query(q): Query<LogForm>,
 ) -> Response {
-    let events = match s.services.list_audit(&c.auth, None, 200, &c.ctx).await {
-        Ok(e) => e,
-        Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let (events, bad_filter) = match q.api().audit_filter(&zone) {
+        Ok(f) => match s
+            .services
+            .query_audit(&c.auth, &f, q.before, LOG_PAGE, &c.ctx)
+            .await
+        {
+            Ok(e) => (e, false),
+            Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+        },
+        Err(_) => (Vec::new(), true),
     };
     let chain_error = match s.services.verify_own_audit(&c.auth, &c.ctx).await {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(e.to_string()),
         Err(e) => Some(e.to_string()),
     };
-    let zone = c.auth.tenant.settings.time_zone.clone();
+    let next_before = (events.len() as i64 == LOG_PAGE)
+        .then(|| events.last().map(|e| e.record.seq))
+        .flatten();
     let events = events
         .into_iter()
         .map(|e| {
@@ -2130,6 +2233,199 @@ pub async fn audit_page(
         p: page(&c, "audit.title", "audit", "/audit", &flash),
         events,
         chain_error,
+        zone,
+        query: q.query(),
+        q,
+        next_before,
+        bad_filter,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+pub struct AccessView {
+    time: String,
+    user: String,
+    ip: String,
+    method: String,
+    path: String,
+    status: i64,
+    latency_ms: String,
+}
+
+#[derive(Template)]
+#[template(path = "access_log.html")]
+struct AccessTpl {
+    p: Page,
+    entries: Vec<AccessView>,
+    zone: String,
+    q: LogForm,
+    query: String,
+    next_before: Option<i64>,
+    bad_filter: bool,
+}
+
+/// The tenant's access log: filters, paging, CSV / JSON Lines export.
+pub async fn access_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+    Query(q): Query<LogForm>,
+) -> Response {
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let (entries, bad_filter) = match q.api().access_filter(&zone) {
+        Ok(f) => match s
+            .services
+            .query_access(&c.auth, &f, q.before, LOG_PAGE, &c.ctx)
+            .await
+        {
+            Ok(e) => (e, false),
+            Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+        },
+        Err(_) => (Vec::new(), true),
+    };
+    let next_before = (entries.len() as i64 == LOG_PAGE)
+        .then(|| entries.last().map(|e| e.id))
+        .flatten();
+    let entries = entries
+        .into_iter()
+        .map(|e| AccessView {
+            time: e.at.format_in_zone(&zone),
+            user: e.user_id.map(|u| u.to_string()).unwrap_or_default(),
+            ip: e.ip.unwrap_or_default(),
+            method: e.method,
+            path: e.path,
+            status: e.status,
+            latency_ms: format!("{:.1}", e.latency_us as f64 / 1000.0),
+        })
+        .collect();
+    let body = AccessTpl {
+        p: page(&c, "access.title", "audit", "/access-log", &flash),
+        entries,
+        zone,
+        query: q.query(),
+        q,
+        next_before,
+        bad_filter,
+    }
+    .render();
+    html(StatusCode::OK, body)
+}
+
+// ---------------------------------------------------------------- usage dashboard
+
+/// A bar chart as an SVG document (server-side; no script, no CDN).
+fn bar_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let (w, h, pad) = (640.0_f64, 160.0_f64, 24.0_f64);
+    let max = points.iter().map(|p| p.1).max().unwrap_or(0).max(1) as f64;
+    let n = points.len().max(1) as f64;
+    let bw = (w - pad * 2.0) / n;
+    let mut bars = String::new();
+    for (i, (label, v)) in points.iter().enumerate() {
+        let bh = (*v as f64 / max) * (h - pad * 2.0);
+        let x = pad + i as f64 * bw;
+        let y = h - pad - bh;
+        bars.push_str(&format!(
+            "<rect class=\"bar\" x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" data-label=\"{}\" data-value=\"{v}\"><title>{}: {v}</title></rect>",
+            (bw - 2.0).max(1.0),
+            esc(label),
+            esc(label)
+        ));
+    }
+    let first = points.first().map(|p| esc(&p.0)).unwrap_or_default();
+    let last = points.last().map(|p| esc(&p.0)).unwrap_or_default();
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"{id}\" class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"{t}\"><text x=\"{pad}\" y=\"14\" class=\"chart-title\">{t} (max {max})</text>{bars}<line x1=\"{pad}\" y1=\"{b}\" x2=\"{r}\" y2=\"{b}\" class=\"axis\"/><text x=\"{pad}\" y=\"{h}\" class=\"chart-label\">{first}</text><text x=\"{r}\" y=\"{h}\" text-anchor=\"end\" class=\"chart-label\">{last}</text></svg>",
+        t = esc(title),
+        max = max as i64,
+        b = h - pad,
+        r = w - pad,
+    )
+}
+
+#[derive(Template)]
+#[template(path = "usage.html")]
+struct UsageTpl {
+    p: Page,
+    monthly: bool,
+    charts: Vec<String>,
+    rows: Vec<kura_store::usage::Daily>,
+    zone: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct UsageForm {
+    #[serde(default)]
+    by: String,
+}
+
+/// Tenant admins: usage per day (last 30 days) or per month (last 12 months), as SVG bar
+/// charts and a table.
+pub async fn usage_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+    Query(q): Query<UsageForm>,
+) -> Response {
+    let zone = c.auth.tenant.settings.time_zone.clone();
+    let now = s.services.now();
+    let monthly = q.by == "month";
+    let from = if monthly {
+        kura_domain::Timestamp(now.0 - 365 * 86_400_000).day_in_zone(&zone)
+    } else {
+        kura_domain::Timestamp(now.0 - 29 * 86_400_000).day_in_zone(&zone)
+    };
+    let to = now.day_in_zone(&zone);
+    let rows = match s
+        .services
+        .usage_report(&c.auth, &from, &to, monthly, &c.ctx)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+    };
+    let series = |f: fn(&kura_store::usage::Daily) -> i64| -> Vec<(String, i64)> {
+        rows.iter().map(|d| (d.day.clone(), f(d))).collect()
+    };
+    let charts = vec![
+        bar_chart(
+            "chart-logins",
+            c.tr.t("usage.logins"),
+            &series(|d| d.logins),
+        ),
+        bar_chart(
+            "chart-active",
+            c.tr.t("usage.active_users"),
+            &series(|d| d.active_users),
+        ),
+        bar_chart(
+            "chart-uploads",
+            c.tr.t("usage.uploads"),
+            &series(|d| d.uploads),
+        ),
+        bar_chart(
+            "chart-downloads",
+            c.tr.t("usage.downloads"),
+            &series(|d| d.downloads),
+        ),
+        bar_chart("chart-files", c.tr.t("usage.files"), &series(|d| d.files)),
+        bar_chart(
+            "chart-storage",
+            c.tr.t("usage.storage_mib"),
+            &series(|d| d.bytes_stored / (1024 * 1024)),
+        ),
+    ];
+    let body = UsageTpl {
+        p: page(&c, "usage.title", "usage", "/usage", &flash),
+        monthly,
+        charts,
+        rows,
         zone,
     }
     .render();

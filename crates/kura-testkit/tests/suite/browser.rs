@@ -301,6 +301,7 @@ async fn console_in_chromium() {
     reset_flow(&s, port).await;
     totp_flow(&s, port).await;
     passkey_flow(&s, port).await;
+    logs_flow(&s, port).await;
     s.stop().await;
 }
 
@@ -804,6 +805,113 @@ async fn passkey_flow(s: &TestServer, port: u16) {
         "{creds}"
     );
     assert!(stored[0].counter >= 2);
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// The audit log filtered and exported from the console (the JSON Lines export verifies
+/// offline), the access log, the usage dashboard, and log retention on the security page.
+async fn logs_flow(s: &TestServer, port: u16) {
+    let tenant = s.create_tenant("e2e-logs").await;
+    for i in 0..4 {
+        s.post(
+            "/api/v1/folders",
+            &tenant.admin_token,
+            json!({ "name": format!("記録{i}") }),
+        )
+        .await;
+    }
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    c.goto(&format!("{base}/login?tenant=e2e-logs"))
+        .await
+        .unwrap();
+    fill(&c, "#login-email", &tenant.admin_email).await;
+    fill(&c, "#login-password", PASSWORD).await;
+    click(&c, "#login-submit").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
+    click(&c, "#nav-audit").await;
+    wait_contains(&c, "#chain-status", "").await;
+    fill(&c, "#filter-action", "folder.").await;
+    click(&c, "#filter-submit").await;
+    wait_text(&c, "#audit-table tbody", |t| t.contains("folder.create")).await;
+    let rows = c
+        .find_all(Locator::Css("#audit-table tbody tr.event"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        assert_eq!(
+            r.attr("data-action").await.unwrap().as_deref(),
+            Some("folder.create")
+        );
+    }
+    // The export links carry the filter; downloaded with the session cookie.
+    let href = |id: &'static str| {
+        let c = c.clone();
+        async move {
+            c.find(Locator::Css(id))
+                .await
+                .unwrap()
+                .attr("href")
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    };
+    let csv_href = href("#export-csv").await;
+    assert!(csv_href.contains("action=folder."), "{csv_href}");
+    let csv = fetch_text(&c, &csv_href).await;
+    let csv = csv.as_str().unwrap();
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    assert!(csv.contains("+09:00") && csv.contains("記録3"), "{csv}");
+    let jsonl = fetch_text(&c, &href("#export-jsonl").await).await;
+    let key = fetch_text(&c, &format!("{base}/.well-known/kura-audit-key")).await;
+    let key: Value = serde_json::from_str(key.as_str().unwrap()).unwrap();
+    let summary = kura_crypto::export::verify_export(
+        std::io::Cursor::new(jsonl.as_str().unwrap().as_bytes()),
+        key["public_key"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(summary.events, 4);
+    // The access log, filtered by path.
+    click(&c, "#to-access-log").await;
+    fill(&c, "#filter-path", "/audit").await;
+    click(&c, "#filter-submit").await;
+    wait_text(&c, "#access-table tbody", |t| t.contains("GET /audit")).await;
+    // The usage dashboard after the hourly roll-up.
+    s.services.rollup_usage().await.unwrap();
+    click(&c, "#nav-usage").await;
+    wait_eq(&c, "h1", "利用状況").await;
+    let bars = c
+        .find_all(Locator::Css("#chart-logins rect.bar"))
+        .await
+        .unwrap();
+    assert!(!bars.is_empty(), "a bar per day");
+    let today = {
+        use kura_domain::Clock;
+        s.clock.now().day_in_zone("Asia/Tokyo")
+    };
+    let row = c
+        .find(Locator::Css(&format!(
+            "#usage-table tr[data-day=\"{today}\"]"
+        )))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(row.starts_with(&today), "{row}");
+    click(&c, "#usage-monthly").await;
+    wait_contains(&c, "#usage-table", &today[..7]).await;
+    // Retention on the security page.
+    click(&c, "#nav-security").await;
+    fill(&c, "#audit-retention", "365").await;
+    click(&c, "#security-submit").await;
+    wait_contains(&c, "#notice", "設定を保存しました").await;
+    let (_, t) = s.get("/api/v1/tenant", &tenant.admin_token).await;
+    assert_eq!(t["settings"]["audit_retention_days"], 365);
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
