@@ -750,3 +750,57 @@ async fn usage_rollups_survive_log_purges() {
         s.stop().await;
     }
 }
+
+/// Batched appends (one head update, rows sent as one JSON array per statement) build the
+/// same chain as single appends: it verifies, mixes with single appends, reads back intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_audit_appends_chain_correctly() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("batchco").await;
+        let tid = kura_domain::TenantId::from_string(t.tenant_id.clone());
+        let ev = |i: usize| kura_store::audit::NewEvent {
+            at: s.clock.now(),
+            actor_kind: "system",
+            actor_id: if i % 2 == 0 {
+                None
+            } else {
+                Some(format!("u{i}"))
+            },
+            action: "bench.event".into(),
+            target_kind: None,
+            target_id: Some(i.to_string()),
+            result: "success",
+            ip: Some("192.0.2.1".into()),
+            request_id: None,
+            details: json!({ "i": i, "名前": "資料 \"引用\"", "nested": { "z": 1, "a": [1, 2] } }),
+        };
+        let store = &s.services.store;
+        let mut tx = store.tenant_tx(&tid).await.unwrap();
+        let last = kura_store::audit::append_batch(&mut tx, &tid, (0..2500).map(ev).collect())
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.tenant_tx(&tid).await.unwrap();
+        let one = kura_store::audit::append(&mut tx, &tid, ev(9999))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(one, last + 1);
+        let mut tx = store.tenant_read(&tid).await.unwrap();
+        let rep = kura_store::audit::verify(&mut tx, &tid)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rep.head_seq, one);
+        let newest = kura_store::audit::list(&mut tx, &tid, Some(one), 1)
+            .await
+            .unwrap();
+        drop(tx);
+        assert_eq!(newest[0].record.details["名前"], "資料 \"引用\"");
+        assert_eq!(newest[0].record.actor_id.as_deref(), Some("u2499"));
+        let (_, v) = s.get("/api/v1/audit/verify", &t.admin_token).await;
+        assert_eq!(v["ok"], true, "{v}");
+        s.stop().await;
+    }
+}
