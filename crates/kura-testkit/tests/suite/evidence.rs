@@ -762,7 +762,7 @@ async fn batched_audit_appends_chain_correctly() {
         let ev = |i: usize| kura_store::audit::NewEvent {
             at: s.clock.now(),
             actor_kind: "system",
-            actor_id: if i % 2 == 0 {
+            actor_id: if i.is_multiple_of(2) {
                 None
             } else {
                 Some(format!("u{i}"))
