@@ -8,8 +8,11 @@ use kura_domain::{TenantId, Timestamp};
 use kura_store::audit::{self, Checkpoint};
 use kura_store::{jobs, tenants};
 
-/// A node keeps a job this long before another may take it over (a crashed node).
-const LEASE_SECS: i64 = 600;
+/// A node keeps a job this long before another may take it over (a crashed node): twice
+/// the job's interval, at least 10 s, at most 10 minutes.
+fn lease_secs(every_secs: i64) -> i64 {
+    every_secs.saturating_mul(2).clamp(10, 600)
+}
 
 /// The jobs this build knows, with their intervals.
 pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
@@ -45,7 +48,7 @@ impl Services {
             }
             let now = self.now();
             let mut tx = self.store.system_tx().await?;
-            let due = jobs::claim(&mut tx, name, node, now, LEASE_SECS).await?;
+            let due = jobs::claim(&mut tx, name, node, now, lease_secs(every)).await?;
             tx.commit().await?;
             let Some(due) = due else {
                 continue;

@@ -452,7 +452,8 @@ pub async fn run_cli(cfg: &Config, args: &[&str]) -> i32 {
     code
 }
 
-fn toml_of(cfg: &Config) -> String {
+/// The settings of `cfg` a CLI run or a spawned `kura` process needs, as TOML.
+pub fn toml_of(cfg: &Config) -> String {
     let mut s = format!("data_dir = {:?}\n", cfg.data_dir.display().to_string());
     if let Some(u) = &cfg.database_url {
         s.push_str(&format!("database_url = {u:?}\n"));

@@ -53,7 +53,7 @@ pub fn services(
                 lock_secs: cfg.login_lock_minutes * 60,
                 delay_base_ms: cfg.login_failure_delay_ms,
             },
-            checkpoint_interval_secs: cfg.audit_checkpoint_interval_secs.max(60),
+            checkpoint_interval_secs: cfg.audit_checkpoint_interval_secs.max(1),
         },
         cfg.master_key()?,
         cfg.blobs()?,

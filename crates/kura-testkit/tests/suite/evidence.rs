@@ -804,3 +804,133 @@ async fn batched_audit_appends_chain_correctly() {
         s.stop().await;
     }
 }
+
+/// Two `kura serve` processes on one PostgreSQL database, each polling for jobs every
+/// second with a job due every second: every run is recorded once, and the runs the two
+/// processes log add up to exactly the recorded ones (nothing ran twice or unrecorded);
+/// when one process dies, the other carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_kura_processes_run_each_due_job_once() {
+    if !backends().contains(&kura_testkit::Backend::Postgres) {
+        return;
+    }
+    // The `kura` binary next to this test binary (target/<profile>/kura).
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-q", "-p", "kura", "--bin", "kura"])
+            .status()
+            .expect("cargo build");
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("kura");
+    assert!(bin.exists(), "{}", bin.display());
+
+    let b = kura_testkit::Backend::Postgres;
+    let s = TestServer::start(b).await; // creates and migrates the schema
+    let t = s.create_tenant("procco").await;
+    let dir = kura_testkit::temp_path("two-nodes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut nodes = Vec::new();
+    for name in ["proc-a", "proc-b"] {
+        let file = dir.join(format!("{name}.toml"));
+        let toml = format!(
+            "{}listen = \"127.0.0.1:0\"\njobs_poll_secs = 1\naudit_checkpoint_interval_secs = 1\nnode_name = \"{name}\"\nreencrypt_interval_secs = 0\n",
+            kura_testkit::toml_of(&s.cfg)
+        );
+        std::fs::write(&file, toml).unwrap();
+        let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
+        let child = std::process::Command::new(&bin)
+            .args(["--config", file.to_str().unwrap(), "serve"])
+            .env("KURA_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        nodes.push(child);
+    }
+    // Audit events keep arriving while both nodes run jobs for a while; then the first node
+    // dies and the other carries on alone (after the dead node's lease, if it died holding
+    // one).
+    let post = |name: String| {
+        let s = &s;
+        let tok = t.admin_token.clone();
+        async move {
+            s.post("/api/v1/folders", &tok, json!({ "name": name }))
+                .await;
+        }
+    };
+    for i in 0..8 {
+        post(format!("p{i}")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let _ = nodes[0].kill();
+    let _ = nodes[0].wait();
+    let killed_at = s
+        .services
+        .job_runs(Some("audit.checkpoint"), 10_000)
+        .await
+        .unwrap()
+        .len();
+    for i in 0..60 {
+        post(format!("q{i}")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let runs = s
+            .services
+            .job_runs(Some("audit.checkpoint"), 10_000)
+            .await
+            .unwrap();
+        if runs.len() >= killed_at + 2 {
+            break;
+        }
+    }
+    for mut n in nodes {
+        let _ = n.kill();
+        let _ = n.wait();
+    }
+    let runs = s
+        .services
+        .job_runs(Some("audit.checkpoint"), 10_000)
+        .await
+        .unwrap();
+    assert!(runs.len() >= 3, "{runs:?}");
+    let per_node = |n: &str| runs.iter().filter(|r| r.node == n).count();
+    assert!(
+        per_node("proc-a") + per_node("proc-b") == runs.len(),
+        "{runs:?}"
+    );
+    let mut due: Vec<i64> = runs.iter().map(|r| r.due_at.0).collect();
+    due.sort();
+    due.dedup();
+    assert_eq!(due.len(), runs.len(), "each due time once");
+    // What the processes say they did equals what was recorded.
+    let logged: usize = ["proc-a", "proc-b"]
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(dir.join(format!("{n}.log")))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("job done") && l.contains("audit.checkpoint"))
+                .count()
+        })
+        .sum();
+    // (A node killed between its log line and recording the outcome leaves one `running`.)
+    let finished = runs.iter().filter(|r| r.status == "ok").count();
+    assert!(
+        finished <= logged && logged <= runs.len(),
+        "{logged} logged, {runs:?}"
+    );
+    // After the kill, only the survivor ran.
+    let after_kill = runs.len() - killed_at;
+    assert!(after_kill >= 2, "{runs:?}");
+    assert!(
+        runs[..after_kill].iter().all(|r| r.node == "proc-b"),
+        "{runs:?}"
+    );
+    assert!(
+        per_node("proc-a") > 0 && per_node("proc-b") > 0,
+        "both nodes ran jobs (the second after the first died): {runs:?}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    s.stop().await;
+}
