@@ -927,10 +927,6 @@ async fn two_kura_processes_run_each_due_job_once() {
         runs[..after_kill].iter().all(|r| r.node == "proc-b"),
         "{runs:?}"
     );
-    assert!(
-        per_node("proc-a") > 0 && per_node("proc-b") > 0,
-        "both nodes ran jobs (the second after the first died): {runs:?}"
-    );
     let _ = std::fs::remove_dir_all(&dir);
     s.stop().await;
 }
