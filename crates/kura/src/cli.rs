@@ -253,6 +253,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 if created {
                     tracing::info!("demo tenant created");
                 }
+                // The dashboard shows the demo's first figures at once, not within the hour.
+                if let Err(e) = running.services.rollup_usage().await {
+                    tracing::warn!(error = %e, "usage roll-up failed");
+                }
                 crate::demo::print_banner(&url);
             } else {
                 println!("Kura listening on {} ({url})", running.addr);
