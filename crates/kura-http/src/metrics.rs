@@ -157,6 +157,11 @@ pub async fn metrics(
             label(status)
         );
     }
+    if let Ok(Some(age)) = state.services.last_backup_age_secs().await {
+        out.push_str("# HELP kura_last_backup_age_seconds Seconds since the newest backup generation that was written and verified.\n");
+        out.push_str("# TYPE kura_last_backup_age_seconds gauge\n");
+        let _ = writeln!(out, "kura_last_backup_age_seconds {age}");
+    }
     let db = state.services.store.ping().await;
     let storage = state.services.blobs.check().await.is_ok();
     out.push_str("# HELP kura_up Whether the database and the blob storage answer (1/0).\n");

@@ -16,11 +16,15 @@ fn lease_secs(every_secs: i64) -> i64 {
 
 /// The jobs this build knows, with their intervals.
 pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
-    vec![
+    let mut jobs = vec![
         ("audit.checkpoint", s.config.checkpoint_interval_secs),
         ("logs.purge", 3600),
         ("usage.rollup", 3600),
-    ]
+    ];
+    if s.backups.is_some() {
+        jobs.push(("backup.run", 86_400));
+    }
+    jobs
 }
 
 impl Services {
@@ -28,7 +32,13 @@ impl Services {
     pub async fn ensure_jobs(&self) -> Result<()> {
         let mut tx = self.store.system_tx().await?;
         for (name, every) in schedule(self) {
-            jobs::ensure(&mut tx, name, every, self.now()).await?;
+            // The daily backup first runs at its time of day; the others at once.
+            let first = if name == "backup.run" {
+                self.next_backup_time()
+            } else {
+                self.now()
+            };
+            jobs::ensure(&mut tx, name, every, first).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -87,6 +97,19 @@ impl Services {
                 let (a, b) = self.purge_logs().await?;
                 Ok(format!(
                     "{a} audit entries and {b} access-log entries purged"
+                ))
+            }
+            "backup.run" => {
+                let g = self
+                    .run_backup(&|line| tracing::info!(job = "backup.run", "{line}"))
+                    .await?;
+                Ok(format!(
+                    "generation {}: {} tenants, {} blobs ({} copied), verification {}",
+                    g.id,
+                    g.tenants,
+                    g.blobs,
+                    g.blobs_copied,
+                    g.verify_status.as_deref().unwrap_or("-")
                 ))
             }
             "usage.rollup" => {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup;
 mod error;
 pub mod files;
 pub mod jobs;
@@ -39,6 +40,13 @@ pub struct ServiceConfig {
     pub login: LoginThrottle,
     /// How often each tenant's audit chain head gets a signed checkpoint.
     pub checkpoint_interval_secs: i64,
+    /// Backup generations kept.
+    pub backup_keep: usize,
+    /// Label of where backups are kept (shown with them, e.g. `ap-northeast-1`).
+    pub backup_region: String,
+    /// Daily backup time of day (`HH:MM`) in `backup_time_zone`.
+    pub backup_time: String,
+    pub backup_time_zone: String,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -86,6 +94,10 @@ impl Default for ServiceConfig {
             password_reset_ttl_secs: 30 * 60,
             login: LoginThrottle::default(),
             checkpoint_interval_secs: 3600,
+            backup_keep: 7,
+            backup_region: "local".into(),
+            backup_time: "03:00".into(),
+            backup_time_zone: "Asia/Tokyo".into(),
         }
     }
 }
@@ -222,6 +234,8 @@ pub struct Services {
     pub signing: Arc<kura_crypto::sign::SigningKey>,
     /// Counters for `/metrics` (this node).
     pub metrics: Arc<Metrics>,
+    /// Where backup generations go (OPS-1); `None`: backups are off.
+    pub backups: Option<kura_store::blobs::Blobs>,
     /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
     hash_permits: Arc<Semaphore>,
 }
@@ -246,8 +260,15 @@ impl Services {
             blobs,
             signing: Arc::new(signing),
             metrics: Arc::new(Metrics::default()),
+            backups: None,
             hash_permits: Arc::new(Semaphore::new(permits)),
         }
+    }
+
+    /// The backup store (local directory or S3).
+    pub fn with_backups(mut self, store: kura_store::blobs::Blobs) -> Self {
+        self.backups = Some(store);
+        self
     }
 
     pub fn now(&self) -> Timestamp {

@@ -13,6 +13,7 @@
 pub mod access_log;
 pub mod api_tokens;
 pub mod audit;
+pub mod backup;
 pub mod blobs;
 pub mod files;
 pub mod invitations;
@@ -236,6 +237,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "evidence",
         sqlite: include_str!("../migrations/sqlite/0009_evidence.sql"),
         postgres: include_str!("../migrations/postgres/0009_evidence.sql"),
+    },
+    Migration {
+        version: 10,
+        name: "backups",
+        sqlite: include_str!("../migrations/sqlite/0010_backups.sql"),
+        postgres: include_str!("../migrations/postgres/0010_backups.sql"),
     },
 ];
 

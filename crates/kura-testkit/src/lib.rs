@@ -467,6 +467,7 @@ pub fn toml_of(cfg: &Config) -> String {
     if let Some(k) = &cfg.signing_key {
         s.push_str(&format!("signing_key = {k:?}\n"));
     }
+    s.push_str(&format!("backup_keep = {}\n", cfg.backup_keep));
     s.push_str(&format!("storage = {:?}\n", cfg.storage));
     if cfg.storage == "s3" {
         for (k, v) in [

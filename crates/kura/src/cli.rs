@@ -56,6 +56,9 @@ pub enum Command {
     /// Scheduled jobs (each runs once per due time across all nodes).
     #[command(subcommand)]
     Jobs(JobsCmd),
+    /// Backup generations (daily by the job runner; here by hand).
+    #[command(subcommand)]
+    Backup(BackupCmd),
     /// Measure request and audit throughput (prints ratios against a baseline).
     Bench(crate::bench::BenchArgs),
 }
@@ -148,6 +151,19 @@ pub enum AuditCmd {
     },
     /// Print the deployment's audit signing public key (as /.well-known/kura-audit-key).
     PublicKey,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BackupCmd {
+    /// Write a generation now, verify it, expire the ones beyond `backup_keep`.
+    Run,
+    /// Generations, newest first, with their verification.
+    List,
+    /// Verify a generation again (the newest when none is named); exit 1 if it fails.
+    Verify {
+        #[arg(long)]
+        generation: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -375,6 +391,65 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 );
             }
             Ok(0)
+        }
+        Command::Backup(BackupCmd::Run) => {
+            let s = services(&cfg).await?;
+            let g = s
+                .run_backup(&|line| eprintln!("  {line}"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "generation {}: {} tenants, {} rows, {} blobs ({} copied now, {} bytes written), verification {}",
+                g.id,
+                g.tenants,
+                g.rows_saved,
+                g.blobs,
+                g.blobs_copied,
+                g.bytes,
+                g.verify_status.as_deref().unwrap_or("-")
+            );
+            Ok(if g.verify_status.as_deref() == Some("ok") {
+                0
+            } else {
+                1
+            })
+        }
+        Command::Backup(BackupCmd::List) => {
+            let s = services(&cfg).await?;
+            let list = s.list_backups().await?;
+            if list.is_empty() {
+                println!("(no backups yet)");
+            }
+            for g in list {
+                println!(
+                    "{}  {:<8} {}  tenants {}  rows {}  blobs {}  verified {} {}",
+                    g.id,
+                    g.status,
+                    g.started_at.to_rfc3339(),
+                    g.tenants,
+                    g.rows_saved,
+                    g.blobs,
+                    g.verify_status.as_deref().unwrap_or("-"),
+                    g.verify_detail.as_deref().unwrap_or("")
+                );
+            }
+            Ok(0)
+        }
+        Command::Backup(BackupCmd::Verify { generation }) => {
+            let s = services(&cfg).await?;
+            let id = match generation {
+                Some(g) => g,
+                None => s
+                    .list_backups()
+                    .await?
+                    .into_iter()
+                    .find(|g| g.status == "ok")
+                    .map(|g| g.id)
+                    .ok_or_else(|| anyhow::anyhow!("no backup generation to verify"))?,
+            };
+            let (ok, detail) = s.verify_backup(&id).await?;
+            println!("{}  {id}: {detail}", if ok { "ok  " } else { "FAIL" });
+            Ok(if ok { 0 } else { 1 })
         }
         Command::Jobs(JobsCmd::Run) => {
             let s = services(&cfg).await?;

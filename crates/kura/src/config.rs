@@ -55,6 +55,20 @@ pub struct Config {
     pub jobs_poll_secs: u64,
     /// This node's name in job leases and runs (default: host name and process id).
     pub node_name: Option<String>,
+    /// Where backup generations go: `local` (`backup_dir`) or `s3` (`backup_s3_bucket`, with
+    /// the `s3_*` endpoint and credentials).
+    pub backup_storage: String,
+    /// `local`: the backup directory (default `<data_dir>/backups`; put it on another disk).
+    pub backup_dir: Option<PathBuf>,
+    pub backup_s3_bucket: Option<String>,
+    pub backup_s3_prefix: String,
+    /// A label for where backups are kept (e.g. `ap-northeast-1`), shown with them.
+    pub backup_region: String,
+    /// Generations kept.
+    pub backup_keep: usize,
+    /// Daily backup time (`HH:MM`) in `backup_time_zone`.
+    pub backup_time: String,
+    pub backup_time_zone: String,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
     /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
@@ -119,6 +133,14 @@ pub const KEYS: &[&str] = &[
     "master_key",
     "master_key_file",
     "max_upload_bytes",
+    "backup_storage",
+    "backup_dir",
+    "backup_s3_bucket",
+    "backup_s3_prefix",
+    "backup_region",
+    "backup_keep",
+    "backup_time",
+    "backup_time_zone",
     "signing_key",
     "signing_key_file",
     "audit_checkpoint_interval_secs",
@@ -161,6 +183,14 @@ impl Default for Config {
             master_key: None,
             master_key_file: None,
             max_upload_bytes: 10 * 1024 * 1024 * 1024,
+            backup_storage: "local".into(),
+            backup_dir: None,
+            backup_s3_bucket: None,
+            backup_s3_prefix: "kura-backups".into(),
+            backup_region: "local".into(),
+            backup_keep: 7,
+            backup_time: "03:00".into(),
+            backup_time_zone: "Asia/Tokyo".into(),
             signing_key: None,
             signing_key_file: None,
             audit_checkpoint_interval_secs: 3600,
@@ -274,6 +304,35 @@ impl Config {
                 .unwrap_or_else(|_| "node".into());
             format!("{host}-{}", std::process::id())
         })
+    }
+
+    /// The backup store this configuration names.
+    pub fn backup_store(&self) -> anyhow::Result<kura_store::blobs::Blobs> {
+        use kura_store::blobs::{Blobs, LocalBlobs, S3Blobs, S3Settings};
+        match self.backup_storage.as_str() {
+            "local" => Ok(Blobs::Local(LocalBlobs::new(
+                self.backup_dir
+                    .clone()
+                    .unwrap_or_else(|| self.data_dir.join("backups")),
+            ))),
+            "s3" => {
+                let Some(bucket) = self.backup_s3_bucket.clone().filter(|b| !b.is_empty()) else {
+                    bail!("backup_storage = \"s3\" needs backup_s3_bucket");
+                };
+                let s3 = S3Blobs::new(&S3Settings {
+                    bucket,
+                    prefix: self.backup_s3_prefix.clone(),
+                    region: self.s3_region.clone(),
+                    endpoint: self.s3_endpoint.clone(),
+                    access_key_id: self.s3_access_key_id.clone(),
+                    secret_access_key: self.s3_secret_access_key.clone(),
+                    allow_http: self.s3_allow_http,
+                })
+                .context("S3 backup storage")?;
+                Ok(Blobs::S3(s3))
+            }
+            other => bail!("backup_storage must be local or s3, not {other:?}"),
+        }
     }
 
     /// The blob store this configuration names.

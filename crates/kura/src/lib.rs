@@ -54,11 +54,16 @@ pub fn services(
                 delay_base_ms: cfg.login_failure_delay_ms,
             },
             checkpoint_interval_secs: cfg.audit_checkpoint_interval_secs.max(1),
+            backup_keep: cfg.backup_keep.max(1),
+            backup_region: cfg.backup_region.clone(),
+            backup_time: cfg.backup_time.clone(),
+            backup_time_zone: cfg.backup_time_zone.clone(),
         },
         cfg.master_key()?,
         cfg.blobs()?,
         cfg.signing_key()?,
-    ))
+    )
+    .with_backups(cfg.backup_store()?))
 }
 
 /// A server running in this process.

@@ -1,0 +1,220 @@
+//! Backups (OPS-1, OPS-2): a tenant's rows read generically for a snapshot, and the record
+//! of each backup generation.
+
+use crate::{Result, StoreError, Tx, TxScope};
+use kura_domain::{TenantId, Timestamp};
+use serde::Serialize;
+use sqlx::{Column, Row};
+
+/// The tables a tenant snapshot holds, in restore order (parents first), with the column
+/// naming the tenant. Sessions, log-in challenges, ceremonies and the mail queue are
+/// transient and not backed up; the wrapped data keys go to each generation's vault.
+pub const TENANT_TABLES: &[(&str, &str)] = &[
+    ("tenants", "id"),
+    ("tenant_contacts", "tenant_id"),
+    ("users", "tenant_id"),
+    ("roles", "tenant_id"),
+    ("grants", "tenant_id"),
+    ("folders", "tenant_id"),
+    ("projects", "tenant_id"),
+    ("files", "tenant_id"),
+    ("file_versions", "tenant_id"),
+    ("tenant_usage", "tenant_id"),
+    ("user_totp", "tenant_id"),
+    ("recovery_codes", "tenant_id"),
+    ("api_tokens", "tenant_id"),
+    ("passkeys", "tenant_id"),
+    ("invitations", "tenant_id"),
+    ("audit_heads", "tenant_id"),
+    ("audit_events", "tenant_id"),
+    ("audit_checkpoints", "tenant_id"),
+    ("access_log", "tenant_id"),
+    ("usage_daily", "tenant_id"),
+];
+
+fn cell(r: &sqlx::any::AnyRow, i: usize) -> serde_json::Value {
+    if let Ok(v) = r.try_get::<Option<i64>, _>(i) {
+        return v
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null);
+    }
+    if let Ok(v) = r.try_get::<Option<String>, _>(i) {
+        return v
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null);
+    }
+    if let Ok(v) = r.try_get::<Option<f64>, _>(i) {
+        return v
+            .map(serde_json::Value::from)
+            .unwrap_or(serde_json::Value::Null);
+    }
+    if let Ok(Some(v)) = r.try_get::<Option<bool>, _>(i) {
+        return serde_json::Value::from(v);
+    }
+    serde_json::Value::Null
+}
+
+/// Every row of `table` belonging to `tenant`, as column → value maps.
+pub async fn dump_table(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    table: &str,
+) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    tx.check(tenant)?;
+    let Some((_, col)) = TENANT_TABLES.iter().find(|(t, _)| *t == table) else {
+        return Err(StoreError::Corrupt(format!(
+            "{table} is not a tenant table"
+        )));
+    };
+    let rows = sqlx::query(&format!("SELECT * FROM {table} WHERE {col} = $1"))
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name().to_string(), cell(r, i)))
+                .collect()
+        })
+        .collect())
+}
+
+/// One backup generation as recorded.
+#[derive(Debug, Clone, Serialize)]
+pub struct Generation {
+    pub id: String,
+    pub started_at: Timestamp,
+    pub finished_at: Option<Timestamp>,
+    /// `running`, `ok`, `failed`, `expired`.
+    pub status: String,
+    pub tenants: i64,
+    pub rows_saved: i64,
+    pub blobs: i64,
+    pub blobs_copied: i64,
+    pub bytes: i64,
+    pub verified_at: Option<Timestamp>,
+    /// `ok` or `failed`, from the restore verification after the backup.
+    pub verify_status: Option<String>,
+    pub verify_detail: Option<String>,
+    pub error: Option<String>,
+}
+
+fn system(tx: &Tx) -> Result<()> {
+    if tx.scope() != &TxScope::System {
+        return Err(StoreError::ScopeViolation);
+    }
+    Ok(())
+}
+
+pub async fn start(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
+    system(tx)?;
+    sqlx::query(
+        "INSERT INTO backup_generations (id, started_at, status) VALUES ($1, $2, 'running')",
+    )
+    .bind(id)
+    .bind(now.0)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+/// Records how a backup ended.
+pub async fn finish(tx: &mut Tx, g: &Generation) -> Result<()> {
+    system(tx)?;
+    sqlx::query(
+        "UPDATE backup_generations SET finished_at = $1, status = $2, tenants = $3, rows_saved = $4, blobs = $5, blobs_copied = $6, bytes = $7, error = $8 WHERE id = $9",
+    )
+    .bind(g.finished_at.map(|t| t.0))
+    .bind(&g.status)
+    .bind(g.tenants)
+    .bind(g.rows_saved)
+    .bind(g.blobs)
+    .bind(g.blobs_copied)
+    .bind(g.bytes)
+    .bind(g.error.clone())
+    .bind(&g.id)
+    .execute(tx.conn())
+    .await?;
+    Ok(())
+}
+
+pub async fn record_verification(
+    tx: &mut Tx,
+    id: &str,
+    now: Timestamp,
+    ok: bool,
+    detail: &str,
+) -> Result<()> {
+    system(tx)?;
+    sqlx::query("UPDATE backup_generations SET verified_at = $1, verify_status = $2, verify_detail = $3 WHERE id = $4")
+        .bind(now.0)
+        .bind(if ok { "ok" } else { "failed" })
+        .bind(detail)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+pub async fn mark_expired(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
+    system(tx)?;
+    sqlx::query("UPDATE backup_generations SET status = 'expired', deleted_at = $1 WHERE id = $2")
+        .bind(now.0)
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// Generations, newest first (expired ones included).
+pub async fn list(tx: &mut Tx) -> Result<Vec<Generation>> {
+    system(tx)?;
+    let rows = sqlx::query(
+        "SELECT id, started_at, finished_at, status, tenants, rows_saved, blobs, blobs_copied, bytes, verified_at, verify_status, verify_detail, error FROM backup_generations ORDER BY started_at DESC, id DESC",
+    )
+    .fetch_all(tx.conn())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let ts = |c: &str| -> Result<Option<Timestamp>> {
+                Ok(r.try_get::<Option<i64>, _>(c)?.map(Timestamp))
+            };
+            Ok(Generation {
+                id: r.try_get("id")?,
+                started_at: Timestamp(r.try_get("started_at")?),
+                finished_at: ts("finished_at")?,
+                status: r.try_get("status")?,
+                tenants: r.try_get("tenants")?,
+                rows_saved: r.try_get("rows_saved")?,
+                blobs: r.try_get("blobs")?,
+                blobs_copied: r.try_get("blobs_copied")?,
+                bytes: r.try_get("bytes")?,
+                verified_at: ts("verified_at")?,
+                verify_status: r.try_get("verify_status")?,
+                verify_detail: r.try_get("verify_detail")?,
+                error: r.try_get("error")?,
+            })
+        })
+        .collect()
+}
+
+/// Every wrapped data key (the vault), for a generation's vault object.
+pub async fn dump_vault(tx: &mut Tx) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
+    system(tx)?;
+    let rows = sqlx::query("SELECT * FROM tenant_keys")
+        .fetch_all(tx.conn())
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            r.columns()
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.name().to_string(), cell(r, i)))
+                .collect()
+        })
+        .collect())
+}
