@@ -54,6 +54,14 @@ fn cell(r: &sqlx::any::AnyRow, i: usize) -> serde_json::Value {
     serde_json::Value::Null
 }
 
+fn row_map(r: &sqlx::any::AnyRow) -> serde_json::Map<String, serde_json::Value> {
+    r.columns()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.name().to_string(), cell(r, i)))
+        .collect()
+}
+
 /// Every row of `table` belonging to `tenant`, as column → value maps.
 pub async fn dump_table(
     tx: &mut Tx,
@@ -70,16 +78,7 @@ pub async fn dump_table(
         .bind(tenant.as_str())
         .fetch_all(tx.conn())
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            r.columns()
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name().to_string(), cell(r, i)))
-                .collect()
-        })
-        .collect())
+    Ok(rows.iter().map(row_map).collect())
 }
 
 /// One backup generation as recorded.
@@ -207,14 +206,5 @@ pub async fn dump_vault(tx: &mut Tx) -> Result<Vec<serde_json::Map<String, serde
     let rows = sqlx::query("SELECT * FROM tenant_keys")
         .fetch_all(tx.conn())
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            r.columns()
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.name().to_string(), cell(r, i)))
-                .collect()
-        })
-        .collect())
+    Ok(rows.iter().map(row_map).collect())
 }
