@@ -16,8 +16,8 @@ use std::sync::Mutex;
 
 /// The master key and a cache of unwrapped tenant data keys.
 pub struct KeyRing {
-    master: SecretKey,
-    cache: Mutex<HashMap<(String, i64), SecretKey>>,
+    pub(crate) master: SecretKey,
+    pub(crate) cache: Mutex<HashMap<(String, i64), SecretKey>>,
 }
 
 impl KeyRing {

@@ -208,3 +208,105 @@ pub async fn dump_vault(tx: &mut Tx) -> Result<Vec<serde_json::Map<String, serde
         .await?;
     Ok(rows.iter().map(row_map).collect())
 }
+
+/// Writes one snapshot row back. `tenants` rows are updated in place when present (deleting
+/// one would cascade to everything of the tenant, keys included); the access log gets new
+/// row ids. NULLs are written as literals (a typed NULL parameter would not fit every
+/// column type on PostgreSQL).
+pub async fn restore_row(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    table: &str,
+    row: &serde_json::Map<String, serde_json::Value>,
+) -> Result<()> {
+    tx.check(tenant)?;
+    if !TENANT_TABLES.iter().any(|(t, _)| *t == table) && table != "tenant_keys" {
+        return Err(StoreError::Corrupt(format!("{table} is not restorable")));
+    }
+    let ident = |c: &str| c.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_');
+    let cols: Vec<(&String, &serde_json::Value)> = row
+        .iter()
+        .filter(|(c, _)| !(table == "access_log" && c.as_str() == "id"))
+        .collect();
+    if cols.iter().any(|(c, _)| !ident(c)) {
+        return Err(StoreError::Corrupt("bad column name in snapshot".into()));
+    }
+    let mut n = 0;
+    let mut values = Vec::new();
+    for (_, v) in &cols {
+        if v.is_null() {
+            values.push("NULL".to_string());
+        } else {
+            n += 1;
+            values.push(format!("${n}"));
+        }
+    }
+    let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
+    let sql = if table == "tenants" {
+        let sets: Vec<String> = names
+            .iter()
+            .zip(&values)
+            .filter(|(c, _)| **c != "id")
+            .map(|(c, v)| format!("{c} = {v}"))
+            .collect();
+        format!(
+            "INSERT INTO tenants ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
+            names.join(", "),
+            values.join(", "),
+            sets.iter()
+                .map(|s| {
+                    let (c, _) = s.split_once(" = ").unwrap_or((s, s));
+                    format!("{c} = excluded.{c}")
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    } else if table == "tenant_keys" {
+        format!(
+            "INSERT INTO tenant_keys ({}) VALUES ({}) ON CONFLICT (tenant_id, version) DO NOTHING",
+            names.join(", "),
+            values.join(", ")
+        )
+    } else {
+        format!(
+            "INSERT INTO {table} ({}) VALUES ({})",
+            names.join(", "),
+            values.join(", ")
+        )
+    };
+    let mut q = sqlx::query(&sql);
+    for (_, v) in &cols {
+        q = match v {
+            serde_json::Value::Null => q,
+            serde_json::Value::Number(x) if x.is_i64() => q.bind(x.as_i64().unwrap_or_default()),
+            serde_json::Value::Number(x) => q.bind(x.as_f64().unwrap_or_default()),
+            serde_json::Value::Bool(b) => q.bind(*b),
+            serde_json::Value::String(s) => q.bind(s.clone()),
+            other => q.bind(other.to_string()),
+        };
+    }
+    q.execute(tx.conn()).await?;
+    Ok(())
+}
+
+/// Removes a tenant's rows from every snapshot table but `tenants` (children first), and
+/// its sessions, before a restore.
+pub async fn clear_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    tx.check(tenant)?;
+    for (table, col) in TENANT_TABLES.iter().rev() {
+        if *table == "tenants" {
+            continue;
+        }
+        sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1"))
+            .bind(tenant.as_str())
+            .execute(tx.conn())
+            .await?;
+    }
+    for transient in ["sessions", "login_challenges", "webauthn_ceremonies"] {
+        sqlx::query(&format!("DELETE FROM {transient} WHERE tenant_id = $1"))
+            .bind(tenant.as_str())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}

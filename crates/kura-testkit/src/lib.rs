@@ -468,6 +468,9 @@ pub fn toml_of(cfg: &Config) -> String {
         s.push_str(&format!("signing_key = {k:?}\n"));
     }
     s.push_str(&format!("backup_keep = {}\n", cfg.backup_keep));
+    if let Some(d) = &cfg.backup_dir {
+        s.push_str(&format!("backup_dir = {:?}\n", d.display().to_string()));
+    }
     s.push_str(&format!("storage = {:?}\n", cfg.storage));
     if cfg.storage == "s3" {
         for (k, v) in [

@@ -164,6 +164,15 @@ pub enum BackupCmd {
         #[arg(long)]
         generation: Option<String>,
     },
+    /// Restore a generation (the newest verified one by default): every tenant in it, or
+    /// only --tenant (the others are not touched). Also into an empty database.
+    Restore {
+        #[arg(long)]
+        generation: Option<String>,
+        /// Tenant slug.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -413,6 +422,23 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             } else {
                 1
             })
+        }
+        Command::Backup(BackupCmd::Restore { generation, tenant }) => {
+            let s = services(&cfg).await?;
+            let r = s
+                .restore_backup(generation.as_deref(), tenant.as_deref(), &|line| {
+                    eprintln!("  {line}")
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "restored generation {}: {} ({} rows, {} blobs copied back)",
+                r.generation,
+                r.tenants.join(", "),
+                r.rows,
+                r.blobs_restored
+            );
+            Ok(0)
         }
         Command::Backup(BackupCmd::List) => {
             let s = services(&cfg).await?;
