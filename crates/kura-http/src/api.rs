@@ -337,6 +337,15 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/api/v1/tenant/backups",
+            "tenant",
+            true,
+            200,
+            "The newest verified backup generation holding this tenant, where backups are kept and how many generations",
+            tenant_backups
+        ),
+        route!(
+            get,
             "/api/v1/tenant/usage/daily",
             "tenant",
             true,
@@ -1985,6 +1994,10 @@ async fn usage_daily(
     ok(
         json!({ "from": from, "to": to, "by": if monthly { "month" } else { "day" }, "time_zone": zone, "items": items }),
     )
+}
+
+async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.backup_summary(&a, &ctx).await?)
 }
 
 async fn audit_key(State(s): State<AppState>) -> ApiResult {

@@ -601,3 +601,52 @@ impl Services {
         Ok(report)
     }
 }
+
+/// What a tenant admin sees of backups: the newest verified generation that holds the
+/// tenant, where backups are kept, how many generations.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BackupSummary {
+    pub last_verified_generation: Option<String>,
+    pub last_verified_at: Option<Timestamp>,
+    pub region: String,
+    pub generations_kept: usize,
+}
+
+impl Services {
+    pub async fn backup_summary(
+        &self,
+        auth: &crate::auth::AuthContext,
+        ctx: &crate::RequestCtx,
+    ) -> Result<BackupSummary> {
+        self.require(
+            &auth.principal,
+            kura_domain::Action::AuditRead,
+            &kura_domain::Resource::Tenant(auth.tenant.id.clone()),
+            ctx,
+        )
+        .await?;
+        let mut last = None;
+        if self.backups.is_some() {
+            for g in self.list_backups().await? {
+                if g.status != "ok" || g.verify_status.as_deref() != Some("ok") {
+                    continue;
+                }
+                if let Ok(m) = self.read_manifest(&g.id).await? {
+                    if m.tenants
+                        .iter()
+                        .any(|t| t.tenant_id == auth.tenant.id.as_str())
+                    {
+                        last = Some((g.id.clone(), g.verified_at));
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(BackupSummary {
+            last_verified_generation: last.as_ref().map(|l| l.0.clone()),
+            last_verified_at: last.and_then(|l| l.1),
+            region: self.config.backup_region.clone(),
+            generations_kept: self.config.backup_keep,
+        })
+    }
+}

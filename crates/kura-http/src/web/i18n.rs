@@ -335,6 +335,9 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("security.audit_retention", "監査ログ（日）", "Audit log (days)"),
     ("security.access_retention", "アクセスログ（日）", "Access log (days)"),
+    ("backup.last_verified", "最新の検証済みバックアップ", "Latest verified backup"),
+    ("backup.none", "まだありません", "none yet"),
+    ("backup.kept", "保持世代数", "generations kept:"),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

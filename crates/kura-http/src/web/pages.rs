@@ -2353,6 +2353,7 @@ fn bar_chart(id: &str, title: &str, points: &[(String, i64)]) -> String {
 #[template(path = "usage.html")]
 struct UsageTpl {
     p: Page,
+    backup: String,
     monthly: bool,
     charts: Vec<String>,
     rows: Vec<kura_store::usage::Daily>,
@@ -2421,7 +2422,22 @@ pub async fn usage_page(
             &series(|d| d.bytes_stored / (1024 * 1024)),
         ),
     ];
+    let backup = match s.services.backup_summary(&c.auth, &c.ctx).await {
+        Ok(b) => match b.last_verified_at {
+            Some(at) => format!(
+                "{} ({}, {} {}, {})",
+                at.format_in_zone(&zone),
+                b.last_verified_generation.unwrap_or_default(),
+                c.tr.t("backup.kept"),
+                b.generations_kept,
+                b.region
+            ),
+            None => c.tr.t("backup.none").to_string(),
+        },
+        Err(_) => String::new(),
+    };
     let body = UsageTpl {
+        backup,
         p: page(&c, "usage.title", "usage", "/usage", &flash),
         monthly,
         charts,

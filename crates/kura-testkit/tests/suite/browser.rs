@@ -882,8 +882,10 @@ async fn logs_flow(s: &TestServer, port: u16) {
     wait_text(&c, "#access-table tbody", |t| t.contains("GET /audit")).await;
     // The usage dashboard after the hourly roll-up.
     s.services.rollup_usage().await.unwrap();
+    let generation = s.services.run_backup(&|_| {}).await.unwrap().id;
     click(&c, "#nav-usage").await;
     wait_eq(&c, "h1", "利用状況").await;
+    wait_contains(&c, "#backup-status", &generation).await;
     let bars = c
         .find_all(Locator::Css("#chart-logins rect.bar"))
         .await

@@ -993,7 +993,13 @@ async fn backups_are_encrypted_verified_and_rotated() {
             marker_files.push((t, body));
         }
         assert_eq!(s.services.last_backup_age_secs().await.unwrap(), None);
+        let tok = marker_files[0].0.admin_token.clone();
+        let (_, none) = s.get("/api/v1/tenant/backups", &tok).await;
+        assert!(none["last_verified_generation"].is_null(), "{none}");
         assert_eq!(run_cli(&s.cfg, &["backup", "run"]).await, 0);
+        let (_, some) = s.get("/api/v1/tenant/backups", &tok).await;
+        assert!(some["last_verified_generation"].is_string(), "{some}");
+        assert_eq!(some["generations_kept"], 2);
         let list = s.services.list_backups().await.unwrap();
         assert_eq!(list.len(), 1);
         let g = &list[0];
