@@ -11,6 +11,9 @@ use serde::{Deserialize, Serialize};
 pub enum TenantStatus {
     Active,
     Suspended,
+    /// The contract ended (OPS-3): no log-in, no API, no download; deleted and then
+    /// crypto-shredded on schedule.
+    Terminated,
 }
 
 impl TenantStatus {
@@ -18,12 +21,14 @@ impl TenantStatus {
         match self {
             TenantStatus::Active => "active",
             TenantStatus::Suspended => "suspended",
+            TenantStatus::Terminated => "terminated",
         }
     }
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "active" => Some(Self::Active),
             "suspended" => Some(Self::Suspended),
+            "terminated" => Some(Self::Terminated),
             _ => None,
         }
     }

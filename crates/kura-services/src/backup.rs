@@ -71,6 +71,10 @@ pub struct Manifest {
     pub region: String,
     pub tenants: Vec<TenantEntry>,
     pub vault_sha256: String,
+    /// Tenants whose data keys were destroyed after this generation was written
+    /// (crypto-shredding): their snapshots and blob copies can no longer be read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shredded: Vec<String>,
 }
 
 impl Services {
@@ -233,18 +237,68 @@ impl Services {
             region: self.config.backup_region.clone(),
             tenants: entries,
             vault_sha256: sha_hex(&vault),
+            shredded: Vec::new(),
         };
+        self.write_manifest(store, &manifest).await?;
+        Ok((manifest, copied, bytes))
+    }
+
+    async fn write_manifest(&self, store: &Blobs, manifest: &Manifest) -> Result<()> {
         let body =
-            serde_json::to_string(&manifest).map_err(|e| ServiceError::internal(e.to_string()))?;
+            serde_json::to_string(manifest).map_err(|e| ServiceError::internal(e.to_string()))?;
         let signed = serde_json::json!({
             "manifest": manifest,
             "key_id": self.signing.key_id(),
             "signature": self.signing.sign(body.as_bytes()),
         });
-        write_all(store, &dir, "manifest", signed.to_string().as_bytes())
-            .await
-            .map_err(io)?;
-        Ok((manifest, copied, bytes))
+        write_all(
+            store,
+            &gen_dir(&manifest.generation),
+            "manifest",
+            signed.to_string().as_bytes(),
+        )
+        .await
+        .map_err(io)
+    }
+
+    /// Crypto-shredding in the backups: removes `tenant`'s wrapped keys from the vault copy
+    /// of every generation and records it in the (re-signed) manifest. Returns the
+    /// generations changed.
+    pub(crate) async fn shred_backups(&self, tenant: &TenantId) -> Result<Vec<String>> {
+        let Some(store) = self.backups.clone() else {
+            return Ok(Vec::new());
+        };
+        let mut changed = Vec::new();
+        for g in self.list_backups().await? {
+            if g.status == "expired" {
+                continue;
+            }
+            let Ok(mut m) = self.read_manifest(&g.id).await? else {
+                continue;
+            };
+            let dir = gen_dir(&g.id);
+            let Ok(raw) = read_all(&store, &dir, "vault").await else {
+                continue;
+            };
+            let vault: Vec<serde_json::Map<String, serde_json::Value>> =
+                serde_json::from_slice(&raw).map_err(|e| ServiceError::internal(e.to_string()))?;
+            let kept: Vec<_> = vault
+                .into_iter()
+                .filter(|k| k.get("tenant_id").and_then(|v| v.as_str()) != Some(tenant.as_str()))
+                .collect();
+            let bytes =
+                serde_json::to_vec(&kept).map_err(|e| ServiceError::internal(e.to_string()))?;
+            write_all(&store, &dir, "vault", &bytes).await.map_err(io)?;
+            m.vault_sha256 = sha_hex(&bytes);
+            if m.tenants.iter().any(|t| t.tenant_id == tenant.as_str())
+                && !m.shredded.iter().any(|s| s == tenant.as_str())
+            {
+                m.shredded.push(tenant.as_str().to_string());
+            }
+            self.write_manifest(&store, &m).await?;
+            changed.push(g.id.clone());
+        }
+        Ok(changed)
     }
 
     /// Reads and checks a generation's signed manifest.
@@ -298,7 +352,11 @@ impl Services {
             _ => return Ok(Err("vault copy missing or altered".into())),
         }
         let (mut rows_total, mut blobs_total) = (0i64, 0usize);
-        for t in &m.tenants {
+        for t in m
+            .tenants
+            .iter()
+            .filter(|t| !m.shredded.contains(&t.tenant_id))
+        {
             let tid = TenantId::from_string(t.tenant_id.clone());
             let sealed = match read_all(&store, &dir, &format!("snap-{}", t.tenant_id)).await {
                 Ok(s) => s,
@@ -351,9 +409,14 @@ impl Services {
             }
             blobs_total += t.blobs.len();
         }
+        let shredded = if m.shredded.is_empty() {
+            String::new()
+        } else {
+            format!("; {} crypto-shredded tenants skipped", m.shredded.len())
+        };
         Ok(Ok(format!(
-            "{} tenants, {rows_total} rows, {blobs_total} blobs: decrypted, counted and hashed",
-            m.tenants.len()
+            "{} tenants, {rows_total} rows, {blobs_total} blobs: decrypted, counted and hashed{shredded}",
+            m.tenants.len() - m.shredded.len()
         )))
     }
 
@@ -494,13 +557,24 @@ impl Services {
         let vault: Vec<serde_json::Map<String, serde_json::Value>> =
             serde_json::from_slice(&vault_raw)
                 .map_err(|e| ServiceError::internal(e.to_string()))?;
+        // A full restore leaves out crypto-shredded tenants; naming one is an error.
         let chosen: Vec<&TenantEntry> = m
             .tenants
             .iter()
             .filter(|t| tenant.is_none_or(|s| s == t.slug))
+            .filter(|t| tenant.is_some() || !m.shredded.contains(&t.tenant_id))
             .collect();
         if chosen.is_empty() {
             return Err(ServiceError::invalid("tenant", "is not in this generation"));
+        }
+        if let Some(t) = chosen.iter().find(|t| m.shredded.contains(&t.tenant_id)) {
+            return Err(ServiceError::invalid(
+                "tenant",
+                format!(
+                    "{} was crypto-shredded: its backup copies cannot be read",
+                    t.slug
+                ),
+            ));
         }
         let mut report = RestoreReport {
             generation: id.clone(),

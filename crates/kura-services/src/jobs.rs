@@ -20,6 +20,7 @@ pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
         ("audit.checkpoint", s.config.checkpoint_interval_secs),
         ("logs.purge", 3600),
         ("usage.rollup", 3600),
+        ("lifecycle.run", 3600),
     ];
     if s.backups.is_some() {
         jobs.push(("backup.run", 86_400));
@@ -111,6 +112,10 @@ impl Services {
                     g.blobs_copied,
                     g.verify_status.as_deref().unwrap_or("-")
                 ))
+            }
+            "lifecycle.run" => {
+                let n = self.advance_lifecycles().await?;
+                Ok(format!("{n} termination steps"))
             }
             "usage.rollup" => {
                 let n = self.rollup_usage().await?;

@@ -9,6 +9,7 @@ pub mod backup;
 mod error;
 pub mod files;
 pub mod jobs;
+pub mod lifecycle;
 pub mod mail;
 pub mod mfa;
 pub mod passkeys;
@@ -47,6 +48,10 @@ pub struct ServiceConfig {
     /// Daily backup time of day (`HH:MM`) in `backup_time_zone`.
     pub backup_time: String,
     pub backup_time_zone: String,
+    /// Days from termination to the deletion of a tenant's data.
+    pub delete_after_days: i64,
+    /// Days from that deletion to the destruction of its keys (crypto-shredding).
+    pub shred_after_days: i64,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -98,6 +103,8 @@ impl Default for ServiceConfig {
             backup_region: "local".into(),
             backup_time: "03:00".into(),
             backup_time_zone: "Asia/Tokyo".into(),
+            delete_after_days: 30,
+            shred_after_days: 7,
         }
     }
 }

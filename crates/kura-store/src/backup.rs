@@ -302,6 +302,41 @@ pub async fn clear_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
             .execute(tx.conn())
             .await?;
     }
+    clear_sessions(tx, tenant).await
+}
+
+/// How many rows of each snapshot table belong to `tenant`.
+pub async fn count_rows(
+    tx: &mut Tx,
+    tenant: &TenantId,
+) -> Result<std::collections::BTreeMap<String, i64>> {
+    tx.check(tenant)?;
+    let mut out = std::collections::BTreeMap::new();
+    for (table, col) in TENANT_TABLES {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table} WHERE {col} = $1"))
+            .bind(tenant.as_str())
+            .fetch_one(tx.conn())
+            .await?;
+        out.insert(table.to_string(), n);
+    }
+    Ok(out)
+}
+
+/// The blobs a tenant's file versions reference.
+pub async fn tenant_blobs(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<String>> {
+    tx.check(tenant)?;
+    let rows = sqlx::query("SELECT DISTINCT blob_id FROM file_versions WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter()
+        .map(|r| Ok(r.try_get::<String, _>("blob_id")?))
+        .collect()
+}
+
+/// Ends every session of a tenant (termination).
+pub async fn clear_sessions(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    tx.check(tenant)?;
     for transient in ["sessions", "login_challenges", "webauthn_ceremonies"] {
         sqlx::query(&format!("DELETE FROM {transient} WHERE tenant_id = $1"))
             .bind(tenant.as_str())

@@ -19,6 +19,7 @@ pub mod files;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod mfa;
 pub mod outbox;
 pub mod passkeys;
@@ -243,6 +244,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "backups",
         sqlite: include_str!("../migrations/sqlite/0010_backups.sql"),
         postgres: include_str!("../migrations/postgres/0010_backups.sql"),
+    },
+    Migration {
+        version: 11,
+        name: "lifecycle",
+        sqlite: include_str!("../migrations/sqlite/0011_lifecycle.sql"),
+        postgres: include_str!("../migrations/postgres/0011_lifecycle.sql"),
     },
 ];
 

@@ -56,6 +56,9 @@ pub enum Command {
     /// Scheduled jobs (each runs once per due time across all nodes).
     #[command(subcommand)]
     Jobs(JobsCmd),
+    /// Deletion certificates.
+    #[command(subcommand)]
+    Certificate(CertificateCmd),
     /// Backup generations (daily by the job runner; here by hand).
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -92,6 +95,20 @@ pub enum TenantCmd {
     List,
     /// Show one tenant.
     Show { slug: String },
+    /// Terminate a tenant's contract: locked at once; its data is deleted after
+    /// `termination_delete_days`, its keys destroyed `termination_shred_days` later.
+    Terminate {
+        #[arg(long)]
+        slug: String,
+    },
+    /// A crypto-shredded tenant's deletion certificate: signed JSON, or a ja/en rendering.
+    Certificate {
+        #[arg(long)]
+        slug: String,
+        /// json, ja or en.
+        #[arg(long, default_value = "json")]
+        format: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -151,6 +168,18 @@ pub enum AuditCmd {
     },
     /// Print the deployment's audit signing public key (as /.well-known/kura-audit-key).
     PublicKey,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertificateCmd {
+    /// Check a deletion certificate's signature with the deployment's public key; exit 1 if
+    /// it does not verify.
+    Verify {
+        file: std::path::PathBuf,
+        /// 64 hex characters, a file holding them, or the /.well-known/kura-audit-key JSON.
+        #[arg(long)]
+        public_key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -401,6 +430,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Certificate(CertificateCmd::Verify { file, public_key }) => {
+            let pk = public_key_arg(&public_key)?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            match kura_services::lifecycle::verify_certificate(&text, &pk) {
+                Ok(c) => {
+                    println!(
+                        "ok    {}: tenant {} deleted {}, keys destroyed {}",
+                        file.display(),
+                        c["slug"].as_str().unwrap_or("-"),
+                        c["data_deleted_at"].as_str().unwrap_or("-"),
+                        c["keys_destroyed_at"].as_str().unwrap_or("-")
+                    );
+                    Ok(0)
+                }
+                Err(e) => {
+                    println!("FAIL  {}: {e}", file.display());
+                    Ok(1)
+                }
+            }
+        }
         Command::Backup(BackupCmd::Run) => {
             let s = services(&cfg).await?;
             let g = s
@@ -595,6 +645,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
     let s = services(cfg).await?;
     match cmd {
+        TenantCmd::Terminate { slug } => {
+            let l = s
+                .operator_terminate_tenant(&slug, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!(
+                "tenant {slug} terminated: locked now; data deleted after {}; keys destroyed after {}",
+                l.delete_after.to_rfc3339(),
+                l.shred_after.to_rfc3339()
+            );
+        }
+        TenantCmd::Certificate { slug, format } => {
+            let text = s.deletion_certificate(&slug).await.map_err(|_| {
+                anyhow::anyhow!("no deletion certificate for {slug} (not crypto-shredded yet?)")
+            })?;
+            match format.as_str() {
+                "json" => println!("{text}"),
+                lang @ ("ja" | "en") => {
+                    let v: serde_json::Value = serde_json::from_str(&text)?;
+                    println!(
+                        "{}",
+                        kura_services::lifecycle::render_certificate(&v["certificate"], lang)
+                    );
+                }
+                other => bail!("--format json, ja or en, not {other:?}"),
+            }
+        }
         TenantCmd::Create {
             slug,
             name,

@@ -69,6 +69,10 @@ pub struct Config {
     /// Daily backup time (`HH:MM`) in `backup_time_zone`.
     pub backup_time: String,
     pub backup_time_zone: String,
+    /// Days from a tenant's termination to the deletion of its data.
+    pub termination_delete_days: i64,
+    /// Days from that deletion to the destruction of its data keys (crypto-shredding).
+    pub termination_shred_days: i64,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
     /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
@@ -141,6 +145,8 @@ pub const KEYS: &[&str] = &[
     "backup_keep",
     "backup_time",
     "backup_time_zone",
+    "termination_delete_days",
+    "termination_shred_days",
     "signing_key",
     "signing_key_file",
     "audit_checkpoint_interval_secs",
@@ -191,6 +197,8 @@ impl Default for Config {
             backup_keep: 7,
             backup_time: "03:00".into(),
             backup_time_zone: "Asia/Tokyo".into(),
+            termination_delete_days: 30,
+            termination_shred_days: 7,
             signing_key: None,
             signing_key_file: None,
             audit_checkpoint_interval_secs: 3600,

@@ -58,6 +58,8 @@ pub fn services(
             backup_region: cfg.backup_region.clone(),
             backup_time: cfg.backup_time.clone(),
             backup_time_zone: cfg.backup_time_zone.clone(),
+            delete_after_days: cfg.termination_delete_days.max(0),
+            shred_after_days: cfg.termination_shred_days.max(0),
         },
         cfg.master_key()?,
         cfg.blobs()?,

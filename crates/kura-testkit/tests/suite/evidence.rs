@@ -1228,3 +1228,177 @@ async fn restore_one_tenant_alone_and_everything_into_a_fresh_database() {
         s.stop().await;
     }
 }
+
+/// Termination: locked at once; 30 days later the data is deleted; 7 days after that the
+/// keys are destroyed in the vault and in every backup generation (its backup can no
+/// longer be restored), and a signed deletion certificate verifies — altered, it does not.
+/// Another tenant is untouched throughout. The clock is driven; nothing sleeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let gone = s.create_tenant("bye-co").await;
+        let stay = s.create_tenant("stay-co").await;
+        let (_, f) = s
+            .post("/api/v1/folders", &gone.admin_token, json!({ "name": "f" }))
+            .await;
+        let (_, p) = s
+            .post(
+                "/api/v1/projects",
+                &gone.admin_token,
+                json!({ "name": "p", "folder_id": f["id"] }),
+            )
+            .await;
+        let res = s
+            .client
+            .post(format!(
+                "{}/api/v1/projects/{}/files?name=a.txt",
+                s.base,
+                p["id"].as_str().unwrap()
+            ))
+            .bearer_auth(&gone.admin_token)
+            .body("最後のデータ")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::CREATED);
+        assert_eq!(run_cli(&s.cfg, &["backup", "run"]).await, 0);
+
+        // (On the server's own clock, which the test drives; the CLI runs on the real one.)
+        s.services
+            .operator_terminate_tenant("bye-co", &Default::default())
+            .await
+            .unwrap();
+        assert_eq!(
+            s.get("/api/v1/folders", &gone.admin_token).await.0,
+            StatusCode::UNAUTHORIZED,
+            "sessions end at once"
+        );
+        assert_eq!(
+            s.login("bye-co", &gone.admin_email, kura_testkit::PASSWORD)
+                .await
+                .0,
+            StatusCode::UNAUTHORIZED,
+            "no log-in"
+        );
+        assert_eq!(
+            run_cli(&s.cfg, &["tenant", "terminate", "--slug", "bye-co"]).await,
+            2
+        );
+
+        // Not yet: 29 days on, nothing is deleted.
+        s.clock.advance_secs(29 * 86_400);
+        assert_eq!(s.services.advance_lifecycles().await.unwrap(), 0);
+        let tid = kura_domain::TenantId::from_string(gone.tenant_id.clone());
+        let count = |table: &'static str| {
+            let s = &s;
+            let tid = tid.clone();
+            async move {
+                let mut tx = s.services.store.system_read().await.unwrap();
+                kura_store::backup::count_rows(&mut tx, &tid).await.unwrap()[table]
+            }
+        };
+        assert_eq!(count("files").await, 1);
+        // Day 30: the data goes (rows and blobs); the keys stay for now.
+        s.clock.advance_secs(86_400);
+        assert_eq!(s.services.advance_lifecycles().await.unwrap(), 1);
+        for table in ["files", "file_versions", "users", "folders", "audit_events"] {
+            assert_eq!(count(table).await, 0, "{table}");
+        }
+        assert!(s
+            .services
+            .blobs
+            .list_all()
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| o.tenant != gone.tenant_id));
+        assert!(s.services.deletion_certificate("bye-co").await.is_err());
+        // Day 37: the keys go, everywhere.
+        s.clock.advance_secs(7 * 86_400);
+        assert_eq!(s.services.advance_lifecycles().await.unwrap(), 1);
+        let mut tx = s.services.store.system_read().await.unwrap();
+        assert!(kura_store::keys::current(&mut tx, &tid)
+            .await
+            .unwrap()
+            .is_none());
+        drop(tx);
+        for f in files_under(&s.cfg.data_dir.join("backups")) {
+            if f.ends_with("vault") {
+                let v = std::fs::read_to_string(&f).unwrap();
+                assert!(
+                    !v.contains(&gone.tenant_id),
+                    "{} still holds its keys",
+                    f.display()
+                );
+            }
+        }
+        assert_ne!(
+            run_cli(&s.cfg, &["backup", "restore", "--tenant", "bye-co"]).await,
+            0,
+            "its backup copies cannot be restored"
+        );
+        // The backup still verifies for everyone else.
+        let g = s.services.list_backups().await.unwrap()[0].id.clone();
+        let (ok, detail) = s.services.verify_backup(&g).await.unwrap();
+        assert!(ok, "{detail}");
+        assert!(detail.contains("crypto-shredded"), "{detail}");
+        // The certificate: signed, verifiable, readable; altered, it fails.
+        let cert = s.services.deletion_certificate("bye-co").await.unwrap();
+        let v: serde_json::Value = serde_json::from_str(&cert).unwrap();
+        assert_eq!(v["certificate"]["slug"], "bye-co");
+        assert!(v["certificate"]["data_deleted"]["blobs"].as_i64().unwrap() >= 1);
+        assert!(!v["certificate"]["backup_generations_shredded"]
+            .as_array()
+            .unwrap()
+            .is_empty());
+        let dir = kura_testkit::temp_path("cert");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("cert.json");
+        std::fs::write(&path, &cert).unwrap();
+        let pk = s.services.signing.public_key_hex();
+        let verify = |p: &std::path::Path| {
+            let cfg = s.cfg.clone();
+            let p = p.to_str().unwrap().to_string();
+            let pk = pk.clone();
+            async move { run_cli(&cfg, &["certificate", "verify", &p, "--public-key", &pk]).await }
+        };
+        assert_eq!(verify(&path).await, 0);
+        let forged = dir.join("forged.json");
+        std::fs::write(&forged, cert.replace("bye-co", "byeco")).unwrap();
+        assert_eq!(verify(&forged).await, 1);
+        let ja = kura_services::lifecycle::render_certificate(&v["certificate"], "ja");
+        assert!(
+            ja.contains("データ削除証明書") && ja.contains("bye-co"),
+            "{ja}"
+        );
+        assert_eq!(
+            run_cli(
+                &s.cfg,
+                &[
+                    "tenant",
+                    "certificate",
+                    "--slug",
+                    "bye-co",
+                    "--format",
+                    "en"
+                ]
+            )
+            .await,
+            0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        // The other tenant never noticed (a fresh session: weeks have passed).
+        let (st, l) = s
+            .login("stay-co", &stay.admin_email, kura_testkit::PASSWORD)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{l}");
+        let (st, _) = s.get("/api/v1/folders", l["token"].as_str().unwrap()).await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(
+            run_cli(&s.cfg, &["audit", "verify", "--tenant", "stay-co"]).await,
+            0
+        );
+        s.stop().await;
+    }
+}
