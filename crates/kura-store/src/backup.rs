@@ -1,7 +1,7 @@
 //! Backups (OPS-1, OPS-2): a tenant's rows read generically for a snapshot, and the record
 //! of each backup generation.
 
-use crate::{Result, StoreError, Tx, TxScope};
+use crate::{Result, StoreError, Tx};
 use kura_domain::{TenantId, Timestamp};
 use serde::Serialize;
 use sqlx::{Column, Row};
@@ -101,15 +101,8 @@ pub struct Generation {
     pub error: Option<String>,
 }
 
-fn system(tx: &Tx) -> Result<()> {
-    if tx.scope() != &TxScope::System {
-        return Err(StoreError::ScopeViolation);
-    }
-    Ok(())
-}
-
 pub async fn start(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query(
         "INSERT INTO backup_generations (id, started_at, status) VALUES ($1, $2, 'running')",
     )
@@ -122,7 +115,7 @@ pub async fn start(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
 
 /// Records how a backup ended.
 pub async fn finish(tx: &mut Tx, g: &Generation) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query(
         "UPDATE backup_generations SET finished_at = $1, status = $2, tenants = $3, rows_saved = $4, blobs = $5, blobs_copied = $6, bytes = $7, error = $8 WHERE id = $9",
     )
@@ -147,7 +140,7 @@ pub async fn record_verification(
     ok: bool,
     detail: &str,
 ) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query("UPDATE backup_generations SET verified_at = $1, verify_status = $2, verify_detail = $3 WHERE id = $4")
         .bind(now.0)
         .bind(if ok { "ok" } else { "failed" })
@@ -159,7 +152,7 @@ pub async fn record_verification(
 }
 
 pub async fn mark_expired(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query("UPDATE backup_generations SET status = 'expired', deleted_at = $1 WHERE id = $2")
         .bind(now.0)
         .bind(id)
@@ -170,7 +163,7 @@ pub async fn mark_expired(tx: &mut Tx, id: &str, now: Timestamp) -> Result<()> {
 
 /// Generations, newest first (expired ones included).
 pub async fn list(tx: &mut Tx) -> Result<Vec<Generation>> {
-    system(tx)?;
+    tx.system_only()?;
     let rows = sqlx::query(
         "SELECT id, started_at, finished_at, status, tenants, rows_saved, blobs, blobs_copied, bytes, verified_at, verify_status, verify_detail, error FROM backup_generations ORDER BY started_at DESC, id DESC",
     )
@@ -202,7 +195,7 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Generation>> {
 
 /// Every wrapped data key (the vault), for a generation's vault object.
 pub async fn dump_vault(tx: &mut Tx) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    system(tx)?;
+    tx.system_only()?;
     let rows = sqlx::query("SELECT * FROM tenant_keys")
         .fetch_all(tx.conn())
         .await?;

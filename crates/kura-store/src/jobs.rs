@@ -5,17 +5,10 @@
 //! primary key (job, due time), so even a node whose lease expired mid-run cannot run the
 //! same due time twice.
 
-use crate::{Result, StoreError, Tx, TxScope};
+use crate::{Result, Tx};
 use kura_domain::Timestamp;
 use serde::Serialize;
 use sqlx::Row;
-
-fn system(tx: &Tx) -> Result<()> {
-    if tx.scope() != &TxScope::System {
-        return Err(StoreError::ScopeViolation);
-    }
-    Ok(())
-}
 
 /// A job's schedule and last outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -36,7 +29,7 @@ pub struct Job {
 
 /// Registers a job (first due at `first_due`), or updates its interval if it changed.
 pub async fn ensure(tx: &mut Tx, name: &str, every_secs: i64, first_due: Timestamp) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query(
         "INSERT INTO jobs (name, every_secs, next_due) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET every_secs = excluded.every_secs",
     )
@@ -49,7 +42,7 @@ pub async fn ensure(tx: &mut Tx, name: &str, every_secs: i64, first_due: Timesta
 }
 
 pub async fn list(tx: &mut Tx) -> Result<Vec<Job>> {
-    system(tx)?;
+    tx.system_only()?;
     let rows = sqlx::query(
         "SELECT name, every_secs, next_due, lease_owner, lease_until, last_started, last_finished, last_status, last_error, last_node, runs, failures FROM jobs ORDER BY name",
     )
@@ -86,7 +79,7 @@ pub async fn claim(
     now: Timestamp,
     lease_secs: i64,
 ) -> Result<Option<Timestamp>> {
-    system(tx)?;
+    tx.system_only()?;
     let Some(row) = sqlx::query("SELECT next_due FROM jobs WHERE name = $1")
         .bind(name)
         .fetch_optional(tx.conn())
@@ -140,7 +133,7 @@ pub async fn finish(
     now: Timestamp,
     error: Option<&str>,
 ) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     let step = every_secs.max(1) * 1000;
     let mut next = due.0 + step;
     if next <= now.0 {
@@ -185,7 +178,7 @@ pub struct Run {
 
 /// The newest runs of `name` (all jobs when `None`), newest first.
 pub async fn runs(tx: &mut Tx, name: Option<&str>, limit: i64) -> Result<Vec<Run>> {
-    system(tx)?;
+    tx.system_only()?;
     let rows = sqlx::query(
         "SELECT name, due_at, node, status, error FROM job_runs WHERE ($1 = '' OR name = $1) ORDER BY due_at DESC, name LIMIT $2",
     )

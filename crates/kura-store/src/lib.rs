@@ -153,6 +153,14 @@ impl Tx {
         }
     }
 
+    /// Refuses anything but a system-scope transaction (operator tables).
+    pub(crate) fn system_only(&self) -> Result<()> {
+        if self.scope != TxScope::System {
+            return Err(StoreError::ScopeViolation);
+        }
+        Ok(())
+    }
+
     /// `FOR UPDATE` where the backend has it (PostgreSQL); SQLite serialises writers anyway.
     pub(crate) fn for_update(&self) -> &'static str {
         match self.backend {

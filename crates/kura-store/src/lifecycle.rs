@@ -1,7 +1,7 @@
 //! Tenant termination records (OPS-3): when the tenant was terminated, when its data goes,
 //! when its keys go, and what was done.
 
-use crate::{Result, StoreError, Tx, TxScope};
+use crate::{Result, StoreError, Tx};
 use kura_domain::{TenantId, Timestamp};
 use serde::Serialize;
 use sqlx::Row;
@@ -21,15 +21,8 @@ pub struct Lifecycle {
     pub certificate: Option<String>,
 }
 
-fn system(tx: &Tx) -> Result<()> {
-    if tx.scope() != &TxScope::System {
-        return Err(StoreError::ScopeViolation);
-    }
-    Ok(())
-}
-
 pub async fn insert(tx: &mut Tx, l: &Lifecycle) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query(
         "INSERT INTO tenant_lifecycle (tenant_id, slug, terminated_at, delete_after, shred_after) VALUES ($1, $2, $3, $4, $5)",
     )
@@ -45,7 +38,7 @@ pub async fn insert(tx: &mut Tx, l: &Lifecycle) -> Result<()> {
 }
 
 pub async fn list(tx: &mut Tx) -> Result<Vec<Lifecycle>> {
-    system(tx)?;
+    tx.system_only()?;
     let rows = sqlx::query(
         "SELECT tenant_id, slug, terminated_at, delete_after, shred_after, deleted_at, deletion, shredded_at, certificate FROM tenant_lifecycle ORDER BY terminated_at",
     )
@@ -77,7 +70,7 @@ pub async fn mark_deleted(
     now: Timestamp,
     deletion: &str,
 ) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query("UPDATE tenant_lifecycle SET deleted_at = $1, deletion = $2 WHERE tenant_id = $3")
         .bind(now.0)
         .bind(deletion)
@@ -93,7 +86,7 @@ pub async fn mark_shredded(
     now: Timestamp,
     certificate: &str,
 ) -> Result<()> {
-    system(tx)?;
+    tx.system_only()?;
     sqlx::query(
         "UPDATE tenant_lifecycle SET shredded_at = $1, certificate = $2 WHERE tenant_id = $3",
     )
