@@ -139,12 +139,14 @@ fn method_str(m: &Method) -> String {
     m.as_str().chars().take(16).collect()
 }
 
-/// Invitation tokens travel in the path; the log keeps only a prefix.
+/// Invitation, reset and export tokens travel in the path; the log keeps only a prefix.
 fn redact_path(path: &str) -> String {
-    match path.strip_prefix("/invite/") {
-        Some(rest) => format!("/invite/{}…", rest.chars().take(8).collect::<String>()),
-        None => path.to_string(),
+    for prefix in ["/invite/", "/reset/", "/export/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            return format!("{prefix}{}…", rest.chars().take(8).collect::<String>());
+        }
     }
+    path.to_string()
 }
 
 /// Starts the batch writer; returns the sender the middleware uses and the task handle

@@ -443,10 +443,21 @@ impl Services {
         .await?;
         tx.commit().await?;
         // The export ends at the entry recording it, so its own audit entry is included.
+        Ok(self.audit_export_stream(t, &auth.tenant.settings.time_zone, filter, format))
+    }
+
+    /// The audit export of `tenant` as a stream (no permission check: callers check).
+    pub(crate) fn audit_export_stream(
+        &self,
+        t: &TenantId,
+        zone: &str,
+        filter: kura_store::audit::Filter,
+        format: ExportFormat,
+    ) -> ExportStream {
         let state = AuditExport {
             services: self.clone(),
             tenant: t.clone(),
-            zone: auth.tenant.settings.time_zone.clone(),
+            zone: zone.to_string(),
             filter,
             format,
             after: 0,
@@ -466,7 +477,7 @@ impl Services {
                 }
             }
         });
-        Ok(Box::pin(stream))
+        Box::pin(stream)
     }
 }
 
@@ -499,7 +510,19 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        let zone = auth.tenant.settings.time_zone.clone();
+        Ok(self.access_export_stream(&t, &auth.tenant.settings.time_zone, filter, format))
+    }
+
+    /// The access-log export of `tenant` as a stream (no permission check: callers check).
+    pub(crate) fn access_export_stream(
+        &self,
+        t: &TenantId,
+        zone: &str,
+        filter: kura_store::access_log::Filter,
+        format: ExportFormat,
+    ) -> ExportStream {
+        let t = t.clone();
+        let zone = zone.to_string();
         let services = self.clone();
         // (next id, header written, finished)
         let stream =
@@ -580,6 +603,6 @@ impl Services {
                     Some((Ok(bytes::Bytes::from(out)), (next, true, finished)))
                 }
             });
-        Ok(Box::pin(stream))
+        Box::pin(stream)
     }
 }

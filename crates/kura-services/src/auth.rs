@@ -712,7 +712,7 @@ impl AuthContext {
 }
 
 /// The built-in role names among grants (any scope), each once.
-fn builtin_role_names(grants: &[kura_store::roles::GrantRow]) -> Vec<&'static str> {
+pub(crate) fn builtin_role_names(grants: &[kura_store::roles::GrantRow]) -> Vec<&'static str> {
     let mut out: Vec<&'static str> = grants
         .iter()
         .filter_map(|g| match &g.role {

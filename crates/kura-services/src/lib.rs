@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod backup;
 mod error;
+pub mod export;
 pub mod files;
 pub mod jobs;
 pub mod lifecycle;

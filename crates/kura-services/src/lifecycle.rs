@@ -11,12 +11,13 @@ use kura_store::lifecycle::{self, Lifecycle};
 use kura_store::{backup, tenants};
 
 impl Services {
-    /// Operator: terminates a tenant now. Audited in the tenant's chain.
+    /// Operator: terminates a tenant now. Its contract admins get a link to the full
+    /// export, valid until the data is deleted (also returned here). Audited.
     pub async fn operator_terminate_tenant(
         &self,
         slug: &str,
         ctx: &RequestCtx,
-    ) -> Result<Lifecycle> {
+    ) -> Result<(Lifecycle, String)> {
         let t = self.operator_find_tenant(slug).await?;
         if t.status == TenantStatus::Terminated {
             return Err(ServiceError::Conflict(
@@ -36,8 +37,40 @@ impl Services {
             shredded_at: None,
             certificate: None,
         };
+        let token =
+            kura_crypto::token::generate("kex").map_err(|_| ServiceError::internal("rng"))?;
+        let link = format!(
+            "{}/export/{}",
+            self.config.public_url.trim_end_matches('/'),
+            token.secret
+        );
         let mut tx = self.store.system_tx().await?;
         lifecycle::insert(&mut tx, &l).await?;
+        lifecycle::set_export_token(&mut tx, &t.id, &token.hash).await?;
+        let users = kura_store::users::list(&mut tx, &t.id).await?;
+        for u in &users {
+            let grants = kura_store::roles::grants_of_user(&mut tx, &t.id, &u.id).await?;
+            if !crate::auth::builtin_role_names(&grants).contains(&"contract_admin") {
+                continue;
+            }
+            let locale = u
+                .locale
+                .clone()
+                .unwrap_or_else(|| t.settings.default_locale.clone());
+            let until = l.delete_after.format_in_zone(&t.settings.time_zone);
+            let (subject, body) = if locale == "ja" {
+                (
+                    format!("[Kura] {} のご契約終了とデータのエクスポート", t.name),
+                    format!("{} のご契約は終了しました。ログインはできません。\n\nすべてのファイル・記録・ログのエクスポートを次のリンクからダウンロードできます（{until} まで）:\n{link}\n\nこの日時を過ぎるとデータは削除され、その後暗号鍵が破棄されます。", t.name),
+                )
+            } else {
+                (
+                    format!("[Kura] {}: contract ended — export your data", t.name),
+                    format!("The contract of {} has ended; logging in is no longer possible.\n\nDownload the export of every file, record and log here (until {until}):\n{link}\n\nAfter that the data is deleted, and then its keys are destroyed.", t.name),
+                )
+            };
+            crate::mail::enqueue(&mut tx, Some(&t.id), &u.email, subject, body, now).await?;
+        }
         lifecycle::set_tenant_status(&mut tx, &t.id, TenantStatus::Terminated.as_str(), now)
             .await?;
         backup::clear_sessions(&mut tx, &t.id).await?;
@@ -53,7 +86,38 @@ impl Services {
         )
         .await?;
         tx.commit().await?;
-        Ok(l)
+        Ok((l, link))
+    }
+
+    /// The export behind a termination link: while the data still exists. Audited.
+    pub async fn export_by_link(
+        &self,
+        token: &str,
+        ctx: &RequestCtx,
+    ) -> Result<(String, crate::files::ByteStream)> {
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.system_read().await?;
+        let tenant = lifecycle::find_by_export_token(&mut tx, &hash)
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        drop(tx);
+        let l = self
+            .list_lifecycles()
+            .await?
+            .into_iter()
+            .find(|l| l.tenant_id == tenant)
+            .ok_or(ServiceError::NotFound)?;
+        if l.deleted_at.is_some() || self.now() >= l.delete_after {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit_alone(
+            &tenant,
+            &Actor::Anonymous,
+            ctx,
+            Event::new("tenant.export.download"),
+        )
+        .await?;
+        Ok((l.slug.clone(), self.tenant_archive(&tenant).await?))
     }
 
     pub async fn list_lifecycles(&self) -> Result<Vec<Lifecycle>> {

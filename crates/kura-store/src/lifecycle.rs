@@ -131,3 +131,24 @@ pub async fn destroy_keys(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<i64>> {
         .await?;
     Ok(versions)
 }
+
+pub async fn set_export_token(tx: &mut Tx, tenant: &TenantId, hash: &str) -> Result<()> {
+    tx.system_only()?;
+    sqlx::query("UPDATE tenant_lifecycle SET export_token_hash = $1 WHERE tenant_id = $2")
+        .bind(hash)
+        .bind(tenant.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The tenant whose export link has this hash.
+pub async fn find_by_export_token(tx: &mut Tx, hash: &str) -> Result<Option<TenantId>> {
+    tx.system_only()?;
+    let row = sqlx::query("SELECT tenant_id FROM tenant_lifecycle WHERE export_token_hash = $1")
+        .bind(hash)
+        .fetch_optional(tx.conn())
+        .await?;
+    row.map(|r| Ok(TenantId::from_string(r.try_get::<String, _>("tenant_id")?)))
+        .transpose()
+}

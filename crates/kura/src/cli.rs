@@ -646,7 +646,7 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
     let s = services(cfg).await?;
     match cmd {
         TenantCmd::Terminate { slug } => {
-            let l = s
+            let (l, link) = s
                 .operator_terminate_tenant(&slug, &ctx())
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -655,6 +655,7 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
                 l.delete_after.to_rfc3339(),
                 l.shred_after.to_rfc3339()
             );
+            println!("export for its contract admins (mailed to them; valid until the deletion):\n{link}");
         }
         TenantCmd::Certificate { slug, format } => {
             let text = s.deletion_certificate(&slug).await.map_err(|_| {

@@ -8,7 +8,9 @@ CREATE TABLE tenant_lifecycle (
     deleted_at     BIGINT,
     deletion       TEXT,
     shredded_at    BIGINT,
-    certificate    TEXT
+    certificate    TEXT,
+    -- The contract admin's export link (hash), valid until delete_after.
+    export_token_hash TEXT
 );
 GRANT SELECT, INSERT, UPDATE, DELETE ON tenant_lifecycle TO kura_app;
 ALTER TABLE tenant_lifecycle ENABLE ROW LEVEL SECURITY;

@@ -8,5 +8,7 @@ CREATE TABLE tenant_lifecycle (
     deleted_at     BIGINT,
     deletion       TEXT,
     shredded_at    BIGINT,
-    certificate    TEXT
+    certificate    TEXT,
+    -- The contract admin's export link (hash), valid until delete_after.
+    export_token_hash TEXT
 );

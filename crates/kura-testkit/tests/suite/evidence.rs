@@ -1265,10 +1265,61 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
         assert_eq!(run_cli(&s.cfg, &["backup", "run"]).await, 0);
 
         // (On the server's own clock, which the test drives; the CLI runs on the real one.)
-        s.services
+        let (_, link) = s
+            .services
             .operator_terminate_tenant("bye-co", &Default::default())
             .await
             .unwrap();
+        // The contract admin is mailed the export link.
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+        drop(tx);
+        assert!(mails
+            .iter()
+            .any(|m| m.to == gone.admin_email && m.body.contains(&link)));
+        let link = link.replace("http://localhost", "http://127.0.0.1");
+        let tar = s.client.get(&link).send().await.unwrap();
+        assert_eq!(tar.status(), StatusCode::OK);
+        let tar = tar.bytes().await.unwrap();
+        let members = untar(&tar);
+        // GNU tar reads it too.
+        let tar_file = kura_testkit::temp_path("export.tar");
+        std::fs::write(&tar_file, &tar).unwrap();
+        let listing = std::process::Command::new("tar")
+            .arg("-tf")
+            .arg(&tar_file)
+            .output()
+            .expect("tar");
+        assert!(listing.status.success(), "{listing:?}");
+        let listing = String::from_utf8_lossy(&listing.stdout).to_string();
+        assert!(listing.contains("kura-export/metadata.json"), "{listing}");
+        assert_eq!(listing.lines().count(), members.len());
+        let _ = std::fs::remove_file(&tar_file);
+        let get = |suffix: &str| {
+            members
+                .iter()
+                .find(|(n, _)| n.ends_with(suffix))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{suffix} in {:?}",
+                        members.iter().map(|m| &m.0).collect::<Vec<_>>()
+                    )
+                })
+                .1
+                .clone()
+        };
+        assert_eq!(String::from_utf8(get("-a.txt")).unwrap(), "最後のデータ");
+        let meta = String::from_utf8(get("metadata.json")).unwrap();
+        assert!(meta.contains(&gone.admin_email) && !meta.contains("password_hash"));
+        let audit = get("audit.jsonl");
+        kura_crypto::export::verify_export(
+            std::io::Cursor::new(audit),
+            &s.services.signing.public_key_hex(),
+        )
+        .unwrap();
+        assert!(String::from_utf8(get("access.csv"))
+            .unwrap()
+            .starts_with("time,"));
         assert_eq!(
             s.get("/api/v1/folders", &gone.admin_token).await.0,
             StatusCode::UNAUTHORIZED,
@@ -1314,6 +1365,11 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
             .iter()
             .all(|o| o.tenant != gone.tenant_id));
         assert!(s.services.deletion_certificate("bye-co").await.is_err());
+        assert_eq!(
+            s.client.get(&link).send().await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "the export link ends with the data"
+        );
         // Day 37: the keys go, everywhere.
         s.clock.advance_secs(7 * 86_400);
         assert_eq!(s.services.advance_lifecycles().await.unwrap(), 1);
@@ -1401,4 +1457,43 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
         );
         s.stop().await;
     }
+}
+
+/// The members of a tar archive (name, bytes), read by hand from the ustar headers.
+fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 512 <= data.len() {
+        let h = &data[at..at + 512];
+        if h.iter().all(|b| *b == 0) {
+            break;
+        }
+        let name = String::from_utf8_lossy(&h[..100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size_text = String::from_utf8_lossy(&h[124..135]).to_string();
+        let size = usize::from_str_radix(size_text.trim_matches(char::from(0)).trim(), 8).unwrap();
+        // The header checksum: the sum of its bytes with the checksum field as spaces.
+        let sum: u32 = h
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u32::from(*b)
+                }
+            })
+            .sum();
+        let stored = String::from_utf8_lossy(&h[148..154]).to_string();
+        assert_eq!(
+            u32::from_str_radix(stored.trim(), 8).unwrap(),
+            sum,
+            "{name}"
+        );
+        at += 512;
+        out.push((name, data[at..at + size].to_vec()));
+        at += size.div_ceil(512) * 512;
+    }
+    out
 }

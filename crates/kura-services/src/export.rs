@@ -1,0 +1,212 @@
+//! A terminated tenant's full export (OPS-3, DATA-4): one tar archive, streamed, with
+//! `metadata.json` (folders, projects, files and versions, users without credentials,
+//! roles, grants, contacts, usage), `audit.jsonl` (the signed audit export, verifiable
+//! offline), `access.csv`, `files.json` (archive path → project, name, version, SHA-256)
+//! and every live file's current version under `files/`.
+
+use crate::audit::ExportFormat;
+use crate::{Result, ServiceError, Services};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use kura_domain::TenantId;
+use kura_store::backup;
+
+/// Tables in `metadata.json`, and columns left out (credentials).
+const METADATA: &[(&str, &[&str])] = &[
+    ("tenants", &[]),
+    ("tenant_contacts", &[]),
+    ("users", &["password_hash"]),
+    ("roles", &[]),
+    ("grants", &[]),
+    ("folders", &[]),
+    ("projects", &[]),
+    ("files", &[]),
+    ("file_versions", &["blob_id"]),
+    ("usage_daily", &[]),
+];
+
+/// A ustar header for a regular file.
+fn tar_header(name: &str, size: u64, mtime_secs: i64) -> [u8; 512] {
+    let mut h = [0u8; 512];
+    // Names are cut at a character boundary to fit the 100-byte field.
+    let mut cut = name.len().min(99);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    h[..cut].copy_from_slice(&name.as_bytes()[..cut]);
+    let octal = |h: &mut [u8; 512], at: usize, len: usize, v: u64| {
+        let s = format!("{v:0width$o}", width = len - 1);
+        h[at..at + len - 1].copy_from_slice(s.as_bytes());
+    };
+    octal(&mut h, 100, 8, 0o644);
+    octal(&mut h, 108, 8, 0);
+    octal(&mut h, 116, 8, 0);
+    octal(&mut h, 124, 12, size);
+    octal(&mut h, 136, 12, mtime_secs.max(0) as u64);
+    h[156] = b'0';
+    h[257..263].copy_from_slice(b"ustar\0");
+    h[263..265].copy_from_slice(b"00");
+    h[148..156].copy_from_slice(b"        ");
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    let s = format!("{sum:06o}\0 ");
+    h[148..156].copy_from_slice(s.as_bytes());
+    h
+}
+
+fn padding(size: u64) -> Vec<u8> {
+    vec![0u8; ((512 - size % 512) % 512) as usize]
+}
+
+fn member(name: &str, data: Vec<u8>, mtime: i64) -> Vec<Bytes> {
+    let size = data.len() as u64;
+    vec![
+        Bytes::copy_from_slice(&tar_header(name, size, mtime)),
+        Bytes::from(data),
+        Bytes::from(padding(size)),
+    ]
+}
+
+fn safe_name(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c == '/' || c == '\\' || c.is_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+async fn collect(mut s: crate::audit::ExportStream) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(chunk) = s.next().await {
+        out.extend_from_slice(&chunk.map_err(|e| ServiceError::internal(e.to_string()))?);
+    }
+    Ok(out)
+}
+
+impl Services {
+    /// The tenant's full export as a tar stream (files decrypted on the fly).
+    pub async fn tenant_archive(&self, tenant: &TenantId) -> Result<crate::files::ByteStream> {
+        let mtime = self.now().0 / 1000;
+        let mut parts: Vec<Bytes> = Vec::new();
+        let mut tx = self.store.tenant_read(tenant).await?;
+        let mut meta = serde_json::Map::new();
+        for (table, hidden) in METADATA {
+            let rows = backup::dump_table(&mut tx, tenant, table).await?;
+            let rows: Vec<serde_json::Value> = rows
+                .into_iter()
+                .map(|mut r| {
+                    for h in *hidden {
+                        r.remove(*h);
+                    }
+                    serde_json::Value::Object(r)
+                })
+                .collect();
+            meta.insert(table.to_string(), rows.into());
+        }
+        let files = backup::dump_table(&mut tx, tenant, "files").await?;
+        let projects = backup::dump_table(&mut tx, tenant, "projects").await?;
+        let mut wanted = Vec::new();
+        for f in files
+            .iter()
+            .filter(|f| f.get("deleted_at").is_none_or(|d| d.is_null()))
+        {
+            let id = f
+                .get("id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let version = f
+                .get("current_version")
+                .and_then(|v| v.as_i64())
+                .unwrap_or(1);
+            let v = kura_store::files::get_version(&mut tx, tenant, &id, version).await?;
+            let project = f
+                .get("project_id")
+                .and_then(|v| v.as_str())
+                .unwrap_or_default();
+            let project_name = projects
+                .iter()
+                .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(project))
+                .and_then(|p| p.get("name").and_then(|v| v.as_str()))
+                .unwrap_or("project")
+                .to_string();
+            let name = f
+                .get("name")
+                .and_then(|v| v.as_str())
+                .unwrap_or("file")
+                .to_string();
+            let path = format!(
+                "kura-export/files/{}-{}",
+                &id[..id.len().min(8)],
+                safe_name(&name)
+            );
+            wanted.push((path, project_name, name, v));
+        }
+        drop(tx);
+        let index: Vec<serde_json::Value> = wanted
+            .iter()
+            .map(|(path, project, name, v)| {
+                serde_json::json!({ "path": path, "project": project, "name": name, "version": v.version, "size": v.size, "sha256": v.sha256 })
+            })
+            .collect();
+        let zone = {
+            let mut tx = self.store.system_read().await?;
+            kura_store::tenants::get(&mut tx, tenant)
+                .await?
+                .settings
+                .time_zone
+        };
+        let audit = collect(self.audit_export_stream(
+            tenant,
+            &zone,
+            Default::default(),
+            ExportFormat::Jsonl,
+        ))
+        .await?;
+        let access = collect(self.access_export_stream(
+            tenant,
+            &zone,
+            Default::default(),
+            ExportFormat::Csv,
+        ))
+        .await?;
+        let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
+        parts.extend(member(
+            "kura-export/metadata.json",
+            json(meta.into()),
+            mtime,
+        ));
+        parts.extend(member("kura-export/files.json", json(index.into()), mtime));
+        parts.extend(member("kura-export/audit.jsonl", audit, mtime));
+        parts.extend(member("kura-export/access.csv", access, mtime));
+        let head = futures_util::stream::iter(parts.into_iter().map(Ok));
+        let services = self.clone();
+        let tenant = tenant.clone();
+        let files = futures_util::stream::iter(wanted)
+            .then(move |(path, _, _, v)| {
+                let services = services.clone();
+                let tenant = tenant.clone();
+                async move {
+                    let header = Bytes::copy_from_slice(&tar_header(&path, v.size as u64, mtime));
+                    let body: crate::files::ByteStream =
+                        match services.read_content(&tenant, &v, None).await {
+                            Ok(s) => s,
+                            Err(e) => Box::pin(futures_util::stream::once(async move {
+                                Err(std::io::Error::other(e.to_string()))
+                            })),
+                        };
+                    let pad = Bytes::from(padding(v.size as u64));
+                    futures_util::stream::once(async move { Ok(header) })
+                        .chain(body)
+                        .chain(futures_util::stream::once(async move { Ok(pad) }))
+                }
+            })
+            .flatten();
+        // Two empty blocks end the archive.
+        let end = futures_util::stream::once(async { Ok(Bytes::from(vec![0u8; 1024])) });
+        Ok(Box::pin(head.chain(files).chain(end)))
+    }
+}
