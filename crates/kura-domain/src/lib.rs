@@ -6,6 +6,7 @@
 //! database or a server. Time comes from an injected [`clock::Clock`].
 
 pub mod authz;
+pub mod calendar;
 pub mod clock;
 pub mod ids;
 pub mod policy;
