@@ -9,6 +9,7 @@ pub mod authz;
 pub mod calendar;
 pub mod clock;
 pub mod ids;
+pub mod notice;
 pub mod policy;
 pub mod tenant;
 pub mod user;

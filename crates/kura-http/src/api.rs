@@ -337,6 +337,15 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/api/v1/notices",
+            "workspace",
+            true,
+            200,
+            "Service notices for the caller's tenant that are still current (kind, titles and bodies in ja/en, effective time)",
+            list_notices
+        ),
+        route!(
+            get,
             "/api/v1/tenant/backups",
             "tenant",
             true,
@@ -1994,6 +2003,10 @@ async fn usage_daily(
     ok(
         json!({ "from": from, "to": to, "by": if monthly { "month" } else { "day" }, "time_zone": zone, "items": items }),
     )
+}
+
+async fn list_notices(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.current_notices(&a.tenant.id).await?)
 }
 
 async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {

@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod lifecycle;
 pub mod mail;
 pub mod mfa;
+pub mod notices;
 pub mod passkeys;
 pub mod tenants;
 pub mod users;

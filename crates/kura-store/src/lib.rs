@@ -21,6 +21,7 @@ pub mod jobs;
 pub mod keys;
 pub mod lifecycle;
 pub mod mfa;
+pub mod notices;
 pub mod outbox;
 pub mod passkeys;
 pub mod roles;
@@ -258,6 +259,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "lifecycle",
         sqlite: include_str!("../migrations/sqlite/0011_lifecycle.sql"),
         postgres: include_str!("../migrations/postgres/0011_lifecycle.sql"),
+    },
+    Migration {
+        version: 12,
+        name: "notices",
+        sqlite: include_str!("../migrations/sqlite/0012_notices.sql"),
+        postgres: include_str!("../migrations/postgres/0012_notices.sql"),
     },
 ];
 

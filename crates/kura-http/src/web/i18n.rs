@@ -338,6 +338,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("backup.last_verified", "最新の検証済みバックアップ", "Latest verified backup"),
     ("backup.none", "まだありません", "none yet"),
     ("backup.kept", "保持世代数", "generations kept:"),
+    ("notice.effective", "実施日時", "Effective"),
+    ("notice.kind.spec_change", "仕様変更のお知らせ", "Specification change"),
+    ("notice.kind.major_ui_change", "画面の大きな変更のお知らせ", "Major UI change"),
+    ("notice.kind.planned_maintenance", "計画メンテナンスのお知らせ", "Planned maintenance"),
+    ("notice.kind.emergency", "緊急のお知らせ", "Emergency notice"),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

@@ -151,6 +151,8 @@ pub struct Console {
     pub auth: AuthContext,
     pub tr: Tr,
     pub ctx: RequestCtx,
+    /// Service notices for this tenant, shown on every page until they are past.
+    pub notices: Vec<kura_store::notices::Notice>,
 }
 
 impl Console {
@@ -190,10 +192,16 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                     return Err(Redirect::to("/account").into_response());
                 }
                 let tr = Tr(resolve_lang(&parts.headers, Some(&auth)));
+                let notices = state
+                    .services
+                    .current_notices(&auth.tenant.id)
+                    .await
+                    .unwrap_or_default();
                 Ok(Console {
                     auth,
                     tr,
                     ctx: request_ctx(parts),
+                    notices,
                 })
             }
             Err(_) => {

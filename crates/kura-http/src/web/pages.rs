@@ -35,6 +35,8 @@ pub struct Page {
     pub can_admin: bool,
     pub can_audit: bool,
     pub can_manage_tenant: bool,
+    /// Service notices: (kind label, title, effective time in the tenant's zone, body).
+    pub banners: Vec<(String, String, String, String)>,
 }
 
 #[derive(Deserialize, Default)]
@@ -90,6 +92,28 @@ fn page(c: &Console, title: &'static str, nav: &'static str, back: &str, flash: 
         can_admin: c.may(Action::UserRead),
         can_audit: c.may(Action::AuditRead),
         can_manage_tenant: c.may(Action::TenantManage),
+        banners: c
+            .notices
+            .iter()
+            .map(|n| {
+                let ja = c.tr.0 == super::i18n::Lang::Ja;
+                (
+                    c.tr.t(&format!("notice.kind.{}", n.kind)).to_string(),
+                    if ja {
+                        n.title_ja.clone()
+                    } else {
+                        n.title_en.clone()
+                    },
+                    n.effective_at
+                        .format_in_zone(&c.auth.tenant.settings.time_zone),
+                    if ja {
+                        n.body_ja.clone()
+                    } else {
+                        n.body_en.clone()
+                    },
+                )
+            })
+            .collect(),
     }
 }
 
@@ -107,6 +131,7 @@ fn anon_page(tr: Tr, title: &'static str, csrf: &str, back: &str) -> Page {
         can_admin: false,
         can_audit: false,
         can_manage_tenant: false,
+        banners: Vec::new(),
     }
 }
 

@@ -831,6 +831,29 @@ async fn logs_flow(s: &TestServer, port: u16) {
     fill(&c, "#login-password", PASSWORD).await;
     click(&c, "#login-submit").await;
     wait_eq(&c, "h1", "ワークスペース").await;
+    // A service notice appears on every page of the tenant it is for.
+    s.services
+        .operator_publish_notice(
+            kura_services::notices::NewNotice {
+                kind: "emergency".into(),
+                title_ja: "障害のお知らせ".into(),
+                title_en: "Incident notice".into(),
+                body_ja: "復旧しました。".into(),
+                body_en: "Resolved.".into(),
+                effective_at: {
+                    use kura_domain::Clock;
+                    s.clock.now()
+                },
+                show_until: None,
+                tenants: vec!["e2e-logs".into()],
+            },
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    c.refresh().await.unwrap();
+    wait_contains(&c, ".banner-title", "障害のお知らせ").await;
+    wait_contains(&c, ".banner-kind", "緊急のお知らせ").await;
     click(&c, "#nav-audit").await;
     wait_contains(&c, "#chain-status", "").await;
     fill(&c, "#filter-action", "folder.").await;

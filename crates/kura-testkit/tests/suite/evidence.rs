@@ -1497,3 +1497,92 @@ fn untar(data: &[u8]) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// Notices: lead times enforced (Japanese business days for maintenance), mailed to the
+/// targeted tenants' contacts only, listed for them until past.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notices_follow_lead_times_and_reach_their_tenants() {
+    use kura_services::notices::NewNotice;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let one = s.create_tenant("note-a").await;
+        let two = s.create_tenant("note-b").await;
+        for (t, email) in [
+            (&one, "ops@note-a.example.jp"),
+            (&two, "ops@note-b.example.jp"),
+        ] {
+            let (st, e) = s
+                .post(
+                    "/api/v1/tenant/contacts",
+                    &t.admin_token,
+                    json!({ "name": "運用窓口", "email": email, "purpose": "notices" }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{e}");
+        }
+        let notice = |kind: &str, days: i64, tenants: Vec<String>| NewNotice {
+            kind: kind.into(),
+            title_ja: "メンテナンスのお知らせ".into(),
+            title_en: "Planned maintenance".into(),
+            body_ja: "サービスを停止します。".into(),
+            body_en: "The service will be down.".into(),
+            effective_at: s.clock.now().plus_secs(days * 86_400),
+            show_until: None,
+            tenants,
+        };
+        let ctx = kura_services::RequestCtx::default();
+        // Two calendar days are never five business days.
+        let e = s
+            .services
+            .operator_publish_notice(notice("planned_maintenance", 2, vec![]), &ctx)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("business days"), "{e}");
+        assert!(s
+            .services
+            .operator_publish_notice(notice("spec_change", 6, vec![]), &ctx)
+            .await
+            .is_err());
+        assert!(s
+            .services
+            .operator_publish_notice(notice("bogus", 60, vec![]), &ctx)
+            .await
+            .is_err());
+        // Fifteen calendar days always hold five business days, holidays or not.
+        s.services
+            .operator_publish_notice(
+                notice("planned_maintenance", 15, vec!["note-a".into()]),
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        drop(tx);
+        assert!(mails
+            .iter()
+            .any(|m| m.to == "ops@note-a.example.jp" && m.subject.contains("メンテナンス")));
+        assert!(!mails.iter().any(|m| m.to == "ops@note-b.example.jp"));
+        let (_, a) = s.get("/api/v1/notices", &one.admin_token).await;
+        let (_, bn) = s.get("/api/v1/notices", &two.admin_token).await;
+        assert_eq!(a["items"].as_array().unwrap().len(), 1, "{a}");
+        assert_eq!(bn["items"].as_array().unwrap().len(), 0, "{bn}");
+        // An emergency notice, after the fact, for everyone.
+        s.services
+            .operator_publish_notice(notice("emergency", -1, vec![]), &ctx)
+            .await
+            .unwrap();
+        let (_, bn) = s.get("/api/v1/notices", &two.admin_token).await;
+        assert_eq!(bn["items"][0]["kind"], "emergency");
+        // Past notices are no longer shown.
+        s.clock.advance_secs(20 * 86_400);
+        assert!(s
+            .services
+            .current_notices(&kura_domain::TenantId::from_string(one.tenant_id.clone()))
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(run_cli(&s.cfg, &["notice", "list"]).await, 0);
+        s.stop().await;
+    }
+}

@@ -1,0 +1,127 @@
+//! Service notices (OPS-5): the operator publishes a notice of a kind with its effective
+//! time; Kura refuses one whose lead time breaks the rule (see
+//! [`kura_domain::notice::check_lead_time`]). A notice is mailed to every targeted
+//! tenant's contacts in the same transaction, and shown in their console until it is past.
+
+use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use kura_domain::notice::{check_lead_time, NoticeKind};
+use kura_domain::Timestamp;
+use kura_store::notices::{self, Notice};
+use kura_store::tenants;
+
+/// What the operator publishes.
+#[derive(Debug, Clone)]
+pub struct NewNotice {
+    pub kind: String,
+    pub title_ja: String,
+    pub title_en: String,
+    pub body_ja: String,
+    pub body_en: String,
+    pub effective_at: Timestamp,
+    /// Shown until (default: a day after it takes effect).
+    pub show_until: Option<Timestamp>,
+    /// Tenant slugs; empty: every tenant.
+    pub tenants: Vec<String>,
+}
+
+impl Services {
+    pub async fn operator_publish_notice(&self, n: NewNotice, ctx: &RequestCtx) -> Result<Notice> {
+        let kind = NoticeKind::parse(&n.kind).ok_or_else(|| {
+            ServiceError::invalid(
+                "kind",
+                "spec_change, major_ui_change, planned_maintenance or emergency",
+            )
+        })?;
+        let now = self.now();
+        check_lead_time(kind, now, n.effective_at)
+            .map_err(|e| ServiceError::invalid("effective_at", e))?;
+        for (field, v) in [("title_ja", &n.title_ja), ("title_en", &n.title_en)] {
+            if v.trim().is_empty() {
+                return Err(ServiceError::invalid(field, "is required"));
+            }
+        }
+        let mut tx = self.store.system_read().await?;
+        let all = tenants::list_all(&mut tx).await?;
+        drop(tx);
+        let mut targets = Vec::new();
+        for slug in &n.tenants {
+            let t = all
+                .iter()
+                .find(|t| &t.slug == slug)
+                .ok_or_else(|| ServiceError::invalid("tenant", format!("no tenant {slug}")))?;
+            targets.push(t.clone());
+        }
+        let notice = Notice {
+            id: kura_domain::ids::new_id(),
+            kind: kind.as_str().into(),
+            title_ja: n.title_ja.trim().into(),
+            title_en: n.title_en.trim().into(),
+            body_ja: n.body_ja,
+            body_en: n.body_en,
+            published_at: now,
+            effective_at: n.effective_at,
+            show_until: n
+                .show_until
+                .unwrap_or_else(|| n.effective_at.plus_secs(86_400))
+                .max(Timestamp(now.0 + 60_000)),
+            tenants: targets.iter().map(|t| t.id.as_str().to_string()).collect(),
+        };
+        let recipients = if targets.is_empty() { all } else { targets };
+        let mut tx = self.store.system_tx().await?;
+        notices::insert(&mut tx, &notice).await?;
+        let mut mailed = 0;
+        for t in &recipients {
+            let when = notice.effective_at.format_in_zone(&t.settings.time_zone);
+            for c in tenants::list_contacts(&mut tx, &t.id).await? {
+                let (subject, body) = if t.settings.default_locale == "ja" {
+                    (
+                        format!("[Kura お知らせ] {}", notice.title_ja),
+                        format!(
+                            "{} 様\n\n{}\n\n実施日時: {when}\n\n{}",
+                            t.name, notice.title_ja, notice.body_ja
+                        ),
+                    )
+                } else {
+                    (
+                        format!("[Kura notice] {}", notice.title_en),
+                        format!(
+                            "To {}\n\n{}\n\nEffective: {when}\n\n{}",
+                            t.name, notice.title_en, notice.body_en
+                        ),
+                    )
+                };
+                crate::mail::enqueue(&mut tx, Some(&t.id), &c.email, subject, body, now).await?;
+                mailed += 1;
+            }
+        }
+        self.audit(
+            &mut tx,
+            &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),
+            &Actor::Operator,
+            ctx,
+            Event::new("notice.publish").details(serde_json::json!({
+                "notice": notice.id, "kind": notice.kind, "effective_at": notice.effective_at.to_rfc3339(),
+                "tenants": notice.tenants.len(), "mailed": mailed,
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(notice)
+    }
+
+    /// Notices shown to a tenant now.
+    pub async fn current_notices(&self, tenant: &kura_domain::TenantId) -> Result<Vec<Notice>> {
+        let mut tx = self.store.system_read().await?;
+        Ok(notices::list(&mut tx, Some(self.now()))
+            .await?
+            .into_iter()
+            .filter(|n| n.concerns(tenant))
+            .collect())
+    }
+
+    /// Every notice (operator).
+    pub async fn all_notices(&self) -> Result<Vec<Notice>> {
+        let mut tx = self.store.system_read().await?;
+        Ok(notices::list(&mut tx, None).await?)
+    }
+}
