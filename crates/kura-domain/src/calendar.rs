@@ -97,6 +97,21 @@ pub fn business_days_between(from: Date, to: Date) -> i64 {
     n
 }
 
+/// The same time of day on the next business day after `t`, in `zone` (the deadline of
+/// "within one business day").
+pub fn next_business_day(t: crate::Timestamp, zone: &str) -> Option<crate::Timestamp> {
+    let local = t.to_rfc3339_in_zone(zone);
+    let time = local.get(11..19)?;
+    let mut d: Date = t.day_in_zone(zone).parse().ok()?;
+    loop {
+        d = d.tomorrow().ok()?;
+        if is_business_day(d) {
+            break;
+        }
+    }
+    crate::Timestamp::parse_in_zone(&format!("{d}T{time}"), zone)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +165,17 @@ mod tests {
         }
         assert_eq!(equinox_day(2024, 20.8431), 20);
         assert_eq!(equinox_day(2024, 23.2488), 22);
+    }
+
+    #[test]
+    fn next_business_day_skips_weekends_and_holidays() {
+        let t = crate::Timestamp::parse_in_zone("2026-11-20T18:30", "Asia/Tokyo").unwrap();
+        let n = next_business_day(t, "Asia/Tokyo").unwrap();
+        // Friday → Saturday, Sunday, Monday 23rd (holiday) → Tuesday 24th, same time.
+        assert_eq!(
+            n.to_rfc3339_in_zone("Asia/Tokyo"),
+            "2026-11-24T18:30:00.000+09:00"
+        );
     }
 
     #[test]

@@ -346,6 +346,15 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/api/v1/incidents",
+            "workspace",
+            true,
+            200,
+            "Open incidents the caller's tenant was notified of, with their updates",
+            list_incidents
+        ),
+        route!(
+            get,
             "/api/v1/tenant/backups",
             "tenant",
             true,
@@ -2007,6 +2016,10 @@ async fn usage_daily(
 
 async fn list_notices(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
     items(s.services.current_notices(&a.tenant.id).await?)
+}
+
+async fn list_incidents(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.current_incidents(&a.tenant.id).await?)
 }
 
 async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {

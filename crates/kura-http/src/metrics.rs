@@ -162,6 +162,11 @@ pub async fn metrics(
         out.push_str("# TYPE kura_last_backup_age_seconds gauge\n");
         let _ = writeln!(out, "kura_last_backup_age_seconds {age}");
     }
+    if let Ok(n) = state.services.overdue_incidents().await {
+        out.push_str("# HELP kura_incidents_overdue Open incidents whose tenants were not notified by the deadline.\n");
+        out.push_str("# TYPE kura_incidents_overdue gauge\n");
+        let _ = writeln!(out, "kura_incidents_overdue {n}");
+    }
     let db = state.services.store.ping().await;
     let storage = state.services.blobs.check().await.is_ok();
     out.push_str("# HELP kura_up Whether the database and the blob storage answer (1/0).\n");

@@ -9,6 +9,7 @@ pub mod backup;
 mod error;
 pub mod export;
 pub mod files;
+pub mod incidents;
 pub mod jobs;
 pub mod lifecycle;
 pub mod mail;

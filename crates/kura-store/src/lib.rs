@@ -16,6 +16,7 @@ pub mod audit;
 pub mod backup;
 pub mod blobs;
 pub mod files;
+pub mod incidents;
 pub mod invitations;
 pub mod jobs;
 pub mod keys;
@@ -265,6 +266,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "notices",
         sqlite: include_str!("../migrations/sqlite/0012_notices.sql"),
         postgres: include_str!("../migrations/postgres/0012_notices.sql"),
+    },
+    Migration {
+        version: 13,
+        name: "incidents",
+        sqlite: include_str!("../migrations/sqlite/0013_incidents.sql"),
+        postgres: include_str!("../migrations/postgres/0013_incidents.sql"),
     },
 ];
 

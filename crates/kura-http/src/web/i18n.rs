@@ -343,6 +343,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("notice.kind.major_ui_change", "画面の大きな変更のお知らせ", "Major UI change"),
     ("notice.kind.planned_maintenance", "計画メンテナンスのお知らせ", "Planned maintenance"),
     ("notice.kind.emergency", "緊急のお知らせ", "Emergency notice"),
+    ("notice.kind.incident", "障害発生中", "Ongoing incident"),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

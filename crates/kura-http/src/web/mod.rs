@@ -192,11 +192,35 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                     return Err(Redirect::to("/account").into_response());
                 }
                 let tr = Tr(resolve_lang(&parts.headers, Some(&auth)));
-                let notices = state
+                let mut notices = state
                     .services
                     .current_notices(&auth.tenant.id)
                     .await
                     .unwrap_or_default();
+                // Open incidents the tenant was notified of show the same way.
+                for i in state
+                    .services
+                    .current_incidents(&auth.tenant.id)
+                    .await
+                    .unwrap_or_default()
+                {
+                    let latest = i.updates.last();
+                    notices.insert(
+                        0,
+                        kura_store::notices::Notice {
+                            id: i.id.clone(),
+                            kind: "incident".into(),
+                            title_ja: i.title_ja.clone(),
+                            title_en: i.title_en.clone(),
+                            body_ja: latest.map(|u| u.text_ja.clone()).unwrap_or_default(),
+                            body_en: latest.map(|u| u.text_en.clone()).unwrap_or_default(),
+                            published_at: i.notified_at.unwrap_or(i.detected_at),
+                            effective_at: i.detected_at,
+                            show_until: i.detected_at,
+                            tenants: i.tenants.clone(),
+                        },
+                    );
+                }
                 Ok(Console {
                     auth,
                     tr,

@@ -1586,3 +1586,138 @@ async fn notices_follow_lead_times_and_reach_their_tenants() {
         s.stop().await;
     }
 }
+
+/// Incidents: the notification deadline (one Japanese business day, or hours), contacts of
+/// the affected tenants mailed, shown to them while open, overdue ones counted in metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incidents_measure_notification_against_the_target() {
+    use kura_services::incidents::NewIncident;
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let hit = s.create_tenant("inc-a").await;
+        let spared = s.create_tenant("inc-b").await;
+        for (t, email) in [
+            (&hit, "ops@inc-a.example.jp"),
+            (&spared, "ops@inc-b.example.jp"),
+        ] {
+            let (st, e) = s
+                .post(
+                    "/api/v1/tenant/contacts",
+                    &t.admin_token,
+                    json!({ "name": "窓口", "email": email, "purpose": "security" }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{e}");
+        }
+        let ctx = kura_services::RequestCtx::default();
+        // Detected on Friday 2026-11-20 18:00 JST: one business day ends Tuesday 24th
+        // 18:00 (Monday the 23rd is a holiday).
+        let detected =
+            kura_domain::Timestamp::parse_in_zone("2026-11-20T18:00", "Asia/Tokyo").unwrap();
+        let i = s
+            .services
+            .operator_open_incident(
+                NewIncident {
+                    title_ja: "ファイルのアップロード障害".into(),
+                    title_en: "Upload failures".into(),
+                    severity: "high".into(),
+                    scope: "uploads".into(),
+                    tenants: vec!["inc-a".into()],
+                    detected_at: Some(detected),
+                    target: None,
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            i.deadline_at.to_rfc3339_in_zone("Asia/Tokyo"),
+            "2026-11-24T18:00:00.000+09:00"
+        );
+        let h72 = s
+            .services
+            .operator_open_incident(
+                NewIncident {
+                    title_ja: "x".into(),
+                    title_en: "x".into(),
+                    severity: "low".into(),
+                    scope: String::new(),
+                    tenants: vec![],
+                    detected_at: Some(detected),
+                    target: Some("72h".into()),
+                },
+                &ctx,
+            )
+            .await
+            .unwrap();
+        assert_eq!(h72.deadline_at.0 - detected.0, 72 * 3_600_000);
+        // Before the deadlines nothing is overdue; three days later both are.
+        let before = s.services.overdue_incidents().await.unwrap();
+        s.clock
+            .set(kura_domain::Timestamp::parse_in_zone("2026-11-25T12:00", "Asia/Tokyo").unwrap());
+        assert_eq!(
+            s.services.overdue_incidents().await.unwrap(),
+            2,
+            "(before: {before})"
+        );
+        // (Fresh sessions: days have passed.)
+        let mut tokens = Vec::new();
+        for t in [&hit, &spared] {
+            let (_, l) = s
+                .login(&t.slug, &t.admin_email, kura_testkit::PASSWORD)
+                .await;
+            tokens.push(l["token"].as_str().unwrap().to_string());
+        }
+        let (hit_tok, spared_tok) = (tokens[0].clone(), tokens[1].clone());
+        let (_, none) = s.get("/api/v1/incidents", &hit_tok).await;
+        assert_eq!(
+            none["items"].as_array().unwrap().len(),
+            0,
+            "not shown before notifying"
+        );
+        s.services
+            .operator_update_incident(
+                &i.id,
+                "identified",
+                "原因を特定しました。",
+                "Cause identified.",
+                &ctx,
+            )
+            .await
+            .unwrap();
+        let notified = s
+            .services
+            .operator_notify_incident(&i.id, &ctx)
+            .await
+            .unwrap();
+        assert!(
+            notified.overdue(s.clock.now()),
+            "notified after the deadline: late"
+        );
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        drop(tx);
+        assert!(mails
+            .iter()
+            .any(|m| m.to == "ops@inc-a.example.jp" && m.body.contains("原因を特定")));
+        assert!(!mails.iter().any(|m| m.to == "ops@inc-b.example.jp"));
+        let (_, a) = s.get("/api/v1/incidents", &hit_tok).await;
+        let (_, bn) = s.get("/api/v1/incidents", &spared_tok).await;
+        assert_eq!(a["items"].as_array().unwrap().len(), 1, "{a}");
+        assert_eq!(bn["items"].as_array().unwrap().len(), 0, "{bn}");
+        s.services
+            .operator_update_incident(&i.id, "resolved", "復旧しました。", "Resolved.", &ctx)
+            .await
+            .unwrap();
+        let (_, a) = s.get("/api/v1/incidents", &hit_tok).await;
+        assert_eq!(
+            a["items"].as_array().unwrap().len(),
+            0,
+            "resolved ones are not shown"
+        );
+        // The unnotified 72 h incident stays overdue (the resolved one no longer counts).
+        assert_eq!(s.services.overdue_incidents().await.unwrap(), 1);
+        assert_eq!(run_cli(&s.cfg, &["incident", "list"]).await, 0);
+        s.stop().await;
+    }
+}
