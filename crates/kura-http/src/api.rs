@@ -801,6 +801,15 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         route!(
             get,
+            "/status.json",
+            "health",
+            false,
+            200,
+            "Public status: state, open incidents, planned maintenance, availability over 30 and 90 days measured by Kura's probes against the SLO, planned downtime against the yearly budget",
+            status_json
+        ),
+        route!(
+            get,
             "/.well-known/kura-audit-key",
             "health",
             false,
@@ -2024,6 +2033,10 @@ async fn list_incidents(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
 
 async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
     ok(s.services.backup_summary(&a, &ctx).await?)
+}
+
+async fn status_json(State(s): State<AppState>) -> ApiResult {
+    ok(s.services.status_report().await?)
 }
 
 async fn audit_key(State(s): State<AppState>) -> ApiResult {

@@ -21,6 +21,7 @@ pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
         ("logs.purge", 3600),
         ("usage.rollup", 3600),
         ("lifecycle.run", 3600),
+        ("status.probe", 60),
     ];
     if s.backups.is_some() {
         jobs.push(("backup.run", 86_400));
@@ -112,6 +113,10 @@ impl Services {
                     g.blobs_copied,
                     g.verify_status.as_deref().unwrap_or("-")
                 ))
+            }
+            "status.probe" => {
+                let ok = self.probe_status().await?;
+                Ok(if ok { "up" } else { "down" }.into())
             }
             "lifecycle.run" => {
                 let n = self.advance_lifecycles().await?;

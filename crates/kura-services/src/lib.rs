@@ -16,6 +16,7 @@ pub mod mail;
 pub mod mfa;
 pub mod notices;
 pub mod passkeys;
+pub mod status;
 pub mod tenants;
 pub mod users;
 pub mod workspace;
@@ -55,6 +56,10 @@ pub struct ServiceConfig {
     pub delete_after_days: i64,
     /// Days from that deletion to the destruction of its keys (crypto-shredding).
     pub shred_after_days: i64,
+    /// Availability objective, percent (OPS-7).
+    pub slo_percent: f64,
+    /// Planned downtime allowed per year, hours.
+    pub planned_downtime_budget_hours: f64,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -108,6 +113,8 @@ impl Default for ServiceConfig {
             backup_time_zone: "Asia/Tokyo".into(),
             delete_after_days: 30,
             shred_after_days: 7,
+            slo_percent: 99.0,
+            planned_downtime_budget_hours: 60.0,
         }
     }
 }

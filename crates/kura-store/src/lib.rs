@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod roles;
 pub mod sessions;
+pub mod status;
 pub mod tenants;
 pub mod throttle;
 pub mod usage;
@@ -272,6 +273,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "incidents",
         sqlite: include_str!("../migrations/sqlite/0013_incidents.sql"),
         postgres: include_str!("../migrations/postgres/0013_incidents.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "status",
+        sqlite: include_str!("../migrations/sqlite/0014_status.sql"),
+        postgres: include_str!("../migrations/postgres/0014_status.sql"),
     },
 ];
 

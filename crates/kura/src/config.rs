@@ -73,6 +73,10 @@ pub struct Config {
     pub termination_delete_days: i64,
     /// Days from that deletion to the destruction of its data keys (crypto-shredding).
     pub termination_shred_days: i64,
+    /// Availability objective shown on the status page, percent.
+    pub slo_percent: f64,
+    /// Planned downtime allowed per year, hours.
+    pub planned_downtime_budget_hours: f64,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
     /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
@@ -147,6 +151,8 @@ pub const KEYS: &[&str] = &[
     "backup_time_zone",
     "termination_delete_days",
     "termination_shred_days",
+    "slo_percent",
+    "planned_downtime_budget_hours",
     "signing_key",
     "signing_key_file",
     "audit_checkpoint_interval_secs",
@@ -199,6 +205,8 @@ impl Default for Config {
             backup_time_zone: "Asia/Tokyo".into(),
             termination_delete_days: 30,
             termination_shred_days: 7,
+            slo_percent: 99.0,
+            planned_downtime_budget_hours: 60.0,
             signing_key: None,
             signing_key_file: None,
             audit_checkpoint_interval_secs: 3600,

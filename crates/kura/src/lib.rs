@@ -60,6 +60,8 @@ pub fn services(
             backup_time_zone: cfg.backup_time_zone.clone(),
             delete_after_days: cfg.termination_delete_days.max(0),
             shred_after_days: cfg.termination_shred_days.max(0),
+            slo_percent: cfg.slo_percent,
+            planned_downtime_budget_hours: cfg.planned_downtime_budget_hours,
         },
         cfg.master_key()?,
         cfg.blobs()?,

@@ -93,6 +93,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/kura.css", get(css))
         .route("/static/kura.js", get(js))
         .route("/outbox", get(pages::outbox_page))
+        .route("/status", get(pages::status_page))
         .route("/export/{token}", get(pages::termination_export))
         .fallback(pages::not_found)
 }

@@ -1721,3 +1721,69 @@ async fn incidents_measure_notification_against_the_target() {
         s.stop().await;
     }
 }
+
+/// The status page: availability from the probes against the SLO, state from the newest
+/// probe and open incidents, planned downtime against the yearly budget; public.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_page_reports_measured_availability() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        s.create_tenant("stat-co").await;
+        // Three good probes a minute apart, then one failure recorded as a probe would.
+        for _ in 0..3 {
+            assert!(s.services.probe_status().await.unwrap());
+            s.clock.advance_secs(60);
+        }
+        let mut tx = s.services.store.system_tx().await.unwrap();
+        kura_store::status::record(&mut tx, s.clock.now(), false, "database=0 storage=1")
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let (st, j) = s.call("GET", "/status.json", None, None).await;
+        assert_eq!(st, StatusCode::OK, "{j}");
+        assert_eq!(j["state"], "down");
+        assert_eq!(j["availability"][0]["days"], 30);
+        assert_eq!(j["availability"][0]["samples"], 4);
+        assert_eq!(j["availability"][0]["percent"], 75.0);
+        assert_eq!(j["availability"][0]["meets_slo"], false);
+        s.clock.advance_secs(60);
+        s.services.probe_status().await.unwrap();
+        // A two-hour maintenance for everyone counts against the budget.
+        let start = s.clock.now().plus_secs(20 * 86_400);
+        s.services
+            .operator_publish_notice(
+                kura_services::notices::NewNotice {
+                    kind: "planned_maintenance".into(),
+                    title_ja: "定期メンテナンス".into(),
+                    title_en: "Scheduled maintenance".into(),
+                    body_ja: String::new(),
+                    body_en: String::new(),
+                    effective_at: start,
+                    show_until: Some(start.plus_secs(2 * 3600)),
+                    tenants: vec![],
+                },
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+        let (_, j) = s.call("GET", "/status.json", None, None).await;
+        assert_eq!(j["state"], "operational");
+        assert_eq!(j["planned_downtime_budget_hours"], 60.0);
+        assert_eq!(j["maintenance"].as_array().unwrap().len(), 1, "{j}");
+        let page = s
+            .client
+            .get(format!("{}/status", s.base))
+            .header("accept-language", "ja")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        assert!(
+            html.contains("正常に稼働しています") && html.contains("定期メンテナンス"),
+            "{html}"
+        );
+        assert!(html.contains("80.000 %"), "4 of 5 probes up: {html}");
+        s.stop().await;
+    }
+}
