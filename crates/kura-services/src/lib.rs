@@ -16,6 +16,7 @@ pub mod mail;
 pub mod mfa;
 pub mod notices;
 pub mod passkeys;
+pub mod signup;
 pub mod status;
 pub mod tenants;
 pub mod users;
@@ -60,6 +61,8 @@ pub struct ServiceConfig {
     pub slo_percent: f64,
     /// Planned downtime allowed per year, hours.
     pub planned_downtime_budget_hours: f64,
+    /// Self-service sign-up (TEN-2) is open.
+    pub signup_enabled: bool,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -115,6 +118,7 @@ impl Default for ServiceConfig {
             shred_after_days: 7,
             slo_percent: 99.0,
             planned_downtime_budget_hours: 60.0,
+            signup_enabled: false,
         }
     }
 }

@@ -27,6 +27,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod roles;
 pub mod sessions;
+pub mod signup;
 pub mod status;
 pub mod tenants;
 pub mod throttle;
@@ -279,6 +280,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "status",
         sqlite: include_str!("../migrations/sqlite/0014_status.sql"),
         postgres: include_str!("../migrations/postgres/0014_status.sql"),
+    },
+    Migration {
+        version: 15,
+        name: "signup",
+        sqlite: include_str!("../migrations/sqlite/0015_signup.sql"),
+        postgres: include_str!("../migrations/postgres/0015_signup.sql"),
     },
 ];
 

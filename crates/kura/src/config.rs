@@ -77,6 +77,8 @@ pub struct Config {
     pub slo_percent: f64,
     /// Planned downtime allowed per year, hours.
     pub planned_downtime_budget_hours: f64,
+    /// Open self-service sign-up (`/api/v1/signup`): anyone with a mailbox gets a tenant.
+    pub signup_enabled: bool,
     /// Largest file upload, in bytes.
     pub max_upload_bytes: u64,
     /// Reverse proxies (IPv4/IPv6 CIDR) whose `X-Forwarded-For` names the client address
@@ -153,6 +155,7 @@ pub const KEYS: &[&str] = &[
     "termination_shred_days",
     "slo_percent",
     "planned_downtime_budget_hours",
+    "signup_enabled",
     "signing_key",
     "signing_key_file",
     "audit_checkpoint_interval_secs",
@@ -207,6 +210,7 @@ impl Default for Config {
             termination_shred_days: 7,
             slo_percent: 99.0,
             planned_downtime_budget_hours: 60.0,
+            signup_enabled: false,
             signing_key: None,
             signing_key_file: None,
             audit_checkpoint_interval_secs: 3600,

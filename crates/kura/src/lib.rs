@@ -62,6 +62,7 @@ pub fn services(
             shred_after_days: cfg.termination_shred_days.max(0),
             slo_percent: cfg.slo_percent,
             planned_downtime_budget_hours: cfg.planned_downtime_budget_hours,
+            signup_enabled: cfg.signup_enabled,
         },
         cfg.master_key()?,
         cfg.blobs()?,
