@@ -358,6 +358,13 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("status.incidents", "発生中の障害", "Ongoing incidents"),
     ("status.maintenance", "予定されているメンテナンス", "Planned maintenance"),
     ("status.none", "ありません", "None"),
+    ("lifecycle.title", "ご契約とデータの扱い", "Contract and data"),
+    ("lifecycle.active", "ご契約は有効です。", "The contract is active."),
+    (
+        "lifecycle.policy",
+        "ご契約が終了すると、ただちにログインできなくなり、契約管理者にすべてのデータのエクスポートのリンクをお送りします。データは {delete} 日後に削除され、その {shred} 日後に暗号鍵を鍵保管庫とすべてのバックアップ（{keep} 世代）から破棄します（暗号化消去）。署名付きのデータ削除証明書を発行します。",
+        "When the contract ends, logging in stops at once and the contract admins are mailed a link to an export of all data. The data is deleted {delete} days later, and {shred} days after that its keys are destroyed in the key vault and in every backup ({keep} generations) — crypto-shredding. A signed deletion certificate is issued.",
+    ),
     ("passkey.section", "パスキー", "Passkeys"),
     (
         "passkey.hint",

@@ -484,10 +484,15 @@ struct SecurityTpl {
     min_strength: u8,
     audit_retention_days: i64,
     access_log_retention_days: i64,
+    lifecycle_policy: String,
 }
 
 /// Tenant admins: MFA requirement, session timeouts, password policy.
-pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
+pub async fn security_page(
+    State(s): State<AppState>,
+    c: Console,
+    Query(flash): Query<Flash>,
+) -> Response {
     if !c.may(Action::TenantManage) {
         return message(
             &c,
@@ -525,6 +530,12 @@ pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
         require_symbol: st.password_policy.require_symbol,
         require_mixed_case: st.password_policy.require_mixed_case,
         min_strength: st.password_policy.min_strength,
+        lifecycle_policy: c
+            .tr
+            .t("lifecycle.policy")
+            .replace("{delete}", &s.services.config.delete_after_days.to_string())
+            .replace("{shred}", &s.services.config.shred_after_days.to_string())
+            .replace("{keep}", &s.services.config.backup_keep.to_string()),
         audit_retention_days: st.audit_retention_days,
         access_log_retention_days: st.access_log_retention_days,
     }

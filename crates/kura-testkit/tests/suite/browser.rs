@@ -930,13 +930,31 @@ async fn logs_flow(s: &TestServer, port: u16) {
     assert!(row.starts_with(&today), "{row}");
     click(&c, "#usage-monthly").await;
     wait_contains(&c, "#usage-table", &today[..7]).await;
-    // Retention on the security page.
+    // Retention on the security page, with what happens to the data when the contract ends.
     click(&c, "#nav-security").await;
+    wait_contains(&c, "#lifecycle-policy", "30 日後").await;
     fill(&c, "#audit-retention", "365").await;
     click(&c, "#security-submit").await;
     wait_contains(&c, "#notice", "設定を保存しました").await;
     let (_, t) = s.get("/api/v1/tenant", &tenant.admin_token).await;
     assert_eq!(t["settings"]["audit_retention_days"], 365);
+    // The contract ends: the console locks at once; the mailed export link downloads in
+    // the browser.
+    let (_, link) = s
+        .services
+        .operator_terminate_tenant("e2e-logs", &Default::default())
+        .await
+        .unwrap();
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_eq(&c, "h1", "ログイン").await;
+    let size = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1]; fetch(arguments[0]).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status)).then(b => done(b.byteLength), e => done('ERR ' + e));",
+            vec![json!(link)],
+        )
+        .await
+        .unwrap();
+    assert!(size.as_u64().unwrap_or(0) > 2048, "{size}");
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
