@@ -2125,6 +2125,7 @@ async fn signup_complete(
                 display_name: b.display_name,
                 password: b.password,
             },
+            SessionKind::Api,
             &ctx,
         )
         .await?;

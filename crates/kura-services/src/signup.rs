@@ -99,6 +99,7 @@ impl Services {
         &self,
         token: &str,
         d: SignupDetails,
+        kind: SessionKind,
         ctx: &RequestCtx,
     ) -> Result<LoginResult> {
         self.signup_on()?;
@@ -143,7 +144,7 @@ impl Services {
             .unwrap_or_default()
             .to_string();
         let login = self
-            .accept_invitation(&invite, &d.password, SessionKind::Api, ctx)
+            .accept_invitation(&invite, &d.password, kind, ctx)
             .await?;
         let url = format!(
             "{}/login?tenant={}",

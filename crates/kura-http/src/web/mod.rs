@@ -94,6 +94,10 @@ pub fn router() -> Router<AppState> {
         .route("/static/kura.js", get(js))
         .route("/outbox", get(pages::outbox_page))
         .route("/status", get(pages::status_page))
+        .route(
+            "/signup",
+            get(pages::signup_page).post(pages::signup_submit),
+        )
         .route("/export/{token}", get(pages::termination_export))
         .fallback(pages::not_found)
 }

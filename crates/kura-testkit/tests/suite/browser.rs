@@ -293,7 +293,9 @@ async fn console_in_chromium() {
         );
         return;
     }
-    let s = TestServer::start(Backend::Sqlite).await;
+    let mut cfg = kura_testkit::test_config(Backend::Sqlite);
+    cfg.signup_enabled = true;
+    let s = TestServer::start_with(cfg, Backend::Sqlite).await;
     let (_driver, port) = start_driver().await;
     flow(&s, port, "ja", &JA).await;
     flow(&s, port, "en", &EN).await;
@@ -302,6 +304,7 @@ async fn console_in_chromium() {
     totp_flow(&s, port).await;
     passkey_flow(&s, port).await;
     logs_flow(&s, port).await;
+    signup_flow(&s, port).await;
     s.stop().await;
 }
 
@@ -955,6 +958,41 @@ async fn logs_flow(s: &TestServer, port: u16) {
         .await
         .unwrap();
     assert!(size.as_u64().unwrap_or(0) > 2048, "{size}");
+    c.close().await.unwrap();
+    let _ = std::fs::remove_dir_all(&profile);
+}
+
+/// Sign-up in the browser: e-mail, the mailed code, tenant and password, then the console.
+async fn signup_flow(s: &TestServer, port: u16) {
+    let base = s.base.replace("127.0.0.1", "localhost");
+    let profile = kura_testkit::temp_path("chromium-profile");
+    let c = browser(port, "ja", &profile).await;
+    c.goto(&format!("{base}/signup")).await.unwrap();
+    fill(&c, "#signup-email", "founder@new-kobo.example.jp").await;
+    click(&c, "#signup-submit").await;
+    wait_text(&c, "#signup-form", |t| t.contains("確認コード")).await;
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+    drop(tx);
+    let body = &mails
+        .iter()
+        .find(|m| m.to == "founder@new-kobo.example.jp")
+        .unwrap()
+        .body;
+    let code = body
+        .split(|ch: char| !ch.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    fill(&c, "#signup-code", &code).await;
+    click(&c, "#signup-submit").await;
+    wait_text(&c, "#signup-form", |t| t.contains("契約管理者")).await;
+    fill(&c, "#signup-tenant", "new-kobo").await;
+    fill(&c, "#signup-tenant-name", "新工房").await;
+    fill(&c, "#signup-name", "創業 一郎").await;
+    fill(&c, "#signup-password", PASSWORD).await;
+    click(&c, "#signup-submit").await;
+    wait_eq(&c, "h1", "ワークスペース").await;
     c.close().await.unwrap();
     let _ = std::fs::remove_dir_all(&profile);
 }
