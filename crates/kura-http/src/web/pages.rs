@@ -184,6 +184,16 @@ fn pre_csrf_ok(v: &Visitor, sent: &str) -> bool {
     }
 }
 
+/// A new console session: its cookie, the pre-login CSRF cookie cleared, on to the
+/// workspace.
+fn logged_in(s: &AppState, r: &kura_services::auth::LoginResult) -> Response {
+    let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
+    let mut res = Redirect::to("/").into_response();
+    set_cookie(&mut res, &session_cookie(s, &r.token, max_age));
+    set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+    res
+}
+
 // ---------------------------------------------------------------- login, logout, language
 
 #[derive(Template)]
@@ -252,13 +262,7 @@ pub async fn login_submit(
         )
         .await
     {
-        Ok(r) => {
-            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
-            let mut res = Redirect::to("/").into_response();
-            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
-            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
-            res
-        }
+        Ok(r) => logged_in(&s, &r),
         Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => {
             let (token, cookie) = pre_csrf(&s);
             let p = anon_page(v.tr, "mfa.title", &token, "/login");
@@ -452,13 +456,7 @@ pub async fn invite_submit(
         .accept_invitation(&token, &f.password, SessionKind::Console, &v.ctx)
         .await
     {
-        Ok(r) => {
-            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
-            let mut res = Redirect::to("/").into_response();
-            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
-            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
-            res
-        }
+        Ok(r) => logged_in(&s, &r),
         Err(e) => back_err(&here, &e),
     }
 }
@@ -689,13 +687,7 @@ pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaF
         .complete_mfa_login(&f.challenge, factor, &v.ctx)
         .await
     {
-        Ok(r) => {
-            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
-            let mut res = Redirect::to("/").into_response();
-            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
-            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
-            res
-        }
+        Ok(r) => logged_in(&s, &r),
         Err(e) => {
             let (token, cookie) = pre_csrf(&s);
             let mut p = anon_page(v.tr, "mfa.title", &token, "/login");
@@ -780,13 +772,7 @@ pub async fn login_passkey(
         .complete_passkey_login(&f.ceremony, credential, &v.ctx)
         .await
     {
-        Ok(r) => {
-            let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
-            let mut res = Redirect::to("/").into_response();
-            set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
-            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
-            res
-        }
+        Ok(r) => logged_in(&s, &r),
         Err(e) => {
             let (token, cookie) = pre_csrf(&s);
             let mut p = anon_page(v.tr, "login.title", &token, "/login");
@@ -1066,13 +1052,7 @@ pub async fn signup_submit(
             )
             .await;
         return match r {
-            Ok(r) => {
-                let max_age = r.tenant.settings.session_policy.absolute_lifetime_secs;
-                let mut res = Redirect::to("/").into_response();
-                set_cookie(&mut res, &session_cookie(&s, &r.token, max_age));
-                set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
-                res
-            }
+            Ok(r) => logged_in(&s, &r),
             Err(kura_services::ServiceError::BadCredentials) => signup_view(
                 &s,
                 &v,
