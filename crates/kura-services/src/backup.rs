@@ -207,8 +207,11 @@ impl Services {
                 };
                 blobs.insert(b.clone(), sha_hex(&data));
             }
+            let done = (i + 1) * 20 / all.len().max(1);
             progress(format!(
-                "[{}/{}] {}: {} rows, {} blobs",
+                "[{}{}] {}/{} {}: {} rows, {} blobs",
+                "#".repeat(done),
+                "-".repeat(20 - done),
                 i + 1,
                 all.len(),
                 t.slug,
