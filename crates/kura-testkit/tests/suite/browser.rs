@@ -970,9 +970,10 @@ async fn signup_flow(s: &TestServer, port: u16) {
     c.goto(&format!("{base}/signup")).await.unwrap();
     fill(&c, "#signup-email", "founder@new-kobo.example.jp").await;
     click(&c, "#signup-submit").await;
-    wait_text(&c, "#signup-form", |t| t.contains("確認コード")).await;
+    // The code step (its text names the 6 digits; the first step's does not).
+    wait_text(&c, "#signup-form", |t| t.contains("6 桁")).await;
     let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+    let mails = kura_store::outbox::list(&mut tx, 500).await.unwrap();
     drop(tx);
     let body = &mails
         .iter()
