@@ -72,7 +72,8 @@ impl Services {
             .iter()
             .filter(|n| n.effective_at.day_in_zone("Asia/Tokyo").starts_with(&year))
             .map(|n| (n.show_until.0 - n.effective_at.0).max(0) as f64 / 3_600_000.0)
-            .sum();
+            .sum::<f64>()
+            + 0.0; // (an empty float sum is -0.0)
         let incidents: Vec<_> = self
             .list_incidents()
             .await?

@@ -1746,6 +1746,7 @@ async fn status_page_reports_measured_availability() {
         assert_eq!(j["availability"][0]["samples"], 4);
         assert_eq!(j["availability"][0]["percent"], 75.0);
         assert_eq!(j["availability"][0]["meets_slo"], false);
+        assert_eq!(j["planned_downtime_hours_this_year"].to_string(), "0.0");
         s.clock.advance_secs(60);
         s.services.probe_status().await.unwrap();
         // A two-hour maintenance for everyone counts against the budget.
