@@ -1006,6 +1006,13 @@ async fn backups_are_encrypted_verified_and_rotated() {
         assert_eq!(g.status, "ok");
         assert_eq!(g.verify_status.as_deref(), Some("ok"), "{g:?}");
         assert!(
+            g.verify_detail
+                .as_deref()
+                .unwrap_or_default()
+                .contains("scratch database"),
+            "{g:?}"
+        );
+        assert!(
             g.tenants >= 2 && g.blobs >= 2 && g.blobs_copied == g.blobs,
             "{g:?}"
         );
