@@ -21,28 +21,6 @@ fn gen_dir(id: &str) -> TenantId {
     TenantId::from_string(format!("gen-{id}"))
 }
 
-async fn read_all(store: &Blobs, dir: &TenantId, name: &str) -> std::io::Result<Vec<u8>> {
-    let mut r = store.read_range(dir, name, 0, None).await?;
-    let mut out = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = r.read(&mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        out.extend_from_slice(&buf[..n]);
-    }
-    Ok(out)
-}
-
-async fn write_all(store: &Blobs, dir: &TenantId, name: &str, data: &[u8]) -> std::io::Result<()> {
-    let mut p = store.create(dir, name).await?;
-    for chunk in data.chunks(1024 * 1024) {
-        p.write(chunk).await?;
-    }
-    p.commit().await
-}
-
 /// Progress nobody reads (the scratch restore).
 fn silent(_: String) {}
 
@@ -191,18 +169,19 @@ impl Services {
                 lines.as_bytes(),
             )
             .map_err(|e| ServiceError::internal(e.to_string()))?;
-            write_all(store, &dir, &format!("snap-{}", t.id.as_str()), &sealed)
+            store
+                .write_all(&dir, &format!("snap-{}", t.id.as_str()), &sealed)
                 .await
                 .map_err(io)?;
             bytes += sealed.len() as i64;
             let mut blobs = BTreeMap::new();
             for b in &blob_ids {
-                let have = read_all(store, &t.id, b).await.ok();
+                let have = store.read_all(&t.id, b).await.ok();
                 let data = match have {
                     Some(d) => d,
                     None => {
-                        let d = read_all(&self.blobs, &t.id, b).await.map_err(io)?;
-                        write_all(store, &t.id, b, &d).await.map_err(io)?;
+                        let d = self.blobs.read_all(&t.id, b).await.map_err(io)?;
+                        store.write_all(&t.id, b, &d).await.map_err(io)?;
                         copied += 1;
                         bytes += d.len() as i64;
                         d
@@ -235,7 +214,7 @@ impl Services {
         drop(tx);
         let vault =
             serde_json::to_vec(&vault).map_err(|e| ServiceError::internal(e.to_string()))?;
-        write_all(store, &dir, "vault", &vault).await.map_err(io)?;
+        store.write_all(&dir, "vault", &vault).await.map_err(io)?;
         let manifest = Manifest {
             format: "kura-backup/1".into(),
             generation: id.to_string(),
@@ -257,14 +236,14 @@ impl Services {
             "key_id": self.signing.key_id(),
             "signature": self.signing.sign(body.as_bytes()),
         });
-        write_all(
-            store,
-            &gen_dir(&manifest.generation),
-            "manifest",
-            signed.to_string().as_bytes(),
-        )
-        .await
-        .map_err(io)
+        store
+            .write_all(
+                &gen_dir(&manifest.generation),
+                "manifest",
+                signed.to_string().as_bytes(),
+            )
+            .await
+            .map_err(io)
     }
 
     /// Crypto-shredding in the backups: removes `tenant`'s wrapped keys from the vault copy
@@ -283,7 +262,7 @@ impl Services {
                 continue;
             };
             let dir = gen_dir(&g.id);
-            let Ok(raw) = read_all(&store, &dir, "vault").await else {
+            let Ok(raw) = store.read_all(&dir, "vault").await else {
                 continue;
             };
             let vault: Vec<serde_json::Map<String, serde_json::Value>> =
@@ -294,7 +273,7 @@ impl Services {
                 .collect();
             let bytes =
                 serde_json::to_vec(&kept).map_err(|e| ServiceError::internal(e.to_string()))?;
-            write_all(&store, &dir, "vault", &bytes).await.map_err(io)?;
+            store.write_all(&dir, "vault", &bytes).await.map_err(io)?;
             m.vault_sha256 = sha_hex(&bytes);
             if m.tenants.iter().any(|t| t.tenant_id == tenant.as_str())
                 && !m.shredded.iter().any(|s| s == tenant.as_str())
@@ -310,7 +289,7 @@ impl Services {
     /// Reads and checks a generation's signed manifest.
     async fn read_manifest(&self, id: &str) -> Result<std::result::Result<Manifest, String>> {
         let store = self.backup_store()?;
-        let raw = match read_all(store, &gen_dir(id), "manifest").await {
+        let raw = match store.read_all(&gen_dir(id), "manifest").await {
             Ok(r) => r,
             Err(e) => return Ok(Err(format!("manifest unreadable: {e}"))),
         };
@@ -353,7 +332,7 @@ impl Services {
             Err(e) => return Ok(Err(e)),
         };
         let dir = gen_dir(id);
-        match read_all(&store, &dir, "vault").await {
+        match store.read_all(&dir, "vault").await {
             Ok(v) if sha_hex(&v) == m.vault_sha256 => {}
             _ => return Ok(Err("vault copy missing or altered".into())),
         }
@@ -364,7 +343,7 @@ impl Services {
             .filter(|t| !m.shredded.contains(&t.tenant_id))
         {
             let tid = TenantId::from_string(t.tenant_id.clone());
-            let sealed = match read_all(&store, &dir, &format!("snap-{}", t.tenant_id)).await {
+            let sealed = match store.read_all(&dir, &format!("snap-{}", t.tenant_id)).await {
                 Ok(s) => s,
                 Err(_) => return Ok(Err(format!("{}: snapshot missing", t.slug))),
             };
@@ -408,7 +387,7 @@ impl Services {
             }
             rows_total += expected.values().sum::<i64>();
             for (b, sha) in &t.blobs {
-                match read_all(&store, &tid, b).await {
+                match store.read_all(&tid, b).await {
                     Ok(d) if sha_hex(&d) == *sha => {}
                     _ => return Ok(Err(format!("{}: blob copy {b} missing or altered", t.slug))),
                 }
@@ -644,7 +623,7 @@ impl Services {
             .await?
             .map_err(|e| ServiceError::invalid("generation", e))?;
         let dir = gen_dir(&id);
-        let vault_raw = read_all(&store, &dir, "vault").await.map_err(io)?;
+        let vault_raw = store.read_all(&dir, "vault").await.map_err(io)?;
         if sha_hex(&vault_raw) != m.vault_sha256 {
             return Err(ServiceError::invalid(
                 "generation",
@@ -702,7 +681,8 @@ impl Services {
             let key =
                 kura_crypto::keys::unwrap(&self.keys.master, &t.tenant_id, t.key_version, &wrapped)
                     .map_err(|e| ServiceError::invalid("generation", format!("{}: {e}", t.slug)))?;
-            let sealed = read_all(&store, &dir, &format!("snap-{}", t.tenant_id))
+            let sealed = store
+                .read_all(&dir, &format!("snap-{}", t.tenant_id))
                 .await
                 .map_err(io)?;
             let plain = kura_crypto::field::open(
@@ -726,9 +706,9 @@ impl Services {
             }
             // Blobs first: rows only ever point at blobs that are there.
             for b in t.blobs.keys() {
-                if read_all(&self.blobs, &tid, b).await.is_err() {
-                    let d = read_all(&store, &tid, b).await.map_err(io)?;
-                    write_all(&self.blobs, &tid, b, &d).await.map_err(io)?;
+                if self.blobs.read_all(&tid, b).await.is_err() {
+                    let d = store.read_all(&tid, b).await.map_err(io)?;
+                    self.blobs.write_all(&tid, b, &d).await.map_err(io)?;
                     report.blobs_restored += 1;
                 }
             }

@@ -93,8 +93,14 @@ impl Services {
         let mut parts: Vec<Bytes> = Vec::new();
         let mut tx = self.store.tenant_read(tenant).await?;
         let mut meta = serde_json::Map::new();
+        let (mut files, mut projects) = (Vec::new(), Vec::new());
         for (table, hidden) in METADATA {
             let rows = backup::dump_table(&mut tx, tenant, table).await?;
+            match *table {
+                "files" => files = rows.clone(),
+                "projects" => projects = rows.clone(),
+                _ => {}
+            }
             let rows: Vec<serde_json::Value> = rows
                 .into_iter()
                 .map(|mut r| {
@@ -106,8 +112,6 @@ impl Services {
                 .collect();
             meta.insert(table.to_string(), rows.into());
         }
-        let files = backup::dump_table(&mut tx, tenant, "files").await?;
-        let projects = backup::dump_table(&mut tx, tenant, "projects").await?;
         let mut wanted = Vec::new();
         for f in files
             .iter()

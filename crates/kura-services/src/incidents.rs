@@ -220,8 +220,8 @@ impl Services {
 
     /// Open, notified incidents a tenant should see.
     pub async fn current_incidents(&self, tenant: &kura_domain::TenantId) -> Result<Vec<Incident>> {
-        Ok(self
-            .list_incidents()
+        let mut tx = self.store.system_read().await?;
+        Ok(incidents::open(&mut tx)
             .await?
             .into_iter()
             .filter(|i| i.concerns(tenant) && i.notified_at.is_some() && i.resolved_at.is_none())
@@ -231,8 +231,8 @@ impl Services {
     /// Incidents whose notification is late or missing past the deadline (metrics).
     pub async fn overdue_incidents(&self) -> Result<usize> {
         let now = self.now();
-        Ok(self
-            .list_incidents()
+        let mut tx = self.store.system_read().await?;
+        Ok(incidents::open(&mut tx)
             .await?
             .iter()
             .filter(|i| i.resolved_at.is_none() && i.overdue(now))

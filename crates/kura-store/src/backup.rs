@@ -236,23 +236,16 @@ pub async fn restore_row(
     }
     let names: Vec<&str> = cols.iter().map(|(c, _)| c.as_str()).collect();
     let sql = if table == "tenants" {
-        let sets: Vec<String> = names
+        let updates: Vec<String> = names
             .iter()
-            .zip(&values)
-            .filter(|(c, _)| **c != "id")
-            .map(|(c, v)| format!("{c} = {v}"))
+            .filter(|c| **c != "id")
+            .map(|c| format!("{c} = excluded.{c}"))
             .collect();
         format!(
             "INSERT INTO tenants ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}",
             names.join(", "),
             values.join(", "),
-            sets.iter()
-                .map(|s| {
-                    let (c, _) = s.split_once(" = ").unwrap_or((s, s));
-                    format!("{c} = excluded.{c}")
-                })
-                .collect::<Vec<_>>()
-                .join(", ")
+            updates.join(", ")
         )
     } else if table == "tenant_keys" {
         format!(

@@ -105,6 +105,35 @@ impl Blobs {
         }
     }
 
+    /// A whole object in memory (small objects: backup manifests, snapshots, copies).
+    pub async fn read_all(&self, tenant: &TenantId, name: &str) -> std::io::Result<Vec<u8>> {
+        let mut r = self.read_range(tenant, name, 0, None).await?;
+        let mut all = Vec::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = r.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            all.extend_from_slice(&buf[..n]);
+        }
+        Ok(all)
+    }
+
+    /// Writes a whole object (replacing one of the same name).
+    pub async fn write_all(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        data: &[u8],
+    ) -> std::io::Result<()> {
+        let mut p = self.create(tenant, name).await?;
+        for chunk in data.chunks(1024 * 1024) {
+            p.write(chunk).await?;
+        }
+        p.commit().await
+    }
+
     /// The raw stored bytes of every object, for tests that look at what is at rest.
     pub async fn raw_objects(&self) -> std::io::Result<Vec<(Listed, Vec<u8>)>> {
         let mut out = Vec::new();
@@ -112,18 +141,9 @@ impl Blobs {
             if item.is_temp() {
                 continue;
             }
-            let mut r = self
-                .read_range(&TenantId::from_string(&item.tenant), &item.name, 0, None)
+            let all = self
+                .read_all(&TenantId::from_string(&item.tenant), &item.name)
                 .await?;
-            let mut all = Vec::new();
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = r.read(&mut buf).await?;
-                if n == 0 {
-                    break;
-                }
-                all.extend_from_slice(&buf[..n]);
-            }
             out.push((item, all));
         }
         Ok(out)

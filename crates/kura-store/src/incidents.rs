@@ -77,10 +77,24 @@ pub async fn save(tx: &mut Tx, i: &Incident) -> Result<()> {
 }
 
 pub async fn list(tx: &mut Tx) -> Result<Vec<Incident>> {
+    query(tx, false).await
+}
+
+/// Only open incidents (for the console banner and the status page, on every request).
+pub async fn open(tx: &mut Tx) -> Result<Vec<Incident>> {
+    query(tx, true).await
+}
+
+async fn query(tx: &mut Tx, open_only: bool) -> Result<Vec<Incident>> {
     tx.system_only()?;
-    let rows = sqlx::query(
-        "SELECT id, title_ja, title_en, severity, scope, tenants, detected_at, deadline_at, target, notified_at, resolved_at, updates FROM incidents ORDER BY detected_at DESC, id",
-    )
+    let filter = if open_only {
+        "WHERE resolved_at IS NULL "
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT id, title_ja, title_en, severity, scope, tenants, detected_at, deadline_at, target, notified_at, resolved_at, updates FROM incidents {filter}ORDER BY detected_at DESC, id"
+    ))
     .fetch_all(tx.conn())
     .await?;
     rows.iter()
