@@ -74,9 +74,58 @@ pub fn check_lead_time(
     }
 }
 
+/// The earliest effective time a notice of `kind` published at `published` may have: for a
+/// planned maintenance the start (00:00, Asia/Tokyo) of the first day with five business
+/// days before it; `published` itself for an emergency.
+pub fn earliest_effective(kind: NoticeKind, published: Timestamp) -> Timestamp {
+    const DAY: i64 = 86_400;
+    match kind {
+        NoticeKind::Emergency => published,
+        NoticeKind::SpecChange => published.plus_secs(7 * DAY),
+        NoticeKind::MajorUiChange => published.plus_secs(30 * DAY),
+        NoticeKind::PlannedMaintenance => {
+            let zone = "Asia/Tokyo";
+            (1..120)
+                .filter_map(|k| {
+                    let day = published.plus_secs(k * DAY).day_in_zone(zone);
+                    Timestamp::parse_in_zone(&format!("{day}T00:00"), zone)
+                })
+                .find(|t| check_lead_time(kind, published, *t).is_ok())
+                .unwrap_or(published.plus_secs(120 * DAY))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn earliest_effective_is_the_first_time_the_rule_accepts() {
+        // Friday 2026-11-20 10:00 JST; Monday 23rd is a holiday (勤労感謝の日).
+        let now = Timestamp::parse_in_zone("2026-11-20T10:00", "Asia/Tokyo").unwrap();
+        for kind in [
+            NoticeKind::SpecChange,
+            NoticeKind::MajorUiChange,
+            NoticeKind::PlannedMaintenance,
+            NoticeKind::Emergency,
+        ] {
+            let e = earliest_effective(kind, now);
+            assert!(check_lead_time(kind, now, e).is_ok(), "{kind:?}");
+            if kind != NoticeKind::Emergency {
+                assert!(
+                    check_lead_time(kind, now, Timestamp(e.0 - 86_400_000)).is_err(),
+                    "{kind:?} a day earlier"
+                );
+            }
+        }
+        let pm = earliest_effective(NoticeKind::PlannedMaintenance, now);
+        assert_eq!(
+            pm.to_rfc3339_in_zone("Asia/Tokyo"),
+            "2026-12-01T00:00:00.000+09:00",
+            "the business days 24, 25, 26, 27 and 30 November lie between"
+        );
+    }
 
     fn at(s: &str) -> Timestamp {
         Timestamp::parse_in_zone(s, "Asia/Tokyo").unwrap()

@@ -139,9 +139,9 @@ fn method_str(m: &Method) -> String {
     m.as_str().chars().take(16).collect()
 }
 
-/// Invitation, reset and export tokens travel in the path; the log keeps only a prefix.
+/// Invitation, reset, export and operator login tokens travel in the path; the log keeps only a prefix.
 fn redact_path(path: &str) -> String {
-    for prefix in ["/invite/", "/reset/", "/export/"] {
+    for prefix in ["/invite/", "/reset/", "/export/", "/operator/login/"] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return format!("{prefix}{}…", rest.chars().take(8).collect::<String>());
         }
@@ -189,6 +189,10 @@ mod tests {
         assert_eq!(
             super::redact_path("/invite/kin_abcdefghijklmnopqrstuvwxyz"),
             "/invite/kin_abcd…"
+        );
+        assert_eq!(
+            super::redact_path("/operator/login/kol_abcdefghijklmnopqrstuvwxyz"),
+            "/operator/login/kol_abcd…"
         );
         assert_eq!(super::redact_path("/api/v1/me"), "/api/v1/me");
     }

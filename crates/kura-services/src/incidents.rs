@@ -4,7 +4,7 @@
 //! Japanese business day by default, or hours (e.g. 72 h) — and overdue incidents are
 //! counted in `/metrics`.
 
-use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use crate::{Event, Operator, RequestCtx, Result, ServiceError, Services};
 use kura_domain::Timestamp;
 use kura_store::incidents::{self, Incident, Update};
 use kura_store::tenants;
@@ -31,6 +31,7 @@ impl Services {
     pub async fn operator_open_incident(
         &self,
         n: NewIncident,
+        op: Operator<'_>,
         ctx: &RequestCtx,
     ) -> Result<Incident> {
         if !["low", "medium", "high", "critical"].contains(&n.severity.as_str()) {
@@ -88,7 +89,7 @@ impl Services {
         self.audit(
             &mut tx,
             &system_chain(),
-            &Actor::Operator,
+            &op.actor(),
             ctx,
             Event::new("incident.open")
                 .details(serde_json::json!({ "incident": i.id, "severity": i.severity })),
@@ -107,7 +108,12 @@ impl Services {
     }
 
     /// Mails the affected tenants' contacts (with the latest update) and records the time.
-    pub async fn operator_notify_incident(&self, id: &str, ctx: &RequestCtx) -> Result<Incident> {
+    pub async fn operator_notify_incident(
+        &self,
+        id: &str,
+        op: Operator<'_>,
+        ctx: &RequestCtx,
+    ) -> Result<Incident> {
         let mut i = self.incident(id).await?;
         let now = self.now();
         let mut tx = self.store.system_read().await?;
@@ -117,7 +123,7 @@ impl Services {
         let latest = i.updates.last().cloned();
         for t in all.iter().filter(|t| i.concerns(&t.id)) {
             let detected = i.detected_at.format_in_zone(&t.settings.time_zone);
-            for c in tenants::list_contacts(&mut tx, &t.id).await? {
+            for to in crate::notices::recipients(&mut tx, &t.id).await? {
                 let (subject, body) = if t.settings.default_locale == "ja" {
                     (
                         format!("[Kura 障害のお知らせ] {}", i.title_ja),
@@ -149,7 +155,7 @@ impl Services {
                         ),
                     )
                 };
-                crate::mail::enqueue(&mut tx, Some(&t.id), &c.email, subject, body, now).await?;
+                crate::mail::enqueue(&mut tx, Some(&t.id), &to, subject, body, now).await?;
             }
         }
         if i.notified_at.is_none() {
@@ -159,7 +165,7 @@ impl Services {
         self.audit(
             &mut tx,
             &system_chain(),
-            &Actor::Operator,
+            &op.actor(),
             ctx,
             Event::new("incident.notify").details(serde_json::json!({
                 "incident": i.id,
@@ -179,6 +185,7 @@ impl Services {
         status: &str,
         text_ja: &str,
         text_en: &str,
+        op: Operator<'_>,
         ctx: &RequestCtx,
     ) -> Result<Incident> {
         if !["investigating", "identified", "monitoring", "resolved"].contains(&status) {
@@ -203,7 +210,7 @@ impl Services {
         self.audit(
             &mut tx,
             &system_chain(),
-            &Actor::Operator,
+            &op.actor(),
             ctx,
             Event::new("incident.update")
                 .details(serde_json::json!({ "incident": i.id, "status": status })),

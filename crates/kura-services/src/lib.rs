@@ -15,6 +15,7 @@ pub mod lifecycle;
 pub mod mail;
 pub mod mfa;
 pub mod notices;
+pub mod operator;
 pub mod passkeys;
 pub mod signup;
 pub mod status;
@@ -176,6 +177,8 @@ pub enum Actor<'a> {
     /// The operator, through the CLI. Never has access to tenant data through the product
     /// (IAM-10); what it does is audited.
     Operator,
+    /// The operator, through an operator console session (its name).
+    OperatorConsole(&'a str),
     /// Someone not logged in (login attempts, invitation links).
     Anonymous,
     /// A scheduled job (retention purges and the like).
@@ -186,7 +189,7 @@ impl Actor<'_> {
     fn kind(&self) -> &'static str {
         match self {
             Actor::User(_) => "user",
-            Actor::Operator => "operator",
+            Actor::Operator | Actor::OperatorConsole(_) => "operator",
             Actor::Anonymous => "anonymous",
             Actor::System(_) => "system",
         }
@@ -195,8 +198,26 @@ impl Actor<'_> {
         match self {
             Actor::User(p) => Some(p.user_id.as_str().to_string()),
             Actor::Operator => Some(operator_name()),
+            Actor::OperatorConsole(name) => Some(format!("console:{name}")),
             Actor::Anonymous => None,
             Actor::System(job) => Some(format!("job:{job}")),
+        }
+    }
+}
+
+/// Who acts for the operator: the CLI (recorded as the OS user) or an operator console
+/// session (recorded by the name its login link was made for).
+#[derive(Debug, Clone, Copy)]
+pub enum Operator<'a> {
+    Cli,
+    Console(&'a str),
+}
+
+impl<'a> Operator<'a> {
+    pub(crate) fn actor(self) -> Actor<'a> {
+        match self {
+            Operator::Cli => Actor::Operator,
+            Operator::Console(name) => Actor::OperatorConsole(name),
         }
     }
 }

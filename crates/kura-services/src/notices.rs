@@ -1,9 +1,9 @@
 //! Service notices (OPS-5): the operator publishes a notice of a kind with its effective
 //! time; Kura refuses one whose lead time breaks the rule (see
 //! [`kura_domain::notice::check_lead_time`]). A notice is mailed to every targeted
-//! tenant's contacts in the same transaction, and shown in their console until it is past.
+//! tenant's contract admins and contacts in the same transaction, and shown in their console until it is past.
 
-use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
+use crate::{Event, Operator, RequestCtx, Result, ServiceError, Services};
 use kura_domain::notice::{check_lead_time, NoticeKind};
 use kura_domain::Timestamp;
 use kura_store::notices::{self, Notice};
@@ -24,8 +24,39 @@ pub struct NewNotice {
     pub tenants: Vec<String>,
 }
 
+/// Who receives a tenant's service notices and incident notifications (TEN-5): its
+/// contract admins (people, not frozen) and its registered contacts, each address once.
+pub(crate) async fn recipients(
+    tx: &mut kura_store::Tx,
+    tenant: &kura_domain::TenantId,
+) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for u in kura_store::users::list(tx, tenant).await? {
+        if u.kind != kura_domain::user::UserKind::Person
+            || u.status == kura_domain::user::UserStatus::Frozen
+        {
+            continue;
+        }
+        let grants = kura_store::roles::grants_of_user(tx, tenant, &u.id).await?;
+        if crate::auth::builtin_role_names(&grants).contains(&"contract_admin") {
+            out.push(u.email);
+        }
+    }
+    for c in tenants::list_contacts(tx, tenant).await? {
+        out.push(c.email);
+    }
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|e| seen.insert(e.to_lowercase()));
+    Ok(out)
+}
+
 impl Services {
-    pub async fn operator_publish_notice(&self, n: NewNotice, ctx: &RequestCtx) -> Result<Notice> {
+    pub async fn operator_publish_notice(
+        &self,
+        n: NewNotice,
+        op: Operator<'_>,
+        ctx: &RequestCtx,
+    ) -> Result<Notice> {
         let kind = NoticeKind::parse(&n.kind).ok_or_else(|| {
             ServiceError::invalid(
                 "kind",
@@ -72,7 +103,7 @@ impl Services {
         let mut mailed = 0;
         for t in &recipients {
             let when = notice.effective_at.format_in_zone(&t.settings.time_zone);
-            for c in tenants::list_contacts(&mut tx, &t.id).await? {
+            for to in crate::notices::recipients(&mut tx, &t.id).await? {
                 let (subject, body) = if t.settings.default_locale == "ja" {
                     (
                         format!("[Kura お知らせ] {}", notice.title_ja),
@@ -90,14 +121,14 @@ impl Services {
                         ),
                     )
                 };
-                crate::mail::enqueue(&mut tx, Some(&t.id), &c.email, subject, body, now).await?;
+                crate::mail::enqueue(&mut tx, Some(&t.id), &to, subject, body, now).await?;
                 mailed += 1;
             }
         }
         self.audit(
             &mut tx,
             &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),
-            &Actor::Operator,
+            &op.actor(),
             ctx,
             Event::new("notice.publish").details(serde_json::json!({
                 "notice": notice.id, "kind": notice.kind, "effective_at": notice.effective_at.to_rfc3339(),

@@ -23,6 +23,7 @@ pub mod keys;
 pub mod lifecycle;
 pub mod mfa;
 pub mod notices;
+pub mod operator;
 pub mod outbox;
 pub mod passkeys;
 pub mod roles;
@@ -286,6 +287,12 @@ const MIGRATIONS: &[Migration] = &[
         name: "signup",
         sqlite: include_str!("../migrations/sqlite/0015_signup.sql"),
         postgres: include_str!("../migrations/postgres/0015_signup.sql"),
+    },
+    Migration {
+        version: 16,
+        name: "operator",
+        sqlite: include_str!("../migrations/sqlite/0016_operator.sql"),
+        postgres: include_str!("../migrations/postgres/0016_operator.sql"),
     },
 ];
 

@@ -65,6 +65,9 @@ pub enum Command {
     /// The incident register.
     #[command(subcommand)]
     Incident(IncidentCmd),
+    /// The operator console (notices and incidents in the browser).
+    #[command(subcommand)]
+    Operator(OperatorCmd),
     /// Backup generations (daily by the job runner; here by hand).
     #[command(subcommand)]
     Backup(BackupCmd),
@@ -243,6 +246,20 @@ pub enum NoticeCmd {
     },
     /// Every notice.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum OperatorCmd {
+    /// Print a one-time link (valid 10 minutes) that opens an operator console session
+    /// (8 hours at most, 30 idle minutes) under NAME, which the audit log records.
+    LoginLink {
+        #[arg(long)]
+        name: String,
+    },
+    /// Operator console sessions and links, newest first.
+    Sessions,
+    /// End every operator console session and unused link.
+    LogoutAll,
 }
 
 #[derive(Subcommand, Debug)]
@@ -533,6 +550,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         show_until: until.as_deref().map(when).transpose()?,
                         tenants: tenant,
                     },
+                    kura_services::Operator::Cli,
                     &ctx(),
                 )
                 .await
@@ -597,29 +615,90 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                                 detected_at,
                                 target,
                             },
+                            kura_services::Operator::Cli,
                             &ctx(),
                         )
                         .await
                         .map_err(err)?;
                     show(&i);
                 }
-                IncidentCmd::Notify { id } => {
-                    show(&s.operator_notify_incident(&id, &ctx()).await.map_err(err)?)
-                }
+                IncidentCmd::Notify { id } => show(
+                    &s.operator_notify_incident(&id, kura_services::Operator::Cli, &ctx())
+                        .await
+                        .map_err(err)?,
+                ),
                 IncidentCmd::Update {
                     id,
                     status,
                     text_ja,
                     text_en,
                 } => show(
-                    &s.operator_update_incident(&id, &status, &text_ja, &text_en, &ctx())
-                        .await
-                        .map_err(err)?,
+                    &s.operator_update_incident(
+                        &id,
+                        &status,
+                        &text_ja,
+                        &text_en,
+                        kura_services::Operator::Cli,
+                        &ctx(),
+                    )
+                    .await
+                    .map_err(err)?,
                 ),
                 IncidentCmd::List => {
                     for i in s.list_incidents().await? {
                         show(&i);
                     }
+                }
+            }
+            Ok(0)
+        }
+        Command::Operator(cmd) => {
+            let s = services(&cfg).await?;
+            let err = |e: kura_services::ServiceError| anyhow::anyhow!("{e}");
+            match cmd {
+                OperatorCmd::LoginLink { name } => {
+                    let (link, expires) =
+                        s.operator_login_link(&name, &ctx()).await.map_err(err)?;
+                    println!(
+                        "{}/operator/login/{link}",
+                        s.config.public_url.trim_end_matches('/')
+                    );
+                    eprintln!(
+                        "one use, valid until {}; open it in a browser to sign in as operator {name:?}",
+                        expires.to_rfc3339()
+                    );
+                }
+                OperatorCmd::Sessions => {
+                    let now = s.now();
+                    for o in s.operator_sessions().await.map_err(err)? {
+                        let state = if o.ended_at.is_some() {
+                            "ended"
+                        } else if o.started_at.is_none() {
+                            if o.link_expires_at > now {
+                                "link pending"
+                            } else {
+                                "link expired"
+                            }
+                        } else if o.expires_at.is_some_and(|e| e <= now) {
+                            "expired"
+                        } else {
+                            "active"
+                        };
+                        println!(
+                            "{}  {:<20} {:<13} created {}  last seen {}",
+                            o.id,
+                            o.name,
+                            state,
+                            o.created_at.to_rfc3339(),
+                            o.last_seen_at
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_else(|| "-".into())
+                        );
+                    }
+                }
+                OperatorCmd::LogoutAll => {
+                    let n = s.operator_end_sessions(&ctx()).await.map_err(err)?;
+                    println!("{n} operator session(s) and link(s) ended");
                 }
             }
             Ok(0)

@@ -6,6 +6,7 @@
 //! no session yet, use a double-submit cookie.
 
 pub mod i18n;
+mod operator;
 mod pages;
 
 use crate::extract::{cookie, request_ctx, token_from, TokenSource};
@@ -99,6 +100,7 @@ pub fn router() -> Router<AppState> {
             get(pages::signup_page).post(pages::signup_submit),
         )
         .route("/export/{token}", get(pages::termination_export))
+        .merge(operator::router())
         .fallback(pages::not_found)
 }
 

@@ -56,7 +56,7 @@ fn known(tr: &Tr, key: &str) -> Option<&'static str> {
 }
 
 impl Flash {
-    fn notice(&self, tr: &Tr) -> Option<String> {
+    pub(super) fn notice(&self, tr: &Tr) -> Option<String> {
         if self.out.is_some() {
             return Some(tr.t("login.logged_out").to_string());
         }
@@ -65,7 +65,7 @@ impl Flash {
             .and_then(|k| known(tr, &format!("ok.{k}")))
             .map(str::to_string)
     }
-    fn error(&self, tr: &Tr) -> Option<String> {
+    pub(super) fn error(&self, tr: &Tr) -> Option<String> {
         if self.expired.is_some() {
             return Some(tr.t("login.expired").to_string());
         }
@@ -158,12 +158,12 @@ async fn act<T>(
     }
 }
 
-fn csrf_rejected(path: &str) -> Response {
+pub(super) fn csrf_rejected(path: &str) -> Response {
     Redirect::to(&format!("{path}?err=csrf")).into_response()
 }
 
 /// A fresh pre-session CSRF token and the cookie carrying it.
-fn pre_csrf(state: &AppState) -> (String, String) {
+pub(super) fn pre_csrf(state: &AppState) -> (String, String) {
     let token = kura_crypto::token::random_string().unwrap_or_default();
     let secure = if state.http.secure_cookies {
         "; Secure"
@@ -177,7 +177,7 @@ fn pre_csrf(state: &AppState) -> (String, String) {
     (token, cookie)
 }
 
-fn pre_csrf_ok(v: &Visitor, sent: &str) -> bool {
+pub(super) fn pre_csrf_ok(v: &Visitor, sent: &str) -> bool {
     match &v.pre_csrf {
         Some(c) => !c.is_empty() && kura_crypto::ct_eq(c.as_bytes(), sent.as_bytes()),
         None => false,

@@ -834,29 +834,88 @@ async fn logs_flow(s: &TestServer, port: u16) {
     fill(&c, "#login-password", PASSWORD).await;
     click(&c, "#login-submit").await;
     wait_eq(&c, "h1", "ワークスペース").await;
-    // A service notice appears on every page of the tenant it is for.
-    s.services
-        .operator_publish_notice(
-            kura_services::notices::NewNotice {
-                kind: "emergency".into(),
-                title_ja: "障害のお知らせ".into(),
-                title_en: "Incident notice".into(),
-                body_ja: "復旧しました。".into(),
-                body_en: "Resolved.".into(),
-                effective_at: {
-                    use kura_domain::Clock;
-                    s.clock.now()
-                },
-                show_until: None,
-                tenants: vec!["e2e-logs".into()],
-            },
-            &Default::default(),
-        )
+    // The operator, signed in to the operator console by a CLI link, publishes a notice
+    // and an incident for this tenant; both appear on every page of its console.
+    let (link, _) = s
+        .services
+        .operator_login_link("e2e-operator", &Default::default())
         .await
         .unwrap();
-    c.refresh().await.unwrap();
-    wait_contains(&c, ".banner-title", "障害のお知らせ").await;
-    wait_contains(&c, ".banner-kind", "緊急のお知らせ").await;
+    c.goto(&format!("{base}/operator/login/{link}"))
+        .await
+        .unwrap();
+    click(&c, "#op-login").await;
+    wait_contains(&c, "#operator-name", "e2e-operator").await;
+    wait_contains(&c, "#op-tenants", "e2e-logs").await;
+    click(&c, "#op-nav-notices").await;
+    wait_eq(&c, "h1", "お知らせ").await;
+    let tomorrow = {
+        use kura_domain::Clock;
+        s.clock
+            .now()
+            .plus_secs(86_400)
+            .to_rfc3339_in_zone("Asia/Tokyo")[..16]
+            .to_string()
+    };
+    click(&c, "input[name=kind][value=planned_maintenance]").await;
+    c.execute(
+        "document.querySelector('#notice-effective').value = arguments[0];",
+        vec![json!(tomorrow)],
+    )
+    .await
+    .unwrap();
+    fill(&c, "#notice-title-ja", "障害のお知らせ").await;
+    fill(&c, "#notice-title-en", "Incident notice").await;
+    fill(&c, "#notice-body-ja", "復旧しました。").await;
+    click(&c, "input[name=tenant][value=e2e-logs]").await;
+    click(&c, "#notice-publish").await;
+    // Planned maintenance tomorrow breaks the five-business-day rule: refused, form kept.
+    wait_contains(&c, "#error", "事前告知の期間が足りません").await;
+    let kept = c
+        .find(Locator::Css("#notice-title-ja"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(kept.as_deref(), Some("障害のお知らせ"));
+    assert!(c
+        .find(Locator::Css("input[name=tenant][value=e2e-logs]"))
+        .await
+        .unwrap()
+        .is_selected()
+        .await
+        .unwrap());
+    // An emergency notice may be published at any time.
+    click(&c, "input[name=kind][value=emergency]").await;
+    click(&c, "#notice-publish").await;
+    wait_contains(&c, "#notice", "お知らせを公開").await;
+    wait_contains(&c, "#op-notices", "障害のお知らせ").await;
+    click(&c, "#op-nav-incidents").await;
+    fill(&c, "#incident-title-ja", "ダウンロードの遅延").await;
+    fill(&c, "#incident-title-en", "Slow downloads").await;
+    fill(&c, "#incident-scope", "ダウンロード").await;
+    click(&c, "input[name=tenant][value=e2e-logs]").await;
+    click(&c, "#incident-open").await;
+    wait_contains(&c, "#notice", "インシデントを登録しました").await;
+    fill(&c, "#update-text-ja", "原因を調査しています。").await;
+    fill(&c, "#update-text-en", "Investigating.").await;
+    click(&c, "#incident-post-update").await;
+    wait_contains(&c, "#incident-updates", "原因を調査しています").await;
+    click(&c, "#incident-notify").await;
+    wait_contains(&c, "#notice", "通知しました").await;
+    wait_contains(&c, "#incident-notified", "分後").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_contains(&c, "main", "緊急のお知らせ").await;
+    wait_contains(&c, "main", "障害のお知らせ").await;
+    wait_contains(&c, "main", "障害発生中").await;
+    wait_contains(&c, "main", "ダウンロードの遅延").await;
+    // The operator signs out; the tenant's own session is untouched.
+    c.goto(&format!("{base}/operator")).await.unwrap();
+    click(&c, "#op-logout").await;
+    wait_contains(&c, "#op-login-help", "kura operator login-link").await;
+    c.goto(&format!("{base}/")).await.unwrap();
+    wait_eq(&c, "h1", "ワークスペース").await;
     click(&c, "#nav-audit").await;
     wait_contains(&c, "#chain-status", "").await;
     fill(&c, "#filter-action", "folder.").await;
