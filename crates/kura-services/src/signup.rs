@@ -124,8 +124,8 @@ impl Services {
             return Err(ServiceError::BadCredentials);
         }
         tx.commit().await?;
-        let created = self
-            .create_tenant(
+        let created = match self
+            .create_tenant_as(
                 NewTenant {
                     slug: d.tenant_slug,
                     name: d.tenant_name,
@@ -134,9 +134,21 @@ impl Services {
                     locale: s.locale.clone(),
                     time_zone: None,
                 },
+                &crate::Actor::Anonymous,
+                false,
                 ctx,
             )
-            .await?;
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                // A taken tenant ID or a bad name loses nothing: the token works again.
+                let mut tx = self.store.system_tx().await?;
+                signup::unmark_used(&mut tx, &s.id).await?;
+                tx.commit().await?;
+                return Err(e);
+            }
+        };
         let invite = created
             .invitation_link
             .rsplit('/')

@@ -35,6 +35,20 @@ pub struct CreatedTenant {
 impl Services {
     /// Operator: creates a tenant and invites its contract admin (TEN-1).
     pub async fn create_tenant(&self, input: NewTenant, ctx: &RequestCtx) -> Result<CreatedTenant> {
+        self.create_tenant_as(input, &Actor::Operator, true, ctx)
+            .await
+    }
+
+    /// Creates a tenant for `actor` (the operator, or a self-service sign-up); the contract
+    /// admin's invitation is mailed when `mail_invitation` (a sign-up sets the password at
+    /// once and gets a welcome mail instead).
+    pub(crate) async fn create_tenant_as(
+        &self,
+        input: NewTenant,
+        actor: &Actor<'_>,
+        mail_invitation: bool,
+        ctx: &RequestCtx,
+    ) -> Result<CreatedTenant> {
         let slug = validate_slug(&input.slug)?;
         let name = validate_name("name", &input.name)?;
         let email = validate_email(&input.admin_email)?;
@@ -60,7 +74,7 @@ impl Services {
         self.audit(
             &mut tx,
             &tenant.id,
-            &Actor::Operator,
+            actor,
             ctx,
             Event::new("tenant.create")
                 .target("tenant", &tenant.id)
@@ -71,7 +85,7 @@ impl Services {
             .invite_in_tx(
                 &mut tx,
                 &tenant,
-                &Actor::Operator,
+                actor,
                 ctx,
                 NewUser {
                     email,
@@ -85,6 +99,7 @@ impl Services {
                     )),
                     max_label: None,
                 },
+                mail_invitation,
             )
             .await?;
         tx.commit().await?;

@@ -234,6 +234,7 @@ impl Services {
         actor: &Actor<'_>,
         ctx: &RequestCtx,
         input: NewUser,
+        send_mail: bool,
     ) -> Result<(User, String)> {
         let email = validate_email(&input.email)?;
         let display_name = if input.display_name.trim().is_empty() {
@@ -296,7 +297,9 @@ impl Services {
             expires: &expires_at.format_in_zone(&tenant.settings.time_zone),
             role: &role_label,
         });
-        mail::enqueue(tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+        if send_mail {
+            mail::enqueue(tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+        }
         self.audit(
             tx,
             &tenant.id,
@@ -337,6 +340,7 @@ impl Services {
                 &Actor::User(&auth.principal),
                 ctx,
                 input,
+                true,
             )
             .await?;
         tx.commit().await?;
@@ -353,7 +357,7 @@ impl Services {
         let tenant = self.operator_find_tenant(slug).await?;
         let mut tx = self.store.tenant_tx(&tenant.id).await?;
         let out = self
-            .invite_in_tx(&mut tx, &tenant, &Actor::Operator, ctx, input)
+            .invite_in_tx(&mut tx, &tenant, &Actor::Operator, ctx, input, true)
             .await?;
         tx.commit().await?;
         Ok(out)

@@ -101,3 +101,13 @@ pub async fn mark_used(tx: &mut Tx, id: &str, now: Timestamp) -> Result<bool> {
             == 1,
     )
 }
+
+/// Makes a request usable again (provisioning failed after it was marked used).
+pub async fn unmark_used(tx: &mut Tx, id: &str) -> Result<()> {
+    tx.system_only()?;
+    sqlx::query("UPDATE signups SET used_at = NULL WHERE id = $1")
+        .bind(id)
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}

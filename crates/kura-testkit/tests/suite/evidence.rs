@@ -2311,6 +2311,12 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         let details = |password: &str| json!({ "signup_token": token, "tenant": "sato-kobo", "tenant_name": "佐藤工房", "display_name": "佐藤", "password": password });
         let (st, e) = post("/api/v1/signup/complete", details("password")).await;
         assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+        // A tenant ID already taken is refused and loses nothing: the token still works.
+        s.create_tenant("taken-kobo").await;
+        let mut taken = details(kura_testkit::PASSWORD);
+        taken["tenant"] = json!("taken-kobo");
+        let (st, e) = post("/api/v1/signup/complete", taken).await;
+        assert_eq!(st, StatusCode::CONFLICT, "{e}");
         let (st, l) = post("/api/v1/signup/complete", details(kura_testkit::PASSWORD)).await;
         assert_eq!(st, StatusCode::OK, "{l}");
         let (_, me) = s.get("/api/v1/me", l["token"].as_str().unwrap()).await;
@@ -2324,6 +2330,21 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         assert!(mails
             .iter()
             .any(|m| m.subject.contains("ようこそ") && m.body.contains("sato-kobo")));
+        // The welcome mail only: no invitation link for a password already set.
+        assert!(
+            !mails
+                .iter()
+                .any(|m| m.to == "sato@signup.example.jp" && m.body.contains("/invite/")),
+            "no invitation mail"
+        );
+        // Recorded as a sign-up, not as an operator action.
+        let (_, audit) = s
+            .get(
+                "/api/v1/audit?action=tenant.create",
+                l["token"].as_str().unwrap(),
+            )
+            .await;
+        assert_eq!(audit["items"][0]["actor_kind"], "anonymous", "{audit}");
         s.stop().await;
     }
 }
