@@ -472,7 +472,14 @@ pub fn toml_of(cfg: &Config) -> String {
         s.push_str(&format!("backup_dir = {:?}\n", d.display().to_string()));
     }
     s.push_str(&format!("storage = {:?}\n", cfg.storage));
-    if cfg.storage == "s3" {
+    s.push_str(&format!(
+        "backup_storage = {:?}\nbackup_s3_prefix = {:?}\n",
+        cfg.backup_storage, cfg.backup_s3_prefix
+    ));
+    if let Some(b) = &cfg.backup_s3_bucket {
+        s.push_str(&format!("backup_s3_bucket = {b:?}\n"));
+    }
+    if cfg.storage == "s3" || cfg.backup_storage == "s3" {
         for (k, v) in [
             ("s3_bucket", &cfg.s3_bucket),
             ("s3_endpoint", &cfg.s3_endpoint),

@@ -1093,8 +1093,21 @@ async fn backups_are_encrypted_verified_and_rotated() {
 /// audit chain verifying.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_one_tenant_alone_and_everything_into_a_fresh_database() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
+    // Every backend with local storage; and once with the files and the backups in S3,
+    // restored into a fresh database and an empty bucket.
+    let runs = backends()
+        .into_iter()
+        .map(|b| (b, false))
+        .chain([(kura_testkit::Backend::Sqlite, true)]);
+    for (b, s3) in runs {
+        let mut cfg = test_config(b);
+        if s3 {
+            kura_testkit::use_s3(&mut cfg).await;
+            cfg.backup_storage = "s3".into();
+            cfg.backup_s3_bucket = cfg.s3_bucket.clone();
+            cfg.backup_s3_prefix = "kura-backups".into();
+        }
+        let s = TestServer::start_with(cfg, b).await;
         let a = s.create_tenant("rs-a").await;
         let bt = s.create_tenant("rs-b").await;
         let (_, f) = s
@@ -1124,6 +1137,56 @@ async fn restore_one_tenant_alone_and_everything_into_a_fresh_database() {
         let file: serde_json::Value = res.json().await.unwrap();
         let fid = file["file"]["id"].as_str().unwrap().to_string();
         assert_eq!(run_cli(&s.cfg, &["backup", "run"]).await, 0);
+        let g = &s.services.list_backups().await.unwrap()[0];
+        assert_eq!(g.verify_status.as_deref(), Some("ok"), "{g:?}");
+        if s3 {
+            // The generation is in the bucket, and nothing there is readable.
+            let bucket = s.cfg.s3_bucket.clone().unwrap();
+            let listing = s
+                .client
+                .get(format!(
+                    "{}/{bucket}?list-type=2&prefix=kura-backups/",
+                    kura_testkit::s3_endpoint()
+                ))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let keys: Vec<&str> = listing
+                .split("<Key>")
+                .skip(1)
+                .filter_map(|k| k.split("</Key>").next())
+                .collect();
+            assert!(
+                keys.iter()
+                    .any(|k| k.ends_with(&format!("/gen-{}/manifest", g.id))),
+                "{keys:?}"
+            );
+            assert!(keys
+                .iter()
+                .any(|k| k.ends_with(&format!("snap-{}", a.tenant_id))));
+            for k in &keys {
+                let bytes = s
+                    .client
+                    .get(format!("{}/{bucket}/{k}", kura_testkit::s3_endpoint()))
+                    .send()
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                assert!(
+                    !String::from_utf8_lossy(&bytes).contains(&a.admin_email),
+                    "{k} holds plaintext"
+                );
+                assert!(
+                    !bytes.windows(64).any(|w| w == &content[1000..1064]),
+                    "{k} holds the file in the clear"
+                );
+            }
+        }
 
         // After the backup: A trashes and purges its file and adds a folder; B adds one.
         s.call(
@@ -1203,6 +1266,13 @@ async fn restore_one_tenant_alone_and_everything_into_a_fresh_database() {
         fresh.master_key = s.cfg.master_key.clone();
         fresh.signing_key = s.cfg.signing_key.clone();
         fresh.backup_dir = Some(s.cfg.data_dir.join("backups"));
+        if s3 {
+            // A new, empty bucket for the files; the backups where they were.
+            kura_testkit::use_s3(&mut fresh).await;
+            fresh.backup_storage = "s3".into();
+            fresh.backup_s3_bucket = s.cfg.backup_s3_bucket.clone();
+            fresh.backup_s3_prefix = s.cfg.backup_s3_prefix.clone();
+        }
         let gen = s.services.list_backups().await.unwrap()[0].id.clone();
         assert_eq!(
             run_cli(&fresh, &["backup", "restore", "--generation", &gen]).await,
