@@ -2,7 +2,8 @@
 //! `metadata.json` (folders, projects, files and versions, users without credentials,
 //! roles, grants, contacts, usage), `audit.jsonl` (the signed audit export, verifiable
 //! offline), `access.csv`, `files.json` (archive path → project, name, version, SHA-256)
-//! and every live file's current version under `files/`.
+//! and every live file's current version under `files/`. The logs are spooled (sealed with
+//! a per-download key) to learn their size; nothing is held in memory whole.
 
 use crate::audit::ExportFormat;
 use crate::{Result, ServiceError, Services};
@@ -78,12 +79,119 @@ fn safe_name(s: &str) -> String {
         .collect()
 }
 
-async fn collect(mut s: crate::audit::ExportStream) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(chunk) = s.next().await {
-        out.extend_from_slice(&chunk.map_err(|e| ServiceError::internal(e.to_string()))?);
+/// A log export spooled to a temporary file while its size (which the tar header needs
+/// first) is counted: sealed in 64 KiB chunks (AES-256-GCM) with a key that lives only in
+/// memory for this one download, so nothing readable is left at rest and memory stays
+/// constant however long the logs are. The file is removed when the stream ends or is
+/// dropped.
+struct Spool {
+    file: SpoolFile,
+    key: kura_crypto::keys::SecretKey,
+    size: u64,
+}
+
+/// Removes the spool file when dropped.
+struct SpoolFile(std::path::PathBuf);
+
+impl Drop for SpoolFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
-    Ok(out)
+}
+
+const SPOOL_CHUNK: usize = 64 * 1024;
+
+fn spool_err(e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::internal(format!("export spool: {e}"))
+}
+
+async fn spool(mut s: crate::audit::ExportStream, name: &str) -> Result<Spool> {
+    use tokio::io::AsyncWriteExt;
+    let key = kura_crypto::keys::SecretKey::generate().map_err(spool_err)?;
+    let file = SpoolFile(
+        std::env::temp_dir().join(format!("kura-export-{}-{name}", kura_domain::ids::new_id())),
+    );
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    opts.mode(0o600);
+    let mut out = tokio::io::BufWriter::new(opts.open(&file.0).await.map_err(spool_err)?);
+    let (mut buf, mut size, mut index) = (Vec::with_capacity(SPOOL_CHUNK), 0u64, 0u64);
+    let seal_chunk = |chunk: &[u8], index: u64| -> Result<Vec<u8>> {
+        let sealed = kura_crypto::field::seal(&key, "", "export-spool", index as i64, chunk)
+            .map_err(spool_err)?;
+        let mut framed = (sealed.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&sealed);
+        Ok(framed)
+    };
+    loop {
+        let next = s.next().await;
+        let done = next.is_none();
+        if let Some(chunk) = next {
+            let chunk = chunk.map_err(spool_err)?;
+            size += chunk.len() as u64;
+            buf.extend_from_slice(&chunk);
+        }
+        while buf.len() >= SPOOL_CHUNK || (done && !buf.is_empty()) {
+            let n = buf.len().min(SPOOL_CHUNK);
+            let framed = seal_chunk(&buf[..n], index)?;
+            out.write_all(&framed).await.map_err(spool_err)?;
+            buf.drain(..n);
+            index += 1;
+        }
+        if done {
+            break;
+        }
+    }
+    out.flush().await.map_err(spool_err)?;
+    Ok(Spool { file, key, size })
+}
+
+/// The spooled bytes again, chunk by chunk; each chunk's index is bound to its seal, so
+/// chunks cannot be reordered or dropped unnoticed.
+fn unspool(sp: Spool) -> crate::files::ByteStream {
+    use tokio::io::AsyncReadExt;
+    let state = (
+        sp,
+        None::<tokio::io::BufReader<tokio::fs::File>>,
+        0u64,
+        0u64,
+    );
+    Box::pin(futures_util::stream::try_unfold(
+        state,
+        |(sp, reader, index, sent)| async move {
+            let mut reader = match reader {
+                Some(r) => r,
+                None => tokio::io::BufReader::new(tokio::fs::File::open(&sp.file.0).await?),
+            };
+            if sent == sp.size {
+                return Ok(None);
+            }
+            let mut len = [0u8; 4];
+            reader.read_exact(&mut len).await?;
+            let mut sealed = vec![0u8; u32::from_be_bytes(len) as usize];
+            reader.read_exact(&mut sealed).await?;
+            let plain =
+                kura_crypto::field::open(&sp.key, "", "export-spool", index as i64, &sealed)
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let sent = sent + plain.len() as u64;
+            Ok(Some((
+                Bytes::from(plain),
+                (sp, Some(reader), index + 1, sent),
+            )))
+        },
+    ))
+}
+
+/// A tar member whose body is a spooled stream.
+fn spooled_member(name: &str, sp: Spool, mtime: i64) -> crate::files::ByteStream {
+    let header = Bytes::copy_from_slice(&tar_header(name, sp.size, mtime));
+    let pad = Bytes::from(padding(sp.size));
+    Box::pin(
+        futures_util::stream::once(async move { Ok(header) })
+            .chain(unspool(sp))
+            .chain(futures_util::stream::once(async move { Ok(pad) })),
+    )
 }
 
 impl Services {
@@ -163,19 +271,15 @@ impl Services {
                 .settings
                 .time_zone
         };
-        let audit = collect(self.audit_export_stream(
-            tenant,
-            &zone,
-            Default::default(),
-            ExportFormat::Jsonl,
-        ))
+        let audit = spool(
+            self.audit_export_stream(tenant, &zone, Default::default(), ExportFormat::Jsonl),
+            "audit",
+        )
         .await?;
-        let access = collect(self.access_export_stream(
-            tenant,
-            &zone,
-            Default::default(),
-            ExportFormat::Csv,
-        ))
+        let access = spool(
+            self.access_export_stream(tenant, &zone, Default::default(), ExportFormat::Csv),
+            "access",
+        )
         .await?;
         let json = |v: serde_json::Value| serde_json::to_vec_pretty(&v).unwrap_or_default();
         parts.extend(member(
@@ -184,9 +288,9 @@ impl Services {
             mtime,
         ));
         parts.extend(member("kura-export/files.json", json(index.into()), mtime));
-        parts.extend(member("kura-export/audit.jsonl", audit, mtime));
-        parts.extend(member("kura-export/access.csv", access, mtime));
-        let head = futures_util::stream::iter(parts.into_iter().map(Ok));
+        let head = futures_util::stream::iter(parts.into_iter().map(Ok))
+            .chain(spooled_member("kura-export/audit.jsonl", audit, mtime))
+            .chain(spooled_member("kura-export/access.csv", access, mtime));
         let services = self.clone();
         let tenant = tenant.clone();
         let files = futures_util::stream::iter(wanted)
@@ -212,5 +316,43 @@ impl Services {
         // Two empty blocks end the archive.
         let end = futures_util::stream::once(async { Ok(Bytes::from(vec![0u8; 1024])) });
         Ok(Box::pin(head.chain(files).chain(end)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn spooled_logs_come_back_byte_for_byte_and_leave_nothing_readable() {
+        // Uneven pieces across several 64 KiB chunks.
+        let data: Vec<u8> = (0..300_001u32)
+            .map(|i| b"kura-export-marker "[(i % 19) as usize])
+            .collect();
+        let pieces: Vec<std::io::Result<Bytes>> = data
+            .chunks(7_777)
+            .map(|c| Ok(Bytes::copy_from_slice(c)))
+            .collect();
+        let sp = spool(Box::pin(futures_util::stream::iter(pieces)), "test")
+            .await
+            .unwrap();
+        assert_eq!(sp.size, data.len() as u64);
+        let path = sp.file.0.clone();
+        let at_rest = std::fs::read(&path).unwrap();
+        assert!(!at_rest.windows(19).any(|w| w == b"kura-export-marker "));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read the spool");
+        }
+        let mut back = Vec::new();
+        let mut s = unspool(sp);
+        while let Some(chunk) = s.next().await {
+            back.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!(back, data);
+        drop(s);
+        assert!(!path.exists(), "the spool file is removed");
     }
 }
