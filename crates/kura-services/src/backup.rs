@@ -32,6 +32,248 @@ fn sha_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
 
+/// Plaintext per sealed snapshot frame.
+const SNAP_CHUNK: usize = 1024 * 1024;
+
+fn frame_purpose(generation: &str, index: u64) -> String {
+    format!("backup:{generation}:{index}")
+}
+
+/// Writes a snapshot as frames `u32 length ‖ sealed chunk`, each sealed with the tenant's
+/// data key and bound to its generation and position: a frame moved, dropped or altered
+/// does not open, and the signed manifest records how many there are. Memory: one chunk.
+struct SnapshotWriter<'a> {
+    out: kura_store::blobs::PendingBlob,
+    key: &'a kura_crypto::keys::SecretKey,
+    tenant: &'a str,
+    generation: &'a str,
+    version: i64,
+    buf: Vec<u8>,
+    chunks: u64,
+    hasher: Sha256,
+    bytes: i64,
+}
+
+impl SnapshotWriter<'_> {
+    async fn line(&mut self, line: &[u8]) -> Result<()> {
+        self.hasher.update(line);
+        self.hasher.update(b"\n");
+        self.buf.extend_from_slice(line);
+        self.buf.push(b'\n');
+        while self.buf.len() >= SNAP_CHUNK {
+            self.frame(SNAP_CHUNK).await?;
+        }
+        Ok(())
+    }
+
+    async fn frame(&mut self, n: usize) -> Result<()> {
+        let sealed = kura_crypto::field::seal(
+            self.key,
+            self.tenant,
+            &frame_purpose(self.generation, self.chunks),
+            self.version,
+            &self.buf[..n],
+        )
+        .map_err(|e| ServiceError::internal(e.to_string()))?;
+        self.out
+            .write(&(sealed.len() as u32).to_be_bytes())
+            .await
+            .map_err(io)?;
+        self.out.write(&sealed).await.map_err(io)?;
+        self.buf.drain(..n);
+        self.chunks += 1;
+        self.bytes += 4 + sealed.len() as i64;
+        Ok(())
+    }
+
+    /// (SHA-256 of the plaintext, frames, bytes written)
+    async fn finish(mut self) -> Result<(String, u64, i64)> {
+        if !self.buf.is_empty() || self.chunks == 0 {
+            self.frame(self.buf.len()).await?;
+        }
+        self.out.commit().await.map_err(io)?;
+        Ok((hex::encode(self.hasher.finalize()), self.chunks, self.bytes))
+    }
+}
+
+/// Reads a snapshot back line by line, frame by frame; at the end, checks the frame count,
+/// that nothing follows, and the plaintext hash against the manifest.
+struct SnapshotReader {
+    input: kura_store::blobs::BlobReader,
+    key: kura_crypto::keys::SecretKey,
+    entry: TenantEntry,
+    generation: String,
+    index: u64,
+    carry: Vec<u8>,
+    start: usize,
+    hasher: Sha256,
+    legacy_done: bool,
+}
+
+impl SnapshotReader {
+    async fn open(
+        store: &Blobs,
+        generation: &str,
+        entry: &TenantEntry,
+        key: kura_crypto::keys::SecretKey,
+    ) -> std::result::Result<Self, String> {
+        let input = store
+            .read_range(
+                &gen_dir(generation),
+                &format!("snap-{}", entry.tenant_id),
+                0,
+                None,
+            )
+            .await
+            .map_err(|_| format!("{}: snapshot missing", entry.slug))?;
+        Ok(SnapshotReader {
+            input,
+            key,
+            entry: entry.clone(),
+            generation: generation.to_string(),
+            index: 0,
+            carry: Vec::new(),
+            start: 0,
+            hasher: Sha256::new(),
+            legacy_done: false,
+        })
+    }
+
+    fn altered(&self) -> String {
+        format!("{}: snapshot does not decrypt (altered)", self.entry.slug)
+    }
+
+    /// The next plaintext piece into `carry`; false at the end.
+    async fn fill(&mut self) -> std::result::Result<bool, String> {
+        self.carry.drain(..self.start);
+        self.start = 0;
+        if self.entry.snapshot_chunks == 0 {
+            // kura-backup/1: the whole snapshot is one sealed object.
+            if self.legacy_done {
+                return Ok(false);
+            }
+            let mut sealed = Vec::new();
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = self.input.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                sealed.extend_from_slice(&buf[..n]);
+            }
+            let plain = kura_crypto::field::open(
+                &self.key,
+                &self.entry.tenant_id,
+                &format!("backup:{}", self.generation),
+                self.entry.key_version,
+                &sealed,
+            )
+            .map_err(|_| self.altered())?;
+            self.hasher.update(&plain);
+            self.carry.extend_from_slice(&plain);
+            self.legacy_done = true;
+            return Ok(true);
+        }
+        if self.index == self.entry.snapshot_chunks {
+            let mut extra = [0u8; 1];
+            return match self.input.read(&mut extra).await {
+                Ok(0) => Ok(false),
+                _ => Err(format!("{}: snapshot has extra bytes", self.entry.slug)),
+            };
+        }
+        let mut len = [0u8; 4];
+        self.input
+            .read_exact(&mut len)
+            .await
+            .map_err(|_| format!("{}: snapshot truncated", self.entry.slug))?;
+        let len = u32::from_be_bytes(len) as usize;
+        if len > SNAP_CHUNK + 64 {
+            return Err(self.altered());
+        }
+        let mut sealed = vec![0u8; len];
+        self.input
+            .read_exact(&mut sealed)
+            .await
+            .map_err(|_| format!("{}: snapshot truncated", self.entry.slug))?;
+        let plain = kura_crypto::field::open(
+            &self.key,
+            &self.entry.tenant_id,
+            &frame_purpose(&self.generation, self.index),
+            self.entry.key_version,
+            &sealed,
+        )
+        .map_err(|_| self.altered())?;
+        self.index += 1;
+        self.hasher.update(&plain);
+        self.carry.extend_from_slice(&plain);
+        Ok(true)
+    }
+
+    /// The next row line (`{"t": table, "r": row}`), or None at the end — after which the
+    /// hash has been checked.
+    async fn next_line(&mut self) -> std::result::Result<Option<serde_json::Value>, String> {
+        loop {
+            if let Some(nl) = self.carry[self.start..].iter().position(|b| *b == b'\n') {
+                let line = &self.carry[self.start..self.start + nl];
+                self.start += nl + 1;
+                if line.is_empty() {
+                    continue;
+                }
+                return serde_json::from_slice(line)
+                    .map(Some)
+                    .map_err(|_| format!("{}: snapshot line unreadable", self.entry.slug));
+            }
+            if !self.fill().await? {
+                if self.start < self.carry.len() {
+                    return Err(format!("{}: snapshot ends mid-line", self.entry.slug));
+                }
+                let sha = hex::encode(std::mem::take(&mut self.hasher).finalize());
+                if sha != self.entry.snapshot_sha256 {
+                    return Err(format!("{}: snapshot hash differs", self.entry.slug));
+                }
+                return Ok(None);
+            }
+        }
+    }
+}
+
+/// Copies one object between stores in 1 MiB pieces; returns its SHA-256 and size.
+async fn copy_object(
+    from: &Blobs,
+    to: &Blobs,
+    tenant: &TenantId,
+    name: &str,
+) -> std::io::Result<(String, i64)> {
+    let mut r = from.read_range(tenant, name, 0, None).await?;
+    let mut w = to.create(tenant, name).await?;
+    let (mut h, mut buf, mut size) = (Sha256::new(), vec![0u8; 1024 * 1024], 0i64);
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+        w.write(&buf[..n]).await?;
+        size += n as i64;
+    }
+    w.commit().await?;
+    Ok((hex::encode(h.finalize()), size))
+}
+
+/// The SHA-256 of a stored object, read in pieces.
+async fn object_sha(store: &Blobs, tenant: &TenantId, name: &str) -> std::io::Result<String> {
+    let mut r = store.read_range(tenant, name, 0, None).await?;
+    let (mut h, mut buf) = (Sha256::new(), vec![0u8; 1024 * 1024]);
+    loop {
+        let n = r.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
 /// What the manifest says about one tenant.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TenantEntry {
@@ -39,6 +281,10 @@ pub struct TenantEntry {
     pub slug: String,
     pub key_version: i64,
     pub snapshot_sha256: String,
+    /// Sealed frames of the snapshot (`kura-backup/2`); 0: one sealed object
+    /// (`kura-backup/1`, still readable).
+    #[serde(default)]
+    pub snapshot_chunks: u64,
     pub rows: BTreeMap<String, i64>,
     /// Blob id → SHA-256 of the encrypted bytes.
     pub blobs: BTreeMap<String, String>,
@@ -142,8 +388,22 @@ impl Services {
         let mut entries = Vec::new();
         let (mut copied, mut bytes) = (0i64, 0i64);
         for (i, t) in all.iter().enumerate() {
+            let (version, key) = self.current_key(&t.id).await?;
+            let mut snap = SnapshotWriter {
+                out: store
+                    .create(&dir, &format!("snap-{}", t.id.as_str()))
+                    .await
+                    .map_err(io)?,
+                key: &key,
+                tenant: t.id.as_str(),
+                generation: id,
+                version,
+                buf: Vec::with_capacity(SNAP_CHUNK + 64 * 1024),
+                chunks: 0,
+                hasher: Sha256::new(),
+                bytes: 0,
+            };
             let mut tx = self.store.tenant_read(&t.id).await?;
-            let mut lines = String::new();
             let mut rows = BTreeMap::new();
             let mut blob_ids = BTreeSet::new();
             for (table, _) in TENANT_TABLES {
@@ -155,39 +415,32 @@ impl Services {
                             blob_ids.insert(b.to_string());
                         }
                     }
-                    lines.push_str(&serde_json::json!({ "t": table, "r": r }).to_string());
-                    lines.push('\n');
+                    snap.line(
+                        serde_json::json!({ "t": table, "r": r })
+                            .to_string()
+                            .as_bytes(),
+                    )
+                    .await?;
                 }
             }
             drop(tx);
-            let (version, key) = self.current_key(&t.id).await?;
-            let sealed = kura_crypto::field::seal(
-                &key,
-                t.id.as_str(),
-                &format!("backup:{id}"),
-                version,
-                lines.as_bytes(),
-            )
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
-            store
-                .write_all(&dir, &format!("snap-{}", t.id.as_str()), &sealed)
-                .await
-                .map_err(io)?;
-            bytes += sealed.len() as i64;
+            let (snapshot_sha256, snapshot_chunks, written) = snap.finish().await?;
+            bytes += written;
             let mut blobs = BTreeMap::new();
             for b in &blob_ids {
-                let have = store.read_all(&t.id, b).await.ok();
-                let data = match have {
-                    Some(d) => d,
-                    None => {
-                        let d = self.blobs.read_all(&t.id, b).await.map_err(io)?;
-                        store.write_all(&t.id, b, &d).await.map_err(io)?;
+                // A copy already in the store (from an earlier generation) is kept.
+                let sha = match object_sha(store, &t.id, b).await {
+                    Ok(sha) => sha,
+                    Err(_) => {
+                        let (sha, size) = copy_object(&self.blobs, store, &t.id, b)
+                            .await
+                            .map_err(io)?;
                         copied += 1;
-                        bytes += d.len() as i64;
-                        d
+                        bytes += size;
+                        sha
                     }
                 };
-                blobs.insert(b.clone(), sha_hex(&data));
+                blobs.insert(b.clone(), sha);
             }
             let done = (i + 1) * 20 / all.len().max(1);
             progress(format!(
@@ -204,7 +457,8 @@ impl Services {
                 tenant_id: t.id.as_str().to_string(),
                 slug: t.slug.clone(),
                 key_version: version,
-                snapshot_sha256: sha_hex(lines.as_bytes()),
+                snapshot_sha256,
+                snapshot_chunks,
                 rows,
                 blobs,
             });
@@ -216,7 +470,7 @@ impl Services {
             serde_json::to_vec(&vault).map_err(|e| ServiceError::internal(e.to_string()))?;
         store.write_all(&dir, "vault", &vault).await.map_err(io)?;
         let manifest = Manifest {
-            format: "kura-backup/1".into(),
+            format: "kura-backup/2".into(),
             generation: id.to_string(),
             created_at: self.now(),
             region: self.config.backup_region.clone(),
@@ -343,38 +597,25 @@ impl Services {
             .filter(|t| !m.shredded.contains(&t.tenant_id))
         {
             let tid = TenantId::from_string(t.tenant_id.clone());
-            let sealed = match store.read_all(&dir, &format!("snap-{}", t.tenant_id)).await {
-                Ok(s) => s,
-                Err(_) => return Ok(Err(format!("{}: snapshot missing", t.slug))),
-            };
             let key = match self.data_key(&tid, t.key_version).await {
                 Ok(k) => k,
                 Err(_) => return Ok(Err(format!("{}: data key unavailable", t.slug))),
             };
-            let Ok(plain) = kura_crypto::field::open(
-                &key,
-                &t.tenant_id,
-                &format!("backup:{id}"),
-                t.key_version,
-                &sealed,
-            ) else {
-                return Ok(Err(format!(
-                    "{}: snapshot does not decrypt (altered)",
-                    t.slug
-                )));
+            let mut snap = match SnapshotReader::open(&store, id, t, key).await {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(e)),
             };
-            if sha_hex(&plain) != t.snapshot_sha256 {
-                return Ok(Err(format!("{}: snapshot hash differs", t.slug)));
-            }
             let mut counted: BTreeMap<String, i64> = BTreeMap::new();
-            for line in plain.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
-                let v: serde_json::Value = match serde_json::from_slice(line) {
-                    Ok(v) => v,
-                    Err(_) => return Ok(Err(format!("{}: snapshot line unreadable", t.slug))),
-                };
-                *counted
-                    .entry(v["t"].as_str().unwrap_or_default().to_string())
-                    .or_default() += 1;
+            loop {
+                match snap.next_line().await {
+                    Ok(Some(v)) => {
+                        *counted
+                            .entry(v["t"].as_str().unwrap_or_default().to_string())
+                            .or_default() += 1
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Ok(Err(e)),
+                }
             }
             counted.retain(|_, n| *n > 0);
             let mut expected = t.rows.clone();
@@ -387,8 +628,8 @@ impl Services {
             }
             rows_total += expected.values().sum::<i64>();
             for (b, sha) in &t.blobs {
-                match store.read_all(&tid, b).await {
-                    Ok(d) if sha_hex(&d) == *sha => {}
+                match object_sha(&store, &tid, b).await {
+                    Ok(d) if d == *sha => {}
                     _ => return Ok(Err(format!("{}: blob copy {b} missing or altered", t.slug))),
                 }
             }
@@ -681,34 +922,15 @@ impl Services {
             let key =
                 kura_crypto::keys::unwrap(&self.keys.master, &t.tenant_id, t.key_version, &wrapped)
                     .map_err(|e| ServiceError::invalid("generation", format!("{}: {e}", t.slug)))?;
-            let sealed = store
-                .read_all(&dir, &format!("snap-{}", t.tenant_id))
+            let mut snap = SnapshotReader::open(&store, &id, t, key)
                 .await
-                .map_err(io)?;
-            let plain = kura_crypto::field::open(
-                &key,
-                &t.tenant_id,
-                &format!("backup:{id}"),
-                t.key_version,
-                &sealed,
-            )
-            .map_err(|_| {
-                ServiceError::invalid(
-                    "generation",
-                    format!("{}: snapshot does not decrypt", t.slug),
-                )
-            })?;
-            if sha_hex(&plain) != t.snapshot_sha256 {
-                return Err(ServiceError::invalid(
-                    "generation",
-                    format!("{}: snapshot altered", t.slug),
-                ));
-            }
+                .map_err(|e| ServiceError::invalid("generation", e))?;
             // Blobs first: rows only ever point at blobs that are there.
             for b in t.blobs.keys() {
-                if self.blobs.read_all(&tid, b).await.is_err() {
-                    let d = store.read_all(&tid, b).await.map_err(io)?;
-                    self.blobs.write_all(&tid, b, &d).await.map_err(io)?;
+                if self.blobs.read_range(&tid, b, 0, None).await.is_err() {
+                    copy_object(&store, &self.blobs, &tid, b)
+                        .await
+                        .map_err(io)?;
                     report.blobs_restored += 1;
                 }
             }
@@ -716,13 +938,13 @@ impl Services {
             backup::clear_tenant(&mut tx, &tid).await?;
             let mut rows = 0;
             let mut keys_done = false;
-            let lines: Vec<&[u8]> = plain
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .collect();
-            for line in lines {
-                let v: serde_json::Value = serde_json::from_slice(line)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
+            // Rows go in as they are read; the hash is checked at the end, before the
+            // commit — an altered snapshot leaves the tenant as it was.
+            while let Some(v) = snap
+                .next_line()
+                .await
+                .map_err(|e| ServiceError::invalid("generation", e))?
+            {
                 let table = v["t"].as_str().unwrap_or_default();
                 let Some(row) = v["r"].as_object() else {
                     continue;
@@ -803,5 +1025,133 @@ impl Services {
             region: self.config.backup_region.clone(),
             generations_kept: self.config.backup_keep,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (Blobs, std::path::PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("kura-snap-test-{}", kura_domain::ids::new_id()));
+        (Blobs::Local(kura_store::blobs::LocalBlobs::new(&dir)), dir)
+    }
+
+    async fn write(
+        store: &Blobs,
+        key: &kura_crypto::keys::SecretKey,
+        lines: &[String],
+    ) -> TenantEntry {
+        let mut w = SnapshotWriter {
+            out: store.create(&gen_dir("g1"), "snap-t1").await.unwrap(),
+            key,
+            tenant: "t1",
+            generation: "g1",
+            version: 1,
+            buf: Vec::new(),
+            chunks: 0,
+            hasher: Sha256::new(),
+            bytes: 0,
+        };
+        for l in lines {
+            w.line(l.as_bytes()).await.unwrap();
+        }
+        let (sha, chunks, _) = w.finish().await.unwrap();
+        TenantEntry {
+            tenant_id: "t1".into(),
+            slug: "one".into(),
+            key_version: 1,
+            snapshot_sha256: sha,
+            snapshot_chunks: chunks,
+            rows: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+        }
+    }
+
+    async fn read_all(
+        store: &Blobs,
+        key: &kura_crypto::keys::SecretKey,
+        e: &TenantEntry,
+    ) -> std::result::Result<Vec<serde_json::Value>, String> {
+        let mut r = SnapshotReader::open(store, "g1", e, key.clone()).await?;
+        let mut out = Vec::new();
+        while let Some(v) = r.next_line().await? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+
+    #[tokio::test]
+    async fn snapshots_stream_in_sealed_frames_and_any_change_is_found() {
+        let (store, dir) = store();
+        let key = kura_crypto::keys::SecretKey::generate().unwrap();
+        // About 3.5 MiB of rows: four frames, lines crossing frame boundaries.
+        let lines: Vec<String> = (0..30_000)
+            .map(|i| {
+                serde_json::json!({ "t": "audit_events", "r": { "seq": i, "pad": "監査".repeat(20) } })
+                    .to_string()
+            })
+            .collect();
+        let e = write(&store, &key, &lines).await;
+        assert!(e.snapshot_chunks >= 3, "{}", e.snapshot_chunks);
+        let back = read_all(&store, &key, &e).await.unwrap();
+        assert_eq!(back.len(), lines.len());
+        assert_eq!(back[29_999]["r"]["seq"], 29_999);
+        let path = dir.join("gen-g1").join("snap-t1");
+        let good = std::fs::read(&path).unwrap();
+        assert!(!String::from_utf8_lossy(&good).contains("監査"));
+        // Another key, a dropped last frame, two frames swapped, one flipped bit, a tail.
+        let other = kura_crypto::keys::SecretKey::generate().unwrap();
+        assert!(read_all(&store, &other, &e).await.is_err());
+        let frames = {
+            let mut v = Vec::new();
+            let mut at = 0;
+            while at < good.len() {
+                let n = u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
+                v.push(good[at..at + 4 + n].to_vec());
+                at += 4 + n;
+            }
+            v
+        };
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated", frames[..frames.len() - 1].concat()),
+            ("swapped", {
+                let mut f = frames.clone();
+                f.swap(0, 1);
+                f.concat()
+            }),
+            ("flipped", {
+                let mut g = good.clone();
+                g[good.len() / 2] ^= 1;
+                g
+            }),
+            ("tail", [good.clone(), b"x".to_vec()].concat()),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = read_all(&store, &key, &e).await.unwrap_err();
+            assert!(err.starts_with("one:"), "{what}: {err}");
+        }
+        // A recorded hash that differs is found at the end.
+        std::fs::write(&path, &good).unwrap();
+        let mut wrong = e.clone();
+        wrong.snapshot_sha256 = "00".repeat(32);
+        assert!(read_all(&store, &key, &wrong)
+            .await
+            .unwrap_err()
+            .contains("hash differs"));
+        // A kura-backup/1 snapshot (one sealed object) still reads.
+        let plain = format!("{}\n{}\n", lines[0], lines[1]);
+        let sealed =
+            kura_crypto::field::seal(&key, "t1", "backup:g1", 1, plain.as_bytes()).unwrap();
+        std::fs::write(&path, sealed).unwrap();
+        let legacy = TenantEntry {
+            snapshot_chunks: 0,
+            snapshot_sha256: sha_hex(plain.as_bytes()),
+            ..e.clone()
+        };
+        assert_eq!(read_all(&store, &key, &legacy).await.unwrap().len(), 2);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
