@@ -9,6 +9,7 @@
 //! `gen-<id>/manifest`, `gen-<id>/vault`, `gen-<id>/snap-<tenant id>`, `<tenant id>/<blob id>`.
 
 use crate::{Result, ServiceError, Services};
+use futures_util::StreamExt;
 use kura_domain::{TenantId, Timestamp};
 use kura_store::backup::{self, Generation, TENANT_TABLES};
 use kura_store::blobs::Blobs;
@@ -407,21 +408,21 @@ impl Services {
             let mut rows = BTreeMap::new();
             let mut blob_ids = BTreeSet::new();
             for (table, _) in TENANT_TABLES {
-                let dump = backup::dump_table(&mut tx, &t.id, table).await?;
-                rows.insert(table.to_string(), dump.len() as i64);
-                for r in dump {
+                let mut count = 0i64;
+                let mut cursor = backup::stream_table(&mut tx, &t.id, table)?;
+                while let Some(r) = cursor.next().await {
+                    let r = r?;
                     if *table == "file_versions" {
                         if let Some(b) = r.get("blob_id").and_then(|v| v.as_str()) {
                             blob_ids.insert(b.to_string());
                         }
                     }
-                    snap.line(
-                        serde_json::json!({ "t": table, "r": r })
-                            .to_string()
-                            .as_bytes(),
-                    )
-                    .await?;
+                    let line = serde_json::json!({ "t": table, "r": r }).to_string();
+                    snap.line(line.as_bytes()).await?;
+                    count += 1;
                 }
+                drop(cursor);
+                rows.insert(table.to_string(), count);
             }
             drop(tx);
             let (snapshot_sha256, snapshot_chunks, written) = snap.finish().await?;

@@ -81,6 +81,35 @@ pub async fn dump_table(
     Ok(rows.iter().map(row_map).collect())
 }
 
+/// The tenant's rows of `table` one by one, from a cursor — the table is never held in
+/// memory whole (backups).
+pub fn stream_table<'a>(
+    tx: &'a mut Tx,
+    tenant: &TenantId,
+    table: &str,
+) -> Result<futures_util::stream::BoxStream<'a, Result<serde_json::Map<String, serde_json::Value>>>>
+{
+    use futures_util::StreamExt;
+    tx.check(tenant)?;
+    static SQL: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+    let sql = SQL.get_or_init(|| {
+        TENANT_TABLES
+            .iter()
+            .map(|(t, col)| (*t, format!("SELECT * FROM {t} WHERE {col} = $1")))
+            .collect()
+    });
+    let Some((_, sql)) = sql.iter().find(|(t, _)| *t == table) else {
+        return Err(StoreError::Corrupt(format!(
+            "{table} is not a tenant table"
+        )));
+    };
+    Ok(sqlx::query(sql.as_str())
+        .bind(tenant.as_str().to_string())
+        .fetch(tx.conn())
+        .map(|r| r.map(|r| row_map(&r)).map_err(StoreError::from))
+        .boxed())
+}
+
 /// One backup generation as recorded.
 #[derive(Debug, Clone, Serialize)]
 pub struct Generation {
