@@ -97,7 +97,12 @@ impl Services {
                 .max(Timestamp(now.0 + 60_000)),
             tenants: targets.iter().map(|t| t.id.as_str().to_string()).collect(),
         };
-        let recipients = if targets.is_empty() { all } else { targets };
+        // A terminated tenant's contract is over: service notices no longer concern it
+        // (incident notifications still do, during its export window).
+        let recipients: Vec<_> = if targets.is_empty() { all } else { targets }
+            .into_iter()
+            .filter(|t| t.status != kura_domain::tenant::TenantStatus::Terminated)
+            .collect();
         let mut tx = self.store.system_tx().await?;
         notices::insert(&mut tx, &notice).await?;
         let mut mailed = 0;

@@ -1664,7 +1664,12 @@ async fn notices_follow_lead_times_and_reach_their_tenants() {
         let (_, bn) = s.get("/api/v1/notices", &two.admin_token).await;
         assert_eq!(a["items"].as_array().unwrap().len(), 1, "{a}");
         assert_eq!(bn["items"].as_array().unwrap().len(), 0, "{bn}");
-        // An emergency notice, after the fact, for everyone.
+        // An emergency notice, after the fact, for everyone — except a terminated tenant.
+        let ended = s.create_tenant("note-c").await;
+        s.services
+            .operator_terminate_tenant("note-c", &ctx)
+            .await
+            .unwrap();
         s.services
             .operator_publish_notice(
                 notice("emergency", -1, vec![]),
@@ -1675,6 +1680,18 @@ async fn notices_follow_lead_times_and_reach_their_tenants() {
             .unwrap();
         let (_, bn) = s.get("/api/v1/notices", &two.admin_token).await;
         assert_eq!(bn["items"][0]["kind"], "emergency");
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        drop(tx);
+        assert!(mails
+            .iter()
+            .any(|m| m.to == two.admin_email && m.subject.contains("メンテナンス")));
+        assert!(
+            !mails
+                .iter()
+                .any(|m| m.to == ended.admin_email && m.subject.contains("メンテナンス")),
+            "no notices after the contract ended"
+        );
         // Past notices are no longer shown.
         s.clock.advance_secs(20 * 86_400);
         assert!(s
