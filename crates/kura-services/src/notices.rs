@@ -50,6 +50,60 @@ pub(crate) async fn recipients(
     Ok(out)
 }
 
+/// Mails a notice (or its withdrawal) to the contract admins and contacts of the tenants
+/// it is for. A terminated tenant's contract is over: service notices no longer concern
+/// it (incident notifications still do, during its export window). Returns the count.
+async fn mail_notice(
+    tx: &mut kura_store::Tx,
+    notice: &Notice,
+    all: &[kura_store::tenants::Tenant],
+    withdrawn: bool,
+    now: Timestamp,
+) -> Result<usize> {
+    let mut mailed = 0;
+    for t in all.iter().filter(|t| {
+        notice.concerns(&t.id) && t.status != kura_domain::tenant::TenantStatus::Terminated
+    }) {
+        let when = notice.effective_at.format_in_zone(&t.settings.time_zone);
+        let ja = t.settings.default_locale == "ja";
+        let (subject, body) = match (ja, withdrawn) {
+            (true, false) => (
+                format!("[Kura お知らせ] {}", notice.title_ja),
+                format!(
+                    "{} 様\n\n{}\n\n実施日時: {when}\n\n{}",
+                    t.name, notice.title_ja, notice.body_ja
+                ),
+            ),
+            (true, true) => (
+                format!("[Kura お知らせ] 取り消し: {}", notice.title_ja),
+                format!(
+                    "{} 様\n\n先にお知らせした「{}」({when})は取り消しになりました。",
+                    t.name, notice.title_ja
+                ),
+            ),
+            (false, false) => (
+                format!("[Kura notice] {}", notice.title_en),
+                format!(
+                    "To {}\n\n{}\n\nEffective: {when}\n\n{}",
+                    t.name, notice.title_en, notice.body_en
+                ),
+            ),
+            (false, true) => (
+                format!("[Kura notice] Withdrawn: {}", notice.title_en),
+                format!(
+                    "To {}\n\nThe notice \"{}\" ({when}) has been withdrawn.",
+                    t.name, notice.title_en
+                ),
+            ),
+        };
+        for to in recipients(tx, &t.id).await? {
+            crate::mail::enqueue(tx, Some(&t.id), &to, subject.clone(), body.clone(), now).await?;
+            mailed += 1;
+        }
+    }
+    Ok(mailed)
+}
+
 impl Services {
     pub async fn operator_publish_notice(
         &self,
@@ -96,40 +150,11 @@ impl Services {
                 .unwrap_or_else(|| n.effective_at.plus_secs(86_400))
                 .max(Timestamp(now.0 + 60_000)),
             tenants: targets.iter().map(|t| t.id.as_str().to_string()).collect(),
+            withdrawn_at: None,
         };
-        // A terminated tenant's contract is over: service notices no longer concern it
-        // (incident notifications still do, during its export window).
-        let recipients: Vec<_> = if targets.is_empty() { all } else { targets }
-            .into_iter()
-            .filter(|t| t.status != kura_domain::tenant::TenantStatus::Terminated)
-            .collect();
         let mut tx = self.store.system_tx().await?;
         notices::insert(&mut tx, &notice).await?;
-        let mut mailed = 0;
-        for t in &recipients {
-            let when = notice.effective_at.format_in_zone(&t.settings.time_zone);
-            for to in crate::notices::recipients(&mut tx, &t.id).await? {
-                let (subject, body) = if t.settings.default_locale == "ja" {
-                    (
-                        format!("[Kura お知らせ] {}", notice.title_ja),
-                        format!(
-                            "{} 様\n\n{}\n\n実施日時: {when}\n\n{}",
-                            t.name, notice.title_ja, notice.body_ja
-                        ),
-                    )
-                } else {
-                    (
-                        format!("[Kura notice] {}", notice.title_en),
-                        format!(
-                            "To {}\n\n{}\n\nEffective: {when}\n\n{}",
-                            t.name, notice.title_en, notice.body_en
-                        ),
-                    )
-                };
-                crate::mail::enqueue(&mut tx, Some(&t.id), &to, subject, body, now).await?;
-                mailed += 1;
-            }
-        }
+        let mailed = mail_notice(&mut tx, &notice, &all, false, now).await?;
         self.audit(
             &mut tx,
             &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),
@@ -143,6 +168,51 @@ impl Services {
         .await?;
         tx.commit().await?;
         Ok(notice)
+    }
+
+    /// Withdraws a notice that is not past yet (a cancelled maintenance, say): it leaves
+    /// the consoles, no longer counts as planned downtime, and the tenants it was mailed
+    /// to are told.
+    pub async fn operator_withdraw_notice(
+        &self,
+        id: &str,
+        op: Operator<'_>,
+        ctx: &RequestCtx,
+    ) -> Result<Notice> {
+        let now = self.now();
+        let mut tx = self.store.system_read().await?;
+        let notice = notices::list(&mut tx, None)
+            .await?
+            .into_iter()
+            .find(|n| n.id == id)
+            .ok_or(ServiceError::NotFound)?;
+        let all = tenants::list_all(&mut tx).await?;
+        drop(tx);
+        if notice.withdrawn_at.is_some() {
+            return Err(ServiceError::invalid("notice", "was already withdrawn"));
+        }
+        if notice.show_until <= now {
+            return Err(ServiceError::invalid("notice", "is already past"));
+        }
+        let mut tx = self.store.system_tx().await?;
+        if !notices::withdraw(&mut tx, id, now).await? {
+            return Err(ServiceError::invalid("notice", "was already withdrawn"));
+        }
+        let mailed = mail_notice(&mut tx, &notice, &all, true, now).await?;
+        self.audit(
+            &mut tx,
+            &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),
+            &op.actor(),
+            ctx,
+            Event::new("notice.withdraw")
+                .details(serde_json::json!({ "notice": notice.id, "mailed": mailed })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Notice {
+            withdrawn_at: Some(now),
+            ..notice
+        })
     }
 
     /// Notices shown to a tenant now.

@@ -66,7 +66,9 @@ impl Services {
         let year = now.day_in_zone("Asia/Tokyo")[..4].to_string();
         let planned: Vec<&kura_store::notices::Notice> = notices
             .iter()
-            .filter(|n| n.kind == "planned_maintenance" && n.tenants.is_empty())
+            .filter(|n| {
+                n.kind == "planned_maintenance" && n.tenants.is_empty() && n.withdrawn_at.is_none()
+            })
             .collect();
         let hours: f64 = planned
             .iter()

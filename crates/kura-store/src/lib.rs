@@ -294,6 +294,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0016_operator.sql"),
         postgres: include_str!("../migrations/postgres/0016_operator.sql"),
     },
+    Migration {
+        version: 17,
+        name: "notice_withdraw",
+        sqlite: include_str!("../migrations/sqlite/0017_notice_withdraw.sql"),
+        postgres: include_str!("../migrations/postgres/0017_notice_withdraw.sql"),
+    },
 ];
 
 /// The newest schema version this binary knows.

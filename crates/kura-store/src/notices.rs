@@ -18,6 +18,8 @@ pub struct Notice {
     pub show_until: Timestamp,
     /// Tenant ids; empty: every tenant.
     pub tenants: Vec<String>,
+    /// Withdrawn by the operator: no longer shown, and no planned downtime.
+    pub withdrawn_at: Option<Timestamp>,
 }
 
 impl Notice {
@@ -46,12 +48,18 @@ pub async fn insert(tx: &mut Tx, n: &Notice) -> Result<()> {
     Ok(())
 }
 
-/// Notices still shown at `now` (all tenants' when `after` is `None`), newest first.
+/// Notices still shown at `shown_after`, withdrawn ones left out; with `None`, every notice
+/// ever published (withdrawn ones included). Newest first.
 pub async fn list(tx: &mut Tx, shown_after: Option<Timestamp>) -> Result<Vec<Notice>> {
     tx.system_only()?;
-    let rows = sqlx::query(
-        "SELECT id, kind, title_ja, title_en, body_ja, body_en, published_at, effective_at, show_until, tenants FROM notices WHERE show_until > $1 ORDER BY published_at DESC, id",
-    )
+    let live = if shown_after.is_some() {
+        " AND withdrawn_at IS NULL"
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "SELECT id, kind, title_ja, title_en, body_ja, body_en, published_at, effective_at, show_until, tenants, withdrawn_at FROM notices WHERE show_until > $1{live} ORDER BY published_at DESC, id",
+    ))
     .bind(shown_after.map(|t| t.0).unwrap_or(i64::MIN))
     .fetch_all(tx.conn())
     .await?;
@@ -70,7 +78,22 @@ pub async fn list(tx: &mut Tx, shown_after: Option<Timestamp>) -> Result<Vec<Not
                 show_until: Timestamp(r.try_get("show_until")?),
                 tenants: serde_json::from_str(&tenants)
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                withdrawn_at: r.try_get::<Option<i64>, _>("withdrawn_at")?.map(Timestamp),
             })
         })
         .collect()
+}
+
+/// Marks a notice withdrawn; false if it was already (or does not exist).
+pub async fn withdraw(tx: &mut Tx, id: &str, now: Timestamp) -> Result<bool> {
+    tx.system_only()?;
+    Ok(
+        sqlx::query("UPDATE notices SET withdrawn_at = $1 WHERE id = $2 AND withdrawn_at IS NULL")
+            .bind(now.0)
+            .bind(id)
+            .execute(tx.conn())
+            .await?
+            .rows_affected()
+            == 1,
+    )
 }

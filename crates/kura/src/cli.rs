@@ -246,6 +246,9 @@ pub enum NoticeCmd {
     },
     /// Every notice.
     List,
+    /// Withdraw a notice that is not past yet: it leaves the consoles, no longer counts as
+    /// planned downtime, and its tenants are mailed.
+    Withdraw { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -703,11 +706,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Notice(NoticeCmd::Withdraw { id }) => {
+            let s = services(&cfg).await?;
+            let n = s
+                .operator_withdraw_notice(&id, kura_services::Operator::Cli, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("notice {} withdrawn: {} / {}", n.id, n.title_ja, n.title_en);
+            Ok(0)
+        }
         Command::Notice(NoticeCmd::List) => {
             let s = services(&cfg).await?;
             for n in s.all_notices().await? {
                 println!(
-                    "{}  {:<20} effective {}  until {}  {} / {}  tenants: {}",
+                    "{}  {:<20} effective {}  until {}  {} / {}  tenants: {}{}",
                     n.id,
                     n.kind,
                     n.effective_at.to_rfc3339(),
@@ -718,7 +730,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                         "all".to_string()
                     } else {
                         n.tenants.len().to_string()
-                    }
+                    },
+                    n.withdrawn_at
+                        .map(|w| format!("  WITHDRAWN {}", w.to_rfc3339()))
+                        .unwrap_or_default()
                 );
             }
             Ok(0)

@@ -225,6 +225,7 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                             effective_at: i.detected_at,
                             show_until: i.detected_at,
                             tenants: i.tenants.clone(),
+                            withdrawn_at: None,
                         },
                     );
                 }

@@ -41,6 +41,7 @@ pub fn router() -> Router<AppState> {
         )
         .route("/operator/logout", post(logout))
         .route("/operator/notices", get(notices_page).post(notice_publish))
+        .route("/operator/notices/{id}/withdraw", post(notice_withdraw))
         .route(
             "/operator/incidents",
             get(incidents_page).post(incident_open),
@@ -309,6 +310,7 @@ struct NoticeLine {
     published: String,
     tenants: String,
     current: bool,
+    withdrawn: bool,
 }
 
 struct IncidentLine {
@@ -363,7 +365,8 @@ fn notice_lines(
             until: show(n.show_until),
             published: show(n.published_at),
             tenants: tenant_names(&n.tenants, tenants, &c.tr),
-            current: n.show_until > now,
+            current: n.show_until > now && n.withdrawn_at.is_none(),
+            withdrawn: n.withdrawn_at.is_some(),
             id: n.id,
         })
         .collect()
@@ -589,6 +592,25 @@ async fn notice_publish(
             let e = error_line(&c.tr, &e);
             render_notices(&s, &c, &none, draft, Some(e)).await
         }
+    }
+}
+
+async fn notice_withdraw(
+    State(s): State<AppState>,
+    c: OpConsole,
+    Path(id): Path<String>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if !c.csrf_ok(&f.csrf) {
+        return csrf_rejected("/operator/notices");
+    }
+    match s
+        .services
+        .operator_withdraw_notice(&id, c.auth.operator(), &c.ctx)
+        .await
+    {
+        Ok(_) => Redirect::to("/operator/notices?ok=op_withdrawn").into_response(),
+        Err(e) => super::back_err("/operator/notices", &e),
     }
 }
 

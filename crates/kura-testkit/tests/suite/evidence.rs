@@ -1914,6 +1914,40 @@ async fn operator_console_signs_in_by_one_time_link_and_manages_notices_and_inci
             shown["items"][0]["title_ja"], "定期保守のお知らせ",
             "{shown}"
         );
+        // Withdrawn (the maintenance is cancelled): gone from the console, the tenant told,
+        // and only once.
+        let withdraw = format!("/operator/notices/{}/withdraw", notices[0].id);
+        let r = post(
+            withdraw.clone(),
+            op.clone(),
+            vec![("_csrf", "wrong".into())],
+        )
+        .await
+        .unwrap();
+        assert!(location(&r).contains("err=csrf"));
+        let r = post(withdraw.clone(), op.clone(), vec![("_csrf", csrf.clone())])
+            .await
+            .unwrap();
+        assert_eq!(location(&r), "/operator/notices?ok=op_withdrawn");
+        let (_, shown) = s.get("/api/v1/notices", &a.admin_token).await;
+        assert_eq!(shown["items"].as_array().unwrap().len(), 0, "{shown}");
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        drop(tx);
+        assert!(mails
+            .iter()
+            .any(|m| m.to == a.admin_email && m.subject.contains("取り消し: 定期保守")));
+        let r = post(withdraw, op.clone(), vec![("_csrf", csrf.clone())])
+            .await
+            .unwrap();
+        assert!(location(&r).contains("err=invalid"), "{}", location(&r));
+        let listed = get("/operator/notices".into(), op.clone())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(listed.contains("取り消し済み"));
         // An incident for opc-b: a bad severity keeps the form; then opened, updated, notified.
         let incident = |csrf: &str, severity: &str| {
             vec![
@@ -2013,6 +2047,7 @@ async fn operator_console_signs_in_by_one_time_link_and_manages_notices_and_inci
         for action in [
             "operator.login",
             "notice.publish",
+            "notice.withdraw",
             "incident.open",
             "incident.update",
             "incident.notify",
