@@ -149,6 +149,9 @@ pub fn print_banner(url: &str) {
     println!("  Console:  {url}/login?tenant={DEMO_TENANT}");
     println!("  API:      {url}/api/v1/openapi.json");
     println!("  Mail:     {url}/outbox   (invitations and reset links; this machine only)");
+    println!(
+        "  Operator: {url}/operator   (sign in with: cargo run --release -- --data-dir ./kura-demo operator login-link --name you)"
+    );
     println!();
     println!("  Tenant ID: {DEMO_TENANT}    Password for every demo user: {DEMO_PASSWORD}");
     for (email, _, role, folder) in DEMO_USERS {
