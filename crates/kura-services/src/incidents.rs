@@ -99,7 +99,8 @@ impl Services {
         Ok(i)
     }
 
-    async fn incident(&self, id: &str) -> Result<Incident> {
+    /// One incident of the register.
+    pub async fn incident(&self, id: &str) -> Result<Incident> {
         self.list_incidents()
             .await?
             .into_iter()

@@ -47,12 +47,7 @@ impl Services {
         let mut tx = self.store.system_tx().await?;
         lifecycle::insert(&mut tx, &l).await?;
         lifecycle::set_export_token(&mut tx, &t.id, &token.hash).await?;
-        let users = kura_store::users::list(&mut tx, &t.id).await?;
-        for u in &users {
-            let grants = kura_store::roles::grants_of_user(&mut tx, &t.id, &u.id).await?;
-            if !crate::auth::builtin_role_names(&grants).contains(&"contract_admin") {
-                continue;
-            }
+        for u in &kura_store::users::contract_admins(&mut tx, &t.id).await? {
             let locale = u
                 .locale
                 .clone()

@@ -30,18 +30,15 @@ pub(crate) async fn recipients(
     tx: &mut kura_store::Tx,
     tenant: &kura_domain::TenantId,
 ) -> Result<Vec<String>> {
-    let mut out: Vec<String> = Vec::new();
-    for u in kura_store::users::list(tx, tenant).await? {
-        if u.kind != kura_domain::user::UserKind::Person
-            || u.status == kura_domain::user::UserStatus::Frozen
-        {
-            continue;
-        }
-        let grants = kura_store::roles::grants_of_user(tx, tenant, &u.id).await?;
-        if crate::auth::builtin_role_names(&grants).contains(&"contract_admin") {
-            out.push(u.email);
-        }
-    }
+    let mut out: Vec<String> = kura_store::users::contract_admins(tx, tenant)
+        .await?
+        .into_iter()
+        .filter(|u| {
+            u.kind == kura_domain::user::UserKind::Person
+                && u.status != kura_domain::user::UserStatus::Frozen
+        })
+        .map(|u| u.email)
+        .collect();
     for c in tenants::list_contacts(tx, tenant).await? {
         out.push(c.email);
     }

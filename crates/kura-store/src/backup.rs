@@ -68,17 +68,8 @@ pub async fn dump_table(
     tenant: &TenantId,
     table: &str,
 ) -> Result<Vec<serde_json::Map<String, serde_json::Value>>> {
-    tx.check(tenant)?;
-    let Some((_, col)) = TENANT_TABLES.iter().find(|(t, _)| *t == table) else {
-        return Err(StoreError::Corrupt(format!(
-            "{table} is not a tenant table"
-        )));
-    };
-    let rows = sqlx::query(&format!("SELECT * FROM {table} WHERE {col} = $1"))
-        .bind(tenant.as_str())
-        .fetch_all(tx.conn())
-        .await?;
-    Ok(rows.iter().map(row_map).collect())
+    use futures_util::TryStreamExt;
+    stream_table(tx, tenant, table)?.try_collect().await
 }
 
 /// The tenant's rows of `table` one by one, from a cursor — the table is never held in

@@ -105,7 +105,7 @@ impl Blobs {
         }
     }
 
-    /// A whole object in memory (small objects: backup manifests, snapshots, copies).
+    /// A whole object in memory (small objects: backup manifests and vault copies).
     pub async fn read_all(&self, tenant: &TenantId, name: &str) -> std::io::Result<Vec<u8>> {
         let mut r = self.read_range(tenant, name, 0, None).await?;
         let mut all = Vec::new();

@@ -104,6 +104,19 @@ pub async fn list(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<User>> {
     rows.iter().map(from_row).collect()
 }
 
+/// The tenant's contract admins (whatever their state), by e-mail address.
+pub async fn contract_admins(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<User>> {
+    tx.check(tenant)?;
+    let sql = format!(
+        "SELECT {COLS} FROM users u WHERE u.tenant_id = $1 AND EXISTS (SELECT 1 FROM grants g WHERE g.tenant_id = u.tenant_id AND g.user_id = u.id AND g.builtin = 'contract_admin' AND g.scope_kind = 'tenant') ORDER BY email"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
 pub async fn set_status(
     tx: &mut Tx,
     tenant: &TenantId,

@@ -768,20 +768,21 @@ async fn incident_page(
     Query(flash): Query<Flash>,
 ) -> Response {
     let now = s.services.now();
-    let (Ok(tenants), Ok(list)) = (
-        s.services.operator_tenant_lines().await,
-        s.services.list_incidents().await,
-    ) else {
+    let Ok(tenants) = s.services.operator_tenant_lines().await else {
         return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
     };
-    let Some(i) = list.into_iter().find(|i| i.id == id) else {
-        let p = c.page(
-            "err.page_not_found",
-            "incidents",
-            "/operator/incidents",
-            &flash,
-        );
-        return html(StatusCode::NOT_FOUND, MessageTpl { p }.render());
+    let i = match s.services.incident(&id).await {
+        Ok(i) => i,
+        Err(ServiceError::NotFound) => {
+            let p = c.page(
+                "err.page_not_found",
+                "incidents",
+                "/operator/incidents",
+                &flash,
+            );
+            return html(StatusCode::NOT_FOUND, MessageTpl { p }.render());
+        }
+        Err(_) => return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response(),
     };
     let recipients = s
         .services
