@@ -36,26 +36,85 @@ fn sha_hex(data: &[u8]) -> String {
 /// Plaintext per sealed snapshot frame.
 const SNAP_CHUNK: usize = 1024 * 1024;
 
-fn frame_purpose(generation: &str, index: u64) -> String {
-    format!("backup:{generation}:{index}")
+/// Sealed frames (backup snapshots, the termination export's spool): `u32 length ‖
+/// field::seal(key, tenant, "{prefix}:{index}", version, chunk)`. Each frame is bound to
+/// its stream and position: a frame moved, dropped or altered does not open.
+pub(crate) struct FrameCodec<'a> {
+    pub key: &'a kura_crypto::keys::SecretKey,
+    pub tenant: &'a str,
+    pub prefix: String,
+    pub version: i64,
 }
 
-/// Writes a snapshot as frames `u32 length ‖ sealed chunk`, each sealed with the tenant's
-/// data key and bound to its generation and position: a frame moved, dropped or altered
-/// does not open, and the signed manifest records how many there are. Memory: one chunk.
+impl FrameCodec<'_> {
+    /// Frame `index` of `chunk` (at most `SNAP_CHUNK` bytes), length prefix included.
+    pub(crate) fn seal(&self, index: u64, chunk: &[u8]) -> Result<Vec<u8>> {
+        let sealed = kura_crypto::field::seal(
+            self.key,
+            self.tenant,
+            &format!("{}:{index}", self.prefix),
+            self.version,
+            chunk,
+        )
+        .map_err(|e| ServiceError::internal(e.to_string()))?;
+        let mut framed = (sealed.len() as u32).to_be_bytes().to_vec();
+        framed.extend_from_slice(&sealed);
+        Ok(framed)
+    }
+
+    /// The sealed part's length from a frame's prefix; None if no frame is that long.
+    pub(crate) fn length(prefix: [u8; 4]) -> Option<usize> {
+        let n = u32::from_be_bytes(prefix) as usize;
+        (n <= SNAP_CHUNK + 64).then_some(n)
+    }
+
+    /// The plaintext of frame `index`; None if it does not open.
+    pub(crate) fn open(&self, index: u64, sealed: &[u8]) -> Option<Vec<u8>> {
+        kura_crypto::field::open(
+            self.key,
+            self.tenant,
+            &format!("{}:{index}", self.prefix),
+            self.version,
+            sealed,
+        )
+        .ok()
+    }
+}
+
+/// Writes a snapshot as sealed frames under the tenant's data key, purpose
+/// `backup:<generation>`; the signed manifest records how many there are. Memory: one chunk.
 struct SnapshotWriter<'a> {
     out: kura_store::blobs::PendingBlob,
-    key: &'a kura_crypto::keys::SecretKey,
-    tenant: &'a str,
-    generation: &'a str,
-    version: i64,
+    codec: FrameCodec<'a>,
     buf: Vec<u8>,
     chunks: u64,
     hasher: Sha256,
     bytes: i64,
 }
 
-impl SnapshotWriter<'_> {
+impl<'a> SnapshotWriter<'a> {
+    fn new(
+        out: kura_store::blobs::PendingBlob,
+        key: &'a kura_crypto::keys::SecretKey,
+        tenant: &'a str,
+        generation: &str,
+        version: i64,
+    ) -> Self {
+        SnapshotWriter {
+            out,
+            codec: FrameCodec {
+                key,
+                tenant,
+                prefix: format!("backup:{generation}"),
+                version,
+            },
+            buf: Vec::with_capacity(SNAP_CHUNK + 64 * 1024),
+            chunks: 0,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+
     async fn line(&mut self, line: &[u8]) -> Result<()> {
         self.hasher.update(line);
         self.hasher.update(b"\n");
@@ -68,22 +127,11 @@ impl SnapshotWriter<'_> {
     }
 
     async fn frame(&mut self, n: usize) -> Result<()> {
-        let sealed = kura_crypto::field::seal(
-            self.key,
-            self.tenant,
-            &frame_purpose(self.generation, self.chunks),
-            self.version,
-            &self.buf[..n],
-        )
-        .map_err(|e| ServiceError::internal(e.to_string()))?;
-        self.out
-            .write(&(sealed.len() as u32).to_be_bytes())
-            .await
-            .map_err(io)?;
-        self.out.write(&sealed).await.map_err(io)?;
+        let framed = self.codec.seal(self.chunks, &self.buf[..n])?;
+        self.out.write(&framed).await.map_err(io)?;
         self.buf.drain(..n);
         self.chunks += 1;
-        self.bytes += 4 + sealed.len() as i64;
+        self.bytes += framed.len() as i64;
         Ok(())
     }
 
@@ -187,23 +235,23 @@ impl SnapshotReader {
             .read_exact(&mut len)
             .await
             .map_err(|_| format!("{}: snapshot truncated", self.entry.slug))?;
-        let len = u32::from_be_bytes(len) as usize;
-        if len > SNAP_CHUNK + 64 {
+        let Some(len) = FrameCodec::length(len) else {
             return Err(self.altered());
-        }
+        };
         let mut sealed = vec![0u8; len];
         self.input
             .read_exact(&mut sealed)
             .await
             .map_err(|_| format!("{}: snapshot truncated", self.entry.slug))?;
-        let plain = kura_crypto::field::open(
-            &self.key,
-            &self.entry.tenant_id,
-            &frame_purpose(&self.generation, self.index),
-            self.entry.key_version,
-            &sealed,
-        )
-        .map_err(|_| self.altered())?;
+        let codec = FrameCodec {
+            key: &self.key,
+            tenant: &self.entry.tenant_id,
+            prefix: format!("backup:{}", self.generation),
+            version: self.entry.key_version,
+        };
+        let Some(plain) = codec.open(self.index, &sealed) else {
+            return Err(self.altered());
+        };
         self.index += 1;
         self.hasher.update(&plain);
         self.carry.extend_from_slice(&plain);
@@ -390,20 +438,11 @@ impl Services {
         let (mut copied, mut bytes) = (0i64, 0i64);
         for (i, t) in all.iter().enumerate() {
             let (version, key) = self.current_key(&t.id).await?;
-            let mut snap = SnapshotWriter {
-                out: store
-                    .create(&dir, &format!("snap-{}", t.id.as_str()))
-                    .await
-                    .map_err(io)?,
-                key: &key,
-                tenant: t.id.as_str(),
-                generation: id,
-                version,
-                buf: Vec::with_capacity(SNAP_CHUNK + 64 * 1024),
-                chunks: 0,
-                hasher: Sha256::new(),
-                bytes: 0,
-            };
+            let out = store
+                .create(&dir, &format!("snap-{}", t.id.as_str()))
+                .await
+                .map_err(io)?;
+            let mut snap = SnapshotWriter::new(out, &key, t.id.as_str(), id, version);
             let mut tx = self.store.tenant_read(&t.id).await?;
             let mut rows = BTreeMap::new();
             let mut blob_ids = BTreeSet::new();
@@ -1044,17 +1083,8 @@ mod tests {
         key: &kura_crypto::keys::SecretKey,
         lines: &[String],
     ) -> TenantEntry {
-        let mut w = SnapshotWriter {
-            out: store.create(&gen_dir("g1"), "snap-t1").await.unwrap(),
-            key,
-            tenant: "t1",
-            generation: "g1",
-            version: 1,
-            buf: Vec::new(),
-            chunks: 0,
-            hasher: Sha256::new(),
-            bytes: 0,
-        };
+        let out = store.create(&gen_dir("g1"), "snap-t1").await.unwrap();
+        let mut w = SnapshotWriter::new(out, key, "t1", "g1", 1);
         for l in lines {
             w.line(l.as_bytes()).await.unwrap();
         }

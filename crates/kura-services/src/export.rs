@@ -6,6 +6,7 @@
 //! a per-download key) to learn their size; nothing is held in memory whole.
 
 use crate::audit::ExportFormat;
+use crate::backup::FrameCodec;
 use crate::{Result, ServiceError, Services};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -101,6 +102,16 @@ impl Drop for SpoolFile {
 
 const SPOOL_CHUNK: usize = 64 * 1024;
 
+/// The spool's frames: the per-download key, no tenant binding needed.
+fn spool_codec(key: &kura_crypto::keys::SecretKey) -> FrameCodec<'_> {
+    FrameCodec {
+        key,
+        tenant: "",
+        prefix: "export-spool".into(),
+        version: 0,
+    }
+}
+
 fn spool_err(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::internal(format!("export spool: {e}"))
 }
@@ -117,13 +128,7 @@ async fn spool(mut s: crate::audit::ExportStream, name: &str) -> Result<Spool> {
     opts.mode(0o600);
     let mut out = tokio::io::BufWriter::new(opts.open(&file.0).await.map_err(spool_err)?);
     let (mut buf, mut size, mut index) = (Vec::with_capacity(SPOOL_CHUNK), 0u64, 0u64);
-    let seal_chunk = |chunk: &[u8], index: u64| -> Result<Vec<u8>> {
-        let sealed = kura_crypto::field::seal(&key, "", "export-spool", index as i64, chunk)
-            .map_err(spool_err)?;
-        let mut framed = (sealed.len() as u32).to_be_bytes().to_vec();
-        framed.extend_from_slice(&sealed);
-        Ok(framed)
-    };
+    let codec = spool_codec(&key);
     loop {
         let next = s.next().await;
         let done = next.is_none();
@@ -134,7 +139,7 @@ async fn spool(mut s: crate::audit::ExportStream, name: &str) -> Result<Spool> {
         }
         while buf.len() >= SPOOL_CHUNK || (done && !buf.is_empty()) {
             let n = buf.len().min(SPOOL_CHUNK);
-            let framed = seal_chunk(&buf[..n], index)?;
+            let framed = codec.seal(index, &buf[..n])?;
             out.write_all(&framed).await.map_err(spool_err)?;
             buf.drain(..n);
             index += 1;
@@ -169,11 +174,13 @@ fn unspool(sp: Spool) -> crate::files::ByteStream {
             }
             let mut len = [0u8; 4];
             reader.read_exact(&mut len).await?;
-            let mut sealed = vec![0u8; u32::from_be_bytes(len) as usize];
+            let len = FrameCodec::length(len)
+                .ok_or_else(|| std::io::Error::other("export spool: bad frame"))?;
+            let mut sealed = vec![0u8; len];
             reader.read_exact(&mut sealed).await?;
-            let plain =
-                kura_crypto::field::open(&sp.key, "", "export-spool", index as i64, &sealed)
-                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let plain = spool_codec(&sp.key)
+                .open(index, &sealed)
+                .ok_or_else(|| std::io::Error::other("export spool: frame does not open"))?;
             let sent = sent + plain.len() as u64;
             Ok(Some((
                 Bytes::from(plain),
