@@ -1971,29 +1971,24 @@ async fn account_view(
     html(StatusCode::OK, body)
 }
 
-#[derive(Deserialize)]
 pub struct TokenForm {
-    #[serde(default, rename = "_csrf")]
     csrf: String,
-    #[serde(default)]
     name: String,
-    #[serde(default)]
     expires_in_days: Option<i64>,
     /// `area:mode` pairs, as checkboxes named `scope`.
-    #[serde(default, rename = "scope")]
     scopes: Vec<String>,
 }
 
-/// The token form; repeated `scope` fields are parsed by hand (serde_urlencoded keeps only
-/// one).
-fn token_form(raw: &[u8]) -> TokenForm {
+/// The token form from its fields (repeated `scope` check boxes kept, which a struct
+/// extractor would not).
+fn token_form(pairs: Vec<(String, String)>) -> TokenForm {
     let mut f = TokenForm {
         csrf: String::new(),
         name: String::new(),
         expires_in_days: None,
         scopes: Vec::new(),
     };
-    for (k, v) in form_pairs(raw) {
+    for (k, v) in pairs {
         match k.as_str() {
             "_csrf" => f.csrf = v,
             "name" => f.name = v,
@@ -2008,9 +2003,9 @@ fn token_form(raw: &[u8]) -> TokenForm {
 pub async fn token_create(
     State(s): State<AppState>,
     c: Console,
-    axum::extract::RawForm(raw): axum::extract::RawForm,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let f = token_form(&raw);
+    let f = token_form(pairs);
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
     }
@@ -2129,9 +2124,9 @@ pub async fn service_token_create(
     State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
-    axum::extract::RawForm(raw): axum::extract::RawForm,
+    Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
-    let f = token_form(&raw);
+    let f = token_form(pairs);
     let back = format!("/users/{id}/tokens");
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected(&back);
@@ -2175,42 +2170,6 @@ pub async fn service_token_revoke(
             .revoke_service_token(&c.auth, &UserId::from_string(&id), &tid, &c.ctx),
     )
     .await
-}
-
-/// `a=1&b=2` into decoded pairs (repeated keys kept).
-fn form_pairs(raw: &[u8]) -> Vec<(String, String)> {
-    let hex = |b: u8| match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    };
-    let dec = |s: &str| {
-        let bytes = s.as_bytes();
-        let mut out = Vec::with_capacity(bytes.len());
-        let mut i = 0;
-        while i < bytes.len() {
-            match bytes[i] {
-                b'+' => out.push(b' '),
-                b'%' if i + 2 < bytes.len() => {
-                    if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                        out.push(h * 16 + l);
-                        i += 3;
-                        continue;
-                    }
-                    out.push(b'%');
-                }
-                other => out.push(other),
-            }
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).to_string()
-    };
-    String::from_utf8_lossy(raw)
-        .split('&')
-        .filter_map(|kv| kv.split_once('='))
-        .map(|(k, v)| (dec(k), dec(v)))
-        .collect()
 }
 
 pub async fn token_revoke(
