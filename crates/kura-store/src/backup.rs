@@ -191,20 +191,17 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Generation>> {
     .await?;
     rows.iter()
         .map(|r| {
-            let ts = |c: &str| -> Result<Option<Timestamp>> {
-                Ok(r.try_get::<Option<i64>, _>(c)?.map(Timestamp))
-            };
             Ok(Generation {
                 id: r.try_get("id")?,
                 started_at: Timestamp(r.try_get("started_at")?),
-                finished_at: ts("finished_at")?,
+                finished_at: crate::opt_ts(r, "finished_at")?,
                 status: r.try_get("status")?,
                 tenants: r.try_get("tenants")?,
                 rows_saved: r.try_get("rows_saved")?,
                 blobs: r.try_get("blobs")?,
                 blobs_copied: r.try_get("blobs_copied")?,
                 bytes: r.try_get("bytes")?,
-                verified_at: ts("verified_at")?,
+                verified_at: crate::opt_ts(r, "verified_at")?,
                 verify_status: r.try_get("verify_status")?,
                 verify_detail: r.try_get("verify_detail")?,
                 error: r.try_get("error")?,

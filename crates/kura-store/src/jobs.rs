@@ -50,17 +50,14 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Job>> {
     .await?;
     rows.iter()
         .map(|r| {
-            let ts = |c: &str| -> Result<Option<Timestamp>> {
-                Ok(r.try_get::<Option<i64>, _>(c)?.map(Timestamp))
-            };
             Ok(Job {
                 name: r.try_get("name")?,
                 every_secs: r.try_get("every_secs")?,
                 next_due: Timestamp(r.try_get("next_due")?),
                 lease_owner: r.try_get("lease_owner")?,
-                lease_until: ts("lease_until")?,
-                last_started: ts("last_started")?,
-                last_finished: ts("last_finished")?,
+                lease_until: crate::opt_ts(r, "lease_until")?,
+                last_started: crate::opt_ts(r, "last_started")?,
+                last_finished: crate::opt_ts(r, "last_finished")?,
                 last_status: r.try_get("last_status")?,
                 last_error: r.try_get("last_error")?,
                 last_node: r.try_get("last_node")?,

@@ -302,6 +302,13 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
+/// A nullable millisecond column as a time.
+pub(crate) fn opt_ts(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<kura_domain::Timestamp>> {
+    use sqlx::Row;
+    Ok(r.try_get::<Option<i64>, _>(col)?
+        .map(kura_domain::Timestamp))
+}
+
 /// The newest schema version this binary knows.
 pub fn schema_version() -> i64 {
     MIGRATIONS.last().map(|m| m.version).unwrap_or(0)

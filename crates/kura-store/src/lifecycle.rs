@@ -46,18 +46,15 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Lifecycle>> {
     .await?;
     rows.iter()
         .map(|r| {
-            let ts = |c: &str| -> Result<Option<Timestamp>> {
-                Ok(r.try_get::<Option<i64>, _>(c)?.map(Timestamp))
-            };
             Ok(Lifecycle {
                 tenant_id: TenantId::from_string(r.try_get::<String, _>("tenant_id")?),
                 slug: r.try_get("slug")?,
                 terminated_at: Timestamp(r.try_get("terminated_at")?),
                 delete_after: Timestamp(r.try_get("delete_after")?),
                 shred_after: Timestamp(r.try_get("shred_after")?),
-                deleted_at: ts("deleted_at")?,
+                deleted_at: crate::opt_ts(r, "deleted_at")?,
                 deletion: r.try_get("deletion")?,
-                shredded_at: ts("shredded_at")?,
+                shredded_at: crate::opt_ts(r, "shredded_at")?,
                 certificate: r.try_get("certificate")?,
             })
         })

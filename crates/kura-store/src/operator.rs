@@ -23,19 +23,16 @@ pub struct OperatorSession {
 const COLS: &str = "id, name, link_expires_at, csrf_token, created_at, started_at, last_seen_at, expires_at, ended_at";
 
 fn from_row(r: &sqlx::any::AnyRow) -> Result<OperatorSession> {
-    let ts = |c: &str| -> Result<Option<Timestamp>> {
-        Ok(r.try_get::<Option<i64>, _>(c)?.map(Timestamp))
-    };
     Ok(OperatorSession {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         link_expires_at: Timestamp(r.try_get("link_expires_at")?),
         csrf_token: r.try_get("csrf_token")?,
         created_at: Timestamp(r.try_get("created_at")?),
-        started_at: ts("started_at")?,
-        last_seen_at: ts("last_seen_at")?,
-        expires_at: ts("expires_at")?,
-        ended_at: ts("ended_at")?,
+        started_at: crate::opt_ts(r, "started_at")?,
+        last_seen_at: crate::opt_ts(r, "last_seen_at")?,
+        expires_at: crate::opt_ts(r, "expires_at")?,
+        ended_at: crate::opt_ts(r, "ended_at")?,
     })
 }
 
