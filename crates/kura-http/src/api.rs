@@ -5,7 +5,7 @@ use crate::error::ApiError;
 use crate::extract::{ApiJson, Auth, Ctx};
 use crate::AppState;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
 use axum::{Json, Router};
@@ -907,8 +907,7 @@ async fn healthz() -> ApiResult {
 }
 
 async fn readyz(State(s): State<AppState>) -> ApiResult {
-    let db = s.services.store.ping().await;
-    let blobs = s.services.blobs.check().await.is_ok();
+    let (db, blobs) = s.services.readiness().await;
     let word = |up: bool| if up { "ok" } else { "unreachable" };
     let body = json!({
         "status": if db && blobs { "ready" } else { "unavailable" },
@@ -918,7 +917,10 @@ async fn readyz(State(s): State<AppState>) -> ApiResult {
     if db && blobs {
         ok(body)
     } else {
-        Ok((StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response())
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        Ok(res)
     }
 }
 

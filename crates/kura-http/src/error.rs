@@ -84,6 +84,25 @@ impl From<ServiceError> for ApiError {
                 "integrity",
                 "the stored data failed its integrity check and was not returned",
             ),
+            ServiceError::Unavailable(cause) => {
+                tracing::warn!(%cause, "dependency unavailable");
+                ApiError {
+                    retry_after: Some(5),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "unavailable",
+                        "the service is temporarily unavailable; try again shortly",
+                    )
+                }
+            }
+            ServiceError::StorageFull(cause) => {
+                tracing::error!(%cause, "storage full");
+                ApiError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    "storage_full",
+                    "the server's storage is full; nothing was saved — try again later or tell the operator",
+                )
+            }
             ServiceError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
                 ApiError::new(

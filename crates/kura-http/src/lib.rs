@@ -15,8 +15,6 @@ pub mod web;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use kura_services::Services;
-use kura_store::access_log::AccessEntry;
-use tokio::sync::mpsc;
 
 /// HTTP-level settings.
 #[derive(Debug, Clone)]
@@ -57,7 +55,7 @@ impl Default for HttpConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub services: Services,
-    pub access: mpsc::Sender<AccessEntry>,
+    pub access: access::AccessLog,
     pub http: std::sync::Arc<HttpConfig>,
     pub metrics: std::sync::Arc<metrics::HttpMetrics>,
 }

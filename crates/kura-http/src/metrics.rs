@@ -139,6 +139,36 @@ pub async fn metrics(
             );
         }
     }
+    let al = state.access.stats();
+    for (name, help, v) in [
+        (
+            "kura_access_log_written_total",
+            "Access-log entries written to the database (this node).",
+            &al.written,
+        ),
+        (
+            "kura_access_log_spooled_total",
+            "Access-log entries spooled to disk because the queue was full or the database failed; written later (this node).",
+            &al.spooled,
+        ),
+        (
+            "kura_access_log_dropped_total",
+            "Access-log entries lost because not even the spool could take them (this node).",
+            &al.dropped,
+        ),
+        (
+            "kura_access_log_write_failures_total",
+            "Access-log batch writes that failed and were kept for a retry (this node).",
+            &al.write_failures,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        let _ = writeln!(
+            out,
+            "{name} {}",
+            v.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
     let sm = state.services.metrics.snapshot();
     out.push_str(
         "# HELP kura_auth_failures_total Failed log-ins and second factors (this node).\n",
@@ -167,8 +197,7 @@ pub async fn metrics(
         out.push_str("# TYPE kura_incidents_overdue gauge\n");
         let _ = writeln!(out, "kura_incidents_overdue {n}");
     }
-    let db = state.services.store.ping().await;
-    let storage = state.services.blobs.check().await.is_ok();
+    let (db, storage) = state.services.readiness().await;
     out.push_str("# HELP kura_up Whether the database and the blob storage answer (1/0).\n");
     out.push_str("# TYPE kura_up gauge\n");
     let _ = writeln!(out, "kura_up{{component=\"database\"}} {}", u8::from(db));

@@ -724,11 +724,10 @@ impl Services {
         id: &str,
         m: &Manifest,
     ) -> Result<std::result::Result<(), String>> {
-        let store = kura_store::Store::connect(&kura_store::ConnectOptions {
-            url: format!("sqlite://{}", dir.join("scratch.db").display()),
-            max_connections: 2,
-            pg_schema: None,
-        })
+        let store = kura_store::Store::connect(&kura_store::ConnectOptions::new(
+            format!("sqlite://{}", dir.join("scratch.db").display()),
+            2,
+        ))
         .await?;
         store.migrate().await?;
         let mut scratch = self.clone();

@@ -37,6 +37,13 @@ pub enum ServiceError {
     /// Stored data failed authentication (altered, truncated or moved blob).
     #[error("stored data failed its integrity check")]
     Tampered,
+    /// A dependency (database, blob storage) cannot be reached or did not answer in time;
+    /// the request may be retried (503 with `Retry-After`). The cause is for the log only.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    /// The disk under the database or the blob store is full (ENOSPC, EDQUOT, SQLITE_FULL).
+    #[error("storage full: {0}")]
+    StorageFull(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -48,6 +55,25 @@ impl ServiceError {
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         Self::Invalid(DomainError::invalid(field, message))
     }
+
+    /// A blob-store I/O error: a full disk or quota is [`ServiceError::StorageFull`], a
+    /// timeout or unreachable store is [`ServiceError::Unavailable`], anything else internal.
+    pub fn blob_io(context: &str, e: std::io::Error) -> Self {
+        use std::io::ErrorKind;
+        let full = matches!(e.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded)
+            || matches!(e.raw_os_error(), Some(28) | Some(122));
+        if full {
+            return ServiceError::StorageFull(format!("{context}: {e}"));
+        }
+        match e.kind() {
+            ErrorKind::TimedOut
+            | ErrorKind::ConnectionRefused
+            | ErrorKind::ConnectionReset
+            | ErrorKind::ConnectionAborted
+            | ErrorKind::NotConnected => ServiceError::Unavailable(format!("{context}: {e}")),
+            _ => ServiceError::Internal(format!("{context}: {e}")),
+        }
+    }
 }
 
 impl From<StoreError> for ServiceError {
@@ -55,6 +81,8 @@ impl From<StoreError> for ServiceError {
         match e {
             StoreError::NotFound => ServiceError::NotFound,
             StoreError::Conflict(what) => ServiceError::Conflict(what.to_string()),
+            StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
+            StoreError::StorageFull => ServiceError::StorageFull("database".into()),
             other => ServiceError::Internal(other.to_string()),
         }
     }

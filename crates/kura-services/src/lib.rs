@@ -278,8 +278,11 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Where backup generations go (OPS-1); `None`: backups are off.
     pub backups: Option<kura_store::blobs::Blobs>,
-    /// Bounds concurrent Argon2 runs (19 MiB each) so a login flood cannot exhaust memory.
+    /// Bounds concurrent Argon2 runs (19 MiB each) to the number of cores; each run borrows
+    /// a reused workspace from `hash_memory`, so a log-in flood costs a fixed amount of
+    /// memory (cores × 19 MiB) that the next flood reuses, not 19 MiB per attempt.
     hash_permits: Arc<Semaphore>,
+    hash_memory: Arc<std::sync::Mutex<Vec<kura_crypto::password::Workspace>>>,
 }
 
 impl Services {
@@ -292,8 +295,8 @@ impl Services {
         signing: kura_crypto::sign::SigningKey,
     ) -> Self {
         let permits = std::thread::available_parallelism()
-            .map(|n| n.get() * 2)
-            .unwrap_or(4);
+            .map(|n| n.get())
+            .unwrap_or(2);
         Self {
             store,
             clock,
@@ -304,6 +307,7 @@ impl Services {
             metrics: Arc::new(Metrics::default()),
             backups: None,
             hash_permits: Arc::new(Semaphore::new(permits)),
+            hash_memory: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
     }
 
@@ -315,6 +319,21 @@ impl Services {
 
     pub fn now(&self) -> Timestamp {
         self.clock.now()
+    }
+
+    /// Whether the database can take a writer and the blob store answers, each checked
+    /// concurrently within one second (`/readyz`, `/metrics`, the status probe): a stalled
+    /// dependency makes a node unready quickly instead of hanging the check.
+    pub async fn readiness(&self) -> (bool, bool) {
+        let within = std::time::Duration::from_secs(1);
+        let db = self.store.ping(within);
+        let storage = async {
+            matches!(
+                tokio::time::timeout(within, self.blobs.check()).await,
+                Ok(Ok(()))
+            )
+        };
+        tokio::join!(db, storage)
     }
 
     /// Appends an audit event to `tenant`'s chain inside `tx`.
@@ -433,28 +452,42 @@ impl Services {
         }
     }
 
-    /// Runs Argon2 on a blocking thread, at most a few at a time.
-    pub(crate) async fn hash_password(&self, password: String) -> Result<String> {
+    /// Runs `f` with a reused Argon2 workspace on a blocking thread, at most one per core.
+    async fn with_hash_memory<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut kura_crypto::password::Workspace) -> T + Send + 'static,
+    ) -> Result<T> {
         let _permit = self
             .hash_permits
             .acquire()
             .await
             .map_err(|_| ServiceError::internal("hash semaphore closed"))?;
-        tokio::task::spawn_blocking(move || kura_crypto::password::hash(&password))
-            .await
-            .map_err(|_| ServiceError::internal("hash task failed"))?
+        let pool = self.hash_memory.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut ws = pool
+                .lock()
+                .ok()
+                .and_then(|mut p| p.pop())
+                .unwrap_or_default();
+            let out = f(&mut ws);
+            if let Ok(mut p) = pool.lock() {
+                p.push(ws);
+            }
+            out
+        })
+        .await
+        .map_err(|_| ServiceError::internal("hash task failed"))
+    }
+
+    pub(crate) async fn hash_password(&self, password: String) -> Result<String> {
+        self.with_hash_memory(move |ws| kura_crypto::password::hash_with(&password, ws))
+            .await?
             .map_err(|_| ServiceError::internal("password hashing failed"))
     }
 
     pub(crate) async fn verify_password(&self, password: String, phc: String) -> Result<bool> {
-        let _permit = self
-            .hash_permits
-            .acquire()
+        self.with_hash_memory(move |ws| kura_crypto::password::verify_with(&password, &phc, ws))
             .await
-            .map_err(|_| ServiceError::internal("hash semaphore closed"))?;
-        tokio::task::spawn_blocking(move || kura_crypto::password::verify(&password, &phc))
-            .await
-            .map_err(|_| ServiceError::internal("verify task failed"))
     }
 }
 

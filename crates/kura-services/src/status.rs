@@ -34,8 +34,7 @@ pub struct StatusReport {
 impl Services {
     /// One probe: the database and the blob storage answer. Recorded once per run.
     pub async fn probe_status(&self) -> Result<bool> {
-        let db = self.store.ping().await;
-        let storage = self.blobs.check().await.is_ok();
+        let (db, storage) = self.readiness().await;
         let ok = db && storage;
         let detail = format!("database={} storage={}", u8::from(db), u8::from(storage));
         let now = self.now();

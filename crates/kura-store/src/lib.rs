@@ -38,9 +38,11 @@ pub mod workspace;
 
 use kura_domain::TenantId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyConnection, AnyPool, Connection, Executor, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The tenant id under which operator events outside any tenant are chained.
@@ -60,8 +62,55 @@ pub enum StoreError {
     SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is malformed: {0}")]
     Corrupt(String),
+    /// The database cannot be reached or cannot take a writer right now (pool or write-lock
+    /// timeout, connection lost, server shutting down): worth retrying later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database's disk is full (SQLITE_FULL, PostgreSQL 53100).
+    #[error("database storage is full")]
+    StorageFull,
     #[error("database error: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            sqlx::Error::Database(d) => {
+                let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+                match code.as_str() {
+                    // SQLite: SQLITE_FULL (13); PostgreSQL: disk_full.
+                    "13" | "53100" => StoreError::StorageFull,
+                    // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) after the busy timeout;
+                    // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now
+                    // (57P01–57P03), too many connections (53300).
+                    "5" | "6" | "517" | "261" | "53300" | "57P01" | "57P02" | "57P03" => {
+                        StoreError::Unavailable(e.to_string())
+                    }
+                    c if c.starts_with("08") => StoreError::Unavailable(e.to_string()),
+                    _ => StoreError::Db(e),
+                }
+            }
+            _ => StoreError::Db(e),
+        }
+    }
+}
+
+/// Whether a failed statement means the connection itself is gone (worth another one).
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(d) => d.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
 }
 
 impl StoreError {
@@ -99,6 +148,8 @@ pub struct Store {
     /// SQLite has one writer: write transactions queue here instead of failing with
     /// SQLITE_BUSY. Unused on PostgreSQL.
     write_lock: Arc<Mutex<()>>,
+    acquire_timeout: Duration,
+    max_connections: u32,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,26 +169,63 @@ pub enum TxScope {
     System,
 }
 
-enum Inner {
-    Tx(Transaction<'static, sqlx::Any>),
-    /// A plain connection (SQLite single-statement reads on the request hot path).
-    Conn(sqlx::pool::PoolConnection<sqlx::Any>),
-}
-
-/// A database transaction. Dropped without [`Tx::commit`], it rolls back.
+/// A database transaction (or, for [`Store::system_lookup`] on SQLite, a plain connection).
+///
+/// Cancellation-safe: whatever happens to the request that opened it (client gone, timeout,
+/// panic), a transaction either commits in full or is rolled back before its connection goes
+/// back to the pool and before SQLite's write lock is handed to the next writer. `BEGIN` and
+/// `COMMIT` run on a task of their own, so dropping the caller's future part-way cannot leave
+/// them half done; dropping an open `Tx` rolls back on a task of its own, and a connection
+/// whose rollback fails is closed instead of being reused.
 pub struct Tx {
-    inner: Inner,
+    /// Taken only by [`Tx::commit`] and `Drop`, which both end the `Tx`.
+    conn: Option<PoolConnection<Any>>,
+    /// A `BEGIN` is outstanding (false for a plain connection).
+    open: bool,
     scope: TxScope,
     backend: Backend,
-    _write_guard: Option<OwnedMutexGuard<()>>,
+    write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        if !self.open {
+            return;
+        }
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let guard = self.write_guard.take();
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(roll_back(conn, guard));
+            }
+            Err(_) => {
+                // No runtime to roll back on: never reuse a connection inside a transaction.
+                let mut conn = conn;
+                conn.close_on_drop();
+            }
+        }
+    }
+}
+
+/// Rolls back, then releases the connection and (SQLite) the write lock — in that order, so
+/// the next writer never waits on a rollback still in flight.
+async fn roll_back(mut conn: PoolConnection<Any>, guard: Option<OwnedMutexGuard<()>>) {
+    if let Err(e) = (&mut *conn).execute("ROLLBACK").await {
+        tracing::warn!(error = %e, "rollback failed; the connection is closed, not reused");
+        conn.close_on_drop();
+    }
+    drop(conn);
+    drop(guard);
 }
 
 impl Tx {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
-        match &mut self.inner {
-            Inner::Tx(t) => t,
-            Inner::Conn(c) => c,
-        }
+        #[allow(clippy::expect_used)]
+        // Invariant: `conn` is `Some` for the whole life of a `Tx`; only `commit` and `Drop`
+        // take it, and both end the `Tx`.
+        self.conn.as_mut().expect("a live Tx holds its connection")
     }
 
     pub fn backend(&self) -> Backend {
@@ -174,11 +262,33 @@ impl Tx {
         }
     }
 
-    pub async fn commit(self) -> Result<()> {
-        if let Inner::Tx(t) = self.inner {
-            t.commit().await?;
+    /// Commits. The `COMMIT` runs on a task of its own: once called, it completes even if
+    /// the caller's future is dropped, and the write lock is released only after it.
+    pub async fn commit(mut self) -> Result<()> {
+        if !self.open {
+            return Ok(());
         }
-        Ok(())
+        self.open = false;
+        let (Some(mut conn), guard) = (self.conn.take(), self.write_guard.take()) else {
+            return Ok(());
+        };
+        let task = tokio::spawn(async move {
+            let r = (&mut *conn).execute("COMMIT").await;
+            if r.is_err() {
+                // A COMMIT that failed may leave the transaction open (SQLite busy): end it,
+                // or close the connection rather than reuse it.
+                if (&mut *conn).execute("ROLLBACK").await.is_err() {
+                    conn.close_on_drop();
+                }
+            }
+            drop(conn);
+            drop(guard);
+            r
+        });
+        match task.await {
+            Ok(r) => r.map(|_| ()).map_err(StoreError::from),
+            Err(e) => Err(StoreError::Unavailable(format!("commit task: {e}"))),
+        }
     }
 
     /// Runs raw SQL inside this transaction. For tests and maintenance tools only (the tamper
@@ -323,6 +433,20 @@ pub struct ConnectOptions {
     /// PostgreSQL only: a schema to use (created if missing) instead of `public`. The test
     /// suite gives each test its own.
     pub pg_schema: Option<String>,
+    /// How long a request waits for a pooled connection (and, on SQLite, for the write
+    /// lock) before it fails with [`StoreError::Unavailable`] (503).
+    pub acquire_timeout: Duration,
+}
+
+impl ConnectOptions {
+    pub fn new(url: impl Into<String>, max_connections: u32) -> ConnectOptions {
+        ConnectOptions {
+            url: url.into(),
+            max_connections,
+            pg_schema: None,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
 }
 
 impl Store {
@@ -357,6 +481,7 @@ impl Store {
         let schema = opts.pg_schema.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(opts.max_connections.max(1))
+            .acquire_timeout(opts.acquire_timeout)
             // A ping before every checkout is a round trip per query; broken connections
             // surface as errors on use instead.
             .test_before_acquire(false)
@@ -388,6 +513,8 @@ impl Store {
             pool,
             backend,
             write_lock: Arc::new(Mutex::new(())),
+            acquire_timeout: opts.acquire_timeout,
+            max_connections: opts.max_connections.max(1),
         })
     }
 
@@ -455,22 +582,70 @@ impl Store {
         Ok(v.unwrap_or(0))
     }
 
+    /// Opens a transaction on a task of its own, so that a caller dropped part-way can never
+    /// leave a `BEGIN` without its `Tx` (a connection back in the pool inside a transaction,
+    /// holding SQLite's write lock for good). If the caller is gone when it is done, the
+    /// `Tx` is dropped there and rolls back.
     async fn begin(&self, scope: TxScope, write: bool) -> Result<Tx> {
-        let guard = if write && self.backend == Backend::Sqlite {
-            Some(self.write_lock.clone().lock_owned().await)
+        let store = self.clone();
+        match tokio::spawn(async move { store.begin_now(scope, write).await }).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Unavailable(format!("begin task: {e}"))),
+        }
+    }
+
+    async fn begin_now(&self, scope: TxScope, write: bool) -> Result<Tx> {
+        let sqlite_writer = write && self.backend == Backend::Sqlite;
+        let guard = if sqlite_writer {
+            match tokio::time::timeout(self.acquire_timeout, self.write_lock.clone().lock_owned())
+                .await
+            {
+                Ok(g) => Some(g),
+                Err(_) => {
+                    return Err(StoreError::Unavailable(
+                        "timed out waiting for the database's write lock".into(),
+                    ))
+                }
+            }
         } else {
             None
+        };
+        let mut tx = Tx {
+            conn: None,
+            open: false,
+            scope,
+            backend: self.backend,
+            write_guard: guard,
         };
         // SQLite writers begin IMMEDIATE: a deferred transaction that reads, then writes,
         // would fail with SQLITE_BUSY instead of waiting when a previous writer's rollback
         // is still in flight on another connection.
-        let mut inner = if write && self.backend == Backend::Sqlite {
-            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        let statement = if sqlite_writer {
+            "BEGIN IMMEDIATE"
         } else {
-            self.pool.begin().await?
+            "BEGIN"
         };
+        // A pooled connection may have died while idle (PostgreSQL restarted): try another
+        // one rather than fail the request; nothing has happened yet, so this is safe.
+        let mut tries = 0;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            match (&mut *conn).execute(statement).await {
+                Ok(_) => {
+                    tx.conn = Some(conn);
+                    tx.open = true;
+                    break;
+                }
+                Err(e) if connection_lost(&e) && tries <= self.max_connections => {
+                    tracing::info!(error = %e, "dropping a dead pooled connection");
+                    conn.close_on_drop();
+                    tries += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         if self.backend == Backend::Postgres {
-            let (tenant, system) = match &scope {
+            let (tenant, system) = match &tx.scope {
                 TxScope::Tenant(t) => (t.as_str().to_string(), "off"),
                 TxScope::System => (String::new(), "on"),
             };
@@ -479,15 +654,10 @@ impl Store {
             )
             .bind(tenant)
             .bind(system)
-            .execute(&mut *inner)
+            .execute(tx.conn())
             .await?;
         }
-        Ok(Tx {
-            inner: Inner::Tx(inner),
-            scope,
-            backend: self.backend,
-            _write_guard: guard,
-        })
+        Ok(tx)
     }
 
     /// A transaction that may read and write one tenant's rows only.
@@ -512,10 +682,11 @@ impl Store {
     pub async fn system_lookup(&self) -> Result<Tx> {
         match self.backend {
             Backend::Sqlite => Ok(Tx {
-                inner: Inner::Conn(self.pool.acquire().await?),
+                conn: Some(self.pool.acquire().await?),
+                open: false,
                 scope: TxScope::System,
                 backend: self.backend,
-                _write_guard: None,
+                write_guard: None,
             }),
             Backend::Postgres => self.system_read().await,
         }
@@ -526,9 +697,22 @@ impl Store {
         self.begin(TxScope::System, false).await
     }
 
-    /// Is the database reachable? (for `/readyz`)
-    pub async fn ping(&self) -> bool {
-        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    /// Is the database reachable, and can a writer proceed? (for `/readyz`). A write
+    /// transaction is opened (on SQLite: the write lock and `BEGIN IMMEDIATE`; on PostgreSQL:
+    /// a transaction that must not be read-only) and rolled back, within `within`.
+    pub async fn ping(&self, within: Duration) -> bool {
+        let probe = async {
+            let mut tx = self.system_tx().await?;
+            let ro: String = sqlx::query_scalar(match self.backend {
+                Backend::Postgres => "SELECT current_setting('transaction_read_only')",
+                Backend::Sqlite => "SELECT 'off'",
+            })
+            .fetch_one(tx.conn())
+            .await?;
+            drop(tx);
+            Ok::<bool, StoreError>(ro == "off")
+        };
+        matches!(tokio::time::timeout(within, probe).await, Ok(Ok(true)))
     }
 
     pub async fn close(&self) {

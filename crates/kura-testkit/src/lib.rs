@@ -517,3 +517,60 @@ pub async fn raw_sql(cfg: &Config, sql: &str) {
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(unique(name))
 }
+
+/// Runs a scalar query (`SELECT COUNT(*) …`) against a test server's database, outside Kura.
+pub async fn raw_count(cfg: &Config, sql: &str) -> i64 {
+    let url = cfg.database_url();
+    if url.starts_with("sqlite:") {
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    } else {
+        let schema = cfg.database_schema.clone().unwrap();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .after_connect(move |c, _| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    sqlx::Executor::execute(c, format!("SET search_path TO {schema}").as_str())
+                        .await
+                        .map(|_| ())
+                })
+            })
+            .connect(&url)
+            .await
+            .unwrap();
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(&pool).await.unwrap();
+        pool.close().await;
+        n
+    }
+}
+
+/// The `kura` binary next to the test binaries (`target/<profile>/kura`), built if needed —
+/// for tests that run real `kura serve` processes.
+pub fn kura_binary() -> PathBuf {
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .args(["build", "-q", "-p", "kura", "--bin", "kura"])
+            .status()
+            .expect("cargo build");
+    assert!(status.success());
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("kura");
+    assert!(bin.exists(), "{}", bin.display());
+    bin
+}
+
+/// A folder row for store-level tests.
+pub fn folder_row(name: &str) -> kura_store::workspace::Folder {
+    kura_store::workspace::Folder {
+        labels: Default::default(),
+        id: kura_domain::FolderId::generate(),
+        parent_id: None,
+        name: name.into(),
+        created_by: None,
+        created_at: kura_domain::Timestamp(1),
+        updated_at: kura_domain::Timestamp(1),
+    }
+}

@@ -20,6 +20,12 @@ pub struct Config {
     pub database_schema: Option<String>,
     /// Connection pool size.
     pub db_max_connections: u32,
+    /// Seconds a request waits for a database connection (and, on SQLite, for the write
+    /// lock) before it is answered 503 with `Retry-After`.
+    pub db_acquire_timeout_secs: u64,
+    /// Access-log entries queued in memory for the batch writer; beyond this (or while the
+    /// database fails) entries go to `<data_dir>/spool` and are written later.
+    pub access_log_queue: usize,
     /// The URL users reach Kura at (links in mail). Default: `http://localhost:<port>`.
     pub public_url: Option<String>,
     /// `__Host-` cookies with `Secure` (works on https and on http://localhost).
@@ -131,6 +137,8 @@ pub const KEYS: &[&str] = &[
     "database_url",
     "database_schema",
     "db_max_connections",
+    "db_acquire_timeout_secs",
+    "access_log_queue",
     "public_url",
     "secure_cookies",
     "body_limit_bytes",
@@ -186,6 +194,8 @@ impl Default for Config {
             database_url: None,
             database_schema: None,
             db_max_connections: 16,
+            db_acquire_timeout_secs: 5,
+            access_log_queue: 10_000,
             public_url: None,
             secure_cookies: true,
             body_limit_bytes: 1024 * 1024,

@@ -24,9 +24,9 @@ pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
             .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     }
     let store = Store::connect(&ConnectOptions {
-        url,
-        max_connections: cfg.db_max_connections,
         pg_schema: cfg.database_schema.clone(),
+        acquire_timeout: std::time::Duration::from_secs(cfg.db_acquire_timeout_secs.max(1)),
+        ..ConnectOptions::new(url, cfg.db_max_connections)
     })
     .await
     .context("connecting to the database")?;
@@ -128,7 +128,12 @@ pub async fn start(
         .check()
         .await
         .with_context(|| format!("blob storage ({})", services.blobs.describe()))?;
-    let (access, writer) = kura_http::access::start_writer(store.clone());
+    let (access, writer) = kura_http::access::start_writer(
+        store.clone(),
+        cfg.data_dir.join("spool"),
+        cfg.access_log_queue,
+        services.clock.clone(),
+    );
     let state = AppState {
         services: services.clone(),
         access,

@@ -309,6 +309,14 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
         }
         ServiceError::Tampered => ("internal", String::new()),
         ServiceError::TooManyAttempts { .. } => ("locked", String::new()),
+        ServiceError::Unavailable(cause) => {
+            tracing::warn!(%cause, "dependency unavailable in console");
+            ("unavailable", String::new())
+        }
+        ServiceError::StorageFull(cause) => {
+            tracing::error!(%cause, "storage full in console");
+            ("storage_full", String::new())
+        }
         ServiceError::Unauthenticated
         | ServiceError::BadCredentials
         | ServiceError::MfaRequired { .. } => {

@@ -821,16 +821,7 @@ async fn two_kura_processes_run_each_due_job_once() {
     if !backends().contains(&kura_testkit::Backend::Postgres) {
         return;
     }
-    // The `kura` binary next to this test binary (target/<profile>/kura).
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-q", "-p", "kura", "--bin", "kura"])
-            .status()
-            .expect("cargo build");
-    assert!(status.success());
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("kura");
-    assert!(bin.exists(), "{}", bin.display());
+    let bin = kura_testkit::kura_binary();
 
     let b = kura_testkit::Backend::Postgres;
     let s = TestServer::start(b).await; // creates and migrates the schema

@@ -10,5 +10,6 @@ mod cli;
 mod evidence;
 mod files;
 mod isolation;
+mod resilience;
 mod store;
 mod tamper;

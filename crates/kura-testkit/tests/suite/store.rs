@@ -1,21 +1,11 @@
 //! Store conformance: the same checks on SQLite and PostgreSQL.
 
-use kura_domain::{FolderId, TenantId, Timestamp};
-use kura_store::workspace::{self, Folder};
+use kura_domain::{TenantId, Timestamp};
+use kura_store::workspace;
 use kura_store::{StoreError, SYSTEM_TENANT};
 use kura_testkit::{backends, raw_sql, Backend, TestServer};
 
-fn folder(name: &str) -> Folder {
-    Folder {
-        labels: Default::default(),
-        id: FolderId::generate(),
-        parent_id: None,
-        name: name.into(),
-        created_by: None,
-        created_at: Timestamp(1),
-        updated_at: Timestamp(1),
-    }
-}
+use kura_testkit::folder_row as folder;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance() {
