@@ -238,7 +238,7 @@ impl Services {
             blob_id: &blob_id,
             key_version,
         };
-        let io = |e: std::io::Error| ServiceError::internal(format!("blob write: {e}"));
+        let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
         let mut pending = self.blobs.create(&t, &blob_id).await.map_err(io)?;
         let (mut enc, header) =
             Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
@@ -593,7 +593,7 @@ impl Services {
             blob_id: &v.blob_id,
             key_version: v.key_version,
         };
-        let io = |e: std::io::Error| ServiceError::internal(format!("blob read: {e}"));
+        let io = |e: std::io::Error| ServiceError::blob_io("blob read", e);
         let crypto = |e: kura_crypto::CryptoError| {
             tracing::error!(error = %e, "blob failed to decrypt");
             ServiceError::Tampered
@@ -1126,7 +1126,7 @@ impl Services {
         let mut tx = self.store.tenant_read(t).await?;
         let old = files::blobs_below_key(&mut tx, t, new_version).await?;
         drop(tx);
-        let io = |e: std::io::Error| ServiceError::internal(format!("blob: {e}"));
+        let io = |e: std::io::Error| ServiceError::blob_io("blob", e);
         let mut done = 0;
         for (old_blob, key_version, size) in old.into_iter().take(max) {
             let v = Version {

@@ -408,6 +408,9 @@ pub struct S3Settings {
     pub secret_access_key: Option<String>,
     /// Allow a plain-http endpoint (loopback tests and private networks only).
     pub allow_http: bool,
+    /// A request fails after this long without a byte from the endpoint (not a limit on
+    /// the whole transfer).
+    pub read_timeout: std::time::Duration,
 }
 
 #[derive(Clone)]
@@ -432,11 +435,32 @@ const PART_SIZE: usize = 8 * 1024 * 1024;
 const PARTS_IN_FLIGHT: usize = 2;
 
 fn s3_io(e: object_store::Error) -> std::io::Error {
+    use object_store::client::{HttpError, HttpErrorKind};
+    use std::io::ErrorKind;
     match e {
         object_store::Error::NotFound { .. } => {
-            std::io::Error::new(std::io::ErrorKind::NotFound, "blob not found")
+            std::io::Error::new(ErrorKind::NotFound, "blob not found")
         }
-        other => std::io::Error::other(format!("S3: {other}")),
+        other => {
+            // A timeout or a failed connection (after the retries) means the store is
+            // unavailable, not that something is broken here: say so in the error kind.
+            let mut kind = ErrorKind::Other;
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&other);
+            while let Some(err) = source {
+                if let Some(h) = err.downcast_ref::<HttpError>() {
+                    kind = match h.kind() {
+                        HttpErrorKind::Timeout => ErrorKind::TimedOut,
+                        HttpErrorKind::Connect
+                        | HttpErrorKind::Request
+                        | HttpErrorKind::Interrupted => ErrorKind::ConnectionAborted,
+                        _ => ErrorKind::Other,
+                    };
+                    break;
+                }
+                source = err.source();
+            }
+            std::io::Error::new(kind, format!("S3: {other}"))
+        }
     }
 }
 
@@ -457,8 +481,11 @@ impl S3Blobs {
             .with_client_options(
                 ClientOptions::new()
                     .with_allow_http(s.allow_http)
-                    .with_connect_timeout(std::time::Duration::from_secs(10))
-                    // Large downloads stream for as long as the client reads.
+                    .with_connect_timeout(std::time::Duration::from_secs(5))
+                    // Large transfers stream for as long as they take (no total timeout),
+                    // but an endpoint that stops answering fails a request after
+                    // `read_timeout` without a byte instead of stalling it forever.
+                    .with_read_timeout(s.read_timeout)
                     .with_timeout_disabled(),
             );
         if let Some(e) = &s.endpoint {

@@ -492,7 +492,9 @@ impl Store {
                         Backend::Sqlite => {
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
-                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            // FULL: a commit is on disk (WAL fsynced) before it is
+                            // acknowledged — an upload answered 201 survives a power loss.
+                            conn.execute("PRAGMA synchronous = FULL").await?;
                         }
                         Backend::Postgres => {
                             if let Some(s) = schema {
@@ -713,6 +715,33 @@ impl Store {
             Ok::<bool, StoreError>(ro == "off")
         };
         matches!(tokio::time::timeout(within, probe).await, Ok(Ok(true)))
+    }
+
+    /// How durable a commit is, as the database reports it: SQLite's `synchronous` level
+    /// (`FULL` = the WAL is fsynced at every commit), PostgreSQL's `synchronous_commit`.
+    pub async fn durability(&self) -> Result<String> {
+        let mut tx = self.system_read().await?;
+        let v = match self.backend {
+            Backend::Sqlite => {
+                let n: i64 = sqlx::query_scalar("PRAGMA synchronous")
+                    .fetch_one(tx.conn())
+                    .await?;
+                match n {
+                    0 => "sqlite synchronous=OFF",
+                    1 => "sqlite synchronous=NORMAL",
+                    2 => "sqlite synchronous=FULL",
+                    _ => "sqlite synchronous=EXTRA",
+                }
+                .to_string()
+            }
+            Backend::Postgres => {
+                let v: String = sqlx::query_scalar("SELECT current_setting('synchronous_commit')")
+                    .fetch_one(tx.conn())
+                    .await?;
+                format!("postgres synchronous_commit={v}")
+            }
+        };
+        Ok(v)
     }
 
     pub async fn close(&self) {

@@ -399,6 +399,55 @@ impl TestServer {
         }
     }
 
+    /// Creates a folder and a project in it; returns the project's id.
+    pub async fn project(&self, token: &str, name: &str) -> String {
+        let (st, f) = self
+            .post(
+                "/api/v1/folders",
+                token,
+                serde_json::json!({ "name": format!("{name} folder") }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{f}");
+        let (st, p) = self
+            .post(
+                "/api/v1/projects",
+                token,
+                serde_json::json!({ "name": name, "folder_id": f["id"] }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{p}");
+        p["id"].as_str().unwrap().to_string()
+    }
+
+    /// Uploads `body` as `name` into `project`; returns the status and the JSON answer.
+    /// A client of its own: after a refused upload (413/507) the server closes the
+    /// connection, which a pooled client might otherwise try to reuse.
+    pub async fn upload(
+        &self,
+        token: &str,
+        project: &str,
+        name: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let res = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+            .post(format!(
+                "{}/api/v1/projects/{project}/files?name={name}",
+                self.base
+            ))
+            .bearer_auth(token)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(body)
+            .send()
+            .await
+            .expect("upload request");
+        let st = res.status();
+        (st, res.json().await.unwrap_or(Value::Null))
+    }
+
     /// An admin invites a user with a role at a scope; the user accepts. Returns (id, token).
     pub async fn add_user(
         &self,
@@ -572,5 +621,73 @@ pub fn folder_row(name: &str) -> kura_store::workspace::Folder {
         created_by: None,
         created_at: kura_domain::Timestamp(1),
         updated_at: kura_domain::Timestamp(1),
+    }
+}
+
+/// What a [`TcpProxy`] does with connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyMode {
+    /// Forwards to the upstream.
+    Up,
+    /// Closes every connection, refuses new ones (a server that is down).
+    Refuse,
+    /// Accepts connections and never answers (a stalled server).
+    Blackhole,
+}
+
+/// A loopback TCP proxy in front of a real server, for outage tests: switch it down or
+/// stalled and back without touching the server itself (other tests keep using it).
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    mode: tokio::sync::watch::Sender<ProxyMode>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(upstream: &str) -> TcpProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (mode, rx) = tokio::sync::watch::channel(ProxyMode::Up);
+        let upstream = upstream.to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut down, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut rx = rx.clone();
+                let now = *rx.borrow_and_update();
+                let upstream = upstream.clone();
+                tokio::spawn(async move {
+                    match now {
+                        ProxyMode::Refuse => {}
+                        ProxyMode::Blackhole => {
+                            // Hold the connection open, silent, until the mode changes.
+                            let _ = rx.changed().await;
+                        }
+                        ProxyMode::Up => {
+                            let Ok(mut up) = tokio::net::TcpStream::connect(&upstream).await else {
+                                return;
+                            };
+                            // Any change of mode cuts existing connections.
+                            tokio::select! {
+                                _ = tokio::io::copy_bidirectional(&mut down, &mut up) => {}
+                                _ = rx.changed() => {}
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        TcpProxy { addr, mode, task }
+    }
+
+    pub fn set(&self, mode: ProxyMode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

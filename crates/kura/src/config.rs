@@ -123,6 +123,9 @@ pub struct Config {
     pub s3_secret_access_key: Option<String>,
     /// `storage = "s3"`: allow an `http://` endpoint (private networks and tests only).
     pub s3_allow_http: bool,
+    /// S3 requests fail after this many seconds without a byte from the endpoint (a stalled
+    /// endpoint); transfers that keep moving are never cut off.
+    pub s3_read_timeout_secs: u64,
     /// Set by `kura bench` only (never from a file or the environment): mounts the plain
     /// baseline routes.
     #[serde(skip)]
@@ -184,6 +187,7 @@ pub const KEYS: &[&str] = &[
     "s3_access_key_id",
     "s3_secret_access_key",
     "s3_allow_http",
+    "s3_read_timeout_secs",
 ];
 
 impl Default for Config {
@@ -241,6 +245,7 @@ impl Default for Config {
             s3_access_key_id: None,
             s3_secret_access_key: None,
             s3_allow_http: false,
+            s3_read_timeout_secs: 20,
             bench_dir: None,
         }
     }
@@ -357,6 +362,7 @@ impl Config {
                     access_key_id: self.s3_access_key_id.clone(),
                     secret_access_key: self.s3_secret_access_key.clone(),
                     allow_http: self.s3_allow_http,
+                    read_timeout: std::time::Duration::from_secs(self.s3_read_timeout_secs.max(1)),
                 })
                 .context("S3 backup storage")?;
                 Ok(Blobs::S3(s3))
@@ -386,6 +392,7 @@ impl Config {
                     access_key_id: self.s3_access_key_id.clone(),
                     secret_access_key: self.s3_secret_access_key.clone(),
                     allow_http: self.s3_allow_http,
+                    read_timeout: std::time::Duration::from_secs(self.s3_read_timeout_secs.max(1)),
                 })
                 .context("S3 storage")?;
                 Ok(Blobs::S3(s3))

@@ -26,24 +26,7 @@ async fn upload(
     name: &str,
     body: Vec<u8>,
 ) -> (StatusCode, Value) {
-    // A client of its own: after a refused upload (413/507) the server closes the
-    // connection, which a pooled client might otherwise try to reuse.
-    let res = reqwest::Client::builder()
-        .pool_max_idle_per_host(0)
-        .build()
-        .unwrap()
-        .post(format!(
-            "{}/api/v1/projects/{project}/files?name={name}",
-            s.base
-        ))
-        .bearer_auth(token)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let st = res.status();
-    (st, res.json().await.unwrap_or(Value::Null))
+    s.upload(token, project, name, body).await
 }
 
 async fn try_download(

@@ -81,35 +81,12 @@ async fn abandoned_requests_leave_writes_working() {
     for b in backends() {
         let s = TestServer::start(b).await;
         let a = s.create_tenant("abandon").await;
-        let (st, f) = s
-            .post("/api/v1/folders", &a.admin_token, json!({"name": "F"}))
+        let project = s.project(&a.admin_token, "P").await;
+        let (st, up) = s
+            .upload(&a.admin_token, &project, "small.txt", vec![b'k'; 1024])
             .await;
-        assert_eq!(st, StatusCode::CREATED, "{f}");
-        let (st, p) = s
-            .post(
-                "/api/v1/projects",
-                &a.admin_token,
-                json!({"name": "P", "folder_id": f["id"]}),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{p}");
-        let project = p["id"].as_str().unwrap().to_string();
-        let up = s
-            .client
-            .post(format!(
-                "{}/api/v1/projects/{project}/files?name=small.txt",
-                s.base
-            ))
-            .bearer_auth(&a.admin_token)
-            .body(vec![b'k'; 1024])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(up.status(), StatusCode::CREATED);
-        let file = up.json::<serde_json::Value>().await.unwrap()["file"]["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+        assert_eq!(st, StatusCode::CREATED);
+        let file = up["file"]["id"].as_str().unwrap().to_string();
 
         // Rounds of 64 concurrent requests (as wrk -c64), each given up by its client after
         // 0.2–12 ms: many are cut off inside the server's transactions.
@@ -413,4 +390,308 @@ async fn login_flood_does_not_keep_memory() {
         "RSS {idle} KiB idle → {after} KiB after the flood"
     );
     eprintln!("login flood: RSS {idle} KiB idle → {after} KiB after 1,080 failed log-ins");
+}
+
+/// Times an HTTP call; returns status, body and seconds taken.
+async fn timed(
+    s: &TestServer,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (StatusCode, serde_json::Value, f64) {
+    let watch = kura_domain::clock::Stopwatch::start();
+    let (st, v) = s.call(method, path, token, body).await;
+    (st, v, watch.elapsed().as_secs_f64())
+}
+
+/// PostgreSQL going away (connections cut, new ones refused) and coming back, seen through a
+/// proxy: requests fail fast with 503 + Retry-After instead of hanging 30 s and answering
+/// `internal`; /readyz says so within about a second; once the database is back, the first
+/// request succeeds (dead pooled connections are replaced, not handed out).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_database_fails_fast_and_recovers() {
+    if !backends().contains(&kura_testkit::Backend::Postgres) {
+        return;
+    }
+    let b = kura_testkit::Backend::Postgres;
+    let url = kura_testkit::pg_url();
+    let hostport = url
+        .split('@')
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    let proxy = kura_testkit::TcpProxy::start(&hostport).await;
+    let mut cfg = kura_testkit::test_config(b);
+    cfg.database_url = Some(url.replace(&hostport, &proxy.addr.to_string()));
+    cfg.db_acquire_timeout_secs = 2;
+    let s = TestServer::start_with(cfg, b).await;
+    let t = s.create_tenant("outage").await;
+    let (st, _) = s
+        .post("/api/v1/folders", &t.admin_token, json!({"name": "before"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    for mode in [
+        kura_testkit::ProxyMode::Refuse,
+        kura_testkit::ProxyMode::Blackhole,
+    ] {
+        proxy.set(mode);
+        let (st, r, secs) = timed(&s, "GET", "/readyz", None, None).await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{mode:?}: {r}");
+        assert_eq!(r["database"], "unreachable", "{mode:?}");
+        assert!(secs < 3.0, "{mode:?}: /readyz took {secs:.1} s");
+        let res = s
+            .client
+            .get(format!("{}/api/v1/folders", s.base))
+            .bearer_auth(&t.admin_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE, "{mode:?}");
+        assert!(res.headers().contains_key("retry-after"), "{mode:?}");
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert_eq!(v["error"]["code"], "unavailable", "{mode:?}: {v}");
+
+        proxy.set(kura_testkit::ProxyMode::Up);
+        // The first request after the outage succeeds: no stale connection is handed out.
+        let (st, v) = s
+            .post(
+                "/api/v1/folders",
+                &t.admin_token,
+                json!({"name": format!("after {mode:?}")}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{mode:?}: {v}");
+        let (st, r) = s.call("GET", "/readyz", None, None).await;
+        assert_eq!(st, StatusCode::OK, "{mode:?}: {r}");
+    }
+    s.stop().await;
+}
+
+/// An S3 endpoint that accepts connections and then says nothing: /readyz reports the
+/// storage unreachable within about a second, and an upload fails with 503 after the
+/// read-idle timeout instead of hanging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_s3_fails_fast() {
+    if !kura_testkit::storages().contains(&kura_testkit::Storage::S3) {
+        return;
+    }
+    let b = kura_testkit::Backend::Sqlite;
+    let mut cfg = kura_testkit::test_config(b);
+    kura_testkit::use_s3(&mut cfg).await;
+    let endpoint = cfg.s3_endpoint.clone().unwrap();
+    let proxy = kura_testkit::TcpProxy::start(endpoint.trim_start_matches("http://")).await;
+    cfg.s3_endpoint = Some(format!("http://{}", proxy.addr));
+    cfg.s3_read_timeout_secs = 2;
+    let s = TestServer::start_with(cfg, b).await;
+    let t = s.create_tenant("stall").await;
+    let project = s.project(&t.admin_token, "P").await;
+    let (st, r) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+
+    proxy.set(kura_testkit::ProxyMode::Blackhole);
+    let (st, r, secs) = timed(&s, "GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{r}");
+    assert_eq!(r["storage"], "unreachable");
+    assert_eq!(r["database"], "ok");
+    assert!(secs < 3.0, "/readyz took {secs:.1} s");
+    let watch = kura_domain::clock::Stopwatch::start();
+    let (st, _) = s
+        .upload(&t.admin_token, &project, "a.txt", vec![b'a'; 1000])
+        .await;
+    let secs = watch.elapsed().as_secs_f64();
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(secs < 30.0, "upload against a stalled S3 took {secs:.1} s");
+    // Nothing was recorded for the failed upload.
+    let (_, files) = s
+        .get(&format!("/api/v1/projects/{project}/files"), &t.admin_token)
+        .await;
+    assert_eq!(files["items"].as_array().unwrap().len(), 0, "{files}");
+
+    proxy.set(kura_testkit::ProxyMode::Up);
+    let (st, _) = s
+        .upload(&t.admin_token, &project, "a.txt", vec![b'a'; 1000])
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    s.stop().await;
+}
+
+/// A small tmpfs mounted for one test (root only), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    /// `None` where mounting is not possible (not root); required under `KURA_TEST_PEERS`
+    /// (CI runs as root).
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = kura_testkit::temp_path("tmpfs");
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            assert!(
+                std::env::var_os("KURA_TEST_PEERS").is_none(),
+                "KURA_TEST_PEERS is set but a tmpfs cannot be mounted (run as root)"
+            );
+            eprintln!("NOTE: cannot mount a tmpfs (not root): full-disk test not run");
+            let _ = std::fs::remove_dir(&dir);
+            return None;
+        }
+        Some(Tmpfs(dir))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A full disk under the blobs or under the SQLite database answers 507 `storage_full`
+/// (not 500 `internal`), leaves nothing half-written, and the same request succeeds once
+/// there is room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_disk_answers_507() {
+    let Some(blobs) = Tmpfs::mount("2m") else {
+        return;
+    };
+    let Some(data) = Tmpfs::mount("6m") else {
+        return;
+    };
+    let b = kura_testkit::Backend::Sqlite;
+    let mut cfg = kura_testkit::test_config(b);
+    cfg.blobs_dir = Some(blobs.0.join("blobs"));
+    cfg.data_dir = data.0.join("kura");
+    let s = TestServer::start_with(cfg, b).await;
+    let t = s.create_tenant("fulldisk").await;
+    let project = s.project(&t.admin_token, "P").await;
+    let upload = |name: &'static str, n: usize| {
+        let (c, base, tok, project) = (
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+            s.base.clone(),
+            t.admin_token.clone(),
+            project.clone(),
+        );
+        async move {
+            let res = c
+                .post(format!(
+                    "{base}/api/v1/projects/{project}/files?name={name}"
+                ))
+                .bearer_auth(tok)
+                .body(vec![b'x'; n])
+                .send()
+                .await
+                .unwrap();
+            let st = res.status();
+            (
+                st,
+                res.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+
+    // Blobs: 3 MiB into 2 MiB.
+    let (st, v) = upload("big.bin", 3 * 1024 * 1024).await;
+    assert_eq!(st, StatusCode::INSUFFICIENT_STORAGE, "{v}");
+    assert_eq!(v["error"]["code"], "storage_full", "{v}");
+    let left: Vec<_> = walk(&blobs.0);
+    assert!(left.is_empty(), "half-written blobs left: {left:?}");
+    let (st, v) = upload("small.bin", 100 * 1024).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    // Database: fill the disk under SQLite, then write until the WAL must grow.
+    let filler = data.0.join("filler");
+    {
+        use std::io::Write;
+        let mut fh = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 64 * 1024];
+        while fh.write_all(&block).is_ok() {}
+        let _ = fh.flush();
+    }
+    let mut saw_507 = false;
+    for i in 0..400 {
+        let (st, v) = s
+            .post(
+                "/api/v1/folders",
+                &t.admin_token,
+                json!({"name": format!("folder with a long enough name to fill pages {i:04} {}", "x".repeat(150))}),
+            )
+            .await;
+        if st == StatusCode::INSUFFICIENT_STORAGE {
+            assert_eq!(v["error"]["code"], "storage_full", "{v}");
+            saw_507 = true;
+            eprintln!("full disk under SQLite: write {i} answered 507");
+            break;
+        }
+        assert_eq!(st, StatusCode::CREATED, "write {i} on a full disk: {v}");
+    }
+    assert!(saw_507, "the database never reported a full disk");
+    std::fs::remove_file(&filler).unwrap();
+    let (st, v) = s
+        .post(
+            "/api/v1/folders",
+            &t.admin_token,
+            json!({"name": "room again"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    s.stop().await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// An acknowledged write is on disk: SQLite commits with `synchronous=FULL` on every pooled
+/// connection (NORMAL could lose an upload answered 201 on power loss); PostgreSQL keeps
+/// `synchronous_commit` on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_durable_before_they_are_acknowledged() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        // Several connections at once, so more than one pooled connection is asked.
+        let mut all = Vec::new();
+        for _ in 0..4 {
+            let store = s.services.store.clone();
+            all.push(tokio::spawn(
+                async move { store.durability().await.unwrap() },
+            ));
+        }
+        for d in all {
+            let d = d.await.unwrap();
+            match b {
+                kura_testkit::Backend::Sqlite => assert_eq!(d, "sqlite synchronous=FULL"),
+                kura_testkit::Backend::Postgres => assert_eq!(d, "postgres synchronous_commit=on"),
+            }
+        }
+        s.stop().await;
+    }
 }
