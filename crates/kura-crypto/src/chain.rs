@@ -71,6 +71,18 @@ pub enum ChainError {
         head_hash: String,
         last_seq: i64,
     },
+    /// A stored checkpoint does not carry a valid signature of this deployment's key.
+    #[error(
+        "the checkpoint at seq {seq} is not signed by this deployment's key (forged or altered)"
+    )]
+    CheckpointSignature { seq: i64 },
+    /// The entry at a signed checkpoint's seq is missing or has another hash: the chain was
+    /// rewritten after the checkpoint was signed.
+    #[error("entry seq {seq} does not have the hash its signed checkpoint records (the chain was rewritten)")]
+    Checkpoint { seq: i64 },
+    /// The chain ends before a signed checkpoint: entries after it were cut off.
+    #[error("the chain ends at seq {head_seq}, but a signed checkpoint vouches for seq {checkpoint_seq} (entries were removed)")]
+    BehindCheckpoint { head_seq: i64, checkpoint_seq: i64 },
 }
 
 /// Walks records (with their stored hashes) in order, starting after `start_seq` whose hash

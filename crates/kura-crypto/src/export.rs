@@ -4,8 +4,11 @@
 //! An export is JSON Lines: a `header`; for a contiguous export (no filter but time) an
 //! `anchor` — the signed chain state just before the first entry; the `event`s, each with
 //! its hash, and after an event any stored `checkpoint` signed at that point; a final
-//! signed `checkpoint` of the last entry; and a `trailer` signing the SHA-256 of every line
-//! before it. So an edited line fails its own hash, a removed or reordered line breaks the
+//! signed `checkpoint` of the last entry; the chain's `newest_checkpoint` when it lies past
+//! the last entry (an export that ends early); and a `trailer` signing the SHA-256 of every
+//! line before it. New checkpoints (anchor, final) are signed only when the server verified
+//! the whole chain first; the header says whether it did (`chain_verified`), and an export
+//! of a chain that failed is refused here. So an edited line fails its own hash, a removed or reordered line breaks the
 //! chain (or the order), re-computed hashes contradict the signed checkpoints, and a file
 //! re-signed with another key fails against the deployment's public key.
 
@@ -109,6 +112,15 @@ pub fn verify_export(
                 }
                 tenant = v["tenant_id"].as_str().unwrap_or_default().to_string();
                 contiguous = v["contiguous"].as_bool().unwrap_or(false);
+                if v["chain_verified"] == false {
+                    return Err(err(
+                        n,
+                        format!(
+                            "the server's audit chain did not verify when this was exported: {}",
+                            v["chain_error"].as_str().unwrap_or("no reason given")
+                        ),
+                    ));
+                }
             }
             "anchor" => {
                 if !contiguous || prev.is_some() || events > 0 {
@@ -180,6 +192,14 @@ pub fn verify_export(
                 }
                 checkpoints += 1;
                 final_checkpoint = true;
+            }
+            "newest_checkpoint" => {
+                // The chain's newest signed state when exported, past the last entry here.
+                let p = check_point(&v, pk, n, &tenant)?;
+                if prev.as_ref().is_some_and(|(ps, _)| p.seq <= *ps) {
+                    return Err(err(n, "the newest checkpoint must lie past the last entry"));
+                }
+                checkpoints += 1;
             }
             "trailer" => {
                 let lines = v["lines"].as_u64().unwrap_or(u64::MAX);

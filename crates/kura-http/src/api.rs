@@ -853,8 +853,27 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "logs",
             true,
             200,
-            "Verify the tenant's audit hash chain",
+            "Verify the tenant's audit hash chain: every hash and link, and every signed checkpoint stored with it",
             verify_audit
+        ),
+        route!(
+            post,
+            "/api/v1/audit/verify",
+            "logs",
+            true,
+            200,
+            "Verify the tenant's audit hash chain against a signed checkpoint kept outside Kura (from the daily mail, the console or GET /audit/checkpoint) besides the stored ones",
+            verify_audit_with,
+            checkpoint_schema
+        ),
+        route!(
+            get,
+            "/api/v1/audit/checkpoint",
+            "logs",
+            true,
+            200,
+            "The newest signed checkpoint of the tenant's audit chain (seq, hash, time, signature): keep it outside Kura to detect a later cut or rewrite",
+            newest_checkpoint
         ),
         route!(
             get,
@@ -2161,6 +2180,33 @@ async fn verify_audit(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -
         Ok(report) => ok(json!({ "ok": true, "report": report })),
         Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
     }
+}
+fn checkpoint_schema() -> Value {
+    json!({"type":"object","required":["checkpoint"],"additionalProperties":false,"properties":{"checkpoint":{"type":"object","required":["tenant_id","seq","hash","at","kind","key_id","signature"],"properties":{"tenant_id":{"type":"string"},"seq":{"type":"integer"},"hash":{"type":"string"},"at":{"type":"integer","description":"milliseconds since the epoch"},"kind":{"type":"string"},"key_id":{"type":"string"},"signature":{"type":"string"}}}}})
+}
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckpointBody {
+    checkpoint: kura_store::audit::Checkpoint,
+}
+async fn verify_audit_with(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<CheckpointBody>,
+) -> ApiResult {
+    match s
+        .services
+        .verify_own_audit_with(&a, &b.checkpoint, &ctx)
+        .await?
+    {
+        Ok(report) => ok(json!({ "ok": true, "report": report })),
+        Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
+    }
+}
+async fn newest_checkpoint(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    let cp = s.services.newest_checkpoint(&a, &ctx).await?;
+    ok(json!({ "checkpoint": cp }))
 }
 async fn list_access(
     State(s): State<AppState>,

@@ -190,7 +190,8 @@ pub fn enrolment_route(path: &str) -> bool {
         || path == "/logout"
 }
 
-/// A JSON body; malformed JSON is a 400 in Kura's error format.
+/// A JSON body; malformed JSON is a 400 and JSON of the wrong shape (unknown or missing
+/// fields, wrong types) a 422, in Kura's error format.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
@@ -206,6 +207,13 @@ where
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "too_large",
                 "request body too large or unreadable",
+            )),
+            // Well-formed JSON of the wrong shape (a missing or unknown field, a wrong type):
+            // 422, naming what is wrong.
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                e.body_text(),
             )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }

@@ -5,10 +5,21 @@ use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_crypto::ChainError;
 use kura_domain::{Action, Resource, TenantId};
 use kura_store::access_log::AccessEntry;
-use kura_store::audit::{StoredEvent, VerifyReport};
+use kura_store::audit::{Checkpoint, StoredEvent, VerifyReport};
 use kura_store::SYSTEM_TENANT;
 
 impl Services {
+    /// The gate of every audit- and access-log read: `audit.read` on the caller's tenant.
+    async fn require_audit_read(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<()> {
+        self.require(
+            &auth.principal,
+            Action::AuditRead,
+            &Resource::Tenant(auth.tenant.id.clone()),
+            ctx,
+        )
+        .await
+    }
+
     /// Tenant admin: the newest audit events (before `before`, for paging).
     pub async fn list_audit(
         &self,
@@ -28,16 +39,59 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<std::result::Result<VerifyReport, ChainError>> {
         let t = &auth.tenant.id;
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
+        self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_read(t).await?;
-        let r = kura_store::audit::verify(&mut tx, t).await?;
-        drop(tx);
+        self.verify_chain(&mut tx, t, None).await
+    }
+
+    /// Tenant admin: verifies their chain against a checkpoint they kept outside Kura (from
+    /// the daily mail, the console or an earlier export) besides the stored ones — which
+    /// catches a chain cut back together with its stored checkpoints.
+    pub async fn verify_own_audit_with(
+        &self,
+        auth: &AuthContext,
+        published: &Checkpoint,
+        ctx: &RequestCtx,
+    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
+        let t = &auth.tenant.id;
+        self.require_audit_read(auth, ctx).await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        self.verify_chain(&mut tx, t, Some(published)).await
+    }
+
+    /// Tenant admin: the newest signed checkpoint of their chain (to keep outside Kura).
+    pub async fn newest_checkpoint(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<Option<Checkpoint>> {
+        let t = &auth.tenant.id;
+        self.require_audit_read(auth, ctx).await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(kura_store::audit::latest_checkpoint(&mut tx, t, None).await?)
+    }
+
+    /// **The** verification of a chain (API, console, CLI, backups, exports): every hash
+    /// and link from the stored base (itself a genuine signed purge checkpoint) to the head;
+    /// every stored checkpoint — and `published`, one kept outside Kura — carries this
+    /// deployment's signature, the entry at its seq has its hash, and the chain reaches it.
+    /// A forger with write access to the database can recompute hashes and move the head,
+    /// but not sign: what they rewrote before the newest checkpoint contradicts it.
+    pub async fn verify_chain(
+        &self,
+        tx: &mut kura_store::Tx,
+        t: &TenantId,
+        published: Option<&Checkpoint>,
+    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
+        let mut cps = kura_store::audit::checkpoints_between(tx, t, 0, i64::MAX).await?;
+        cps.extend(published.cloned());
+        for c in &cps {
+            if c.tenant_id != t.as_str() || !self.checkpoint_is_genuine(c) {
+                return Ok(Err(ChainError::CheckpointSignature { seq: c.seq }));
+            }
+        }
+        let anchors: Vec<(i64, String)> = cps.iter().map(|c| (c.seq, c.hash.clone())).collect();
+        let r = kura_store::audit::verify(tx, t, &anchors).await?;
         self.check_base(t, r).await
     }
 
@@ -77,13 +131,7 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<Vec<AccessEntry>> {
         let t = &auth.tenant.id;
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
+        self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(kura_store::access_log::query(
             &mut tx,
@@ -97,9 +145,12 @@ impl Services {
 
     /// Operator: verifies one tenant's chain (by slug, or `_system`), or every chain.
     /// The verification is itself recorded in the system chain.
+    /// `published`: a checkpoint kept outside Kura, checked besides the stored ones (with
+    /// one tenant).
     pub async fn operator_verify_audit(
         &self,
         slug: Option<&str>,
+        published: Option<&Checkpoint>,
         ctx: &RequestCtx,
     ) -> Result<Vec<(String, std::result::Result<VerifyReport, ChainError>)>> {
         let targets: Vec<(String, TenantId)> = match slug {
@@ -122,9 +173,9 @@ impl Services {
         let mut out = Vec::new();
         for (label, id) in targets {
             let mut tx = self.store.system_read().await?;
-            let r = kura_store::audit::verify(&mut tx, &id).await?;
+            let r = self.verify_chain(&mut tx, &id, published).await?;
             drop(tx);
-            out.push((label, self.check_base(&id, r).await?));
+            out.push((label, r));
         }
         let failed: Vec<&str> = out
             .iter()
@@ -208,6 +259,9 @@ struct AuditExport {
     /// The last (seq, hash) written.
     last: Option<(i64, String)>,
     stage: u8,
+    /// The whole chain verified (against its stored checkpoints) when the export began:
+    /// only then does the export sign new checkpoints (anchor, final) over it.
+    verified: bool,
 }
 
 impl AuditExport {
@@ -266,6 +320,17 @@ impl AuditExport {
         match self.stage {
             0 => {
                 self.stage = 1;
+                // Never sign what has not been verified: the chain is checked first.
+                let mut tx = self.services.store.tenant_read(&self.tenant).await?;
+                let check = self
+                    .services
+                    .verify_chain(&mut tx, &self.tenant, None)
+                    .await?;
+                drop(tx);
+                self.verified = check.is_ok();
+                if let Err(e) = &check {
+                    tracing::error!(tenant = %self.tenant.as_str(), error = %e, "audit export of a chain that does not verify");
+                }
                 let line = if jsonl {
                     serde_json::json!({
                         "type": "header",
@@ -281,6 +346,8 @@ impl AuditExport {
                             "ip": self.filter.ip, "result": self.filter.result,
                         },
                         "key_id": self.services.signing.key_id(),
+                        "chain_verified": self.verified,
+                        "chain_error": check.as_ref().err().map(|e| e.to_string()),
                     })
                     .to_string()
                 } else {
@@ -317,7 +384,8 @@ impl AuditExport {
                     return Ok(Some(out));
                 }
                 for e in &page {
-                    if jsonl && self.last.is_none() && self.filter.is_contiguous() {
+                    if jsonl && self.verified && self.last.is_none() && self.filter.is_contiguous()
+                    {
                         // The signed chain state just before the first entry.
                         let cp = self.services.sign_checkpoint(
                             self.tenant.as_str(),
@@ -349,13 +417,28 @@ impl AuditExport {
                 if !jsonl {
                     return Ok(None);
                 }
-                if let (Some((seq, hash)), true) = (self.last.clone(), self.filter.is_contiguous())
-                {
+                if let (Some((seq, hash)), true) = (
+                    self.last.clone(),
+                    self.filter.is_contiguous() && self.verified,
+                ) {
                     let cp =
                         self.services
                             .sign_checkpoint(self.tenant.as_str(), seq, &hash, "export");
                     let mut v = serde_json::to_value(&cp).unwrap_or_default();
                     v["type"] = "checkpoint".into();
+                    self.push(&mut out, v.to_string());
+                }
+                // The newest stored checkpoint, also when it is past the last exported entry
+                // (a `to` filter): the chain reached at least that far, signed.
+                let mut tx = self.services.store.tenant_read(&self.tenant).await?;
+                let newest =
+                    kura_store::audit::latest_checkpoint(&mut tx, &self.tenant, None).await?;
+                drop(tx);
+                if let Some(cp) =
+                    newest.filter(|c| self.last.as_ref().is_none_or(|(seq, _)| c.seq > *seq))
+                {
+                    let mut v = serde_json::to_value(&cp).unwrap_or_default();
+                    v["type"] = "newest_checkpoint".into();
                     self.push(&mut out, v.to_string());
                 }
                 use sha2::Digest;
@@ -393,13 +476,7 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<Vec<StoredEvent>> {
         let t = &auth.tenant.id;
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
+        self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_read(t).await?;
         Ok(kura_store::audit::query(
             &mut tx,
@@ -421,13 +498,7 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<ExportStream> {
         let t = &auth.tenant.id;
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
+        self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_tx(t).await?;
         self.audit(
             &mut tx,
@@ -465,6 +536,7 @@ impl Services {
             hasher: <sha2::Sha256 as sha2::Digest>::new(),
             last: None,
             stage: 0,
+            verified: false,
         };
         let stream = futures_util::stream::unfold(state, |mut st| async move {
             match st.next_chunk().await {
@@ -492,13 +564,7 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<ExportStream> {
         let t = auth.tenant.id.clone();
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(t.clone()),
-            ctx,
-        )
-        .await?;
+        self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_tx(&t).await?;
         self.audit(
             &mut tx,

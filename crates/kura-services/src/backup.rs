@@ -748,7 +748,7 @@ impl Services {
             let tid = TenantId::from_string(t.tenant_id.clone());
             let mut tx = store.system_read().await?;
             let counts = backup::count_rows(&mut tx, &tid).await?;
-            let chain = kura_store::audit::verify(&mut tx, &tid).await?;
+            let chain = scratch.verify_chain(&mut tx, &tid, None).await?;
             drop(tx);
             for (table, n) in &t.rows {
                 let got = counts.get(table).copied().unwrap_or(0);

@@ -84,6 +84,67 @@ pub fn password_reset(r: &PasswordReset<'_>) -> (String, String) {
     }
 }
 
+/// The newest signed checkpoint of a tenant's audit chain, mailed to its contract admins so
+/// that a copy lives outside Kura (LOG-5).
+pub struct CheckpointMail<'a> {
+    pub locale: &'a str,
+    pub tenant_name: &'a str,
+    pub seq: i64,
+    pub when: &'a str,
+    /// The checkpoint as JSON (to paste into `POST /api/v1/audit/verify`).
+    pub json: &'a str,
+}
+
+pub fn checkpoint(c: &CheckpointMail<'_>) -> (String, String) {
+    if c.locale == "ja" {
+        (
+            format!("[Kura] {} の監査ログ署名チェックポイント (#{})", c.tenant_name, c.seq),
+            format!(
+                "{tenant} の監査ログ（ハッシュチェーン）の最新の署名付きチェックポイントをお送りします。
+
+                 記録番号: {seq}
+署名日時: {when}
+
+                 このメールは Kura の外に残る証跡です。保管してください。後日、監査ログが改ざん・切り詰め
+                 されていないことを、次のチェックポイントで確かめられます:
+                 POST /api/v1/audit/verify に {{\"checkpoint\": <下の JSON>}} を送る、
+                 または運用者が kura audit verify --tenant <テナントID> --checkpoint <ファイル> を実行する。
+                 検出できないのは、最後に配信したチェックポイントより後の記録の削除だけです（配信は毎日）。
+
+{json}
+",
+                tenant = c.tenant_name,
+                seq = c.seq,
+                when = c.when,
+                json = c.json
+            ),
+        )
+    } else {
+        (
+            format!("[Kura] Signed audit checkpoint for {} (#{})", c.tenant_name, c.seq),
+            format!(
+                "The newest signed checkpoint of the {tenant} audit log (hash chain).
+
+                 Entry: {seq}
+Signed: {when}
+
+                 This mail is evidence kept outside Kura: keep it. Later you can check that the audit
+                 log was neither rewritten nor cut back with it: send {{\"checkpoint\": <the JSON below>}}
+                 to POST /api/v1/audit/verify, or have the operator run
+                 kura audit verify --tenant <tenant ID> --checkpoint <file>.
+                 Only entries removed after the newest mailed checkpoint go unnoticed (mailed daily).
+
+{json}
+",
+                tenant = c.tenant_name,
+                seq = c.seq,
+                when = c.when,
+                json = c.json
+            ),
+        )
+    }
+}
+
 /// Puts a mail into the outbox within the caller's transaction (so it is sent only if the
 /// change that caused it commits).
 pub async fn enqueue(

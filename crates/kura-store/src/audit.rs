@@ -248,21 +248,70 @@ pub struct VerifyReport {
     pub head_hash: String,
 }
 
-/// Verifies `tenant`'s whole chain in the database: every hash, every link, no gap, and the
-/// head row agrees with the last entry (so a removed tail is caught too).
+/// Verifies `tenant`'s whole chain in the database: every hash, every link, no gap, the
+/// head row agrees with the last entry (so a removed tail is caught too), and the entry at
+/// each anchor's seq has the anchor's hash (`anchors`: (seq, hash) of signed checkpoints the
+/// caller has already checked; those before the stored base are skipped).
 pub async fn verify(
     tx: &mut Tx,
     tenant: &TenantId,
+    anchors: &[(i64, String)],
 ) -> Result<std::result::Result<VerifyReport, ChainError>> {
     tx.check(tenant)?;
+    // After a purge the stored chain starts at the base (a signed `purge` checkpoint, which
+    // the services check against the deployment key).
+    let h = head(tx, tenant).await?;
+    Ok(walk(tx, tenant, &h, h.base_seq, &h.base_hash, anchors)
+        .await?
+        .map(|count| VerifyReport {
+            tenant_id: tenant.as_str().to_string(),
+            events: count,
+            base_seq: h.base_seq,
+            head_seq: h.seq,
+            head_hash: h.hash.clone(),
+        }))
+}
+
+/// Every entry after `from_seq` (whose hash must be `from_hash`) up to the head verifies,
+/// and the head row agrees with the last one: the part of the chain a new checkpoint would
+/// vouch for. Returns the (seq, hash) reached.
+pub async fn verify_since(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    from_seq: i64,
+    from_hash: &str,
+) -> Result<std::result::Result<(i64, String), ChainError>> {
+    tx.check(tenant)?;
+    let h = head(tx, tenant).await?;
+    if h.seq < from_seq {
+        return Ok(Err(ChainError::BehindCheckpoint {
+            head_seq: h.seq,
+            checkpoint_seq: from_seq,
+        }));
+    }
+    Ok(walk(tx, tenant, &h, from_seq, from_hash, &[])
+        .await?
+        .map(|_| (h.seq, h.hash.clone())))
+}
+
+/// Walks the stored entries after (`from_seq`, `from_hash`) to the end, checking hashes,
+/// links, the anchors and that `head` names the last entry. Returns the entries walked.
+async fn walk(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    head: &Head,
+    from_seq: i64,
+    from_hash: &str,
+    anchors: &[(i64, String)],
+) -> Result<std::result::Result<i64, ChainError>> {
+    let mut anchors: Vec<&(i64, String)> = anchors.iter().collect();
+    anchors.sort_by_key(|a| a.0);
+    let mut next_anchor = 0usize;
     let sql = format!(
         "SELECT {COLS} FROM audit_events WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT 5000"
     );
-    // After a purge the stored chain starts at the base (a signed `purge` checkpoint, which
-    // the services check against the deployment key).
-    let base = head(tx, tenant).await?;
-    let mut last_seq = base.base_seq;
-    let mut last_hash = base.base_hash.clone();
+    let mut last_seq = from_seq;
+    let mut last_hash = from_hash.to_string();
     let mut count = 0_i64;
     loop {
         let rows = sqlx::query(&sql)
@@ -279,6 +328,7 @@ pub async fn verify(
             .collect::<Result<_>>()?;
         count += events.len() as i64;
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let first_seq = last_seq + 1;
         match chain::verify_parallel(&events, last_seq, &last_hash, threads) {
             Ok((s, h)) => {
                 last_seq = s;
@@ -286,29 +336,43 @@ pub async fn verify(
             }
             Err(e) => return Ok(Err(e)),
         }
+        // The batch is contiguous from `first_seq`: the entry at seq n is events[n - first].
+        while let Some((seq, hash)) = anchors.get(next_anchor).copied() {
+            if *seq > last_seq {
+                break;
+            }
+            next_anchor += 1;
+            if *seq < first_seq {
+                // At or before the starting point: vouched for by that point's own
+                // checkpoint; at it, the hashes must agree.
+                if *seq == from_seq && *hash != from_hash {
+                    return Ok(Err(ChainError::Checkpoint { seq: *seq }));
+                }
+                continue;
+            }
+            let idx = (*seq - first_seq) as usize;
+            if events.get(idx).is_none_or(|(_, h)| h != hash) {
+                return Ok(Err(ChainError::Checkpoint { seq: *seq }));
+            }
+        }
     }
-    let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE tenant_id = $1")
-        .bind(tenant.as_str())
-        .fetch_optional(tx.conn())
-        .await?;
-    let (head_seq, head_hash) = match head {
-        Some(r) => (r.try_get::<i64, _>("seq")?, r.try_get::<String, _>("hash")?),
-        None => (0, GENESIS_HASH.to_string()),
-    };
-    if head_seq != last_seq || head_hash != last_hash {
+    // Anchors beyond the last entry: the chain was cut after they were signed.
+    if let Some((seq, _)) = anchors.last() {
+        if *seq > last_seq {
+            return Ok(Err(ChainError::BehindCheckpoint {
+                head_seq: last_seq,
+                checkpoint_seq: *seq,
+            }));
+        }
+    }
+    if head.seq != last_seq || head.hash != last_hash {
         return Ok(Err(ChainError::Head {
-            head_seq,
-            head_hash,
+            head_seq: head.seq,
+            head_hash: head.hash.clone(),
             last_seq,
         }));
     }
-    Ok(Ok(VerifyReport {
-        tenant_id: tenant.as_str().to_string(),
-        events: count,
-        base_seq: base.base_seq,
-        head_seq,
-        head_hash,
-    }))
+    Ok(Ok(count))
 }
 
 /// Tenants that have a chain (operator `audit verify` over all of them).
@@ -418,6 +482,28 @@ pub async fn latest_checkpoint(
     .fetch_optional(tx.conn())
     .await?;
     row.as_ref().map(cp_from_row).transpose()
+}
+
+/// The seq of the newest checkpoint mailed to the tenant's contract admins (0: none yet).
+pub async fn published_seq(tx: &mut Tx, tenant: &TenantId) -> Result<i64> {
+    tx.check(tenant)?;
+    let v: Option<i64> =
+        sqlx::query_scalar("SELECT published_seq FROM audit_heads WHERE tenant_id = $1")
+            .bind(tenant.as_str())
+            .fetch_optional(tx.conn())
+            .await?;
+    Ok(v.unwrap_or(0))
+}
+
+/// Records that the checkpoint at `seq` was mailed.
+pub async fn set_published_seq(tx: &mut Tx, tenant: &TenantId, seq: i64) -> Result<()> {
+    tx.check(tenant)?;
+    sqlx::query("UPDATE audit_heads SET published_seq = $1 WHERE tenant_id = $2")
+        .bind(seq)
+        .bind(tenant.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
 }
 
 /// Checkpoints with `from <= seq <= to`, oldest first.

@@ -410,6 +410,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0017_notice_withdraw.sql"),
         postgres: include_str!("../migrations/postgres/0017_notice_withdraw.sql"),
     },
+    Migration {
+        version: 18,
+        name: "audit_fixes",
+        sqlite: include_str!("../migrations/sqlite/0018_audit_fixes.sql"),
+        postgres: include_str!("../migrations/postgres/0018_audit_fixes.sql"),
+    },
 ];
 
 /// A nullable millisecond column as a time.

@@ -212,7 +212,7 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let batched = n as f64 / watch.elapsed().as_secs_f64();
     let watch = Stopwatch::start();
     let mut tx = store.tenant_read(&tenant).await?;
-    let report = kura_store::audit::verify(&mut tx, &tenant)
+    let report = kura_store::audit::verify(&mut tx, &tenant, &[])
         .await?
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     drop(tx);

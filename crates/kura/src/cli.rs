@@ -174,6 +174,10 @@ pub enum AuditCmd {
         /// Tenant slug (or `_system`); all chains when omitted.
         #[arg(long)]
         tenant: Option<String>,
+        /// A signed checkpoint kept outside Kura (JSON, from the daily mail, the console or
+        /// `GET /api/v1/audit/checkpoint`): the chain must still contain it. Needs --tenant.
+        #[arg(long)]
+        checkpoint: Option<std::path::PathBuf>,
     },
     /// Print the deployment's audit signing public key (as /.well-known/kura-audit-key).
     PublicKey,
@@ -472,9 +476,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 }
             }
         }
-        Command::Audit(AuditCmd::Verify { tenant, .. }) => {
+        Command::Audit(AuditCmd::Verify {
+            tenant, checkpoint, ..
+        }) => {
+            let published: Option<kura_store::audit::Checkpoint> = match &checkpoint {
+                Some(f) => {
+                    if tenant.is_none() {
+                        anyhow::bail!("--checkpoint needs --tenant");
+                    }
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("reading {}", f.display()))?;
+                    // The checkpoint itself, or as saved from GET /api/v1/audit/checkpoint.
+                    let mut v: serde_json::Value = serde_json::from_str(&text)
+                        .with_context(|| format!("{} is not JSON", f.display()))?;
+                    if let Some(inner) = v.get_mut("checkpoint") {
+                        v = inner.take();
+                    }
+                    Some(
+                        serde_json::from_value(v)
+                            .with_context(|| format!("{} is not a checkpoint", f.display()))?,
+                    )
+                }
+                None => None,
+            };
             let s = services(&cfg).await?;
-            let results = s.operator_verify_audit(tenant.as_deref(), &ctx()).await?;
+            let results = s
+                .operator_verify_audit(tenant.as_deref(), published.as_ref(), &ctx())
+                .await?;
             let mut bad = 0;
             for (label, r) in results {
                 match r {

@@ -655,6 +655,13 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Hash chain verification FAILED: ",
     ),
     ("audit.zone", "表示タイムゾーン", "Time zone"),
+    ("audit.checkpoint", "最新の署名付きチェックポイント", "Newest signed checkpoint"),
+    (
+        "audit.checkpoint_hint",
+        "Kura の外に保管してください（契約管理者には毎日メールでも届きます）。後日 POST /api/v1/audit/verify に送ると、監査ログがこの時点から書き換え・切り詰めされていないことを確かめられます。",
+        "Keep it outside Kura (contract admins also get it by mail daily). Sent to POST /api/v1/audit/verify later, it shows that the audit log was neither rewritten nor cut back since.",
+    ),
+    ("audit.checkpoint_download", "JSON を保存", "Save as JSON"),
     ("err.not_found", "見つかりません。", "Not found."),
     (
         "err.ip_not_allowed",

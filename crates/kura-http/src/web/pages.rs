@@ -2315,12 +2315,20 @@ struct AuditTpl {
     p: Page,
     events: Vec<EventView>,
     chain_error: Option<String>,
+    newest: Option<CheckpointView>,
     zone: String,
     q: LogForm,
     /// The filter as a query string (for export links and paging).
     query: String,
     next_before: Option<i64>,
     bad_filter: bool,
+}
+
+/// The newest signed checkpoint, shown to be kept outside Kura.
+pub struct CheckpointView {
+    seq: i64,
+    when: String,
+    json: String,
 }
 
 /// The log filters as typed (echoed back into the form).
@@ -2419,6 +2427,14 @@ pub async fn audit_page(
         Ok(Err(e)) => Some(e.to_string()),
         Err(e) => Some(e.to_string()),
     };
+    let newest = match s.services.newest_checkpoint(&c.auth, &c.ctx).await {
+        Ok(Some(cp)) => Some(CheckpointView {
+            seq: cp.seq,
+            when: kura_domain::Timestamp(cp.at).format_in_zone(&zone),
+            json: serde_json::to_string_pretty(&cp).unwrap_or_default(),
+        }),
+        _ => None,
+    };
     let next_before = (events.len() as i64 == LOG_PAGE)
         .then(|| events.last().map(|e| e.record.seq))
         .flatten();
@@ -2449,6 +2465,7 @@ pub async fn audit_page(
         p: page(&c, "audit.title", "audit", "/audit", &flash),
         events,
         chain_error,
+        newest,
         zone,
         query: q.query(),
         q,

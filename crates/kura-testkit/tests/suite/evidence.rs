@@ -795,7 +795,7 @@ async fn batched_audit_appends_chain_correctly() {
         tx.commit().await.unwrap();
         assert_eq!(one, last + 1);
         let mut tx = store.tenant_read(&tid).await.unwrap();
-        let rep = kura_store::audit::verify(&mut tx, &tid)
+        let rep = kura_store::audit::verify(&mut tx, &tid, &[])
             .await
             .unwrap()
             .unwrap();

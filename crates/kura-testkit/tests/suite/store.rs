@@ -128,7 +128,7 @@ async fn conformance() {
         let mut tx = store.system_read().await.unwrap();
         let chains = kura_store::audit::chain_tenants(&mut tx).await.unwrap();
         assert!(chains.contains(&ta) && chains.contains(&tb));
-        let r = kura_store::audit::verify(&mut tx, &TenantId::from_string(SYSTEM_TENANT))
+        let r = kura_store::audit::verify(&mut tx, &TenantId::from_string(SYSTEM_TENANT), &[])
             .await
             .unwrap();
         assert!(r.is_ok());
