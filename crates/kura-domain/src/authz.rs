@@ -303,13 +303,25 @@ pub enum Decision {
 impl Principal {
     /// The actions this principal holds on a resource (union of every covering grant).
     pub fn actions_on(&self, resource: &Resource) -> ActionSet {
+        self.actions_on_up_to(resource, Some(resource.level()))
+    }
+
+    /// The actions this principal holds on `resource` *and on everything in it up to
+    /// `level`* (`None`: at every level — only uncapped grants reach that far). What a
+    /// grant, an invitation or a service account capped at `level` may receive from them.
+    pub fn actions_on_up_to(&self, resource: &Resource, level: Option<u8>) -> ActionSet {
         if resource.tenant_id() != &self.tenant_id {
             return ActionSet::default();
         }
+        let needed = level.map(|l| l.max(resource.level()));
         self.grants
             .iter()
             .filter(|g| resource.is_covered_by(&g.scope))
-            .filter(|g| g.max_level.is_none_or(|cap| resource.level() <= cap))
+            .filter(|g| match (g.max_level, needed) {
+                (None, _) => true,
+                (Some(cap), Some(n)) => n <= cap,
+                (Some(_), None) => false,
+            })
             .fold(ActionSet::default(), |acc, g| {
                 if g.scope == Scope::Tenant {
                     acc.union(g.actions)
@@ -338,23 +350,38 @@ pub fn authorize(principal: &Principal, action: Action, resource: &Resource) -> 
 }
 
 /// May `principal` grant a role with `role_actions` at the scope whose resource is
-/// `scope_resource`? They need `GrantManage` there and must already hold every action they
-/// hand out (no escalation). Contract admin can only be granted at tenant scope by someone
-/// who holds `TenantManage`.
+/// `scope_resource`, capped at `max_level` (`None`: uncapped)? They need `GrantManage` there
+/// and must already hold every action they hand out, up to that cap — no escalation in
+/// actions, scope or label: someone capped at `internal` hands out nothing uncapped or
+/// above `internal`. Contract admin can only be granted at tenant scope by someone who
+/// holds `TenantManage`.
 pub fn authorize_grant(
     principal: &Principal,
     role_actions: ActionSet,
     scope_resource: &Resource,
+    max_level: Option<u8>,
 ) -> Decision {
     match authorize(principal, Action::GrantManage, scope_resource) {
         Decision::Allow => {}
         other => return other,
     }
-    if role_actions.is_subset_of(principal.actions_on(scope_resource)) {
+    if role_actions.is_subset_of(principal.actions_on_up_to(scope_resource, max_level)) {
         Decision::Allow
     } else {
         Decision::Forbidden
     }
+}
+
+/// Does `principal` hold at least what every one of `target` (another user's grants) gives,
+/// at tenant scope and up to each grant's cap? If not, the target "holds more" and only
+/// someone with `TenantManage` may act on them (freeze, delete, end sessions, issue or
+/// revoke a service account's tokens).
+pub fn holds_at_least(principal: &Principal, target: &[Grant]) -> bool {
+    let tenant = Resource::Tenant(principal.tenant_id.clone());
+    target.iter().all(|g| {
+        g.actions
+            .is_subset_of(principal.actions_on_up_to(&tenant, g.max_level))
+    })
 }
 
 #[cfg(test)]
@@ -450,6 +477,46 @@ mod tests {
                 },
             ),
         ]
+    }
+
+    #[test]
+    fn nobody_grants_above_their_label_cap() {
+        let admin = BuiltinRole::Admin.actions();
+        let capped = Principal {
+            tenant_id: t("A"),
+            user_id: UserId::from_string("u"),
+            grants: vec![Grant {
+                actions: admin,
+                scope: Scope::Tenant,
+                max_level: Some(1),
+            }],
+        };
+        let tenant = Resource::Tenant(t("A"));
+        // Within the cap: yes; at a higher cap or uncapped: no.
+        assert_eq!(authorize_grant(&capped, admin, &tenant, Some(0)), Allow);
+        assert_eq!(authorize_grant(&capped, admin, &tenant, Some(1)), Allow);
+        assert_eq!(authorize_grant(&capped, admin, &tenant, Some(2)), Forbidden);
+        assert_eq!(authorize_grant(&capped, admin, &tenant, None), Forbidden);
+        // An uncapped admin may give any cap.
+        let free = principal(admin, Scope::Tenant);
+        assert_eq!(authorize_grant(&free, admin, &tenant, None), Allow);
+        assert_eq!(authorize_grant(&free, admin, &tenant, Some(3)), Allow);
+        // "Holds at least": the capped admin does not cover an uncapped member or an admin
+        // capped higher, but does cover one capped lower.
+        let member = BuiltinRole::Member.actions();
+        let g = |actions, max_level| Grant {
+            actions,
+            scope: Scope::Tenant,
+            max_level,
+        };
+        assert!(!holds_at_least(&capped, &[g(member, None)]));
+        assert!(!holds_at_least(&capped, &[g(admin, Some(2))]));
+        assert!(holds_at_least(&capped, &[g(member, Some(1))]));
+        assert!(holds_at_least(&free, &[g(admin, None)]));
+        assert!(!holds_at_least(
+            &free,
+            &[g(BuiltinRole::ContractAdmin.actions(), None)]
+        ));
     }
 
     fn drone_operator() -> ActionSet {
@@ -549,25 +616,30 @@ mod tests {
         let folder = resources()[1].1.clone();
         let admin_t = principal(BuiltinRole::Admin.actions(), Scope::Tenant);
         assert_eq!(
-            authorize_grant(&admin_t, BuiltinRole::Member.actions(), &folder),
+            authorize_grant(&admin_t, BuiltinRole::Member.actions(), &folder, None),
             Allow
         );
         assert_eq!(
-            authorize_grant(&admin_t, BuiltinRole::ContractAdmin.actions(), &tenant),
+            authorize_grant(
+                &admin_t,
+                BuiltinRole::ContractAdmin.actions(),
+                &tenant,
+                None
+            ),
             Forbidden
         );
         let admin_f1 = principal(BuiltinRole::Admin.actions(), Scope::Folder(f("F1")));
         assert_eq!(
-            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &folder),
+            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &folder, None),
             Allow
         );
         assert_eq!(
-            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &tenant),
+            authorize_grant(&admin_f1, BuiltinRole::Guest.actions(), &tenant, None),
             Forbidden
         );
         let member = principal(BuiltinRole::Member.actions(), Scope::Tenant);
         assert_eq!(
-            authorize_grant(&member, BuiltinRole::Guest.actions(), &folder),
+            authorize_grant(&member, BuiltinRole::Guest.actions(), &folder, None),
             Forbidden
         );
     }

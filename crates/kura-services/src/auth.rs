@@ -826,6 +826,8 @@ impl Services {
             ctx,
         )
         .await?;
+        // Not the sessions of someone who holds more (a contract admin, an uncapped admin).
+        self.require_not_outranked(auth, user, ctx).await?;
         let mut tx = self.store.tenant_tx(t).await?;
         let ended = kura_store::sessions::delete_for_user(&mut tx, t, user).await?;
         self.audit(
@@ -922,6 +924,11 @@ impl Services {
                 "user",
                 "is not a service account (people create their own tokens)",
             ));
+        }
+        if write {
+            // A token acts as the account: nobody mints one for an account that holds more
+            // than they do.
+            self.require_not_outranked(auth, &user.id, ctx).await?;
         }
         Ok(user)
     }

@@ -211,6 +211,9 @@ impl Services {
             .await?;
         if let Some(l) = label {
             auth.tenant.settings.check_label(l)?;
+            // Nobody labels a file above their own cap.
+            self.project_for(auth, project, Some(Some(l)), Action::ContentWrite, ctx)
+                .await?;
         }
         let name = validate_name("name", name)?;
         let content_type: String = content_type
@@ -358,6 +361,36 @@ impl Services {
                 }
             }
             let existing = files::find_by_name(&mut tx, t, project, name).await?;
+            if let Some(f) = &existing {
+                // The same rules as every other access to that file: above the caller's
+                // cap (or otherwise out of reach) it is not theirs to add a version to,
+                // relabel or bring back from the trash. The answer reveals nothing of it.
+                let (_, r) = self
+                    .project_as_resource(
+                        &mut tx,
+                        &auth.tenant.settings,
+                        t,
+                        project,
+                        Some(f.labels.label.as_deref()),
+                    )
+                    .await?;
+                if kura_domain::authorize(&auth.principal, Action::ContentWrite, &r)
+                    != kura_domain::Decision::Allow
+                {
+                    drop(tx);
+                    self.audit_alone(
+                        t,
+                        &Actor::User(&auth.principal),
+                        ctx,
+                        Event::new("access.denied")
+                            .target("file", &f.id)
+                            .result("denied")
+                            .details(serde_json::json!({ "action": "file.upload", "reason": "same name as a file out of reach" })),
+                    )
+                    .await?;
+                    return Err(ServiceError::Conflict(NAME_TAKEN.into()));
+                }
+            }
             let (file_id, version) = match &existing {
                 Some(f) => {
                     // Uploading to a name in the trash brings the file back.
@@ -866,6 +899,10 @@ pub struct FileUpdate {
     pub project: Option<ProjectId>,
     pub labels: Option<kura_store::Labels>,
 }
+
+/// The answer to an upload or a move onto a name that a file the caller cannot reach
+/// already has: the same as for any taken name, and nothing about that file.
+pub const NAME_TAKEN: &str = "a file with this name exists in the project";
 
 impl Services {
     /// Renames a file, moves it to another project, and/or relabels it — in one

@@ -70,6 +70,35 @@ impl Services {
         }
     }
 
+    /// Lets the caller act on user `target` (freeze, delete, end sessions, manage a service
+    /// account's tokens) only if the target holds no more than they do — in actions and in
+    /// label reach; otherwise only someone with `TenantManage` may. The refusal is audited.
+    pub(crate) async fn require_not_outranked(
+        &self,
+        auth: &AuthContext,
+        target: &UserId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_read(t).await?;
+        let grants: Vec<kura_domain::authz::Grant> = roles::grants_of_user(&mut tx, t, target)
+            .await?
+            .iter()
+            .map(|g| g.effective(&auth.tenant.settings))
+            .collect();
+        drop(tx);
+        if kura_domain::authz::holds_at_least(&auth.principal, &grants) {
+            return Ok(());
+        }
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await
+    }
+
     /// Validates a grant: contract admin only at tenant scope, and the scope must exist.
     /// Validates a grant: contract admin only at tenant scope, an existing scope, and a cap
     /// that is one of the tenant's labels.
@@ -139,7 +168,8 @@ impl Services {
             )
             .await?;
         if let Actor::User(p) = actor {
-            if authorize_grant(p, actions, &resource) != Decision::Allow {
+            let cap = cap_level(&tenant.settings, input.max_label.as_deref());
+            if authorize_grant(p, actions, &resource, cap) != Decision::Allow {
                 return Err(ServiceError::Forbidden);
             }
         }
@@ -448,16 +478,11 @@ impl Services {
         // (A write transaction: a missing user is not audited here, which would need a second
         // writer; the lookup above already audited unknown ids.)
         let user = users::get(&mut tx, t, id).await?;
-        // An admin may not act on a user who holds more than they do (e.g. a contract admin).
-        let target_grants = roles::grants_of_user(&mut tx, t, id).await?;
-        let tenant_res = Resource::Tenant(t.clone());
-        let mine = auth.principal.actions_on(&tenant_res);
-        if target_grants.iter().any(|g| !g.actions.is_subset_of(mine)) {
-            drop(tx);
-            self.require(&auth.principal, Action::TenantManage, &tenant_res, ctx)
-                .await?;
-            tx = self.store.tenant_tx(t).await?;
-        }
+        // An admin may not act on a user who holds more than they do (e.g. a contract admin,
+        // or anyone reaching higher labels than the admin's cap).
+        drop(tx);
+        self.require_not_outranked(auth, id, ctx).await?;
+        let mut tx = self.store.tenant_tx(t).await?;
         self.apply_user_change(
             &mut tx,
             &auth.tenant.id,
@@ -600,7 +625,8 @@ impl Services {
             .check_grant_shape(&mut tx, &auth.tenant.settings, t, &role, &scope, max_label)
             .await?;
         drop(tx);
-        match authorize_grant(&auth.principal, actions, &resource) {
+        let cap = cap_level(&auth.tenant.settings, max_label);
+        match authorize_grant(&auth.principal, actions, &resource, cap) {
             Decision::Allow => {}
             _ => {
                 self.require(&auth.principal, Action::GrantManage, &resource, ctx)
@@ -673,7 +699,8 @@ impl Services {
             .scope_resource(&mut tx, &auth.tenant.settings, t, &grant.scope)
             .await?;
         drop(tx);
-        if authorize_grant(&auth.principal, grant.actions, &resource) != Decision::Allow {
+        let cap = cap_level(&auth.tenant.settings, grant.max_label.as_deref());
+        if authorize_grant(&auth.principal, grant.actions, &resource, cap) != Decision::Allow {
             self.require(&auth.principal, Action::GrantManage, &resource, ctx)
                 .await?;
             return Err(ServiceError::Forbidden);
@@ -885,4 +912,16 @@ impl Services {
             })
             .collect())
     }
+}
+
+/// The rank of a grant's cap label (`None`: uncapped). Labels are checked before this is
+/// asked; an unknown one ranks lowest (fail closed).
+pub(crate) fn cap_level(
+    settings: &kura_domain::tenant::TenantSettings,
+    max_label: Option<&str>,
+) -> Option<u8> {
+    max_label.map(|l| match settings.label_rank(l) {
+        u8::MAX => 0,
+        r => r,
+    })
 }

@@ -237,6 +237,38 @@ impl Services {
         })
     }
 
+    /// Nobody sets a label above their own cap (DATA-3): an item given the label `label`
+    /// under `at` (where `action` is checked) needs `action` there up to that label's level.
+    /// A refusal is audited and answered like any missing permission.
+    pub(crate) async fn require_label_within_cap(
+        &self,
+        auth: &AuthContext,
+        at: &Resource,
+        label: Option<&str>,
+        action: Action,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let Some(l) = label else { return Ok(()) };
+        let rank = auth.tenant.settings.label_rank(l);
+        if auth
+            .principal
+            .actions_on_up_to(at, Some(rank))
+            .contains(action)
+        {
+            return Ok(());
+        }
+        self.audit_alone(
+            &auth.tenant.id,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("access.denied")
+                .result("denied")
+                .details(serde_json::json!({ "action": action.as_str(), "reason": "label above the caller's cap", "label": l })),
+        )
+        .await?;
+        Err(ServiceError::Forbidden)
+    }
+
     /// Checks labels, tags and attributes against the tenant's scheme and limits.
     pub(crate) fn check_labels(&self, settings: &TenantSettings, l: &Labels) -> Result<()> {
         if let Some(label) = &l.label {
@@ -295,6 +327,14 @@ impl Services {
         drop(tx);
         self.require(&auth.principal, Action::FolderCreate, &resource, ctx)
             .await?;
+        self.require_label_within_cap(
+            auth,
+            &resource,
+            labels.label.as_deref(),
+            Action::FolderCreate,
+            ctx,
+        )
+        .await?;
         let now = self.now();
         let folder = Folder {
             labels,
@@ -377,6 +417,16 @@ impl Services {
         }
         patch.apply_labels(&mut folder.labels);
         self.check_labels(&auth.tenant.settings, &folder.labels)?;
+        if folder.labels.label != before.labels.label {
+            self.require_label_within_cap(
+                auth,
+                &r,
+                folder.labels.label.as_deref(),
+                Action::FolderManage,
+                ctx,
+            )
+            .await?;
+        }
         if let Some(p) = patch.parent {
             folder.parent_id = p;
         }
@@ -460,6 +510,14 @@ impl Services {
         drop(tx);
         self.require(&auth.principal, Action::ProjectCreate, &r, ctx)
             .await?;
+        self.require_label_within_cap(
+            auth,
+            &r,
+            labels.label.as_deref(),
+            Action::ProjectCreate,
+            ctx,
+        )
+        .await?;
         let now = self.now();
         let project = Project {
             labels,
@@ -529,6 +587,16 @@ impl Services {
         }
         patch.apply_labels(&mut project.labels);
         self.check_labels(&auth.tenant.settings, &project.labels)?;
+        if project.labels.label != before.labels.label {
+            self.require_label_within_cap(
+                auth,
+                &r,
+                project.labels.label.as_deref(),
+                Action::ProjectManage,
+                ctx,
+            )
+            .await?;
+        }
         if let Some(f) = patch.parent {
             project.folder_id = f;
         }

@@ -292,3 +292,400 @@ async fn tenant_a_cannot_reach_tenant_b() {
         s.stop().await;
     }
 }
+
+/// Accepts `email`'s invitation; returns (user id from `created`, session token).
+async fn accept(s: &TestServer, created: &Value, email: &str) -> (String, String) {
+    let token = s.invitation_token(email).await;
+    let (st, body) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": kura_testkit::PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    (
+        created["id"].as_str().unwrap().to_string(),
+        body["token"].as_str().unwrap().to_string(),
+    )
+}
+
+/// DATA-3 on every write path: a same-name upload over a file above the caller's cap is
+/// refused with the answer of any taken name (409, nothing of the file: not its id, label,
+/// tags or content), whether the file is live or in the trash, with or without `label=`;
+/// nobody labels a file, folder or project above their cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_obey_the_label_cap() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("capw").await;
+        let tok = &t.admin_token;
+        let p = s.project(tok, "見積").await;
+        let (st, secret) = s
+            .upload(tok, &p, "plan.txt", b"TOP-SECRET-PLAN".to_vec())
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        let secret_id = secret["file"]["id"].as_str().unwrap().to_string();
+        let (st, _) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/files/{secret_id}"),
+                Some(tok),
+                Some(json!({ "label": "secret", "tags": ["役員"] })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK);
+        let (st, trashed) = s.upload(tok, &p, "old.txt", b"OLD-SECRET".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let trashed_id = trashed["file"]["id"].as_str().unwrap().to_string();
+        s.call(
+            "PATCH",
+            &format!("/api/v1/files/{trashed_id}"),
+            Some(tok),
+            Some(json!({ "label": "secret" })),
+        )
+        .await;
+        assert_eq!(
+            s.call(
+                "DELETE",
+                &format!("/api/v1/files/{trashed_id}"),
+                Some(tok),
+                None
+            )
+            .await
+            .0,
+            StatusCode::NO_CONTENT
+        );
+
+        let (st, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "capped@capw.example.jp", "role": "member", "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let (_, member) = accept(&s, &created, "capped@capw.example.jp").await;
+        assert_eq!(
+            s.get(&format!("/api/v1/files/{secret_id}"), &member)
+                .await
+                .0,
+            StatusCode::NOT_FOUND
+        );
+
+        for (name, query) in [
+            ("plan.txt", "&label=public"),
+            ("plan.txt", ""),
+            ("old.txt", ""),
+            ("old.txt", "&label=internal"),
+        ] {
+            let res = reqwest::Client::new()
+                .post(format!(
+                    "{}/api/v1/projects/{p}/files?name={name}{query}",
+                    s.base
+                ))
+                .bearer_auth(&member)
+                .body("overwrite attempt")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CONFLICT, "{b:?} {name}{query}");
+            let text = res.text().await.unwrap();
+            for leak in [
+                &secret_id,
+                &trashed_id,
+                "secret",
+                "役員",
+                "plan.txt",
+                "old.txt",
+            ] {
+                assert!(!text.contains(leak), "{b:?}: {text} reveals {leak}");
+            }
+        }
+        // Nothing changed: one version each, still secret, content intact, still trashed.
+        let (_, info) = s.get(&format!("/api/v1/files/{secret_id}"), tok).await;
+        assert_eq!(info["file"]["label"], "secret", "{info}");
+        assert_eq!(info["versions"].as_array().unwrap().len(), 1, "{info}");
+        let body = s
+            .client
+            .get(format!("{}/api/v1/files/{secret_id}/content", s.base))
+            .bearer_auth(tok)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"TOP-SECRET-PLAN");
+        let (_, trash) = s.get(&format!("/api/v1/projects/{p}/trash"), tok).await;
+        assert!(trash.to_string().contains(&trashed_id), "{trash}");
+        let (_, audit) = s
+            .get("/api/v1/audit?action=access.denied&limit=50", tok)
+            .await;
+        assert!(
+            audit
+                .to_string()
+                .contains("same name as a file out of reach"),
+            "{b:?}: refusals audited"
+        );
+
+        // No labels above the cap on any path.
+        let (st, _) = s.upload(&member, &p, "new.txt", b"x".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED);
+        let res = reqwest::Client::new()
+            .post(format!(
+                "{}/api/v1/projects/{p}/files?name=hidden.txt&label=secret",
+                s.base
+            ))
+            .bearer_auth(&member)
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(res.status(), StatusCode::FORBIDDEN | StatusCode::NOT_FOUND),
+            "{b:?}: upload labelled above the cap: {}",
+            res.status()
+        );
+        let (_, admin_folder) = s
+            .post("/api/v1/folders", tok, json!({"name": "共有"}))
+            .await;
+        let fid = admin_folder["id"].as_str().unwrap();
+        // An admin capped at internal (folder and project creation).
+        let (st, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "capadm@capw.example.jp", "role": "admin", "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{created}");
+        let (_, capadm) = accept(&s, &created, "capadm@capw.example.jp").await;
+        let (st, _) = s
+            .post(
+                "/api/v1/folders",
+                &capadm,
+                json!({"name": "上", "label": "secret"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: folder above the cap");
+        let (st, _) = s
+            .post(
+                "/api/v1/projects",
+                &capadm,
+                json!({"name": "上", "folder_id": fid, "label": "confidential"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: project above the cap");
+        let (st, _) = s
+            .call(
+                "PATCH",
+                &format!("/api/v1/folders/{fid}"),
+                Some(&capadm),
+                Some(json!({"label": "secret"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: relabel above the cap");
+        let (st, _) = s
+            .post(
+                "/api/v1/folders",
+                &capadm,
+                json!({"name": "内", "label": "internal"}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?}: within the cap");
+        s.stop().await;
+    }
+}
+
+/// Nobody grants more than they hold — in the label dimension too: an admin capped at
+/// `internal` cannot lift their own cap, give uncapped or higher-capped grants, invite
+/// uncapped admins or create uncapped service accounts; and cannot act on users who reach
+/// further (freeze, end sessions, mint a service account's tokens). An admin without tenant
+/// management cannot end the contract admin's sessions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nobody_grants_above_their_cap() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("capg").await;
+        let tok = &t.admin_token;
+        let p = s.project(tok, "機密").await;
+        s.call(
+            "PATCH",
+            &format!("/api/v1/projects/{p}"),
+            Some(tok),
+            Some(json!({"label": "confidential"})),
+        )
+        .await;
+        let (_, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "capadm@capg.example.jp", "role": "admin", "max_label": "internal" }),
+            )
+            .await;
+        let (capadm_id, capadm) = accept(&s, &created, "capadm@capg.example.jp").await;
+        let (_, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "plain@capg.example.jp", "role": "member" }),
+            )
+            .await;
+        let (plain_id, _plain) = accept(&s, &created, "plain@capg.example.jp").await;
+        let (_, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "low@capg.example.jp", "role": "member", "max_label": "public" }),
+            )
+            .await;
+        let (low_id, _low) = accept(&s, &created, "low@capg.example.jp").await;
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{p}"), &capadm).await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        // Lifting their own cap, or giving more than they reach: refused.
+        for body in [
+            json!({ "role": "admin", "scope": {"type": "tenant"} }),
+            json!({ "role": "guest", "scope": {"type": "tenant"} }),
+            json!({ "role": "admin", "scope": {"type": "tenant"}, "max_label": "confidential" }),
+        ] {
+            for target in [&capadm_id, &low_id] {
+                let (st, v) = s
+                    .post(
+                        &format!("/api/v1/users/{target}/grants"),
+                        &capadm,
+                        body.clone(),
+                    )
+                    .await;
+                assert_eq!(st, StatusCode::FORBIDDEN, "{b:?} {body} → {target}: {v}");
+            }
+        }
+        let (st, _) = s
+            .post(
+                &format!("/api/v1/users/{low_id}/grants"),
+                &capadm,
+                json!({ "role": "guest", "scope": {"type": "tenant"}, "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?}: within the cap");
+        let (st, _) = s
+            .post(
+                "/api/v1/users",
+                &capadm,
+                json!({ "email": "new-admin@capg.example.jp", "role": "admin" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: uncapped invitation");
+        let (st, _) = s
+            .post(
+                "/api/v1/service-accounts",
+                &capadm,
+                json!({ "name": "夜間", "role": "member", "scope": {"type": "tenant"} }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{b:?}: uncapped service account");
+        let (st, _) = s
+            .post(
+                "/api/v1/users",
+                &capadm,
+                json!({ "email": "ok@capg.example.jp", "role": "member", "max_label": "internal" }),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{b:?}: a capped invitation");
+        // Still capped: the confidential project stays out of reach.
+        assert_eq!(
+            s.get(&format!("/api/v1/projects/{p}"), &capadm).await.0,
+            StatusCode::NOT_FOUND
+        );
+
+        // Actions on users who reach further: refused; on users who reach less: allowed.
+        let (st, _) = s
+            .post(
+                &format!("/api/v1/users/{plain_id}/sessions/end"),
+                &capadm,
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "{b:?}: end an uncapped member's sessions"
+        );
+        let (st, _) = s
+            .call(
+                "POST",
+                &format!("/api/v1/users/{plain_id}/freeze"),
+                Some(&capadm),
+                None,
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "{b:?}: freeze an uncapped member"
+        );
+        let (st, _) = s
+            .post(
+                &format!("/api/v1/users/{low_id}/sessions/end"),
+                &capadm,
+                json!({}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{b:?}");
+        let (_, svc) = s
+            .post(
+                "/api/v1/service-accounts",
+                tok,
+                json!({ "name": "全権", "role": "member", "scope": {"type": "tenant"} }),
+            )
+            .await;
+        let svc = svc["id"].as_str().unwrap();
+        let (st, _) = s
+            .post(
+                &format!("/api/v1/users/{svc}/tokens"),
+                &capadm,
+                json!({ "name": "x", "scopes": ["files:read"], "expires_in_days": 1 }),
+            )
+            .await;
+        assert_eq!(
+            st,
+            StatusCode::FORBIDDEN,
+            "{b:?}: token for an uncapped account"
+        );
+
+        // An admin without tenant management (uncapped) and the contract admin's sessions.
+        let (_, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "adm@capg.example.jp", "role": "admin" }),
+            )
+            .await;
+        let (_, adm) = accept(&s, &created, "adm@capg.example.jp").await;
+        for _ in 0..3 {
+            let (st, _) = s
+                .post(
+                    &format!("/api/v1/users/{}/sessions/end", t.admin_id),
+                    &adm,
+                    json!({}),
+                )
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::FORBIDDEN,
+                "{b:?}: the contract admin's sessions"
+            );
+        }
+        let (st, _) = s.get("/api/v1/me", tok).await;
+        assert_eq!(
+            st,
+            StatusCode::OK,
+            "{b:?}: the contract admin is still logged in"
+        );
+        s.stop().await;
+    }
+}
