@@ -59,7 +59,36 @@ pub fn validate_name(field: &'static str, name: &str) -> Result<String, DomainEr
             "must not contain control characters or slashes",
         ));
     }
+    if name.chars().any(spoofs) {
+        return Err(DomainError::invalid(
+            field,
+            "must not contain invisible or direction-changing characters (zero-width, bidi controls, BOM, line separators) or U+FFFD (text that was not valid UTF-8)",
+        ));
+    }
+    if name == "." || name == ".." {
+        return Err(DomainError::invalid(field, "must not be . or .."));
+    }
     Ok(name.to_string())
+}
+
+/// Characters that change how a name is displayed without being seen: bidi overrides and
+/// isolates (`invoice<U+202E>fdp.exe` shows as `invoiceexe.pdf`), zero-width characters, the
+/// byte-order mark, line and paragraph separators, interlinear annotation, and U+FFFD —
+/// the mark of bytes that were not UTF-8. ZWJ and ZWNJ stay allowed: emoji sequences and
+/// several scripts need them.
+fn spoofs(c: char) -> bool {
+    matches!(c,
+        '\u{061C}'                       // Arabic letter mark
+        | '\u{180E}'                     // Mongolian vowel separator
+        | '\u{200B}'                     // zero-width space
+        | '\u{200E}' | '\u{200F}'         // LRM, RLM
+        | '\u{2028}'..='\u{202E}'        // line/paragraph separators, bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}'        // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}'        // bidi isolates
+        | '\u{FEFF}'                     // BOM / zero-width no-break space
+        | '\u{FFF9}'..='\u{FFFB}'        // interlinear annotation
+        | '\u{FFFD}'                     // replacement character
+    )
 }
 
 /// Validates and normalises an e-mail address (lower-cased; one `@`, a dot in the domain).
@@ -109,6 +138,22 @@ mod tests {
         assert!(validate_name("name", "").is_err());
         assert!(validate_name("name", "a/b").is_err());
         assert!(validate_name("name", &"x".repeat(201)).is_err());
+        // Names that display as something else are refused.
+        for bad in [
+            "invoice\u{202E}fdp.exe",
+            "a\u{200B}b",
+            "\u{FEFF}memo.txt",
+            "line\u{2028}break",
+            "iso\u{2066}late\u{2069}",
+            "bad\u{FFFD}utf8",
+            ".",
+            "..",
+        ] {
+            assert!(validate_name("name", bad).is_err(), "{bad:?}");
+        }
+        // Emoji sequences with ZWJ, and dotted names, are fine.
+        assert!(validate_name("name", "👨\u{200D}👩\u{200D}👧 家族.jpg").is_ok());
+        assert!(validate_name("name", "...notes").is_ok());
         assert_eq!(validate_email(" A@Example.JP ").unwrap(), "a@example.jp");
         for bad in [
             "a", "a@b", "@b.jp", "a@b@c.jp", "a b@c.jp", "a@.jp", "a@b..jp",

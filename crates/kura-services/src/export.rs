@@ -1,8 +1,10 @@
 //! A terminated tenant's full export (OPS-3, DATA-4): one tar archive, streamed, with
 //! `metadata.json` (folders, projects, files and versions, users without credentials,
 //! roles, grants, contacts, usage), `audit.jsonl` (the signed audit export, verifiable
-//! offline), `access.csv`, `files.json` (archive path → project, name, version, SHA-256)
-//! and every live file's current version under `files/`. The logs are spooled (sealed with
+//! offline), `access.csv`, `files.json` (archive path → file id, folders, project, name,
+//! version, SHA-256), every live file's current version under
+//! `files/<folder>/…/<project>/<name>` and its older versions under
+//! `versions/<same path>/v<N>`. The logs are spooled (sealed with
 //! a per-download key) to learn their size; nothing is held in memory whole.
 
 use crate::audit::ExportFormat;
@@ -29,6 +31,11 @@ const METADATA: &[(&str, &[&str])] = &[
 
 /// A ustar header for a regular file.
 fn tar_header(name: &str, size: u64, mtime_secs: i64) -> [u8; 512] {
+    tar_header_typed(name, size, mtime_secs, b'0')
+}
+
+/// A ustar header of a type (`0` file, `x` PAX extended header for the next member).
+fn tar_header_typed(name: &str, size: u64, mtime_secs: i64, kind: u8) -> [u8; 512] {
     let mut h = [0u8; 512];
     // Names are cut at a character boundary to fit the 100-byte field.
     let mut cut = name.len().min(99);
@@ -45,7 +52,7 @@ fn tar_header(name: &str, size: u64, mtime_secs: i64) -> [u8; 512] {
     octal(&mut h, 116, 8, 0);
     octal(&mut h, 124, 12, size);
     octal(&mut h, 136, 12, mtime_secs.max(0) as u64);
-    h[156] = b'0';
+    h[156] = kind;
     h[257..263].copy_from_slice(b"ustar\0");
     h[263..265].copy_from_slice(b"00");
     h[148..156].copy_from_slice(b"        ");
@@ -59,10 +66,98 @@ fn padding(size: u64) -> Vec<u8> {
     vec![0u8; ((512 - size % 512) % 512) as usize]
 }
 
+/// The header(s) of one member: a plain ustar header, preceded by a PAX extended header
+/// carrying the full path when it does not fit the 100-byte name field (GNU tar, bsdtar and
+/// Python's tarfile read it; older readers see a truncated name, never another file's).
+fn entry_header(path: &str, size: u64, mtime: i64) -> Vec<u8> {
+    let mut out = Vec::new();
+    if path.len() > 99 {
+        let record = pax_record("path", path);
+        out.extend_from_slice(&tar_header_typed(
+            "././@PaxHeader",
+            record.len() as u64,
+            mtime,
+            b'x',
+        ));
+        out.extend_from_slice(record.as_bytes());
+        out.extend_from_slice(&padding(record.len() as u64));
+    }
+    out.extend_from_slice(&tar_header(path, size, mtime));
+    out
+}
+
+/// One PAX record, `"<len> <key>=<value>\n"`, whose length counts its own digits.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() != body.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    format!("{len} {key}={value}\n")
+}
+
+/// Where each folder sits: its names from the outermost folder in, made safe as path parts.
+fn folder_paths(
+    folders: &[serde_json::Map<String, serde_json::Value>],
+) -> std::collections::HashMap<String, Vec<String>> {
+    let get = |r: &serde_json::Map<String, serde_json::Value>, k: &str| {
+        r.get(k).and_then(|v| v.as_str()).map(str::to_string)
+    };
+    let by_id: std::collections::HashMap<String, (Option<String>, String)> = folders
+        .iter()
+        .filter_map(|r| Some((get(r, "id")?, (get(r, "parent_id"), get(r, "name")?))))
+        .collect();
+    by_id
+        .keys()
+        .map(|id| {
+            let mut parts = Vec::new();
+            let mut at = Some(id.clone());
+            // Folders nest at most 16 deep; the bound also stops a cycle in damaged data.
+            while let Some(cur) = at.take().filter(|_| parts.len() < 32) {
+                if let Some((parent, name)) = by_id.get(&cur) {
+                    parts.push(safe_component(name));
+                    at = parent.clone();
+                }
+            }
+            parts.reverse();
+            (id.clone(), parts)
+        })
+        .collect()
+}
+
+/// A path part that extracts as itself: no separators or control characters, not `.`/`..`.
+fn safe_component(s: &str) -> String {
+    let c = safe_name(s);
+    if c.is_empty() || c == "." || c == ".." {
+        format!("_{c}")
+    } else {
+        c
+    }
+}
+
+/// `name` with a file id before its extension: `quote~0192….txt`.
+fn with_id(name: &str, id: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}~{id}.{ext}"),
+        _ => format!("{name}~{id}"),
+    }
+}
+
+/// One file version in the archive.
+struct Wanted {
+    path: String,
+    file_id: String,
+    folders: Vec<String>,
+    project: String,
+    name: String,
+    current: bool,
+    v: kura_store::files::Version,
+}
+
 fn member(name: &str, data: Vec<u8>, mtime: i64) -> Vec<Bytes> {
     let size = data.len() as u64;
     vec![
-        Bytes::copy_from_slice(&tar_header(name, size, mtime)),
+        Bytes::from(entry_header(name, size, mtime)),
         Bytes::from(data),
         Bytes::from(padding(size)),
     ]
@@ -208,12 +303,13 @@ impl Services {
         let mut parts: Vec<Bytes> = Vec::new();
         let mut tx = self.store.tenant_read(tenant).await?;
         let mut meta = serde_json::Map::new();
-        let (mut files, mut projects) = (Vec::new(), Vec::new());
+        let (mut files, mut projects, mut folders) = (Vec::new(), Vec::new(), Vec::new());
         for (table, hidden) in METADATA {
             let rows = backup::dump_table(&mut tx, tenant, table).await?;
             match *table {
                 "files" => files = rows.clone(),
                 "projects" => projects = rows.clone(),
+                "folders" => folders = rows.clone(),
                 _ => {}
             }
             let rows: Vec<serde_json::Value> = rows
@@ -227,48 +323,73 @@ impl Services {
                 .collect();
             meta.insert(table.to_string(), rows.into());
         }
+        // Paths follow the workspace: files/<folder>/…/<project>/<name> for each live
+        // file's current version, versions/<same path>/v<N> for its older versions. Names
+        // that would collide (also case-insensitively, for case-insensitive file systems)
+        // get the file's full id; every path is unique, long ones go in PAX headers.
+        let folder_paths = folder_paths(&folders);
+        let mut used = std::collections::HashSet::new();
         let mut wanted = Vec::new();
         for f in files
             .iter()
             .filter(|f| f.get("deleted_at").is_none_or(|d| d.is_null()))
         {
-            let id = f
-                .get("id")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default()
-                .to_string();
-            let version = f
+            let text = |k: &str| {
+                f.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (id, name, project) = (text("id"), text("name"), text("project_id"));
+            let current = f
                 .get("current_version")
                 .and_then(|v| v.as_i64())
                 .unwrap_or(1);
-            let v = kura_store::files::get_version(&mut tx, tenant, &id, version).await?;
-            let project = f
-                .get("project_id")
-                .and_then(|v| v.as_str())
-                .unwrap_or_default();
-            let project_name = projects
+            let p = projects
                 .iter()
-                .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(project))
+                .find(|p| p.get("id").and_then(|v| v.as_str()) == Some(project.as_str()));
+            let project_name = p
                 .and_then(|p| p.get("name").and_then(|v| v.as_str()))
                 .unwrap_or("project")
                 .to_string();
-            let name = f
-                .get("name")
-                .and_then(|v| v.as_str())
-                .unwrap_or("file")
-                .to_string();
-            let path = format!(
-                "kura-export/files/{}-{}",
-                &id[..id.len().min(8)],
-                safe_name(&name)
-            );
-            wanted.push((path, project_name, name, v));
+            let folder_path = p
+                .and_then(|p| p.get("folder_id").and_then(|v| v.as_str()))
+                .and_then(|fid| folder_paths.get(fid))
+                .cloned()
+                .unwrap_or_default();
+            let mut dir: Vec<String> = folder_path.clone();
+            dir.push(safe_component(&project_name));
+            let mut rel = format!("{}/{}", dir.join("/"), safe_component(&name));
+            if !used.insert(rel.to_lowercase()) {
+                rel = format!("{}/{}", dir.join("/"), with_id(&safe_component(&name), &id));
+                used.insert(rel.to_lowercase());
+            }
+            for v in kura_store::files::list_versions(&mut tx, tenant, &id).await? {
+                let path = if v.version == current {
+                    format!("kura-export/files/{rel}")
+                } else {
+                    format!("kura-export/versions/{rel}/v{}", v.version)
+                };
+                wanted.push(Wanted {
+                    path,
+                    file_id: id.clone(),
+                    folders: folder_path.clone(),
+                    project: project_name.clone(),
+                    name: name.clone(),
+                    current: v.version == current,
+                    v,
+                });
+            }
         }
         drop(tx);
         let index: Vec<serde_json::Value> = wanted
             .iter()
-            .map(|(path, project, name, v)| {
-                serde_json::json!({ "path": path, "project": project, "name": name, "version": v.version, "size": v.size, "sha256": v.sha256 })
+            .map(|w| {
+                serde_json::json!({
+                    "path": w.path, "file_id": w.file_id, "folders": w.folders,
+                    "project": w.project, "name": w.name, "version": w.v.version,
+                    "current": w.current, "size": w.v.size, "sha256": w.v.sha256,
+                })
             })
             .collect();
         let zone = {
@@ -301,11 +422,12 @@ impl Services {
         let services = self.clone();
         let tenant = tenant.clone();
         let files = futures_util::stream::iter(wanted)
-            .then(move |(path, _, _, v)| {
+            .then(move |w| {
                 let services = services.clone();
                 let tenant = tenant.clone();
                 async move {
-                    let header = Bytes::copy_from_slice(&tar_header(&path, v.size as u64, mtime));
+                    let Wanted { path, v, .. } = w;
+                    let header = Bytes::from(entry_header(&path, v.size as u64, mtime));
                     let body: crate::files::ByteStream =
                         match services.read_content(&tenant, &v, None).await {
                             Ok(s) => s,

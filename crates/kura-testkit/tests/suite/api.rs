@@ -998,3 +998,75 @@ async fn cookie_sessions_need_csrf() {
     );
     s.stop().await;
 }
+
+/// Names that display as something else are refused (422) on every naming path — files,
+/// folders, projects — including bytes that are not UTF-8 in the upload's query string.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoofing_names_are_refused() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("spoof").await;
+        let tok = &t.admin_token;
+        let p = s.project(tok, "P").await;
+        for bad in [
+            "invoice\u{202E}fdp.exe",
+            "zero\u{200B}width",
+            "\u{FEFF}bom",
+            "sep\u{2028}line",
+            "..",
+        ] {
+            let (st, v) = s.post("/api/v1/folders", tok, json!({ "name": bad })).await;
+            assert_eq!(
+                st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{b:?} folder {bad:?}: {v}"
+            );
+            let (st, v) = s
+                .post(
+                    "/api/v1/projects",
+                    tok,
+                    json!({ "name": bad, "folder_id": s.get("/api/v1/folders", tok).await.1["items"][0]["id"] }),
+                )
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{b:?} project {bad:?}: {v}"
+            );
+            let (st, v) = s.upload(tok, &p, &urlencode(bad), b"x".to_vec()).await;
+            assert_eq!(
+                st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{b:?} file {bad:?}: {v}"
+            );
+        }
+        // Not UTF-8: refused, not stored as U+FFFD.
+        let (st, v) = s.upload(tok, &p, "bad%FF%FEname.txt", b"x".to_vec()).await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?}: {v}");
+        let (_, files) = s.get(&format!("/api/v1/projects/{p}/files"), tok).await;
+        assert_eq!(files["items"].as_array().unwrap().len(), 0, "{files}");
+        // An ordinary Japanese name with an emoji sequence is fine.
+        let (st, _) = s
+            .upload(
+                tok,
+                &p,
+                &urlencode("家族👨\u{200D}👩\u{200D}👧.jpg"),
+                b"x".to_vec(),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED);
+        s.stop().await;
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

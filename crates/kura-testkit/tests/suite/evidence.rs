@@ -1376,7 +1376,7 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
                 .1
                 .clone()
         };
-        assert_eq!(String::from_utf8(get("-a.txt")).unwrap(), "最後のデータ");
+        assert_eq!(String::from_utf8(get("/a.txt")).unwrap(), "最後のデータ");
         let meta = String::from_utf8(get("metadata.json")).unwrap();
         assert!(meta.contains(&gone.admin_email) && !meta.contains("password_hash"));
         let audit = get("audit.jsonl");
@@ -2458,6 +2458,118 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
             )
             .await;
         assert_eq!(audit["items"][0]["actor_kind"], "anonymous", "{audit}");
+        s.stop().await;
+    }
+}
+
+/// The termination export loses nothing: same-named files in several projects (uploaded
+/// within the same minute), two projects of one name in one folder, a name over 100 bytes,
+/// a name that would climb out of the archive, and every version — each extracts with GNU
+/// tar to its own path with its own bytes, and files.json names exactly those paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn termination_export_keeps_every_file_and_version() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("many-co").await;
+        let tok = &t.admin_token;
+        let (_, f) = s
+            .post("/api/v1/folders", tok, json!({ "name": "営業部" }))
+            .await;
+        let (_, sub) = s
+            .post(
+                "/api/v1/folders",
+                tok,
+                json!({ "name": "2026年度", "parent_id": f["id"] }),
+            )
+            .await;
+        let mut projects = Vec::new();
+        for (name, folder) in [("見積", &f), ("見積", &f), ("契約", &sub)] {
+            let (st, p) = s
+                .post(
+                    "/api/v1/projects",
+                    tok,
+                    json!({ "name": name, "folder_id": folder["id"] }),
+                )
+                .await;
+            assert_eq!(st, StatusCode::CREATED, "{p}");
+            projects.push(p["id"].as_str().unwrap().to_string());
+        }
+        let long = format!("{}.txt", "長い名前のファイル".repeat(6)); // > 100 bytes
+        let mut expected: Vec<(String, Vec<u8>)> = Vec::new(); // (name, content) per version
+        for (i, p) in projects.iter().enumerate() {
+            for v in 1..=2 {
+                let body = format!("quote {i} version {v}").into_bytes();
+                let (st, _) = s.upload(tok, p, "quote.txt", body.clone()).await;
+                assert_eq!(st, StatusCode::CREATED);
+                expected.push(("quote.txt".into(), body));
+            }
+        }
+        let (st, _) = s.upload(tok, &projects[2], &long, b"long".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED);
+        expected.push((long.clone(), b"long".to_vec()));
+
+        let (_, link) = s
+            .services
+            .operator_terminate_tenant("many-co", &Default::default())
+            .await
+            .unwrap();
+        let link = link.replace("http://localhost", "http://127.0.0.1");
+        let tar = s
+            .client
+            .get(&link)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap();
+        let dir = kura_testkit::temp_path("export-x");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("export.tar"), &tar).unwrap();
+        let out = std::process::Command::new("tar")
+            .arg("-xf")
+            .arg("export.tar")
+            .current_dir(&dir)
+            .output()
+            .expect("tar");
+        assert!(out.status.success(), "{b:?}: {out:?}");
+        let index: Vec<serde_json::Value> =
+            serde_json::from_slice(&std::fs::read(dir.join("kura-export/files.json")).unwrap())
+                .unwrap();
+        assert_eq!(index.len(), expected.len(), "{b:?}: {index:#?}");
+        let mut paths = std::collections::HashSet::new();
+        let mut contents = Vec::new();
+        for e in &index {
+            let path = e["path"].as_str().unwrap();
+            assert!(paths.insert(path.to_lowercase()), "{b:?}: {path} twice");
+            assert!(!path.contains(".."), "{path}");
+            let bytes = std::fs::read(dir.join(path))
+                .unwrap_or_else(|err| panic!("{b:?}: {path} not extracted: {err}"));
+            let sha = {
+                use sha2::Digest;
+                hex::encode(sha2::Sha256::digest(&bytes))
+            };
+            assert_eq!(e["sha256"], sha, "{b:?}: {path}");
+            contents.push((e["name"].as_str().unwrap().to_string(), bytes));
+        }
+        let mut want = expected.clone();
+        want.sort();
+        contents.sort();
+        assert_eq!(contents, want, "{b:?}");
+        // The structure is there: folders, project, name; old versions beside.
+        assert!(
+            paths.contains("kura-export/files/営業部/2026年度/契約/quote.txt"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.contains("kura-export/versions/営業部/2026年度/契約/quote.txt/v1"),
+            "{paths:?}"
+        );
+        assert!(
+            paths.iter().any(|p| p.ends_with(&long.to_lowercase())),
+            "{paths:?}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
         s.stop().await;
     }
 }
