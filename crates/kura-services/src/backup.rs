@@ -286,12 +286,15 @@ impl SnapshotReader {
     }
 }
 
-/// Copies one object between stores in 1 MiB pieces; returns its SHA-256 and size.
+/// Copies one object between stores in 1 MiB pieces; returns its SHA-256 and size. With
+/// `want` (the signed manifest's SHA-256) the copy is committed only if it matches;
+/// otherwise nothing is written and the error is `InvalidData`.
 async fn copy_object(
     from: &Blobs,
     to: &Blobs,
     tenant: &TenantId,
     name: &str,
+    want: Option<&str>,
 ) -> std::io::Result<(String, i64)> {
     let mut r = from.read_range(tenant, name, 0, None).await?;
     let mut w = to.create(tenant, name).await?;
@@ -305,8 +308,17 @@ async fn copy_object(
         w.write(&buf[..n]).await?;
         size += n as i64;
     }
+    let got = hex::encode(h.finalize());
+    if let Some(want) = want.filter(|w| *w != got) {
+        // Dropped uncommitted: the temporary copy is removed, the target left as it was.
+        drop(w);
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("its SHA-256 is {got}, the signed manifest says {want}"),
+        ));
+    }
     w.commit().await?;
-    Ok((hex::encode(h.finalize()), size))
+    Ok((got, size))
 }
 
 /// The SHA-256 of a stored object, read in pieces.
@@ -432,12 +444,28 @@ impl Services {
     ) -> Result<(Manifest, i64, i64)> {
         let dir = gen_dir(id);
         let mut tx = self.store.system_read().await?;
-        let all = tenants::list_all(&mut tx).await?;
+        let mut all = tenants::list_all(&mut tx).await?;
         drop(tx);
+        // A terminated tenant whose data was deleted is in no new generation (its older
+        // generations keep it until its keys are destroyed in them).
+        let deleted: BTreeSet<String> = self
+            .list_lifecycles()
+            .await?
+            .into_iter()
+            .filter(|l| l.deleted_at.is_some())
+            .map(|l| l.tenant_id.as_str().to_string())
+            .collect();
+        all.retain(|t| !deleted.contains(t.id.as_str()));
         let mut entries = Vec::new();
         let (mut copied, mut bytes) = (0i64, 0i64);
         for (i, t) in all.iter().enumerate() {
-            let (version, key) = self.current_key(&t.id).await?;
+            let Some((version, key)) = self.existing_or_new_key(t).await? else {
+                progress(format!(
+                    "{}: terminated without a data key; not in this generation",
+                    t.slug
+                ));
+                continue;
+            };
             let out = store
                 .create(&dir, &format!("snap-{}", t.id.as_str()))
                 .await
@@ -472,7 +500,7 @@ impl Services {
                 let sha = match object_sha(store, &t.id, b).await {
                     Ok(sha) => sha,
                     Err(_) => {
-                        let (sha, size) = copy_object(&self.blobs, store, &t.id, b)
+                        let (sha, size) = copy_object(&self.blobs, store, &t.id, b, None)
                             .await
                             .map_err(io)?;
                         copied += 1;
@@ -520,6 +548,42 @@ impl Services {
         };
         self.write_manifest(store, &manifest).await?;
         Ok((manifest, copied, bytes))
+    }
+
+    /// A tenant's snapshot key from a generation's vault copy, unwrapped with the master key.
+    fn vault_key(
+        &self,
+        vault: &[serde_json::Map<String, serde_json::Value>],
+        t: &TenantEntry,
+    ) -> std::result::Result<kura_crypto::keys::SecretKey, String> {
+        let wrapped = vault
+            .iter()
+            .find(|k| {
+                k.get("tenant_id").and_then(|v| v.as_str()) == Some(t.tenant_id.as_str())
+                    && k.get("version").and_then(|v| v.as_i64()) == Some(t.key_version)
+            })
+            .and_then(|k| k.get("wrapped").and_then(|v| v.as_str()))
+            .ok_or_else(|| format!("{}: no data key in the vault copy", t.slug))?;
+        let wrapped =
+            hex::decode(wrapped).map_err(|_| format!("{}: wrapped key is not hex", t.slug))?;
+        kura_crypto::keys::unwrap(&self.keys.master, &t.tenant_id, t.key_version, &wrapped)
+            .map_err(|e| format!("{}: {e}", t.slug))
+    }
+
+    /// The tenant's current data key for its snapshot; a tenant without one gets one —
+    /// unless it is terminated (`None`: no snapshot; terminations since this release create
+    /// the key first, so only tenants terminated before it with no files at all lack one).
+    async fn existing_or_new_key(
+        &self,
+        t: &kura_store::tenants::Tenant,
+    ) -> Result<Option<(i64, kura_crypto::keys::SecretKey)>> {
+        let mut tx = self.store.tenant_read(&t.id).await?;
+        let has = kura_store::keys::current(&mut tx, &t.id).await?.is_some();
+        drop(tx);
+        if !has && t.status == kura_domain::tenant::TenantStatus::Terminated {
+            return Ok(None);
+        }
+        Ok(Some(self.current_key(&t.id).await?))
     }
 
     async fn write_manifest(&self, store: &Blobs, manifest: &Manifest) -> Result<()> {
@@ -626,10 +690,14 @@ impl Services {
             Err(e) => return Ok(Err(e)),
         };
         let dir = gen_dir(id);
-        match store.read_all(&dir, "vault").await {
-            Ok(v) if sha_hex(&v) == m.vault_sha256 => {}
-            _ => return Ok(Err("vault copy missing or altered".into())),
-        }
+        let vault: Vec<serde_json::Map<String, serde_json::Value>> =
+            match store.read_all(&dir, "vault").await {
+                Ok(v) if sha_hex(&v) == m.vault_sha256 => match serde_json::from_slice(&v) {
+                    Ok(v) => v,
+                    Err(_) => return Ok(Err("vault copy unreadable".into())),
+                },
+                _ => return Ok(Err("vault copy missing or altered".into())),
+            };
         let (mut rows_total, mut blobs_total) = (0i64, 0usize);
         for t in m
             .tenants
@@ -637,9 +705,10 @@ impl Services {
             .filter(|t| !m.shredded.contains(&t.tenant_id))
         {
             let tid = TenantId::from_string(t.tenant_id.clone());
-            let key = match self.data_key(&tid, t.key_version).await {
+            // The key as a restore gets it: from the generation's own vault copy.
+            let key = match self.vault_key(&vault, t) {
                 Ok(k) => k,
-                Err(_) => return Ok(Err(format!("{}: data key unavailable", t.slug))),
+                Err(e) => return Ok(Err(e)),
             };
             let mut snap = match SnapshotReader::open(&store, id, t, key).await {
                 Ok(r) => r,
@@ -733,7 +802,8 @@ impl Services {
         let mut scratch = self.clone();
         scratch.store = store.clone();
         scratch.blobs = Blobs::Local(kura_store::blobs::LocalBlobs::new(dir.join("blobs")));
-        if let Err(e) = scratch.restore_backup(Some(id), None, &silent).await {
+        // Verification is what the scratch restore is part of: no verification first.
+        if let Err(e) = scratch.restore_backup(Some(id), None, true, &silent).await {
             store.close().await;
             return Ok(Err(format!("scratch restore failed: {e}")));
         }
@@ -872,19 +942,64 @@ pub struct RestoreReport {
     pub generation: String,
     pub tenants: Vec<String>,
     pub rows: i64,
+    /// Blobs copied back because they were missing.
     pub blobs_restored: i64,
+    /// Live blobs replaced because they differed from the backup (damaged in place).
+    pub blobs_repaired: i64,
+    /// Blobs of uploads the restore rolled back, removed.
+    pub blobs_orphaned: i64,
+}
+
+/// At most this many ids per table are named in a restore's audit entry (all are counted).
+const RESTORE_IDS_LISTED: usize = 200;
+
+/// `a - b`, counted, with up to [`RESTORE_IDS_LISTED`] ids named.
+fn id_diff(
+    a: &BTreeMap<String, BTreeSet<String>>,
+    b: &BTreeMap<String, BTreeSet<String>>,
+) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (table, ids) in a {
+        let gone: Vec<&String> = match b.get(table) {
+            Some(other) => ids.difference(other).collect(),
+            None => ids.iter().collect(),
+        };
+        if !gone.is_empty() {
+            out.insert(
+                table.clone(),
+                serde_json::json!({
+                    "count": gone.len(),
+                    "ids": gone.iter().take(RESTORE_IDS_LISTED).collect::<Vec<_>>(),
+                }),
+            );
+        }
+    }
+    serde_json::Value::Object(out)
 }
 
 impl Services {
     /// Restores a generation (the newest verified one when `generation` is `None`): every
-    /// tenant in it, or only `tenant` (slug) — the others are not touched. The tenant's
-    /// rows are replaced by the snapshot's, its data keys come back from the generation's
-    /// vault (unwrapped with the master key), missing blobs are copied back, its sessions
-    /// end. Audited in the tenant's restored chain.
+    /// tenant in it, or only `tenant` (slug) — the others are not touched.
+    ///
+    /// Per tenant: every blob the snapshot references is checked against the signed
+    /// manifest — a live blob that is missing or differs is replaced by the backup copy,
+    /// and a backup copy that does not match refuses the restore (nothing of the tenant
+    /// changes). Then, in one transaction, the tenant's data rows are replaced by the
+    /// snapshot's (checked against its hash before the commit) and its data keys come back
+    /// from the generation's vault; its **logs are kept**: the live audit chain, checkpoints,
+    /// access log and daily usage stay and the chain gains a `backup.restore` entry naming
+    /// the rows rolled back and brought back (the snapshot's logs are taken only where the
+    /// live ones are behind them, e.g. into an empty database). API tokens revoked and users
+    /// frozen since the backup stay so; every session ends. Blobs of rolled-back uploads
+    /// are removed afterwards.
+    ///
+    /// A generation whose recorded verification failed is restored only with `force`; one
+    /// not recorded in this database (a fresh one) is verified first.
     pub async fn restore_backup(
         &self,
         generation: Option<&str>,
         tenant: Option<&str>,
+        force: bool,
         progress: &(dyn Fn(String) + Send + Sync),
     ) -> Result<RestoreReport> {
         let store = self.backup_store()?.clone();
@@ -898,6 +1013,30 @@ impl Services {
                 .map(|g| g.id)
                 .ok_or_else(|| ServiceError::invalid("generation", "no verified backup exists"))?,
         };
+        if !force {
+            let record = self.list_backups().await?.into_iter().find(|g| g.id == id);
+            match record {
+                Some(g) if g.verify_status.as_deref() == Some("ok") => {}
+                Some(g) => {
+                    return Err(ServiceError::invalid(
+                        "generation",
+                        format!(
+                            "{id} did not pass its verification ({}); see `kura backup verify --generation {id}`, or restore it anyway with --force",
+                            g.verify_detail.unwrap_or_else(|| "not verified".into())
+                        ),
+                    ))
+                }
+                None => {
+                    progress(format!("{id} is not recorded here: verifying it first"));
+                    if let Err(e) = self.check_generation(&id).await? {
+                        return Err(ServiceError::invalid(
+                            "generation",
+                            format!("{id} does not verify ({e}); restore it anyway with --force"),
+                        ));
+                    }
+                }
+            }
+        }
         let m = self
             .read_manifest(&id)
             .await?
@@ -937,6 +1076,8 @@ impl Services {
             tenants: Vec::new(),
             rows: 0,
             blobs_restored: 0,
+            blobs_repaired: 0,
+            blobs_orphaned: 0,
         };
         for t in chosen {
             let tid = TenantId::from_string(t.tenant_id.clone());
@@ -946,37 +1087,59 @@ impl Services {
                     k.get("tenant_id").and_then(|v| v.as_str()) == Some(t.tenant_id.as_str())
                 })
                 .collect();
-            let wrapped = keys
-                .iter()
-                .find(|k| k.get("version").and_then(|v| v.as_i64()) == Some(t.key_version))
-                .and_then(|k| k.get("wrapped").and_then(|v| v.as_str()))
-                .ok_or_else(|| {
-                    ServiceError::invalid(
-                        "generation",
-                        format!("{}: no data key in the vault copy", t.slug),
-                    )
-                })?;
-            let wrapped = hex::decode(wrapped)
-                .map_err(|_| ServiceError::internal("wrapped key is not hex"))?;
-            let key =
-                kura_crypto::keys::unwrap(&self.keys.master, &t.tenant_id, t.key_version, &wrapped)
-                    .map_err(|e| ServiceError::invalid("generation", format!("{}: {e}", t.slug)))?;
+            let key = self
+                .vault_key(&vault, t)
+                .map_err(|e| ServiceError::invalid("generation", e))?;
             let mut snap = SnapshotReader::open(&store, &id, t, key)
                 .await
                 .map_err(|e| ServiceError::invalid("generation", e))?;
-            // Blobs first: rows only ever point at blobs that are there.
-            for b in t.blobs.keys() {
-                if self.blobs.read_range(&tid, b, 0, None).await.is_err() {
-                    copy_object(&store, &self.blobs, &tid, b)
-                        .await
-                        .map_err(io)?;
-                    report.blobs_restored += 1;
+            // Blobs first (rows only ever point at blobs that are there), each checked
+            // against the signed manifest as it is copied.
+            let (mut restored, mut repaired) = (0, 0);
+            for (b, want) in &t.blobs {
+                let live = object_sha(&self.blobs, &tid, b).await.ok();
+                if live.as_deref() == Some(want.as_str()) {
+                    continue;
+                }
+                match copy_object(&store, &self.blobs, &tid, b, Some(want)).await {
+                    Ok(_) if live.is_some() => repaired += 1,
+                    Ok(_) => restored += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                        let mut tx = self.store.tenant_read(&tid).await?;
+                        let file = kura_store::files::name_of_blob(&mut tx, &tid, b).await?;
+                        drop(tx);
+                        return Err(ServiceError::invalid(
+                            "generation",
+                            format!(
+                                "{}: the backup copy of {} does not match the signed manifest ({e}); the tenant was not restored",
+                                t.slug,
+                                match file {
+                                    Some((name, v)) => format!("file {name:?} version {v} (blob {b})"),
+                                    None => format!("blob {b}"),
+                                }
+                            ),
+                        ));
+                    }
+                    Err(e) => return Err(io(e)),
                 }
             }
+            report.blobs_restored += restored;
+            report.blobs_repaired += repaired;
+
             let mut tx = self.store.system_tx().await?;
-            backup::clear_tenant(&mut tx, &tid).await?;
+            let live_head = kura_store::audit::head(&mut tx, &tid).await?;
+            let live_ids = backup::row_ids(&mut tx, &tid).await?;
+            let live_blobs: BTreeSet<String> = backup::tenant_blobs(&mut tx, &tid)
+                .await?
+                .into_iter()
+                .collect();
+            let (revoked, frozen) = backup::revocations(&mut tx, &tid).await?;
+            backup::clear_tenant_except(&mut tx, &tid, backup::LOG_TABLES).await?;
             let mut rows = 0;
             let mut keys_done = false;
+            // Whether the snapshot's logs replace the live ones: decided at the first log
+            // row (the chain head comes first): only if the live chain is behind it.
+            let mut take_logs: Option<bool> = None;
             // Rows go in as they are read; the hash is checked at the end, before the
             // commit — an altered snapshot leaves the tenant as it was.
             while let Some(v) = snap
@@ -988,6 +1151,27 @@ impl Services {
                 let Some(row) = v["r"].as_object() else {
                     continue;
                 };
+                if backup::LOG_TABLES.contains(&table) {
+                    let take = match take_logs {
+                        Some(take) => take,
+                        None => {
+                            let snap_seq = if table == "audit_heads" {
+                                row.get("seq").and_then(|s| s.as_i64()).unwrap_or(0)
+                            } else {
+                                0
+                            };
+                            let take = snap_seq > live_head.seq;
+                            if take {
+                                backup::clear_logs(&mut tx, &tid).await?;
+                            }
+                            take_logs = Some(take);
+                            take
+                        }
+                    };
+                    if !take {
+                        continue;
+                    }
+                }
                 backup::restore_row(&mut tx, &tid, table, row).await?;
                 rows += 1;
                 if table == "tenants" && !keys_done {
@@ -997,20 +1181,47 @@ impl Services {
                     keys_done = true;
                 }
             }
-            tx.commit().await?;
-            if let Ok(mut c) = self.keys.cache.lock() {
-                c.retain(|(tenant, _), _| tenant != &t.tenant_id);
-            }
-            self.audit_alone(
+            let kept_revocations =
+                backup::reapply_revocations(&mut tx, &tid, &revoked, &frozen).await?;
+            let restored_ids = backup::row_ids(&mut tx, &tid).await?;
+            let now_blobs: BTreeSet<String> = backup::tenant_blobs(&mut tx, &tid)
+                .await?
+                .into_iter()
+                .collect();
+            let kept_logs = take_logs != Some(true);
+            self.audit(
+                &mut tx,
                 &tid,
                 &crate::Actor::Operator,
                 &crate::RequestCtx::default(),
                 crate::Event::new("backup.restore").details(serde_json::json!({
-                    "generation": id, "rows": rows,
+                    "generation": id,
+                    "rows": rows,
+                    "logs": if kept_logs { "kept (live)" } else { "from the backup" },
+                    "rolled_back": id_diff(&live_ids, &restored_ids),
+                    "brought_back": id_diff(&restored_ids, &live_ids),
+                    "revocations_kept": kept_revocations,
+                    "blobs_copied_back": restored,
+                    "blobs_repaired": repaired,
+                    "sessions": "ended",
                 })),
             )
             .await?;
-            progress(format!("{}: {rows} rows restored", t.slug));
+            tx.commit().await?;
+            if let Ok(mut c) = self.keys.cache.lock() {
+                c.retain(|(tenant, _), _| tenant != &t.tenant_id);
+            }
+            // Uploads the restore rolled back: their blobs are no longer referenced.
+            for b in live_blobs.difference(&now_blobs) {
+                if self.blobs.delete(&tid, b).await.is_ok() {
+                    report.blobs_orphaned += 1;
+                }
+            }
+            progress(format!(
+                "{}: {rows} rows restored, logs {}",
+                t.slug,
+                if kept_logs { "kept" } else { "restored" }
+            ));
             report.rows += rows;
             report.tenants.push(t.slug.clone());
         }

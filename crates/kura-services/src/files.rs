@@ -63,12 +63,22 @@ async fn write_sealed(
 
 impl Services {
     /// The tenant's current data key (creating version 1 on first use) and its version.
+    /// No key is ever created for a terminated tenant (its keys are destroyed at the end
+    /// of its lifecycle and must not come back): it has one from its termination.
     pub async fn current_key(&self, tenant: &TenantId) -> Result<(i64, SecretKey)> {
         let mut tx = self.store.tenant_read(tenant).await?;
         let cur = keys::current(&mut tx, tenant).await?;
+        let status = kura_store::tenants::get(&mut tx, tenant)
+            .await
+            .map(|t| t.status);
         drop(tx);
         if let Some(k) = cur {
             return Ok((k.version, self.data_key(tenant, k.version).await?));
+        }
+        if matches!(status, Ok(kura_domain::tenant::TenantStatus::Terminated)) {
+            return Err(ServiceError::Conflict(
+                "the tenant's contract has ended: no new data key is created for it".into(),
+            ));
         }
         let dek = SecretKey::generate().map_err(|_| ServiceError::internal("rng"))?;
         let wrapped = kura_crypto::keys::wrap(&self.keys.master, tenant.as_str(), 1, &dek)
@@ -1250,7 +1260,10 @@ impl Services {
         let tenants = kura_store::tenants::list_all(&mut tx).await?;
         drop(tx);
         let mut done = 0;
-        for t in tenants {
+        for t in tenants
+            .into_iter()
+            .filter(|t| t.status != kura_domain::tenant::TenantStatus::Terminated)
+        {
             if done >= max {
                 break;
             }

@@ -4,6 +4,7 @@
 
 use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_crypto::sign;
+use kura_domain::tenant::TenantStatus;
 use kura_domain::{TenantId, Timestamp};
 use kura_store::audit::{self, Checkpoint};
 use kura_store::{jobs, tenants};
@@ -254,10 +255,7 @@ impl Services {
         let all = tenants::list_all(&mut tx).await?;
         drop(tx);
         let mut mailed = 0;
-        for t in all
-            .iter()
-            .filter(|t| t.status != kura_domain::tenant::TenantStatus::Terminated)
-        {
+        for t in all.iter().filter(|t| t.status != TenantStatus::Terminated) {
             let mut tx = self.store.tenant_tx(&t.id).await?;
             let Some(cp) = audit::latest_checkpoint(&mut tx, &t.id, Some("interval")).await? else {
                 continue;
@@ -309,7 +307,12 @@ impl Services {
         drop(tx);
         let now = self.now();
         let (mut audit_total, mut access_total) = (0, 0);
-        for t in all {
+        // A terminated tenant's data (logs included) goes whole at its deletion; nothing
+        // more is written for it.
+        for t in all
+            .into_iter()
+            .filter(|t| t.status != TenantStatus::Terminated)
+        {
             let audit_cutoff = now.0 - t.settings.audit_retention_days * 86_400_000;
             let access_cutoff = now.0 - t.settings.access_log_retention_days * 86_400_000;
             let mut tx = self.store.tenant_tx(&t.id).await?;
@@ -352,7 +355,10 @@ impl Services {
         drop(tx);
         let now = self.now();
         let mut n = 0;
-        for t in all {
+        for t in all
+            .into_iter()
+            .filter(|t| t.status != TenantStatus::Terminated)
+        {
             let zone = t.settings.time_zone.clone();
             let today = now.day_in_zone(&zone);
             let yesterday = Timestamp(now.0 - 86_400_000).day_in_zone(&zone);

@@ -37,6 +37,9 @@ impl Services {
             shredded_at: None,
             certificate: None,
         };
+        // The tenant's data key exists before it is terminated: its backups need one, and
+        // none is ever created afterwards.
+        self.current_key(&t.id).await?;
         let token =
             kura_crypto::token::generate("kex").map_err(|_| ServiceError::internal("rng"))?;
         let link = format!(
@@ -146,6 +149,7 @@ impl Services {
         let counts = backup::count_rows(&mut tx, t).await?;
         let blobs = backup::tenant_blobs(&mut tx, t).await?;
         backup::clear_tenant(&mut tx, t).await?;
+        backup::clear_outbox(&mut tx, t).await?;
         tx.commit().await?;
         let mut removed = 0;
         for b in &blobs {
@@ -171,6 +175,9 @@ impl Services {
         let t = &l.tenant_id;
         let mut tx = self.store.system_tx().await?;
         let versions = lifecycle::destroy_keys(&mut tx, t).await?;
+        // Anything written for the tenant since its data was deleted goes too.
+        backup::clear_tenant(&mut tx, t).await?;
+        backup::clear_outbox(&mut tx, t).await?;
         tx.commit().await?;
         if let Ok(mut c) = self.keys.cache.lock() {
             c.retain(|(tenant, _), _| tenant != t.as_str());

@@ -295,9 +295,25 @@ pub async fn restore_row(
 /// Removes a tenant's rows from every snapshot table but `tenants` (children first), and
 /// its sessions, before a restore.
 pub async fn clear_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    clear_tenant_except(tx, tenant, &[]).await
+}
+
+/// The tables that are logs — evidence that only grows — rather than data: a tenant restore
+/// keeps the live ones (see `Services::restore_backup`).
+pub const LOG_TABLES: &[&str] = &[
+    "audit_heads",
+    "audit_events",
+    "audit_checkpoints",
+    "access_log",
+    "usage_daily",
+];
+
+/// Deletes the tenant's rows of every snapshot table but `keep` (and `tenants`), and its
+/// sessions.
+pub async fn clear_tenant_except(tx: &mut Tx, tenant: &TenantId, keep: &[&str]) -> Result<()> {
     tx.check(tenant)?;
     for (table, col) in TENANT_TABLES.iter().rev() {
-        if *table == "tenants" {
+        if *table == "tenants" || keep.contains(table) {
             continue;
         }
         sqlx::query(&format!("DELETE FROM {table} WHERE {col} = $1"))
@@ -306,6 +322,128 @@ pub async fn clear_tenant(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
             .await?;
     }
     clear_sessions(tx, tenant).await
+}
+
+/// Tables whose rows have an `id` (what a restore reports as rolled back or brought back).
+pub const ID_TABLES: &[&str] = &[
+    "tenant_contacts",
+    "users",
+    "roles",
+    "grants",
+    "folders",
+    "projects",
+    "files",
+    "api_tokens",
+    "passkeys",
+];
+
+/// The ids of the tenant's rows in each of [`ID_TABLES`].
+pub async fn row_ids(
+    tx: &mut Tx,
+    tenant: &TenantId,
+) -> Result<std::collections::BTreeMap<String, std::collections::BTreeSet<String>>> {
+    tx.check(tenant)?;
+    let mut out = std::collections::BTreeMap::new();
+    for table in ID_TABLES {
+        let rows = sqlx::query(&format!("SELECT id FROM {table} WHERE tenant_id = $1"))
+            .bind(tenant.as_str())
+            .fetch_all(tx.conn())
+            .await?;
+        let ids = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("id"))
+            .collect::<std::result::Result<_, _>>()?;
+        out.insert(table.to_string(), ids);
+    }
+    Ok(out)
+}
+
+/// Credentials revoked and users frozen, as the live database has them: a restore never
+/// brings either back to life. (api token id, revoked at), frozen user ids.
+pub async fn revocations(
+    tx: &mut Tx,
+    tenant: &TenantId,
+) -> Result<(Vec<(String, i64)>, Vec<String>)> {
+    tx.check(tenant)?;
+    let tokens = sqlx::query(
+        "SELECT id, revoked_at FROM api_tokens WHERE tenant_id = $1 AND revoked_at IS NOT NULL",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(tx.conn())
+    .await?
+    .iter()
+    .map(|r| {
+        Ok((
+            r.try_get::<String, _>("id")?,
+            r.try_get::<i64, _>("revoked_at")?,
+        ))
+    })
+    .collect::<Result<Vec<_>>>()?;
+    let frozen = sqlx::query("SELECT id FROM users WHERE tenant_id = $1 AND status = 'frozen'")
+        .bind(tenant.as_str())
+        .fetch_all(tx.conn())
+        .await?
+        .iter()
+        .map(|r| Ok(r.try_get::<String, _>("id")?))
+        .collect::<Result<Vec<_>>>()?;
+    Ok((tokens, frozen))
+}
+
+/// Applies [`revocations`] again after a restore: those tokens stay revoked, those users
+/// frozen. Returns how many rows changed.
+pub async fn reapply_revocations(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    tokens: &[(String, i64)],
+    frozen: &[String],
+) -> Result<u64> {
+    tx.check(tenant)?;
+    let mut n = 0;
+    for (id, at) in tokens {
+        n += sqlx::query(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE tenant_id = $2 AND id = $3 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    }
+    for id in frozen {
+        n += sqlx::query(
+            "UPDATE users SET status = 'frozen' WHERE tenant_id = $1 AND id = $2 AND status <> 'frozen'",
+        )
+        .bind(tenant.as_str())
+        .bind(id)
+        .execute(tx.conn())
+        .await?
+        .rows_affected();
+    }
+    Ok(n)
+}
+
+/// Deletes the tenant's rows of the [`LOG_TABLES`] (a restore taking the snapshot's logs
+/// because the live ones are behind them).
+pub async fn clear_logs(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    tx.check(tenant)?;
+    for table in LOG_TABLES.iter().rev() {
+        sqlx::query(&format!("DELETE FROM {table} WHERE tenant_id = $1"))
+            .bind(tenant.as_str())
+            .execute(tx.conn())
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes the tenant's mail still in the outbox (a deleted tenant keeps nothing).
+pub async fn clear_outbox(tx: &mut Tx, tenant: &TenantId) -> Result<u64> {
+    tx.check(tenant)?;
+    Ok(sqlx::query("DELETE FROM mail_outbox WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .execute(tx.conn())
+        .await?
+        .rows_affected())
 }
 
 /// How many rows of each snapshot table belong to `tenant`.

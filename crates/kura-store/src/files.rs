@@ -513,3 +513,24 @@ pub async fn current_sizes(
         .map(|r| Ok((r.try_get::<String, _>("id")?, r.try_get::<i64, _>("size")?)))
         .collect()
 }
+
+/// The name and version of the file version stored in `blob_id`, if any (to name a file in
+/// an error).
+pub async fn name_of_blob(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    blob_id: &str,
+) -> Result<Option<(String, i64)>> {
+    tx.check(tenant)?;
+    let row = sqlx::query(
+        "SELECT f.name, v.version FROM file_versions v JOIN files f ON f.tenant_id = v.tenant_id AND f.id = v.file_id WHERE v.tenant_id = $1 AND v.blob_id = $2",
+    )
+    .bind(tenant.as_str())
+    .bind(blob_id)
+    .fetch_optional(tx.conn())
+    .await?;
+    Ok(match row {
+        Some(r) => Some((r.try_get("name")?, r.try_get("version")?)),
+        None => None,
+    })
+}

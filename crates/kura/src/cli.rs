@@ -300,6 +300,9 @@ pub enum BackupCmd {
         /// Tenant slug.
         #[arg(long)]
         tenant: Option<String>,
+        /// Restore a generation whose verification failed (or that does not verify now).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -809,20 +812,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                 1
             })
         }
-        Command::Backup(BackupCmd::Restore { generation, tenant }) => {
+        Command::Backup(BackupCmd::Restore {
+            generation,
+            tenant,
+            force,
+        }) => {
             let s = services(&cfg).await?;
             let r = s
-                .restore_backup(generation.as_deref(), tenant.as_deref(), &|line| {
+                .restore_backup(generation.as_deref(), tenant.as_deref(), force, &|line| {
                     eprintln!("  {line}")
                 })
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!(
-                "restored generation {}: {} ({} rows, {} blobs copied back)",
+                "restored generation {}: {} ({} rows, {} blobs copied back, {} damaged blobs replaced, {} blobs of rolled-back uploads removed; audit logs kept and the restore recorded in them)",
                 r.generation,
                 r.tenants.join(", "),
                 r.rows,
-                r.blobs_restored
+                r.blobs_restored,
+                r.blobs_repaired,
+                r.blobs_orphaned
             );
             Ok(0)
         }
