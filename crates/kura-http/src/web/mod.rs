@@ -298,15 +298,43 @@ pub fn back_ok(path: &str, key: &str) -> Response {
     Redirect::to(&format!("{path}?ok={key}")).into_response()
 }
 
+/// Sends the user back to `path` with a translated error. Errors travel as message keys
+/// and whitelisted parameters only (`err`, `reason`, `field`, `n`) — never as text: a link
+/// someone else crafted shows nothing but Kura's own translated messages.
 pub fn back_err(path: &str, e: &ServiceError) -> Response {
-    let (code, detail) = match e {
+    let (code, extra) = match e {
         ServiceError::NotFound => ("not_found", String::new()),
         ServiceError::Forbidden => ("forbidden", String::new()),
-        ServiceError::Invalid(d) => ("invalid", d.to_string()),
-        ServiceError::WeakPassword(p) => ("weak_password", p.to_string()),
-        ServiceError::Conflict(m) | ServiceError::TooLarge(m) | ServiceError::QuotaExceeded(m) => {
-            ("conflict", m.clone())
+        ServiceError::Invalid(kura_domain::DomainError::Invalid { field, .. }) => {
+            ("invalid", format!("&field={}", encode(field)))
         }
+        ServiceError::WeakPassword(p) => {
+            use kura_domain::policy::PasswordProblem as P;
+            let (reason, n) = match p {
+                P::TooShort { min } => ("pw_too_short", Some(*min)),
+                P::TooLong { max } => ("pw_too_long", Some(*max)),
+                P::NeedsLetter => ("pw_letter", None),
+                P::NeedsDigit => ("pw_digit", None),
+                P::NeedsSymbol => ("pw_symbol", None),
+                P::NeedsMixedCase => ("pw_mixed_case", None),
+                P::TooWeak { .. } => ("pw_too_weak", None),
+            };
+            (
+                "weak_password",
+                format!(
+                    "&reason={reason}{}",
+                    n.map(|n| format!("&n={n}")).unwrap_or_default()
+                ),
+            )
+        }
+        ServiceError::Conflict(m) => (
+            "conflict",
+            conflict_reason(m)
+                .map(|r| format!("&reason={r}"))
+                .unwrap_or_default(),
+        ),
+        ServiceError::TooLarge(_) => ("too_large", String::new()),
+        ServiceError::QuotaExceeded(_) => ("quota", String::new()),
         ServiceError::Tampered => ("internal", String::new()),
         ServiceError::TooManyAttempts { .. } => ("locked", String::new()),
         ServiceError::Unavailable(cause) => {
@@ -327,8 +355,114 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
             ("internal", String::new())
         }
     };
-    let q = encode(&detail);
-    Redirect::to(&format!("{path}?err={code}&detail={q}")).into_response()
+    Redirect::to(&format!("{path}?err={code}{extra}")).into_response()
+}
+
+/// Conflicts the services report (by the start of their text) and their message keys.
+const CONFLICT_REASONS: &[(&str, &str)] = &[
+    ("the folder is not empty", "folder_not_empty"),
+    ("the project still has files", "project_not_empty"),
+    ("the user is already frozen", "already_frozen"),
+    ("the user is not frozen", "not_frozen"),
+    (
+        "a file with this name exists in the project",
+        "file_name_taken",
+    ),
+    ("a role with this name exists", "role_name_taken"),
+    ("a user with this e-mail exists", "email_taken"),
+    (
+        "you cannot freeze or delete your own account",
+        "own_account",
+    ),
+    (
+        "this is the tenant's last active contract admin",
+        "last_contract_admin",
+    ),
+    (
+        "this IP allowlist would lock out your current address",
+        "ip_lockout",
+    ),
+    ("too many concurrent uploads of this file", "busy"),
+    ("an authenticator app is already set up", "totp_exists"),
+    ("your organisation requires a second factor", "mfa_required"),
+    ("this passkey is already registered", "passkey_exists"),
+];
+
+/// The message key (`err.r.<key>`) of a conflict the services report, when known.
+fn conflict_reason(message: &str) -> Option<&'static str> {
+    CONFLICT_REASONS
+        .iter()
+        .find(|(m, _)| message.starts_with(m))
+        .map(|(_, k)| *k)
+}
+
+/// The console pages a "back" address may lead to (their first path segment).
+const CONSOLE_ROOTS: &[&str] = &[
+    "",
+    "login",
+    "signup",
+    "invite",
+    "reset",
+    "projects",
+    "files",
+    "search",
+    "users",
+    "account",
+    "audit",
+    "access-log",
+    "usage",
+    "security",
+    "status",
+    "outbox",
+    "operator",
+];
+
+/// A "back" address from a form, if it is a known console page and stays one after the
+/// browser's decoding: printable ASCII only, one leading slash, no backslash, and no
+/// percent-escape that decodes to a control character, a space, a backslash or a second
+/// leading slash (`/%09/evil.example` is `//evil.example` to a browser).
+pub fn safe_back(back: &str) -> Option<String> {
+    if back.is_empty() || back.len() > 500 || !back.bytes().all(|b| b.is_ascii_graphic()) {
+        return None;
+    }
+    if back.contains('\\') {
+        return None;
+    }
+    let path = back.split(['?', '#']).next().unwrap_or_default();
+    if !path.starts_with('/') || path.starts_with("//") {
+        return None;
+    }
+    let decoded = percent_decode(path)?;
+    if decoded.starts_with(b"//")
+        || decoded
+            .iter()
+            .any(|b| b.is_ascii_control() || *b == b' ' || *b == b'\\')
+    {
+        return None;
+    }
+    let first = path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    CONSOLE_ROOTS.contains(&first).then(|| back.to_string())
+}
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
 }
 
 /// Minimal percent-encoding for a query value.
@@ -351,6 +485,52 @@ pub fn html(status: StatusCode, body: Result<String, askama::Error>) -> Response
         Err(e) => {
             tracing::error!(error = %e, "template rendering failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod back_tests {
+    use super::safe_back;
+
+    #[test]
+    fn every_conflict_reason_is_translated() {
+        for (_, key) in super::CONFLICT_REASONS {
+            let k = format!("err.r.{key}");
+            assert!(
+                super::i18n::MESSAGES.iter().any(|(m, _, _)| *m == k),
+                "{k} missing"
+            );
+        }
+    }
+
+    #[test]
+    fn back_addresses_stay_on_console_pages() {
+        for ok in [
+            "/",
+            "/projects/abc",
+            "/audit?from=2026-11-01&user=x",
+            "/account",
+        ] {
+            assert_eq!(safe_back(ok).as_deref(), Some(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.example/phish",
+            "/%09/evil.example/phish",
+            "/%2F/evil.example",
+            "/\\evil.example",
+            "/%5Cevil.example",
+            "https://evil.example/",
+            "/\tx",
+            "/a\r\nSet-Cookie: x=1",
+            "/%0d%0aLocation:%20x",
+            "/x\0",
+            "/api/v1/me",
+            "/nowhere",
+            "/%zz",
+            "",
+        ] {
+            assert_eq!(safe_back(bad), None, "{bad:?}");
         }
     }
 }

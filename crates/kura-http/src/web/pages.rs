@@ -43,7 +43,12 @@ pub struct Page {
 pub struct Flash {
     ok: Option<String>,
     err: Option<String>,
-    detail: Option<String>,
+    /// A known reason (`err.r.<reason>`), e.g. why a conflict happened.
+    reason: Option<String>,
+    /// The field an invalid input was in (`field.<field>`).
+    field: Option<String>,
+    /// A number for the reason (a minimum length).
+    n: Option<String>,
     expired: Option<String>,
     out: Option<String>,
 }
@@ -69,11 +74,25 @@ impl Flash {
         if self.expired.is_some() {
             return Some(tr.t("login.expired").to_string());
         }
+        // Only Kura's own messages: keys looked up, a number parsed; nothing shown as typed.
         let code = self.err.as_deref()?;
         let msg = known(tr, &format!("err.{code}")).unwrap_or(tr.t("err.invalid"));
+        let n = self.n.as_deref().and_then(|n| n.parse::<u32>().ok());
+        let reason = self
+            .reason
+            .as_deref()
+            .and_then(|r| known(tr, &format!("err.r.{r}")))
+            .map(|r| r.replace("{n}", &n.map(|n| n.to_string()).unwrap_or_default()));
+        let field = self
+            .field
+            .as_deref()
+            .and_then(|f| known(tr, &format!("field.{f}")));
         Some(format!(
-            "{msg}{}",
-            self.detail.as_deref().unwrap_or_default()
+            "{msg}{}{}",
+            reason.unwrap_or_default(),
+            field
+                .map(|f| format!("{}{f}", tr.t("err.field")))
+                .unwrap_or_default()
         ))
     }
 }
@@ -339,11 +358,7 @@ pub async fn set_lang(
     let Some(lang) = super::i18n::Lang::parse(&f.lang) else {
         return (StatusCode::BAD_REQUEST, "unknown language").into_response();
     };
-    let back = if f.back.starts_with('/') && !f.back.starts_with("//") && !f.back.contains('\\') {
-        f.back.clone()
-    } else {
-        "/".to_string()
-    };
+    let back = super::safe_back(&f.back).unwrap_or_else(|| "/".to_string());
     let token = crate::extract::cookie(&headers, s.cookie_name()).map(str::to_string);
     if let Some(token) = token {
         if let Ok(auth) = s.services.authenticate(&token).await {
@@ -445,11 +460,7 @@ pub async fn invite_submit(
         return csrf_rejected(&here);
     }
     if f.password != f.password2 {
-        return Redirect::to(&format!(
-            "{here}?err=invalid&detail={}",
-            super::encode(v.tr.t("invite.mismatch"))
-        ))
-        .into_response();
+        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
     }
     match s
         .services
@@ -1355,11 +1366,7 @@ pub async fn reset_token_submit(
         return csrf_rejected(&here);
     }
     if f.password != f.password2 {
-        return Redirect::to(&format!(
-            "{here}?err=invalid&detail={}",
-            super::encode(v.tr.t("invite.mismatch"))
-        ))
-        .into_response();
+        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
     }
     match s
         .services

@@ -1070,3 +1070,54 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// The console shows only its own messages: error text in a link (`detail=`, an unknown
+/// `reason` or `field`) is never displayed; known reasons are translated. `POST /lang`
+/// goes back only to console pages: no open redirect, no 500 on CR/LF.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_messages_and_redirects_come_only_from_kura() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("phish").await;
+    let cookie = format!("__Host-kura_session={}; kura_lang=ja", t.admin_token);
+    let page = |q: &'static str| {
+        let (c, base, cookie) = (s.client.clone(), s.base.clone(), cookie.clone());
+        async move {
+            c.get(format!("{base}/users?{q}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+    let html = page("err=conflict&detail=Your+account+is+locked.+Call+https%3A%2F%2Fevil.example&reason=evil&field=evil_example_com").await;
+    assert!(html.contains("この操作は実行できません。"), "{html}");
+    assert!(!html.contains("evil"), "crafted text shown");
+    assert!(!html.contains("Call"), "crafted text shown");
+    let html = page("err=conflict&reason=folder_not_empty").await;
+    assert!(html.contains("フォルダーが空ではありません。"));
+    let html = page("err=weak_password&reason=pw_too_short&n=12").await;
+    assert!(html.contains("12 文字以上"));
+    let html = page("err=weak_password&reason=pw_too_short&n=12%20call%20us").await;
+    assert!(!html.contains("call us"));
+
+    for (back, want) in [
+        ("/%09/evil.example/phish", "/"),
+        ("//evil.example", "/"),
+        ("/a\r\nSet-Cookie: x=1", "/"),
+        ("/audit?user=x", "/audit?user=x"),
+    ] {
+        let res = s
+            .client
+            .post(format!("{}/lang", s.base))
+            .form(&[("lang", "en"), ("back", back), ("_csrf", "")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "{back:?}");
+        assert_eq!(res.headers()["location"], want, "{back:?}");
+    }
+    s.stop().await;
+}

@@ -651,7 +651,7 @@ async fn totp_flow(s: &TestServer, port: u16) {
     // An allowlist without the admin's own address is refused unless confirmed.
     fill(&c, "#ip-allowlist", "192.0.2.0/24").await;
     click(&c, "#security-submit").await;
-    wait_contains(&c, "#error", "confirm_lockout").await;
+    wait_contains(&c, "#error", "確認欄にチェック").await;
     wait_contains(&c, "#current-ip", "127.0.0.1").await;
     click(&c, "#mfa-required").await;
     click(&c, "#security-submit").await;
