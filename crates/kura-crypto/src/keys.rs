@@ -20,6 +20,23 @@ impl SecretKey {
     pub fn generate() -> Result<Self, CryptoError> {
         Ok(Self(crate::random_bytes::<32>()?))
     }
+    /// A key for one purpose derived from this one (HMAC-SHA-256 of the label): e.g. the
+    /// deployment's outbox key from the master key. Different labels, unrelated keys.
+    pub fn derive(&self, label: &str) -> SecretKey {
+        use aws_lc_rs::hmac;
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        let tag = hmac::sign(&k, label.as_bytes());
+        let mut out = [0u8; 32];
+        out.copy_from_slice(&tag.as_ref()[..32]);
+        SecretKey(out)
+    }
+    /// HMAC-SHA-256 of `data` under this key, hex: a digest of a short secret (a 6-digit
+    /// code) that cannot be brute-forced from the database without the key.
+    pub fn mac_hex(&self, data: &[u8]) -> String {
+        use aws_lc_rs::hmac;
+        let k = hmac::Key::new(hmac::HMAC_SHA256, &self.0);
+        hex::encode(hmac::sign(&k, data).as_ref())
+    }
     pub(crate) fn expose(&self) -> &[u8; 32] {
         &self.0
     }

@@ -622,7 +622,16 @@ impl Services {
             link: &link,
             expires: &expires_at.format_in_zone(&tenant.settings.time_zone),
         });
-        crate::mail::enqueue(&mut tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+        self.enqueue_mail(
+            &mut tx,
+            Some(&tenant.id),
+            &user.email,
+            subject,
+            body,
+            now,
+            expires_at,
+        )
+        .await?;
         self.audit(
             &mut tx,
             &tenant.id,

@@ -156,7 +156,16 @@ impl Services {
                         ),
                     )
                 };
-                crate::mail::enqueue(&mut tx, Some(&t.id), &to, subject, body, now).await?;
+                self.enqueue_mail(
+                    &mut tx,
+                    Some(&t.id),
+                    &to,
+                    subject,
+                    body,
+                    now,
+                    now.plus_secs(crate::mail::KEEP_SECS),
+                )
+                .await?;
             }
         }
         if i.notified_at.is_none() {

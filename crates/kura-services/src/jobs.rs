@@ -287,8 +287,16 @@ impl Services {
                     when: &when,
                     json: &json,
                 });
-                crate::mail::enqueue(&mut tx, Some(&t.id), &u.email, subject, body, self.now())
-                    .await?;
+                self.enqueue_mail(
+                    &mut tx,
+                    Some(&t.id),
+                    &u.email,
+                    subject,
+                    body,
+                    self.now(),
+                    self.now().plus_secs(crate::mail::KEEP_SECS),
+                )
+                .await?;
             }
             audit::set_published_seq(&mut tx, &t.id, cp.seq).await?;
             tx.commit().await?;
@@ -341,6 +349,11 @@ impl Services {
             audit_total += removed;
             access_total += access;
         }
+        // Mail bodies whose links and codes have expired are emptied (LOG-4 is about logs;
+        // this is about not keeping secrets longer than they work).
+        let mut tx = self.store.system_tx().await?;
+        kura_store::outbox::purge_bodies(&mut tx, now).await?;
+        tx.commit().await?;
         Ok((audit_total, access_total))
     }
 

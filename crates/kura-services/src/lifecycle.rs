@@ -67,7 +67,16 @@ impl Services {
                     format!("The contract of {} has ended; logging in is no longer possible.\n\nDownload the export of every file, record and log here (until {until}):\n{link}\n\nAfter that the data is deleted, and then its keys are destroyed.", t.name),
                 )
             };
-            crate::mail::enqueue(&mut tx, Some(&t.id), &u.email, subject, body, now).await?;
+            self.enqueue_mail(
+                &mut tx,
+                Some(&t.id),
+                &u.email,
+                subject,
+                body,
+                now,
+                l.delete_after,
+            )
+            .await?;
         }
         lifecycle::set_tenant_status(&mut tx, &t.id, TenantStatus::Terminated.as_str(), now)
             .await?;

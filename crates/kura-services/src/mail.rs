@@ -145,29 +145,124 @@ Signed: {when}
     }
 }
 
-/// Puts a mail into the outbox within the caller's transaction (so it is sent only if the
-/// change that caused it commits).
-pub async fn enqueue(
-    tx: &mut Tx,
-    tenant: Option<&TenantId>,
-    to: &str,
-    subject: String,
-    body: String,
-    now: Timestamp,
-) -> Result<()> {
-    kura_store::outbox::insert(
-        tx,
-        &Mail {
-            id: kura_domain::ids::new_id(),
-            tenant_id: tenant.cloned(),
-            to: to.to_string(),
-            subject,
-            body,
-            created_at: now,
-        },
-    )
-    .await?;
-    Ok(())
+/// How long the body of a mail without a link or code is kept in the outbox.
+pub const KEEP_SECS: i64 = 30 * 86_400;
+
+impl crate::Services {
+    /// Puts a mail into the outbox within the caller's transaction (so it is sent only if
+    /// the change that caused it commits). The body — links, codes — is sealed at rest:
+    /// with the tenant's current data key when it has one (`k<version>:`), else with the
+    /// deployment's outbox key derived from the master key (`s1:`); bound to the mail's id.
+    /// `keep_until`: when the body goes (the link's or code's lifetime; [`KEEP_SECS`] for
+    /// mail without one) — `kura mail outbox` then shows who got which subject when.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn enqueue_mail(
+        &self,
+        tx: &mut Tx,
+        tenant: Option<&TenantId>,
+        to: &str,
+        subject: String,
+        body: String,
+        now: Timestamp,
+        keep_until: Timestamp,
+    ) -> Result<()> {
+        let id = kura_domain::ids::new_id();
+        let body = self.seal_mail(tx, tenant, &id, &body).await?;
+        kura_store::outbox::insert(
+            tx,
+            &Mail {
+                id,
+                tenant_id: tenant.cloned(),
+                to: to.to_string(),
+                subject,
+                body,
+                created_at: now,
+            },
+            keep_until,
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn outbox_key(&self) -> kura_crypto::keys::SecretKey {
+        self.keys.master.derive("kura-outbox-v1")
+    }
+
+    async fn seal_mail(
+        &self,
+        tx: &mut Tx,
+        tenant: Option<&TenantId>,
+        id: &str,
+        body: &str,
+    ) -> Result<String> {
+        let purpose = format!("mail:{id}");
+        let err = |e: kura_crypto::CryptoError| crate::ServiceError::internal(e.to_string());
+        if let Some(t) = tenant {
+            // The key is read in the caller's transaction; none is created here.
+            if let Some(k) = kura_store::keys::current(tx, t).await? {
+                if let Ok(key) = self.data_key(t, k.version).await {
+                    let sealed = kura_crypto::field::seal(
+                        &key,
+                        t.as_str(),
+                        &purpose,
+                        k.version,
+                        body.as_bytes(),
+                    )
+                    .map_err(err)?;
+                    return Ok(format!("k{}:{}", k.version, hex::encode(sealed)));
+                }
+            }
+        }
+        let scope = tenant.map(|t| t.as_str()).unwrap_or("");
+        let sealed =
+            kura_crypto::field::seal(&self.outbox_key(), scope, &purpose, 0, body.as_bytes())
+                .map_err(err)?;
+        Ok(format!("s1:{}", hex::encode(sealed)))
+    }
+
+    /// The readable body of an outbox mail ("" once it was sent or purged).
+    pub(crate) async fn open_mail(&self, m: &Mail) -> Result<String> {
+        let purpose = format!("mail:{}", m.id);
+        let bad =
+            || crate::ServiceError::internal(format!("outbox mail {} cannot be opened", m.id));
+        if m.body.is_empty() {
+            return Ok(String::new());
+        }
+        let plain = if let Some(h) = m.body.strip_prefix("s1:") {
+            let scope = m.tenant_id.as_ref().map(|t| t.as_str()).unwrap_or("");
+            let sealed = hex::decode(h).map_err(|_| bad())?;
+            kura_crypto::field::open(&self.outbox_key(), scope, &purpose, 0, &sealed)
+                .map_err(|_| bad())?
+        } else if let (Some(t), Some((v, h))) = (
+            m.tenant_id.as_ref(),
+            m.body.strip_prefix('k').and_then(|r| r.split_once(':')),
+        ) {
+            let version: i64 = v.parse().map_err(|_| bad())?;
+            let key = self.data_key(t, version).await?;
+            let sealed = hex::decode(h).map_err(|_| bad())?;
+            kura_crypto::field::open(&key, t.as_str(), &purpose, version, &sealed)
+                .map_err(|_| bad())?
+        } else {
+            // Written before bodies were sealed.
+            return Ok(m.body.clone());
+        };
+        String::from_utf8(plain).map_err(|_| bad())
+    }
+
+    /// The newest outbox mails with their bodies opened (operator: `kura mail outbox`, the
+    /// demo's `/outbox` page). A mail whose body cannot be opened shows a note instead.
+    pub async fn mail_outbox(&self, limit: i64) -> Result<Vec<Mail>> {
+        let mut tx = self.store.system_read().await?;
+        let mut mails = kura_store::outbox::list(&mut tx, limit).await?;
+        drop(tx);
+        for m in &mut mails {
+            m.body = match self.open_mail(m).await {
+                Ok(b) => b,
+                Err(e) => format!("({e})"),
+            };
+        }
+        Ok(mails)
+    }
 }
 
 /// Delivers mail over SMTP: `smtp://host:25` (plain, for a local relay),
@@ -230,8 +325,14 @@ impl crate::Services {
         .await?;
         tx.commit().await?;
         let (mut sent, mut failed) = (0, 0);
-        for m in batch {
-            let result = smtp.send(&m).await;
+        for mut m in batch {
+            let result = match self.open_mail(&m).await {
+                Ok(body) => {
+                    m.body = body;
+                    smtp.send(&m).await
+                }
+                Err(e) => Err(e.to_string()),
+            };
             let mut tx = self.store.system_tx().await?;
             match &result {
                 Ok(()) => {

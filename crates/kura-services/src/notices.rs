@@ -51,6 +51,7 @@ pub(crate) async fn recipients(
 /// it is for. A terminated tenant's contract is over: service notices no longer concern
 /// it (incident notifications still do, during its export window). Returns the count.
 async fn mail_notice(
+    services: &Services,
     tx: &mut kura_store::Tx,
     notice: &Notice,
     all: &[kura_store::tenants::Tenant],
@@ -94,7 +95,17 @@ async fn mail_notice(
             ),
         };
         for to in recipients(tx, &t.id).await? {
-            crate::mail::enqueue(tx, Some(&t.id), &to, subject.clone(), body.clone(), now).await?;
+            services
+                .enqueue_mail(
+                    tx,
+                    Some(&t.id),
+                    &to,
+                    subject.clone(),
+                    body.clone(),
+                    now,
+                    now.plus_secs(crate::mail::KEEP_SECS),
+                )
+                .await?;
             mailed += 1;
         }
     }
@@ -151,7 +162,7 @@ impl Services {
         };
         let mut tx = self.store.system_tx().await?;
         notices::insert(&mut tx, &notice).await?;
-        let mailed = mail_notice(&mut tx, &notice, &all, false, now).await?;
+        let mailed = mail_notice(self, &mut tx, &notice, &all, false, now).await?;
         self.audit(
             &mut tx,
             &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),
@@ -195,7 +206,7 @@ impl Services {
         if !notices::withdraw(&mut tx, id, now).await? {
             return Err(ServiceError::invalid("notice", "was already withdrawn"));
         }
-        let mailed = mail_notice(&mut tx, &notice, &all, true, now).await?;
+        let mailed = mail_notice(self, &mut tx, &notice, &all, true, now).await?;
         self.audit(
             &mut tx,
             &kura_domain::TenantId::from_string(kura_store::SYSTEM_TENANT),

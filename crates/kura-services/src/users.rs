@@ -328,7 +328,16 @@ impl Services {
             role: &role_label,
         });
         if send_mail {
-            mail::enqueue(tx, Some(&tenant.id), &user.email, subject, body, now).await?;
+            self.enqueue_mail(
+                tx,
+                Some(&tenant.id),
+                &user.email,
+                subject,
+                body,
+                now,
+                expires_at,
+            )
+            .await?;
         }
         self.audit(
             tx,

@@ -152,7 +152,7 @@ impl Blobs {
     /// Checks that the store is reachable (start-up and `/readyz`).
     pub async fn check(&self) -> std::io::Result<()> {
         match self {
-            Blobs::Local(l) => tokio::fs::create_dir_all(&l.root).await,
+            Blobs::Local(l) => private_dir(&l.root).await,
             Blobs::S3(s) => s.check().await,
         }
     }
@@ -262,6 +262,13 @@ pub struct LocalPending {
     written: u64,
 }
 
+/// Creates `dir` (and its parents) for this process's user only: mode 0700.
+async fn private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = tokio::fs::DirBuilder::new();
+    b.recursive(true).mode(0o700);
+    b.create(dir).await
+}
+
 impl LocalBlobs {
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
@@ -277,11 +284,13 @@ impl LocalBlobs {
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| self.root.clone());
-        tokio::fs::create_dir_all(&dir).await?;
+        private_dir(&dir).await?;
         let tmp = dir.join(format!(".{blob_id}.tmp"));
+        // Owner only: 0700 directories, 0600 files.
         let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&tmp)
             .await?;
         Ok(LocalPending {

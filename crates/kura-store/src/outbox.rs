@@ -16,12 +16,13 @@ pub struct Mail {
     pub created_at: Timestamp,
 }
 
-pub async fn insert(tx: &mut Tx, m: &Mail) -> Result<()> {
+/// Stores a mail; its body is emptied after `keep_until` ([`purge_bodies`]).
+pub async fn insert(tx: &mut Tx, m: &Mail, keep_until: Timestamp) -> Result<()> {
     if let Some(t) = &m.tenant_id {
         tx.check(t)?;
     }
     sqlx::query(
-        "INSERT INTO mail_outbox (id, tenant_id, to_addr, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO mail_outbox (id, tenant_id, to_addr, subject, body, created_at, body_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
     )
     .bind(&m.id)
     .bind(m.tenant_id.as_ref().map(|t| t.as_str().to_string()))
@@ -29,6 +30,7 @@ pub async fn insert(tx: &mut Tx, m: &Mail) -> Result<()> {
     .bind(&m.subject)
     .bind(&m.body)
     .bind(m.created_at.0)
+    .bind(keep_until.0)
     .execute(tx.conn())
     .await?;
     Ok(())
@@ -118,8 +120,9 @@ pub async fn mark_result(tx: &mut Tx, id: &str, now: Timestamp, error: Option<&s
         return Err(StoreError::ScopeViolation);
     }
     let q = match error {
+        // Sent: the body (links, codes) is no longer kept.
         None => sqlx::query(
-            "UPDATE mail_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL WHERE id = $2",
+            "UPDATE mail_outbox SET sent_at = $1, claimed_until = NULL, last_error = NULL, body = '' WHERE id = $2",
         )
         .bind(now.0)
         .bind(id),
@@ -156,4 +159,19 @@ pub async fn delivery(tx: &mut Tx, id: &str) -> Result<Delivery> {
         attempts: r.try_get("attempts")?,
         last_error: r.try_get("last_error")?,
     })
+}
+
+/// Empties the bodies whose time is up (their links and codes have expired; a mail written
+/// before this release: after 30 days): what stays is who was mailed what subject when.
+pub async fn purge_bodies(tx: &mut Tx, now: Timestamp) -> Result<u64> {
+    if tx.scope() != &TxScope::System {
+        return Err(StoreError::ScopeViolation);
+    }
+    Ok(
+        sqlx::query("UPDATE mail_outbox SET body = '' WHERE body <> '' AND COALESCE(body_expires_at, created_at + 2592000000) < $1")
+            .bind(now.0)
+            .execute(tx.conn())
+            .await?
+            .rows_affected(),
+    )
 }

@@ -343,8 +343,7 @@ impl TestServer {
 
     /// The newest invitation token mailed to `email` (from the outbox).
     pub async fn invitation_token(&self, email: &str) -> String {
-        let mut tx = self.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 1000).await.unwrap();
+        let mails = self.services.mail_outbox(1000).await.unwrap();
         let mail = mails
             .iter()
             .find(|m| m.to == email)

@@ -882,8 +882,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         Command::Mail(MailCmd::Outbox { limit }) => {
             let s = services(&cfg).await?;
+            let mails = s.mail_outbox(limit).await?;
             let mut tx = s.store.system_read().await?;
-            let mails = kura_store::outbox::list(&mut tx, limit).await?;
             if mails.is_empty() {
                 println!("(the outbox is empty)");
             }
@@ -896,7 +896,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
                     (None, None) => "in the outbox (no smtp_url)".to_string(),
                 };
                 println!("--- {}  to: {}  [{state}]", m.created_at.to_rfc3339(), m.to);
-                println!("Subject: {}\n\n{}", m.subject, m.body);
+                let body = if m.body.is_empty() {
+                    "(body no longer kept: sent, or older than the longest link lifetime)"
+                } else {
+                    m.body.as_str()
+                };
+                println!("Subject: {}\n\n{body}", m.subject);
             }
             Ok(0)
         }

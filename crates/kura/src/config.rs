@@ -298,7 +298,7 @@ impl Config {
         }
         let path = self.data_dir.join("master.key");
         if !path.exists() {
-            std::fs::create_dir_all(&self.data_dir)?;
+            crate::private_data_dir(&self.data_dir)?;
             let key = SecretKey::generate().context("generating the master key")?;
             write_private(&path, &format!("{}\n", key.to_hex()))?;
             tracing::warn!(path = %path.display(), "generated a new master key: back it up separately from the data; without it the data cannot be read");
@@ -321,7 +321,7 @@ impl Config {
             }
             let path = self.data_dir.join("signing.key");
             if !path.exists() {
-                std::fs::create_dir_all(&self.data_dir)?;
+                crate::private_data_dir(&self.data_dir)?;
                 let key = SecretKey::generate().context("generating the signing key")?;
                 write_private(&path, &format!("{}\n", key.to_hex()))?;
                 tracing::warn!(path = %path.display(), "generated a new audit signing key: keep it; its public key verifies exported logs");

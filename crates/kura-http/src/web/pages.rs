@@ -1226,12 +1226,7 @@ pub async fn outbox_page(
     if !s.http.mail_outbox_page || !local {
         return not_found(v).await;
     }
-    let mails = match s.services.store.system_read().await {
-        Ok(mut tx) => kura_store::outbox::list(&mut tx, 50)
-            .await
-            .unwrap_or_default(),
-        Err(_) => Vec::new(),
-    };
+    let mails = s.services.mail_outbox(50).await.unwrap_or_default();
     let zone = kura_domain::tenant::TenantSettings::default().time_zone;
     let mails = mails
         .into_iter()

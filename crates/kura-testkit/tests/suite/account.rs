@@ -1,8 +1,8 @@
 //! Account security: mail over a real SMTP conversation (Debian's `python3-aiosmtpd` as the
 //! sink, Python's own `email` package as the independent parser).
 
-use kura_testkit::{test_config, Backend, TestServer};
-use serde_json::Value;
+use kura_testkit::{test_config, Backend, StatusCode, TestServer, PASSWORD};
+use serde_json::{json, Value};
 use std::process::{Child, Command, Stdio};
 
 /// An SMTP sink on a free loopback port that stores what it receives in a Maildir.
@@ -135,8 +135,8 @@ async fn mail_goes_out_over_smtp_and_failures_are_retried() {
     );
     assert!(m["subject"].as_str().unwrap().contains("招待"), "{m}");
     assert!(m["body"].as_str().unwrap().contains("/invite/kin_"), "{m}");
+    let mails = s.services.mail_outbox(10).await.unwrap();
     let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 10).await.unwrap();
     let d = kura_store::outbox::delivery(&mut tx, &mails[0].id)
         .await
         .unwrap();
@@ -156,8 +156,8 @@ async fn mail_goes_out_over_smtp_and_failures_are_retried() {
     assert_eq!(st, kura_testkit::StatusCode::CREATED);
     let mut waited = 0;
     let late = loop {
+        let mails = s.services.mail_outbox(10).await.unwrap();
         let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 10).await.unwrap();
         let late = mails
             .iter()
             .find(|m| m.to == "late@mailer.example.jp")
@@ -190,8 +190,7 @@ async fn mail_goes_out_over_smtp_and_failures_are_retried() {
 
 /// The newest mail to `to` in the outbox, and the `/reset/` token in it.
 async fn reset_token(s: &TestServer, to: &str) -> Option<(String, String)> {
-    let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 100).await.unwrap();
+    let mails = s.services.mail_outbox(100).await.unwrap();
     let m = mails
         .iter()
         .find(|m| m.to == to && m.body.contains("/reset/"))?;
@@ -1519,8 +1518,8 @@ async fn service_accounts_act_only_through_their_tokens() {
             Some(json!({ "tenant": "svcco", "email": email })),
         )
         .await;
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 100).await.unwrap();
+        let mails = s.services.mail_outbox(100).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(
             mails.iter().all(|m| m.to != email),
@@ -1678,5 +1677,187 @@ async fn demo_outbox_page_is_local_and_opt_in() {
     );
     // A client elsewhere (through the trusted proxy) does not see it.
     assert_eq!(page(&s, Some("203.0.113.7")).await.0, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+/// Every file under `dir`, with its bytes.
+fn everything_under(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(everything_under(&p));
+            } else if let Ok(b) = std::fs::read(&p) {
+                out.push((p, b));
+            }
+        }
+    }
+    out
+}
+
+/// No secret at rest in the clear: after an invitation, a password reset, a sign-up, an
+/// operator sign-in link, an API token, a TOTP enrolment and a termination export link,
+/// none of those secrets (nor the sign-up code) appears in any file of the data directory
+/// — database, its WAL, blobs, spool, backups — while each still works; the data directory
+/// is 0700 and every file in it 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_live_secret_in_the_data_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut cfg = kura_testkit::test_config(Backend::Sqlite);
+    cfg.signup_enabled = true;
+    let s = TestServer::start_with(cfg, Backend::Sqlite).await;
+    let t = s.create_tenant("secrets").await;
+    let mut secrets: Vec<(&str, String)> = Vec::new();
+
+    // Invitation (not yet accepted).
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({ "email": "new@secrets.example.jp", "role": "member" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    secrets.push((
+        "invitation",
+        s.invitation_token("new@secrets.example.jp").await,
+    ));
+    // Password reset link.
+    s.call(
+        "POST",
+        "/api/v1/auth/password-reset",
+        None,
+        Some(json!({ "tenant": "secrets", "email": t.admin_email })),
+    )
+    .await;
+    let (_, reset) = reset_token(&s, &t.admin_email).await.expect("reset mail");
+    secrets.push(("reset", reset));
+    // Sign-up code and token.
+    s.call(
+        "POST",
+        "/api/v1/signup",
+        None,
+        Some(json!({ "email": "founder@newco.example.jp", "locale": "ja" })),
+    )
+    .await;
+    let mails = s.services.mail_outbox(50).await.unwrap();
+    let code = mails
+        .iter()
+        .find(|m| m.to == "founder@newco.example.jp")
+        .unwrap()
+        .body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    let (st, v) = s
+        .call(
+            "POST",
+            "/api/v1/signup/verify",
+            None,
+            Some(json!({ "email": "founder@newco.example.jp", "code": code })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    secrets.push((
+        "signup token",
+        v["signup_token"].as_str().unwrap().to_string(),
+    ));
+    // Operator sign-in link.
+    let (link, _) = s
+        .services
+        .operator_login_link("sato", &Default::default())
+        .await
+        .unwrap();
+    secrets.push((
+        "operator link",
+        link.rsplit('/').next().unwrap().to_string(),
+    ));
+    // API token, session token, TOTP seed.
+    let (_, kat) = s
+        .post(
+            "/api/v1/me/tokens",
+            &t.admin_token,
+            json!({ "name": "ci", "scopes": ["files:read"], "expires_in_days": 30 }),
+        )
+        .await;
+    secrets.push(("api token", kat["token"].as_str().unwrap().to_string()));
+    secrets.push(("session", t.admin_token.clone()));
+    let (_, totp) = s
+        .call("POST", "/api/v1/me/mfa/totp", Some(&t.admin_token), None)
+        .await;
+    secrets.push(("totp seed", totp["secret"].as_str().unwrap().to_string()));
+    // Termination export link (another tenant).
+    s.create_tenant("leaving").await;
+    let (_, export) = s
+        .services
+        .operator_terminate_tenant("leaving", &Default::default())
+        .await
+        .unwrap();
+    secrets.push((
+        "export link",
+        export.rsplit('/').next().unwrap().to_string(),
+    ));
+    // Some written blobs and a backup, for good measure.
+    let p = s.project(&t.admin_token, "p").await;
+    s.upload(&t.admin_token, &p, "a.txt", b"hello".to_vec())
+        .await;
+    s.services.run_backup(&|_| {}).await.unwrap();
+    // The access log's batch is on disk too.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    let files = everything_under(&s.cfg.data_dir);
+    assert!(files.len() > 3, "{files:?}");
+    for (what, secret) in &secrets {
+        assert!(secret.len() >= 16, "{what}: {secret}");
+        for (path, bytes) in &files {
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{what} in the clear in {}",
+                path.display()
+            );
+        }
+    }
+    for (path, bytes) in &files {
+        assert!(
+            !bytes
+                .windows(code.len() + 2)
+                .any(|w| w == format!(" {code}\n").as_bytes()
+                    || w == format!("{code}\n\n").as_bytes()),
+            "the sign-up code in the clear in {}",
+            path.display()
+        );
+    }
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&s.cfg.data_dir), 0o700);
+    for (path, _) in &files {
+        assert_eq!(
+            mode(path) & 0o077,
+            0,
+            "{} is {:o}",
+            path.display(),
+            mode(path)
+        );
+    }
+    // The secrets still work where they should: the invitation is accepted, the link opens.
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": secrets[0].1, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // A sent or expired body is emptied: two weeks on, the invitation mail is gone.
+    s.clock.advance_secs(14 * 86_400);
+    s.services.purge_logs().await.unwrap();
+    let mails = s.services.mail_outbox(100).await.unwrap();
+    let inv = mails
+        .iter()
+        .find(|m| m.to == "new@secrets.example.jp")
+        .unwrap();
+    assert!(inv.body.is_empty(), "{}", inv.body);
     s.stop().await;
 }

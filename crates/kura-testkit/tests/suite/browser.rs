@@ -529,9 +529,7 @@ async fn reset_flow(s: &TestServer, port: u16) {
     fill(&c, "#reset-email", &tenant.admin_email).await;
     click(&c, "#reset-submit").await;
     wait_contains(&c, "#notice", "アカウントが存在する場合は").await;
-    let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
-    drop(tx);
+    let mails = s.services.mail_outbox(50).await.unwrap();
     let link = mails
         .iter()
         .find(|m| m.to == tenant.admin_email && m.body.contains("/reset/"))
@@ -1031,9 +1029,7 @@ async fn signup_flow(s: &TestServer, port: u16) {
     click(&c, "#signup-submit").await;
     // The code step (its text names the 6 digits; the first step's does not).
     wait_text(&c, "#signup-form", |t| t.contains("6 桁")).await;
-    let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 500).await.unwrap();
-    drop(tx);
+    let mails = s.services.mail_outbox(500).await.unwrap();
     let body = &mails
         .iter()
         .find(|m| m.to == "founder@new-kobo.example.jp")

@@ -63,8 +63,8 @@ async fn operator_commands() {
             "bad slug refused"
         );
         // The invitation went to the outbox, in Japanese (the tenant's language).
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 10).await.unwrap();
+        let mails = s.services.mail_outbox(10).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         let mail = mails
             .iter()

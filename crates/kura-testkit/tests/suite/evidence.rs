@@ -1339,8 +1339,8 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
             .await
             .unwrap();
         // The contract admin is mailed the export link.
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+        let mails = s.services.mail_outbox(20).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -1637,8 +1637,8 @@ async fn notices_follow_lead_times_and_reach_their_tenants() {
             )
             .await
             .unwrap();
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -1671,8 +1671,8 @@ async fn notices_follow_lead_times_and_reach_their_tenants() {
             .unwrap();
         let (_, bn) = s.get("/api/v1/notices", &two.admin_token).await;
         assert_eq!(bn["items"][0]["kind"], "emergency");
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -1891,8 +1891,8 @@ async fn operator_console_signs_in_by_one_time_link_and_manages_notices_and_inci
         let notices = s.services.all_notices().await.unwrap();
         assert_eq!(notices.len(), 1);
         assert_eq!(notices[0].tenants, vec![a.tenant_id.clone()]);
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -1922,8 +1922,8 @@ async fn operator_console_signs_in_by_one_time_link_and_manages_notices_and_inci
         assert_eq!(location(&r), "/operator/notices?ok=op_withdrawn");
         let (_, shown) = s.get("/api/v1/notices", &a.admin_token).await;
         assert_eq!(shown["items"].as_array().unwrap().len(), 0, "{shown}");
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -2008,8 +2008,8 @@ async fn operator_console_signs_in_by_one_time_link_and_manages_notices_and_inci
         let (_, spared) = s.get("/api/v1/incidents", &a.admin_token).await;
         assert_eq!(hit["items"].as_array().unwrap().len(), 1, "{hit}");
         assert_eq!(spared["items"].as_array().unwrap().len(), 0, "{spared}");
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -2219,8 +2219,8 @@ async fn incidents_measure_notification_against_the_target() {
             notified.overdue(s.clock.now()),
             "notified after the deadline: late"
         );
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 50).await.unwrap();
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()
@@ -2355,8 +2355,7 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         let code_for = |email: &'static str| {
             let s = &s;
             async move {
-                let mut tx = s.services.store.system_read().await.unwrap();
-                let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+                let mails = s.services.mail_outbox(20).await.unwrap();
                 let body = mails.iter().find(|m| m.to == email).unwrap().body.clone();
                 body.split(|c: char| !c.is_ascii_digit())
                     .find(|w| w.len() == 6)
@@ -2437,8 +2436,8 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         assert!(me.to_string().contains("contract_admin"), "{me}");
         let (st, _) = post("/api/v1/signup/complete", details(kura_testkit::PASSWORD)).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "single use");
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let mails = kura_store::outbox::list(&mut tx, 20).await.unwrap();
+        let mails = s.services.mail_outbox(20).await.unwrap();
+        let tx = s.services.store.system_read().await.unwrap();
         drop(tx);
         assert!(mails
             .iter()

@@ -171,8 +171,7 @@ async fn folders(s: &TestServer, token: &str, prefix: &str, n: usize) {
 
 /// The checkpoint mailed to the tenant's contract admin (the newest such mail).
 async fn mailed_checkpoint(s: &TestServer, email: &str) -> serde_json::Value {
-    let mut tx = s.services.store.system_read().await.unwrap();
-    let mails = kura_store::outbox::list(&mut tx, 1000).await.unwrap();
+    let mails = s.services.mail_outbox(1000).await.unwrap();
     let mail = mails
         .iter()
         .rfind(|m| m.to == email && m.subject.contains("チェックポイント"))
