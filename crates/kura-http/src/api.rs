@@ -2099,8 +2099,12 @@ struct SignupStart {
 fn signup_start_schema() -> Value {
     json!({"type":"object","required":["email"],"properties":{"email":{"type":"string"},"locale":{"type":"string","enum":["ja","en"]}}})
 }
-async fn signup_start(State(s): State<AppState>, ApiJson(b): ApiJson<SignupStart>) -> ApiResult {
-    s.services.start_signup(&b.email, &b.locale).await?;
+async fn signup_start(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<SignupStart>,
+) -> ApiResult {
+    s.services.start_signup(&b.email, &b.locale, &ctx).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "status": "a verification code has been mailed" })),

@@ -84,6 +84,17 @@ impl From<ServiceError> for ApiError {
                 "integrity",
                 "the stored data failed its integrity check and was not returned",
             ),
+            ServiceError::Rejected { code, message } => {
+                ApiError::new(StatusCode::UNAUTHORIZED, code, message)
+            }
+            ServiceError::RateLimited { retry_after_secs } => ApiError {
+                retry_after: Some(retry_after_secs.max(1)),
+                ..ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "too many requests; try again later",
+                )
+            },
             ServiceError::Unavailable(cause) => {
                 tracing::warn!(%cause, "dependency unavailable");
                 ApiError {

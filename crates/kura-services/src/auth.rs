@@ -554,8 +554,47 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<()> {
         let email = email.trim().to_lowercase();
+        // Throttled per account and per client address (and not at all from an address
+        // locked out of log-in): the answer stays the same, only no mail goes out.
+        let slug = tenant_slug.trim().to_lowercase();
+        let mut throttled = false;
+        if let Some(ip) = &ctx.ip {
+            throttled |= self
+                .rate_limit(
+                    &format!("reset:ip:{ip}"),
+                    RESETS_PER_CLIENT,
+                    RESET_WINDOW_SECS,
+                )
+                .await
+                .is_err();
+            let mut tx = self.store.system_read().await?;
+            throttled |= kura_store::throttle::get(&mut tx, &format!("ip:{ip}"))
+                .await?
+                .and_then(|t| t.locked_until)
+                .is_some_and(|until| until > self.now());
+        }
+        throttled |= self
+            .rate_limit(
+                &format!("reset:acct:{slug}:{email}"),
+                RESETS_PER_ACCOUNT,
+                RESET_WINDOW_SECS,
+            )
+            .await
+            .is_err();
+        if throttled {
+            return self
+                .audit_alone(
+                    &TenantId::from_string(SYSTEM_TENANT),
+                    &Actor::Anonymous,
+                    ctx,
+                    Event::new("auth.password_reset.request")
+                        .result("failure")
+                        .details(serde_json::json!({ "tenant": tenant_slug, "email": email, "reason": "throttled" })),
+                )
+                .await;
+        }
         let mut tx = self.store.system_read().await?;
-        let tenant = tenants::find_by_slug(&mut tx, &tenant_slug.trim().to_lowercase()).await?;
+        let tenant = tenants::find_by_slug(&mut tx, &slug).await?;
         let user = match &tenant {
             Some(t) => users::find_by_email(&mut tx, &t.id, &email).await?,
             None => None,
@@ -853,6 +892,11 @@ impl Services {
         Ok(ended)
     }
 }
+
+/// Password-reset mails per account, and reset requests per client address, per window.
+const RESETS_PER_ACCOUNT: i64 = 3;
+const RESETS_PER_CLIENT: i64 = 10;
+const RESET_WINDOW_SECS: i64 = 15 * 60;
 
 /// The areas API-token scopes name, each `:read` or `:write` (write includes read).
 pub const TOKEN_AREAS: &[&str] = &["workspace", "files", "users", "roles", "logs", "tenant"];

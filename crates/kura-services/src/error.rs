@@ -37,6 +37,16 @@ pub enum ServiceError {
     /// Stored data failed authentication (altered, truncated or moved blob).
     #[error("stored data failed its integrity check")]
     Tampered,
+    /// A one-time code or link was refused for a reason the user should know (wrong,
+    /// expired, used up); `code` is the error code, `message` says what to do.
+    #[error("{message}")]
+    Rejected {
+        code: &'static str,
+        message: &'static str,
+    },
+    /// Too many requests of this kind from this address or for this account: try later.
+    #[error("too many requests; try again in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: i64 },
     /// A dependency (database, blob storage) cannot be reached or did not answer in time;
     /// the request may be retried (503 with `Retry-After`). The cause is for the log only.
     #[error("service unavailable: {0}")]

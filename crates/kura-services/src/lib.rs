@@ -321,6 +321,37 @@ impl Services {
         self.clock.now()
     }
 
+    /// Counts one request against the rate-limit key `key` (a fixed window of
+    /// `window_secs`); refused with `RateLimited` (and the seconds to wait) once more than
+    /// `max` fall in the window. Keys are namespaced (`signup:ip:…`, `reset:acct:…`) in the
+    /// same counter table as failed log-ins.
+    pub(crate) async fn rate_limit(&self, key: &str, max: i64, window_secs: i64) -> Result<()> {
+        let now = self.now();
+        let mut tx = self.store.system_tx().await?;
+        let t = kura_store::throttle::record_failure(&mut tx, key, now, window_secs * 1000).await?;
+        tx.commit().await?;
+        if t.failures <= max {
+            return Ok(());
+        }
+        let retry = (t.window_start.0 + window_secs * 1000 - now.0) / 1000;
+        Err(ServiceError::RateLimited {
+            retry_after_secs: retry.max(1),
+        })
+    }
+
+    /// Whether the key is over `max` in its current window, without counting.
+    pub(crate) async fn rate_exceeded(
+        &self,
+        key: &str,
+        max: i64,
+        window_secs: i64,
+    ) -> Result<bool> {
+        let now = self.now();
+        let mut tx = self.store.system_read().await?;
+        let t = kura_store::throttle::get(&mut tx, key).await?;
+        Ok(t.is_some_and(|t| t.window_start.0 >= now.0 - window_secs * 1000 && t.failures >= max))
+    }
+
     /// Whether the database can take a writer and the blob store answers, each checked
     /// concurrently within one second (`/readyz`, `/metrics`, the status probe): a stalled
     /// dependency makes a node unready quickly instead of hanging the check.

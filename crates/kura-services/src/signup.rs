@@ -11,7 +11,13 @@ use kura_domain::{validate_email, Timestamp};
 use kura_store::signup::{self, Signup};
 
 const CODE_SECS: i64 = 15 * 60;
+/// Wrong codes per address per hour — across codes: asking for a new code does not give
+/// more tries.
 const MAX_ATTEMPTS: i64 = 5;
+const ATTEMPT_WINDOW_SECS: i64 = 3600;
+/// Codes mailed per address per hour, and sign-up requests per client address per hour.
+const CODES_PER_ADDRESS: i64 = 3;
+const REQUESTS_PER_CLIENT: i64 = 10;
 
 /// What finishes a sign-up.
 #[derive(Debug, Clone)]
@@ -31,10 +37,18 @@ impl Services {
         }
     }
 
-    /// Mails a verification code to the address.
-    pub async fn start_signup(&self, email: &str, locale: &str) -> Result<()> {
+    /// Mails a verification code to the address — at most three an hour per address and
+    /// ten sign-up requests an hour per client address (429 beyond), so nobody can
+    /// mail-bomb an address or keep drawing fresh codes to guess.
+    pub async fn start_signup(&self, email: &str, locale: &str, ctx: &RequestCtx) -> Result<()> {
         self.signup_on()?;
         let email = validate_email(email)?;
+        if let Some(ip) = &ctx.ip {
+            self.rate_limit(&format!("signup:ip:{ip}"), REQUESTS_PER_CLIENT, 3600)
+                .await?;
+        }
+        self.rate_limit(&format!("signup:addr:{email}"), CODES_PER_ADDRESS, 3600)
+            .await?;
         let locale = if locale == "en" { "en" } else { "ja" };
         let digits = kura_crypto::random_bytes::<4>().map_err(|_| ServiceError::internal("rng"))?;
         let code = format!("{:06}", u32::from_be_bytes(digits) % 1_000_000);
@@ -76,16 +90,41 @@ impl Services {
         Ok(())
     }
 
-    /// Checks the code; returns the single-use sign-up token. Five wrong codes end it.
+    /// Checks the code; returns the single-use sign-up token. Five wrong codes for an
+    /// address within an hour — whichever codes they were for — end it for that hour. The
+    /// answer says what happened: wrong, expired, or tried too often.
     pub async fn verify_signup(&self, email: &str, code: &str) -> Result<String> {
         self.signup_on()?;
-        let email = validate_email(email).map_err(|_| ServiceError::BadCredentials)?;
+        let wrong = || ServiceError::Rejected {
+            code: "code_wrong",
+            message: "the code is wrong",
+        };
+        let email = validate_email(email).map_err(|_| wrong())?;
+        let failures = format!("signup:fail:{email}");
+        if self
+            .rate_exceeded(&failures, MAX_ATTEMPTS, ATTEMPT_WINDOW_SECS)
+            .await?
+        {
+            return Err(ServiceError::Rejected {
+                code: "code_exhausted",
+                message: "too many wrong codes for this address; ask for a new code in an hour",
+            });
+        }
         let mut tx = self.store.system_tx().await?;
         let Some(s) = signup::latest_for(&mut tx, &email).await? else {
-            return Err(ServiceError::BadCredentials);
+            return Err(wrong());
         };
-        if s.used_at.is_some() || self.now() >= s.expires_at || s.attempts >= MAX_ATTEMPTS {
-            return Err(ServiceError::BadCredentials);
+        if s.used_at.is_some() {
+            return Err(ServiceError::Rejected {
+                code: "code_used",
+                message: "this code was used already; ask for a new one",
+            });
+        }
+        if self.now() >= s.expires_at {
+            return Err(ServiceError::Rejected {
+                code: "code_expired",
+                message: "the code has expired; ask for a new one",
+            });
         }
         let good = kura_crypto::ct_eq(
             self.code_digest(&email, code.trim()).as_bytes(),
@@ -94,7 +133,11 @@ impl Services {
         if !good {
             signup::count_attempt(&mut tx, &s.id).await?;
             tx.commit().await?;
-            return Err(ServiceError::BadCredentials);
+            // Counted per address, across codes.
+            let _ = self
+                .rate_limit(&failures, MAX_ATTEMPTS, ATTEMPT_WINDOW_SECS)
+                .await;
+            return Err(wrong());
         }
         let token =
             kura_crypto::token::generate("ksu").map_err(|_| ServiceError::internal("rng"))?;
@@ -113,12 +156,16 @@ impl Services {
     ) -> Result<LoginResult> {
         self.signup_on()?;
         let mut tx = self.store.system_read().await?;
+        let used = || ServiceError::Rejected {
+            code: "signup_used",
+            message: "this sign-up was completed or has expired; start again",
+        };
         let s = signup::by_token(&mut tx, &kura_crypto::token::hash(token))
             .await?
-            .ok_or(ServiceError::BadCredentials)?;
+            .ok_or_else(used)?;
         drop(tx);
         if s.used_at.is_some() || self.now().0 >= s.expires_at.0 + CODE_SECS * 1000 {
-            return Err(ServiceError::BadCredentials);
+            return Err(used());
         }
         // The password is checked before anything is created.
         kura_domain::tenant::TenantSettings::default()
@@ -130,7 +177,7 @@ impl Services {
             .map_err(ServiceError::WeakPassword)?;
         let mut tx = self.store.system_tx().await?;
         if !signup::mark_used(&mut tx, &s.id, self.now()).await? {
-            return Err(ServiceError::BadCredentials);
+            return Err(used());
         }
         tx.commit().await?;
         let created = match self

@@ -337,6 +337,8 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
         ServiceError::QuotaExceeded(_) => ("quota", String::new()),
         ServiceError::Tampered => ("internal", String::new()),
         ServiceError::TooManyAttempts { .. } => ("locked", String::new()),
+        ServiceError::RateLimited { .. } => ("rate_limited", String::new()),
+        ServiceError::Rejected { code, .. } => ("rejected", format!("&reason={code}")),
         ServiceError::Unavailable(cause) => {
             tracing::warn!(%cause, "dependency unavailable in console");
             ("unavailable", String::new())

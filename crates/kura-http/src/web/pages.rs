@@ -1064,7 +1064,7 @@ pub async fn signup_submit(
             .await;
         return match r {
             Ok(r) => logged_in(&s, &r),
-            Err(kura_services::ServiceError::BadCredentials) => signup_view(
+            Err(kura_services::ServiceError::Rejected { .. }) => signup_view(
                 &s,
                 &v,
                 "email",
@@ -1078,18 +1078,33 @@ pub async fn signup_submit(
     if !f.code.is_empty() {
         return match s.services.verify_signup(&f.email, &f.code).await {
             Ok(token) => signup_view(&s, &v, "details", f.email, token, None),
-            Err(_) => signup_view(
-                &s,
-                &v,
-                "code",
-                f.email,
-                String::new(),
-                Some("signup.bad_code"),
-            ),
+            Err(e) => {
+                // Say what happened: wrong, expired, or tried too often.
+                let key = match e {
+                    kura_services::ServiceError::Rejected {
+                        code: "code_expired" | "code_used",
+                        ..
+                    } => "signup.code_expired",
+                    kura_services::ServiceError::Rejected {
+                        code: "code_exhausted",
+                        ..
+                    } => "signup.code_exhausted",
+                    _ => "signup.bad_code",
+                };
+                signup_view(&s, &v, "code", f.email, String::new(), Some(key))
+            }
         };
     }
-    match s.services.start_signup(&f.email, &f.locale).await {
+    match s.services.start_signup(&f.email, &f.locale, &v.ctx).await {
         Ok(()) => signup_view(&s, &v, "code", f.email, String::new(), None),
+        Err(kura_services::ServiceError::RateLimited { .. }) => signup_view(
+            &s,
+            &v,
+            "email",
+            f.email,
+            String::new(),
+            Some("signup.rate_limited"),
+        ),
         Err(_) => signup_view(
             &s,
             &v,

@@ -1861,3 +1861,116 @@ async fn no_live_secret_in_the_data_directory() {
     assert!(inv.body.is_empty(), "{}", inv.body);
     s.stop().await;
 }
+
+/// Sign-up and password reset cannot be used to mail-bomb an address or to draw codes
+/// without end: codes per address and requests per client are capped (sign-up: 429 with
+/// `Retry-After`), reset requests keep the same answer but mail at most three links per
+/// account in 15 minutes — and none to a client locked out of log-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signup_and_reset_are_rate_limited() {
+    for b in kura_testkit::backends() {
+        let mut cfg = test_config(b);
+        cfg.signup_enabled = true;
+        let s = TestServer::start_with(cfg, b).await;
+        let signup = |email: String| {
+            let s = &s;
+            async move {
+                s.call(
+                    "POST",
+                    "/api/v1/signup",
+                    None,
+                    Some(json!({ "email": email })),
+                )
+                .await
+            }
+        };
+        let count = |to: &'static str| {
+            let s = &s;
+            async move {
+                s.services
+                    .mail_outbox(1000)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .filter(|m| m.to == to)
+                    .count()
+            }
+        };
+        // Twelve requests for one address: three codes, then 429.
+        let mut statuses = Vec::new();
+        for _ in 0..12 {
+            statuses.push(signup("target@victim.example.jp".into()).await.0);
+        }
+        assert_eq!(&statuses[..3], &[StatusCode::ACCEPTED; 3], "{b:?}");
+        assert!(statuses[3..]
+            .iter()
+            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+        assert_eq!(count("target@victim.example.jp").await, 3, "{b:?}");
+        let res = s
+            .client
+            .post(format!("{}/api/v1/signup", s.base))
+            .json(&json!({ "email": "target@victim.example.jp" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(res.headers().contains_key("retry-after"));
+        // One client, many addresses: capped too (ten per hour, the twelve above counted).
+        let (st, _) = signup("other@example.jp".into()).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b:?}: per client");
+        // An hour later it works again.
+        s.clock.advance_secs(3601);
+        assert_eq!(
+            signup("other@example.jp".into()).await.0,
+            StatusCode::ACCEPTED
+        );
+
+        // Password reset: 100 requests, the same 202 each time, three mails.
+        let t = s.create_tenant("resetco").await;
+        for _ in 0..100 {
+            let (st, _) = s
+                .call(
+                    "POST",
+                    "/api/v1/auth/password-reset",
+                    None,
+                    Some(json!({ "tenant": "resetco", "email": t.admin_email })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::ACCEPTED, "{b:?}");
+        }
+        let mails = s.services.mail_outbox(1000).await.unwrap();
+        let resets = mails
+            .iter()
+            .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
+            .count();
+        assert_eq!(resets, 3, "{b:?}");
+        // A client locked out of log-in gets no reset mail at all.
+        s.clock.advance_secs(16 * 60);
+        for i in 0..40 {
+            s.login(
+                "resetco",
+                &format!("nobody{i}@resetco.example.jp"),
+                "wrong-Password-1",
+            )
+            .await;
+        }
+        let (st, _) = s
+            .call(
+                "POST",
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({ "tenant": "resetco", "email": t.admin_email })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::ACCEPTED);
+        let after = s
+            .services
+            .mail_outbox(1000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
+            .count();
+        assert_eq!(after, 3, "{b:?}: mailed to a locked-out client");
+        s.stop().await;
+    }
+}

@@ -2377,22 +2377,39 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
             StatusCode::ACCEPTED
         );
         let code = code_for("sato@signup.example.jp").await;
-        // Five wrong codes, and even the right one no longer works.
+        // Five wrong codes, and even the right one no longer works; each answer says what
+        // happened.
         for _ in 0..5 {
-            let (st, _) = post(
+            let (st, e) = post(
                 "/api/v1/signup/verify",
                 json!({ "email": "sato@signup.example.jp", "code": "000000x" }),
             )
             .await;
             assert_eq!(st, StatusCode::UNAUTHORIZED);
+            assert_eq!(e["error"]["code"], "code_wrong", "{e}");
         }
-        let (st, _) = post(
+        let (st, e) = post(
             "/api/v1/signup/verify",
             json!({ "email": "sato@signup.example.jp", "code": code }),
         )
         .await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "attempts used up");
-        // A new code; it expires after 15 minutes.
+        assert_eq!(e["error"]["code"], "code_exhausted", "{e}");
+        // A new code gives no new tries within the hour (the count is per address).
+        post(
+            "/api/v1/signup",
+            json!({ "email": "sato@signup.example.jp" }),
+        )
+        .await;
+        let code = code_for("sato@signup.example.jp").await;
+        let (_, e) = post(
+            "/api/v1/signup/verify",
+            json!({ "email": "sato@signup.example.jp", "code": code }),
+        )
+        .await;
+        assert_eq!(e["error"]["code"], "code_exhausted", "{e}");
+        // An hour on: a new code; it expires after 15 minutes.
+        s.clock.advance_secs(61 * 60);
         post(
             "/api/v1/signup",
             json!({ "email": "sato@signup.example.jp" }),
@@ -2400,12 +2417,13 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         .await;
         s.clock.advance_secs(16 * 60);
         let code = code_for("sato@signup.example.jp").await;
-        let (st, _) = post(
+        let (st, e) = post(
             "/api/v1/signup/verify",
             json!({ "email": "sato@signup.example.jp", "code": code }),
         )
         .await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "expired");
+        assert_eq!(e["error"]["code"], "code_expired", "{e}");
         // The right code in time.
         post(
             "/api/v1/signup",
@@ -2437,8 +2455,6 @@ async fn signup_provisions_a_tenant_after_a_mailed_code() {
         let (st, _) = post("/api/v1/signup/complete", details(kura_testkit::PASSWORD)).await;
         assert_eq!(st, StatusCode::UNAUTHORIZED, "single use");
         let mails = s.services.mail_outbox(20).await.unwrap();
-        let tx = s.services.store.system_read().await.unwrap();
-        drop(tx);
         assert!(mails
             .iter()
             .any(|m| m.subject.contains("ようこそ") && m.body.contains("sato-kobo")));
