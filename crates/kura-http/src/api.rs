@@ -352,8 +352,18 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "tenant",
             true,
             200,
-            "Replace the tenant's settings (contract admin)",
+            "Replace the tenant's settings (contract admin): every setting must be given (422 names any missing or unknown key); use PATCH to change some",
             put_settings,
+            settings_schema
+        ),
+        route!(
+            patch,
+            "/api/v1/tenant/settings",
+            "tenant",
+            true,
+            200,
+            "Change some of the tenant's settings (contract admin): the keys given are merged into the current settings (nested objects too); unknown keys are refused with 422 naming them",
+            patch_settings,
             settings_schema
         ),
         route!(
@@ -1291,11 +1301,103 @@ async fn put_settings(
     Ctx(ctx): Ctx,
     Auth(a): Auth,
     Query(q): Query<SettingsQuery>,
-    ApiJson(b): ApiJson<TenantSettings>,
+    ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
+    let settings = settings_from(&a.tenant.settings, &b, true)?;
     ok(s.services
-        .update_settings(&a, b, q.confirm_lockout, &ctx)
+        .update_settings(&a, settings, q.confirm_lockout, &ctx)
         .await?)
+}
+
+async fn patch_settings(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<SettingsQuery>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult {
+    let settings = settings_from(&a.tenant.settings, &b, false)?;
+    ok(s.services
+        .update_settings(&a, settings, q.confirm_lockout, &ctx)
+        .await?)
+}
+
+/// The settings a request asks for: `given` merged into `current` (objects key by key).
+/// Keys the settings do not have are refused, naming them — one misspelt key must not
+/// pass silently; with `complete` (PUT) every key must be given, naming the missing ones.
+fn settings_from(
+    current: &TenantSettings,
+    given: &Value,
+    complete: bool,
+) -> Result<TenantSettings, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+    let mut merged = serde_json::to_value(current)
+        .map_err(|e| ApiError::from(kura_services::ServiceError::internal(e.to_string())))?;
+    if !given.is_object() {
+        return Err(invalid("the settings must be a JSON object".into()));
+    }
+    let (mut unknown, mut missing) = (Vec::new(), Vec::new());
+    compare_keys(&merged, given, "", &mut unknown, &mut missing);
+    if !unknown.is_empty() {
+        return Err(invalid(format!(
+            "unknown settings: {} (nothing was changed)",
+            unknown.join(", ")
+        )));
+    }
+    if complete && !missing.is_empty() {
+        return Err(invalid(format!(
+            "PUT replaces every setting; missing: {} (use PATCH to change some)",
+            missing.join(", ")
+        )));
+    }
+    merge_json(&mut merged, given);
+    serde_json::from_value(merged).map_err(|e| invalid(format!("settings: {e}")))
+}
+
+/// Keys of `given` that `known` lacks (`unknown`), and of `known` that `given` lacks
+/// (`missing`), as dotted paths, into nested objects that both have.
+fn compare_keys(
+    known: &Value,
+    given: &Value,
+    prefix: &str,
+    unknown: &mut Vec<String>,
+    missing: &mut Vec<String>,
+) {
+    let (Some(k), Some(g)) = (known.as_object(), given.as_object()) else {
+        return;
+    };
+    for (key, v) in g {
+        let path = format!("{prefix}{key}");
+        match k.get(key) {
+            None => unknown.push(path),
+            Some(kv) if kv.is_object() => {
+                compare_keys(kv, v, &format!("{path}."), unknown, missing)
+            }
+            Some(_) => {}
+        }
+    }
+    for key in k.keys() {
+        if !g.contains_key(key) {
+            missing.push(format!("{prefix}{key}"));
+        }
+    }
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaced.
+fn merge_json(base: &mut Value, patch: &Value) {
+    match (base.as_object_mut(), patch.as_object()) {
+        (Some(b), Some(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(bv) if bv.is_object() && v.is_object() => merge_json(bv, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        _ => *base = patch.clone(),
+    }
 }
 
 async fn list_contacts(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {

@@ -1121,3 +1121,91 @@ async fn console_messages_and_redirects_come_only_from_kura() {
     }
     s.stop().await;
 }
+
+/// Settings are never reset by accident: a misspelt key is refused (422 naming it) and
+/// nothing changes; PATCH changes only what it names (nested objects too); PUT must name
+/// every setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_refuse_unknown_keys_and_merge() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("settings").await;
+        let tok = &t.admin_token;
+        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+        let mut settings = tenant["settings"].clone();
+        settings["ip_allowlist"] = json!(["127.0.0.0/8"]);
+        settings["storage_quota_bytes"] = json!(1_000_000);
+        settings["password_policy"]["min_length"] = json!(14);
+        let (st, v) = s
+            .call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(tok),
+                Some(settings.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let before = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
+
+        for (method, body) in [
+            ("PUT", json!({ "mfa_requierd": true })),
+            ("PATCH", json!({ "mfa_requierd": true })),
+            ("PATCH", json!({ "password_policy": { "min_lenght": 20 } })),
+        ] {
+            let (st, v) = s
+                .call(
+                    method,
+                    "/api/v1/tenant/settings",
+                    Some(tok),
+                    Some(body.clone()),
+                )
+                .await;
+            assert_eq!(
+                st,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{b:?} {method} {body}: {v}"
+            );
+            let msg = v["error"]["message"].as_str().unwrap();
+            assert!(msg.contains("requierd") || msg.contains("lenght"), "{msg}");
+            assert_eq!(
+                s.get("/api/v1/tenant", tok).await.1["settings"],
+                before,
+                "{b:?}"
+            );
+        }
+        // PUT without every key: refused, naming what is missing.
+        let (st, v) = s
+            .call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(tok),
+                Some(json!({ "mfa_required": true })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("ip_allowlist"),
+            "{v}"
+        );
+        // PATCH merges.
+        let (st, v) = s
+            .call(
+                "PATCH",
+                "/api/v1/tenant/settings",
+                Some(tok),
+                Some(json!({ "default_locale": "en", "password_policy": { "require_symbol": true } })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let after = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
+        assert_eq!(after["default_locale"], "en");
+        assert_eq!(after["ip_allowlist"], json!(["127.0.0.0/8"]), "kept");
+        assert_eq!(after["storage_quota_bytes"], 1_000_000, "kept");
+        assert_eq!(after["password_policy"]["min_length"], 14, "kept");
+        assert_eq!(after["password_policy"]["require_symbol"], true);
+        s.stop().await;
+    }
+}
