@@ -1079,7 +1079,26 @@ impl Services {
             blobs_repaired: 0,
             blobs_orphaned: 0,
         };
+        // A terminated tenant is not brought back by a restore (that would lift its lock):
+        // named, it is refused; in a full restore it is left as it is.
+        let terminated: BTreeSet<String> = self
+            .list_lifecycles()
+            .await?
+            .into_iter()
+            .map(|l| l.tenant_id.as_str().to_string())
+            .collect();
+        if let (Some(slug), Some(t)) = (tenant, chosen.first()) {
+            if terminated.contains(&t.tenant_id) {
+                return Err(ServiceError::Conflict(format!(
+                    "{slug} is terminated: reactivate it first (kura tenant reactivate) if it should come back"
+                )));
+            }
+        }
         for t in chosen {
+            if terminated.contains(&t.tenant_id) {
+                progress(format!("{}: terminated here; left as it is", t.slug));
+                continue;
+            }
             let tid = TenantId::from_string(t.tenant_id.clone());
             let keys: Vec<&serde_json::Map<String, serde_json::Value>> = vault
                 .iter()

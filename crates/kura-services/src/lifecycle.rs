@@ -96,6 +96,72 @@ impl Services {
         Ok((l, link))
     }
 
+    /// Operator: undoes a termination during its grace period — before the tenant's data is
+    /// deleted. The tenant is active again (its users log in again; sessions ended at the
+    /// termination stay ended), the lifecycle and its export link are gone, its contract
+    /// admins are mailed (ja/en). Audited.
+    pub async fn operator_reactivate_tenant(&self, slug: &str, ctx: &RequestCtx) -> Result<()> {
+        let t = self.operator_find_tenant(slug).await?;
+        let l = self
+            .list_lifecycles()
+            .await?
+            .into_iter()
+            .find(|l| l.tenant_id == t.id);
+        let Some(l) = l.filter(|_| t.status == TenantStatus::Terminated) else {
+            return Err(ServiceError::Conflict(
+                "the tenant is not terminated".into(),
+            ));
+        };
+        if l.deleted_at.is_some() || self.now() >= l.delete_after {
+            return Err(ServiceError::Conflict(
+                "the grace period is over: the tenant's data is deleted or due for deletion".into(),
+            ));
+        }
+        let now = self.now();
+        let mut tx = self.store.system_tx().await?;
+        lifecycle::remove(&mut tx, &t.id).await?;
+        lifecycle::set_tenant_status(&mut tx, &t.id, TenantStatus::Active.as_str(), now).await?;
+        for u in &kura_store::users::contract_admins(&mut tx, &t.id).await? {
+            let locale = u
+                .locale
+                .clone()
+                .unwrap_or_else(|| t.settings.default_locale.clone());
+            let (subject, body) = if locale == "ja" {
+                (
+                    format!("[Kura] {} のご契約を再開しました", t.name),
+                    format!("{} のご契約の終了を取り消し、ご利用を再開しました。これまでどおりログインできます。\n\nデータの削除は行われません。お送りしたエクスポートのリンクは使えなくなりました。", t.name),
+                )
+            } else {
+                (
+                    format!("[Kura] {}: contract resumed", t.name),
+                    format!("The termination of {} has been withdrawn and the service resumed: you can log in as before.\n\nNo data will be deleted. The export link sent earlier no longer works.", t.name),
+                )
+            };
+            self.enqueue_mail(
+                &mut tx,
+                Some(&t.id),
+                &u.email,
+                subject,
+                body,
+                now,
+                now.plus_secs(crate::mail::KEEP_SECS),
+            )
+            .await?;
+        }
+        self.audit(
+            &mut tx,
+            &t.id,
+            &Actor::Operator,
+            ctx,
+            Event::new("tenant.reactivate").details(serde_json::json!({
+                "terminated_at": l.terminated_at.to_rfc3339(),
+            })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The export behind a termination link: while the data still exists. Audited.
     pub async fn export_by_link(
         &self,

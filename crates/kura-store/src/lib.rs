@@ -442,6 +442,9 @@ pub struct ConnectOptions {
     /// How long a request waits for a pooled connection (and, on SQLite, for the write
     /// lock) before it fails with [`StoreError::Unavailable`] (503).
     pub acquire_timeout: Duration,
+    /// PostgreSQL: create `pg_schema` if it is missing (false for commands that must not
+    /// start a deployment).
+    pub create_schema: bool,
 }
 
 impl ConnectOptions {
@@ -451,6 +454,7 @@ impl ConnectOptions {
             max_connections,
             pg_schema: None,
             acquire_timeout: Duration::from_secs(5),
+            create_schema: true,
         }
     }
 }
@@ -478,6 +482,8 @@ impl Store {
             {
                 return Err(StoreError::Corrupt("invalid schema name".into()));
             }
+        }
+        if let Some(schema) = opts.pg_schema.as_ref().filter(|_| opts.create_schema) {
             let mut conn = AnyConnection::connect(&url).await?;
             let sql = format!("CREATE SCHEMA IF NOT EXISTS {schema}");
             conn.execute(sql.as_str()).await?;

@@ -129,6 +129,17 @@ pub async fn destroy_keys(tx: &mut Tx, tenant: &TenantId) -> Result<Vec<i64>> {
     Ok(versions)
 }
 
+/// Removes a tenant's lifecycle (a termination withdrawn in its grace period), with its
+/// export link.
+pub async fn remove(tx: &mut Tx, tenant: &TenantId) -> Result<()> {
+    tx.system_only()?;
+    sqlx::query("DELETE FROM tenant_lifecycle WHERE tenant_id = $1")
+        .bind(tenant.as_str())
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
 pub async fn set_export_token(tx: &mut Tx, tenant: &TenantId, hash: &str) -> Result<()> {
     tx.system_only()?;
     sqlx::query("UPDATE tenant_lifecycle SET export_token_hash = $1 WHERE tenant_id = $2")

@@ -109,6 +109,15 @@ pub enum TenantCmd {
     Terminate {
         #[arg(long)]
         slug: String,
+        /// Do not ask: the tenant ID is not typed again to confirm.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Undo a termination during its grace period (before the data is deleted): the tenant
+    /// is active again, its export link stops working, its contract admins are mailed.
+    Reactivate {
+        #[arg(long)]
+        slug: String,
     },
     /// A crypto-shredded tenant's deletion certificate: signed JSON, or a ja/en rendering.
     Certificate {
@@ -371,7 +380,7 @@ fn ctx() -> RequestCtx {
 }
 
 async fn services(cfg: &Config) -> anyhow::Result<Services> {
-    let store = crate::open_store(cfg).await?;
+    let store = crate::open_existing_store(cfg).await?;
     let port = cfg
         .listen
         .rsplit(':')
@@ -396,6 +405,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         // The demo has no SMTP server: its mail is read on a page.
         cfg.mail_outbox_page = true;
     }
+    // Only these commands may start a deployment (a database, key files); every other one
+    // refuses to run where there is none, instead of quietly creating an empty one.
+    cfg.may_create = matches!(
+        cli.command,
+        Command::Serve(_) | Command::Demo(_) | Command::Migrate | Command::Bench(_)
+    );
     match cli.command {
         Command::Serve(a) | Command::Demo(a) => {
             if let Some(l) = a.listen {
@@ -995,7 +1010,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
 async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
     let s = services(cfg).await?;
     match cmd {
-        TenantCmd::Terminate { slug } => {
+        TenantCmd::Terminate { slug, yes } => {
+            if !yes {
+                // Asked on the terminal, or read from a pipe (`echo acme | kura …`).
+                use std::io::{BufRead, Write};
+                eprint!(
+                    "Terminating {slug} locks it at once and deletes its data after {} days.\nType the tenant ID to confirm: ",
+                    cfg.termination_delete_days
+                );
+                let _ = std::io::stderr().flush();
+                let mut answer = String::new();
+                std::io::stdin().lock().read_line(&mut answer)?;
+                if answer.trim() != slug {
+                    eprintln!("not confirmed: nothing was changed (use --yes in scripts)");
+                    return Ok(1);
+                }
+            }
             let (l, link) = s
                 .operator_terminate_tenant(&slug, &ctx())
                 .await
@@ -1006,6 +1036,12 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
                 l.shred_after.to_rfc3339()
             );
             println!("export for its contract admins (mailed to them; valid until the deletion):\n{link}");
+        }
+        TenantCmd::Reactivate { slug } => {
+            s.operator_reactivate_tenant(&slug, &ctx())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("tenant {slug} is active again; its contract admins were mailed; the export link no longer works");
         }
         TenantCmd::Certificate { slug, format } => {
             let text = s.deletion_certificate(&slug).await.map_err(|_| {

@@ -130,6 +130,11 @@ pub struct Config {
     /// baseline routes.
     #[serde(skip)]
     pub bench_dir: Option<PathBuf>,
+    /// Set by the commands that may start a deployment (`serve`, `demo`, `migrate`,
+    /// `bench`; never from a file): only they generate missing key files. Every other
+    /// command refuses to run against a deployment that is not there.
+    #[serde(skip)]
+    pub may_create: bool,
 }
 
 /// The keys a `KURA_*` environment variable may set (others, such as `KURA_LOG` or the
@@ -247,6 +252,7 @@ impl Default for Config {
             s3_allow_http: false,
             s3_read_timeout_secs: 20,
             bench_dir: None,
+            may_create: false,
         }
     }
 }
@@ -297,6 +303,12 @@ impl Config {
             bail!("set master_key_file (or KURA_MASTER_KEY_FILE): with PostgreSQL every node needs the same master key");
         }
         let path = self.data_dir.join("master.key");
+        if !path.exists() && !self.may_create {
+            bail!(
+                "no master key at {}: is this the deployment you mean? (--data-dir / --config; `kura serve` or `kura migrate` create one)",
+                path.display()
+            );
+        }
         if !path.exists() {
             crate::private_data_dir(&self.data_dir)?;
             let key = SecretKey::generate().context("generating the master key")?;
@@ -320,6 +332,12 @@ impl Config {
                 bail!("set signing_key_file (or KURA_SIGNING_KEY_FILE): with PostgreSQL every node must sign with the same key");
             }
             let path = self.data_dir.join("signing.key");
+            if !path.exists() && !self.may_create {
+                bail!(
+                    "no signing key at {}: is this the deployment you mean? (--data-dir / --config; `kura serve` or `kura migrate` create one)",
+                    path.display()
+                );
+            }
             if !path.exists() {
                 crate::private_data_dir(&self.data_dir)?;
                 let key = SecretKey::generate().context("generating the signing key")?;

@@ -62,6 +62,59 @@ fn private_file(path: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens the database of an existing deployment (every command but `serve`, `demo` and
+/// `migrate`): refuses — without creating anything — when there is none, or when its
+/// schema is behind this binary.
+pub async fn open_existing_store(cfg: &Config) -> anyhow::Result<Store> {
+    let url = cfg.database_url();
+    let hint = "is this the deployment you mean? (--data-dir / --config; `kura migrate` or `kura serve` create one)";
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+    {
+        if !std::path::Path::new(path).exists() {
+            anyhow::bail!("no database at {path}: {hint}");
+        }
+    }
+    let store = Store::connect(&ConnectOptions {
+        pg_schema: cfg.database_schema.clone(),
+        acquire_timeout: std::time::Duration::from_secs(cfg.db_acquire_timeout_secs.max(1)),
+        create_schema: false,
+        ..ConnectOptions::new(url.clone(), cfg.db_max_connections)
+    })
+    .await
+    .context("connecting to the database")?;
+    let version = store.current_version().await.unwrap_or(0);
+    if version == 0 {
+        anyhow::bail!("no Kura database at {}: {hint}", redact_url(&url));
+    }
+    if version < kura_store::schema_version() {
+        anyhow::bail!(
+            "the database is at schema version {version}, this binary needs {}: run `kura migrate` first",
+            kura_store::schema_version()
+        );
+    }
+    if version > kura_store::schema_version() {
+        anyhow::bail!(
+            "the database is at schema version {version}, newer than this binary ({}); refusing to run",
+            kura_store::schema_version()
+        );
+    }
+    Ok(store)
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            let user = creds.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Opens the database named by the configuration and brings its schema up to date.
 pub async fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     let url = cfg.database_url();

@@ -234,3 +234,149 @@ async fn operator_commands() {
         s.stop().await;
     }
 }
+
+/// The CLI never starts a deployment by accident: run against a directory (or schema)
+/// without one, every command but serve/demo/migrate refuses and creates nothing. Termination
+/// asks for the tenant ID (or --yes); a terminated tenant can be reactivated in its grace
+/// period (audited, mailed), not after its data was deleted; a restore does not bring a
+/// terminated tenant back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed() {
+    // SQLite: a directory where there is no deployment.
+    let mut nowhere = kura_testkit::test_config(kura_testkit::Backend::Sqlite);
+    nowhere.master_key = None;
+    nowhere.signing_key = None;
+    for args in [
+        vec!["tenant", "show", "demo"],
+        vec!["tenant", "list"],
+        vec![
+            "tenant",
+            "create",
+            "--slug",
+            "x-co",
+            "--name",
+            "X",
+            "--admin-email",
+            "a@x.example.jp",
+        ],
+        vec!["audit", "verify"],
+        vec!["audit", "public-key"],
+        vec!["backup", "list"],
+    ] {
+        assert_ne!(run_cli(&nowhere, &args).await, 0, "{args:?}");
+        assert!(
+            !nowhere.data_dir.exists(),
+            "{args:?} created {}",
+            nowhere.data_dir.display()
+        );
+    }
+    // PostgreSQL: a schema without Kura's tables.
+    if backends().contains(&kura_testkit::Backend::Postgres) {
+        let empty = kura_testkit::test_config(kura_testkit::Backend::Postgres);
+        assert_eq!(run_cli(&empty, &["tenant", "list"]).await, 2);
+        let n = kura_testkit::raw_count(
+            &empty,
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'tenants' AND table_schema = current_schema()",
+        )
+        .await;
+        assert_eq!(n, 0, "no tables were created");
+        let schemas = kura_testkit::raw_count(
+            &empty,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name = '{}'",
+                empty.database_schema.clone().unwrap()
+            ),
+        )
+        .await;
+        assert_eq!(schemas, 0, "no schema was created");
+    }
+
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("again-co").await;
+        // Confirmation: a wrong answer (piped) changes nothing; the right one terminates.
+        let bin = kura_testkit::kura_binary();
+        let dir = kura_testkit::temp_path("confirm");
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("kura.toml");
+        std::fs::write(&file, kura_testkit::toml_of(&s.cfg)).unwrap();
+        let terminate = |answer: &str| {
+            use std::io::Write;
+            let mut child = std::process::Command::new(&bin)
+                .args([
+                    "--config",
+                    file.to_str().unwrap(),
+                    "tenant",
+                    "terminate",
+                    "--slug",
+                    "again-co",
+                ])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(format!("{answer}\n").as_bytes())
+                .unwrap();
+            child.wait().unwrap().code()
+        };
+        assert_eq!(terminate("again"), Some(1), "{b:?}");
+        let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: not terminated");
+        assert_eq!(terminate("again-co"), Some(0), "{b:?}");
+        let (st, _) = s.login("again-co", &t.admin_email, PASSWORD).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}: terminated");
+        // A restore does not bring it back.
+        assert_eq!(
+            run_cli(&s.cfg, &["backup", "restore", "--tenant", "again-co"]).await,
+            2
+        );
+        // Reactivated in the grace period: log-in works again, audited, mailed.
+        assert_eq!(
+            run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
+            0
+        );
+        let (st, l) = s.login("again-co", &t.admin_email, PASSWORD).await;
+        assert_eq!(st, StatusCode::OK, "{b:?}: {l}");
+        let tok = l["token"].as_str().unwrap();
+        let (_, audit) = s.get("/api/v1/audit?action=tenant.", tok).await;
+        let actions: Vec<&str> = audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert!(actions.contains(&"tenant.reactivate"), "{actions:?}");
+        let mails = s.services.mail_outbox(50).await.unwrap();
+        assert!(mails
+            .iter()
+            .any(|m| m.to == t.admin_email && m.subject.contains("再開")));
+        // Reactivating an active tenant is refused; after the deletion it is too late.
+        assert_eq!(
+            run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
+            2
+        );
+        assert_eq!(
+            run_cli(
+                &s.cfg,
+                &["tenant", "terminate", "--slug", "again-co", "--yes"]
+            )
+            .await,
+            0
+        );
+        s.clock.advance_secs(31 * 86_400);
+        s.services.advance_lifecycles().await.unwrap();
+        let e = s
+            .services
+            .operator_reactivate_tenant("again-co", &Default::default())
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("grace period"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+        s.stop().await;
+    }
+}

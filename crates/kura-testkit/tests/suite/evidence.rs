@@ -1265,6 +1265,12 @@ async fn restore_one_tenant_alone_and_everything_into_a_fresh_database() {
             fresh.backup_s3_prefix = s.cfg.backup_s3_prefix.clone();
         }
         let gen = s.services.list_backups().await.unwrap()[0].id.clone();
+        // Only `migrate` (or `serve`) creates the new, empty database.
+        assert_eq!(
+            run_cli(&fresh, &["backup", "restore", "--generation", &gen]).await,
+            2
+        );
+        assert_eq!(run_cli(&fresh, &["migrate"]).await, 0);
         assert_eq!(
             run_cli(&fresh, &["backup", "restore", "--generation", &gen]).await,
             0
@@ -1401,7 +1407,11 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
             "no log-in"
         );
         assert_eq!(
-            run_cli(&s.cfg, &["tenant", "terminate", "--slug", "bye-co"]).await,
+            run_cli(
+                &s.cfg,
+                &["tenant", "terminate", "--slug", "bye-co", "--yes"]
+            )
+            .await,
             2
         );
 
