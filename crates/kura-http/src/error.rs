@@ -137,8 +137,74 @@ impl IntoResponse for ApiError {
                 res.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
             }
         }
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"kura\""),
+            );
+        }
         res
     }
+}
+
+/// One error shape for every rejection of the API: whatever answered 4xx/5xx under
+/// `/api/` without a JSON body — axum's own rejections of a malformed query value
+/// (`?version=abc`), of a path that is not UTF-8, a 405 with no body — is rewritten into
+/// `{"error":{"code","message"}}`, keeping the status and headers (`Allow` on a 405); every
+/// 401 names the scheme in `WWW-Authenticate`.
+pub async fn api_json_errors(uri: axum::http::Uri, res: Response) -> Response {
+    let status = res.status();
+    if !uri.path().starts_with("/api/") || !(status.is_client_error() || status.is_server_error()) {
+        return res;
+    }
+    let is_json = res
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return res;
+    }
+    let (mut parts, body) = res.into_parts();
+    let text = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_string())
+        .unwrap_or_default();
+    let code = match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthenticated",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        s if s.is_server_error() => "internal",
+        _ => "error",
+    };
+    let message = if status.is_server_error() || text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text
+    };
+    let body = serde_json::to_vec(&serde_json::json!({
+        "error": { "code": code, "message": message }
+    }))
+    .unwrap_or_default();
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    if status == StatusCode::UNAUTHORIZED {
+        parts.headers.insert(
+            axum::http::header::WWW_AUTHENTICATE,
+            axum::http::HeaderValue::from_static("Bearer realm=\"kura\""),
+        );
+    }
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 #[cfg(test)]

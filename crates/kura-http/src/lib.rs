@@ -89,6 +89,7 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(web::router())
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(error::api_json_errors))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             access::middleware,

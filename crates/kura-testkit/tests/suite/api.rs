@@ -1209,3 +1209,85 @@ async fn settings_refuse_unknown_keys_and_merge() {
         s.stop().await;
     }
 }
+
+/// One JSON error shape for every rejection of the API: malformed query values, a path
+/// that is not UTF-8, a wrong method (with `Allow`), and 401 with `WWW-Authenticate`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_api_rejection_is_json() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("json-errors").await;
+    let p = s.project(&t.admin_token, "p").await;
+    let (_, up) = s.upload(&t.admin_token, &p, "a.txt", b"a".to_vec()).await;
+    let f = up["file"]["id"].as_str().unwrap().to_string();
+    let get = |path: String| {
+        let (c, base, tok) = (s.client.clone(), s.base.clone(), t.admin_token.clone());
+        async move {
+            c.get(format!("{base}{path}"))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    for (path, want) in [
+        (
+            format!("/api/v1/files/{f}/content?version=abc"),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/audit?limit=many".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/audit?before=yesterday".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/access-log?limit=-x".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/v1/files/%FF%FE/content".to_string(),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let res = get(path.clone()).await;
+        assert_eq!(res.status(), want, "{path}");
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let v: serde_json::Value = res.json().await.unwrap();
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{path}: {v}"
+        );
+    }
+    // 405 with a JSON body and the Allow header.
+    let res = s
+        .client
+        .put(format!("{}/api/v1/folders", s.base))
+        .bearer_auth(&t.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert!(res.headers().contains_key("allow"));
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "method_not_allowed");
+    // 401 names the scheme.
+    let res = s
+        .client
+        .get(format!("{}/api/v1/me", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer realm=\"kura\"");
+    let v: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "unauthenticated");
+    s.stop().await;
+}
