@@ -37,13 +37,22 @@ impl Default for PasswordPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum PasswordProblem {
-    TooShort { min: u32 },
-    TooLong { max: u32 },
+    TooShort {
+        min: u32,
+    },
+    TooLong {
+        max: u32,
+    },
     NeedsLetter,
     NeedsDigit,
     NeedsSymbol,
     NeedsMixedCase,
-    TooWeak { score: u8, min: u8 },
+    TooWeak {
+        score: u8,
+        min: u8,
+    },
+    /// Contains the user's e-mail, name, or the organisation's name or ID.
+    Personal,
 }
 
 impl std::fmt::Display for PasswordProblem {
@@ -55,6 +64,9 @@ impl std::fmt::Display for PasswordProblem {
             Self::NeedsDigit => f.write_str("must contain a digit"),
             Self::NeedsSymbol => f.write_str("must contain a symbol"),
             Self::NeedsMixedCase => f.write_str("must mix upper- and lower-case letters"),
+            Self::Personal => f.write_str(
+                "must not contain your e-mail address, your name or your organisation's name or ID",
+            ),
             Self::TooWeak { .. } => f.write_str(
                 "is too easy to guess (common word, pattern, or based on your name or e-mail)",
             ),
@@ -114,13 +126,16 @@ impl PasswordPolicy {
         {
             return Err(PasswordProblem::NeedsMixedCase);
         }
+        // The user's own words are refused outright, whatever the rest: the e-mail's local
+        // part whole and joined (yamada.taro → yamadataro), its pieces, the display name,
+        // the organisation's name and ID — any of at least 4 letters, case-insensitively.
+        let words = personal_words(user_inputs);
+        let lower = password.to_lowercase();
+        if words.iter().any(|w| lower.contains(w.as_str())) {
+            return Err(PasswordProblem::Personal);
+        }
         if self.min_strength > 0 {
-            // Split e-mail addresses so that "tanaka" in tanaka@example.jp is caught too.
-            let mut inputs: Vec<&str> = Vec::new();
-            for i in user_inputs {
-                inputs.push(i);
-                inputs.extend(i.split(['@', '.', ' ', '-', '_']).filter(|s| s.len() >= 3));
-            }
+            let inputs: Vec<&str> = words.iter().map(String::as_str).collect();
             let score: u8 = zxcvbn::zxcvbn(password, &inputs).score().into();
             if score < self.min_strength {
                 return Err(PasswordProblem::TooWeak {
@@ -131,6 +146,41 @@ impl PasswordPolicy {
         }
         Ok(())
     }
+}
+
+/// The words of a user's own details a password must not contain (lower-case, each with at
+/// least 4 letters): every input whole, an e-mail's local part and domain labels, the pieces
+/// of each split at separators, and those pieces joined.
+pub fn personal_words(user_inputs: &[&str]) -> Vec<String> {
+    let letters = |w: &str| w.chars().filter(|c| c.is_alphabetic()).count();
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |w: String| {
+        if letters(&w) >= 4 && !out.contains(&w) {
+            out.push(w);
+        }
+    };
+    for input in user_inputs {
+        let input = input.trim().to_lowercase();
+        let local = input.split('@').next().unwrap_or_default().to_string();
+        let pieces: Vec<&str> = local
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|p| !p.is_empty())
+            .collect();
+        add(input.clone());
+        add(local.clone());
+        add(pieces.concat());
+        // Letters alone (taro2026 → taro) and every piece.
+        for p in &pieces {
+            add(p.to_string());
+            add(p.chars().filter(|c| c.is_alphabetic()).collect());
+        }
+        if let Some(domain) = input.split('@').nth(1) {
+            for label in domain.split('.') {
+                add(label.to_string());
+            }
+        }
+    }
+    out
 }
 
 /// A tenant's session lifetimes (IAM-8).
@@ -181,6 +231,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn passwords_from_ones_own_details_are_refused() {
+        let p = PasswordPolicy::default();
+        let me = [
+            "yamada.taro@demo.example.jp",
+            "山田 太郎",
+            "デモ株式会社",
+            "demo1",
+        ];
+        for bad in [
+            "yamada.taro2026",
+            "Yamadataro-Secure!9",
+            "x-TARO-yamada-88-Lantern",
+            "nakamura@demo1",
+            "Quiet-Demo1-Otter-93",
+        ] {
+            let inputs: Vec<&str> = if bad.starts_with("nakamura") {
+                vec!["nakamura@demo1.example.jp", "中村", "demo1"]
+            } else {
+                me.to_vec()
+            };
+            assert_eq!(
+                p.check(bad, &inputs),
+                Err(PasswordProblem::Personal),
+                "{bad}"
+            );
+        }
+        assert_eq!(p.check("Test-Otter-Lantern-93", &me), Ok(()));
+        // Short pieces (under 4 letters) do not count.
+        let w = personal_words(&["ab.cd@x.jp"]);
+        assert!(
+            w.iter()
+                .all(|w| w.chars().filter(|c| c.is_alphabetic()).count() >= 4),
+            "{w:?}"
+        );
+    }
+
+    #[test]
     fn password_rules() {
         let p = PasswordPolicy::default();
         assert_eq!(
@@ -203,10 +290,10 @@ mod tests {
             p.check("qwerty12345", &[]),
             Err(PasswordProblem::TooWeak { .. })
         ));
-        assert!(matches!(
+        assert_eq!(
             p.check("tanaka2026", &["tanaka@example.jp"]),
-            Err(PasswordProblem::TooWeak { .. })
-        ));
+            Err(PasswordProblem::Personal)
+        );
         assert_eq!(p.check("kura-vault-7-otter-lantern", &[]), Ok(()));
         let strict = PasswordPolicy {
             require_symbol: true,

@@ -714,6 +714,7 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("err.r.pw_symbol", " 記号を含めてください。", " Include a symbol."),
     ("err.r.pw_mixed_case", " 大文字と小文字を混ぜてください。", " Mix upper- and lower-case letters."),
     ("err.r.pw_too_weak", " 推測されやすいパスワードです（よくある単語・パターン、お名前・メールアドレス・組織名を含むもの）。", " It is too easy to guess (a common word or pattern, or it contains your name, e-mail or organisation)."),
+    ("err.r.pw_personal", " メールアドレス・お名前・組織名・テナント ID を含むパスワードは使えません。", " It must not contain your e-mail address, your name, or your organisation's name or ID."),
     ("err.r.pw_mismatch", " 確認用のパスワードが一致しません。", " The two passwords differ."),
     ("err.r.folder_not_empty", " フォルダーが空ではありません。", " The folder is not empty."),
     ("err.r.project_not_empty", " プロジェクトにファイルが残っています。", " The project still has files."),

@@ -318,6 +318,7 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
                 P::NeedsSymbol => ("pw_symbol", None),
                 P::NeedsMixedCase => ("pw_mixed_case", None),
                 P::TooWeak { .. } => ("pw_too_weak", None),
+                P::Personal => ("pw_personal", None),
             };
             (
                 "weak_password",

@@ -1974,3 +1974,46 @@ async fn signup_and_reset_are_rate_limited() {
         s.stop().await;
     }
 }
+
+/// Passwords built from one's own details are refused where passwords are set (invitation,
+/// reset): the e-mail's local part whole or joined, the tenant ID.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passwords_from_ones_details_are_refused() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("demo1").await;
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({ "email": "yamada.taro@demo1.example.jp", "display_name": "山田 太郎", "role": "member" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let token = s.invitation_token("yamada.taro@demo1.example.jp").await;
+    for bad in [
+        "yamada.taro2026",
+        "Yamadataro-Lantern-93",
+        "Harbor-demo1-Lantern-93",
+    ] {
+        let (st, v) = s
+            .call(
+                "POST",
+                "/api/v1/invitations/accept",
+                None,
+                Some(json!({ "token": token, "password": bad })),
+            )
+            .await;
+        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {v}");
+        assert_eq!(v["error"]["code"], "weak_password", "{v}");
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    s.stop().await;
+}

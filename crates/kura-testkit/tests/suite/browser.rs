@@ -538,8 +538,8 @@ async fn reset_flow(s: &TestServer, port: u16) {
         .trim()
         .replace("127.0.0.1", "localhost");
     c.goto(&link).await.unwrap();
-    fill(&c, "#new-password", "Console-Reset-Lantern-42").await;
-    fill(&c, "#new-password2", "Console-Reset-Lantern-42").await;
+    fill(&c, "#new-password", "Console-Harbor-Lantern-42").await;
+    fill(&c, "#new-password2", "Console-Harbor-Lantern-42").await;
     click(&c, "#new-password-submit").await;
     wait_contains(&c, "#notice", "パスワードを再設定しました").await;
     assert_eq!(
@@ -548,12 +548,16 @@ async fn reset_flow(s: &TestServer, port: u16) {
         "the old session ended"
     );
     fill(&c, "#login-email", &tenant.admin_email).await;
-    fill(&c, "#login-password", "Console-Reset-Lantern-42").await;
+    fill(&c, "#login-password", "Console-Harbor-Lantern-42").await;
     click(&c, "#login-submit").await;
     wait_eq(&c, "h1", "ワークスペース").await;
     // The account page lists the sessions; another device's session can be ended there.
     let (_, api) = s
-        .login("e2e-reset", &tenant.admin_email, "Console-Reset-Lantern-42")
+        .login(
+            "e2e-reset",
+            &tenant.admin_email,
+            "Console-Harbor-Lantern-42",
+        )
         .await;
     let api_token = api["token"].as_str().unwrap().to_string();
     click(&c, "#current-user").await;
