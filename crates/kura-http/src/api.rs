@@ -13,6 +13,7 @@ use kura_domain::authz::Scope;
 use kura_domain::tenant::TenantSettings;
 use kura_domain::{ContactId, FolderId, GrantId, ProjectId, RoleId, UserId};
 use kura_services::auth::{LoginResult, SessionKind};
+use kura_services::files::DownloadOutcome;
 use kura_services::mfa::SecondFactor;
 use kura_services::users::{NewUser, UserChange};
 use kura_services::workspace::Patch;
@@ -2549,6 +2550,98 @@ fn parse_range(h: &str, size: u64) -> Option<Result<kura_services::files::ByteRa
     }))
 }
 
+/// What is needed to record a download once its stream ends.
+struct DownloadRecord {
+    services: kura_services::Services,
+    auth: kura_services::auth::AuthContext,
+    file: kura_store::files::File,
+    version: kura_store::files::Version,
+    ctx: kura_services::RequestCtx,
+}
+
+/// The download's stream, counting what goes out; when it ends — completely, with an
+/// integrity failure, or because the client went away (the stream is dropped) — the
+/// outcome is recorded on a task of its own.
+fn tracked_download(
+    inner: kura_services::files::ByteStream,
+    record: DownloadRecord,
+    want: u64,
+) -> kura_services::files::ByteStream {
+    struct Tracker {
+        record: Option<DownloadRecord>,
+        sent: u64,
+        want: u64,
+    }
+    impl Drop for Tracker {
+        fn drop(&mut self) {
+            // Still unrecorded: the client went away before the end.
+            let Some(r) = self.record.take() else { return };
+            let outcome = DownloadOutcome::Aborted;
+            let sent = self.sent;
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = r
+                        .services
+                        .record_download(&r.auth, &r.file, &r.version, outcome, sent, &r.ctx)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "recording a download failed");
+                    }
+                });
+            }
+        }
+    }
+    let tracker = Tracker {
+        record: Some(record),
+        sent: 0,
+        want,
+    };
+    /// Records the outcome once (the record is taken).
+    async fn finish(t: &mut Tracker, outcome: DownloadOutcome) {
+        if let Some(r) = t.record.take() {
+            if let Err(e) = r
+                .services
+                .record_download(&r.auth, &r.file, &r.version, outcome, t.sent, &r.ctx)
+                .await
+            {
+                tracing::warn!(error = %e, "recording a download failed");
+            }
+        }
+    }
+    Box::pin(futures_util::stream::unfold(
+        (inner, tracker),
+        |(mut inner, mut t)| async move {
+            use futures_util::StreamExt;
+            let Some(item) = inner.next().await else {
+                // The end (an empty file sends nothing): complete if all was sent.
+                let outcome = if t.sent >= t.want {
+                    DownloadOutcome::Complete
+                } else {
+                    DownloadOutcome::Error
+                };
+                finish(&mut t, outcome).await;
+                return None;
+            };
+            let outcome = match &item {
+                Ok(b) => {
+                    t.sent += b.len() as u64;
+                    (t.sent >= t.want).then_some(DownloadOutcome::Complete)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Some(DownloadOutcome::IntegrityFailure)
+                }
+                Err(_) => Some(DownloadOutcome::Error),
+            };
+            // The end is recorded before the last piece goes out, so that the record is
+            // there when the client has the file; an abort is recorded when dropped.
+            if let Some(outcome) = outcome {
+                finish(&mut t, outcome).await;
+            }
+            Some((item, (inner, t)))
+        },
+    ))
+}
+
 async fn download_file(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
@@ -2574,6 +2667,9 @@ async fn download_file(
         .and_then(|h| parse_range(h, size))
     {
         Some(Err(())) => {
+            s.services
+                .record_download(&a, &file, &v, DownloadOutcome::RangeNotSatisfiable, 0, &ctx)
+                .await?;
             return Ok((
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{size}"))],
@@ -2583,7 +2679,35 @@ async fn download_file(
         Some(Ok(r)) => Some(r),
         None => None,
     };
-    let body = s.services.read_content(&a.tenant.id, &v, range).await?;
+    let body = match s.services.read_content(&a.tenant.id, &v, range).await {
+        Ok(b) => b,
+        Err(e) => {
+            let outcome = match e {
+                kura_services::ServiceError::Tampered => DownloadOutcome::IntegrityFailure,
+                _ => DownloadOutcome::Error,
+            };
+            if let Err(re) = s
+                .services
+                .record_download(&a, &file, &v, outcome, 0, &ctx)
+                .await
+            {
+                tracing::warn!(error = %re, "recording a failed download failed");
+            }
+            return Err(e.into());
+        }
+    };
+    let want = range.map(|r| r.end - r.start + 1).unwrap_or(size);
+    let body = tracked_download(
+        body,
+        DownloadRecord {
+            services: s.services.clone(),
+            auth: a.clone(),
+            file: file.clone(),
+            version: v.clone(),
+            ctx: ctx.clone(),
+        },
+        want,
+    );
     let disposition = format!(
         "attachment; filename*=UTF-8''{}",
         crate::web::encode(&file.name)

@@ -176,6 +176,15 @@ pub async fn metrics(
     out.push_str("# TYPE kura_auth_failures_total counter\n");
     let _ = writeln!(out, "kura_auth_failures_total {}", sm.auth_failures);
     out.push_str(
+        "# HELP kura_integrity_failures_total Stored files that failed their integrity check when read (this node): alert on any.\n",
+    );
+    out.push_str("# TYPE kura_integrity_failures_total counter\n");
+    let _ = writeln!(
+        out,
+        "kura_integrity_failures_total {}",
+        sm.integrity_failures
+    );
+    out.push_str(
         "# HELP kura_job_runs_total Scheduled job runs on this node, by job and outcome.\n",
     );
     out.push_str("# TYPE kura_job_runs_total counter\n");

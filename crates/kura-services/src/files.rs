@@ -586,7 +586,9 @@ impl Services {
         Ok((f, versions))
     }
 
-    /// Opens a version (current by default) for download; the download is audited.
+    /// Opens a version (current by default) for download: the caller may view the file
+    /// and the version exists. Nothing is recorded yet — [`Services::record_download`]
+    /// records how the download ended.
     pub async fn open_download(
         &self,
         auth: &AuthContext,
@@ -596,26 +598,69 @@ impl Services {
     ) -> Result<(File, Version)> {
         let f = self.load_file(auth, id, Action::View, ctx).await?;
         let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_tx(t).await?;
+        let mut tx = self.store.tenant_read(t).await?;
         let v = match files::get_version(&mut tx, t, id, version.unwrap_or(f.current_version)).await
         {
             Ok(v) => v,
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
             Err(e) => return Err(e.into()),
         };
-        kura_store::usage::add(&mut tx, t, 0, 0, 1, v.size).await?;
+        Ok((f, v))
+    }
+
+    /// Records how a download ended, with the bytes that went out: `file.download`,
+    /// `success` only when every byte asked for was sent (then it counts in the usage
+    /// figures); `failure` with the outcome otherwise. An integrity failure is also its own
+    /// event (`file.integrity_failure`), logged as an error and counted in
+    /// `kura_integrity_failures_total`.
+    pub async fn record_download(
+        &self,
+        auth: &AuthContext,
+        f: &File,
+        v: &Version,
+        outcome: DownloadOutcome,
+        bytes_sent: u64,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let ok = outcome == DownloadOutcome::Complete;
+        if ok {
+            kura_store::usage::add(&mut tx, t, 0, 0, 1, bytes_sent as i64).await?;
+        }
         self.audit(
             &mut tx,
             t,
             &Actor::User(&auth.principal),
             ctx,
-            Event::new("file.download").target("file", id).details(
-                serde_json::json!({ "name": f.name, "version": v.version, "size": v.size }),
-            ),
+            Event::new("file.download")
+                .target("file", &f.id)
+                .result(if ok { "success" } else { "failure" })
+                .details(serde_json::json!({
+                    "name": f.name, "version": v.version, "size": bytes_sent,
+                    "file_size": v.size, "outcome": outcome.as_str(),
+                })),
         )
         .await?;
+        if outcome == DownloadOutcome::IntegrityFailure {
+            self.metrics.integrity_failed();
+            tracing::error!(tenant = %t.as_str(), file = %f.id, version = v.version, blob = %v.blob_id, "stored file failed its integrity check");
+            self.audit(
+                &mut tx,
+                t,
+                &Actor::User(&auth.principal),
+                ctx,
+                Event::new("file.integrity_failure")
+                    .target("file", &f.id)
+                    .result("failure")
+                    .details(serde_json::json!({
+                        "name": f.name, "version": v.version, "bytes_sent": bytes_sent,
+                    })),
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok((f, v))
+        Ok(())
     }
 
     /// Decrypts a version's content (or a byte range of it) as a stream. Chunk-aligned
@@ -648,6 +693,7 @@ impl Services {
                     .read_range(tenant, &v.blob_id, 0, None)
                     .await
                     .map_err(io)?;
+                check_length(&file, size, &v.blob_id)?;
                 let mut header = vec![0u8; stream::HEADER_LEN];
                 file.read_exact(&mut header).await.map_err(io)?;
                 let d = Decryptor::at_chunk(&key, bctx, size, &header, 0).map_err(crypto)?;
@@ -672,6 +718,7 @@ impl Services {
                     .read_range(tenant, &v.blob_id, sp.ct_start, Some(sp.ct_end))
                     .await
                     .map_err(io)?;
+                check_length(&file, size, &v.blob_id)?;
                 (file, d, sp.ct_end - sp.ct_start, sp.skip, sp.len)
             }
         };
@@ -718,7 +765,13 @@ impl Services {
                 let n = st
                     .dec
                     .open_chunk_in_place(&mut buf[at..at + len])
-                    .map_err(|e| std::io::Error::other(format!("blob {}: {e}", st.blob)))?;
+                    .map_err(|e| {
+                        // InvalidData: the stored bytes failed authentication.
+                        std::io::Error::new(
+                            std::io::ErrorKind::InvalidData,
+                            format!("blob {}: {e}", st.blob),
+                        )
+                    })?;
                 plain.push(at..at + n);
                 at += len;
             }
@@ -908,6 +961,50 @@ pub struct FileUpdate {
     pub name: Option<String>,
     pub project: Option<ProjectId>,
     pub labels: Option<kura_store::Labels>,
+}
+
+/// A stored blob must be exactly as long as the ciphertext of its recorded size: bytes
+/// appended (or cut) are an integrity failure, even where the chunks read still verify.
+fn check_length(r: &kura_store::blobs::BlobReader, size: u64, blob: &str) -> Result<()> {
+    match r.object_size() {
+        Some(n) if n != stream::ciphertext_len(size) => {
+            tracing::error!(
+                blob,
+                stored = n,
+                expected = stream::ciphertext_len(size),
+                "blob length differs from its record"
+            );
+            Err(ServiceError::Tampered)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// How a download ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadOutcome {
+    /// Every byte asked for was sent.
+    Complete,
+    /// The client went away before the end.
+    Aborted,
+    /// The range asked for lies outside the file (416).
+    RangeNotSatisfiable,
+    /// The stored blob failed its integrity check (altered, truncated, extended).
+    IntegrityFailure,
+    /// Reading the blob failed otherwise (storage unavailable).
+    Error,
+}
+
+impl DownloadOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Complete => "complete",
+            Self::Aborted => "aborted",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
+            Self::IntegrityFailure => "integrity_failure",
+            Self::Error => "error",
+        }
+    }
 }
 
 /// The answer to an upload or a move onto a name that a file the caller cannot reach

@@ -128,6 +128,7 @@ impl Default for ServiceConfig {
 #[derive(Debug, Default)]
 pub struct Metrics {
     auth_failures: std::sync::atomic::AtomicU64,
+    integrity_failures: std::sync::atomic::AtomicU64,
     job_runs: std::sync::Mutex<std::collections::BTreeMap<(String, String), u64>>,
 }
 
@@ -135,12 +136,18 @@ pub struct Metrics {
 #[derive(Debug, Clone, Default)]
 pub struct MetricsSnapshot {
     pub auth_failures: u64,
+    /// Stored blobs that failed their integrity check when read (altered, truncated).
+    pub integrity_failures: u64,
     pub job_runs: std::collections::BTreeMap<(String, String), u64>,
 }
 
 impl Metrics {
     pub fn auth_failed(&self) {
         self.auth_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    pub fn integrity_failed(&self) {
+        self.integrity_failures
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
     pub fn job_ran(&self, job: &str, ok: bool) {
@@ -156,6 +163,9 @@ impl Metrics {
         MetricsSnapshot {
             auth_failures: self
                 .auth_failures
+                .load(std::sync::atomic::Ordering::Relaxed),
+            integrity_failures: self
+                .integrity_failures
                 .load(std::sync::atomic::Ordering::Relaxed),
             job_runs: self.job_runs.lock().map(|m| m.clone()).unwrap_or_default(),
         }

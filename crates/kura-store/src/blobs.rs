@@ -170,19 +170,36 @@ impl Blobs {
 
 /// Bytes of one blob being read.
 pub enum BlobReader {
-    Local(tokio::io::Take<tokio::fs::File>),
+    Local {
+        file: tokio::io::Take<tokio::fs::File>,
+        /// The whole object's size in the store.
+        object_size: u64,
+    },
     S3 {
         stream: BoxStream<'static, object_store::Result<Bytes>>,
         pending: Bytes,
+        /// The whole object's size in the store (`None` for an empty range not fetched).
+        object_size: Option<u64>,
     },
 }
 
 impl BlobReader {
+    /// The size of the whole stored object, whatever range is read: what a reader compares
+    /// with the length it expects, so that bytes appended to a blob are noticed.
+    pub fn object_size(&self) -> Option<u64> {
+        match self {
+            BlobReader::Local { object_size, .. } => Some(*object_size),
+            BlobReader::S3 { object_size, .. } => *object_size,
+        }
+    }
+
     /// Reads up to `buf.len()` bytes; 0 at the end.
     pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            BlobReader::Local(f) => f.read(buf).await,
-            BlobReader::S3 { stream, pending } => {
+            BlobReader::Local { file, .. } => file.read(buf).await,
+            BlobReader::S3 {
+                stream, pending, ..
+            } => {
                 while pending.is_empty() {
                     match stream.next().await {
                         Some(Ok(b)) => *pending = b,
@@ -309,11 +326,15 @@ impl LocalBlobs {
         end: Option<u64>,
     ) -> std::io::Result<BlobReader> {
         let mut f = tokio::fs::File::open(self.path(tenant, blob_id)?).await?;
+        let object_size = f.metadata().await?.len();
         if start > 0 {
             f.seek(std::io::SeekFrom::Start(start)).await?;
         }
         let len = end.map(|e| e.saturating_sub(start)).unwrap_or(u64::MAX);
-        Ok(BlobReader::Local(f.take(len)))
+        Ok(BlobReader::Local {
+            file: f.take(len),
+            object_size,
+        })
     }
 
     async fn delete(&self, tenant: &TenantId, blob_id: &str) -> std::io::Result<()> {
@@ -565,6 +586,7 @@ impl S3Blobs {
                 return Ok(BlobReader::S3 {
                     stream: futures_util::stream::empty().boxed(),
                     pending: Bytes::new(),
+                    object_size: None,
                 })
             }
             Some(e) => Some(object_store::GetRange::Bounded(start..e)),
@@ -576,9 +598,11 @@ impl S3Blobs {
             ..Default::default()
         };
         let got = self.store.get_opts(&key, opts).await.map_err(s3_io)?;
+        let object_size = Some(got.meta.size);
         Ok(BlobReader::S3 {
             stream: got.into_stream(),
             pending: Bytes::new(),
+            object_size,
         })
     }
 

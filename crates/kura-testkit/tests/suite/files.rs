@@ -1472,3 +1472,124 @@ async fn aborted_uploads_leave_nothing() {
         s.stop().await;
     }
 }
+
+/// The `file.download` audit entries, newest first.
+async fn file_downloads(s: &TestServer, tok: &str) -> Vec<Value> {
+    let (_, a) = s.get("/api/v1/audit?action=file.&limit=200", tok).await;
+    a["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "file.download")
+        .cloned()
+        .collect()
+}
+
+/// The download's record says how it ended: complete (success, the bytes sent — also in the
+/// access log), cut off by the client (failure, `aborted`, fewer bytes), an unsatisfiable
+/// range, or an integrity failure (its own `file.integrity_failure` event and metric).
+/// Bytes appended to a blob are an integrity failure too (on local storage and S3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downloads_record_their_real_outcome() {
+    for (b, storage) in setups() {
+        let s = TestServer::start_on(b, storage).await;
+        let t = s.create_tenant("dl-outcome").await;
+        let tok = &t.admin_token;
+        let p = project(&s, tok).await;
+        let big = content(6_000_000);
+        let (_, f) = upload(&s, tok, &p, "big.bin", big.clone()).await;
+        let fid = f["file"]["id"].as_str().unwrap().to_string();
+        // Complete.
+        let got = download(&s, tok, &fid, &[], "")
+            .await
+            .bytes()
+            .await
+            .unwrap();
+        assert_eq!(got.len(), big.len());
+        let d = file_downloads(&s, tok).await;
+        assert_eq!(d[0]["result"], "success", "{b:?} {storage:?}: {}", d[0]);
+        assert_eq!(d[0]["details"]["size"], 6_000_000);
+
+        // The client gives up after the first piece.
+        let mut res = download(&s, tok, &fid, &[], "").await;
+        let first = res.chunk().await.unwrap().unwrap();
+        assert!(!first.is_empty());
+        drop(res);
+        let mut aborted = None;
+        for _ in 0..50 {
+            let d = file_downloads(&s, tok).await;
+            if d[0]["details"]["outcome"] == "aborted" {
+                aborted = Some(d[0].clone());
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let aborted =
+            aborted.unwrap_or_else(|| panic!("{b:?} {storage:?}: no aborted download recorded"));
+        assert_eq!(aborted["result"], "failure");
+        let sent = aborted["details"]["size"].as_i64().unwrap();
+        assert!(sent < 6_000_000, "{aborted}");
+
+        // An unsatisfiable range.
+        let res = download(&s, tok, &fid, &[("range", "bytes=9000000-")], "").await;
+        assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+        let d = file_downloads(&s, tok).await;
+        assert_eq!(
+            d[0]["details"]["outcome"], "range_not_satisfiable",
+            "{}",
+            d[0]
+        );
+        assert_eq!(d[0]["result"], "failure");
+
+        // Bytes appended to the blob: refused as an integrity failure, whole or in part.
+        let (at, original) = raw_blob(&s, &t.tenant_id).await;
+        let mut longer = original.clone();
+        longer.extend_from_slice(b"appended-bytes");
+        put_raw(&s, &at, &longer).await;
+        for extra in [&[][..], &[("range", "bytes=0-99")][..]] {
+            let res = download(&s, tok, &fid, extra, "").await;
+            assert_eq!(
+                res.status(),
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "{b:?} {storage:?} {extra:?}"
+            );
+            let v: Value = res.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "integrity");
+        }
+        let d = file_downloads(&s, tok).await;
+        assert_eq!(d[0]["details"]["outcome"], "integrity_failure", "{}", d[0]);
+        let (_, a) = s
+            .get("/api/v1/audit?action=file.integrity_failure", tok)
+            .await;
+        assert!(!a["items"].as_array().unwrap().is_empty(), "{b:?}: {a}");
+        let (_, m) = s.call("GET", "/metrics", None, None).await;
+        let m = m.as_str().unwrap();
+        let line = m
+            .lines()
+            .find(|l| l.starts_with("kura_integrity_failures_total "))
+            .unwrap();
+        assert!(!line.ends_with(" 0"), "{line}");
+        put_raw(&s, &at, &original).await;
+
+        // The access log has the bytes that went out.
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let (_, log) = s
+            .get(
+                &format!("/api/v1/access-log?path=/api/v1/files/{fid}/content"),
+                tok,
+            )
+            .await;
+        let bytes: Vec<i64> = log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["bytes"].as_i64().unwrap())
+            .collect();
+        assert!(bytes.contains(&6_000_000), "{b:?}: {bytes:?}");
+        assert!(
+            bytes.iter().any(|n| *n > 0 && *n < 6_000_000),
+            "{b:?}: {bytes:?}"
+        );
+        s.stop().await;
+    }
+}
