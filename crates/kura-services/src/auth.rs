@@ -429,7 +429,10 @@ impl Services {
             tx.commit().await?;
             return Err(ServiceError::Unauthenticated);
         }
-        if now.0 - session.last_seen_at.0 > TOUCH_INTERVAL_SECS * 1000 {
+        // Written at most once a minute — and at least twice per idle period, so that an
+        // active session never times out (with a 60 s idle limit: every 30 s).
+        let touch_every_ms = (TOUCH_INTERVAL_SECS * 1000).min(policy.idle_timeout_secs * 500);
+        if now.0 - session.last_seen_at.0 >= touch_every_ms {
             let mut tx = self.store.tenant_tx(&tenant.id).await?;
             sessions::touch(&mut tx, &tenant.id, &session.id, now).await?;
             tx.commit().await?;

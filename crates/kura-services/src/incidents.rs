@@ -125,15 +125,16 @@ impl Services {
         for t in all.iter().filter(|t| i.concerns(&t.id)) {
             let detected = i.detected_at.format_in_zone(&t.settings.time_zone);
             for to in crate::notices::recipients(&mut tx, &t.id).await? {
-                let (subject, body) = if t.settings.default_locale == "ja" {
+                let ja = t.settings.default_locale == "ja";
+                let scope = scope_text(&i, ja);
+                let severity = severity_text(&i.severity, ja);
+                let (subject, body) = if ja {
                     (
                         format!("[Kura 障害のお知らせ] {}", i.title_ja),
                         format!(
-                            "{} 様\n\n{}\n検知: {detected}\n影響範囲: {}\n重要度: {}\n{}",
+                            "{} 様\n\n{}\n検知: {detected}\n影響範囲: {scope}\n重要度: {severity}\n{}",
                             t.name,
                             i.title_ja,
-                            i.scope,
-                            i.severity,
                             latest
                                 .as_ref()
                                 .map(|u| u.text_ja.clone())
@@ -144,11 +145,9 @@ impl Services {
                     (
                         format!("[Kura incident] {}", i.title_en),
                         format!(
-                            "To {}\n\n{}\nDetected: {detected}\nScope: {}\nSeverity: {}\n{}",
+                            "To {}\n\n{}\nDetected: {detected}\nScope: {scope}\nSeverity: {severity}\n{}",
                             t.name,
                             i.title_en,
-                            i.scope,
-                            i.severity,
                             latest
                                 .as_ref()
                                 .map(|u| u.text_en.clone())
@@ -254,5 +253,34 @@ impl Services {
             .iter()
             .filter(|i| i.resolved_at.is_none() && i.overdue(now))
             .count())
+    }
+}
+
+/// The severity as the mail's reader says it.
+fn severity_text(severity: &str, ja: bool) -> &'static str {
+    match (severity, ja) {
+        ("low", true) => "低",
+        ("medium", true) => "中",
+        ("high", true) => "高",
+        ("critical", true) => "緊急",
+        ("low", false) => "low",
+        ("medium", false) => "medium",
+        ("high", false) => "high",
+        ("critical", false) => "critical",
+        (_, true) => "不明",
+        (_, false) => "unknown",
+    }
+}
+
+/// The scope as written by the operator, or — when none was given — who is affected.
+fn scope_text(i: &Incident, ja: bool) -> String {
+    if !i.scope.trim().is_empty() {
+        return i.scope.clone();
+    }
+    match (i.tenants.is_empty(), ja) {
+        (true, true) => "すべてのお客様".into(),
+        (true, false) => "every customer".into(),
+        (false, true) => "ご契約のテナント".into(),
+        (false, false) => "your tenant".into(),
     }
 }

@@ -9,6 +9,9 @@ use kura_domain::{TenantId, Timestamp};
 use kura_store::audit::{self, Checkpoint};
 use kura_store::{jobs, tenants};
 
+/// The `blobs.sweep` job removes only what is at least this old.
+pub const SWEEP_MIN_AGE_SECS: i64 = 86_400;
+
 /// A node keeps a job this long before another may take it over (a crashed node): twice
 /// the job's interval, at least 10 s, at most 10 minutes.
 fn lease_secs(every_secs: i64) -> i64 {
@@ -24,6 +27,7 @@ pub fn schedule(s: &Services) -> Vec<(&'static str, i64)> {
         ("usage.rollup", 3600),
         ("lifecycle.run", 3600),
         ("status.probe", 60),
+        ("blobs.sweep", 86_400),
     ];
     if s.backups.is_some() {
         jobs.push(("backup.run", 86_400));
@@ -62,6 +66,17 @@ impl Services {
             }
             let now = self.now();
             let mut tx = self.store.system_tx().await?;
+            // The clock jumped backwards: a due time more than an interval ahead is brought
+            // back (the daily backup to its next time of day), or the job would stall
+            // until the clock caught up.
+            let resume = if name == "backup.run" {
+                self.next_backup_time()
+            } else {
+                now
+            };
+            if jobs::reschedule_if_ahead(&mut tx, name, every, now, resume).await? {
+                tracing::warn!(job = name, "the clock went back: job rescheduled");
+            }
             let due = jobs::claim(&mut tx, name, node, now, lease_secs(every)).await?;
             tx.commit().await?;
             let Some(due) = due else {
@@ -123,6 +138,19 @@ impl Services {
             "lifecycle.run" => {
                 let n = self.advance_lifecycles().await?;
                 Ok(format!("{n} termination steps"))
+            }
+            "blobs.sweep" => {
+                // Orphans a crash left behind; a day old at least, so that no upload in
+                // flight can be touched.
+                let ctx = RequestCtx {
+                    request_id: Some("job:blobs.sweep".into()),
+                    ..RequestCtx::default()
+                };
+                let r = self.operator_sweep_blobs(SWEEP_MIN_AGE_SECS, &ctx).await?;
+                Ok(format!(
+                    "{} orphaned blobs and {} temp files removed, {} kept",
+                    r.orphans_removed, r.temp_files_removed, r.kept
+                ))
             }
             "audit.publish" => {
                 let n = self.publish_checkpoints().await?;

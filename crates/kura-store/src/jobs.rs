@@ -68,6 +68,31 @@ pub async fn list(tx: &mut Tx) -> Result<Vec<Job>> {
         .collect()
 }
 
+/// Moves `name`'s next due time to `to` when it lies further ahead of `now` than one
+/// interval plus a margin (another interval, at least a minute) — which only a clock that
+/// jumped backwards produces (due times only ever move forward), not the few seconds two
+/// nodes' clocks differ by — and it is not leased. Returns whether it moved.
+pub async fn reschedule_if_ahead(
+    tx: &mut Tx,
+    name: &str,
+    every_secs: i64,
+    now: Timestamp,
+    to: Timestamp,
+) -> Result<bool> {
+    tx.system_only()?;
+    Ok(sqlx::query(
+        "UPDATE jobs SET next_due = $1 WHERE name = $2 AND next_due > $3 AND (lease_until IS NULL OR lease_until < $4)",
+    )
+    .bind(to.0)
+    .bind(name)
+    .bind(now.0 + (every_secs.max(1) + every_secs.max(60)) * 1000)
+    .bind(now.0)
+    .execute(tx.conn())
+    .await?
+    .rows_affected()
+        == 1)
+}
+
 /// Claims `name` for `node` if it is due and not leased; returns the due time being run.
 pub async fn claim(
     tx: &mut Tx,

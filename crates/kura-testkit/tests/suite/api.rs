@@ -828,6 +828,46 @@ async fn session_idle_and_absolute_timeouts() {
         }
         s.clock.advance_secs(150);
         assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::UNAUTHORIZED);
+
+        // The shortest idle limit (60 s): a session used every 35 s stays alive — its last
+        // use is written often enough — and one left for 61 s ends.
+        let admin = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, tenant) = s.get("/api/v1/tenant", &admin).await;
+        let mut settings = tenant["settings"].clone();
+        settings["session_policy"] =
+            json!({ "idle_timeout_secs": 60, "absolute_lifetime_secs": 3600 });
+        assert_eq!(
+            s.call(
+                "PUT",
+                "/api/v1/tenant/settings",
+                Some(&admin),
+                Some(settings)
+            )
+            .await
+            .0,
+            StatusCode::OK
+        );
+        let active = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for i in 0..10 {
+            s.clock.advance_secs(35);
+            assert_eq!(
+                s.get("/api/v1/me", &active).await.0,
+                StatusCode::OK,
+                "{b:?}: an active session died after {} s",
+                (i + 1) * 35
+            );
+        }
+        s.clock.advance_secs(61);
+        assert_eq!(
+            s.get("/api/v1/me", &active).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         s.stop().await;
     }
 }

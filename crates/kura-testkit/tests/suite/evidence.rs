@@ -2230,11 +2230,13 @@ async fn incidents_measure_notification_against_the_target() {
             "notified after the deadline: late"
         );
         let mails = s.services.mail_outbox(50).await.unwrap();
-        let tx = s.services.store.system_read().await.unwrap();
-        drop(tx);
-        assert!(mails
+        let mail = mails
             .iter()
-            .any(|m| m.to == "ops@inc-a.example.jp" && m.body.contains("原因を特定")));
+            .find(|m| m.to == "ops@inc-a.example.jp" && m.body.contains("原因を特定"))
+            .expect("the incident mail");
+        // In the reader's language throughout: the severity too.
+        assert!(mail.body.contains("重要度: 高"), "{}", mail.body);
+        assert!(!mail.body.contains("high"), "{}", mail.body);
         assert!(!mails.iter().any(|m| m.to == "ops@inc-b.example.jp"));
         let (_, a) = s.get("/api/v1/incidents", &hit_tok).await;
         let (_, bn) = s.get("/api/v1/incidents", &spared_tok).await;
@@ -2260,6 +2262,22 @@ async fn incidents_measure_notification_against_the_target() {
         // The unnotified 72 h incident stays overdue (the resolved one no longer counts).
         assert_eq!(s.services.overdue_incidents().await.unwrap(), 1);
         assert_eq!(run_cli(&s.cfg, &["incident", "list"]).await, 0);
+        // Without a scope, its mail says who is affected (not an empty line).
+        s.services
+            .operator_notify_incident(&h72.id, kura_services::Operator::Cli, &ctx)
+            .await
+            .unwrap();
+        let mails = s.services.mail_outbox(100).await.unwrap();
+        let all = mails
+            .iter()
+            .find(|m| m.to == "ops@inc-b.example.jp")
+            .expect("every tenant is told of an incident for all");
+        assert!(
+            all.body.contains("影響範囲: すべてのお客様"),
+            "{}",
+            all.body
+        );
+        assert!(all.body.contains("重要度: 低"), "{}", all.body);
         s.stop().await;
     }
 }
@@ -2917,4 +2935,41 @@ async fn restore_checks_blob_copies_and_repairs_damaged_blobs() {
     assert!(e.contains("report.pdf"), "names the file: {e}");
     assert!(!live[0].exists(), "no altered copy was put in place");
     s.stop().await;
+}
+
+/// A clock that jumps backwards (by more than a job's interval and a margin) does not stall
+/// the jobs until it catches up: they are rescheduled and run again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_a_clock_going_back() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        s.create_tenant("clockco").await;
+        s.services.ensure_jobs().await.unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        assert!(s.services.run_due_jobs("test", &stop).await.unwrap() >= 4);
+        let before = s
+            .services
+            .job_runs(Some("status.probe"), 100)
+            .await
+            .unwrap()
+            .len();
+        // Three hours back.
+        s.clock.advance_secs(-3 * 3600);
+        s.clock.advance_secs(61);
+        s.services.run_due_jobs("test", &stop).await.unwrap();
+        let after = s
+            .services
+            .job_runs(Some("status.probe"), 100)
+            .await
+            .unwrap()
+            .len();
+        assert_eq!(after, before + 1, "{b:?}: the minute job ran again");
+        let purge = s.services.job_runs(Some("logs.purge"), 100).await.unwrap();
+        assert_eq!(
+            purge.len(),
+            2,
+            "{b:?}: the hourly job did not wait three hours"
+        );
+        s.stop().await;
+    }
 }

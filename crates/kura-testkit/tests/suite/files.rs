@@ -1013,6 +1013,28 @@ async fn sweep_removes_orphans_and_temp_files_only() {
                 .as_ref(),
             &content(10_000)[..]
         );
+
+        // The daily `blobs.sweep` job does the same by itself, for orphans a day old.
+        let (_, bytes) = raw_blob(&s, &t.tenant_id).await;
+        let orphan = Listed {
+            name: kura_domain::ids::new_id(),
+            ..real.clone()
+        };
+        put_raw(&s, &orphan, &bytes).await;
+        s.services.ensure_jobs().await.unwrap();
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+        s.services.run_due_jobs("test", &stop).await.unwrap();
+        assert_eq!(
+            stored(&s).await.len(),
+            2,
+            "{b:?}/{storage:?}: too young at first"
+        );
+        s.clock
+            .advance_secs(kura_services::jobs::SWEEP_MIN_AGE_SECS + 3600);
+        s.services.run_due_jobs("test", &stop).await.unwrap();
+        assert_eq!(stored(&s).await, vec![real.clone()], "{b:?}/{storage:?}");
+        let runs = s.services.job_runs(Some("blobs.sweep"), 10).await.unwrap();
+        assert_eq!(runs.len(), 2, "{runs:?}");
         s.stop().await;
     }
 }
