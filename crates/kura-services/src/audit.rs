@@ -3,10 +3,36 @@
 use crate::auth::AuthContext;
 use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
 use kura_crypto::ChainError;
-use kura_domain::{Action, Resource, TenantId};
+use kura_domain::{Action, FolderId, ProjectId, Resource, TenantId};
 use kura_store::access_log::AccessEntry;
 use kura_store::audit::{Checkpoint, StoredEvent, VerifyReport};
 use kura_store::SYSTEM_TENANT;
+use std::collections::HashMap;
+
+/// The highest label rank a reader of the audit log may see names at: `None` when one of
+/// their tenant-wide grants with `audit.read` is uncapped (they see everything), else the
+/// highest cap among those grants.
+fn audit_cap(auth: &AuthContext) -> Option<u8> {
+    let grants: Vec<&kura_domain::authz::Grant> = auth
+        .principal
+        .grants
+        .iter()
+        .filter(|g| {
+            g.scope == kura_domain::authz::Scope::Tenant && g.actions.contains(Action::AuditRead)
+        })
+        .collect();
+    if grants.iter().any(|g| g.max_level.is_none()) {
+        return None;
+    }
+    grants.iter().filter_map(|g| g.max_level).max()
+}
+
+/// An entry about something above the reader's cap, as they are shown it: what happened,
+/// when and by whom — not what it was done to.
+fn redact(e: &mut StoredEvent) {
+    e.record.target_id = None;
+    e.record.details = serde_json::json!({ "redacted": "above your label cap" });
+}
 
 impl Services {
     /// The gate of every audit- and access-log read: `audit.read` on the caller's tenant.
@@ -262,6 +288,17 @@ struct AuditExport {
     /// The whole chain verified (against its stored checkpoints) when the export began:
     /// only then does the export sign new checkpoints (anchor, final) over it.
     verified: bool,
+    /// A reader capped at this label rank: entries about items above it are left out (the
+    /// export is then a filtered one), with the tenant's settings to place them.
+    cap: Option<(u8, kura_domain::tenant::TenantSettings)>,
+    seen: HashMap<(String, String), bool>,
+}
+
+impl AuditExport {
+    /// Every entry (no filter but time) and nothing left out for a cap.
+    fn contiguous(&self) -> bool {
+        self.filter.is_contiguous() && self.cap.is_none()
+    }
 }
 
 impl AuditExport {
@@ -338,7 +375,7 @@ impl AuditExport {
                         "tenant_id": self.tenant.as_str(),
                         "exported_at": self.services.now().to_rfc3339_in_zone(&self.zone),
                         "time_zone": self.zone,
-                        "contiguous": self.filter.is_contiguous(),
+                        "contiguous": self.contiguous(),
                         "filters": {
                             "from": self.filter.from.map(|t| kura_domain::Timestamp(t).to_rfc3339()),
                             "to": self.filter.to.map(|t| kura_domain::Timestamp(t).to_rfc3339()),
@@ -384,8 +421,16 @@ impl AuditExport {
                     return Ok(Some(out));
                 }
                 for e in &page {
-                    if jsonl && self.verified && self.last.is_none() && self.filter.is_contiguous()
-                    {
+                    if let Some((cap, settings)) = &self.cap {
+                        let within = self
+                            .services
+                            .within_cap(&self.tenant, settings, *cap, e, &mut self.seen)
+                            .await?;
+                        if !within {
+                            continue;
+                        }
+                    }
+                    if jsonl && self.verified && self.last.is_none() && self.contiguous() {
                         // The signed chain state just before the first entry.
                         let cp = self.services.sign_checkpoint(
                             self.tenant.as_str(),
@@ -417,10 +462,9 @@ impl AuditExport {
                 if !jsonl {
                     return Ok(None);
                 }
-                if let (Some((seq, hash)), true) = (
-                    self.last.clone(),
-                    self.filter.is_contiguous() && self.verified,
-                ) {
+                if let (Some((seq, hash)), true) =
+                    (self.last.clone(), self.contiguous() && self.verified)
+                {
                     let cp =
                         self.services
                             .sign_checkpoint(self.tenant.as_str(), seq, &hash, "export");
@@ -478,14 +522,81 @@ impl Services {
         let t = &auth.tenant.id;
         self.require_audit_read(auth, ctx).await?;
         let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::audit::query(
+        let mut events = kura_store::audit::query(
             &mut tx,
             t,
             filter,
             kura_store::audit::Cursor::Before(before),
             limit,
         )
-        .await?)
+        .await?;
+        drop(tx);
+        if let Some(cap) = audit_cap(auth) {
+            let mut seen = HashMap::new();
+            for e in &mut events {
+                if !self
+                    .within_cap(t, &auth.tenant.settings, cap, e, &mut seen)
+                    .await?
+                {
+                    redact(e);
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Whether an event's target (a file, project or folder) is at or below `cap` — what a
+    /// reader whose audit access is capped may see named. A target that no longer exists
+    /// cannot be placed and counts as above (fail closed). `seen` caches per target.
+    async fn within_cap(
+        &self,
+        t: &TenantId,
+        settings: &kura_domain::tenant::TenantSettings,
+        cap: u8,
+        e: &StoredEvent,
+        seen: &mut HashMap<(String, String), bool>,
+    ) -> Result<bool> {
+        let (Some(kind), Some(id)) = (&e.record.target_kind, &e.record.target_id) else {
+            return Ok(true);
+        };
+        if !matches!(kind.as_str(), "file" | "project" | "folder") {
+            return Ok(true);
+        }
+        let key = (kind.clone(), id.clone());
+        if let Some(v) = seen.get(&key) {
+            return Ok(*v);
+        }
+        let mut tx = self.store.tenant_read(t).await?;
+        let level = match kind.as_str() {
+            "file" => match kura_store::files::get(&mut tx, t, id).await {
+                Ok(f) => self
+                    .project_as_resource(
+                        &mut tx,
+                        settings,
+                        t,
+                        &f.project_id,
+                        Some(f.labels.label.as_deref()),
+                    )
+                    .await
+                    .ok()
+                    .map(|(_, r)| r.level()),
+                Err(_) => None,
+            },
+            "project" => self
+                .project_as_resource(&mut tx, settings, t, &ProjectId::from_string(id), None)
+                .await
+                .ok()
+                .map(|(_, r)| r.level()),
+            _ => self
+                .folder_as_resource(&mut tx, settings, t, &FolderId::from_string(id))
+                .await
+                .ok()
+                .map(|(_, r)| r.level()),
+        };
+        drop(tx);
+        let ok = level.is_some_and(|l| l <= cap);
+        seen.insert(key, ok);
+        Ok(ok)
     }
 
     /// Tenant admin: the audit log (filtered) as a stream, CSV or signed JSON Lines that
@@ -508,13 +619,16 @@ impl Services {
             Event::new("log.export").details(serde_json::json!({
                 "log": "audit",
                 "format": format.extension(),
-                "contiguous": filter.is_contiguous(),
+                "contiguous": filter.is_contiguous() && audit_cap(auth).is_none(),
             })),
         )
         .await?;
         tx.commit().await?;
         // The export ends at the entry recording it, so its own audit entry is included.
-        Ok(self.audit_export_stream(t, &auth.tenant.settings.time_zone, filter, format))
+        let mut stream =
+            self.audit_export_state(t, &auth.tenant.settings.time_zone, filter, format);
+        stream.cap = audit_cap(auth).map(|c| (c, auth.tenant.settings.clone()));
+        Ok(export_stream(stream))
     }
 
     /// The audit export of `tenant` as a stream (no permission check: callers check).
@@ -525,7 +639,17 @@ impl Services {
         filter: kura_store::audit::Filter,
         format: ExportFormat,
     ) -> ExportStream {
-        let state = AuditExport {
+        export_stream(self.audit_export_state(t, zone, filter, format))
+    }
+
+    fn audit_export_state(
+        &self,
+        t: &TenantId,
+        zone: &str,
+        filter: kura_store::audit::Filter,
+        format: ExportFormat,
+    ) -> AuditExport {
+        AuditExport {
             services: self.clone(),
             tenant: t.clone(),
             zone: zone.to_string(),
@@ -537,20 +661,25 @@ impl Services {
             last: None,
             stage: 0,
             verified: false,
-        };
-        let stream = futures_util::stream::unfold(state, |mut st| async move {
-            match st.next_chunk().await {
-                Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), st)),
-                Ok(None) => None,
-                Err(e) => {
-                    tracing::warn!(error = %e, "audit export failed mid-stream");
-                    st.stage = 3;
-                    Some((Err(std::io::Error::other("export failed")), st))
-                }
-            }
-        });
-        Box::pin(stream)
+            cap: None,
+            seen: HashMap::new(),
+        }
     }
+}
+
+/// An audit export as a byte stream.
+fn export_stream(state: AuditExport) -> ExportStream {
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        match st.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), st)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit export failed mid-stream");
+                st.stage = 3;
+                Some((Err(std::io::Error::other("export failed")), st))
+            }
+        }
+    }))
 }
 
 impl Services {

@@ -689,3 +689,65 @@ async fn nobody_grants_above_their_cap() {
         s.stop().await;
     }
 }
+
+/// A reader of the audit log whose access is capped sees what happened to items above the
+/// cap only as a redacted entry (no name, no id) in listings, and not at all in exports
+/// (which are then marked filtered and still verify offline); an uncapped reader sees all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capped_audit_readers_do_not_see_names_above_their_cap() {
+    for b in backends() {
+        let s = TestServer::start(b).await;
+        let t = s.create_tenant("capaudit").await;
+        let tok = &t.admin_token;
+        let p = s.project(tok, "役員会").await;
+        let (_, up) = s.upload(tok, &p, "secret-plan.txt", b"x".to_vec()).await;
+        let fid = up["file"]["id"].as_str().unwrap().to_string();
+        s.call(
+            "PATCH",
+            &format!("/api/v1/files/{fid}"),
+            Some(tok),
+            Some(json!({ "label": "secret" })),
+        )
+        .await;
+        s.upload(tok, &p, "lunch-menu.txt", b"y".to_vec()).await;
+        let (_, created) = s
+            .post(
+                "/api/v1/users",
+                tok,
+                json!({ "email": "auditor@capaudit.example.jp", "role": "admin", "max_label": "internal" }),
+            )
+            .await;
+        let (_, capped) = accept(&s, &created, "auditor@capaudit.example.jp").await;
+
+        let (st, list) = s.get("/api/v1/audit?limit=500", &capped).await;
+        assert_eq!(st, StatusCode::OK);
+        let text = list.to_string();
+        assert!(!text.contains("secret-plan"), "{b:?}: {text}");
+        assert!(!text.contains(&fid), "{b:?}: the id is shown");
+        assert!(text.contains("lunch-menu"), "{b:?}: within the cap");
+        assert!(text.contains("above your label cap"), "{b:?}");
+        let res = s
+            .client
+            .get(format!("{}/api/v1/audit/export?format=jsonl", s.base))
+            .bearer_auth(&capped)
+            .send()
+            .await
+            .unwrap();
+        let export = res.text().await.unwrap();
+        assert!(
+            !export.contains("secret-plan") && !export.contains(&fid),
+            "{b:?}"
+        );
+        let header: Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+        assert_eq!(header["contiguous"], false);
+        let (_, key) = s
+            .call("GET", "/.well-known/kura-audit-key", None, None)
+            .await;
+        kura_crypto::export::verify_export(export.as_bytes(), key["public_key"].as_str().unwrap())
+            .unwrap();
+        // The uncapped contract admin sees everything.
+        let (_, all) = s.get("/api/v1/audit?limit=500", tok).await;
+        assert!(all.to_string().contains("secret-plan"), "{b:?}");
+        s.stop().await;
+    }
+}
