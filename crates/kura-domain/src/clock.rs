@@ -38,6 +38,28 @@ impl Timestamp {
             .to_string()
     }
 
+    /// A date and time for a document in the zone: `2026年11月21日 21時00分 (Asia/Tokyo)`
+    /// in Japanese, `21 November 2026, 21:00 (Asia/Tokyo)` in English.
+    pub fn format_document(self, zone: &str, ja: bool) -> String {
+        let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {
+            return self.0.to_string();
+        };
+        let tz = jiff::tz::TimeZone::get(zone).unwrap_or(jiff::tz::TimeZone::UTC);
+        let z = ts.to_zoned(tz);
+        if ja {
+            format!(
+                "{}年{}月{}日 {:02}時{:02}分 ({zone})",
+                z.year(),
+                z.month(),
+                z.day(),
+                z.hour(),
+                z.minute()
+            )
+        } else {
+            format!("{} ({zone})", z.strftime("%-d %B %Y, %H:%M"))
+        }
+    }
+
     /// RFC 3339 with the zone's offset, e.g. `2026-11-21T21:00:00.000+09:00` (exports).
     pub fn to_rfc3339_in_zone(self, zone: &str) -> String {
         let Ok(ts) = jiff::Timestamp::from_millisecond(self.0) else {
@@ -181,6 +203,19 @@ mod tests {
         assert_eq!(c.now(), Timestamp(1_000));
         c.advance_secs(30);
         assert_eq!(c.now(), Timestamp(31_000));
+    }
+
+    #[test]
+    fn formats_documents() {
+        let t = Timestamp(1_767_225_600_000);
+        assert_eq!(
+            t.format_document("Asia/Tokyo", true),
+            "2026年1月1日 09時00分 (Asia/Tokyo)"
+        );
+        assert_eq!(
+            t.format_document("Asia/Tokyo", false),
+            "1 January 2026, 09:00 (Asia/Tokyo)"
+        );
     }
 
     #[test]

@@ -64,6 +64,10 @@ pub struct ServiceConfig {
     pub planned_downtime_budget_hours: f64,
     /// Self-service sign-up (TEN-2) is open.
     pub signup_enabled: bool,
+    /// Who provides the service, as documents (deletion certificates) name the issuer.
+    pub provider_name: String,
+    /// `public_url` was configured (not the `http://localhost:<port>` default).
+    pub public_url_configured: bool,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -120,6 +124,8 @@ impl Default for ServiceConfig {
             slo_percent: 99.0,
             planned_downtime_budget_hours: 60.0,
             signup_enabled: false,
+            provider_name: "Kura".into(),
+            public_url_configured: false,
         }
     }
 }

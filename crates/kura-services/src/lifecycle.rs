@@ -272,13 +272,16 @@ impl Services {
             "tenant_id": t.as_str(),
             "slug": l.slug,
             "tenant_name": tenant.name,
+            "time_zone": tenant.settings.time_zone,
             "terminated_at": l.terminated_at.to_rfc3339(),
             "data_deleted_at": l.deleted_at.map(|d| d.to_rfc3339()),
             "keys_destroyed_at": now.to_rfc3339(),
             "data_deleted": deleted,
             "key_versions_destroyed": versions,
             "backup_generations_shredded": generations,
-            "issued_by": self.config.public_url,
+            "issued_by": self.config.provider_name,
+            "service_url": self.config.public_url_configured.then(|| self.config.public_url.clone()),
+            "key_id": self.signing.key_id(),
         });
         let body = cert.to_string();
         let signed = serde_json::json!({
@@ -325,42 +328,120 @@ pub fn verify_certificate(
     Ok(cert)
 }
 
-/// A readable rendering of a certificate in Japanese or English.
-pub fn render_certificate(cert: &serde_json::Value, lang: &str) -> String {
+/// What a deletion removed, in words: (table, Japanese, English).
+const DELETED_WORDS: &[(&str, &str, &str)] = &[
+    ("users", "利用者アカウント", "user accounts"),
+    ("tenant_contacts", "連絡先", "contacts"),
+    ("roles", "ロール", "roles"),
+    ("grants", "権限の付与", "role grants"),
+    ("folders", "フォルダー", "folders"),
+    ("projects", "プロジェクト", "projects"),
+    ("files", "ファイル", "files"),
+    ("file_versions", "ファイルの版", "file versions"),
+    (
+        "blobs",
+        "暗号化されたファイル本体",
+        "encrypted file contents",
+    ),
+    ("tenant_usage", "利用量の記録", "usage counters"),
+    ("usage_daily", "日次の利用量", "daily usage figures"),
+    (
+        "user_totp",
+        "認証アプリの設定",
+        "authenticator app settings",
+    ),
+    ("recovery_codes", "リカバリーコード", "recovery codes"),
+    ("api_tokens", "API トークン", "API tokens"),
+    ("passkeys", "パスキー", "passkeys"),
+    (
+        "invitations",
+        "招待・再設定リンク",
+        "invitation and reset links",
+    ),
+    ("audit_heads", "監査ログの先頭記録", "audit chain heads"),
+    ("audit_events", "監査ログの記録", "audit log entries"),
+    (
+        "audit_checkpoints",
+        "監査ログの署名チェックポイント",
+        "signed audit checkpoints",
+    ),
+    ("access_log", "アクセスログの記録", "access log entries"),
+];
+
+/// A readable rendering of a signed certificate (`{"certificate", "key_id", "signature"}`)
+/// in Japanese or English: a document a customer files — times in the tenant's zone, what
+/// was deleted in words, who issued it, and how to check its signature.
+pub fn render_certificate(signed: &serde_json::Value, lang: &str) -> String {
+    let cert = &signed["certificate"];
+    let ja = lang == "ja";
     let s = |k: &str| cert[k].as_str().unwrap_or("-").to_string();
-    let deleted = cert["data_deleted"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}: {v}"))
+    let zone = cert["time_zone"].as_str().unwrap_or("Asia/Tokyo");
+    let when = |k: &str| {
+        cert[k]
+            .as_str()
+            .and_then(|v| kura_domain::Timestamp::parse_in_zone(v, zone))
+            .map(|t| t.format_document(zone, ja))
+            .unwrap_or_else(|| "-".into())
+    };
+    let mut deleted = Vec::new();
+    if let Some(m) = cert["data_deleted"].as_object() {
+        for (table, n) in m {
+            let words = DELETED_WORDS.iter().find(|(t, _, _)| t == table);
+            let label = match words {
+                Some((_, j, e)) => {
+                    if ja {
+                        *j
+                    } else {
+                        *e
+                    }
+                }
+                None => table.as_str(),
+            };
+            deleted.push(if ja {
+                format!("  ・{label}: {n} 件")
+            } else {
+                format!("  - {label}: {n}")
+            });
+        }
+    }
+    let deleted = deleted.join("\n");
+    let versions = cert["key_versions_destroyed"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         })
         .unwrap_or_default();
-    let versions = cert["key_versions_destroyed"].to_string();
     let gens = cert["backup_generations_shredded"]
         .as_array()
         .map(|a| a.len())
         .unwrap_or(0);
-    if lang == "ja" {
+    let issuer = match cert["service_url"].as_str() {
+        Some(u) => format!("{} ({u})", s("issued_by")),
+        None => s("issued_by"),
+    };
+    let key_id = signed["key_id"].as_str().unwrap_or("-");
+    let sig = signed["signature"].as_str().unwrap_or("-");
+    let sig_short = sig.get(..32).unwrap_or(sig);
+    if ja {
         format!(
-            "データ削除証明書\n\nテナント: {} ({})\n契約終了: {}\nデータ削除: {}\n暗号鍵破棄: {}\n削除した記録: {deleted}\n破棄した鍵のバージョン: {versions}\n鍵を破棄したバックアップ世代: {gens}\n\nこのテナントのデータの暗号鍵は鍵保管庫とすべてのバックアップ世代から破棄されました。残存するバックアップ中の複製は復号できません。\n発行: {}",
+            "データ削除証明書\n\n             テナント: {} (テナント ID: {})\n             ご契約の終了: {}\n             データの削除: {}\n             暗号鍵の破棄: {}\n\n             削除したデータ:\n{deleted}\n\n             破棄した暗号鍵: データ鍵 第 {versions} 版（鍵保管庫から破棄）\n             暗号鍵を破棄したバックアップ世代: {gens} 世代\n\n             上記テナントのデータは削除され、その暗号鍵は鍵保管庫とすべてのバックアップ世代から破棄されました。\n             バックアップに残る複製は復号できません（暗号学的消去）。\n\n             発行者: {issuer}\n             署名: Ed25519（鍵 ID {key_id}）署名値の先頭 {sig_short}…\n             検証方法: 本証明書の JSON と発行者の公開鍵（/.well-known/kura-audit-key）で\n             kura certificate verify <証明書.json> --public-key <公開鍵> を実行すると、改ざんの有無を確認できます。",
             s("tenant_name"),
             s("slug"),
-            s("terminated_at"),
-            s("data_deleted_at"),
-            s("keys_destroyed_at"),
-            s("issued_by"),
+            when("terminated_at"),
+            when("data_deleted_at"),
+            when("keys_destroyed_at"),
         )
     } else {
         format!(
-            "Certificate of data deletion\n\nTenant: {} ({})\nContract terminated: {}\nData deleted: {}\nKeys destroyed: {}\nRecords deleted: {deleted}\nKey versions destroyed: {versions}\nBackup generations whose keys were destroyed: {gens}\n\nThe data keys of this tenant were destroyed in the key vault and in every backup generation; copies left in backups cannot be decrypted.\nIssued by: {}",
+            "Certificate of data deletion\n\n             Tenant: {} (tenant ID: {})\n             Contract ended: {}\n             Data deleted: {}\n             Keys destroyed: {}\n\n             Data deleted:\n{deleted}\n\n             Keys destroyed: data key version(s) {versions} (in the key vault)\n             Backup generations whose keys were destroyed: {gens}\n\n             The data of this tenant was deleted, and its encryption keys were destroyed in the key vault\n             and in every backup generation: copies left in backups cannot be decrypted (crypto-shredding).\n\n             Issued by: {issuer}\n             Signature: Ed25519 (key ID {key_id}), beginning {sig_short}…\n             To verify: with this certificate's JSON and the issuer's public key (/.well-known/kura-audit-key),\n             run kura certificate verify <certificate.json> --public-key <key>.",
             s("tenant_name"),
             s("slug"),
-            s("terminated_at"),
-            s("data_deleted_at"),
-            s("keys_destroyed_at"),
-            s("issued_by"),
+            when("terminated_at"),
+            when("data_deleted_at"),
+            when("keys_destroyed_at"),
         )
     }
 }

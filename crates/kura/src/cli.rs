@@ -1051,10 +1051,7 @@ async fn tenant(cfg: &Config, cmd: TenantCmd) -> anyhow::Result<i32> {
                 "json" => println!("{text}"),
                 lang @ ("ja" | "en") => {
                     let v: serde_json::Value = serde_json::from_str(&text)?;
-                    println!(
-                        "{}",
-                        kura_services::lifecycle::render_certificate(&v["certificate"], lang)
-                    );
+                    println!("{}", kura_services::lifecycle::render_certificate(&v, lang));
                 }
                 other => bail!("--format json, ja or en, not {other:?}"),
             }

@@ -83,6 +83,9 @@ pub struct Config {
     pub slo_percent: f64,
     /// Planned downtime allowed per year, hours.
     pub planned_downtime_budget_hours: f64,
+    /// The operator's name as documents (deletion certificates) give the issuer, e.g.
+    /// `株式会社クラウド蔵`.
+    pub provider_name: String,
     /// Open self-service sign-up (`/api/v1/signup`): anyone with a mailbox gets a tenant.
     pub signup_enabled: bool,
     /// Largest file upload, in bytes.
@@ -172,6 +175,7 @@ pub const KEYS: &[&str] = &[
     "slo_percent",
     "planned_downtime_budget_hours",
     "signup_enabled",
+    "provider_name",
     "signing_key",
     "signing_key_file",
     "audit_checkpoint_interval_secs",
@@ -230,6 +234,7 @@ impl Default for Config {
             slo_percent: 99.0,
             planned_downtime_budget_hours: 60.0,
             signup_enabled: false,
+            provider_name: "Kura".into(),
             signing_key: None,
             signing_key_file: None,
             audit_checkpoint_interval_secs: 3600,

@@ -168,6 +168,8 @@ pub fn services(
             slo_percent: cfg.slo_percent,
             planned_downtime_budget_hours: cfg.planned_downtime_budget_hours,
             signup_enabled: cfg.signup_enabled,
+            provider_name: cfg.provider_name.clone(),
+            public_url_configured: cfg.public_url.is_some(),
         },
         cfg.master_key()?,
         cfg.blobs()?,

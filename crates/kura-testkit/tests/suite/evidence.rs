@@ -1501,10 +1501,29 @@ async fn termination_locks_deletes_and_crypto_shreds_with_a_certificate() {
         let forged = dir.join("forged.json");
         std::fs::write(&forged, cert.replace("bye-co", "byeco")).unwrap();
         assert_eq!(verify(&forged).await, 1);
-        let ja = kura_services::lifecycle::render_certificate(&v["certificate"], "ja");
+        let ja = kura_services::lifecycle::render_certificate(&v, "ja");
         assert!(
             ja.contains("データ削除証明書") && ja.contains("bye-co"),
             "{ja}"
+        );
+        // A document to file: times in the tenant's zone with 年月日, what was deleted in
+        // words, the signing key's id, how to verify; no raw table names, no localhost.
+        assert!(
+            ja.contains("年") && ja.contains("月") && ja.contains("(Asia/Tokyo)"),
+            "{ja}"
+        );
+        assert!(ja.contains("ファイル: 1 件"), "{ja}");
+        assert!(
+            !ja.contains("file_versions") && !ja.contains("audit_events"),
+            "{ja}"
+        );
+        assert!(ja.contains(v["key_id"].as_str().unwrap()), "{ja}");
+        assert!(ja.contains("kura certificate verify"), "{ja}");
+        assert!(!ja.contains("localhost"), "{ja}");
+        let en = kura_services::lifecycle::render_certificate(&v, "en");
+        assert!(
+            en.contains("files: 1") && en.contains("Issued by: Kura"),
+            "{en}"
         );
         assert_eq!(
             run_cli(
