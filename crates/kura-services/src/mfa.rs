@@ -202,7 +202,7 @@ impl Services {
         }
         let hashes: Vec<String> = codes
             .iter()
-            .map(|c| kura_crypto::token::hash(&normalize_recovery(c)))
+            .map(|c| self.recovery_digest(c))
             .collect();
         let mut tx = self.store.tenant_tx(t).await?;
         mfa::set_recovery_codes(&mut tx, t, u, &hashes).await?;
@@ -263,11 +263,25 @@ impl Services {
         if digits.len() == totp::DIGITS as usize && digits.bytes().all(|b| b.is_ascii_digit()) {
             return self.check_totp(t, u, digits, true).await;
         }
-        let hash = kura_crypto::token::hash(&normalize_recovery(code));
         let mut tx = self.store.tenant_tx(t).await?;
-        let ok = mfa::use_recovery_code(&mut tx, t, u, &hash, self.now()).await?;
+        let mut ok = mfa::use_recovery_code(&mut tx, t, u, &self.recovery_digest(code), self.now())
+            .await?;
+        if !ok {
+            // Codes issued before they were keyed: a plain SHA-256.
+            let legacy = kura_crypto::token::hash(&normalize_recovery(code));
+            ok = mfa::use_recovery_code(&mut tx, t, u, &legacy, self.now()).await?;
+        }
         tx.commit().await?;
         Ok(ok)
+    }
+
+    /// The stored form of a recovery code: keyed with a key derived from the master key, so
+    /// that the database alone does not allow guessing codes offline.
+    fn recovery_digest(&self, code: &str) -> String {
+        self.keys
+            .master
+            .derive("kura-recovery-code-v1")
+            .mac_hex(normalize_recovery(code).as_bytes())
     }
 
     /// The second factors a user can answer a log-in challenge with (empty: none).
