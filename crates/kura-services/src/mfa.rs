@@ -200,10 +200,7 @@ impl Services {
             let s = totp::base32_encode(&raw).to_ascii_lowercase();
             codes.push(format!("{}-{}", &s[..5], &s[5..10]));
         }
-        let hashes: Vec<String> = codes
-            .iter()
-            .map(|c| self.recovery_digest(c))
-            .collect();
+        let hashes: Vec<String> = codes.iter().map(|c| self.recovery_digest(c)).collect();
         let mut tx = self.store.tenant_tx(t).await?;
         mfa::set_recovery_codes(&mut tx, t, u, &hashes).await?;
         self.audit(
@@ -264,8 +261,8 @@ impl Services {
             return self.check_totp(t, u, digits, true).await;
         }
         let mut tx = self.store.tenant_tx(t).await?;
-        let mut ok = mfa::use_recovery_code(&mut tx, t, u, &self.recovery_digest(code), self.now())
-            .await?;
+        let mut ok =
+            mfa::use_recovery_code(&mut tx, t, u, &self.recovery_digest(code), self.now()).await?;
         if !ok {
             // Codes issued before they were keyed: a plain SHA-256.
             let legacy = kura_crypto::token::hash(&normalize_recovery(code));

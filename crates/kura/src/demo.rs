@@ -9,7 +9,7 @@ use kura_services::users::NewUser;
 use kura_services::{RequestCtx, Services};
 
 pub const DEMO_TENANT: &str = "demo";
-pub const DEMO_PASSWORD: &str = "Kura-Demo-Sakura-2026";
+pub const DEMO_PASSWORD: &str = "Kura-Sakura-Lantern-2026";
 
 /// (e-mail, display name, role, scope folder name)
 pub const DEMO_USERS: &[(&str, &str, &str, Option<&str>)] = &[

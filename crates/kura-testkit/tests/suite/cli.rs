@@ -380,3 +380,20 @@ async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed() {
         s.stop().await;
     }
 }
+
+/// The demo tenant `kura demo` sets up: every demo user logs in with the documented password
+/// (the password rules, which refuse a password built from one's own details, accept it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_tenant_users_log_in() {
+    let s = TestServer::start(kura_testkit::Backend::Sqlite).await;
+    assert!(kura::demo::ensure(&s.services).await.unwrap());
+    for (email, _, _, _) in kura::demo::DEMO_USERS {
+        let (st, v) = s
+            .login(kura::demo::DEMO_TENANT, email, kura::demo::DEMO_PASSWORD)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{email}: {v}");
+    }
+    // A second start finds it there.
+    assert!(!kura::demo::ensure(&s.services).await.unwrap());
+    s.stop().await;
+}
