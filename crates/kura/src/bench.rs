@@ -89,12 +89,12 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     cfg.signing_key = Some(kura_crypto::keys::SecretKey::generate()?.to_hex());
     cfg.signing_key_file = None;
     cfg.jobs_poll_secs = 0;
-    std::fs::create_dir_all(dir.join("plain"))?;
+    crate::private_data_dir(&dir.join("plain"))?;
     let store = crate::open_store(&cfg).await?;
     let running = crate::start(&cfg, store.clone(), None, false).await?;
     let s = running.services.clone();
     let ctx = RequestCtx::default();
-    let password = "bench-Otter-Lantern-4711";
+    let password = "Quiet-Otter-Lantern-4711";
     let created = s
         .create_tenant(
             NewTenant {

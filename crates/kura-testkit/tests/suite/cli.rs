@@ -397,3 +397,30 @@ async fn demo_tenant_users_log_in() {
     assert!(!kura::demo::ensure(&s.services).await.unwrap());
     s.stop().await;
 }
+
+/// `kura bench` sets itself up and runs (tiny figures; the numbers are not checked — a
+/// benchmark is not a test — but its set-up must keep working as the rules change).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_runs() {
+    let cfg = kura_testkit::test_config(kura_testkit::Backend::Sqlite);
+    assert_eq!(
+        run_cli(
+            &cfg,
+            &[
+                "bench",
+                "--requests",
+                "50",
+                "--concurrency",
+                "2",
+                "--audit-events",
+                "50",
+                "--file-mib",
+                "1",
+                "--file-rounds",
+                "1"
+            ]
+        )
+        .await,
+        0
+    );
+}
