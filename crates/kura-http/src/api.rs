@@ -1298,26 +1298,35 @@ struct SettingsQuery {
 }
 
 async fn put_settings(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Query(q): Query<SettingsQuery>,
-    ApiJson(b): ApiJson<Value>,
+    s: State<AppState>,
+    ctx: Ctx,
+    a: Auth,
+    q: Query<SettingsQuery>,
+    b: ApiJson<Value>,
 ) -> ApiResult {
-    let settings = settings_from(&a.tenant.settings, &b, true)?;
-    ok(s.services
-        .update_settings(&a, settings, q.confirm_lockout, &ctx)
-        .await?)
+    save_settings(s, ctx, a, q, b, true).await
 }
 
 async fn patch_settings(
+    s: State<AppState>,
+    ctx: Ctx,
+    a: Auth,
+    q: Query<SettingsQuery>,
+    b: ApiJson<Value>,
+) -> ApiResult {
+    save_settings(s, ctx, a, q, b, false).await
+}
+
+/// PUT (`complete`: every setting named) and PATCH (a merge) of the tenant's settings.
+async fn save_settings(
     State(s): State<AppState>,
     Ctx(ctx): Ctx,
     Auth(a): Auth,
     Query(q): Query<SettingsQuery>,
     ApiJson(b): ApiJson<Value>,
+    complete: bool,
 ) -> ApiResult {
-    let settings = settings_from(&a.tenant.settings, &b, false)?;
+    let settings = settings_from(&a.tenant.settings, &b, complete)?;
     ok(s.services
         .update_settings(&a, settings, q.confirm_lockout, &ctx)
         .await?)

@@ -298,34 +298,21 @@ impl Services {
             let json = serde_json::to_string_pretty(&cp)
                 .map_err(|e| ServiceError::internal(e.to_string()))?;
             let when = Timestamp(cp.at).format_in_zone(&t.settings.time_zone);
-            for u in kura_store::users::contract_admins(&mut tx, &t.id).await? {
-                if u.kind != kura_domain::user::UserKind::Person
-                    || u.status == kura_domain::user::UserStatus::Frozen
-                {
-                    continue;
-                }
-                let locale = u
-                    .locale
-                    .clone()
-                    .unwrap_or_else(|| t.settings.default_locale.clone());
-                let (subject, body) = crate::mail::checkpoint(&crate::mail::CheckpointMail {
-                    locale: &locale,
-                    tenant_name: &t.name,
-                    seq: cp.seq,
-                    when: &when,
-                    json: &json,
-                });
-                self.enqueue_mail(
-                    &mut tx,
-                    Some(&t.id),
-                    &u.email,
-                    subject,
-                    body,
-                    self.now(),
-                    self.now().plus_secs(crate::mail::KEEP_SECS),
-                )
-                .await?;
-            }
+            self.mail_contract_admins(
+                &mut tx,
+                t,
+                self.now().plus_secs(crate::mail::KEEP_SECS),
+                |locale| {
+                    crate::mail::checkpoint(&crate::mail::CheckpointMail {
+                        locale,
+                        tenant_name: &t.name,
+                        seq: cp.seq,
+                        when: &when,
+                        json: &json,
+                    })
+                },
+            )
+            .await?;
             audit::set_published_seq(&mut tx, &t.id, cp.seq).await?;
             tx.commit().await?;
             mailed += 1;

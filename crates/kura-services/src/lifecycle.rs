@@ -50,13 +50,9 @@ impl Services {
         let mut tx = self.store.system_tx().await?;
         lifecycle::insert(&mut tx, &l).await?;
         lifecycle::set_export_token(&mut tx, &t.id, &token.hash).await?;
-        for u in &kura_store::users::contract_admins(&mut tx, &t.id).await? {
-            let locale = u
-                .locale
-                .clone()
-                .unwrap_or_else(|| t.settings.default_locale.clone());
-            let until = l.delete_after.format_in_zone(&t.settings.time_zone);
-            let (subject, body) = if locale == "ja" {
+        let until = l.delete_after.format_in_zone(&t.settings.time_zone);
+        self.mail_contract_admins(&mut tx, &t, l.delete_after, |locale| {
+            if locale == "ja" {
                 (
                     format!("[Kura] {} のご契約終了とデータのエクスポート", t.name),
                     format!("{} のご契約は終了しました。ログインはできません。\n\nすべてのファイル・記録・ログのエクスポートを次のリンクからダウンロードできます（{until} まで）:\n{link}\n\nこの日時を過ぎるとデータは削除され、その後暗号鍵が破棄されます。", t.name),
@@ -66,18 +62,9 @@ impl Services {
                     format!("[Kura] {}: contract ended — export your data", t.name),
                     format!("The contract of {} has ended; logging in is no longer possible.\n\nDownload the export of every file, record and log here (until {until}):\n{link}\n\nAfter that the data is deleted, and then its keys are destroyed.", t.name),
                 )
-            };
-            self.enqueue_mail(
-                &mut tx,
-                Some(&t.id),
-                &u.email,
-                subject,
-                body,
-                now,
-                l.delete_after,
-            )
-            .await?;
-        }
+            }
+        })
+        .await?;
         lifecycle::set_tenant_status(&mut tx, &t.id, TenantStatus::Terminated.as_str(), now)
             .await?;
         backup::clear_sessions(&mut tx, &t.id).await?;
@@ -121,33 +108,25 @@ impl Services {
         let mut tx = self.store.system_tx().await?;
         lifecycle::remove(&mut tx, &t.id).await?;
         lifecycle::set_tenant_status(&mut tx, &t.id, TenantStatus::Active.as_str(), now).await?;
-        for u in &kura_store::users::contract_admins(&mut tx, &t.id).await? {
-            let locale = u
-                .locale
-                .clone()
-                .unwrap_or_else(|| t.settings.default_locale.clone());
-            let (subject, body) = if locale == "ja" {
-                (
-                    format!("[Kura] {} のご契約を再開しました", t.name),
-                    format!("{} のご契約の終了を取り消し、ご利用を再開しました。これまでどおりログインできます。\n\nデータの削除は行われません。お送りしたエクスポートのリンクは使えなくなりました。", t.name),
-                )
-            } else {
-                (
-                    format!("[Kura] {}: contract resumed", t.name),
-                    format!("The termination of {} has been withdrawn and the service resumed: you can log in as before.\n\nNo data will be deleted. The export link sent earlier no longer works.", t.name),
-                )
-            };
-            self.enqueue_mail(
-                &mut tx,
-                Some(&t.id),
-                &u.email,
-                subject,
-                body,
-                now,
-                now.plus_secs(crate::mail::KEEP_SECS),
-            )
-            .await?;
-        }
+        self.mail_contract_admins(
+            &mut tx,
+            &t,
+            now.plus_secs(crate::mail::KEEP_SECS),
+            |locale| {
+                if locale == "ja" {
+                    (
+                        format!("[Kura] {} のご契約を再開しました", t.name),
+                        format!("{} のご契約の終了を取り消し、ご利用を再開しました。これまでどおりログインできます。\n\nデータの削除は行われません。お送りしたエクスポートのリンクは使えなくなりました。", t.name),
+                    )
+                } else {
+                    (
+                        format!("[Kura] {}: contract resumed", t.name),
+                        format!("The termination of {} has been withdrawn and the service resumed: you can log in as before.\n\nNo data will be deleted. The export link sent earlier no longer works.", t.name),
+                    )
+                }
+            },
+        )
+        .await?;
         self.audit(
             &mut tx,
             &t.id,

@@ -184,6 +184,43 @@ impl crate::Services {
         Ok(())
     }
 
+    /// Mails a tenant's contract admins (people, not frozen), each in their language
+    /// (`text(locale)` gives subject and body); returns how many were mailed.
+    pub(crate) async fn mail_contract_admins(
+        &self,
+        tx: &mut Tx,
+        tenant: &kura_store::tenants::Tenant,
+        keep_until: Timestamp,
+        text: impl Fn(&str) -> (String, String),
+    ) -> Result<usize> {
+        let mut n = 0;
+        for u in kura_store::users::contract_admins(tx, &tenant.id).await? {
+            if u.kind != kura_domain::user::UserKind::Person
+                || u.status == kura_domain::user::UserStatus::Frozen
+            {
+                continue;
+            }
+            let locale = u
+                .locale
+                .clone()
+                .unwrap_or_else(|| tenant.settings.default_locale.clone());
+            let (subject, body) = text(&locale);
+            let now = self.now();
+            self.enqueue_mail(
+                tx,
+                Some(&tenant.id),
+                &u.email,
+                subject,
+                body,
+                now,
+                keep_until,
+            )
+            .await?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     fn outbox_key(&self) -> kura_crypto::keys::SecretKey {
         self.keys.master.derive("kura-outbox-v1")
     }
