@@ -595,21 +595,6 @@ pub async fn raw_count(cfg: &Config, sql: &str) -> i64 {
     }
 }
 
-/// The `kura` binary next to the test binaries (`target/<profile>/kura`), built if needed —
-/// for tests that run real `kura serve` processes.
-pub fn kura_binary() -> PathBuf {
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "-q", "-p", "kura", "--bin", "kura"])
-            .status()
-            .expect("cargo build");
-    assert!(status.success());
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("kura");
-    assert!(bin.exists(), "{}", bin.display());
-    bin
-}
-
 /// A folder row for store-level tests.
 pub fn folder_row(name: &str) -> kura_store::workspace::Folder {
     kura_store::workspace::Folder {

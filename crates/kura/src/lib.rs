@@ -16,6 +16,38 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// The `kura` command: parses the arguments, sets up logging (`KURA_LOG` / `RUST_LOG`) and
+/// runs the command on a multi-threaded runtime. (The binary is this; the test suite builds
+/// the same entry point as its own binary target.)
+pub fn main_entry() -> std::process::ExitCode {
+    use clap::Parser;
+    let cli = cli::Cli::parse();
+    let filter = std::env::var("KURA_LOG")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kura: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match rt.block_on(cli::run(cli)) {
+        Ok(code) => std::process::ExitCode::from(code as u8),
+        Err(e) => {
+            eprintln!("kura: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
 /// The data directory, created 0700 — or narrowed to 0700 if it exists wider (it holds the
 /// database, keys and spool).
 pub fn private_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {

@@ -295,7 +295,7 @@ async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed() {
         let s = TestServer::start(b).await;
         let t = s.create_tenant("again-co").await;
         // Confirmation: a wrong answer (piped) changes nothing; the right one terminates.
-        let bin = kura_testkit::kura_binary();
+        let bin = crate::kura_binary();
         let dir = kura_testkit::temp_path("confirm");
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("kura.toml");

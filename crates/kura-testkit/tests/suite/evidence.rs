@@ -821,7 +821,7 @@ async fn two_kura_processes_run_each_due_job_once() {
     if !backends().contains(&kura_testkit::Backend::Postgres) {
         return;
     }
-    let bin = kura_testkit::kura_binary();
+    let bin = crate::kura_binary();
 
     let b = kura_testkit::Backend::Postgres;
     let s = TestServer::start(b).await; // creates and migrates the schema

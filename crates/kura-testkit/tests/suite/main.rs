@@ -13,3 +13,9 @@ mod isolation;
 mod resilience;
 mod store;
 mod tamper;
+
+/// The `kura` command, built by this same `cargo test` (the testkit's `kura-for-tests`
+/// binary: the same entry point as `kura`), for tests that run real processes.
+pub fn kura_binary() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_BIN_EXE_kura-for-tests"))
+}

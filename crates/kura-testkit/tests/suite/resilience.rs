@@ -300,7 +300,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// kept by the allocator afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_flood_does_not_keep_memory() {
-    let bin = kura_testkit::kura_binary();
+    let bin = crate::kura_binary();
     let b = kura_testkit::Backend::Sqlite;
     let s = TestServer::start(b).await;
     let t = s.create_tenant("flood").await;
