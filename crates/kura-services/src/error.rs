@@ -93,6 +93,9 @@ impl From<StoreError> for ServiceError {
             StoreError::Conflict(what) => ServiceError::Conflict(what.to_string()),
             StoreError::Unavailable(cause) => ServiceError::Unavailable(cause),
             StoreError::StorageFull => ServiceError::StorageFull("database".into()),
+            StoreError::Serialization => {
+                ServiceError::Conflict("a concurrent change won; try again".into())
+            }
             other => ServiceError::Internal(other.to_string()),
         }
     }

@@ -465,12 +465,7 @@ impl Services {
             let file = files::get(&mut tx, t, &file_id).await?;
             match tx.commit().await {
                 Ok(()) => return Ok((file, v)),
-                Err(e)
-                    if attempt < 4
-                        && matches!(&e, StoreError::Db(sqlx_err) if sqlx_err.to_string().contains("serialize")) =>
-                {
-                    continue
-                }
+                Err(StoreError::Serialization) if attempt < 4 => continue,
                 Err(e) => return Err(e.into()),
             }
         }

@@ -162,6 +162,25 @@ impl Services {
 
     /// Contract admin: changes the tenant's settings (time zone, language, password and
     /// session policies).
+    /// Contract admin: the tenant's settings, to edit them (the console's security page).
+    /// Asks `require` like every other use case, so a denial is audited.
+    pub async fn settings_for_edit(
+        &self,
+        auth: &AuthContext,
+        ctx: &RequestCtx,
+    ) -> Result<kura_domain::tenant::TenantSettings> {
+        let t = &auth.tenant.id;
+        self.require(
+            &auth.principal,
+            Action::TenantManage,
+            &Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        let mut tx = self.store.tenant_read(t).await?;
+        Ok(tenants::get(&mut tx, t).await?.settings)
+    }
+
     pub async fn update_settings(
         &self,
         auth: &AuthContext,

@@ -69,6 +69,10 @@ pub enum StoreError {
     /// The database's disk is full (SQLITE_FULL, PostgreSQL 53100).
     #[error("database storage is full")]
     StorageFull,
+    /// A concurrent transaction won (PostgreSQL serialization failure 40001 or deadlock
+    /// 40P01): the transaction may be retried.
+    #[error("serialization conflict; retry")]
+    Serialization,
     #[error("database error: {0}")]
     Db(sqlx::Error),
 }
@@ -86,6 +90,7 @@ impl From<sqlx::Error> for StoreError {
                 match code.as_str() {
                     // SQLite: SQLITE_FULL (13); PostgreSQL: disk_full.
                     "13" | "53100" => StoreError::StorageFull,
+                    "40001" | "40P01" => StoreError::Serialization,
                     // SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6) after the busy timeout;
                     // PostgreSQL: connection exceptions (08…), shutdown / cannot connect now
                     // (57P01–57P03), too many connections (53300).

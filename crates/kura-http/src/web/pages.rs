@@ -502,14 +502,11 @@ pub async fn security_page(
     c: Console,
     Query(flash): Query<Flash>,
 ) -> Response {
-    if !c.may(Action::TenantManage) {
-        return message(
-            &c,
-            StatusCode::FORBIDDEN,
-            &kura_services::ServiceError::Forbidden,
-        );
-    }
-    let st = &c.auth.tenant.settings;
+    let st = match s.services.settings_for_edit(&c.auth, &c.ctx).await {
+        Ok(st) => st,
+        Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
+    };
+    let st = &st;
     let body = SecurityTpl {
         p: page(&c, "security.title", "security", "/security", &flash),
         ip_allowlist: st.ip_allowlist.join("\n"),

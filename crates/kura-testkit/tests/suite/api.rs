@@ -1331,3 +1331,39 @@ async fn every_api_rejection_is_json() {
     assert_eq!(v["error"]["code"], "unauthenticated");
     s.stop().await;
 }
+
+/// The console's security page asks the one authorization gate: a member is refused and
+/// the denial is audited like every other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn security_page_denials_are_audited() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("secpage").await;
+    let (_, member) = s
+        .add_user(
+            &t.admin_token,
+            "m@secpage.example.jp",
+            "member",
+            json!({"type": "tenant"}),
+        )
+        .await;
+    let res = s
+        .client
+        .get(format!("{}/security", s.base))
+        .header("cookie", format!("__Host-kura_session={member}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, audit) = s
+        .get("/api/v1/audit?action=access.denied", &t.admin_token)
+        .await;
+    assert!(
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["details"]["action"] == "tenant_manage"),
+        "{audit}"
+    );
+    s.stop().await;
+}
