@@ -1,0 +1,286 @@
+//! Log-in (password, second factor, passkeys), log-out, invitations and password resets.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            post,
+            "/api/v1/auth/login",
+            "auth",
+            false,
+            200,
+            "Log in with tenant, e-mail and password; returns a bearer token, or `mfa_required` with a challenge for POST /auth/mfa",
+            login,
+            login_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/mfa",
+            "auth",
+            false,
+            200,
+            "Second step of a log-in: the challenge and a TOTP or recovery code, or a passkey (`ceremony` + `credential`); returns a bearer token",
+            login_mfa,
+            mfa_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/mfa/passkey/options",
+            "auth",
+            false,
+            200,
+            "Start answering a log-in challenge with a passkey: `ceremony` and the options for navigator.credentials.get()",
+            mfa_passkey_options,
+            challenge_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/passkey/options",
+            "auth",
+            false,
+            200,
+            "Start a passwordless log-in into a tenant: `ceremony` and the options for navigator.credentials.get() (discoverable credentials)",
+            passkey_login_options,
+            tenant_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/passkey",
+            "auth",
+            false,
+            200,
+            "Finish a passwordless log-in with the passkey's assertion; returns a bearer token",
+            passkey_login,
+            assertion_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/logout",
+            "auth",
+            true,
+            204,
+            "End the current session",
+            logout
+        ),
+        route!(
+            post,
+            "/api/v1/invitations/accept",
+            "auth",
+            false,
+            200,
+            "Set a password with an invitation token; returns a bearer token",
+            accept_invitation,
+            accept_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/password-reset",
+            "auth",
+            false,
+            202,
+            "Ask for a password-reset link by mail (same answer whether or not the account exists)",
+            password_reset_request,
+            reset_request_schema
+        ),
+        route!(
+            post,
+            "/api/v1/auth/password-reset/complete",
+            "auth",
+            false,
+            204,
+            "Set a new password with a reset token; every session of the user ends",
+            password_reset_complete,
+            accept_schema
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+struct LoginBody {
+    tenant: String,
+    email: String,
+    password: String,
+}
+
+fn login_schema() -> Value {
+    json!({"type":"object","required":["tenant","email","password"],"properties":{"tenant":{"type":"string","description":"tenant slug"},"email":{"type":"string"},"password":{"type":"string"}}})
+}
+
+async fn login(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> ApiResult {
+    match s
+        .services
+        .login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx)
+        .await
+    {
+        Ok(r) => ok(login_json(&r)),
+        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => ok(json!({
+            "mfa_required": true,
+            "challenge": challenge,
+            "methods": methods,
+        })),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+struct MfaBody {
+    challenge: String,
+    #[serde(default)]
+    code: Option<String>,
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<Value>,
+}
+
+fn mfa_schema() -> Value {
+    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string"},"code":{"type":"string","description":"6-digit TOTP code or a recovery code"},"ceremony":{"type":"string","description":"from POST /auth/mfa/passkey/options, with `credential`"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
+}
+
+async fn login_mfa(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<MfaBody>,
+) -> ApiResult {
+    let factor = match (&b.code, &b.ceremony, b.credential) {
+        (Some(code), None, None) => SecondFactor::Code(code),
+        (None, Some(ceremony), Some(credential)) => SecondFactor::Passkey {
+            ceremony,
+            credential,
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "send either `code`, or `ceremony` and `credential`",
+            ))
+        }
+    };
+    let r = s
+        .services
+        .complete_mfa_login(&b.challenge, factor, &ctx)
+        .await?;
+    ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct ChallengeBody {
+    challenge: String,
+}
+
+fn challenge_schema() -> Value {
+    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string","description":"from POST /auth/login"}}})
+}
+
+async fn mfa_passkey_options(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<ChallengeBody>,
+) -> ApiResult {
+    ok(s.services.start_passkey_mfa(&b.challenge).await?)
+}
+
+#[derive(Deserialize)]
+struct TenantBody {
+    tenant: String,
+}
+
+fn tenant_schema() -> Value {
+    json!({"type":"object","required":["tenant"],"properties":{"tenant":{"type":"string","description":"tenant slug"}}})
+}
+
+async fn passkey_login_options(
+    State(s): State<AppState>,
+    ApiJson(b): ApiJson<TenantBody>,
+) -> ApiResult {
+    ok(s.services
+        .start_passkey_login(&b.tenant, SessionKind::Api)
+        .await?)
+}
+
+#[derive(Deserialize)]
+struct AssertionBody {
+    ceremony: String,
+    credential: Value,
+}
+
+fn assertion_schema() -> Value {
+    json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
+}
+
+async fn passkey_login(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AssertionBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .complete_passkey_login(&b.ceremony, b.credential, &ctx)
+        .await?;
+    ok(login_json(&r))
+}
+
+async fn logout(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    s.services.logout(&a, &ctx).await?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+struct AcceptBody {
+    token: String,
+    password: String,
+}
+
+fn accept_schema() -> Value {
+    json!({"type":"object","required":["token","password"],"properties":{"token":{"type":"string"},"password":{"type":"string"}}})
+}
+
+async fn accept_invitation(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AcceptBody>,
+) -> ApiResult {
+    let r = s
+        .services
+        .accept_invitation(&b.token, &b.password, SessionKind::Api, &ctx)
+        .await?;
+    ok(login_json(&r))
+}
+
+#[derive(Deserialize)]
+struct ResetRequestBody {
+    tenant: String,
+    email: String,
+}
+
+fn reset_request_schema() -> Value {
+    json!({"type":"object","required":["tenant","email"],"properties":{"tenant":{"type":"string"},"email":{"type":"string"}}})
+}
+
+async fn password_reset_request(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<ResetRequestBody>,
+) -> ApiResult {
+    s.services
+        .request_password_reset(&b.tenant, &b.email, &ctx)
+        .await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "status": "if the account exists, a reset link has been mailed" })),
+    )
+        .into_response())
+}
+
+async fn password_reset_complete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    ApiJson(b): ApiJson<AcceptBody>,
+) -> ApiResult {
+    s.services
+        .complete_password_reset(&b.token, &b.password, &ctx)
+        .await?;
+    no_content()
+}

@@ -1,0 +1,21 @@
+//! What a tenant admin sees of backups.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/tenant/backups",
+            "tenant",
+            true,
+            200,
+            "The newest verified backup generation holding this tenant, where backups are kept and how many generations",
+            tenant_backups
+        ),
+    ]
+}
+
+async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.backup_summary(&a, &ctx).await?)
+}

@@ -1,0 +1,510 @@
+//! Files: upload, download (ranges, outcome recorded), versions, trash, labels and tags.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        (
+            RouteDoc {
+                method: "post",
+                path: "/api/v1/projects/{project_id}/files",
+                summary: "Upload a file (raw body, ?name=); a new version if the name exists",
+                tag: "files",
+                auth: true,
+                body: Some(upload_schema),
+                ok: 201,
+            },
+            post(upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
+        ),
+        route!(
+            get,
+            "/api/v1/projects/{project_id}/files",
+            "files",
+            true,
+            200,
+            "Files of a project (filters: q, tag, label, attr=key:value; sort, order, after, limit)",
+            list_files
+        ),
+        route!(
+            get,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            200,
+            "A file with its versions",
+            file_info
+        ),
+        route!(
+            get,
+            "/api/v1/files/{file_id}/content",
+            "files",
+            true,
+            200,
+            "Download (?version=N); Range, ETag and If-None-Match supported",
+            download_file
+        ),
+        route!(
+            delete,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            204,
+            "Move a file to the trash",
+            delete_file
+        ),
+        route!(
+            get,
+            "/api/v1/projects/{project_id}/trash",
+            "files",
+            true,
+            200,
+            "Files in the project's trash",
+            list_trash
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/restore",
+            "files",
+            true,
+            200,
+            "Take a file out of the trash",
+            restore_file
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/purge",
+            "files",
+            true,
+            204,
+            "Delete a trashed file for good (versions and blobs)",
+            purge_file
+        ),
+        route!(
+            post,
+            "/api/v1/files/{file_id}/versions/{version}/restore",
+            "files",
+            true,
+            201,
+            "Make an old version current again (as a new version)",
+            restore_version
+        ),
+        route!(
+            patch,
+            "/api/v1/files/{file_id}",
+            "files",
+            true,
+            200,
+            "Rename, move (project_id), or set the label, tags and attributes of a file",
+            patch_file,
+            label_patch_schema
+        ),
+    ]
+}
+
+fn upload_schema() -> Value {
+    json!({"type":"string","format":"binary","description":"the file's bytes; name in the ?name= query parameter, type in Content-Type"})
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    name: Option<String>,
+    /// Classification level of the file (default: inherited from the project).
+    label: Option<String>,
+}
+
+async fn upload_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+    Query(q): Query<UploadQuery>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> ApiResult {
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_string();
+    let stream = body.into_data_stream();
+    let (file, version) = s
+        .services
+        .upload_file(
+            &a,
+            &ProjectId::from_string(project),
+            q.name.as_deref().unwrap_or_default(),
+            &content_type,
+            q.label.as_deref(),
+            stream,
+            s.http.max_upload_bytes,
+            &ctx,
+        )
+        .await?;
+    created(json!({ "file": file, "version": version }))
+}
+
+async fn list_files(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+    Query(f): Query<ListFilter>,
+    Query(pg): Query<PageParams>,
+) -> ApiResult {
+    let q = file_search(Some(ProjectId::from_string(project)), f, pg)?;
+    let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
+    ok(json!({ "items": list, "next": next }))
+}
+
+async fn file_info(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let (file, versions) = s.services.file_info(&a, &id, &ctx).await?;
+    ok(json!({ "file": file, "versions": versions }))
+}
+
+#[derive(Deserialize)]
+struct DownloadQuery {
+    version: Option<i64>,
+}
+
+/// Parses `bytes=a-b`, `bytes=a-` or `bytes=-n` against a size. `Err` means unsatisfiable.
+fn parse_range(h: &str, size: u64) -> Option<Result<kura_services::files::ByteRange, ()>> {
+    let spec = h.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None; // multiple ranges: answer with the whole file
+    }
+    let (a, b) = spec.split_once('-')?;
+    let r = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            if n == 0 || size == 0 {
+                return Some(Err(()));
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (a, "") => (a.parse().ok()?, size.saturating_sub(1)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(size.saturating_sub(1)),
+        ),
+    };
+    if size == 0 || r.0 > r.1 || r.0 >= size {
+        return Some(Err(()));
+    }
+    Some(Ok(kura_services::files::ByteRange {
+        start: r.0,
+        end: r.1,
+    }))
+}
+
+/// What is needed to record a download once its stream ends.
+struct DownloadRecord {
+    services: kura_services::Services,
+    auth: kura_services::auth::AuthContext,
+    file: kura_store::files::File,
+    version: kura_store::files::Version,
+    ctx: kura_services::RequestCtx,
+}
+
+/// The download's stream, counting what goes out; when it ends — completely, with an
+/// integrity failure, or because the client went away (the stream is dropped) — the
+/// outcome is recorded on a task of its own.
+fn tracked_download(
+    inner: kura_services::files::ByteStream,
+    record: DownloadRecord,
+    want: u64,
+) -> kura_services::files::ByteStream {
+    struct Tracker {
+        record: Option<DownloadRecord>,
+        sent: u64,
+        want: u64,
+    }
+    impl Drop for Tracker {
+        fn drop(&mut self) {
+            // Still unrecorded: the client went away before the end.
+            let Some(r) = self.record.take() else { return };
+            let outcome = DownloadOutcome::Aborted;
+            let sent = self.sent;
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(async move {
+                    if let Err(e) = r
+                        .services
+                        .record_download(&r.auth, &r.file, &r.version, outcome, sent, &r.ctx)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "recording a download failed");
+                    }
+                });
+            }
+        }
+    }
+    let tracker = Tracker {
+        record: Some(record),
+        sent: 0,
+        want,
+    };
+    /// Records the outcome once (the record is taken).
+    async fn finish(t: &mut Tracker, outcome: DownloadOutcome) {
+        if let Some(r) = t.record.take() {
+            if let Err(e) = r
+                .services
+                .record_download(&r.auth, &r.file, &r.version, outcome, t.sent, &r.ctx)
+                .await
+            {
+                tracing::warn!(error = %e, "recording a download failed");
+            }
+        }
+    }
+    Box::pin(futures_util::stream::unfold(
+        (inner, tracker),
+        |(mut inner, mut t)| async move {
+            use futures_util::StreamExt;
+            let Some(item) = inner.next().await else {
+                // The end (an empty file sends nothing): complete if all was sent.
+                let outcome = if t.sent >= t.want {
+                    DownloadOutcome::Complete
+                } else {
+                    DownloadOutcome::Error
+                };
+                finish(&mut t, outcome).await;
+                return None;
+            };
+            let outcome = match &item {
+                Ok(b) => {
+                    t.sent += b.len() as u64;
+                    (t.sent >= t.want).then_some(DownloadOutcome::Complete)
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+                    Some(DownloadOutcome::IntegrityFailure)
+                }
+                Err(_) => Some(DownloadOutcome::Error),
+            };
+            // The end is recorded before the last piece goes out, so that the record is
+            // there when the client has the file; an abort is recorded when dropped.
+            if let Some(outcome) = outcome {
+                finish(&mut t, outcome).await;
+            }
+            Some((item, (inner, t)))
+        },
+    ))
+}
+
+async fn download_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<DownloadQuery>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult {
+    use axum::http::header;
+    let (file, v) = s.services.open_download(&a, &id, q.version, &ctx).await?;
+    let etag = format!("\"{}-{}\"", v.sha256, v.version);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| h.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+    {
+        return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
+    }
+    let size = v.size as u64;
+    let range = match headers
+        .get(header::RANGE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| parse_range(h, size))
+    {
+        Some(Err(())) => {
+            s.services
+                .record_download(&a, &file, &v, DownloadOutcome::RangeNotSatisfiable, 0, &ctx)
+                .await?;
+            return Ok((
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{size}"))],
+            )
+                .into_response());
+        }
+        Some(Ok(r)) => Some(r),
+        None => None,
+    };
+    let body = match s.services.read_content(&a.tenant.id, &v, range).await {
+        Ok(b) => b,
+        Err(e) => {
+            let outcome = match e {
+                kura_services::ServiceError::Tampered => DownloadOutcome::IntegrityFailure,
+                _ => DownloadOutcome::Error,
+            };
+            if let Err(re) = s
+                .services
+                .record_download(&a, &file, &v, outcome, 0, &ctx)
+                .await
+            {
+                tracing::warn!(error = %re, "recording a failed download failed");
+            }
+            return Err(e.into());
+        }
+    };
+    let want = range.map(|r| r.end - r.start + 1).unwrap_or(size);
+    let body = tracked_download(
+        body,
+        DownloadRecord {
+            services: s.services.clone(),
+            auth: a.clone(),
+            file: file.clone(),
+            version: v.clone(),
+            ctx: ctx.clone(),
+        },
+        want,
+    );
+    let disposition = format!(
+        "attachment; filename*=UTF-8''{}",
+        crate::web::encode(&file.name)
+    );
+    let mut res = axum::response::Response::new(axum::body::Body::from_stream(body));
+    let h = res.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, k: header::HeaderName, v: String| {
+        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+            h.insert(k, v);
+        }
+    };
+    set(h, header::CONTENT_TYPE, v.content_type.clone());
+    set(h, header::ETAG, etag);
+    set(h, header::ACCEPT_RANGES, "bytes".into());
+    set(h, header::CONTENT_DISPOSITION, disposition);
+    set(h, header::CACHE_CONTROL, "private, no-cache".into());
+    match range {
+        Some(r) => {
+            *res.status_mut() = StatusCode::PARTIAL_CONTENT;
+            let h = res.headers_mut();
+            set(
+                h,
+                header::CONTENT_RANGE,
+                format!("bytes {}-{}/{size}", r.start, r.end),
+            );
+            set(h, header::CONTENT_LENGTH, (r.end - r.start + 1).to_string());
+        }
+        None => set(res.headers_mut(), header::CONTENT_LENGTH, size.to_string()),
+    }
+    Ok(res)
+}
+
+async fn delete_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.delete_file(&a, &id, &ctx).await?;
+    no_content()
+}
+
+fn label_patch_schema() -> Value {
+    json!({"type":"object","properties":{"name":{"type":"string"},"project_id":{"type":"string"},"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+}
+
+async fn patch_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+    ApiJson(b): ApiJson<Value>,
+) -> ApiResult {
+    let (label, tags, attributes) = label_fields(&b)?;
+    let name = match b.get("name") {
+        None => None,
+        Some(Value::String(n)) => Some(n.clone()),
+        Some(_) => return Err(ApiError::bad_request("name must be a string")),
+    };
+    let project = match b.get("project_id") {
+        None => None,
+        Some(Value::String(p)) => Some(ProjectId::from_string(p.clone())),
+        Some(_) => return Err(ApiError::bad_request("project_id must be a string")),
+    };
+    let labels = if label.is_some() || tags.is_some() || attributes.is_some() {
+        let (file, _) = s.services.file_info(&a, &id, &ctx).await?;
+        let mut l = file.labels.clone();
+        if let Some(x) = label {
+            l.label = x;
+        }
+        if let Some(x) = tags {
+            l.tags = x;
+        }
+        if let Some(x) = attributes {
+            l.attributes = x;
+        }
+        Some(l)
+    } else {
+        None
+    };
+    let up = kura_services::files::FileUpdate {
+        name,
+        project,
+        labels,
+    };
+    ok(s.services.update_file(&a, &id, up, &ctx).await?)
+}
+
+async fn list_trash(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(project): Path<String>,
+) -> ApiResult {
+    items(
+        s.services
+            .list_trash(&a, &ProjectId::from_string(project), &ctx)
+            .await?,
+    )
+}
+
+async fn restore_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    ok(s.services.restore_file(&a, &id, &ctx).await?)
+}
+
+async fn purge_file(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.purge_file(&a, &id, &ctx).await?;
+    no_content()
+}
+
+async fn restore_version(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path((id, version)): Path<(String, String)>,
+) -> ApiResult {
+    let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;
+    let (file, v) = s.services.restore_version(&a, &id, version, &ctx).await?;
+    created(json!({ "file": file, "version": v }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+    use kura_services::files::ByteRange;
+
+    #[test]
+    fn ranges() {
+        let r = |a, b| Some(Ok(ByteRange { start: a, end: b }));
+        assert_eq!(parse_range("bytes=0-9", 100), r(0, 9));
+        assert_eq!(parse_range("bytes=90-", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=-10", 100), r(90, 99));
+        assert_eq!(parse_range("bytes=95-200", 100), r(95, 99));
+        assert_eq!(parse_range("bytes=100-", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-1", 100), Some(Err(())));
+        assert_eq!(parse_range("bytes=0-1,5-6", 100), None);
+        assert_eq!(parse_range("items=0-1", 100), None);
+    }
+}

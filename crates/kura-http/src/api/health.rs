@@ -1,0 +1,91 @@
+//! Liveness, readiness, the OpenAPI document, the public status and the audit signing key.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/healthz",
+            "health",
+            false,
+            200,
+            "Liveness: the process answers",
+            healthz
+        ),
+        route!(
+            get,
+            "/readyz",
+            "health",
+            false,
+            200,
+            "Readiness: the database answers",
+            readyz
+        ),
+        route!(
+            get,
+            "/api/v1/openapi.json",
+            "health",
+            false,
+            200,
+            "This OpenAPI 3.1 document",
+            openapi_doc
+        ),
+        route!(
+            get,
+            "/status.json",
+            "health",
+            false,
+            200,
+            "Public status: state, open incidents, planned maintenance, availability over 30 and 90 days measured by Kura's probes against the SLO, planned downtime against the yearly budget",
+            status_json
+        ),
+        route!(
+            get,
+            "/.well-known/kura-audit-key",
+            "health",
+            false,
+            200,
+            "The deployment's Ed25519 public key that signs audit checkpoints and exports",
+            audit_key
+        ),
+    ]
+}
+
+async fn healthz() -> ApiResult {
+    ok(json!({ "status": "ok" }))
+}
+
+async fn readyz(State(s): State<AppState>) -> ApiResult {
+    let (db, blobs) = s.services.readiness().await;
+    let word = |up: bool| if up { "ok" } else { "unreachable" };
+    let body = json!({
+        "status": if db && blobs { "ready" } else { "unavailable" },
+        "database": word(db),
+        "storage": word(blobs),
+    });
+    if db && blobs {
+        ok(body)
+    } else {
+        let mut res = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        Ok(res)
+    }
+}
+
+async fn openapi_doc() -> ApiResult {
+    ok(crate::openapi::document())
+}
+
+async fn status_json(State(s): State<AppState>) -> ApiResult {
+    ok(s.services.status_report().await?)
+}
+
+async fn audit_key(State(s): State<AppState>) -> ApiResult {
+    ok(json!({
+        "alg": "Ed25519",
+        "key_id": s.services.signing.key_id(),
+        "public_key": s.services.signing.public_key_hex(),
+    }))
+}

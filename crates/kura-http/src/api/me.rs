@@ -1,0 +1,299 @@
+//! The caller's own account: profile, language, sessions, API tokens, second factors, passkeys.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/me/tokens",
+            "auth",
+            true,
+            200,
+            "The caller's personal API tokens (never the secrets)",
+            list_tokens
+        ),
+        route!(
+            post,
+            "/api/v1/me/tokens",
+            "auth",
+            true,
+            201,
+            "Create a personal API token (scopes `<area>:read|write`, expires_in_days ≤ 365); the secret is returned once",
+            create_token,
+            token_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/me/tokens/{token_id}",
+            "auth",
+            true,
+            204,
+            "Revoke one of the caller's API tokens",
+            revoke_token
+        ),
+        route!(
+            get,
+            "/api/v1/me/mfa",
+            "auth",
+            true,
+            200,
+            "The caller's second factors and recovery codes left",
+            mfa_status
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp",
+            "auth",
+            true,
+            200,
+            "Start authenticator-app enrolment: secret, otpauth URI and QR code (SVG)",
+            totp_start
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp/confirm",
+            "auth",
+            true,
+            200,
+            "Confirm enrolment with a current code; returns 10 recovery codes, shown once",
+            totp_confirm,
+            code_schema
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/totp/disable",
+            "auth",
+            true,
+            204,
+            "Turn the authenticator app off (a current or recovery code)",
+            totp_disable,
+            code_schema
+        ),
+        route!(
+            get,
+            "/api/v1/me/mfa/passkeys",
+            "auth",
+            true,
+            200,
+            "The caller's passkeys",
+            list_passkeys
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/passkeys/options",
+            "auth",
+            true,
+            200,
+            "Start registering a passkey: `ceremony` and the options for navigator.credentials.create()",
+            passkey_register_options
+        ),
+        route!(
+            post,
+            "/api/v1/me/mfa/passkeys",
+            "auth",
+            true,
+            201,
+            "Finish registering a passkey with the authenticator's answer; the first second factor comes with 10 recovery codes",
+            passkey_register,
+            register_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/me/mfa/passkeys/{passkey_id}",
+            "auth",
+            true,
+            204,
+            "Remove one of the caller's passkeys",
+            passkey_delete
+        ),
+        route!(
+            get,
+            "/api/v1/me",
+            "me",
+            true,
+            200,
+            "The caller: user, tenant and grants",
+            me
+        ),
+        route!(
+            put,
+            "/api/v1/me/locale",
+            "me",
+            true,
+            204,
+            "Set the caller's console language (ja, en or null)",
+            set_locale,
+            locale_schema
+        ),
+        route!(
+            get,
+            "/api/v1/sessions",
+            "auth",
+            true,
+            200,
+            "The caller's live sessions (device, address, last use; `current` marks this one)",
+            list_my_sessions
+        ),
+        route!(
+            delete,
+            "/api/v1/sessions/{session_id}",
+            "auth",
+            true,
+            204,
+            "End one of the caller's sessions",
+            end_my_session
+        ),
+    ]
+}
+
+async fn list_passkeys(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.list_passkeys(&a).await?)
+}
+
+async fn passkey_register_options(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    ok(s.services.start_passkey_registration(&a).await?)
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    ceremony: String,
+    #[serde(default)]
+    name: String,
+    credential: Value,
+}
+
+fn register_schema() -> Value {
+    json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"name":{"type":"string","description":"a label, e.g. the device"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.create(), binary fields base64url"}}})
+}
+
+async fn passkey_register(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<RegisterBody>,
+) -> ApiResult {
+    let added = s
+        .services
+        .finish_passkey_registration(&a, &b.ceremony, &b.name, b.credential, &ctx)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(added))).into_response())
+}
+
+async fn passkey_delete(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.delete_passkey(&a, &id, &ctx).await?;
+    no_content()
+}
+
+async fn list_tokens(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.list_api_tokens(&a).await?)
+}
+
+async fn create_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<TokenBody>,
+) -> ApiResult {
+    let t = s
+        .services
+        .create_api_token(&a, &b.name, b.scopes, b.expires_in_days, &ctx)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(t))).into_response())
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.revoke_api_token(&a, &id, &ctx).await?;
+    no_content()
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+fn code_schema() -> Value {
+    json!({"type":"object","required":["code"],"properties":{"code":{"type":"string"}}})
+}
+
+async fn mfa_status(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    ok(s.services.mfa_status(&a).await?)
+}
+
+async fn totp_start(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.start_totp(&a, &ctx).await?)
+}
+
+async fn totp_confirm(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> ApiResult {
+    let codes = s.services.confirm_totp(&a, &b.code, &ctx).await?;
+    ok(json!({ "recovery_codes": codes }))
+}
+
+async fn totp_disable(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<CodeBody>,
+) -> ApiResult {
+    s.services.disable_totp(&a, &b.code, &ctx).await?;
+    no_content()
+}
+
+async fn me(Auth(a): Auth) -> ApiResult {
+    // Everything is already in the authenticated context: no further query.
+    ok(json!({
+        "user": a.user,
+        "tenant": { "id": a.tenant.id, "slug": a.tenant.slug, "name": a.tenant.name, "time_zone": a.tenant.settings.time_zone },
+        "grants": a.grants,
+    }))
+}
+
+#[derive(Deserialize)]
+struct LocaleBody {
+    locale: Option<String>,
+}
+
+fn locale_schema() -> Value {
+    json!({"type":"object","properties":{"locale":{"type":["string","null"],"enum":["ja","en",null]}}})
+}
+
+async fn set_locale(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<LocaleBody>,
+) -> ApiResult {
+    s.services
+        .set_my_locale(&a, b.locale.as_deref(), &ctx)
+        .await?;
+    no_content()
+}
+
+async fn list_my_sessions(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.my_sessions(&a).await?)
+}
+
+async fn end_my_session(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services.end_my_session(&a, &id, &ctx).await?;
+    no_content()
+}

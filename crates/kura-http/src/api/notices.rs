@@ -1,0 +1,34 @@
+//! Service notices and incidents shown to a tenant.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/notices",
+            "workspace",
+            true,
+            200,
+            "Service notices for the caller's tenant that are still current (kind, titles and bodies in ja/en, effective time)",
+            list_notices
+        ),
+        route!(
+            get,
+            "/api/v1/incidents",
+            "workspace",
+            true,
+            200,
+            "Open incidents the caller's tenant was notified of, with their updates",
+            list_incidents
+        ),
+    ]
+}
+
+async fn list_notices(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.current_notices(&a.tenant.id).await?)
+}
+
+async fn list_incidents(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    items(s.services.current_incidents(&a.tenant.id).await?)
+}

@@ -1,0 +1,29 @@
+//! Searching files across the projects the caller may see.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/search",
+            "files",
+            true,
+            200,
+            "Files in every project the caller can see (q, tag, label, attr=key:value; sort, order, after, limit)",
+            search
+        ),
+    ]
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(f): Query<ListFilter>,
+    Query(pg): Query<PageParams>,
+) -> ApiResult {
+    let q = file_search(None, f, pg)?;
+    let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
+    ok(json!({ "items": list, "next": next }))
+}

@@ -1,0 +1,238 @@
+//! The tenant: its details, settings (PUT/PATCH with key checks) and contacts.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/tenant",
+            "tenant",
+            true,
+            200,
+            "The caller's tenant and its settings",
+            get_tenant
+        ),
+        route!(
+            put,
+            "/api/v1/tenant/settings",
+            "tenant",
+            true,
+            200,
+            "Replace the tenant's settings (contract admin): every setting must be given (422 names any missing or unknown key); use PATCH to change some",
+            put_settings,
+            settings_schema
+        ),
+        route!(
+            patch,
+            "/api/v1/tenant/settings",
+            "tenant",
+            true,
+            200,
+            "Change some of the tenant's settings (contract admin): the keys given are merged into the current settings (nested objects too); unknown keys are refused with 422 naming them",
+            patch_settings,
+            settings_schema
+        ),
+        route!(
+            get,
+            "/api/v1/tenant/contacts",
+            "tenant",
+            true,
+            200,
+            "Additional contacts (contract admin)",
+            list_contacts
+        ),
+        route!(
+            post,
+            "/api/v1/tenant/contacts",
+            "tenant",
+            true,
+            201,
+            "Add a contact (contract admin)",
+            add_contact,
+            contact_schema
+        ),
+        route!(
+            delete,
+            "/api/v1/tenant/contacts/{contact_id}",
+            "tenant",
+            true,
+            204,
+            "Remove a contact (contract admin)",
+            delete_contact
+        ),
+    ]
+}
+
+async fn get_tenant(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+    ok(s.services.tenant_of(&a).await?)
+}
+
+fn settings_schema() -> Value {
+    json!({"type":"object","properties":{
+        "time_zone":{"type":"string","example":"Asia/Tokyo"},
+        "default_locale":{"type":"string","enum":["ja","en"]},
+        "password_policy":{"type":"object","properties":{"min_length":{"type":"integer","minimum":6},"require_letter":{"type":"boolean"},"require_digit":{"type":"boolean"},"require_symbol":{"type":"boolean"},"require_mixed_case":{"type":"boolean"},"min_strength":{"type":"integer","minimum":0,"maximum":4}}},
+        "session_policy":{"type":"object","properties":{"idle_timeout_secs":{"type":"integer"},"absolute_lifetime_secs":{"type":"integer"}}}}})
+}
+
+#[derive(Deserialize)]
+struct SettingsQuery {
+    /// Save an IP allowlist that excludes the caller's own current address.
+    #[serde(default)]
+    confirm_lockout: bool,
+}
+
+async fn put_settings(
+    s: State<AppState>,
+    ctx: Ctx,
+    a: Auth,
+    q: Query<SettingsQuery>,
+    b: ApiJson<Value>,
+) -> ApiResult {
+    save_settings(s, ctx, a, q, b, true).await
+}
+
+async fn patch_settings(
+    s: State<AppState>,
+    ctx: Ctx,
+    a: Auth,
+    q: Query<SettingsQuery>,
+    b: ApiJson<Value>,
+) -> ApiResult {
+    save_settings(s, ctx, a, q, b, false).await
+}
+
+/// PUT (`complete`: every setting named) and PATCH (a merge) of the tenant's settings.
+async fn save_settings(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<SettingsQuery>,
+    ApiJson(b): ApiJson<Value>,
+    complete: bool,
+) -> ApiResult {
+    let settings = settings_from(&a.tenant.settings, &b, complete)?;
+    ok(s.services
+        .update_settings(&a, settings, q.confirm_lockout, &ctx)
+        .await?)
+}
+
+/// The settings a request asks for: `given` merged into `current` (objects key by key).
+/// Keys the settings do not have are refused, naming them — one misspelt key must not
+/// pass silently; with `complete` (PUT) every key must be given, naming the missing ones.
+fn settings_from(
+    current: &TenantSettings,
+    given: &Value,
+    complete: bool,
+) -> Result<TenantSettings, ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", m);
+    let mut merged = serde_json::to_value(current)
+        .map_err(|e| ApiError::from(kura_services::ServiceError::internal(e.to_string())))?;
+    if !given.is_object() {
+        return Err(invalid("the settings must be a JSON object".into()));
+    }
+    let (mut unknown, mut missing) = (Vec::new(), Vec::new());
+    compare_keys(&merged, given, "", &mut unknown, &mut missing);
+    if !unknown.is_empty() {
+        return Err(invalid(format!(
+            "unknown settings: {} (nothing was changed)",
+            unknown.join(", ")
+        )));
+    }
+    if complete && !missing.is_empty() {
+        return Err(invalid(format!(
+            "PUT replaces every setting; missing: {} (use PATCH to change some)",
+            missing.join(", ")
+        )));
+    }
+    merge_json(&mut merged, given);
+    serde_json::from_value(merged).map_err(|e| invalid(format!("settings: {e}")))
+}
+
+/// Keys of `given` that `known` lacks (`unknown`), and of `known` that `given` lacks
+/// (`missing`), as dotted paths, into nested objects that both have.
+fn compare_keys(
+    known: &Value,
+    given: &Value,
+    prefix: &str,
+    unknown: &mut Vec<String>,
+    missing: &mut Vec<String>,
+) {
+    let (Some(k), Some(g)) = (known.as_object(), given.as_object()) else {
+        return;
+    };
+    for (key, v) in g {
+        let path = format!("{prefix}{key}");
+        match k.get(key) {
+            None => unknown.push(path),
+            Some(kv) if kv.is_object() => {
+                compare_keys(kv, v, &format!("{path}."), unknown, missing)
+            }
+            Some(_) => {}
+        }
+    }
+    for key in k.keys() {
+        if !g.contains_key(key) {
+            missing.push(format!("{prefix}{key}"));
+        }
+    }
+}
+
+/// Merges `patch` into `base`: objects key by key, anything else replaced.
+fn merge_json(base: &mut Value, patch: &Value) {
+    match (base.as_object_mut(), patch.as_object()) {
+        (Some(b), Some(p)) => {
+            for (k, v) in p {
+                match b.get_mut(k) {
+                    Some(bv) if bv.is_object() && v.is_object() => merge_json(bv, v),
+                    _ => {
+                        b.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        _ => *base = patch.clone(),
+    }
+}
+
+async fn list_contacts(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    items(s.services.list_contacts(&a, &ctx).await?)
+}
+
+#[derive(Deserialize)]
+struct ContactBody {
+    name: String,
+    email: String,
+    #[serde(default = "default_purpose")]
+    purpose: String,
+}
+
+fn contact_schema() -> Value {
+    json!({"type":"object","required":["name","email"],"properties":{"name":{"type":"string"},"email":{"type":"string"},"purpose":{"type":"string","enum":["notices","security","billing","technical"]}}})
+}
+
+async fn add_contact(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    ApiJson(b): ApiJson<ContactBody>,
+) -> ApiResult {
+    created(
+        s.services
+            .add_contact(&a, &b.name, &b.email, &b.purpose, &ctx)
+            .await?,
+    )
+}
+
+async fn delete_contact(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Path(id): Path<String>,
+) -> ApiResult {
+    s.services
+        .delete_contact(&a, &ContactId::from_string(id), &ctx)
+        .await?;
+    no_content()
+}

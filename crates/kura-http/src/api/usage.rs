@@ -1,0 +1,63 @@
+//! Usage figures.
+
+use super::*;
+
+pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        route!(
+            get,
+            "/api/v1/tenant/usage",
+            "tenant",
+            true,
+            200,
+            "Usage: files, versions, bytes stored, uploads, downloads (tenant admin)",
+            tenant_usage
+        ),
+        route!(
+            get,
+            "/api/v1/tenant/usage/daily",
+            "tenant",
+            true,
+            200,
+            "Usage per day (from, to: YYYY-MM-DD in the tenant's zone; default the last 30 days) or per month (by=month): logins, active users, uploads, downloads and bytes, folders, projects, files, bytes stored",
+            usage_daily
+        ),
+    ]
+}
+
+#[derive(Deserialize)]
+struct UsageQuery {
+    from: Option<String>,
+    to: Option<String>,
+    by: Option<String>,
+}
+
+async fn usage_daily(
+    State(s): State<AppState>,
+    Ctx(ctx): Ctx,
+    Auth(a): Auth,
+    Query(q): Query<UsageQuery>,
+) -> ApiResult {
+    let zone = &a.tenant.settings.time_zone;
+    let now = s.services.now();
+    let to = q.to.unwrap_or_else(|| now.day_in_zone(zone));
+    let from = q
+        .from
+        .unwrap_or_else(|| kura_domain::Timestamp(now.0 - 29 * 86_400_000).day_in_zone(zone));
+    let monthly = match q.by.as_deref() {
+        None | Some("day") => false,
+        Some("month") => true,
+        Some(_) => return Err(ApiError::bad_request("by: day or month")),
+    };
+    let items = s
+        .services
+        .usage_report(&a, &from, &to, monthly, &ctx)
+        .await?;
+    ok(
+        json!({ "from": from, "to": to, "by": if monthly { "month" } else { "day" }, "time_zone": zone, "items": items }),
+    )
+}
+
+async fn tenant_usage(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+    ok(s.services.usage(&a, &ctx).await?)
+}
