@@ -137,40 +137,18 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// Whether an API token's scopes cover the matched route: `<area>:read` for GET/HEAD,
-/// `<area>:write` otherwise (write includes read); the area is the route's tag. Tokens
-/// never reach credential management (sessions, second factors, tokens).
+/// Whether an API token's scopes cover the route: the route's declared [`ApiArea`]
+/// (`<area>:read` for GET/HEAD, `<area>:write` otherwise; write includes read). A route
+/// without an area (none of the API's) is refused.
 fn token_allows(auth: &kura_services::auth::AuthContext, parts: &Parts) -> bool {
-    static TAGS: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static str>> =
-        std::sync::OnceLock::new();
-    let tags = TAGS.get_or_init(|| {
-        crate::api::routes()
-            .into_iter()
-            .map(|(r, _)| (r.path, r.tag))
-            .collect()
-    });
     let Some(scopes) = &auth.token_scopes else {
         return true;
     };
-    let Some(path) = parts
-        .extensions
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string())
-    else {
+    let Some(area) = parts.extensions.get::<kura_services::auth::ApiArea>() else {
         return false;
     };
     let read = matches!(parts.method, Method::GET | Method::HEAD);
-    if path == "/api/v1/me" {
-        return read;
-    }
-    let Some(area) = tags.get(path.as_str()) else {
-        return false;
-    };
-    if !kura_services::auth::TOKEN_AREAS.contains(area) {
-        return false;
-    }
-    let write = format!("{area}:write");
-    scopes.contains(&write) || (read && scopes.contains(&format!("{area}:read")))
+    area.token_allows(scopes, read)
 }
 
 /// The tenant's IP allowlist (IAM-7) for this user and this request's client address.

@@ -52,7 +52,7 @@ pub fn document() -> Value {
         let mut op = json!({
             "summary": doc.summary,
             "operationId": op_id,
-            "tags": [doc.tag],
+            "tags": [doc.area.tag()],
             "parameters": params,
             "responses": responses,
         });

@@ -904,6 +904,64 @@ const RESET_WINDOW_SECS: i64 = 15 * 60;
 /// The areas API-token scopes name, each `:read` or `:write` (write includes read).
 pub const TOKEN_AREAS: &[&str] = &["workspace", "files", "users", "roles", "logs", "tenant"];
 
+/// The part of the API a route belongs to: its OpenAPI tag, and the scope area an API token
+/// needs for it. Every route declares one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiArea {
+    Health,
+    Auth,
+    Me,
+    Workspace,
+    Files,
+    Users,
+    Roles,
+    Logs,
+    Tenant,
+}
+
+impl ApiArea {
+    /// The OpenAPI tag.
+    pub fn tag(self) -> &'static str {
+        match self {
+            ApiArea::Health => "health",
+            ApiArea::Auth => "auth",
+            ApiArea::Me => "me",
+            ApiArea::Workspace => "workspace",
+            ApiArea::Files => "files",
+            ApiArea::Users => "users",
+            ApiArea::Roles => "roles",
+            ApiArea::Logs => "logs",
+            ApiArea::Tenant => "tenant",
+        }
+    }
+
+    /// The scope area API tokens name for it (`<area>:read|write`); `None` where tokens
+    /// have no scope (credentials, health).
+    pub fn token_area(self) -> Option<&'static str> {
+        match self {
+            ApiArea::Workspace
+            | ApiArea::Files
+            | ApiArea::Users
+            | ApiArea::Roles
+            | ApiArea::Logs
+            | ApiArea::Tenant => Some(self.tag()),
+            ApiArea::Health | ApiArea::Auth | ApiArea::Me => None,
+        }
+    }
+
+    /// Whether a token with `scopes` may make a request here (`read`: GET or HEAD). Tokens
+    /// never reach credential management; of the caller's own account only `GET /me`.
+    pub fn token_allows(self, scopes: &[String], read: bool) -> bool {
+        match self.token_area() {
+            Some(area) => {
+                scopes.iter().any(|s| *s == format!("{area}:write"))
+                    || (read && scopes.iter().any(|s| *s == format!("{area}:read")))
+            }
+            None => self == ApiArea::Me && read,
+        }
+    }
+}
+
 /// A new API token: the secret is shown once.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct NewApiToken {
@@ -1175,5 +1233,34 @@ impl Services {
             user,
             tenant,
         })
+    }
+}
+
+#[cfg(test)]
+mod area_tests {
+    use super::ApiArea;
+
+    #[test]
+    fn areas_and_token_scopes() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(ApiArea::Files.token_allows(&s(&["files:read"]), true));
+        assert!(!ApiArea::Files.token_allows(&s(&["files:read"]), false));
+        assert!(ApiArea::Files.token_allows(&s(&["files:write"]), false));
+        assert!(!ApiArea::Workspace.token_allows(&s(&["files:write"]), true));
+        // Credentials: never; the caller's own account: read only.
+        assert!(!ApiArea::Auth.token_allows(&s(&["users:write"]), true));
+        assert!(ApiArea::Me.token_allows(&s(&[]), true));
+        assert!(!ApiArea::Me.token_allows(&s(&["users:write"]), false));
+        // Every token area is one the scopes may name.
+        for a in [
+            ApiArea::Workspace,
+            ApiArea::Files,
+            ApiArea::Users,
+            ApiArea::Roles,
+            ApiArea::Logs,
+            ApiArea::Tenant,
+        ] {
+            assert!(super::TOKEN_AREAS.contains(&a.token_area().unwrap()));
+        }
     }
 }

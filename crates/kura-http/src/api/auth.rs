@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/login",
-            "auth",
+            Auth,
             false,
             200,
             "Log in with tenant, e-mail and password; returns a bearer token, or `mfa_required` with a challenge for POST /auth/mfa",
@@ -17,7 +17,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/mfa",
-            "auth",
+            Auth,
             false,
             200,
             "Second step of a log-in: the challenge and a TOTP or recovery code, or a passkey (`ceremony` + `credential`); returns a bearer token",
@@ -27,7 +27,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/mfa/passkey/options",
-            "auth",
+            Auth,
             false,
             200,
             "Start answering a log-in challenge with a passkey: `ceremony` and the options for navigator.credentials.get()",
@@ -37,7 +37,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/passkey/options",
-            "auth",
+            Auth,
             false,
             200,
             "Start a passwordless log-in into a tenant: `ceremony` and the options for navigator.credentials.get() (discoverable credentials)",
@@ -47,7 +47,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/passkey",
-            "auth",
+            Auth,
             false,
             200,
             "Finish a passwordless log-in with the passkey's assertion; returns a bearer token",
@@ -57,7 +57,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/logout",
-            "auth",
+            Auth,
             true,
             204,
             "End the current session",
@@ -66,7 +66,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/invitations/accept",
-            "auth",
+            Auth,
             false,
             200,
             "Set a password with an invitation token; returns a bearer token",
@@ -76,7 +76,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/password-reset",
-            "auth",
+            Auth,
             false,
             202,
             "Ask for a password-reset link by mail (same answer whether or not the account exists)",
@@ -86,7 +86,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/auth/password-reset/complete",
-            "auth",
+            Auth,
             false,
             204,
             "Set a new password with a reset token; every session of the user ends",

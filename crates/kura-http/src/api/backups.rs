@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/tenant/backups",
-            "tenant",
+            Tenant,
             true,
             200,
             "The newest verified backup generation holding this tenant, where backups are kept and how many generations",

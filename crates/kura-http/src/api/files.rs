@@ -9,7 +9,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 method: "post",
                 path: "/api/v1/projects/{project_id}/files",
                 summary: "Upload a file (raw body, ?name=); a new version if the name exists",
-                tag: "files",
+                area: ApiArea::Files,
                 auth: true,
                 body: Some(upload_schema),
                 ok: 201,
@@ -19,7 +19,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/projects/{project_id}/files",
-            "files",
+            Files,
             true,
             200,
             "Files of a project (filters: q, tag, label, attr=key:value; sort, order, after, limit)",
@@ -28,7 +28,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/files/{file_id}",
-            "files",
+            Files,
             true,
             200,
             "A file with its versions",
@@ -37,7 +37,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/files/{file_id}/content",
-            "files",
+            Files,
             true,
             200,
             "Download (?version=N); Range, ETag and If-None-Match supported",
@@ -46,7 +46,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/files/{file_id}",
-            "files",
+            Files,
             true,
             204,
             "Move a file to the trash",
@@ -55,7 +55,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/projects/{project_id}/trash",
-            "files",
+            Files,
             true,
             200,
             "Files in the project's trash",
@@ -64,7 +64,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/files/{file_id}/restore",
-            "files",
+            Files,
             true,
             200,
             "Take a file out of the trash",
@@ -73,7 +73,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/files/{file_id}/purge",
-            "files",
+            Files,
             true,
             204,
             "Delete a trashed file for good (versions and blobs)",
@@ -82,7 +82,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/files/{file_id}/versions/{version}/restore",
-            "files",
+            Files,
             true,
             201,
             "Make an old version current again (as a new version)",
@@ -91,7 +91,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             patch,
             "/api/v1/files/{file_id}",
-            "files",
+            Files,
             true,
             200,
             "Rename, move (project_id), or set the label, tags and attributes of a file",

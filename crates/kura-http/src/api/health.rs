@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/healthz",
-            "health",
+            Health,
             false,
             200,
             "Liveness: the process answers",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/readyz",
-            "health",
+            Health,
             false,
             200,
             "Readiness: the database answers",
@@ -25,7 +25,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/openapi.json",
-            "health",
+            Health,
             false,
             200,
             "This OpenAPI 3.1 document",
@@ -34,7 +34,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/status.json",
-            "health",
+            Health,
             false,
             200,
             "Public status: state, open incidents, planned maintenance, availability over 30 and 90 days measured by Kura's probes against the SLO, planned downtime against the yearly budget",
@@ -43,7 +43,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/.well-known/kura-audit-key",
-            "health",
+            Health,
             false,
             200,
             "The deployment's Ed25519 public key that signs audit checkpoints and exports",

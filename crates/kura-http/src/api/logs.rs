@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/audit",
-            "logs",
+            Logs,
             true,
             200,
             "Audit events, newest first: filters from, to (RFC 3339 or a date/time in the tenant's zone), user, action (`file.` for a prefix), ip, result; keyset paging with before=next_before",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/audit/export",
-            "logs",
+            Logs,
             true,
             200,
             "Export the audit log (same filters), streamed: format=jsonl (signed; `kura audit verify FILE --public-key K` checks it offline) or csv",
@@ -25,7 +25,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/audit/verify",
-            "logs",
+            Logs,
             true,
             200,
             "Verify the tenant's audit hash chain: every hash and link, and every signed checkpoint stored with it",
@@ -34,7 +34,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/audit/verify",
-            "logs",
+            Logs,
             true,
             200,
             "Verify the tenant's audit hash chain against a signed checkpoint kept outside Kura (from the daily mail, the console or GET /audit/checkpoint) besides the stored ones",
@@ -44,7 +44,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/audit/checkpoint",
-            "logs",
+            Logs,
             true,
             200,
             "The newest signed checkpoint of the tenant's audit chain (seq, hash, time, signature): keep it outside Kura to detect a later cut or rewrite",
@@ -53,7 +53,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/access-log",
-            "logs",
+            Logs,
             true,
             200,
             "Access log, newest first: filters from, to, user, ip, status (`4xx` or exact), path (prefix); keyset paging with before=next_before",
@@ -62,7 +62,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/access-log/export",
-            "logs",
+            Logs,
             true,
             200,
             "Export the access log (same filters), streamed: format=csv or jsonl",

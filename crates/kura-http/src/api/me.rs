@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/me/tokens",
-            "auth",
+            Auth,
             true,
             200,
             "The caller's personal API tokens (never the secrets)",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/tokens",
-            "auth",
+            Auth,
             true,
             201,
             "Create a personal API token (scopes `<area>:read|write`, expires_in_days ≤ 365); the secret is returned once",
@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/me/tokens/{token_id}",
-            "auth",
+            Auth,
             true,
             204,
             "Revoke one of the caller's API tokens",
@@ -35,7 +35,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/me/mfa",
-            "auth",
+            Auth,
             true,
             200,
             "The caller's second factors and recovery codes left",
@@ -44,7 +44,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/mfa/totp",
-            "auth",
+            Auth,
             true,
             200,
             "Start authenticator-app enrolment: secret, otpauth URI and QR code (SVG)",
@@ -53,7 +53,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/mfa/totp/confirm",
-            "auth",
+            Auth,
             true,
             200,
             "Confirm enrolment with a current code; returns 10 recovery codes, shown once",
@@ -63,7 +63,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/mfa/totp/disable",
-            "auth",
+            Auth,
             true,
             204,
             "Turn the authenticator app off (a current or recovery code)",
@@ -73,7 +73,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/me/mfa/passkeys",
-            "auth",
+            Auth,
             true,
             200,
             "The caller's passkeys",
@@ -82,7 +82,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/mfa/passkeys/options",
-            "auth",
+            Auth,
             true,
             200,
             "Start registering a passkey: `ceremony` and the options for navigator.credentials.create()",
@@ -91,7 +91,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/me/mfa/passkeys",
-            "auth",
+            Auth,
             true,
             201,
             "Finish registering a passkey with the authenticator's answer; the first second factor comes with 10 recovery codes",
@@ -101,7 +101,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/me/mfa/passkeys/{passkey_id}",
-            "auth",
+            Auth,
             true,
             204,
             "Remove one of the caller's passkeys",
@@ -110,7 +110,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/me",
-            "me",
+            Me,
             true,
             200,
             "The caller: user, tenant and grants",
@@ -119,7 +119,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             put,
             "/api/v1/me/locale",
-            "me",
+            Me,
             true,
             204,
             "Set the caller's console language (ja, en or null)",
@@ -129,7 +129,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/sessions",
-            "auth",
+            Auth,
             true,
             200,
             "The caller's live sessions (device, address, last use; `current` marks this one)",
@@ -138,7 +138,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/sessions/{session_id}",
-            "auth",
+            Auth,
             true,
             204,
             "End one of the caller's sessions",

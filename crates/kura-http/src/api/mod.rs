@@ -23,7 +23,7 @@ use kura_domain::tenant::TenantSettings;
 
 use kura_domain::{ContactId, FolderId, GrantId, ProjectId, RoleId, UserId};
 
-use kura_services::auth::{LoginResult, SessionKind};
+use kura_services::auth::{ApiArea, LoginResult, SessionKind};
 
 use kura_services::files::DownloadOutcome;
 
@@ -44,7 +44,8 @@ pub struct RouteDoc {
     pub method: &'static str,
     pub path: &'static str,
     pub summary: &'static str,
-    pub tag: &'static str,
+    /// Its OpenAPI tag and the scope area an API token needs.
+    pub area: ApiArea,
     /// Needs a session or bearer token.
     pub auth: bool,
     /// JSON schema of the request body, if any.
@@ -54,13 +55,13 @@ pub struct RouteDoc {
 }
 
 macro_rules! route {
-    ($m:ident, $path:literal, $tag:literal, $auth:literal, $ok:literal, $summary:literal, $h:expr) => {
+    ($m:ident, $path:literal, $area:ident, $auth:literal, $ok:literal, $summary:literal, $h:expr) => {
         (
             RouteDoc {
                 method: stringify!($m),
                 path: $path,
                 summary: $summary,
-                tag: $tag,
+                area: ApiArea::$area,
                 auth: $auth,
                 body: None,
                 ok: $ok,
@@ -68,13 +69,13 @@ macro_rules! route {
             $m($h),
         )
     };
-    ($m:ident, $path:literal, $tag:literal, $auth:literal, $ok:literal, $summary:literal, $h:expr, $body:expr) => {
+    ($m:ident, $path:literal, $area:ident, $auth:literal, $ok:literal, $summary:literal, $h:expr, $body:expr) => {
         (
             RouteDoc {
                 method: stringify!($m),
                 path: $path,
                 summary: $summary,
-                tag: $tag,
+                area: ApiArea::$area,
                 auth: $auth,
                 body: Some($body),
                 ok: $ok,
@@ -87,7 +88,8 @@ macro_rules! route {
 pub fn router() -> Router<AppState> {
     let mut r = Router::new();
     for (doc, mr) in routes() {
-        r = r.route(doc.path, mr);
+        // The route's area travels with the request, for the API-token scope check.
+        r = r.route(doc.path, mr.layer(axum::Extension(doc.area)));
     }
     r.route("/api/{*rest}", axum::routing::any(api_not_found))
 }

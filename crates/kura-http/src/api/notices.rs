@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/notices",
-            "workspace",
+            Workspace,
             true,
             200,
             "Service notices for the caller's tenant that are still current (kind, titles and bodies in ja/en, effective time)",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/incidents",
-            "workspace",
+            Workspace,
             true,
             200,
             "Open incidents the caller's tenant was notified of, with their updates",

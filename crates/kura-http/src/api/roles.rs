@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/roles",
-            "roles",
+            Roles,
             true,
             200,
             "Built-in and custom roles",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/roles",
-            "roles",
+            Roles,
             true,
             201,
             "Define a custom role from actions",
@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/roles/{role_id}",
-            "roles",
+            Roles,
             true,
             200,
             "One custom role",
@@ -35,7 +35,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/roles/{role_id}",
-            "roles",
+            Roles,
             true,
             204,
             "Delete a custom role and its grants",

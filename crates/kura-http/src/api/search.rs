@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/search",
-            "files",
+            Files,
             true,
             200,
             "Files in every project the caller can see (q, tag, label, attr=key:value; sort, order, after, limit)",

@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/signup",
-            "auth",
+            Auth,
             false,
             202,
             "Sign-up, step 1 (when enabled): mails a verification code to the address; the same answer for every address",
@@ -17,7 +17,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/signup/verify",
-            "auth",
+            Auth,
             false,
             200,
             "Sign-up, step 2: the code (15 minutes, 5 attempts); returns a single-use signup_token",
@@ -27,7 +27,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/signup/complete",
-            "auth",
+            Auth,
             false,
             200,
             "Sign-up, step 3: tenant ID and name, your name and password; provisions the tenant and returns a bearer token (a welcome mail follows)",

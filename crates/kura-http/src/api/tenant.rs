@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/tenant",
-            "tenant",
+            Tenant,
             true,
             200,
             "The caller's tenant and its settings",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             put,
             "/api/v1/tenant/settings",
-            "tenant",
+            Tenant,
             true,
             200,
             "Replace the tenant's settings (contract admin): every setting must be given (422 names any missing or unknown key); use PATCH to change some",
@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             patch,
             "/api/v1/tenant/settings",
-            "tenant",
+            Tenant,
             true,
             200,
             "Change some of the tenant's settings (contract admin): the keys given are merged into the current settings (nested objects too); unknown keys are refused with 422 naming them",
@@ -36,7 +36,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/tenant/contacts",
-            "tenant",
+            Tenant,
             true,
             200,
             "Additional contacts (contract admin)",
@@ -45,7 +45,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/tenant/contacts",
-            "tenant",
+            Tenant,
             true,
             201,
             "Add a contact (contract admin)",
@@ -55,7 +55,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/tenant/contacts/{contact_id}",
-            "tenant",
+            Tenant,
             true,
             204,
             "Remove a contact (contract admin)",

@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/tenant/usage",
-            "tenant",
+            Tenant,
             true,
             200,
             "Usage: files, versions, bytes stored, uploads, downloads (tenant admin)",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/tenant/usage/daily",
-            "tenant",
+            Tenant,
             true,
             200,
             "Usage per day (from, to: YYYY-MM-DD in the tenant's zone; default the last 30 days) or per month (by=month): logins, active users, uploads, downloads and bytes, folders, projects, files, bytes stored",

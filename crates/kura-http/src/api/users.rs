@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/users",
-            "users",
+            Users,
             true,
             200,
             "List users",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users",
-            "users",
+            Users,
             true,
             201,
             "Invite a user (the link is mailed)",
@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/service-accounts",
-            "users",
+            Users,
             true,
             201,
             "Create a service account: a user that cannot log in and acts only through API tokens issued for it, with the roles granted to it",
@@ -36,7 +36,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/users/{user_id}/tokens",
-            "users",
+            Users,
             true,
             200,
             "A service account's API tokens (never the secrets)",
@@ -45,7 +45,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users/{user_id}/tokens",
-            "users",
+            Users,
             true,
             201,
             "Issue an API token for a service account (scopes, expiry ≤ 365 days); the secret is returned once",
@@ -55,7 +55,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/users/{user_id}/tokens/{token_id}",
-            "users",
+            Users,
             true,
             204,
             "Revoke a service account's API token",
@@ -64,7 +64,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/users/{user_id}",
-            "users",
+            Users,
             true,
             200,
             "One user with grants",
@@ -73,7 +73,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/users/{user_id}",
-            "users",
+            Users,
             true,
             204,
             "Delete a user",
@@ -82,7 +82,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users/{user_id}/sessions/end",
-            "users",
+            Users,
             true,
             200,
             "End every session of a user (user management)",
@@ -91,7 +91,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users/{user_id}/freeze",
-            "users",
+            Users,
             true,
             204,
             "Freeze a user; their sessions end at once",
@@ -100,7 +100,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users/{user_id}/unfreeze",
-            "users",
+            Users,
             true,
             204,
             "Unfreeze a user",
@@ -109,7 +109,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/users/{user_id}/grants",
-            "users",
+            Users,
             true,
             200,
             "A user's role grants",
@@ -118,7 +118,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/users/{user_id}/grants",
-            "users",
+            Users,
             true,
             201,
             "Grant a role at a scope",
@@ -128,7 +128,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/users/{user_id}/grants/{grant_id}",
-            "users",
+            Users,
             true,
             204,
             "Revoke a grant",

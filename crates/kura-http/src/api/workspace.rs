@@ -7,7 +7,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/folders",
-            "workspace",
+            Workspace,
             true,
             200,
             "Folders the caller can view (filters: q, label, tag, attr=key:value)",
@@ -16,7 +16,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/folders",
-            "workspace",
+            Workspace,
             true,
             201,
             "Create a folder",
@@ -26,7 +26,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/folders/{folder_id}",
-            "workspace",
+            Workspace,
             true,
             200,
             "One folder",
@@ -35,7 +35,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             patch,
             "/api/v1/folders/{folder_id}",
-            "workspace",
+            Workspace,
             true,
             200,
             "Rename and/or move a folder",
@@ -45,7 +45,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/folders/{folder_id}",
-            "workspace",
+            Workspace,
             true,
             204,
             "Delete an empty folder",
@@ -54,7 +54,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/projects",
-            "workspace",
+            Workspace,
             true,
             200,
             "Projects the caller can view (filters: q, label, tag, attr=key:value)",
@@ -63,7 +63,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             post,
             "/api/v1/projects",
-            "workspace",
+            Workspace,
             true,
             201,
             "Create a project in a folder",
@@ -73,7 +73,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             get,
             "/api/v1/projects/{project_id}",
-            "workspace",
+            Workspace,
             true,
             200,
             "One project",
@@ -82,7 +82,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             patch,
             "/api/v1/projects/{project_id}",
-            "workspace",
+            Workspace,
             true,
             200,
             "Rename and/or move a project",
@@ -92,7 +92,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         route!(
             delete,
             "/api/v1/projects/{project_id}",
-            "workspace",
+            Workspace,
             true,
             204,
             "Delete a project",
