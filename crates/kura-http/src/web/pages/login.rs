@@ -1,0 +1,553 @@
+//! Log-in (password, second step, passkeys), log-out, language, invitations and password resets.
+
+use super::*;
+
+// ---------------------------------------------------------------- login, logout, language
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTpl {
+    p: Page,
+    tenant: String,
+    email: String,
+}
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    tenant: Option<String>,
+    #[serde(flatten)]
+    flash: Flash,
+}
+
+pub async fn login_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let (token, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "login.title", &token, "/login");
+    p.notice = q.flash.notice(&v.tr);
+    p.error = q.flash.error(&v.tr);
+    let body = LoginTpl {
+        p,
+        tenant: q.tenant.unwrap_or_default(),
+        email: String::new(),
+    }
+    .render();
+    let mut res = html(StatusCode::OK, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn login_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    match s
+        .services
+        .login(
+            &f.tenant,
+            &f.email,
+            &f.password,
+            SessionKind::Console,
+            &v.ctx,
+        )
+        .await
+    {
+        Ok(r) => logged_in(&s, &r),
+        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => {
+            let (token, cookie) = pre_csrf(&s);
+            let p = anon_page(v.tr, "mfa.title", &token, "/login");
+            let passkey = methods.contains(&"passkey");
+            let mut res = html(
+                StatusCode::OK,
+                MfaTpl {
+                    p,
+                    challenge,
+                    passkey,
+                }
+                .render(),
+            );
+            set_cookie(&mut res, &cookie);
+            res
+        }
+        Err(e) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "login.title", &token, "/login");
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                kura_services::ServiceError::Forbidden => "err.ip_not_allowed",
+                _ => "login.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
+            let body = LoginTpl {
+                p,
+                tenant: f.tenant,
+                email: f.email,
+            }
+            .render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+pub async fn logout(State(s): State<AppState>, c: Console, Form(f): Form<CsrfForm>) -> Response {
+    if !csrf_ok(&c, &f.csrf) {
+        return csrf_rejected("/");
+    }
+    if let Err(e) = s.services.logout(&c.auth, &c.ctx).await {
+        return back_err("/", &e);
+    }
+    let mut res = Redirect::to("/login?out=1").into_response();
+    set_cookie(&mut res, &clear_cookie(s.cookie_name()));
+    res
+}
+
+#[derive(Deserialize)]
+pub struct LangForm {
+    #[serde(default)]
+    lang: String,
+    #[serde(default)]
+    back: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// Switches the console language: remembered in a cookie, and for a logged-in user also as
+/// their setting (which needs the session's CSRF token).
+pub async fn set_lang(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<LangForm>,
+) -> Response {
+    let Some(lang) = crate::web::i18n::Lang::parse(&f.lang) else {
+        return (StatusCode::BAD_REQUEST, "unknown language").into_response();
+    };
+    let back = crate::web::safe_back(&f.back).unwrap_or_else(|| "/".to_string());
+    let token = crate::extract::cookie(&headers, s.cookie_name()).map(str::to_string);
+    if let Some(token) = token {
+        if let Ok(auth) = s.services.authenticate(&token).await {
+            if !kura_crypto::ct_eq(f.csrf.as_bytes(), auth.session.csrf_token.as_bytes()) {
+                return csrf_rejected(&back);
+            }
+            let ctx = kura_services::RequestCtx::default();
+            if let Err(e) = s
+                .services
+                .set_my_locale(&auth, Some(lang.code()), &ctx)
+                .await
+            {
+                return back_err(&back, &e);
+            }
+        }
+    }
+    let mut res = Redirect::to(&back).into_response();
+    set_cookie(
+        &mut res,
+        &format!(
+            "{LANG_COOKIE}={}; Path=/; SameSite=Lax; Max-Age=31536000",
+            lang.code()
+        ),
+    );
+    res
+}
+
+// ---------------------------------------------------------------- invitations
+
+#[derive(Template)]
+#[template(path = "invite.html")]
+struct InviteTpl {
+    p: Page,
+    valid: bool,
+    token: String,
+    tenant_name: String,
+    email: String,
+}
+
+pub async fn invite_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let (csrf, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "invite.title", &csrf, "/");
+    p.error = flash.error(&v.tr);
+    let (status, body) = match s.services.invitation_info(&token).await {
+        Ok((tenant, user)) => (
+            StatusCode::OK,
+            InviteTpl {
+                p,
+                valid: true,
+                token,
+                tenant_name: tenant.name,
+                email: user.email,
+            }
+            .render(),
+        ),
+        Err(_) => {
+            p.error = Some(v.tr.t("invite.invalid").to_string());
+            (
+                StatusCode::NOT_FOUND,
+                InviteTpl {
+                    p,
+                    valid: false,
+                    token: String::new(),
+                    tenant_name: String::new(),
+                    email: String::new(),
+                }
+                .render(),
+            )
+        }
+    };
+    let mut res = html(status, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct InviteForm {
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    password2: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+pub async fn invite_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let here = format!("/invite/{token}");
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected(&here);
+    }
+    if f.password != f.password2 {
+        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
+    }
+    match s
+        .services
+        .accept_invitation(&token, &f.password, SessionKind::Console, &v.ctx)
+        .await
+    {
+        Ok(r) => logged_in(&s, &r),
+        Err(e) => back_err(&here, &e),
+    }
+}
+
+// ---------------------------------------------------------------- second factor
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaTpl {
+    p: Page,
+    challenge: String,
+    /// The user has a passkey: offer it.
+    passkey: bool,
+}
+
+#[derive(Deserialize)]
+pub struct MfaForm {
+    #[serde(default)]
+    challenge: String,
+    #[serde(default)]
+    code: String,
+    /// A passkey answer instead of a code: the ceremony and the credential (JSON).
+    #[serde(default)]
+    ceremony: Option<String>,
+    #[serde(default)]
+    credential: Option<String>,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// The second step of a console log-in.
+pub async fn login_mfa(State(s): State<AppState>, v: Visitor, Form(f): Form<MfaForm>) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    let factor = match (&f.ceremony, &f.credential) {
+        (Some(ceremony), Some(credential)) if !ceremony.is_empty() => {
+            match serde_json::from_str(credential) {
+                Ok(credential) => SecondFactor::Passkey {
+                    ceremony,
+                    credential,
+                },
+                Err(_) => SecondFactor::Code(""),
+            }
+        }
+        _ => SecondFactor::Code(&f.code),
+    };
+    let passkey = matches!(factor, SecondFactor::Passkey { .. });
+    match s
+        .services
+        .complete_mfa_login(&f.challenge, factor, &v.ctx)
+        .await
+    {
+        Ok(r) => logged_in(&s, &r),
+        Err(e) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "mfa.title", &token, "/login");
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                _ if passkey => "passkey.failed",
+                _ => "mfa.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
+            let body = MfaTpl {
+                p,
+                challenge: f.challenge,
+                passkey,
+            }
+            .render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyOptionsBody {
+    #[serde(default)]
+    tenant: String,
+}
+
+/// Starts a passwordless console log-in (JSON for the login page's script; the pre-login
+/// CSRF token comes in `x-csrf-token`).
+pub async fn login_passkey_options(
+    State(s): State<AppState>,
+    v: Visitor,
+    headers: HeaderMap,
+    axum::Json(b): axum::Json<PasskeyOptionsBody>,
+) -> Response {
+    let sent = headers
+        .get("x-csrf-token")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if !pre_csrf_ok(&v, sent) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({"error": "csrf"})),
+        )
+            .into_response();
+    }
+    match s
+        .services
+        .start_passkey_login(&b.tenant, SessionKind::Console)
+        .await
+    {
+        Ok(start) => axum::Json(start).into_response(),
+        Err(e) => crate::error::ApiError::from(e).into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyLoginForm {
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    ceremony: String,
+    #[serde(default)]
+    credential: String,
+}
+
+/// Finishes a passwordless console log-in: the passkey is both factors.
+pub async fn login_passkey(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<PasskeyLoginForm>,
+) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return Redirect::to("/login?err=csrf").into_response();
+    }
+    let credential = serde_json::from_str(&f.credential).unwrap_or(serde_json::Value::Null);
+    match s
+        .services
+        .complete_passkey_login(&f.ceremony, credential, &v.ctx)
+        .await
+    {
+        Ok(r) => logged_in(&s, &r),
+        Err(e) => {
+            let (token, cookie) = pre_csrf(&s);
+            let mut p = anon_page(v.tr, "login.title", &token, "/login");
+            let key = match e {
+                kura_services::ServiceError::TooManyAttempts { .. } => "err.locked",
+                kura_services::ServiceError::Forbidden => "err.ip_not_allowed",
+                _ => "passkey.failed",
+            };
+            p.error = Some(v.tr.t(key).to_string());
+            let body = LoginTpl {
+                p,
+                tenant: f.tenant,
+                email: String::new(),
+            }
+            .render();
+            let mut res = html(StatusCode::UNAUTHORIZED, body);
+            set_cookie(&mut res, &cookie);
+            res
+        }
+    }
+}
+
+// ---------------------------------------------------------------- password reset
+
+#[derive(Template)]
+#[template(path = "reset.html")]
+struct ResetTpl {
+    p: Page,
+    tenant: String,
+}
+
+/// "Forgot your password?": asks for the tenant ID and e-mail address.
+pub async fn reset_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Query(q): Query<LoginQuery>,
+) -> Response {
+    let (token, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "reset.title", &token, "/reset");
+    p.notice = q.flash.notice(&v.tr);
+    p.error = q.flash.error(&v.tr);
+    let body = ResetTpl {
+        p,
+        tenant: q.tenant.unwrap_or_default(),
+    }
+    .render();
+    let mut res = html(StatusCode::OK, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+#[derive(Deserialize)]
+pub struct ResetForm {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default, rename = "_csrf")]
+    csrf: String,
+}
+
+/// Sends the link if the account exists; the answer is the same either way.
+pub async fn reset_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Form(f): Form<ResetForm>,
+) -> Response {
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected("/reset");
+    }
+    match s
+        .services
+        .request_password_reset(&f.tenant, &f.email, &v.ctx)
+        .await
+    {
+        Ok(()) => back_ok("/reset", "reset_sent"),
+        Err(e) => back_err("/reset", &e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "reset_token.html")]
+struct ResetTokenTpl {
+    p: Page,
+    valid: bool,
+    token: String,
+    tenant_name: String,
+    email: String,
+}
+
+pub async fn reset_token_page(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Query(flash): Query<Flash>,
+) -> Response {
+    let (csrf, cookie) = pre_csrf(&s);
+    let mut p = anon_page(v.tr, "reset.title", &csrf, "/");
+    p.error = flash.error(&v.tr);
+    let (status, body) = match s.services.password_reset_info(&token).await {
+        Ok((tenant, user)) => (
+            StatusCode::OK,
+            ResetTokenTpl {
+                p,
+                valid: true,
+                token,
+                tenant_name: tenant.name,
+                email: user.email,
+            }
+            .render(),
+        ),
+        Err(_) => {
+            p.error = Some(v.tr.t("reset.invalid").to_string());
+            (
+                StatusCode::NOT_FOUND,
+                ResetTokenTpl {
+                    p,
+                    valid: false,
+                    token: String::new(),
+                    tenant_name: String::new(),
+                    email: String::new(),
+                }
+                .render(),
+            )
+        }
+    };
+    let mut res = html(status, body);
+    set_cookie(&mut res, &cookie);
+    res
+}
+
+pub async fn reset_token_submit(
+    State(s): State<AppState>,
+    v: Visitor,
+    Path(token): Path<String>,
+    Form(f): Form<InviteForm>,
+) -> Response {
+    let here = format!("/reset/{token}");
+    if !pre_csrf_ok(&v, &f.csrf) {
+        return csrf_rejected(&here);
+    }
+    if f.password != f.password2 {
+        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
+    }
+    match s
+        .services
+        .complete_password_reset(&token, &f.password, &v.ctx)
+        .await
+    {
+        Ok(tenant) => {
+            let mut res = Redirect::to(&format!(
+                "/login?tenant={}&ok=password_reset",
+                crate::web::encode(&tenant.slug)
+            ))
+            .into_response();
+            set_cookie(&mut res, &clear_cookie(s.csrf_cookie_name()));
+            res
+        }
+        Err(e) => back_err(&here, &e),
+    }
+}
