@@ -48,17 +48,82 @@ pub struct ByteRange {
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
 /// Writes the sealed part of `out` to the blob and keeps the chunk still being filled.
-async fn write_sealed(
-    pending: &mut kura_store::blobs::PendingBlob,
-    enc: &Encryptor,
-    out: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    let n = enc.sealed_len(out);
-    if n > 0 {
-        pending.write(&out[..n]).await?;
-        out.drain(..n);
+/// Ciphertext is written in batches of about 1 MiB (each write is a blocking-pool hop).
+const WRITE_BATCH: usize = 1024 * 1024;
+
+/// **The** way plaintext becomes a stored blob (uploads and re-encryption): a new blob
+/// id, the tenant's data key of a version, chunked AES-256-GCM bound to tenant, blob and
+/// key version, written in ~1 MiB batches. Dropped before [`SealedBlobWriter::commit`], it
+/// leaves nothing behind.
+pub(crate) struct SealedBlobWriter {
+    pub(crate) blob_id: String,
+    pub(crate) key_version: i64,
+    pending: kura_store::blobs::PendingBlob,
+    enc: Encryptor,
+    out: Vec<u8>,
+}
+
+impl SealedBlobWriter {
+    /// A new blob of `tenant` under its current data key.
+    pub(crate) async fn create(services: &Services, tenant: &TenantId) -> Result<Self> {
+        let (version, key) = services.current_key(tenant).await?;
+        Self::with_key(services, tenant, version, key).await
     }
-    Ok(())
+
+    /// A new blob of `tenant` under data key `version`.
+    pub(crate) async fn with_key(
+        services: &Services,
+        tenant: &TenantId,
+        key_version: i64,
+        key: SecretKey,
+    ) -> Result<Self> {
+        let blob_id = kura_domain::ids::new_id();
+        let bctx = BlobContext {
+            tenant_id: tenant.as_str(),
+            blob_id: &blob_id,
+            key_version,
+        };
+        let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
+        let mut pending = services.blobs.create(tenant, &blob_id).await.map_err(io)?;
+        let (enc, header) =
+            Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
+        pending.write(&header).await.map_err(io)?;
+        Ok(Self {
+            blob_id,
+            key_version,
+            pending,
+            enc,
+            out: Vec::with_capacity(WRITE_BATCH + stream::CHUNK + stream::TAG),
+        })
+    }
+
+    /// Encrypts and writes (in batches) the next plaintext.
+    pub(crate) async fn write(&mut self, plain: &[u8]) -> Result<()> {
+        self.enc
+            .update(plain, &mut self.out)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        if self.out.len() >= WRITE_BATCH {
+            let n = self.enc.sealed_len(&self.out);
+            if n > 0 {
+                self.pending
+                    .write(&self.out[..n])
+                    .await
+                    .map_err(|e| ServiceError::blob_io("blob write", e))?;
+                self.out.drain(..n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals the last chunk and makes the blob durable and visible.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
+        self.enc
+            .finish(&mut self.out)
+            .map_err(|e| ServiceError::internal(e.to_string()))?;
+        self.pending.write(&self.out).await.map_err(io)?;
+        self.pending.commit().await.map_err(io)
+    }
 }
 
 impl Services {
@@ -244,18 +309,8 @@ impl Services {
             }
             quota_left = Some(quota - used);
         }
-        let (key_version, key) = self.current_key(&t).await?;
-        let blob_id = kura_domain::ids::new_id();
-        let bctx = BlobContext {
-            tenant_id: t.as_str(),
-            blob_id: &blob_id,
-            key_version,
-        };
-        let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
-        let mut pending = self.blobs.create(&t, &blob_id).await.map_err(io)?;
-        let (mut enc, header) =
-            Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
-        pending.write(&header).await.map_err(io)?;
+        let mut blob = SealedBlobWriter::create(self, &t).await?;
+        let (blob_id, key_version) = (blob.blob_id.clone(), blob.key_version);
         // The content hash runs on a blocking thread beside the encryption. Pieces are
         // reference-counted, not copied, and handed over about 1 MiB at a time (one
         // wake-up per batch, not per piece).
@@ -272,9 +327,6 @@ impl Services {
         let mut to_hash: Vec<Bytes> = Vec::new();
         let mut to_hash_len = 0usize;
         let mut size: u64 = 0;
-        // Ciphertext is written in batches of about 1 MiB (each write is a blocking-pool hop).
-        const WRITE_BATCH: usize = 1024 * 1024;
-        let mut out = Vec::with_capacity(WRITE_BATCH + stream::CHUNK + stream::TAG);
         while let Some(piece) = body.next().await {
             let piece = piece
                 .map_err(|e| ServiceError::invalid("body", format!("upload interrupted: {e}")))?;
@@ -289,8 +341,7 @@ impl Services {
                     "files are limited to {max_bytes} bytes"
                 )));
             }
-            enc.update(&piece, &mut out)
-                .map_err(|e| ServiceError::internal(e.to_string()))?;
+            blob.write(&piece).await?;
             to_hash_len += piece.len();
             to_hash.push(piece);
             if to_hash_len >= WRITE_BATCH {
@@ -299,21 +350,12 @@ impl Services {
                     return Err(ServiceError::internal("hash thread ended"));
                 }
             }
-
-            if out.len() >= WRITE_BATCH {
-                write_sealed(&mut pending, &enc, &mut out)
-                    .await
-                    .map_err(io)?;
-            }
         }
-        enc.finish(&mut out)
-            .map_err(|e| ServiceError::internal(e.to_string()))?;
-        pending.write(&out).await.map_err(io)?;
         if !to_hash.is_empty() && hash_tx.send(to_hash).await.is_err() {
             return Err(ServiceError::internal("hash thread ended"));
         }
         drop(hash_tx);
-        pending.commit().await.map_err(io)?;
+        blob.commit().await?;
         let sha256 = hasher
             .await
             .map_err(|_| ServiceError::internal("hash task failed"))?;
@@ -590,7 +632,7 @@ impl Services {
         id: &str,
         version: Option<i64>,
         ctx: &RequestCtx,
-    ) -> Result<(File, Version)> {
+    ) -> Result<Download> {
         let f = self.load_file(auth, id, Action::View, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
@@ -600,7 +642,22 @@ impl Services {
             Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
             Err(e) => return Err(e.into()),
         };
-        Ok((f, v))
+        Ok(Download {
+            tenant: t.clone(),
+            file: f,
+            version: v,
+        })
+    }
+
+    /// The content of a download opened with [`Services::open_download`] (whole, or a byte
+    /// range) as a stream — the only public way to file content, so it is always behind a
+    /// permission check.
+    pub async fn download_content(
+        &self,
+        d: &Download,
+        range: Option<ByteRange>,
+    ) -> Result<ByteStream> {
+        self.read_content(&d.tenant, &d.version, range).await
     }
 
     /// Records how a download ended, with the bytes that went out: `file.download`,
@@ -663,7 +720,7 @@ impl Services {
     /// same buffer (no copies). The first run is checked before this returns, so a
     /// tampered blob fails with an error, not a broken response; a later bad chunk ends
     /// the stream with an error.
-    pub async fn read_content(
+    pub(crate) async fn read_content(
         &self,
         tenant: &TenantId,
         v: &Version,
@@ -973,6 +1030,15 @@ fn check_length(r: &kura_store::blobs::BlobReader, size: u64, blob: &str) -> Res
         }
         _ => Ok(()),
     }
+}
+
+/// A download the caller may make (from [`Services::open_download`]): the file and the
+/// version; its content comes from [`Services::download_content`].
+#[derive(Debug, Clone)]
+pub struct Download {
+    tenant: TenantId,
+    pub file: File,
+    pub version: Version,
 }
 
 /// How a download ended.
@@ -1288,29 +1354,12 @@ impl Services {
                     continue;
                 }
             };
-            let new_blob = kura_domain::ids::new_id();
-            let bctx = BlobContext {
-                tenant_id: t.as_str(),
-                blob_id: &new_blob,
-                key_version: new_version,
-            };
-            let mut pending = self.blobs.create(t, &new_blob).await.map_err(io)?;
-            let (mut enc, header) =
-                Encryptor::new(&dek, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
-            pending.write(&header).await.map_err(io)?;
-            let mut out = Vec::new();
+            let mut blob = SealedBlobWriter::with_key(self, t, new_version, dek.clone()).await?;
+            let new_blob = blob.blob_id.clone();
             while let Some(piece) = plain.next().await {
-                let piece = piece.map_err(io)?;
-                enc.update(&piece, &mut out)
-                    .map_err(|e| ServiceError::internal(e.to_string()))?;
-                write_sealed(&mut pending, &enc, &mut out)
-                    .await
-                    .map_err(io)?;
+                blob.write(&piece.map_err(io)?).await?;
             }
-            enc.finish(&mut out)
-                .map_err(|e| ServiceError::internal(e.to_string()))?;
-            pending.write(&out).await.map_err(io)?;
-            pending.commit().await.map_err(io)?;
+            blob.commit().await?;
             let mut tx = self.store.tenant_tx(t).await?;
             match files::replace_blob(&mut tx, t, &old_blob, &new_blob, new_version).await {
                 Ok(0) => {

@@ -302,7 +302,8 @@ async fn download_file(
     headers: axum::http::HeaderMap,
 ) -> ApiResult {
     use axum::http::header;
-    let (file, v) = s.services.open_download(&a, &id, q.version, &ctx).await?;
+    let d = s.services.open_download(&a, &id, q.version, &ctx).await?;
+    let (file, v) = (d.file.clone(), d.version.clone());
     let etag = format!("\"{}-{}\"", v.sha256, v.version);
     if headers
         .get(header::IF_NONE_MATCH)
@@ -330,7 +331,7 @@ async fn download_file(
         Some(Ok(r)) => Some(r),
         None => None,
     };
-    let body = match s.services.read_content(&a.tenant.id, &v, range).await {
+    let body = match s.services.download_content(&d, range).await {
         Ok(b) => b,
         Err(e) => {
             let outcome = match e {
