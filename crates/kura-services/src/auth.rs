@@ -14,6 +14,13 @@ use kura_store::{invitations, sessions, tenants, users, SYSTEM_TENANT};
 /// idle timeout is therefore exact to within this many seconds).
 pub const TOUCH_INTERVAL_SECS: i64 = 60;
 
+/// What a one-time link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LinkPurpose {
+    Invite,
+    Reset,
+}
+
 /// Everything a request knows once its token checks out.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
@@ -486,6 +493,40 @@ impl Services {
     }
 
     /// The tenant and user of an unused, unexpired one-time link of `purpose`.
+    /// Redeems a one-time link — an invitation or a password reset, one mechanism: the link
+    /// must be valid for `purpose`; the password must pass the tenant's policy (a refused
+    /// one leaves the link usable); then, in the returned transaction, the link is used up
+    /// (once, even under a race) and the password set. The caller adds what its purpose
+    /// needs (activation, ending sessions, audit) and commits.
+    async fn redeem_link(
+        &self,
+        token: &str,
+        purpose: LinkPurpose,
+        password: &str,
+    ) -> Result<(Tenant, User, kura_store::Tx)> {
+        let (tenant, user) = match purpose {
+            LinkPurpose::Invite => self.invitation_info(token).await?,
+            LinkPurpose::Reset => self.password_reset_info(token).await?,
+        };
+        tenant
+            .settings
+            .password_policy
+            .check(
+                password,
+                &[&user.email, &user.display_name, &tenant.name, &tenant.slug],
+            )
+            .map_err(ServiceError::WeakPassword)?;
+        let phc = self.hash_password(password.to_string()).await?;
+        let now = self.now();
+        let hash = kura_crypto::token::hash(token);
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        if !invitations::mark_used(&mut tx, &tenant.id, &hash, now).await? {
+            return Err(ServiceError::NotFound);
+        }
+        users::set_password(&mut tx, &tenant.id, &user.id, &phc, now).await?;
+        Ok((tenant, user, tx))
+    }
+
     async fn one_time_link(&self, token: &str, purpose: &str) -> Result<(Tenant, User)> {
         let hash = kura_crypto::token::hash(token);
         let mut tx = self.store.system_read().await?;
@@ -509,23 +550,10 @@ impl Services {
         kind: SessionKind,
         ctx: &RequestCtx,
     ) -> Result<LoginResult> {
-        let (tenant, user) = self.invitation_info(token).await?;
-        tenant
-            .settings
-            .password_policy
-            .check(
-                password,
-                &[&user.email, &user.display_name, &tenant.name, &tenant.slug],
-            )
-            .map_err(ServiceError::WeakPassword)?;
-        let phc = self.hash_password(password.to_string()).await?;
+        let (tenant, user, mut tx) = self
+            .redeem_link(token, LinkPurpose::Invite, password)
+            .await?;
         let now = self.now();
-        let hash = kura_crypto::token::hash(token);
-        let mut tx = self.store.tenant_tx(&tenant.id).await?;
-        if !invitations::mark_used(&mut tx, &tenant.id, &hash, now).await? {
-            return Err(ServiceError::NotFound);
-        }
-        users::set_password(&mut tx, &tenant.id, &user.id, &phc, now).await?;
         users::set_status(&mut tx, &tenant.id, &user.id, UserStatus::Active, now).await?;
         self.audit(
             &mut tx,
@@ -704,23 +732,9 @@ impl Services {
         password: &str,
         ctx: &RequestCtx,
     ) -> Result<Tenant> {
-        let (tenant, user) = self.password_reset_info(token).await?;
-        tenant
-            .settings
-            .password_policy
-            .check(
-                password,
-                &[&user.email, &user.display_name, &tenant.name, &tenant.slug],
-            )
-            .map_err(ServiceError::WeakPassword)?;
-        let phc = self.hash_password(password.to_string()).await?;
-        let now = self.now();
-        let hash = kura_crypto::token::hash(token);
-        let mut tx = self.store.tenant_tx(&tenant.id).await?;
-        if !invitations::mark_used(&mut tx, &tenant.id, &hash, now).await? {
-            return Err(ServiceError::NotFound);
-        }
-        users::set_password(&mut tx, &tenant.id, &user.id, &phc, now).await?;
+        let (tenant, user, mut tx) = self
+            .redeem_link(token, LinkPurpose::Reset, password)
+            .await?;
         let ended = kura_store::sessions::delete_for_user(&mut tx, &tenant.id, &user.id).await?;
         self.audit(
             &mut tx,
