@@ -66,11 +66,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::QuotaExceeded(m) => {
                 ApiError::new(StatusCode::INSUFFICIENT_STORAGE, "quota_exceeded", m)
             }
-            ServiceError::MfaRequired { .. } => ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "mfa_required",
-                "a second factor is required",
-            ),
             ServiceError::TooManyAttempts { retry_after_secs } => ApiError {
                 retry_after: Some(retry_after_secs.max(1)),
                 ..ApiError::new(

@@ -46,6 +46,18 @@ pub struct LoginResult {
     pub expires_at: Timestamp,
 }
 
+/// What a correct password leads to: a session, or (for a user with a second factor) a
+/// challenge the second factor must answer before any session exists.
+#[derive(Debug)]
+pub enum LoginOutcome {
+    Session(Box<LoginResult>),
+    SecondFactor {
+        challenge: String,
+        /// What the user can answer with: `totp`, `recovery_code`, `passkey`.
+        methods: Vec<&'static str>,
+    },
+}
+
 impl std::fmt::Debug for LoginResult {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginResult")
@@ -81,7 +93,7 @@ impl Services {
         password: &str,
         kind: SessionKind,
         ctx: &RequestCtx,
-    ) -> Result<LoginResult> {
+    ) -> Result<LoginOutcome> {
         let email = email.trim().to_lowercase();
         let slug = tenant_slug.trim().to_lowercase();
         let mut tx = self.store.system_read().await?;
@@ -164,9 +176,10 @@ impl Services {
         let methods = self.second_factors(&tenant.id, &user.id).await?;
         if !methods.is_empty() {
             let challenge = self.issue_challenge(&tenant.id, &user.id, kind).await?;
-            return Err(ServiceError::MfaRequired { challenge, methods });
+            return Ok(LoginOutcome::SecondFactor { challenge, methods });
         }
-        self.finish_login(tenant, user, kind, ctx).await
+        let session = self.finish_login(tenant, user, kind, ctx).await?;
+        Ok(LoginOutcome::Session(Box::new(session)))
     }
 
     /// The tenant's IP allowlist (IAM-7) applies before any session exists.

@@ -24,13 +24,6 @@ pub enum ServiceError {
     TooLarge(String),
     #[error("{0}")]
     QuotaExceeded(String),
-    /// The password was right; a second factor must follow with this challenge.
-    #[error("a second factor is required")]
-    MfaRequired {
-        challenge: String,
-        /// What the user can answer with: `totp`, `recovery_code`, `passkey`.
-        methods: Vec<&'static str>,
-    },
     /// Too many failed logins: the account or address is locked for a while.
     #[error("too many failed attempts; try again in {retry_after_secs} s")]
     TooManyAttempts { retry_after_secs: i64 },

@@ -64,7 +64,7 @@ pub async fn ensure(services: &Services) -> anyhow::Result<bool> {
             &ctx,
         )
         .await?;
-    let login = services
+    let login = match services
         .login(
             DEMO_TENANT,
             owner_email,
@@ -72,7 +72,13 @@ pub async fn ensure(services: &Services) -> anyhow::Result<bool> {
             SessionKind::Api,
             &ctx,
         )
-        .await?;
+        .await?
+    {
+        kura_services::auth::LoginOutcome::Session(s) => s,
+        kura_services::auth::LoginOutcome::SecondFactor { .. } => {
+            anyhow::bail!("the demo owner unexpectedly has a second factor")
+        }
+    };
     let owner = services.authenticate(&login.token).await?;
 
     let label = |l: &str| kura_store::Labels {

@@ -115,15 +115,14 @@ async fn login(
     match s
         .services
         .login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx)
-        .await
+        .await?
     {
-        Ok(r) => ok(login_json(&r)),
-        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => ok(json!({
+        LoginOutcome::Session(r) => ok(login_json(&r)),
+        LoginOutcome::SecondFactor { challenge, methods } => ok(json!({
             "mfa_required": true,
             "challenge": challenge,
             "methods": methods,
         })),
-        Err(e) => Err(e.into()),
     }
 }
 

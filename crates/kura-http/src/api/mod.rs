@@ -23,7 +23,7 @@ use kura_domain::tenant::TenantSettings;
 
 use kura_domain::{ContactId, FolderId, GrantId, ProjectId, RoleId, UserId};
 
-use kura_services::auth::{ApiArea, LoginResult, SessionKind};
+use kura_services::auth::{ApiArea, LoginOutcome, LoginResult, SessionKind};
 
 use kura_services::files::DownloadOutcome;
 

@@ -348,9 +348,7 @@ pub fn back_err(path: &str, e: &ServiceError) -> Response {
             tracing::error!(%cause, "storage full in console");
             ("storage_full", String::new())
         }
-        ServiceError::Unauthenticated
-        | ServiceError::BadCredentials
-        | ServiceError::MfaRequired { .. } => {
+        ServiceError::Unauthenticated | ServiceError::BadCredentials => {
             return Redirect::to("/login?expired=1").into_response()
         }
         ServiceError::Internal(cause) => {

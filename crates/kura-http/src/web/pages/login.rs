@@ -70,8 +70,8 @@ pub async fn login_submit(
         )
         .await
     {
-        Ok(r) => logged_in(&s, &r),
-        Err(kura_services::ServiceError::MfaRequired { challenge, methods }) => {
+        Ok(LoginOutcome::Session(r)) => logged_in(&s, &r),
+        Ok(LoginOutcome::SecondFactor { challenge, methods }) => {
             let (token, cookie) = pre_csrf(&s);
             let p = anon_page(v.tr, "mfa.title", &token, "/login");
             let passkey = methods.contains(&"passkey");

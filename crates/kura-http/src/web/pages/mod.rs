@@ -23,7 +23,7 @@ use kura_domain::authz::{BuiltinRole, Scope};
 
 use kura_domain::{Action, FolderId, GrantId, ProjectId, UserId};
 
-use kura_services::auth::SessionKind;
+use kura_services::auth::{LoginOutcome, SessionKind};
 
 use kura_services::mfa::SecondFactor;
 
