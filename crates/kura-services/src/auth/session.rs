@@ -1,0 +1,278 @@
+//! Sessions: starting one, authenticating a bearer, idle and absolute expiry, listing and
+//! ending them.
+
+use super::*;
+
+/// A session is written back as "seen" at most this often (saves a write per request; the
+/// idle timeout is therefore exact to within this many seconds).
+pub const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// Everything a request knows once its token checks out.
+#[derive(Debug, Clone)]
+pub struct AuthContext {
+    /// Set when the caller came with a personal API token: what it may do (`area:read`,
+    /// `area:write`). `None` for sessions.
+    pub token_scopes: Option<Vec<String>>,
+    /// The tenant requires MFA and the user has not enrolled: only enrolment is allowed.
+    pub must_enrol_mfa: bool,
+    pub principal: Principal,
+    /// The user's grants as stored (role names, scopes), for display.
+    pub grants: Vec<kura_store::roles::GrantRow>,
+    pub user: User,
+    pub tenant: Tenant,
+    pub session: Session,
+}
+
+/// `console` (cookie) or `api` (bearer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    Console,
+    Api,
+}
+
+impl SessionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionKind::Console => "console",
+            SessionKind::Api => "api",
+        }
+    }
+}
+
+impl AuthContext {
+    /// The built-in roles the user holds (any scope), for role-specific policies.
+    pub fn builtin_roles(&self) -> Vec<&'static str> {
+        builtin_role_names(&self.grants)
+    }
+}
+
+/// One of the caller's sessions, as listed to them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionView {
+    #[serde(flatten)]
+    pub session: Session,
+    /// The session this request came with.
+    pub current: bool,
+    /// When it ends unless used again (idle timeout) and at the latest (absolute).
+    pub idle_expires_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+impl Services {
+    pub(crate) async fn start_session(
+        &self,
+        tenant: Tenant,
+        user: User,
+        kind: SessionKind,
+        ctx: &RequestCtx,
+        action: &'static str,
+    ) -> Result<LoginResult> {
+        let now = self.now();
+        let token =
+            kura_crypto::token::generate("kss").map_err(|_| ServiceError::internal("rng"))?;
+        let csrf =
+            kura_crypto::token::random_string().map_err(|_| ServiceError::internal("rng"))?;
+        let session = Session {
+            id: token.hash.clone(),
+            tenant_id: tenant.id.clone(),
+            user_id: user.id.clone(),
+            kind: kind.as_str().to_string(),
+            csrf_token: csrf,
+            ip: ctx.ip.clone(),
+            user_agent: ctx
+                .user_agent
+                .clone()
+                .map(|s| s.chars().take(300).collect()),
+            created_at: now,
+            last_seen_at: now,
+        };
+        let mut tx = self.store.tenant_tx(&tenant.id).await?;
+        sessions::insert(&mut tx, &session).await?;
+        let principal = Principal {
+            tenant_id: tenant.id.clone(),
+            user_id: user.id.clone(),
+            grants: vec![],
+        };
+        self.audit(
+            &mut tx,
+            &tenant.id,
+            &Actor::User(&principal),
+            ctx,
+            Event::new(action)
+                .target("user", &user.id)
+                .details(serde_json::json!({ "session_kind": kind.as_str() })),
+        )
+        .await?;
+        tx.commit().await?;
+        let expires_at = now.plus_secs(tenant.settings.session_policy.absolute_lifetime_secs);
+        Ok(LoginResult {
+            token: token.secret,
+            session,
+            user,
+            tenant,
+            expires_at,
+        })
+    }
+
+    /// Resolves a bearer/cookie token to an active user with their grants. Expired sessions,
+    /// frozen or deleted users and inactive tenants get `Unauthenticated`.
+    pub async fn authenticate(&self, token: &str) -> Result<AuthContext> {
+        if token.starts_with("kat_") {
+            return self.authenticate_api_token(token).await;
+        }
+        let hash = kura_crypto::token::hash(token);
+        let now = self.now();
+        let mut tx = self.store.system_lookup().await?;
+        let Some((session, user, tenant, grants)) =
+            sessions::find_with_owner(&mut tx, &hash).await?
+        else {
+            return Err(ServiceError::Unauthenticated);
+        };
+        drop(tx);
+        let policy = &tenant.settings.session_policy;
+        if user.status != UserStatus::Active
+            || tenant.status != TenantStatus::Active
+            || !policy.is_alive(session.created_at, session.last_seen_at, now)
+        {
+            let mut tx = self.store.tenant_tx(&tenant.id).await?;
+            sessions::delete(&mut tx, &tenant.id, &session.id).await?;
+            tx.commit().await?;
+            return Err(ServiceError::Unauthenticated);
+        }
+        // Written at most once a minute — and at least twice per idle period, so that an
+        // active session never times out (with a 60 s idle limit: every 30 s).
+        let touch_every_ms = (TOUCH_INTERVAL_SECS * 1000).min(policy.idle_timeout_secs * 500);
+        if now.0 - session.last_seen_at.0 >= touch_every_ms {
+            let mut tx = self.store.tenant_tx(&tenant.id).await?;
+            sessions::touch(&mut tx, &tenant.id, &session.id, now).await?;
+            tx.commit().await?;
+        }
+        // The tenant requires a second factor and this user has none yet: the session may
+        // only be used to enrol (checked by the HTTP layer for every route).
+        let roles = builtin_role_names(&grants);
+        let must_enrol_mfa = tenant.settings.mfa_required_for(&roles)
+            && !self.has_second_factor(&tenant.id, &user.id).await?;
+        Ok(AuthContext {
+            token_scopes: None,
+            must_enrol_mfa,
+            principal: Principal {
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                grants: grants
+                    .iter()
+                    .map(|g| g.effective(&tenant.settings))
+                    .collect(),
+            },
+            grants,
+            user,
+            tenant,
+            session,
+        })
+    }
+
+    /// Ends the current session.
+    pub async fn logout(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<()> {
+        let mut tx = self.store.tenant_tx(&auth.tenant.id).await?;
+        sessions::delete(&mut tx, &auth.tenant.id, &auth.session.id).await?;
+        self.audit(
+            &mut tx,
+            &auth.tenant.id,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("auth.logout").target("user", &auth.user.id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The caller's live sessions (IAM-8): device (user agent), address, last use.
+    pub async fn my_sessions(&self, auth: &AuthContext) -> Result<Vec<SessionView>> {
+        let t = &auth.tenant.id;
+        let policy = &auth.tenant.settings.session_policy;
+        let now = self.now();
+        let mut tx = self.store.tenant_read(t).await?;
+        let list = kura_store::sessions::list_for_user(&mut tx, t, &auth.user.id).await?;
+        Ok(list
+            .into_iter()
+            .map(|s| SessionView {
+                current: s.id == auth.session.id,
+                idle_expires_at: s.last_seen_at.plus_secs(policy.idle_timeout_secs),
+                expires_at: s.created_at.plus_secs(policy.absolute_lifetime_secs),
+                session: s,
+            })
+            .filter(|v| v.idle_expires_at > now && v.expires_at > now)
+            .collect())
+    }
+
+    /// Ends one of the caller's own sessions (another device, or this one). Audited.
+    pub async fn end_my_session(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let t = &auth.tenant.id;
+        let mut tx = self.store.tenant_tx(t).await?;
+        if !kura_store::sessions::delete_of_user(&mut tx, t, &auth.user.id, id).await? {
+            return Err(ServiceError::NotFound);
+        }
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("session.end")
+                .target("user", &auth.user.id)
+                .details(serde_json::json!({ "session": id.chars().take(12).collect::<String>() })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Admin: ends every session of a user of the tenant (user management right). Audited.
+    pub async fn end_user_sessions(
+        &self,
+        auth: &AuthContext,
+        user: &kura_domain::UserId,
+        ctx: &RequestCtx,
+    ) -> Result<u64> {
+        let t = &auth.tenant.id;
+        // Another tenant's user is indistinguishable from one that does not exist.
+        let mut tx = self.store.tenant_read(t).await?;
+        match users::get(&mut tx, t, user).await {
+            Ok(_) => drop(tx),
+            Err(kura_store::StoreError::NotFound) => {
+                drop(tx);
+                return Err(self
+                    .not_found(&auth.principal, "user", user.as_str(), ctx)
+                    .await);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.require(
+            &auth.principal,
+            kura_domain::Action::UserManage,
+            &kura_domain::Resource::Tenant(t.clone()),
+            ctx,
+        )
+        .await?;
+        // Not the sessions of someone who holds more (a contract admin, an uncapped admin).
+        self.require_not_outranked(auth, user, ctx).await?;
+        let mut tx = self.store.tenant_tx(t).await?;
+        let ended = kura_store::sessions::delete_for_user(&mut tx, t, user).await?;
+        self.audit(
+            &mut tx,
+            t,
+            &Actor::User(&auth.principal),
+            ctx,
+            Event::new("user.sessions.end")
+                .target("user", user)
+                .details(serde_json::json!({ "ended": ended })),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ended)
+    }
+}
