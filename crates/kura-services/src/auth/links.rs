@@ -10,6 +10,32 @@ pub(crate) enum LinkPurpose {
     Reset,
 }
 
+impl LinkPurpose {
+    /// The purpose as stored with the link.
+    fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Invite => "invite",
+            LinkPurpose::Reset => "reset",
+        }
+    }
+
+    /// The token's prefix (tells a leaked secret's kind at a glance) and the console path
+    /// the link opens.
+    fn token_prefix_and_path(self) -> (&'static str, &'static str) {
+        match self {
+            LinkPurpose::Invite => ("kin", "invite"),
+            LinkPurpose::Reset => ("krs", "reset"),
+        }
+    }
+}
+
+/// A freshly issued one-time link: the URL (with the secret, for the mail only) and when it
+/// stops working.
+pub(crate) struct IssuedLink {
+    pub url: String,
+    pub expires_at: Timestamp,
+}
+
 /// Password-reset mails per account, and reset requests per client address, per window.
 const RESETS_PER_ACCOUNT: i64 = 3;
 
@@ -20,14 +46,53 @@ const RESET_WINDOW_SECS: i64 = 15 * 60;
 impl Services {
     /// Looks up an invitation link without using it (to show the set-password form).
     pub async fn invitation_info(&self, token: &str) -> Result<(Tenant, User)> {
-        let (tenant, user) = self.one_time_link(token, "invite").await?;
+        let (tenant, user) = self.one_time_link(token, LinkPurpose::Invite).await?;
         if user.status != UserStatus::Invited {
             return Err(ServiceError::NotFound);
         }
         Ok((tenant, user))
     }
 
-    /// The tenant and user of an unused, unexpired one-time link of `purpose`.
+    /// Issues a one-time link of `purpose` for `user` in `tx`, replacing the user's unused
+    /// links of the same purpose. Only the token's hash is stored.
+    pub(crate) async fn issue_link(
+        &self,
+        tx: &mut kura_store::Tx,
+        tenant: &Tenant,
+        user: &User,
+        purpose: LinkPurpose,
+    ) -> Result<IssuedLink> {
+        let now = self.now();
+        let (prefix, path) = purpose.token_prefix_and_path();
+        let token =
+            kura_crypto::token::generate(prefix).map_err(|_| ServiceError::internal("rng"))?;
+        let ttl = match purpose {
+            LinkPurpose::Invite => self.config.invitation_ttl_secs,
+            LinkPurpose::Reset => self.config.password_reset_ttl_secs,
+        };
+        let expires_at = now.plus_secs(ttl);
+        invitations::revoke_for_user(tx, &tenant.id, &user.id, purpose.as_str(), now).await?;
+        invitations::insert(
+            tx,
+            &invitations::Invitation {
+                token_hash: token.hash.clone(),
+                tenant_id: tenant.id.clone(),
+                user_id: user.id.clone(),
+                created_at: now,
+                expires_at,
+                used_at: None,
+                purpose: purpose.as_str().into(),
+            },
+        )
+        .await?;
+        let url = format!(
+            "{}/{path}/{}",
+            self.config.public_url.trim_end_matches('/'),
+            token.secret
+        );
+        Ok(IssuedLink { url, expires_at })
+    }
+
     /// Redeems a one-time link — an invitation or a password reset, one mechanism: the link
     /// must be valid for `purpose`; the password must pass the tenant's policy (a refused
     /// one leaves the link usable); then, in the returned transaction, the link is used up
@@ -62,13 +127,19 @@ impl Services {
         Ok((tenant, user, tx))
     }
 
-    pub(crate) async fn one_time_link(&self, token: &str, purpose: &str) -> Result<(Tenant, User)> {
+    /// The tenant and user of an unused, unexpired one-time link of `purpose`.
+    pub(crate) async fn one_time_link(
+        &self,
+        token: &str,
+        purpose: LinkPurpose,
+    ) -> Result<(Tenant, User)> {
         let hash = kura_crypto::token::hash(token);
         let mut tx = self.store.system_read().await?;
         let inv = invitations::find(&mut tx, &hash)
             .await?
             .ok_or(ServiceError::NotFound)?;
-        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != purpose {
+        if inv.used_at.is_some() || self.now() >= inv.expires_at || inv.purpose != purpose.as_str()
+        {
             return Err(ServiceError::NotFound);
         }
         let tenant = tenants::get(&mut tx, &inv.tenant_id).await?;
@@ -192,29 +263,13 @@ impl Services {
                 .await;
         };
         let now = self.now();
-        let token =
-            kura_crypto::token::generate("krs").map_err(|_| ServiceError::internal("rng"))?;
-        let expires_at = now.plus_secs(self.config.password_reset_ttl_secs);
         let mut tx = self.store.tenant_tx(&tenant.id).await?;
-        invitations::revoke_for_user(&mut tx, &tenant.id, &user.id, "reset", now).await?;
-        invitations::insert(
-            &mut tx,
-            &invitations::Invitation {
-                token_hash: token.hash.clone(),
-                tenant_id: tenant.id.clone(),
-                user_id: user.id.clone(),
-                created_at: now,
-                expires_at,
-                used_at: None,
-                purpose: "reset".into(),
-            },
-        )
-        .await?;
-        let link = format!(
-            "{}/reset/{}",
-            self.config.public_url.trim_end_matches('/'),
-            token.secret
-        );
+        let IssuedLink {
+            url: link,
+            expires_at,
+        } = self
+            .issue_link(&mut tx, &tenant, &user, LinkPurpose::Reset)
+            .await?;
         let locale = user
             .locale
             .clone()
@@ -249,7 +304,7 @@ impl Services {
 
     /// The tenant and user of a valid (unused, unexpired) reset link.
     pub async fn password_reset_info(&self, token: &str) -> Result<(Tenant, User)> {
-        let (tenant, user) = self.one_time_link(token, "reset").await?;
+        let (tenant, user) = self.one_time_link(token, LinkPurpose::Reset).await?;
         if user.status != UserStatus::Active || tenant.status != TenantStatus::Active {
             return Err(ServiceError::NotFound);
         }

@@ -30,6 +30,7 @@ mod login;
 mod session;
 mod tokens;
 
+pub(crate) use links::{IssuedLink, LinkPurpose};
 pub use login::*;
 pub use session::*;
 pub use tokens::*;

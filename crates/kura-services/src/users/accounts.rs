@@ -137,27 +137,12 @@ impl Services {
         let role_label = self
             .grant_first_role(tx, tenant, actor, &user, &input, now)
             .await?;
-        let token =
-            kura_crypto::token::generate("kin").map_err(|_| ServiceError::internal("rng"))?;
-        let expires_at = now.plus_secs(self.config.invitation_ttl_secs);
-        invitations::insert(
-            tx,
-            &Invitation {
-                token_hash: token.hash.clone(),
-                tenant_id: tenant.id.clone(),
-                user_id: user.id.clone(),
-                created_at: now,
-                expires_at,
-                used_at: None,
-                purpose: "invite".into(),
-            },
-        )
-        .await?;
-        let link = format!(
-            "{}/invite/{}",
-            self.config.public_url.trim_end_matches('/'),
-            token.secret
-        );
+        let crate::auth::IssuedLink {
+            url: link,
+            expires_at,
+        } = self
+            .issue_link(tx, tenant, &user, crate::auth::LinkPurpose::Invite)
+            .await?;
         let locale = user
             .locale
             .clone()

@@ -9,7 +9,6 @@ use kura_domain::user::{UserKind, UserStatus};
 use kura_domain::{
     validate_email, validate_name, Action, Decision, GrantId, Resource, RoleId, TenantId, UserId,
 };
-use kura_store::invitations::{self, Invitation};
 use kura_store::roles::{self, CustomRole, GrantRow, NewGrant, RoleRef};
 use kura_store::tenants::Tenant;
 use kura_store::users::{self, User};
