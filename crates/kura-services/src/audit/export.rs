@@ -1,230 +1,7 @@
-//! Reading and verifying the audit log, and the access log (LOG-1, LOG-2, LOG-5).
+//! Exporting the logs as CSV or JSON Lines: streamed page by page, signed only over what
+//! verified.
 
-use crate::auth::AuthContext;
-use crate::{Actor, Event, RequestCtx, Result, ServiceError, Services};
-use kura_crypto::ChainError;
-use kura_domain::{Action, FolderId, ProjectId, Resource, TenantId};
-use kura_store::access_log::AccessEntry;
-use kura_store::audit::{Checkpoint, StoredEvent, VerifyReport};
-use kura_store::SYSTEM_TENANT;
-use std::collections::HashMap;
-
-/// The highest label rank a reader of the audit log may see names at: `None` when one of
-/// their tenant-wide grants with `audit.read` is uncapped (they see everything), else the
-/// highest cap among those grants.
-fn audit_cap(auth: &AuthContext) -> Option<u8> {
-    let grants: Vec<&kura_domain::authz::Grant> = auth
-        .principal
-        .grants
-        .iter()
-        .filter(|g| {
-            g.scope == kura_domain::authz::Scope::Tenant && g.actions.contains(Action::AuditRead)
-        })
-        .collect();
-    if grants.iter().any(|g| g.max_level.is_none()) {
-        return None;
-    }
-    grants.iter().filter_map(|g| g.max_level).max()
-}
-
-/// An entry about something above the reader's cap, as they are shown it: what happened,
-/// when and by whom — not what it was done to.
-fn redact(e: &mut StoredEvent) {
-    e.record.target_id = None;
-    e.record.details = serde_json::json!({ "redacted": "above your label cap" });
-}
-
-impl Services {
-    /// The gate of every audit- and access-log read: `audit.read` on the caller's tenant.
-    async fn require_audit_read(&self, auth: &AuthContext, ctx: &RequestCtx) -> Result<()> {
-        self.require(
-            &auth.principal,
-            Action::AuditRead,
-            &Resource::Tenant(auth.tenant.id.clone()),
-            ctx,
-        )
-        .await
-    }
-
-    /// Tenant admin: the newest audit events (before `before`, for paging).
-    pub async fn list_audit(
-        &self,
-        auth: &AuthContext,
-        before: Option<i64>,
-        limit: i64,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<StoredEvent>> {
-        let all = kura_store::audit::Filter::default();
-        self.query_audit(auth, &all, before, limit, ctx).await
-    }
-
-    /// Tenant admin: verifies their own chain.
-    pub async fn verify_own_audit(
-        &self,
-        auth: &AuthContext,
-        ctx: &RequestCtx,
-    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
-        let t = &auth.tenant.id;
-        self.require_audit_read(auth, ctx).await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        self.verify_chain(&mut tx, t, None).await
-    }
-
-    /// Tenant admin: verifies their chain against a checkpoint they kept outside Kura (from
-    /// the daily mail, the console or an earlier export) besides the stored ones — which
-    /// catches a chain cut back together with its stored checkpoints.
-    pub async fn verify_own_audit_with(
-        &self,
-        auth: &AuthContext,
-        published: &Checkpoint,
-        ctx: &RequestCtx,
-    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
-        let t = &auth.tenant.id;
-        self.require_audit_read(auth, ctx).await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        self.verify_chain(&mut tx, t, Some(published)).await
-    }
-
-    /// Tenant admin: the newest signed checkpoint of their chain (to keep outside Kura).
-    pub async fn newest_checkpoint(
-        &self,
-        auth: &AuthContext,
-        ctx: &RequestCtx,
-    ) -> Result<Option<Checkpoint>> {
-        let t = &auth.tenant.id;
-        self.require_audit_read(auth, ctx).await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::audit::latest_checkpoint(&mut tx, t, None).await?)
-    }
-
-    /// **The** verification of a chain (API, console, CLI, backups, exports): every hash
-    /// and link from the stored base (itself a genuine signed purge checkpoint) to the head;
-    /// every stored checkpoint — and `published`, one kept outside Kura — carries this
-    /// deployment's signature, the entry at its seq has its hash, and the chain reaches it.
-    /// A forger with write access to the database can recompute hashes and move the head,
-    /// but not sign: what they rewrote before the newest checkpoint contradicts it.
-    pub async fn verify_chain(
-        &self,
-        tx: &mut kura_store::Tx,
-        t: &TenantId,
-        published: Option<&Checkpoint>,
-    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
-        let mut cps = kura_store::audit::checkpoints_between(tx, t, 0, i64::MAX).await?;
-        cps.extend(published.cloned());
-        for c in &cps {
-            if c.tenant_id != t.as_str() || !self.checkpoint_is_genuine(c) {
-                return Ok(Err(ChainError::CheckpointSignature { seq: c.seq }));
-            }
-        }
-        let anchors: Vec<(i64, String)> = cps.iter().map(|c| (c.seq, c.hash.clone())).collect();
-        let r = kura_store::audit::verify(tx, t, &anchors).await?;
-        self.check_base(t, r).await
-    }
-
-    /// A chain that verifies from a purge base verifies only if that base is a genuine
-    /// signed purge checkpoint (else whoever deleted the head of the chain also moved it).
-    async fn check_base(
-        &self,
-        t: &TenantId,
-        r: std::result::Result<VerifyReport, ChainError>,
-    ) -> Result<std::result::Result<VerifyReport, ChainError>> {
-        match r {
-            Ok(rep) if !self.base_is_genuine(t).await? => {
-                Ok(Err(ChainError::Base { seq: rep.base_seq }))
-            }
-            other => Ok(other),
-        }
-    }
-
-    /// Tenant admin: the newest access-log entries.
-    pub async fn list_access(
-        &self,
-        auth: &AuthContext,
-        limit: i64,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<AccessEntry>> {
-        let all = kura_store::access_log::Filter::default();
-        self.query_access(auth, &all, None, limit, ctx).await
-    }
-
-    /// Tenant admin: access-log entries matching a filter, newest first, keyset-paged.
-    pub async fn query_access(
-        &self,
-        auth: &AuthContext,
-        filter: &kura_store::access_log::Filter,
-        before: Option<i64>,
-        limit: i64,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<AccessEntry>> {
-        let t = &auth.tenant.id;
-        self.require_audit_read(auth, ctx).await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        Ok(kura_store::access_log::query(
-            &mut tx,
-            t,
-            filter,
-            kura_store::access_log::Cursor::Before(before),
-            limit,
-        )
-        .await?)
-    }
-
-    /// Operator: verifies one tenant's chain (by slug, or `_system`), or every chain.
-    /// The verification is itself recorded in the system chain.
-    /// `published`: a checkpoint kept outside Kura, checked besides the stored ones (with
-    /// one tenant).
-    pub async fn operator_verify_audit(
-        &self,
-        slug: Option<&str>,
-        published: Option<&Checkpoint>,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<(String, std::result::Result<VerifyReport, ChainError>)>> {
-        let targets: Vec<(String, TenantId)> = match slug {
-            Some(SYSTEM_TENANT) => {
-                vec![(SYSTEM_TENANT.into(), TenantId::from_string(SYSTEM_TENANT))]
-            }
-            Some(s) => {
-                let t = self.operator_find_tenant(s).await?;
-                vec![(t.slug, t.id)]
-            }
-            None => {
-                let mut tx = self.store.system_read().await?;
-                let all = kura_store::tenants::list_all(&mut tx).await?;
-                let mut v: Vec<(String, TenantId)> =
-                    all.into_iter().map(|t| (t.slug, t.id)).collect();
-                v.push((SYSTEM_TENANT.into(), TenantId::from_string(SYSTEM_TENANT)));
-                v
-            }
-        };
-        let mut out = Vec::new();
-        for (label, id) in targets {
-            let mut tx = self.store.system_read().await?;
-            let r = self.verify_chain(&mut tx, &id, published).await?;
-            drop(tx);
-            out.push((label, r));
-        }
-        let failed: Vec<&str> = out
-            .iter()
-            .filter(|(_, r)| r.is_err())
-            .map(|(l, _)| l.as_str())
-            .collect();
-        self.audit_alone(
-            &TenantId::from_string(SYSTEM_TENANT),
-            &Actor::Operator,
-            ctx,
-            Event::new("operator.audit.verify")
-                .result(if failed.is_empty() {
-                    "success"
-                } else {
-                    "failure"
-                })
-                .details(serde_json::json!({ "chains": out.len(), "failed": failed })),
-        )
-        .await
-        .map_err(|e| ServiceError::internal(e.to_string()))?;
-        Ok(out)
-    }
-}
+use super::*;
 
 /// How an export is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,9 +48,9 @@ pub fn csv_field(s: &str) -> String {
     }
 }
 
-const EXPORT_PAGE: i64 = 1000;
+pub(crate) const EXPORT_PAGE: i64 = 1000;
 
-struct AuditExport {
+pub(crate) struct AuditExport {
     services: Services,
     tenant: TenantId,
     zone: String,
@@ -509,96 +286,22 @@ impl AuditExport {
     }
 }
 
-impl Services {
-    /// Tenant admin: audit events matching a filter, newest first, keyset-paged on seq.
-    pub async fn query_audit(
-        &self,
-        auth: &AuthContext,
-        filter: &kura_store::audit::Filter,
-        before: Option<i64>,
-        limit: i64,
-        ctx: &RequestCtx,
-    ) -> Result<Vec<StoredEvent>> {
-        let t = &auth.tenant.id;
-        self.require_audit_read(auth, ctx).await?;
-        let mut tx = self.store.tenant_read(t).await?;
-        let mut events = kura_store::audit::query(
-            &mut tx,
-            t,
-            filter,
-            kura_store::audit::Cursor::Before(before),
-            limit,
-        )
-        .await?;
-        drop(tx);
-        if let Some(cap) = audit_cap(auth) {
-            let mut seen = HashMap::new();
-            for e in &mut events {
-                if !self
-                    .within_cap(t, &auth.tenant.settings, cap, e, &mut seen)
-                    .await?
-                {
-                    redact(e);
-                }
+/// An audit export as a byte stream.
+pub(crate) fn export_stream(state: AuditExport) -> ExportStream {
+    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
+        match st.next_chunk().await {
+            Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), st)),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, "audit export failed mid-stream");
+                st.stage = 3;
+                Some((Err(std::io::Error::other("export failed")), st))
             }
         }
-        Ok(events)
-    }
+    }))
+}
 
-    /// Whether an event's target (a file, project or folder) is at or below `cap` — what a
-    /// reader whose audit access is capped may see named. A target that no longer exists
-    /// cannot be placed and counts as above (fail closed). `seen` caches per target.
-    async fn within_cap(
-        &self,
-        t: &TenantId,
-        settings: &kura_domain::tenant::TenantSettings,
-        cap: u8,
-        e: &StoredEvent,
-        seen: &mut HashMap<(String, String), bool>,
-    ) -> Result<bool> {
-        let (Some(kind), Some(id)) = (&e.record.target_kind, &e.record.target_id) else {
-            return Ok(true);
-        };
-        if !matches!(kind.as_str(), "file" | "project" | "folder") {
-            return Ok(true);
-        }
-        let key = (kind.clone(), id.clone());
-        if let Some(v) = seen.get(&key) {
-            return Ok(*v);
-        }
-        let mut tx = self.store.tenant_read(t).await?;
-        let level = match kind.as_str() {
-            "file" => match kura_store::files::get(&mut tx, t, id).await {
-                Ok(f) => self
-                    .project_as_resource(
-                        &mut tx,
-                        settings,
-                        t,
-                        &f.project_id,
-                        Some(f.labels.label.as_deref()),
-                    )
-                    .await
-                    .ok()
-                    .map(|(_, r)| r.level()),
-                Err(_) => None,
-            },
-            "project" => self
-                .project_as_resource(&mut tx, settings, t, &ProjectId::from_string(id), None)
-                .await
-                .ok()
-                .map(|(_, r)| r.level()),
-            _ => self
-                .folder_as_resource(&mut tx, settings, t, &FolderId::from_string(id))
-                .await
-                .ok()
-                .map(|(_, r)| r.level()),
-        };
-        drop(tx);
-        let ok = level.is_some_and(|l| l <= cap);
-        seen.insert(key, ok);
-        Ok(ok)
-    }
-
+impl Services {
     /// Tenant admin: the audit log (filtered) as a stream, CSV or signed JSON Lines that
     /// `kura audit verify FILE --public-key K` checks offline. The export is audited.
     pub async fn export_audit(
@@ -642,7 +345,7 @@ impl Services {
         export_stream(self.audit_export_state(t, zone, filter, format))
     }
 
-    fn audit_export_state(
+    pub(crate) fn audit_export_state(
         &self,
         t: &TenantId,
         zone: &str,
@@ -665,24 +368,7 @@ impl Services {
             seen: HashMap::new(),
         }
     }
-}
 
-/// An audit export as a byte stream.
-fn export_stream(state: AuditExport) -> ExportStream {
-    Box::pin(futures_util::stream::unfold(state, |mut st| async move {
-        match st.next_chunk().await {
-            Ok(Some(chunk)) => Some((Ok(bytes::Bytes::from(chunk)), st)),
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "audit export failed mid-stream");
-                st.stage = 3;
-                Some((Err(std::io::Error::other("export failed")), st))
-            }
-        }
-    }))
-}
-
-impl Services {
     /// Tenant admin: the access log (filtered) as a stream, CSV or JSON Lines, oldest
     /// first, times with the tenant zone's offset. The export is audited.
     pub async fn export_access(
