@@ -4,15 +4,22 @@
 
 mod account;
 mod api;
+mod audit_log;
+mod backups;
 mod blobs;
 mod browser;
 mod cli;
-mod evidence;
 mod files;
 mod isolation;
+mod jobs;
+mod lifecycle;
+mod notices;
+mod operator;
 mod resilience;
+mod signup;
 mod store;
 mod tamper;
+mod usage;
 
 /// The `kura` command, built by this same `cargo test` (the testkit's `kura-for-tests`
 /// binary: the same entry point as `kura`), for tests that run real processes.
