@@ -44,6 +44,84 @@ pub fn backends() -> Vec<Backend> {
     }
 }
 
+/// Whether this backend runs in this process (PostgreSQL not when `KURA_TEST_POSTGRES=skip`).
+pub fn backend_enabled(b: Backend) -> bool {
+    backends().contains(&b)
+}
+
+/// Whether this storage runs in this process (S3 not when `KURA_TEST_S3=skip`).
+pub fn storage_enabled(s: Storage) -> bool {
+    storages().contains(&s)
+}
+
+/// One test per backend, named after it, so that a failure says which backend failed:
+/// `per_backend!(name);` next to `async fn name(b: Backend)` gives the tests
+/// `name::sqlite` and `name::postgres`.
+#[macro_export]
+macro_rules! per_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                if $crate::backend_enabled($crate::Backend::Postgres) {
+                    super::$name($crate::Backend::Postgres).await
+                }
+            }
+        }
+    };
+}
+
+/// One test per (database, storage) pair of [`setups`], named after it:
+/// `per_setup!(name);` next to `async fn name(b: Backend, storage: Storage)` gives
+/// `name::sqlite_local`, `name::postgres_local` and `name::sqlite_s3`.
+#[macro_export]
+macro_rules! per_setup {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_local() {
+                super::$name($crate::Backend::Sqlite, $crate::Storage::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres_local() {
+                if $crate::backend_enabled($crate::Backend::Postgres) {
+                    super::$name($crate::Backend::Postgres, $crate::Storage::Local).await
+                }
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite_s3() {
+                if $crate::storage_enabled($crate::Storage::S3) {
+                    super::$name($crate::Backend::Sqlite, $crate::Storage::S3).await
+                }
+            }
+        }
+    };
+}
+
+/// One test per blob storage, named after it: `per_storage!(name);` next to
+/// `async fn name(storage: Storage)` gives `name::local` and `name::s3`.
+#[macro_export]
+macro_rules! per_storage {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn local() {
+                super::$name($crate::Storage::Local).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn s3() {
+                if $crate::storage_enabled($crate::Storage::S3) {
+                    super::$name($crate::Storage::S3).await
+                }
+            }
+        }
+    };
+}
+
 pub fn pg_url() -> String {
     std::env::var("KURA_TEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())

@@ -205,246 +205,245 @@ async fn reset_token(s: &TestServer, to: &str) -> Option<(String, String)> {
     Some((m.subject.clone(), token))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn password_reset_by_one_time_link() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
+kura_testkit::per_backend!(password_reset_by_one_time_link);
+async fn password_reset_by_one_time_link(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
     use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("resetco").await;
-        let (_, member) = s
-            .add_user(
-                &t.admin_token,
-                "yamada@resetco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let ask = |email: &'static str| {
-            let s = &s;
-            async move {
-                s.call(
-                    "POST",
-                    "/api/v1/auth/password-reset",
-                    None,
-                    Some(json!({ "tenant": "resetco", "email": email })),
-                )
-                .await
-            }
-        };
-        // Unknown address, unknown tenant: the same answer, and no mail.
-        let (st1, body1) = ask("nobody@resetco.example.jp").await;
-        let (st2, body2) = ask("yamada@resetco.example.jp").await;
-        assert_eq!(st1, StatusCode::ACCEPTED);
-        assert_eq!((st1, &body1), (st2, &body2), "no enumeration");
-        let (st3, _) = s
-            .call(
-                "POST",
-                "/api/v1/auth/password-reset",
-                None,
-                Some(json!({ "tenant": "nosuch", "email": "yamada@resetco.example.jp" })),
-            )
-            .await;
-        assert_eq!(st3, StatusCode::ACCEPTED);
-        assert!(reset_token(&s, "nobody@resetco.example.jp").await.is_none());
-        let (subject, token) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
-        assert!(
-            subject.contains("パスワード再設定"),
-            "Japanese by the tenant: {subject}"
-        );
-        assert!(token.starts_with("krs_"));
-
-        // A weak password is refused and the link stays usable.
-        let complete = |token: String, password: &'static str| {
-            let s = &s;
-            async move {
-                s.call(
-                    "POST",
-                    "/api/v1/auth/password-reset/complete",
-                    None,
-                    Some(json!({ "token": token, "password": password })),
-                )
-                .await
-                .0
-            }
-        };
-        assert_eq!(
-            complete(token.clone(), "password").await,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        // A newer request replaces the older link.
-        ask("yamada@resetco.example.jp").await;
-        let (_, newer) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
-        assert_ne!(newer, token);
-        assert_eq!(
-            complete(token.clone(), "Brand-New-Kettle-77").await,
-            StatusCode::NOT_FOUND,
-            "the older link no longer works"
-        );
-        assert_eq!(
-            complete(newer.clone(), "Brand-New-Kettle-77").await,
-            StatusCode::NO_CONTENT
-        );
-        // Single use; every session ended; the new password works, the old does not.
-        assert_eq!(
-            complete(newer.clone(), "Another-New-Kettle-78").await,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            s.get("/api/v1/me", &member).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            s.login("resetco", "yamada@resetco.example.jp", PASSWORD)
-                .await
-                .0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            s.login(
-                "resetco",
-                "yamada@resetco.example.jp",
-                "Brand-New-Kettle-77"
-            )
-            .await
-            .0,
-            StatusCode::OK
-        );
-        // An invitation token is not a reset token.
-        let (st, _) = s
-            .post(
-                "/api/v1/users",
-                &t.admin_token,
-                json!({ "email": "new@resetco.example.jp", "role": "member" }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let invitation = s.invitation_token("new@resetco.example.jp").await;
-        assert_eq!(
-            complete(invitation, "Invite-As-Reset-80").await,
-            StatusCode::NOT_FOUND
-        );
-        let (_, audit) = s.get("/api/v1/audit?limit=100", &t.admin_token).await;
-        let actions: Vec<&str> = audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        assert!(actions.contains(&"auth.password_reset.request"));
-        assert!(actions.contains(&"auth.password_reset"));
-        // Links expire (30 minutes by default).
-        ask("yamada@resetco.example.jp").await;
-        let (_, late) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
-        s.clock.advance_secs(31 * 60);
-        assert_eq!(
-            complete(late, "Late-New-Kettle-79").await,
-            StatusCode::NOT_FOUND
-        );
-        s.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_logins_lock_for_a_while_and_a_reset_lifts_it() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
-    use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("lockco").await;
-        s.add_user(
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("resetco").await;
+    let (_, member) = s
+        .add_user(
             &t.admin_token,
-            "suzuki@lockco.example.jp",
+            "yamada@resetco.example.jp",
             "member",
             json!({ "type": "tenant" }),
         )
         .await;
-        let login = |email: &'static str, password: &'static str| {
-            let s = &s;
-            async move {
-                let res = s
-                    .client
-                    .post(format!("{}/api/v1/auth/login", s.base))
-                    .json(&json!({ "tenant": "lockco", "email": email, "password": password }))
-                    .send()
-                    .await
-                    .unwrap();
-                let retry = res
-                    .headers()
-                    .get("retry-after")
-                    .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
-                (res.status(), retry)
-            }
-        };
-        // Five failures lock the account; then even the right password is refused, with
-        // Retry-After. An address that does not exist behaves the same.
-        for email in ["suzuki@lockco.example.jp", "ghost@lockco.example.jp"] {
-            for _ in 0..5 {
-                assert_eq!(
-                    login(email, "wrong-Password-1").await.0,
-                    StatusCode::UNAUTHORIZED
-                );
-            }
-            let (st, retry) = login(email, PASSWORD).await;
-            assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{email}");
-            assert!(retry.is_some_and(|r| r > 800 && r <= 900), "{retry:?}");
+    let ask = |email: &'static str| {
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({ "tenant": "resetco", "email": email })),
+            )
+            .await
         }
-        // Others are not affected.
-        assert_eq!(
-            login("owner@lockco.example.jp", PASSWORD).await.0,
-            StatusCode::OK
-        );
-        // The lock expires.
-        s.clock.advance_secs(15 * 60 + 1);
-        assert_eq!(
-            login("suzuki@lockco.example.jp", PASSWORD).await.0,
-            StatusCode::OK
-        );
-        // Locked again, a password reset lifts it at once.
-        for _ in 0..5 {
-            login("suzuki@lockco.example.jp", "wrong-Password-1").await;
-        }
-        assert_eq!(
-            login("suzuki@lockco.example.jp", PASSWORD).await.0,
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        s.call(
+    };
+    // Unknown address, unknown tenant: the same answer, and no mail.
+    let (st1, body1) = ask("nobody@resetco.example.jp").await;
+    let (st2, body2) = ask("yamada@resetco.example.jp").await;
+    assert_eq!(st1, StatusCode::ACCEPTED);
+    assert_eq!((st1, &body1), (st2, &body2), "no enumeration");
+    let (st3, _) = s
+        .call(
             "POST",
             "/api/v1/auth/password-reset",
             None,
-            Some(json!({ "tenant": "lockco", "email": "suzuki@lockco.example.jp" })),
+            Some(json!({ "tenant": "nosuch", "email": "yamada@resetco.example.jp" })),
         )
         .await;
-        let (_, token) = reset_token(&s, "suzuki@lockco.example.jp").await.unwrap();
-        let (st, _) = s
-            .call(
+    assert_eq!(st3, StatusCode::ACCEPTED);
+    assert!(reset_token(&s, "nobody@resetco.example.jp").await.is_none());
+    let (subject, token) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+    assert!(
+        subject.contains("パスワード再設定"),
+        "Japanese by the tenant: {subject}"
+    );
+    assert!(token.starts_with("krs_"));
+
+    // A weak password is refused and the link stays usable.
+    let complete = |token: String, password: &'static str| {
+        let s = &s;
+        async move {
+            s.call(
                 "POST",
                 "/api/v1/auth/password-reset/complete",
                 None,
-                Some(json!({ "token": token, "password": "After-Lock-Kettle-55" })),
+                Some(json!({ "token": token, "password": password })),
             )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        assert_eq!(
-            login("suzuki@lockco.example.jp", "After-Lock-Kettle-55")
-                .await
-                .0,
-            StatusCode::OK
-        );
-        let (_, owner) = s.login("lockco", "owner@lockco.example.jp", PASSWORD).await;
-        let tok = owner["token"].as_str().unwrap();
-        let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
-        let lockouts = audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|e| e["action"] == "auth.lockout")
-            .count();
-        assert!(lockouts >= 3, "lockouts audited: {lockouts}");
-        s.stop().await;
-    }
+            .await
+            .0
+        }
+    };
+    assert_eq!(
+        complete(token.clone(), "password").await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // A newer request replaces the older link.
+    ask("yamada@resetco.example.jp").await;
+    let (_, newer) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+    assert_ne!(newer, token);
+    assert_eq!(
+        complete(token.clone(), "Brand-New-Kettle-77").await,
+        StatusCode::NOT_FOUND,
+        "the older link no longer works"
+    );
+    assert_eq!(
+        complete(newer.clone(), "Brand-New-Kettle-77").await,
+        StatusCode::NO_CONTENT
+    );
+    // Single use; every session ended; the new password works, the old does not.
+    assert_eq!(
+        complete(newer.clone(), "Another-New-Kettle-78").await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login("resetco", "yamada@resetco.example.jp", PASSWORD)
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login(
+            "resetco",
+            "yamada@resetco.example.jp",
+            "Brand-New-Kettle-77"
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    // An invitation token is not a reset token.
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({ "email": "new@resetco.example.jp", "role": "member" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let invitation = s.invitation_token("new@resetco.example.jp").await;
+    assert_eq!(
+        complete(invitation, "Invite-As-Reset-80").await,
+        StatusCode::NOT_FOUND
+    );
+    let (_, audit) = s.get("/api/v1/audit?limit=100", &t.admin_token).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"auth.password_reset.request"));
+    assert!(actions.contains(&"auth.password_reset"));
+    // Links expire (30 minutes by default).
+    ask("yamada@resetco.example.jp").await;
+    let (_, late) = reset_token(&s, "yamada@resetco.example.jp").await.unwrap();
+    s.clock.advance_secs(31 * 60);
+    assert_eq!(
+        complete(late, "Late-New-Kettle-79").await,
+        StatusCode::NOT_FOUND
+    );
+    s.stop().await;
+}
 
-    // Per address: many accounts from one address lock the address.
+kura_testkit::per_backend!(failed_logins_lock_for_a_while_and_a_reset_lifts_it);
+async fn failed_logins_lock_for_a_while_and_a_reset_lifts_it(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
+    use serde_json::json;
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("lockco").await;
+    s.add_user(
+        &t.admin_token,
+        "suzuki@lockco.example.jp",
+        "member",
+        json!({ "type": "tenant" }),
+    )
+    .await;
+    let login = |email: &'static str, password: &'static str| {
+        let s = &s;
+        async move {
+            let res = s
+                .client
+                .post(format!("{}/api/v1/auth/login", s.base))
+                .json(&json!({ "tenant": "lockco", "email": email, "password": password }))
+                .send()
+                .await
+                .unwrap();
+            let retry = res
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().parse::<i64>().unwrap());
+            (res.status(), retry)
+        }
+    };
+    // Five failures lock the account; then even the right password is refused, with
+    // Retry-After. An address that does not exist behaves the same.
+    for email in ["suzuki@lockco.example.jp", "ghost@lockco.example.jp"] {
+        for _ in 0..5 {
+            assert_eq!(
+                login(email, "wrong-Password-1").await.0,
+                StatusCode::UNAUTHORIZED
+            );
+        }
+        let (st, retry) = login(email, PASSWORD).await;
+        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{email}");
+        assert!(retry.is_some_and(|r| r > 800 && r <= 900), "{retry:?}");
+    }
+    // Others are not affected.
+    assert_eq!(
+        login("owner@lockco.example.jp", PASSWORD).await.0,
+        StatusCode::OK
+    );
+    // The lock expires.
+    s.clock.advance_secs(15 * 60 + 1);
+    assert_eq!(
+        login("suzuki@lockco.example.jp", PASSWORD).await.0,
+        StatusCode::OK
+    );
+    // Locked again, a password reset lifts it at once.
+    for _ in 0..5 {
+        login("suzuki@lockco.example.jp", "wrong-Password-1").await;
+    }
+    assert_eq!(
+        login("suzuki@lockco.example.jp", PASSWORD).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    s.call(
+        "POST",
+        "/api/v1/auth/password-reset",
+        None,
+        Some(json!({ "tenant": "lockco", "email": "suzuki@lockco.example.jp" })),
+    )
+    .await;
+    let (_, token) = reset_token(&s, "suzuki@lockco.example.jp").await.unwrap();
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/auth/password-reset/complete",
+            None,
+            Some(json!({ "token": token, "password": "After-Lock-Kettle-55" })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        login("suzuki@lockco.example.jp", "After-Lock-Kettle-55")
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (_, owner) = s.login("lockco", "owner@lockco.example.jp", PASSWORD).await;
+    let tok = owner["token"].as_str().unwrap();
+    let (_, audit) = s.get("/api/v1/audit?limit=200", tok).await;
+    let lockouts = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.lockout")
+        .count();
+    assert!(lockouts >= 3, "lockouts audited: {lockouts}");
+    s.stop().await;
+}
+
+/// Per address: many accounts from one address lock the address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_from_one_address_lock_the_address() {
     let mut cfg = test_config(Backend::Sqlite);
     cfg.login_ip_max_failures = 6;
     let s = TestServer::start_with(cfg, Backend::Sqlite).await;
@@ -466,1168 +465,1150 @@ async fn failed_logins_lock_for_a_while_and_a_reset_lifts_it() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_list_and_end_their_sessions_and_admins_end_a_users() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
+kura_testkit::per_backend!(users_list_and_end_their_sessions_and_admins_end_a_users);
+async fn users_list_and_end_their_sessions_and_admins_end_a_users(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
     use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("sessco").await;
-        let (member_id, m1) = s
-            .add_user(
-                &t.admin_token,
-                "kato@sessco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let (_, m2) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
-        let m2 = m2["token"].as_str().unwrap().to_string();
-        let (st, list) = s.get("/api/v1/sessions", &m1).await;
-        assert_eq!(st, StatusCode::OK);
-        let items = list["items"].as_array().unwrap();
-        assert_eq!(items.len(), 2, "{list}");
-        assert_eq!(items.iter().filter(|i| i["current"] == true).count(), 1);
-        assert!(items
-            .iter()
-            .all(|i| i["ip"] == "127.0.0.1" && i["kind"] == "api"));
-        assert!(
-            items.iter().all(|i| i.get("csrf_token").is_none()),
-            "no secrets listed"
-        );
-        let other = items.iter().find(|i| i["current"] == false).unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("sessco").await;
+    let (member_id, m1) = s
+        .add_user(
+            &t.admin_token,
+            "kato@sessco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let (_, m2) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+    let m2 = m2["token"].as_str().unwrap().to_string();
+    let (st, list) = s.get("/api/v1/sessions", &m1).await;
+    assert_eq!(st, StatusCode::OK);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{list}");
+    assert_eq!(items.iter().filter(|i| i["current"] == true).count(), 1);
+    assert!(items
+        .iter()
+        .all(|i| i["ip"] == "127.0.0.1" && i["kind"] == "api"));
+    assert!(
+        items.iter().all(|i| i.get("csrf_token").is_none()),
+        "no secrets listed"
+    );
+    let other = items.iter().find(|i| i["current"] == false).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
-        // End the other device's session; it stops at once.
-        assert_eq!(
-            s.call(
-                "DELETE",
-                &format!("/api/v1/sessions/{other}"),
-                Some(&m1),
-                None
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(s.get("/api/v1/me", &m2).await.0, StatusCode::UNAUTHORIZED);
-        assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::OK);
-        // Someone else's session is not the caller's to end.
-        let admin_session = kura_crypto::token::hash(&t.admin_token);
-        assert_eq!(
-            s.call(
-                "DELETE",
-                &format!("/api/v1/sessions/{admin_session}"),
-                Some(&m1),
-                None
-            )
-            .await
-            .0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(s.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
-        // Only user managers end another user's sessions.
-        let (admin_id, _) = {
-            let (_, me) = s.get("/api/v1/me", &t.admin_token).await;
-            (me["user"]["id"].as_str().unwrap().to_string(), ())
-        };
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{admin_id}/sessions/end"),
-                &m1,
-                json!({})
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN
-        );
-        let (st, ended) = s
-            .post(
-                &format!("/api/v1/users/{member_id}/sessions/end"),
-                &t.admin_token,
-                json!({}),
-            )
-            .await;
-        assert_eq!((st, ended["ended"].as_i64()), (StatusCode::OK, Some(1)));
-        assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::UNAUTHORIZED);
+    // End the other device's session; it stops at once.
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/sessions/{other}"),
+            Some(&m1),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(s.get("/api/v1/me", &m2).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::OK);
+    // Someone else's session is not the caller's to end.
+    let admin_session = kura_crypto::token::hash(&t.admin_token);
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/sessions/{admin_session}"),
+            Some(&m1),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(s.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
+    // Only user managers end another user's sessions.
+    let (admin_id, _) = {
+        let (_, me) = s.get("/api/v1/me", &t.admin_token).await;
+        (me["user"]["id"].as_str().unwrap().to_string(), ())
+    };
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{admin_id}/sessions/end"),
+            &m1,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (st, ended) = s
+        .post(
+            &format!("/api/v1/users/{member_id}/sessions/end"),
+            &t.admin_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!((st, ended["ended"].as_i64()), (StatusCode::OK, Some(1)));
+    assert_eq!(s.get("/api/v1/me", &m1).await.0, StatusCode::UNAUTHORIZED);
 
-        // Idle sessions are not listed (nor usable).
-        let (_, fresh) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
-        let fresh = fresh["token"].as_str().unwrap().to_string();
-        s.clock.advance_secs(31 * 60);
-        let (_, newest) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
-        let newest = newest["token"].as_str().unwrap().to_string();
-        let (_, list) = s.get("/api/v1/sessions", &newest).await;
-        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
-        assert_eq!(
-            s.get("/api/v1/me", &fresh).await.0,
-            StatusCode::UNAUTHORIZED
-        );
+    // Idle sessions are not listed (nor usable).
+    let (_, fresh) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+    let fresh = fresh["token"].as_str().unwrap().to_string();
+    s.clock.advance_secs(31 * 60);
+    let (_, newest) = s.login("sessco", "kato@sessco.example.jp", PASSWORD).await;
+    let newest = newest["token"].as_str().unwrap().to_string();
+    let (_, list) = s.get("/api/v1/sessions", &newest).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(
+        s.get("/api/v1/me", &fresh).await.0,
+        StatusCode::UNAUTHORIZED
+    );
 
-        let (_, audit) = s.get("/api/v1/audit?limit=100", &newest).await;
-        let _ = audit;
-        s.stop().await;
-    }
+    let (_, audit) = s.get("/api/v1/audit?limit=100", &newest).await;
+    let _ = audit;
+    s.stop().await;
 }
 
 fn totp_now(s: &TestServer, secret_b32: &str) -> String {
     s.totp_code(secret_b32)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn totp_second_factor_with_recovery_codes() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
+kura_testkit::per_backend!(totp_second_factor_with_recovery_codes);
+async fn totp_second_factor_with_recovery_codes(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
     use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("totpco").await;
-        let email = "ito@totpco.example.jp";
-        let (_, m) = s
-            .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
-            .await;
-        let (st, en) = s.post("/api/v1/me/mfa/totp", &m, json!({})).await;
-        assert_eq!(st, StatusCode::OK, "{en}");
-        let secret = en["secret"].as_str().unwrap().to_string();
-        assert!(en["qr_svg"].as_str().unwrap().starts_with("<svg"));
-        assert!(en["otpauth_uri"].as_str().unwrap().contains(&secret));
-        // Not active until confirmed: logging in still takes the password alone.
-        let (_, l) = s.login("totpco", email, PASSWORD).await;
-        assert!(l["token"].is_string(), "{l}");
-        assert_eq!(
-            s.post(
-                "/api/v1/me/mfa/totp/confirm",
-                &m,
-                json!({ "code": "000000" })
-            )
-            .await
-            .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        let code = totp_now(&s, &secret);
-        let (st, rc) = s
-            .post("/api/v1/me/mfa/totp/confirm", &m, json!({ "code": code }))
-            .await;
-        assert_eq!(st, StatusCode::OK, "{rc}");
-        let recovery: Vec<String> = rc["recovery_codes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c.as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(recovery.len(), 10);
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("totpco").await;
+    let email = "ito@totpco.example.jp";
+    let (_, m) = s
+        .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
+        .await;
+    let (st, en) = s.post("/api/v1/me/mfa/totp", &m, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{en}");
+    let secret = en["secret"].as_str().unwrap().to_string();
+    assert!(en["qr_svg"].as_str().unwrap().starts_with("<svg"));
+    assert!(en["otpauth_uri"].as_str().unwrap().contains(&secret));
+    // Not active until confirmed: logging in still takes the password alone.
+    let (_, l) = s.login("totpco", email, PASSWORD).await;
+    assert!(l["token"].is_string(), "{l}");
+    assert_eq!(
+        s.post(
+            "/api/v1/me/mfa/totp/confirm",
+            &m,
+            json!({ "code": "000000" })
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let code = totp_now(&s, &secret);
+    let (st, rc) = s
+        .post("/api/v1/me/mfa/totp/confirm", &m, json!({ "code": code }))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{rc}");
+    let recovery: Vec<String> = rc["recovery_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(recovery.len(), 10);
 
-        // Now the password alone gives a challenge, not a session.
-        let mfa_login = || async {
-            let (st, l) = s.login("totpco", email, PASSWORD).await;
-            assert_eq!(st, StatusCode::OK);
-            assert_eq!(l["mfa_required"], true, "{l}");
-            assert!(l.get("token").is_none());
-            l["challenge"].as_str().unwrap().to_string()
-        };
-        let second = |challenge: String, code: String| {
-            let s = &s;
-            async move {
-                s.call(
-                    "POST",
-                    "/api/v1/auth/mfa",
-                    None,
-                    Some(json!({ "challenge": challenge, "code": code })),
-                )
-                .await
-            }
-        };
-        // The code used to confirm cannot be used again (same step).
-        let ch = mfa_login().await;
-        assert_eq!(
-            second(ch.clone(), code.clone()).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        s.clock.advance_secs(30);
-        let fresh = totp_now(&s, &secret);
-        let (st, ok) = second(ch.clone(), fresh.clone()).await;
-        assert_eq!(st, StatusCode::OK, "{ok}");
-        assert_eq!(
-            s.get("/api/v1/me", ok["token"].as_str().unwrap()).await.0,
-            StatusCode::OK
-        );
-        // A challenge is single-use; an old code is not accepted two steps later.
-        assert_eq!(second(ch, fresh.clone()).await.0, StatusCode::UNAUTHORIZED);
-        s.clock.advance_secs(90);
-        let ch = mfa_login().await;
-        assert_eq!(second(ch, fresh).await.0, StatusCode::UNAUTHORIZED);
-
-        // A recovery code works once.
-        let ch = mfa_login().await;
-        let (st, ok) = second(ch, recovery[0].to_uppercase()).await;
-        assert_eq!(st, StatusCode::OK, "{ok}");
-        let ch = mfa_login().await;
-        assert_eq!(
-            second(ch, recovery[0].clone()).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let tok = ok["token"].as_str().unwrap().to_string();
-        let (_, status) = s.get("/api/v1/me/mfa", &tok).await;
-        assert_eq!(
-            (
-                status["totp"].as_bool(),
-                status["recovery_codes_left"].as_i64()
-            ),
-            (Some(true), Some(9))
-        );
-        // Turning it off needs a code; then the password suffices again.
-        assert_eq!(
-            s.post(
-                "/api/v1/me/mfa/totp/disable",
-                &tok,
-                json!({ "code": "nope" })
-            )
-            .await
-            .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            s.post(
-                "/api/v1/me/mfa/totp/disable",
-                &tok,
-                json!({ "code": recovery[1] })
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        let (_, l) = s.login("totpco", email, PASSWORD).await;
-        assert!(l["token"].is_string());
-        let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
-        let _ = audit;
-        s.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn required_mfa_means_enrol_before_anything_else() {
-    use kura_testkit::{backends, StatusCode};
-    use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("mustco").await;
-        let tok = &t.admin_token;
-        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
-        let mut settings = tenant["settings"].clone();
-        settings["mfa_required"] = json!(true);
-        assert_eq!(
-            s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
-                .await
-                .0,
-            StatusCode::OK
-        );
-        // Without a second factor, only enrolment (and who-am-I, log-out) works.
-        let (st, e) = s.get("/api/v1/folders", tok).await;
-        assert_eq!(
-            (st, e["error"]["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
-        );
-        assert_eq!(s.get("/api/v1/me", tok).await.0, StatusCode::OK);
-        let (_, en) = s.post("/api/v1/me/mfa/totp", tok, json!({})).await;
-        let secret = en["secret"].as_str().unwrap().to_string();
-        let code = totp_now(&s, &secret);
-        let (st, _) = s
-            .post("/api/v1/me/mfa/totp/confirm", tok, json!({ "code": code }))
-            .await;
+    // Now the password alone gives a challenge, not a session.
+    let mfa_login = || async {
+        let (st, l) = s.login("totpco", email, PASSWORD).await;
         assert_eq!(st, StatusCode::OK);
-        assert_eq!(s.get("/api/v1/folders", tok).await.0, StatusCode::OK);
-        // It cannot be turned off while required.
-        s.clock.advance_secs(30);
-        let code = totp_now(&s, &secret);
-        assert_eq!(
-            s.post("/api/v1/me/mfa/totp/disable", tok, json!({ "code": code }))
-                .await
-                .0,
-            StatusCode::CONFLICT
-        );
-        s.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn api_tokens_are_scoped_expire_and_stop_when_revoked_or_frozen() {
-    use kura_testkit::{backends, StatusCode};
-    use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("tokco").await;
-        let admin = &t.admin_token;
-        let (member_id, member) = s
-            .add_user(
-                admin,
-                "abe@tokco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let (st, e) = s
-            .post(
-                "/api/v1/me/tokens",
-                &member,
-                json!({ "name": "ci", "scopes": ["files:delete"] }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let (st, _) = s
-            .post(
-                "/api/v1/me/tokens",
-                &member,
-                json!({ "name": "ci", "scopes": ["workspace:read"], "expires_in_days": 0 }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-        let (st, created) = s
-            .post(
-                "/api/v1/me/tokens",
-                &member,
-                json!({ "name": "nightly export", "scopes": ["workspace:read", "users:write"], "expires_in_days": 30 }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{created}");
-        let tok = created["token"].as_str().unwrap().to_string();
-        let id = created["id"].as_str().unwrap().to_string();
-        assert!(tok.starts_with("kat_"));
-        let (_, list) = s.get("/api/v1/me/tokens", &member).await;
-        assert_eq!(list["items"][0]["name"], "nightly export");
-        assert!(!list.to_string().contains(&tok), "the secret is shown once");
-
-        // Scopes: read the workspace, nothing else; never beyond the user's own rights.
-        assert_eq!(s.get("/api/v1/folders", &tok).await.0, StatusCode::OK);
-        assert_eq!(s.get("/api/v1/me", &tok).await.0, StatusCode::OK);
-        let (st, e) = s
-            .post("/api/v1/folders", &tok, json!({ "name": "x" }))
-            .await;
-        assert_eq!(
-            (st, e["error"]["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("insufficient_scope"))
-        );
-        assert_eq!(s.get("/api/v1/audit", &tok).await.0, StatusCode::FORBIDDEN);
-        assert_eq!(
-            s.get("/api/v1/sessions", &tok).await.0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.post(
-                "/api/v1/me/tokens",
-                &tok,
-                json!({ "name": "more", "scopes": ["files:write"] })
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN,
-            "a token cannot mint tokens"
-        );
-        let (st, e) = s
-            .post(
-                "/api/v1/users",
-                &tok,
-                json!({ "email": "x@tokco.example.jp", "role": "member" }),
-            )
-            .await;
-        assert_eq!(
-            (st, e["error"]["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("forbidden")),
-            "the member's own rights cap the token"
-        );
-        let (_, list) = s.get("/api/v1/me/tokens", &member).await;
-        assert!(list["items"][0]["last_used_at"].is_number(), "{list}");
-
-        // Revoked: stops at once; another token stops when its user is frozen.
-        assert_eq!(
+        assert_eq!(l["mfa_required"], true, "{l}");
+        assert!(l.get("token").is_none());
+        l["challenge"].as_str().unwrap().to_string()
+    };
+    let second = |challenge: String, code: String| {
+        let s = &s;
+        async move {
             s.call(
-                "DELETE",
-                &format!("/api/v1/me/tokens/{id}"),
-                Some(&member),
-                None
+                "POST",
+                "/api/v1/auth/mfa",
+                None,
+                Some(json!({ "challenge": challenge, "code": code })),
             )
             .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get("/api/v1/folders", &tok).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let (_, second) = s
-            .post(
-                "/api/v1/me/tokens",
-                &member,
-                json!({ "name": "second", "scopes": ["workspace:read"], "expires_in_days": 1 }),
-            )
-            .await;
-        let second = second["token"].as_str().unwrap().to_string();
-        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{member_id}/freeze"),
-                admin,
-                json!({})
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get("/api/v1/folders", &second).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{member_id}/unfreeze"),
-                admin,
-                json!({})
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
-        // Expired.
-        s.clock.advance_secs(86_400 + 1);
-        assert_eq!(
-            s.get("/api/v1/folders", &second).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        s.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ip_allowlist_by_role_behind_a_trusted_proxy() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
-    use serde_json::json;
-    for b in backends() {
-        // Kura sits behind a reverse proxy on loopback: X-Forwarded-For names the client.
-        let mut cfg = test_config(b);
-        cfg.trusted_proxies = vec!["127.0.0.0/8".into()];
-        let s = TestServer::start_with(cfg, b).await;
-        let t = s.create_tenant("ipco").await;
-        let admin = &t.admin_token;
-        let (_, member) = s
-            .add_user(
-                admin,
-                "mori@ipco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let from = |ip: &'static str, token: String, path: &'static str| {
-            let s = &s;
-            async move {
-                let res = s
-                    .client
-                    .get(format!("{}{path}", s.base))
-                    .bearer_auth(token)
-                    .header("x-forwarded-for", format!("198.51.100.7, {ip}"))
-                    .send()
-                    .await
-                    .unwrap();
-                let st = res.status();
-                let body: serde_json::Value = res.json().await.unwrap_or_default();
-                (
-                    st,
-                    body["error"]["code"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string(),
-                )
-            }
-        };
-        let put = |settings: serde_json::Value, confirm: bool| {
-            let s = &s;
-            async move {
-                let q = if confirm { "?confirm_lockout=true" } else { "" };
-                s.call(
-                    "PUT",
-                    &format!("/api/v1/tenant/settings{q}"),
-                    Some(admin),
-                    Some(settings),
-                )
-                .await
-            }
-        };
-        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
-        let base = tenant["settings"].clone();
-
-        // A list that would shut out the admin's own address needs confirmation.
-        let mut only_office = base.clone();
-        only_office["ip_allowlist"] = json!(["192.0.2.0/24"]);
-        let (st, e) = put(only_office.clone(), false).await;
-        assert_eq!(st, StatusCode::CONFLICT, "{e}");
-        let mut bad = base.clone();
-        bad["ip_allowlist"] = json!(["192.0.2.0/33"]);
-        assert_eq!(put(bad, false).await.0, StatusCode::UNPROCESSABLE_ENTITY);
-
-        // Members only, from the office range.
-        let mut members = only_office.clone();
-        members["ip_allowlist_roles"] = json!(["member"]);
-        assert_eq!(put(members, false).await.0, StatusCode::OK);
-        assert_eq!(
-            from("203.0.113.9", member.clone(), "/api/v1/folders").await,
-            (StatusCode::FORBIDDEN, "ip_not_allowed".to_string())
-        );
-        assert_eq!(
-            from("192.0.2.44", member.clone(), "/api/v1/folders")
-                .await
-                .0,
-            StatusCode::OK,
-            "the proxy's X-Forwarded-For counts"
-        );
-        assert_eq!(
-            from("203.0.113.9", admin.clone(), "/api/v1/folders")
-                .await
-                .0,
-            StatusCode::OK,
-            "admins are not in the listed roles"
-        );
-        // API tokens too; and log-in from outside is refused.
-        let (_, tk) = s
-            .post(
-                "/api/v1/me/tokens",
-                &member,
-                json!({ "name": "t", "scopes": ["workspace:read"] }),
-            )
-            .await;
-        let tk = tk["token"].as_str();
-        assert!(tk.is_none(), "creating a token from outside is refused too");
-        let res = s
-            .client
-            .post(format!("{}/api/v1/auth/login", s.base))
-            .header("x-forwarded-for", "203.0.113.9")
-            .json(
-                &json!({ "tenant": "ipco", "email": "mori@ipco.example.jp", "password": PASSWORD }),
-            )
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN);
-        let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
-        assert!(
-            audit.to_string().contains("ip_not_allowed"),
-            "denials audited"
-        );
-        // A list for everyone is checked before the password: from outside, a wrong
-        // password, an unknown user and the right password get the same answer.
-        assert_eq!(put(only_office, true).await.0, StatusCode::OK);
-        let login_from = |ip: &'static str, email: &'static str, password: &'static str| {
-            let s = &s;
-            async move {
-                s.client
-                    .post(format!("{}/api/v1/auth/login", s.base))
-                    .header("x-forwarded-for", ip)
-                    .json(&json!({ "tenant": "ipco", "email": email, "password": password }))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }
-        };
-        for (email, password) in [
-            ("mori@ipco.example.jp", "wrong-password"),
-            ("nobody@ipco.example.jp", PASSWORD),
-            ("mori@ipco.example.jp", PASSWORD),
-        ] {
-            assert_eq!(
-                login_from("203.0.113.9", email, password).await,
-                StatusCode::FORBIDDEN,
-                "{email}"
-            );
         }
-        assert_eq!(
-            login_from("192.0.2.44", "mori@ipco.example.jp", "wrong-password").await,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            login_from("192.0.2.44", "mori@ipco.example.jp", PASSWORD).await,
-            StatusCode::OK
-        );
-        s.stop().await;
-    }
+    };
+    // The code used to confirm cannot be used again (same step).
+    let ch = mfa_login().await;
+    assert_eq!(
+        second(ch.clone(), code.clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.clock.advance_secs(30);
+    let fresh = totp_now(&s, &secret);
+    let (st, ok) = second(ch.clone(), fresh.clone()).await;
+    assert_eq!(st, StatusCode::OK, "{ok}");
+    assert_eq!(
+        s.get("/api/v1/me", ok["token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    // A challenge is single-use; an old code is not accepted two steps later.
+    assert_eq!(second(ch, fresh.clone()).await.0, StatusCode::UNAUTHORIZED);
+    s.clock.advance_secs(90);
+    let ch = mfa_login().await;
+    assert_eq!(second(ch, fresh).await.0, StatusCode::UNAUTHORIZED);
+
+    // A recovery code works once.
+    let ch = mfa_login().await;
+    let (st, ok) = second(ch, recovery[0].to_uppercase()).await;
+    assert_eq!(st, StatusCode::OK, "{ok}");
+    let ch = mfa_login().await;
+    assert_eq!(
+        second(ch, recovery[0].clone()).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let tok = ok["token"].as_str().unwrap().to_string();
+    let (_, status) = s.get("/api/v1/me/mfa", &tok).await;
+    assert_eq!(
+        (
+            status["totp"].as_bool(),
+            status["recovery_codes_left"].as_i64()
+        ),
+        (Some(true), Some(9))
+    );
+    // Turning it off needs a code; then the password suffices again.
+    assert_eq!(
+        s.post(
+            "/api/v1/me/mfa/totp/disable",
+            &tok,
+            json!({ "code": "nope" })
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/me/mfa/totp/disable",
+            &tok,
+            json!({ "code": recovery[1] })
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let (_, l) = s.login("totpco", email, PASSWORD).await;
+    assert!(l["token"].is_string());
+    let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
+    let _ = audit;
+    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn mfa_required_for_chosen_roles_only() {
-    use kura_testkit::{backends, StatusCode};
+kura_testkit::per_backend!(required_mfa_means_enrol_before_anything_else);
+async fn required_mfa_means_enrol_before_anything_else(b: kura_testkit::Backend) {
+    use kura_testkit::StatusCode;
     use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("roleco").await;
-        let admin = &t.admin_token;
-        let (_, member) = s
-            .add_user(
-                admin,
-                "ono@roleco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("mustco").await;
+    let tok = &t.admin_token;
+    let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+    let mut settings = tenant["settings"].clone();
+    settings["mfa_required"] = json!(true);
+    assert_eq!(
+        s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // Without a second factor, only enrolment (and who-am-I, log-out) works.
+    let (st, e) = s.get("/api/v1/folders", tok).await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+    );
+    assert_eq!(s.get("/api/v1/me", tok).await.0, StatusCode::OK);
+    let (_, en) = s.post("/api/v1/me/mfa/totp", tok, json!({})).await;
+    let secret = en["secret"].as_str().unwrap().to_string();
+    let code = totp_now(&s, &secret);
+    let (st, _) = s
+        .post("/api/v1/me/mfa/totp/confirm", tok, json!({ "code": code }))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(s.get("/api/v1/folders", tok).await.0, StatusCode::OK);
+    // It cannot be turned off while required.
+    s.clock.advance_secs(30);
+    let code = totp_now(&s, &secret);
+    assert_eq!(
+        s.post("/api/v1/me/mfa/totp/disable", tok, json!({ "code": code }))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(api_tokens_are_scoped_expire_and_stop_when_revoked_or_frozen);
+async fn api_tokens_are_scoped_expire_and_stop_when_revoked_or_frozen(b: kura_testkit::Backend) {
+    use kura_testkit::StatusCode;
+    use serde_json::json;
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("tokco").await;
+    let admin = &t.admin_token;
+    let (member_id, member) = s
+        .add_user(
+            admin,
+            "abe@tokco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let (st, e) = s
+        .post(
+            "/api/v1/me/tokens",
+            &member,
+            json!({ "name": "ci", "scopes": ["files:delete"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (st, _) = s
+        .post(
+            "/api/v1/me/tokens",
+            &member,
+            json!({ "name": "ci", "scopes": ["workspace:read"], "expires_in_days": 0 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    let (st, created) = s
+        .post(
+            "/api/v1/me/tokens",
+            &member,
+            json!({ "name": "nightly export", "scopes": ["workspace:read", "users:write"], "expires_in_days": 30 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{created}");
+    let tok = created["token"].as_str().unwrap().to_string();
+    let id = created["id"].as_str().unwrap().to_string();
+    assert!(tok.starts_with("kat_"));
+    let (_, list) = s.get("/api/v1/me/tokens", &member).await;
+    assert_eq!(list["items"][0]["name"], "nightly export");
+    assert!(!list.to_string().contains(&tok), "the secret is shown once");
+
+    // Scopes: read the workspace, nothing else; never beyond the user's own rights.
+    assert_eq!(s.get("/api/v1/folders", &tok).await.0, StatusCode::OK);
+    assert_eq!(s.get("/api/v1/me", &tok).await.0, StatusCode::OK);
+    let (st, e) = s
+        .post("/api/v1/folders", &tok, json!({ "name": "x" }))
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("insufficient_scope"))
+    );
+    assert_eq!(s.get("/api/v1/audit", &tok).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.get("/api/v1/sessions", &tok).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/me/tokens",
+            &tok,
+            json!({ "name": "more", "scopes": ["files:write"] })
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN,
+        "a token cannot mint tokens"
+    );
+    let (st, e) = s
+        .post(
+            "/api/v1/users",
+            &tok,
+            json!({ "email": "x@tokco.example.jp", "role": "member" }),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden")),
+        "the member's own rights cap the token"
+    );
+    let (_, list) = s.get("/api/v1/me/tokens", &member).await;
+    assert!(list["items"][0]["last_used_at"].is_number(), "{list}");
+
+    // Revoked: stops at once; another token stops when its user is frozen.
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/me/tokens/{id}"),
+            Some(&member),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/folders", &tok).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, second) = s
+        .post(
+            "/api/v1/me/tokens",
+            &member,
+            json!({ "name": "second", "scopes": ["workspace:read"], "expires_in_days": 1 }),
+        )
+        .await;
+    let second = second["token"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{member_id}/freeze"),
+            admin,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/folders", &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{member_id}/unfreeze"),
+            admin,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+    // Expired.
+    s.clock.advance_secs(86_400 + 1);
+    assert_eq!(
+        s.get("/api/v1/folders", &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(ip_allowlist_by_role_behind_a_trusted_proxy);
+async fn ip_allowlist_by_role_behind_a_trusted_proxy(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
+    use serde_json::json;
+    // Kura sits behind a reverse proxy on loopback: X-Forwarded-For names the client.
+    let mut cfg = test_config(b);
+    cfg.trusted_proxies = vec!["127.0.0.0/8".into()];
+    let s = TestServer::start_with(cfg, b).await;
+    let t = s.create_tenant("ipco").await;
+    let admin = &t.admin_token;
+    let (_, member) = s
+        .add_user(
+            admin,
+            "mori@ipco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let from = |ip: &'static str, token: String, path: &'static str| {
+        let s = &s;
+        async move {
+            let res = s
+                .client
+                .get(format!("{}{path}", s.base))
+                .bearer_auth(token)
+                .header("x-forwarded-for", format!("198.51.100.7, {ip}"))
+                .send()
+                .await
+                .unwrap();
+            let st = res.status();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (
+                st,
+                body["error"]["code"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
             )
-            .await;
-        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
-        let mut st = tenant["settings"].clone();
-        st["mfa_required_roles"] = json!(["nosuchrole"]);
-        assert_eq!(
+        }
+    };
+    let put = |settings: serde_json::Value, confirm: bool| {
+        let s = &s;
+        async move {
+            let q = if confirm { "?confirm_lockout=true" } else { "" };
             s.call(
                 "PUT",
-                "/api/v1/tenant/settings",
+                &format!("/api/v1/tenant/settings{q}"),
                 Some(admin),
-                Some(st.clone())
+                Some(settings),
             )
             .await
+        }
+    };
+    let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+    let base = tenant["settings"].clone();
+
+    // A list that would shut out the admin's own address needs confirmation.
+    let mut only_office = base.clone();
+    only_office["ip_allowlist"] = json!(["192.0.2.0/24"]);
+    let (st, e) = put(only_office.clone(), false).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{e}");
+    let mut bad = base.clone();
+    bad["ip_allowlist"] = json!(["192.0.2.0/33"]);
+    assert_eq!(put(bad, false).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Members only, from the office range.
+    let mut members = only_office.clone();
+    members["ip_allowlist_roles"] = json!(["member"]);
+    assert_eq!(put(members, false).await.0, StatusCode::OK);
+    assert_eq!(
+        from("203.0.113.9", member.clone(), "/api/v1/folders").await,
+        (StatusCode::FORBIDDEN, "ip_not_allowed".to_string())
+    );
+    assert_eq!(
+        from("192.0.2.44", member.clone(), "/api/v1/folders")
+            .await
             .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        st["mfa_required_roles"] = json!(["member"]);
-        assert_eq!(
-            s.call("PUT", "/api/v1/tenant/settings", Some(admin), Some(st))
+        StatusCode::OK,
+        "the proxy's X-Forwarded-For counts"
+    );
+    assert_eq!(
+        from("203.0.113.9", admin.clone(), "/api/v1/folders")
+            .await
+            .0,
+        StatusCode::OK,
+        "admins are not in the listed roles"
+    );
+    // API tokens too; and log-in from outside is refused.
+    let (_, tk) = s
+        .post(
+            "/api/v1/me/tokens",
+            &member,
+            json!({ "name": "t", "scopes": ["workspace:read"] }),
+        )
+        .await;
+    let tk = tk["token"].as_str();
+    assert!(tk.is_none(), "creating a token from outside is refused too");
+    let res = s
+        .client
+        .post(format!("{}/api/v1/auth/login", s.base))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({ "tenant": "ipco", "email": "mori@ipco.example.jp", "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
+    assert!(
+        audit.to_string().contains("ip_not_allowed"),
+        "denials audited"
+    );
+    // A list for everyone is checked before the password: from outside, a wrong
+    // password, an unknown user and the right password get the same answer.
+    assert_eq!(put(only_office, true).await.0, StatusCode::OK);
+    let login_from = |ip: &'static str, email: &'static str, password: &'static str| {
+        let s = &s;
+        async move {
+            s.client
+                .post(format!("{}/api/v1/auth/login", s.base))
+                .header("x-forwarded-for", ip)
+                .json(&json!({ "tenant": "ipco", "email": email, "password": password }))
+                .send()
                 .await
-                .0,
-            StatusCode::OK
-        );
-        let (code, e) = s.get("/api/v1/folders", &member).await;
+                .unwrap()
+                .status()
+        }
+    };
+    for (email, password) in [
+        ("mori@ipco.example.jp", "wrong-password"),
+        ("nobody@ipco.example.jp", PASSWORD),
+        ("mori@ipco.example.jp", PASSWORD),
+    ] {
         assert_eq!(
-            (code, e["error"]["code"].as_str()),
-            (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+            login_from("203.0.113.9", email, password).await,
+            StatusCode::FORBIDDEN,
+            "{email}"
         );
-        assert_eq!(
-            s.get("/api/v1/folders", admin).await.0,
-            StatusCode::OK,
-            "not for admins"
-        );
-        let (_, m) = s.get("/api/v1/me/mfa", &member).await;
-        assert_eq!(m["required"], true);
-        s.stop().await;
     }
+    assert_eq!(
+        login_from("192.0.2.44", "mori@ipco.example.jp", "wrong-password").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_from("192.0.2.44", "mori@ipco.example.jp", PASSWORD).await,
+        StatusCode::OK
+    );
+    s.stop().await;
 }
 
+kura_testkit::per_backend!(mfa_required_for_chosen_roles_only);
+async fn mfa_required_for_chosen_roles_only(b: kura_testkit::Backend) {
+    use kura_testkit::StatusCode;
+    use serde_json::json;
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("roleco").await;
+    let admin = &t.admin_token;
+    let (_, member) = s
+        .add_user(
+            admin,
+            "ono@roleco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+    let mut st = tenant["settings"].clone();
+    st["mfa_required_roles"] = json!(["nosuchrole"]);
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(admin),
+            Some(st.clone())
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    st["mfa_required_roles"] = json!(["member"]);
+    assert_eq!(
+        s.call("PUT", "/api/v1/tenant/settings", Some(admin), Some(st))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let (code, e) = s.get("/api/v1/folders", &member).await;
+    assert_eq!(
+        (code, e["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("mfa_enrolment_required"))
+    );
+    assert_eq!(
+        s.get("/api/v1/folders", admin).await.0,
+        StatusCode::OK,
+        "not for admins"
+    );
+    let (_, m) = s.get("/api/v1/me/mfa", &member).await;
+    assert_eq!(m["required"], true);
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(passkeys_register_second_factor_and_passwordless);
 /// Passkeys through the API with an independent software authenticator: registration
 /// (origin checked, ceremonies single use and short-lived), second factor after a
 /// password, passwordless log-in, replay and cloned-counter refusal, removal.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn passkeys_register_second_factor_and_passwordless() {
+async fn passkeys_register_second_factor_and_passwordless(b: kura_testkit::Backend) {
     use kura_testkit::webauthn::{Misbehave, SoftAuthenticator};
-    use kura_testkit::{backends, StatusCode, PASSWORD};
+    use kura_testkit::{StatusCode, PASSWORD};
     use serde_json::json;
     let ok = Misbehave::default();
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("passco").await;
-        let email = "kato@passco.example.jp";
-        let (mid, m) = s
-            .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
-            .await;
-        let mut device = SoftAuthenticator::new(&s.services.config.public_url);
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("passco").await;
+    let email = "kato@passco.example.jp";
+    let (mid, m) = s
+        .add_user(&t.admin_token, email, "member", json!({ "type": "tenant" }))
+        .await;
+    let mut device = SoftAuthenticator::new(&s.services.config.public_url);
 
-        let start = |tok: String| {
-            let s = &s;
-            async move {
-                let (st, o) = s
-                    .post("/api/v1/me/mfa/passkeys/options", &tok, json!({}))
-                    .await;
-                assert_eq!(st, StatusCode::OK, "{o}");
-                o
-            }
-        };
-        let o = start(m.clone()).await;
-        let pk = &o["options"]["publicKey"];
-        assert_eq!(
-            pk["authenticatorSelection"]["residentKey"], "preferred",
-            "{o}"
-        );
-        assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
-        assert_eq!(pk["user"]["name"], email);
-        // Signed for another site: refused, and the ceremony is spent.
-        let evil = Misbehave {
-            origin: Some("https://kura.evil.example".into()),
-            ..Misbehave::default()
-        };
-        let bad = device.register(&o["options"], &evil);
-        let (st, e) = s
-            .post(
-                "/api/v1/me/mfa/passkeys",
-                &m,
-                json!({ "ceremony": o["ceremony"], "credential": bad }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let good = device.register(&o["options"], &ok);
-        let (st, e) = s
-            .post(
-                "/api/v1/me/mfa/passkeys",
-                &m,
-                json!({ "ceremony": o["ceremony"], "credential": good }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "single use: {e}");
-        // A ceremony expires after five minutes.
-        let o = start(m.clone()).await;
-        let late = device.register(&o["options"], &ok);
-        s.clock.advance_secs(301);
-        let (st, _) = s
-            .post(
-                "/api/v1/me/mfa/passkeys",
-                &m,
-                json!({ "ceremony": o["ceremony"], "credential": late }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-        // Without user verification the registration is refused.
-        let o = start(m.clone()).await;
-        let no_uv = Misbehave {
-            no_user_verification: true,
-            ..Misbehave::default()
-        };
-        let weak = device.register(&o["options"], &no_uv);
-        let (st, _) = s
-            .post(
-                "/api/v1/me/mfa/passkeys",
-                &m,
-                json!({ "ceremony": o["ceremony"], "credential": weak }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-        // A good one: the first second factor comes with recovery codes.
-        device.credentials.clear();
-        let o = start(m.clone()).await;
-        let cred = device.register(&o["options"], &ok);
-        let (st, added) = s
-            .post(
-                "/api/v1/me/mfa/passkeys",
-                &m,
-                json!({ "ceremony": o["ceremony"], "name": "ノートPC", "credential": cred }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{added}");
-        assert_eq!(added["passkey"]["name"], "ノートPC");
-        assert_eq!(added["recovery_codes"].as_array().unwrap().len(), 10);
-        let passkey_id = added["passkey"]["id"].as_str().unwrap().to_string();
-        let (_, list) = s.get("/api/v1/me/mfa/passkeys", &m).await;
-        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
-        // The same authenticator cannot register twice (excluded, and refused if it tries).
-        let o = start(m.clone()).await;
-        let excluded = o["options"]["publicKey"]["excludeCredentials"]
-            .as_array()
-            .unwrap();
-        assert_eq!(excluded.len(), 1);
-        let (_, st_m) = s.get("/api/v1/me/mfa", &m).await;
-        assert_eq!(st_m["passkeys"], 1, "{st_m}");
-
-        // Second factor: the password gives a challenge that names the passkey.
-        let password_then_passkey = || {
-            let s = &s;
-            async move {
-                let (_, l) = s.login("passco", email, PASSWORD).await;
-                assert_eq!(l["mfa_required"], true, "{l}");
-                assert!(l["methods"].as_array().unwrap().contains(&json!("passkey")));
-                let ch = l["challenge"].as_str().unwrap().to_string();
-                let (st, o) = s
-                    .call(
-                        "POST",
-                        "/api/v1/auth/mfa/passkey/options",
-                        None,
-                        Some(json!({ "challenge": ch })),
-                    )
-                    .await;
-                assert_eq!(st, StatusCode::OK, "{o}");
-                (ch, o)
-            }
-        };
-        let (ch, o) = password_then_passkey().await;
-        let allowed = o["options"]["publicKey"]["allowCredentials"]
-            .as_array()
-            .unwrap();
-        assert_eq!(allowed.len(), 1);
-        let a = device.assert(&o["options"], 0, &ok);
-        let answer = json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a });
-        let (st, l) = s
-            .call("POST", "/api/v1/auth/mfa", None, Some(answer.clone()))
-            .await;
-        assert_eq!(st, StatusCode::OK, "{l}");
-        let (_, me) = s.get("/api/v1/me", l["token"].as_str().unwrap()).await;
-        assert_eq!(me["user"]["email"], email, "{me}");
-        // The same answer again: the ceremony and the challenge are spent.
-        assert_eq!(
-            s.call("POST", "/api/v1/auth/mfa", None, Some(answer))
-                .await
-                .0,
-            StatusCode::UNAUTHORIZED
-        );
-        // Wrong origin, and a counter that went backwards (a cloned authenticator): refused.
-        for how in [
-            evil.clone(),
-            Misbehave {
-                counter: Some(1),
-                ..Misbehave::default()
-            },
-        ] {
-            let (ch, o) = password_then_passkey().await;
-            let a = device.assert(&o["options"], 0, &how);
-            let (st, e) = s
-                .call(
-                    "POST",
-                    "/api/v1/auth/mfa",
-                    None,
-                    Some(json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a })),
-                )
+    let start = |tok: String| {
+        let s = &s;
+        async move {
+            let (st, o) = s
+                .post("/api/v1/me/mfa/passkeys/options", &tok, json!({}))
                 .await;
-            assert_eq!(st, StatusCode::UNAUTHORIZED, "{how:?}: {e}");
+            assert_eq!(st, StatusCode::OK, "{o}");
+            o
         }
-
-        // Passwordless: the tenant only; the authenticator names the user.
-        let passwordless = |tenant: &'static str| {
-            let s = &s;
-            async move {
-                let (st, o) = s
-                    .call(
-                        "POST",
-                        "/api/v1/auth/passkey/options",
-                        None,
-                        Some(json!({ "tenant": tenant })),
-                    )
-                    .await;
-                assert_eq!(st, StatusCode::OK, "{o}");
-                assert!(
-                    o["options"]["publicKey"]
-                        .get("allowCredentials")
-                        .is_none_or(|a| a.as_array().is_some_and(|a| a.is_empty())),
-                    "{o}"
-                );
-                o
-            }
-        };
-        let o = passwordless("passco").await;
-        let a = device.assert(&o["options"], 0, &ok);
-        let body = json!({ "ceremony": o["ceremony"], "credential": a });
-        let (st, l) = s
-            .call("POST", "/api/v1/auth/passkey", None, Some(body.clone()))
-            .await;
-        assert_eq!(st, StatusCode::OK, "{l}");
-        assert_eq!(l["user"]["email"], email);
-        assert_eq!(
-            s.call("POST", "/api/v1/auth/passkey", None, Some(body))
-                .await
-                .0,
-            StatusCode::UNAUTHORIZED,
-            "a ceremony is single use"
-        );
-        // An unknown tenant gets options too, and the answer fails like a wrong passkey.
-        let o = passwordless("no-such-tenant").await;
-        let a = device.assert(&o["options"], 0, &ok);
-        assert_eq!(
-            s.call(
-                "POST",
-                "/api/v1/auth/passkey",
-                None,
-                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
-            )
-            .await
-            .0,
-            StatusCode::UNAUTHORIZED
-        );
-        // A passkey of this tenant is no key to another tenant.
-        let other = s.create_tenant("otherco").await;
-        let o = passwordless("otherco").await;
-        let a = device.assert(&o["options"], 0, &ok);
-        assert_eq!(
-            s.call(
-                "POST",
-                "/api/v1/auth/passkey",
-                None,
-                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
-            )
-            .await
-            .0,
-            StatusCode::UNAUTHORIZED
-        );
-        // A frozen user's passkey opens nothing.
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{mid}/freeze"),
-                &t.admin_token,
-                json!({})
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        let o = passwordless("passco").await;
-        let a = device.assert(&o["options"], 0, &ok);
-        assert_eq!(
-            s.call(
-                "POST",
-                "/api/v1/auth/passkey",
-                None,
-                Some(json!({ "ceremony": o["ceremony"], "credential": a }))
-            )
-            .await
-            .0,
-            StatusCode::UNAUTHORIZED
-        );
-        s.post(
-            &format!("/api/v1/users/{mid}/unfreeze"),
-            &t.admin_token,
-            json!({}),
+    };
+    let o = start(m.clone()).await;
+    let pk = &o["options"]["publicKey"];
+    assert_eq!(
+        pk["authenticatorSelection"]["residentKey"], "preferred",
+        "{o}"
+    );
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    assert_eq!(pk["user"]["name"], email);
+    // Signed for another site: refused, and the ceremony is spent.
+    let evil = Misbehave {
+        origin: Some("https://kura.evil.example".into()),
+        ..Misbehave::default()
+    };
+    let bad = device.register(&o["options"], &evil);
+    let (st, e) = s
+        .post(
+            "/api/v1/me/mfa/passkeys",
+            &m,
+            json!({ "ceremony": o["ceremony"], "credential": bad }),
         )
         .await;
-        let (_, l) = s.login("passco", email, PASSWORD).await;
-        let ch = l["challenge"].as_str().unwrap();
-        let codes = added["recovery_codes"].as_array().unwrap();
-        let (st, l) = s
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let good = device.register(&o["options"], &ok);
+    let (st, e) = s
+        .post(
+            "/api/v1/me/mfa/passkeys",
+            &m,
+            json!({ "ceremony": o["ceremony"], "credential": good }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "single use: {e}");
+    // A ceremony expires after five minutes.
+    let o = start(m.clone()).await;
+    let late = device.register(&o["options"], &ok);
+    s.clock.advance_secs(301);
+    let (st, _) = s
+        .post(
+            "/api/v1/me/mfa/passkeys",
+            &m,
+            json!({ "ceremony": o["ceremony"], "credential": late }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // Without user verification the registration is refused.
+    let o = start(m.clone()).await;
+    let no_uv = Misbehave {
+        no_user_verification: true,
+        ..Misbehave::default()
+    };
+    let weak = device.register(&o["options"], &no_uv);
+    let (st, _) = s
+        .post(
+            "/api/v1/me/mfa/passkeys",
+            &m,
+            json!({ "ceremony": o["ceremony"], "credential": weak }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    // A good one: the first second factor comes with recovery codes.
+    device.credentials.clear();
+    let o = start(m.clone()).await;
+    let cred = device.register(&o["options"], &ok);
+    let (st, added) = s
+        .post(
+            "/api/v1/me/mfa/passkeys",
+            &m,
+            json!({ "ceremony": o["ceremony"], "name": "ノートPC", "credential": cred }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{added}");
+    assert_eq!(added["passkey"]["name"], "ノートPC");
+    assert_eq!(added["recovery_codes"].as_array().unwrap().len(), 10);
+    let passkey_id = added["passkey"]["id"].as_str().unwrap().to_string();
+    let (_, list) = s.get("/api/v1/me/mfa/passkeys", &m).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    // The same authenticator cannot register twice (excluded, and refused if it tries).
+    let o = start(m.clone()).await;
+    let excluded = o["options"]["publicKey"]["excludeCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(excluded.len(), 1);
+    let (_, st_m) = s.get("/api/v1/me/mfa", &m).await;
+    assert_eq!(st_m["passkeys"], 1, "{st_m}");
+
+    // Second factor: the password gives a challenge that names the passkey.
+    let password_then_passkey = || {
+        let s = &s;
+        async move {
+            let (_, l) = s.login("passco", email, PASSWORD).await;
+            assert_eq!(l["mfa_required"], true, "{l}");
+            assert!(l["methods"].as_array().unwrap().contains(&json!("passkey")));
+            let ch = l["challenge"].as_str().unwrap().to_string();
+            let (st, o) = s
+                .call(
+                    "POST",
+                    "/api/v1/auth/mfa/passkey/options",
+                    None,
+                    Some(json!({ "challenge": ch })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{o}");
+            (ch, o)
+        }
+    };
+    let (ch, o) = password_then_passkey().await;
+    let allowed = o["options"]["publicKey"]["allowCredentials"]
+        .as_array()
+        .unwrap();
+    assert_eq!(allowed.len(), 1);
+    let a = device.assert(&o["options"], 0, &ok);
+    let answer = json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a });
+    let (st, l) = s
+        .call("POST", "/api/v1/auth/mfa", None, Some(answer.clone()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    let (_, me) = s.get("/api/v1/me", l["token"].as_str().unwrap()).await;
+    assert_eq!(me["user"]["email"], email, "{me}");
+    // The same answer again: the ceremony and the challenge are spent.
+    assert_eq!(
+        s.call("POST", "/api/v1/auth/mfa", None, Some(answer))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // Wrong origin, and a counter that went backwards (a cloned authenticator): refused.
+    for how in [
+        evil.clone(),
+        Misbehave {
+            counter: Some(1),
+            ..Misbehave::default()
+        },
+    ] {
+        let (ch, o) = password_then_passkey().await;
+        let a = device.assert(&o["options"], 0, &how);
+        let (st, e) = s
             .call(
                 "POST",
                 "/api/v1/auth/mfa",
                 None,
-                Some(json!({ "challenge": ch, "code": codes[0] })),
+                Some(json!({ "challenge": ch, "ceremony": o["ceremony"], "credential": a })),
             )
             .await;
-        assert_eq!(st, StatusCode::OK, "{l}");
-        let m = l["token"].as_str().unwrap().to_string();
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{how:?}: {e}");
+    }
 
-        // While the tenant requires a second factor, the last one cannot be removed; and a
-        // passkey counts as one (no enrolment demanded).
-        let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
-        let mut settings = tenant["settings"].clone();
-        settings["mfa_required_roles"] = json!(["member"]);
-        assert_eq!(
-            s.call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(&t.admin_token),
-                Some(settings.clone())
-            )
+    // Passwordless: the tenant only; the authenticator names the user.
+    let passwordless = |tenant: &'static str| {
+        let s = &s;
+        async move {
+            let (st, o) = s
+                .call(
+                    "POST",
+                    "/api/v1/auth/passkey/options",
+                    None,
+                    Some(json!({ "tenant": tenant })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{o}");
+            assert!(
+                o["options"]["publicKey"]
+                    .get("allowCredentials")
+                    .is_none_or(|a| a.as_array().is_some_and(|a| a.is_empty())),
+                "{o}"
+            );
+            o
+        }
+    };
+    let o = passwordless("passco").await;
+    let a = device.assert(&o["options"], 0, &ok);
+    let body = json!({ "ceremony": o["ceremony"], "credential": a });
+    let (st, l) = s
+        .call("POST", "/api/v1/auth/passkey", None, Some(body.clone()))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    assert_eq!(l["user"]["email"], email);
+    assert_eq!(
+        s.call("POST", "/api/v1/auth/passkey", None, Some(body))
             .await
             .0,
-            StatusCode::OK
-        );
-        assert_eq!(s.get("/api/v1/folders", &m).await.0, StatusCode::OK);
-        let (st, e) = s
-            .call(
-                "DELETE",
-                &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
-                Some(&m),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::CONFLICT, "{e}");
-        settings["mfa_required_roles"] = json!([]);
+        StatusCode::UNAUTHORIZED,
+        "a ceremony is single use"
+    );
+    // An unknown tenant gets options too, and the answer fails like a wrong passkey.
+    let o = passwordless("no-such-tenant").await;
+    let a = device.assert(&o["options"], 0, &ok);
+    assert_eq!(
+        s.call(
+            "POST",
+            "/api/v1/auth/passkey",
+            None,
+            Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A passkey of this tenant is no key to another tenant.
+    let other = s.create_tenant("otherco").await;
+    let o = passwordless("otherco").await;
+    let a = device.assert(&o["options"], 0, &ok);
+    assert_eq!(
+        s.call(
+            "POST",
+            "/api/v1/auth/passkey",
+            None,
+            Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A frozen user's passkey opens nothing.
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{mid}/freeze"),
+            &t.admin_token,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    let o = passwordless("passco").await;
+    let a = device.assert(&o["options"], 0, &ok);
+    assert_eq!(
+        s.call(
+            "POST",
+            "/api/v1/auth/passkey",
+            None,
+            Some(json!({ "ceremony": o["ceremony"], "credential": a }))
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.post(
+        &format!("/api/v1/users/{mid}/unfreeze"),
+        &t.admin_token,
+        json!({}),
+    )
+    .await;
+    let (_, l) = s.login("passco", email, PASSWORD).await;
+    let ch = l["challenge"].as_str().unwrap();
+    let codes = added["recovery_codes"].as_array().unwrap();
+    let (st, l) = s
+        .call(
+            "POST",
+            "/api/v1/auth/mfa",
+            None,
+            Some(json!({ "challenge": ch, "code": codes[0] })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    let m = l["token"].as_str().unwrap().to_string();
+
+    // While the tenant requires a second factor, the last one cannot be removed; and a
+    // passkey counts as one (no enrolment demanded).
+    let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
+    let mut settings = tenant["settings"].clone();
+    settings["mfa_required_roles"] = json!(["member"]);
+    assert_eq!(
         s.call(
             "PUT",
             "/api/v1/tenant/settings",
             Some(&t.admin_token),
+            Some(settings.clone())
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(s.get("/api/v1/folders", &m).await.0, StatusCode::OK);
+    let (st, e) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
+            Some(&m),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "{e}");
+    settings["mfa_required_roles"] = json!([]);
+    s.call(
+        "PUT",
+        "/api/v1/tenant/settings",
+        Some(&t.admin_token),
+        Some(settings),
+    )
+    .await;
+    // Removal: audited; the password alone works again.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
+            Some(&m),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (_, l) = s.login("passco", email, PASSWORD).await;
+    assert!(l["token"].is_string(), "{l}");
+    let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in ["mfa.passkey.add", "mfa.passkey.remove"] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    let reasons = |audit: &serde_json::Value| -> Vec<String> {
+        audit["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "auth.login" && e["result"] == "failure")
+            .map(|e| {
+                e["details"]["reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect()
+    };
+    let here = reasons(&audit);
+    // Wrong origin and cloned counter as a second factor; the frozen user's passkey.
+    assert!(
+        here.iter().filter(|r| *r == "bad_second_factor").count() >= 2,
+        "{here:?}"
+    );
+    assert!(here.iter().any(|r| r == "not_active"), "{here:?}");
+    let (_, audit) = s.get("/api/v1/audit?limit=50", &other.admin_token).await;
+    assert!(
+        reasons(&audit).iter().any(|r| r == "bad_passkey"),
+        "a refused passkey is audited in the tenant it was tried on"
+    );
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(service_accounts_act_only_through_their_tokens);
+/// Service accounts: created by an admin with a role, no log-in, API tokens issued by an
+/// admin, within the account's roles and the token's scopes; freezing stops them.
+async fn service_accounts_act_only_through_their_tokens(b: kura_testkit::Backend) {
+    use kura_testkit::{StatusCode, PASSWORD};
+    use serde_json::json;
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("svcco").await;
+    let admin = &t.admin_token;
+    let (person, m) = s
+        .add_user(
+            admin,
+            "ueda@svcco.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let body =
+        json!({ "name": "夜間バックアップ", "role": "member", "scope": { "type": "tenant" } });
+    assert_eq!(
+        s.post("/api/v1/service-accounts", &m, body.clone()).await.0,
+        StatusCode::FORBIDDEN,
+        "members do not create service accounts"
+    );
+    let (st, svc) = s.post("/api/v1/service-accounts", admin, body).await;
+    assert_eq!(st, StatusCode::CREATED, "{svc}");
+    assert_eq!(svc["kind"], "service");
+    assert_eq!(svc["status"], "active");
+    let email = svc["email"].as_str().unwrap().to_string();
+    assert!(email.ends_with("@service.invalid"), "{email}");
+    let id = svc["id"].as_str().unwrap().to_string();
+
+    // It cannot log in or ask for a password reset.
+    assert_eq!(
+        s.login("svcco", &email, PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.call(
+        "POST",
+        "/api/v1/auth/password-reset",
+        None,
+        Some(json!({ "tenant": "svcco", "email": email })),
+    )
+    .await;
+    let mails = s.services.mail_outbox(100).await.unwrap();
+    let tx = s.services.store.system_read().await.unwrap();
+    drop(tx);
+    assert!(
+        mails.iter().all(|m| m.to != email),
+        "no mail to a service account"
+    );
+
+    // Tokens: only for service accounts, only by user managers.
+    let tok = json!({ "name": "backup", "scopes": ["workspace:read"], "expires_in_days": 30 });
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{person}/tokens"),
+            admin,
+            tok.clone()
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{id}/tokens"), &m, tok.clone())
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    let (st, issued) = s
+        .post(&format!("/api/v1/users/{id}/tokens"), admin, tok)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{issued}");
+    let secret = issued["token"].as_str().unwrap().to_string();
+    let token_id = issued["id"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("kat_"));
+    let (st, me) = s.get("/api/v1/me", &secret).await;
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert_eq!(me["user"]["id"], id.as_str());
+    assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
+    let (st, e) = s
+        .post("/api/v1/folders", &secret, json!({ "name": "x" }))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    assert_eq!(e["error"]["code"], "insufficient_scope");
+    let (_, list) = s.get(&format!("/api/v1/users/{id}/tokens"), admin).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    assert!(list["items"][0].get("token").is_none());
+    // Freezing the account stops its tokens at once; revoking stops one for good.
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{id}/freeze"), admin, json!({}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/folders", &secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.post(&format!("/api/v1/users/{id}/unfreeze"), admin, json!({}))
+        .await;
+    assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/users/{id}/tokens/{token_id}"),
+            Some(admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.get("/api/v1/folders", &secret).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "user.service_account.create",
+        "token.create",
+        "token.revoke",
+    ] {
+        assert!(actions.contains(&a), "{a} in {actions:?}");
+    }
+    let (_, issued) = s
+        .post(
+            &format!("/api/v1/users/{id}/tokens"),
+            admin,
+            json!({ "name": "second", "scopes": ["workspace:read"] }),
+        )
+        .await;
+    let second = issued["token"].as_str().unwrap().to_string();
+    // A tenant requiring MFA does not stop a service account's token.
+    let (_, tenant) = s.get("/api/v1/tenant", admin).await;
+    let mut settings = tenant["settings"].clone();
+    settings["mfa_required"] = json!(true);
+    let (st, e) = s
+        .call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(admin),
             Some(settings),
         )
         .await;
-        // Removal: audited; the password alone works again.
-        let (st, _) = s
-            .call(
-                "DELETE",
-                &format!("/api/v1/me/mfa/passkeys/{passkey_id}"),
-                Some(&m),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        let (_, l) = s.login("passco", email, PASSWORD).await;
-        assert!(l["token"].is_string(), "{l}");
-        let (_, audit) = s.get("/api/v1/audit?limit=200", &t.admin_token).await;
-        let actions: Vec<&str> = audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        for a in ["mfa.passkey.add", "mfa.passkey.remove"] {
-            assert!(actions.contains(&a), "{a} in {actions:?}");
-        }
-        let reasons = |audit: &serde_json::Value| -> Vec<String> {
-            audit["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["action"] == "auth.login" && e["result"] == "failure")
-                .map(|e| {
-                    e["details"]["reason"]
-                        .as_str()
-                        .unwrap_or_default()
-                        .to_string()
-                })
-                .collect()
-        };
-        let here = reasons(&audit);
-        // Wrong origin and cloned counter as a second factor; the frozen user's passkey.
-        assert!(
-            here.iter().filter(|r| *r == "bad_second_factor").count() >= 2,
-            "{here:?}"
-        );
-        assert!(here.iter().any(|r| r == "not_active"), "{here:?}");
-        let (_, audit) = s.get("/api/v1/audit?limit=50", &other.admin_token).await;
-        assert!(
-            reasons(&audit).iter().any(|r| r == "bad_passkey"),
-            "a refused passkey is audited in the tenant it was tried on"
-        );
-        s.stop().await;
-    }
-}
-
-/// Service accounts: created by an admin with a role, no log-in, API tokens issued by an
-/// admin, within the account's roles and the token's scopes; freezing stops them.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn service_accounts_act_only_through_their_tokens() {
-    use kura_testkit::{backends, StatusCode, PASSWORD};
-    use serde_json::json;
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("svcco").await;
-        let admin = &t.admin_token;
-        let (person, m) = s
-            .add_user(
-                admin,
-                "ueda@svcco.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let body =
-            json!({ "name": "夜間バックアップ", "role": "member", "scope": { "type": "tenant" } });
-        assert_eq!(
-            s.post("/api/v1/service-accounts", &m, body.clone()).await.0,
-            StatusCode::FORBIDDEN,
-            "members do not create service accounts"
-        );
-        let (st, svc) = s.post("/api/v1/service-accounts", admin, body).await;
-        assert_eq!(st, StatusCode::CREATED, "{svc}");
-        assert_eq!(svc["kind"], "service");
-        assert_eq!(svc["status"], "active");
-        let email = svc["email"].as_str().unwrap().to_string();
-        assert!(email.ends_with("@service.invalid"), "{email}");
-        let id = svc["id"].as_str().unwrap().to_string();
-
-        // It cannot log in or ask for a password reset.
-        assert_eq!(
-            s.login("svcco", &email, PASSWORD).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        s.call(
-            "POST",
-            "/api/v1/auth/password-reset",
-            None,
-            Some(json!({ "tenant": "svcco", "email": email })),
-        )
-        .await;
-        let mails = s.services.mail_outbox(100).await.unwrap();
-        let tx = s.services.store.system_read().await.unwrap();
-        drop(tx);
-        assert!(
-            mails.iter().all(|m| m.to != email),
-            "no mail to a service account"
-        );
-
-        // Tokens: only for service accounts, only by user managers.
-        let tok = json!({ "name": "backup", "scopes": ["workspace:read"], "expires_in_days": 30 });
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{person}/tokens"),
-                admin,
-                tok.clone()
-            )
-            .await
-            .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{id}/tokens"), &m, tok.clone())
-                .await
-                .0,
-            StatusCode::FORBIDDEN
-        );
-        let (st, issued) = s
-            .post(&format!("/api/v1/users/{id}/tokens"), admin, tok)
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{issued}");
-        let secret = issued["token"].as_str().unwrap().to_string();
-        let token_id = issued["id"].as_str().unwrap().to_string();
-        assert!(secret.starts_with("kat_"));
-        let (st, me) = s.get("/api/v1/me", &secret).await;
-        assert_eq!(st, StatusCode::OK, "{me}");
-        assert_eq!(me["user"]["id"], id.as_str());
-        assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
-        let (st, e) = s
-            .post("/api/v1/folders", &secret, json!({ "name": "x" }))
-            .await;
-        assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
-        assert_eq!(e["error"]["code"], "insufficient_scope");
-        let (_, list) = s.get(&format!("/api/v1/users/{id}/tokens"), admin).await;
-        assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
-        assert!(list["items"][0].get("token").is_none());
-        // Freezing the account stops its tokens at once; revoking stops one for good.
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{id}/freeze"), admin, json!({}))
-                .await
-                .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get("/api/v1/folders", &secret).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        s.post(&format!("/api/v1/users/{id}/unfreeze"), admin, json!({}))
-            .await;
-        assert_eq!(s.get("/api/v1/folders", &secret).await.0, StatusCode::OK);
-        let (st, _) = s
-            .call(
-                "DELETE",
-                &format!("/api/v1/users/{id}/tokens/{token_id}"),
-                Some(admin),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        assert_eq!(
-            s.get("/api/v1/folders", &secret).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let (_, audit) = s.get("/api/v1/audit?limit=100", admin).await;
-        let actions: Vec<&str> = audit["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        for a in [
-            "user.service_account.create",
-            "token.create",
-            "token.revoke",
-        ] {
-            assert!(actions.contains(&a), "{a} in {actions:?}");
-        }
-        let (_, issued) = s
-            .post(
-                &format!("/api/v1/users/{id}/tokens"),
-                admin,
-                json!({ "name": "second", "scopes": ["workspace:read"] }),
-            )
-            .await;
-        let second = issued["token"].as_str().unwrap().to_string();
-        // A tenant requiring MFA does not stop a service account's token.
-        let (_, tenant) = s.get("/api/v1/tenant", admin).await;
-        let mut settings = tenant["settings"].clone();
-        settings["mfa_required"] = json!(true);
-        let (st, e) = s
-            .call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(admin),
-                Some(settings),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK, "{e}");
-        assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
-        s.stop().await;
-    }
+    assert_eq!(st, StatusCode::OK, "{e}");
+    assert_eq!(s.get("/api/v1/folders", &second).await.0, StatusCode::OK);
+    s.stop().await;
 }
 
 /// `kura demo`'s mail page: the outbox for clients on this machine only, and only when
@@ -1862,97 +1843,70 @@ async fn no_live_secret_in_the_data_directory() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(signup_and_reset_are_rate_limited);
 /// Sign-up and password reset cannot be used to mail-bomb an address or to draw codes
 /// without end: codes per address and requests per client are capped (sign-up: 429 with
 /// `Retry-After`), reset requests keep the same answer but mail at most three links per
 /// account in 15 minutes — and none to a client locked out of log-in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn signup_and_reset_are_rate_limited() {
-    for b in kura_testkit::backends() {
-        let mut cfg = test_config(b);
-        cfg.signup_enabled = true;
-        let s = TestServer::start_with(cfg, b).await;
-        let signup = |email: String| {
-            let s = &s;
-            async move {
-                s.call(
-                    "POST",
-                    "/api/v1/signup",
-                    None,
-                    Some(json!({ "email": email })),
-                )
-                .await
-            }
-        };
-        let count = |to: &'static str| {
-            let s = &s;
-            async move {
-                s.services
-                    .mail_outbox(1000)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .filter(|m| m.to == to)
-                    .count()
-            }
-        };
-        // Twelve requests for one address: three codes, then 429.
-        let mut statuses = Vec::new();
-        for _ in 0..12 {
-            statuses.push(signup("target@victim.example.jp".into()).await.0);
-        }
-        assert_eq!(&statuses[..3], &[StatusCode::ACCEPTED; 3], "{b:?}");
-        assert!(statuses[3..]
-            .iter()
-            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
-        assert_eq!(count("target@victim.example.jp").await, 3, "{b:?}");
-        let res = s
-            .client
-            .post(format!("{}/api/v1/signup", s.base))
-            .json(&json!({ "email": "target@victim.example.jp" }))
-            .send()
-            .await
-            .unwrap();
-        assert!(res.headers().contains_key("retry-after"));
-        // One client, many addresses: capped too (ten per hour, the twelve above counted).
-        let (st, _) = signup("other@example.jp".into()).await;
-        assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b:?}: per client");
-        // An hour later it works again.
-        s.clock.advance_secs(3601);
-        assert_eq!(
-            signup("other@example.jp".into()).await.0,
-            StatusCode::ACCEPTED
-        );
-
-        // Password reset: 100 requests, the same 202 each time, three mails.
-        let t = s.create_tenant("resetco").await;
-        for _ in 0..100 {
-            let (st, _) = s
-                .call(
-                    "POST",
-                    "/api/v1/auth/password-reset",
-                    None,
-                    Some(json!({ "tenant": "resetco", "email": t.admin_email })),
-                )
-                .await;
-            assert_eq!(st, StatusCode::ACCEPTED, "{b:?}");
-        }
-        let mails = s.services.mail_outbox(1000).await.unwrap();
-        let resets = mails
-            .iter()
-            .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
-            .count();
-        assert_eq!(resets, 3, "{b:?}");
-        // A client locked out of log-in gets no reset mail at all.
-        s.clock.advance_secs(16 * 60);
-        for i in 0..40 {
-            s.login(
-                "resetco",
-                &format!("nobody{i}@resetco.example.jp"),
-                "wrong-Password-1",
+async fn signup_and_reset_are_rate_limited(b: kura_testkit::Backend) {
+    let mut cfg = test_config(b);
+    cfg.signup_enabled = true;
+    let s = TestServer::start_with(cfg, b).await;
+    let signup = |email: String| {
+        let s = &s;
+        async move {
+            s.call(
+                "POST",
+                "/api/v1/signup",
+                None,
+                Some(json!({ "email": email })),
             )
-            .await;
+            .await
         }
+    };
+    let count = |to: &'static str| {
+        let s = &s;
+        async move {
+            s.services
+                .mail_outbox(1000)
+                .await
+                .unwrap()
+                .iter()
+                .filter(|m| m.to == to)
+                .count()
+        }
+    };
+    // Twelve requests for one address: three codes, then 429.
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(signup("target@victim.example.jp".into()).await.0);
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::ACCEPTED; 3], "{b:?}");
+    assert!(statuses[3..]
+        .iter()
+        .all(|s| *s == StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(count("target@victim.example.jp").await, 3, "{b:?}");
+    let res = s
+        .client
+        .post(format!("{}/api/v1/signup", s.base))
+        .json(&json!({ "email": "target@victim.example.jp" }))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers().contains_key("retry-after"));
+    // One client, many addresses: capped too (ten per hour, the twelve above counted).
+    let (st, _) = signup("other@example.jp".into()).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b:?}: per client");
+    // An hour later it works again.
+    s.clock.advance_secs(3601);
+    assert_eq!(
+        signup("other@example.jp".into()).await.0,
+        StatusCode::ACCEPTED
+    );
+
+    // Password reset: 100 requests, the same 202 each time, three mails.
+    let t = s.create_tenant("resetco").await;
+    for _ in 0..100 {
         let (st, _) = s
             .call(
                 "POST",
@@ -1961,18 +1915,43 @@ async fn signup_and_reset_are_rate_limited() {
                 Some(json!({ "tenant": "resetco", "email": t.admin_email })),
             )
             .await;
-        assert_eq!(st, StatusCode::ACCEPTED);
-        let after = s
-            .services
-            .mail_outbox(1000)
-            .await
-            .unwrap()
-            .iter()
-            .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
-            .count();
-        assert_eq!(after, 3, "{b:?}: mailed to a locked-out client");
-        s.stop().await;
+        assert_eq!(st, StatusCode::ACCEPTED, "{b:?}");
     }
+    let mails = s.services.mail_outbox(1000).await.unwrap();
+    let resets = mails
+        .iter()
+        .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
+        .count();
+    assert_eq!(resets, 3, "{b:?}");
+    // A client locked out of log-in gets no reset mail at all.
+    s.clock.advance_secs(16 * 60);
+    for i in 0..40 {
+        s.login(
+            "resetco",
+            &format!("nobody{i}@resetco.example.jp"),
+            "wrong-Password-1",
+        )
+        .await;
+    }
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/auth/password-reset",
+            None,
+            Some(json!({ "tenant": "resetco", "email": t.admin_email })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let after = s
+        .services
+        .mail_outbox(1000)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| m.to == t.admin_email && m.body.contains("/reset/"))
+        .count();
+    assert_eq!(after, 3, "{b:?}: mailed to a locked-out client");
+    s.stop().await;
 }
 
 /// Passwords built from one's own details are refused where passwords are set (invitation,

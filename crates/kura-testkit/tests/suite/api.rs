@@ -1,6 +1,6 @@
 //! The API as a user drives it.
 
-use kura_testkit::{backends, Backend, StatusCode, TestServer, PASSWORD};
+use kura_testkit::{Backend, StatusCode, TestServer, PASSWORD};
 use serde_json::{json, Value};
 
 fn ids(v: &Value) -> Vec<String> {
@@ -28,848 +28,836 @@ async fn audit_actions(s: &TestServer, token: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn login_logout_and_failures() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        // Wrong password, unknown user, unknown tenant: one answer.
-        for (tenant, email, pw) in [
-            ("acme", t.admin_email.as_str(), "wrong-password-123"),
-            ("acme", "nobody@acme.example.jp", PASSWORD),
-            ("nope", t.admin_email.as_str(), PASSWORD),
-        ] {
-            let (st, body) = s.login(tenant, email, pw).await;
-            assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}");
-            assert_eq!(body["error"]["code"], "bad_credentials");
-        }
-        let (st, body) = s
-            .login("ACME", &t.admin_email.to_uppercase(), PASSWORD)
-            .await;
-        assert_eq!(st, StatusCode::OK, "{body}");
-        let token = body["token"].as_str().unwrap().to_string();
-        assert!(token.starts_with("kss_"));
-        let (st, me) = s.get("/api/v1/me", &token).await;
-        assert_eq!(st, StatusCode::OK);
-        assert_eq!(me["user"]["email"], t.admin_email);
-        assert_eq!(me["tenant"]["time_zone"], "Asia/Tokyo");
-        assert!(me["user"].get("password_hash").is_none());
-        let (st, _) = s
-            .call("POST", "/api/v1/auth/logout", Some(&token), None)
-            .await;
-        assert_eq!(st, StatusCode::NO_CONTENT);
-        let (st, body) = s.get("/api/v1/me", &token).await;
-        assert_eq!(
-            (st, body["error"]["code"].as_str()),
-            (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
-        );
-        let (st, _) = s.call("GET", "/api/v1/me", None, None).await;
-        assert_eq!(st, StatusCode::UNAUTHORIZED);
-        let (st, _) = s.get("/api/v1/me", "kss_forged").await;
-        assert_eq!(st, StatusCode::UNAUTHORIZED);
+kura_testkit::per_backend!(login_logout_and_failures);
+async fn login_logout_and_failures(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    // Wrong password, unknown user, unknown tenant: one answer.
+    for (tenant, email, pw) in [
+        ("acme", t.admin_email.as_str(), "wrong-password-123"),
+        ("acme", "nobody@acme.example.jp", PASSWORD),
+        ("nope", t.admin_email.as_str(), PASSWORD),
+    ] {
+        let (st, body) = s.login(tenant, email, pw).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}");
+        assert_eq!(body["error"]["code"], "bad_credentials");
+    }
+    let (st, body) = s
+        .login("ACME", &t.admin_email.to_uppercase(), PASSWORD)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    assert!(token.starts_with("kss_"));
+    let (st, me) = s.get("/api/v1/me", &token).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["user"]["email"], t.admin_email);
+    assert_eq!(me["tenant"]["time_zone"], "Asia/Tokyo");
+    assert!(me["user"].get("password_hash").is_none());
+    let (st, _) = s
+        .call("POST", "/api/v1/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, body) = s.get("/api/v1/me", &token).await;
+    assert_eq!(
+        (st, body["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthenticated"))
+    );
+    let (st, _) = s.call("GET", "/api/v1/me", None, None).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = s.get("/api/v1/me", "kss_forged").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
 
-        let actions = audit_actions(&s, &t.admin_token).await;
-        assert!(
-            actions.contains(&("auth.login".into(), "failure".into())),
-            "{actions:?}"
-        );
-        assert!(actions.contains(&("auth.login".into(), "success".into())));
-        assert!(actions.contains(&("auth.logout".into(), "success".into())));
-        // The unknown-tenant attempt is in the system chain, not in any tenant's.
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let sys = kura_store::audit::list(
-            &mut tx,
-            &kura_domain::TenantId::from_string("_system"),
-            None,
-            100,
+    let actions = audit_actions(&s, &t.admin_token).await;
+    assert!(
+        actions.contains(&("auth.login".into(), "failure".into())),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&("auth.login".into(), "success".into())));
+    assert!(actions.contains(&("auth.logout".into(), "success".into())));
+    // The unknown-tenant attempt is in the system chain, not in any tenant's.
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let sys = kura_store::audit::list(
+        &mut tx,
+        &kura_domain::TenantId::from_string("_system"),
+        None,
+        100,
+    )
+    .await
+    .unwrap();
+    assert!(
+        sys.iter()
+            .any(|e| e.record.action == "auth.login"
+                && e.record.details["reason"] == "unknown_tenant")
+    );
+    drop(tx);
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(folders_and_projects);
+async fn folders_and_projects(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let tok = &t.admin_token;
+    let (st, f1) = s
+        .post("/api/v1/folders", tok, json!({ "name": "設計" }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{f1}");
+    let f1id = f1["id"].as_str().unwrap();
+    let (st, f2) = s
+        .post(
+            "/api/v1/folders",
+            tok,
+            json!({ "name": "図面", "parent_id": f1id }),
         )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let f2id = f2["id"].as_str().unwrap();
+    let (st, p) = s
+        .post(
+            "/api/v1/projects",
+            tok,
+            json!({ "name": "A棟", "folder_id": f2id }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let pid = p["id"].as_str().unwrap();
+
+    // Rename and move.
+    let (st, r) = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/folders/{f2id}"),
+            Some(tok),
+            Some(json!({ "name": "図面2" })),
+        )
+        .await;
+    assert_eq!((st, r["name"].as_str()), (StatusCode::OK, Some("図面2")));
+    let (st, r) = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/folders/{f1id}"),
+            Some(tok),
+            Some(json!({ "parent_id": f2id })),
+        )
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a folder cannot move below itself: {r}"
+    );
+    let (st, r) = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/folders/{f2id}"),
+            Some(tok),
+            Some(json!({ "parent_id": null })),
+        )
+        .await;
+    assert_eq!((st, r["parent_id"].clone()), (StatusCode::OK, Value::Null));
+    let (st, r) = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/projects/{pid}"),
+            Some(tok),
+            Some(json!({ "folder_id": f1id, "name": "B棟" })),
+        )
+        .await;
+    assert_eq!(
+        (st, r["folder_id"].as_str(), r["name"].as_str()),
+        (StatusCode::OK, Some(f1id), Some("B棟"))
+    );
+
+    // Listing, one item.
+    let (_, list) = s.get("/api/v1/folders", tok).await;
+    assert_eq!(ids(&list).len(), 2);
+    let (st, one) = s.get(&format!("/api/v1/projects/{pid}"), tok).await;
+    assert_eq!((st, one["name"].as_str()), (StatusCode::OK, Some("B棟")));
+
+    // Bad input is refused with a clear error and nothing is written.
+    let (st, e) = s
+        .post("/api/v1/folders", tok, json!({ "name": "  " }))
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
+    );
+    let (st, e) = s
+        .post("/api/v1/folders", tok, json!({ "name": "a/b" }))
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (st, e) = s
+        .post(
+            "/api/v1/projects",
+            tok,
+            json!({ "name": "x", "folder_id": "no-such-folder" }),
+        )
+        .await;
+    assert_eq!(
+        (st, e["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let res = s
+        .client
+        .post(format!("{}/api/v1/folders", s.base))
+        .bearer_auth(tok)
+        .header("content-type", "application/json")
+        .body("{\"name\":")
+        .send()
         .await
         .unwrap();
-        assert!(sys
-            .iter()
-            .any(|e| e.record.action == "auth.login"
-                && e.record.details["reason"] == "unknown_tenant"));
-        drop(tx);
-        s.stop().await;
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.headers().contains_key("x-request-id"));
+    let e: Value = res.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "bad_request");
+    let big = json!({ "name": "x".repeat(2 * 1024 * 1024) });
+    // The server answers 413 as soon as the limit is passed and closes the connection;
+    // the client may still be writing and then sees the pipe broken instead.
+    // (A client of its own: the connection the server closes is not reused.)
+    let res = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+        .post(format!("{}/api/v1/folders", s.base))
+        .bearer_auth(tok)
+        .json(&big)
+        .send()
+        .await;
+    match res {
+        Ok(r) => assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE),
+        Err(e) => assert!(e.is_request(), "{e}"),
     }
-}
+    let (_, list) = s.get("/api/v1/folders", tok).await;
+    assert_eq!(ids(&list).len(), 2, "failed requests wrote nothing");
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn folders_and_projects() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        let tok = &t.admin_token;
-        let (st, f1) = s
-            .post("/api/v1/folders", tok, json!({ "name": "設計" }))
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{f1}");
-        let f1id = f1["id"].as_str().unwrap();
-        let (st, f2) = s
-            .post(
-                "/api/v1/folders",
-                tok,
-                json!({ "name": "図面", "parent_id": f1id }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let f2id = f2["id"].as_str().unwrap();
-        let (st, p) = s
-            .post(
-                "/api/v1/projects",
-                tok,
-                json!({ "name": "A棟", "folder_id": f2id }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let pid = p["id"].as_str().unwrap();
+    // Delete: a non-empty folder is refused.
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/folders/{f1id}"),
+            Some(tok),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/projects/{pid}"),
+            Some(tok),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/folders/{f1id}"),
+            Some(tok),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/folders/{f1id}"), tok).await.0,
+        StatusCode::NOT_FOUND
+    );
 
-        // Rename and move.
-        let (st, r) = s
-            .call(
-                "PATCH",
-                &format!("/api/v1/folders/{f2id}"),
-                Some(tok),
-                Some(json!({ "name": "図面2" })),
-            )
-            .await;
-        assert_eq!((st, r["name"].as_str()), (StatusCode::OK, Some("図面2")));
-        let (st, r) = s
-            .call(
-                "PATCH",
-                &format!("/api/v1/folders/{f1id}"),
-                Some(tok),
-                Some(json!({ "parent_id": f2id })),
-            )
-            .await;
-        assert_eq!(
-            st,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a folder cannot move below itself: {r}"
-        );
-        let (st, r) = s
-            .call(
-                "PATCH",
-                &format!("/api/v1/folders/{f2id}"),
-                Some(tok),
-                Some(json!({ "parent_id": null })),
-            )
-            .await;
-        assert_eq!((st, r["parent_id"].clone()), (StatusCode::OK, Value::Null));
-        let (st, r) = s
-            .call(
-                "PATCH",
-                &format!("/api/v1/projects/{pid}"),
-                Some(tok),
-                Some(json!({ "folder_id": f1id, "name": "B棟" })),
-            )
-            .await;
-        assert_eq!(
-            (st, r["folder_id"].as_str(), r["name"].as_str()),
-            (StatusCode::OK, Some(f1id), Some("B棟"))
-        );
-
-        // Listing, one item.
-        let (_, list) = s.get("/api/v1/folders", tok).await;
-        assert_eq!(ids(&list).len(), 2);
-        let (st, one) = s.get(&format!("/api/v1/projects/{pid}"), tok).await;
-        assert_eq!((st, one["name"].as_str()), (StatusCode::OK, Some("B棟")));
-
-        // Bad input is refused with a clear error and nothing is written.
-        let (st, e) = s
-            .post("/api/v1/folders", tok, json!({ "name": "  " }))
-            .await;
-        assert_eq!(
-            (st, e["error"]["code"].as_str()),
-            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid"))
-        );
-        let (st, e) = s
-            .post("/api/v1/folders", tok, json!({ "name": "a/b" }))
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let (st, e) = s
-            .post(
-                "/api/v1/projects",
-                tok,
-                json!({ "name": "x", "folder_id": "no-such-folder" }),
-            )
-            .await;
-        assert_eq!(
-            (st, e["error"]["code"].as_str()),
-            (StatusCode::NOT_FOUND, Some("not_found"))
-        );
-        let res = s
-            .client
-            .post(format!("{}/api/v1/folders", s.base))
-            .bearer_auth(tok)
-            .header("content-type", "application/json")
-            .body("{\"name\":")
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-        assert!(res.headers().contains_key("x-request-id"));
-        let e: Value = res.json().await.unwrap();
-        assert_eq!(e["error"]["code"], "bad_request");
-        let big = json!({ "name": "x".repeat(2 * 1024 * 1024) });
-        // The server answers 413 as soon as the limit is passed and closes the connection;
-        // the client may still be writing and then sees the pipe broken instead.
-        // (A client of its own: the connection the server closes is not reused.)
-        let res = reqwest::Client::builder()
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap()
-            .post(format!("{}/api/v1/folders", s.base))
-            .bearer_auth(tok)
-            .json(&big)
-            .send()
-            .await;
-        match res {
-            Ok(r) => assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE),
-            Err(e) => assert!(e.is_request(), "{e}"),
-        }
-        let (_, list) = s.get("/api/v1/folders", tok).await;
-        assert_eq!(ids(&list).len(), 2, "failed requests wrote nothing");
-
-        // Delete: a non-empty folder is refused.
-        let (st, _) = s
-            .call(
-                "DELETE",
-                &format!("/api/v1/folders/{f1id}"),
-                Some(tok),
-                None,
-            )
-            .await;
-        assert_eq!(st, StatusCode::CONFLICT);
-        assert_eq!(
-            s.call(
-                "DELETE",
-                &format!("/api/v1/projects/{pid}"),
-                Some(tok),
-                None
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.call(
-                "DELETE",
-                &format!("/api/v1/folders/{f1id}"),
-                Some(tok),
-                None
-            )
-            .await
-            .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get(&format!("/api/v1/folders/{f1id}"), tok).await.0,
-            StatusCode::NOT_FOUND
-        );
-
-        let actions: Vec<String> = audit_actions(&s, tok)
-            .await
-            .into_iter()
-            .map(|a| a.0)
-            .collect();
-        for a in [
-            "folder.create",
-            "folder.rename",
-            "folder.move",
-            "project.create",
-            "project.move",
-            "project.delete",
-            "folder.delete",
-        ] {
-            assert!(
-                actions.iter().any(|x| x == a),
-                "{a} not audited: {actions:?}"
-            );
-        }
-        s.stop().await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn users_roles_freeze_and_delete() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        let adm = &t.admin_token;
-        let (_, f) = s.post("/api/v1/folders", adm, json!({ "name": "F" })).await;
-        let fid = f["id"].as_str().unwrap().to_string();
-        let (mid, member) = s
-            .add_user(
-                adm,
-                "member@acme.example.jp",
-                "member",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let (_gid, guest) = s
-            .add_user(
-                adm,
-                "guest@acme.example.jp",
-                "guest",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-        let (aid, admin2) = s
-            .add_user(
-                adm,
-                "admin@acme.example.jp",
-                "admin",
-                json!({ "type": "tenant" }),
-            )
-            .await;
-
-        // Members see the workspace but not the user list; guests cannot create.
-        assert_eq!(s.get("/api/v1/folders", &member).await.0, StatusCode::OK);
-        assert_eq!(
-            s.get("/api/v1/users", &member).await.0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.post(
-                "/api/v1/projects",
-                &member,
-                json!({ "name": "m", "folder_id": fid })
-            )
-            .await
-            .0,
-            StatusCode::CREATED
-        );
-        assert_eq!(
-            s.post(
-                "/api/v1/projects",
-                &guest,
-                json!({ "name": "g", "folder_id": fid })
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.post("/api/v1/folders", &member, json!({ "name": "m" }))
-                .await
-                .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.get("/api/v1/tenant/contacts", &admin2).await.0,
-            StatusCode::FORBIDDEN,
-            "contacts are the contract admin's"
-        );
-
-        // An admin freezes the member: their live token stops at once.
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{mid}/freeze"), &admin2, json!({}))
-                .await
-                .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get("/api/v1/me", &member).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            s.login("acme", "member@acme.example.jp", PASSWORD).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        let (_, u) = s.get(&format!("/api/v1/users/{mid}"), adm).await;
-        assert_eq!(u["user"]["status"], "frozen");
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{mid}/freeze"), adm, json!({}))
-                .await
-                .0,
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{mid}/unfreeze"), adm, json!({}))
-                .await
-                .0,
-            StatusCode::NO_CONTENT
-        );
-        let (st, body) = s.login("acme", "member@acme.example.jp", PASSWORD).await;
-        assert_eq!(st, StatusCode::OK);
-        let member = body["token"].as_str().unwrap().to_string();
-
-        // Nobody freezes themselves; an admin cannot freeze the contract admin; the last
-        // contract admin cannot be frozen by anyone.
-        assert_eq!(
-            s.post(&format!("/api/v1/users/{aid}/freeze"), &admin2, json!({}))
-                .await
-                .0,
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{}/freeze", t.admin_id),
-                &admin2,
-                json!({})
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.call(
-                "DELETE",
-                &format!("/api/v1/users/{}", t.admin_id),
-                Some(&admin2),
-                None
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN
-        );
-        // An admin cannot make themselves (or anyone) contract admin.
-        let (st, _) = s
-            .post(
-                &format!("/api/v1/users/{aid}/grants"),
-                &admin2,
-                json!({ "role": "contract_admin" }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::FORBIDDEN);
-
-        // Delete ends the session and the user is gone.
-        assert_eq!(
-            s.call("DELETE", &format!("/api/v1/users/{mid}"), Some(adm), None)
-                .await
-                .0,
-            StatusCode::NO_CONTENT
-        );
-        assert_eq!(
-            s.get("/api/v1/me", &member).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            s.get(&format!("/api/v1/users/{mid}"), adm).await.0,
-            StatusCode::NOT_FOUND
-        );
-
-        let (_, users) = s.get("/api/v1/users", adm).await;
-        assert_eq!(users["items"].as_array().unwrap().len(), 3);
-        let actions: Vec<(String, String)> = audit_actions(&s, adm).await;
-        for a in [
-            "user.invite",
-            "user.activate",
-            "user.freeze",
-            "user.unfreeze",
-            "user.delete",
-        ] {
-            assert!(actions.iter().any(|x| x.0 == a), "{a} not audited");
-        }
+    let actions: Vec<String> = audit_actions(&s, tok)
+        .await
+        .into_iter()
+        .map(|a| a.0)
+        .collect();
+    for a in [
+        "folder.create",
+        "folder.rename",
+        "folder.move",
+        "project.create",
+        "project.move",
+        "project.delete",
+        "folder.delete",
+    ] {
         assert!(
-            actions.contains(&("access.denied".into(), "denied".into())),
-            "denials are audited"
+            actions.iter().any(|x| x == a),
+            "{a} not audited: {actions:?}"
         );
-        s.stop().await;
     }
+    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn custom_roles_and_scoped_grants() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        let adm = &t.admin_token;
-        let (_, f1) = s
-            .post("/api/v1/folders", adm, json!({ "name": "現場写真" }))
-            .await;
-        let (_, f2) = s
-            .post("/api/v1/folders", adm, json!({ "name": "経理" }))
-            .await;
-        let f1 = f1["id"].as_str().unwrap().to_string();
-        let f2 = f2["id"].as_str().unwrap().to_string();
-        let (_, p2) = s
-            .post(
-                "/api/v1/projects",
-                adm,
-                json!({ "name": "決算", "folder_id": f2 }),
-            )
-            .await;
-        let p2 = p2["id"].as_str().unwrap().to_string();
+kura_testkit::per_backend!(users_roles_freeze_and_delete);
+async fn users_roles_freeze_and_delete(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let adm = &t.admin_token;
+    let (_, f) = s.post("/api/v1/folders", adm, json!({ "name": "F" })).await;
+    let fid = f["id"].as_str().unwrap().to_string();
+    let (mid, member) = s
+        .add_user(
+            adm,
+            "member@acme.example.jp",
+            "member",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let (_gid, guest) = s
+        .add_user(
+            adm,
+            "guest@acme.example.jp",
+            "guest",
+            json!({ "type": "tenant" }),
+        )
+        .await;
+    let (aid, admin2) = s
+        .add_user(
+            adm,
+            "admin@acme.example.jp",
+            "admin",
+            json!({ "type": "tenant" }),
+        )
+        .await;
 
-        let (st, role) = s
-            .post(
-                "/api/v1/roles",
-                adm,
-                json!({ "name": "ドローン操縦者", "actions": ["view", "project_create"] }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED, "{role}");
-        let rid = role["id"].as_str().unwrap().to_string();
-        let (st, e) = s
-            .post(
-                "/api/v1/roles",
-                adm,
-                json!({ "name": "x", "actions": ["fly"] }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-        let (st, _) = s
-            .post(
-                "/api/v1/roles",
-                adm,
-                json!({ "name": "ドローン操縦者", "actions": ["view"] }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CONFLICT);
-
-        let (did, drone) = s
-            .add_user(
-                adm,
-                "drone@acme.example.jp",
-                &rid,
-                json!({ "type": "folder", "id": f1 }),
-            )
-            .await;
-        // Creates projects in its folder only; the other folder does not exist for it.
-        let (st, p) = s
-            .post(
-                "/api/v1/projects",
-                &drone,
-                json!({ "name": "A区画", "folder_id": f1 }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let pid = p["id"].as_str().unwrap();
-        assert_eq!(
-            s.post(
-                "/api/v1/projects",
-                &drone,
-                json!({ "name": "x", "folder_id": f2 })
-            )
+    // Members see the workspace but not the user list; guests cannot create.
+    assert_eq!(s.get("/api/v1/folders", &member).await.0, StatusCode::OK);
+    assert_eq!(
+        s.get("/api/v1/users", &member).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/projects",
+            &member,
+            json!({ "name": "m", "folder_id": fid })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.post(
+            "/api/v1/projects",
+            &guest,
+            json!({ "name": "g", "folder_id": fid })
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.post("/api/v1/folders", &member, json!({ "name": "m" }))
             .await
             .0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            s.get(&format!("/api/v1/projects/{p2}"), &drone).await.0,
-            StatusCode::NOT_FOUND
-        );
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get("/api/v1/tenant/contacts", &admin2).await.0,
+        StatusCode::FORBIDDEN,
+        "contacts are the contract admin's"
+    );
+
+    // An admin freezes the member: their live token stops at once.
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{mid}/freeze"), &admin2, json!({}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.login("acme", "member@acme.example.jp", PASSWORD).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (_, u) = s.get(&format!("/api/v1/users/{mid}"), adm).await;
+    assert_eq!(u["user"]["status"], "frozen");
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{mid}/freeze"), adm, json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{mid}/unfreeze"), adm, json!({}))
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    let (st, body) = s.login("acme", "member@acme.example.jp", PASSWORD).await;
+    assert_eq!(st, StatusCode::OK);
+    let member = body["token"].as_str().unwrap().to_string();
+
+    // Nobody freezes themselves; an admin cannot freeze the contract admin; the last
+    // contract admin cannot be frozen by anyone.
+    assert_eq!(
+        s.post(&format!("/api/v1/users/{aid}/freeze"), &admin2, json!({}))
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{}/freeze", t.admin_id),
+            &admin2,
+            json!({})
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.call(
+            "DELETE",
+            &format!("/api/v1/users/{}", t.admin_id),
+            Some(&admin2),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    // An admin cannot make themselves (or anyone) contract admin.
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/users/{aid}/grants"),
+            &admin2,
+            json!({ "role": "contract_admin" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Delete ends the session and the user is gone.
+    assert_eq!(
+        s.call("DELETE", &format!("/api/v1/users/{mid}"), Some(adm), None)
+            .await
+            .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/users/{mid}"), adm).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    let (_, users) = s.get("/api/v1/users", adm).await;
+    assert_eq!(users["items"].as_array().unwrap().len(), 3);
+    let actions: Vec<(String, String)> = audit_actions(&s, adm).await;
+    for a in [
+        "user.invite",
+        "user.activate",
+        "user.freeze",
+        "user.unfreeze",
+        "user.delete",
+    ] {
+        assert!(actions.iter().any(|x| x.0 == a), "{a} not audited");
+    }
+    assert!(
+        actions.contains(&("access.denied".into(), "denied".into())),
+        "denials are audited"
+    );
+    s.stop().await;
+}
+
+kura_testkit::per_backend!(custom_roles_and_scoped_grants);
+async fn custom_roles_and_scoped_grants(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let adm = &t.admin_token;
+    let (_, f1) = s
+        .post("/api/v1/folders", adm, json!({ "name": "現場写真" }))
+        .await;
+    let (_, f2) = s
+        .post("/api/v1/folders", adm, json!({ "name": "経理" }))
+        .await;
+    let f1 = f1["id"].as_str().unwrap().to_string();
+    let f2 = f2["id"].as_str().unwrap().to_string();
+    let (_, p2) = s
+        .post(
+            "/api/v1/projects",
+            adm,
+            json!({ "name": "決算", "folder_id": f2 }),
+        )
+        .await;
+    let p2 = p2["id"].as_str().unwrap().to_string();
+
+    let (st, role) = s
+        .post(
+            "/api/v1/roles",
+            adm,
+            json!({ "name": "ドローン操縦者", "actions": ["view", "project_create"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let rid = role["id"].as_str().unwrap().to_string();
+    let (st, e) = s
+        .post(
+            "/api/v1/roles",
+            adm,
+            json!({ "name": "x", "actions": ["fly"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (st, _) = s
+        .post(
+            "/api/v1/roles",
+            adm,
+            json!({ "name": "ドローン操縦者", "actions": ["view"] }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+
+    let (did, drone) = s
+        .add_user(
+            adm,
+            "drone@acme.example.jp",
+            &rid,
+            json!({ "type": "folder", "id": f1 }),
+        )
+        .await;
+    // Creates projects in its folder only; the other folder does not exist for it.
+    let (st, p) = s
+        .post(
+            "/api/v1/projects",
+            &drone,
+            json!({ "name": "A区画", "folder_id": f1 }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let pid = p["id"].as_str().unwrap();
+    assert_eq!(
+        s.post(
+            "/api/v1/projects",
+            &drone,
+            json!({ "name": "x", "folder_id": f2 })
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/projects/{p2}"), &drone).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call(
+            "PATCH",
+            &format!("/api/v1/projects/{pid}"),
+            Some(&drone),
+            Some(json!({ "name": "y" }))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    let (_, visible) = s.get("/api/v1/folders", &drone).await;
+    assert_eq!(ids(&visible), vec![f1.clone()]);
+    let (_, visible) = s.get("/api/v1/projects", &drone).await;
+    assert_eq!(ids(&visible), vec![pid.to_string()]);
+
+    // A folder-scoped admin manages that folder only and cannot escalate.
+    let (fa_id, fadmin) = s
+        .add_user(
+            adm,
+            "fadmin@acme.example.jp",
+            "admin",
+            json!({ "type": "folder", "id": f1 }),
+        )
+        .await;
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{did}/grants"),
+            &fadmin,
+            json!({ "role": "guest", "scope": { "type": "folder", "id": f1 } })
+        )
+        .await
+        .0,
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{did}/grants"),
+            &fadmin,
+            json!({ "role": "guest", "scope": { "type": "folder", "id": f2 } })
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.post(
+            &format!("/api/v1/users/{fa_id}/grants"),
+            &fadmin,
+            json!({ "role": "admin" })
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.get("/api/v1/users", &fadmin).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    // Revoking the grant takes the access away at once.
+    let (_, grants) = s.get(&format!("/api/v1/users/{did}/grants"), adm).await;
+    for g in grants["items"].as_array().unwrap() {
+        let gid = g["id"].as_str().unwrap();
         assert_eq!(
             s.call(
-                "PATCH",
-                &format!("/api/v1/projects/{pid}"),
-                Some(&drone),
-                Some(json!({ "name": "y" }))
+                "DELETE",
+                &format!("/api/v1/users/{did}/grants/{gid}"),
+                Some(adm),
+                None
             )
             .await
             .0,
-            StatusCode::FORBIDDEN
-        );
-        let (_, visible) = s.get("/api/v1/folders", &drone).await;
-        assert_eq!(ids(&visible), vec![f1.clone()]);
-        let (_, visible) = s.get("/api/v1/projects", &drone).await;
-        assert_eq!(ids(&visible), vec![pid.to_string()]);
-
-        // A folder-scoped admin manages that folder only and cannot escalate.
-        let (fa_id, fadmin) = s
-            .add_user(
-                adm,
-                "fadmin@acme.example.jp",
-                "admin",
-                json!({ "type": "folder", "id": f1 }),
-            )
-            .await;
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{did}/grants"),
-                &fadmin,
-                json!({ "role": "guest", "scope": { "type": "folder", "id": f1 } })
-            )
-            .await
-            .0,
-            StatusCode::CREATED
-        );
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{did}/grants"),
-                &fadmin,
-                json!({ "role": "guest", "scope": { "type": "folder", "id": f2 } })
-            )
-            .await
-            .0,
-            StatusCode::NOT_FOUND
-        );
-        assert_eq!(
-            s.post(
-                &format!("/api/v1/users/{fa_id}/grants"),
-                &fadmin,
-                json!({ "role": "admin" })
-            )
-            .await
-            .0,
-            StatusCode::FORBIDDEN
-        );
-        assert_eq!(
-            s.get("/api/v1/users", &fadmin).await.0,
-            StatusCode::FORBIDDEN
-        );
-
-        // Revoking the grant takes the access away at once.
-        let (_, grants) = s.get(&format!("/api/v1/users/{did}/grants"), adm).await;
-        for g in grants["items"].as_array().unwrap() {
-            let gid = g["id"].as_str().unwrap();
-            assert_eq!(
-                s.call(
-                    "DELETE",
-                    &format!("/api/v1/users/{did}/grants/{gid}"),
-                    Some(adm),
-                    None
-                )
-                .await
-                .0,
-                StatusCode::NO_CONTENT
-            );
-        }
-        assert_eq!(
-            s.get(&format!("/api/v1/projects/{pid}"), &drone).await.0,
-            StatusCode::NOT_FOUND
-        );
-        // Deleting a role deletes its grants.
-        assert_eq!(
-            s.call("DELETE", &format!("/api/v1/roles/{rid}"), Some(adm), None)
-                .await
-                .0,
             StatusCode::NO_CONTENT
         );
-        assert_eq!(
-            s.get(&format!("/api/v1/roles/{rid}"), adm).await.0,
-            StatusCode::NOT_FOUND
-        );
-        s.stop().await;
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invitations_password_policy_and_settings() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        let adm = &t.admin_token;
-        let (st, _) = s
-            .post(
-                "/api/v1/users",
-                adm,
-                json!({ "email": "new@acme.example.jp", "role": "member" }),
-            )
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        assert_eq!(
-            s.post(
-                "/api/v1/users",
-                adm,
-                json!({ "email": "NEW@acme.example.jp" })
-            )
+    assert_eq!(
+        s.get(&format!("/api/v1/projects/{pid}"), &drone).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Deleting a role deletes its grants.
+    assert_eq!(
+        s.call("DELETE", &format!("/api/v1/roles/{rid}"), Some(adm), None)
             .await
             .0,
-            StatusCode::CONFLICT
-        );
-        assert_eq!(
-            s.post("/api/v1/users", adm, json!({ "email": "not-an-email" }))
-                .await
-                .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        let token = s.invitation_token("new@acme.example.jp").await;
-        // Weak passwords are refused and the invitation stays usable.
-        for weak in ["short1", "password123", "acme12345678", "qwertyuiop12"] {
-            let (st, e) = s
-                .call(
-                    "POST",
-                    "/api/v1/invitations/accept",
-                    None,
-                    Some(json!({ "token": token, "password": weak })),
-                )
-                .await;
-            assert_eq!(
-                (st, e["error"]["code"].as_str()),
-                (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")),
-                "{weak}"
-            );
-        }
-        let (st, _) = s
-            .call(
-                "POST",
-                "/api/v1/invitations/accept",
-                None,
-                Some(json!({ "token": token, "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK);
-        // Single use.
-        let (st, _) = s
-            .call(
-                "POST",
-                "/api/v1/invitations/accept",
-                None,
-                Some(json!({ "token": token, "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/roles/{rid}"), adm).await.0,
+        StatusCode::NOT_FOUND
+    );
+    s.stop().await;
+}
 
-        // Expiry (7 days by default), driven by the clock.
+kura_testkit::per_backend!(invitations_password_policy_and_settings);
+async fn invitations_password_policy_and_settings(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let adm = &t.admin_token;
+    let (st, _) = s
+        .post(
+            "/api/v1/users",
+            adm,
+            json!({ "email": "new@acme.example.jp", "role": "member" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(
         s.post(
             "/api/v1/users",
             adm,
-            json!({ "email": "late@acme.example.jp" }),
+            json!({ "email": "NEW@acme.example.jp" })
         )
-        .await;
-        let late = s.invitation_token("late@acme.example.jp").await;
-        s.clock.advance_secs(7 * 86_400 + 1);
-        let (st, _) = s
-            .call(
-                "POST",
-                "/api/v1/invitations/accept",
-                None,
-                Some(json!({ "token": late, "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
-        // (The admin's session expired meanwhile, too.)
-        let (st, body) = s.login("acme", &t.admin_email, PASSWORD).await;
-        assert_eq!(st, StatusCode::OK);
-        let adm = body["token"].as_str().unwrap().to_string();
-
-        // The contract admin tightens the policy.
-        let (_, tenant) = s.get("/api/v1/tenant", &adm).await;
-        let mut settings = tenant["settings"].clone();
-        settings["password_policy"]["min_length"] = json!(24);
-        settings["time_zone"] = json!("Mars/Olympus");
-        assert_eq!(
-            s.call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(&adm),
-                Some(settings.clone())
-            )
+        .await
+        .0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        s.post("/api/v1/users", adm, json!({ "email": "not-an-email" }))
             .await
             .0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        settings["time_zone"] = json!("Asia/Tokyo");
-        let (st, t2) = s
-            .call("PUT", "/api/v1/tenant/settings", Some(&adm), Some(settings))
-            .await;
-        assert_eq!(
-            (st, t2["settings"]["password_policy"]["min_length"].as_i64()),
-            (StatusCode::OK, Some(24))
-        );
-        s.post(
-            "/api/v1/users",
-            &adm,
-            json!({ "email": "strict@acme.example.jp" }),
-        )
-        .await;
-        let strict = s.invitation_token("strict@acme.example.jp").await;
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let token = s.invitation_token("new@acme.example.jp").await;
+    // Weak passwords are refused and the invitation stays usable.
+    for weak in ["short1", "password123", "acme12345678", "qwertyuiop12"] {
         let (st, e) = s
             .call(
                 "POST",
                 "/api/v1/invitations/accept",
                 None,
-                Some(json!({ "token": strict, "password": PASSWORD })),
+                Some(json!({ "token": token, "password": weak })),
             )
             .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
-
-        // Contacts (TEN-5).
-        let (st, c) = s.post("/api/v1/tenant/contacts", &adm, json!({ "name": "情報システム部", "email": "it@acme.example.jp", "purpose": "security" })).await;
-        assert_eq!(st, StatusCode::CREATED, "{c}");
-        let (_, cs) = s.get("/api/v1/tenant/contacts", &adm).await;
-        assert_eq!(cs["items"][0]["email"], "it@acme.example.jp");
-        s.stop().await;
+        assert_eq!(
+            (st, e["error"]["code"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("weak_password")),
+            "{weak}"
+        );
     }
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    // Single use.
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Expiry (7 days by default), driven by the clock.
+    s.post(
+        "/api/v1/users",
+        adm,
+        json!({ "email": "late@acme.example.jp" }),
+    )
+    .await;
+    let late = s.invitation_token("late@acme.example.jp").await;
+    s.clock.advance_secs(7 * 86_400 + 1);
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": late, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // (The admin's session expired meanwhile, too.)
+    let (st, body) = s.login("acme", &t.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::OK);
+    let adm = body["token"].as_str().unwrap().to_string();
+
+    // The contract admin tightens the policy.
+    let (_, tenant) = s.get("/api/v1/tenant", &adm).await;
+    let mut settings = tenant["settings"].clone();
+    settings["password_policy"]["min_length"] = json!(24);
+    settings["time_zone"] = json!("Mars/Olympus");
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(&adm),
+            Some(settings.clone())
+        )
+        .await
+        .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    settings["time_zone"] = json!("Asia/Tokyo");
+    let (st, t2) = s
+        .call("PUT", "/api/v1/tenant/settings", Some(&adm), Some(settings))
+        .await;
+    assert_eq!(
+        (st, t2["settings"]["password_policy"]["min_length"].as_i64()),
+        (StatusCode::OK, Some(24))
+    );
+    s.post(
+        "/api/v1/users",
+        &adm,
+        json!({ "email": "strict@acme.example.jp" }),
+    )
+    .await;
+    let strict = s.invitation_token("strict@acme.example.jp").await;
+    let (st, e) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": strict, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+
+    // Contacts (TEN-5).
+    let (st, c) = s.post("/api/v1/tenant/contacts", &adm, json!({ "name": "情報システム部", "email": "it@acme.example.jp", "purpose": "security" })).await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    let (_, cs) = s.get("/api/v1/tenant/contacts", &adm).await;
+    assert_eq!(cs["items"][0]["email"], "it@acme.example.jp");
+    s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn session_idle_and_absolute_timeouts() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
-        let mut settings = tenant["settings"].clone();
-        settings["session_policy"] =
-            json!({ "idle_timeout_secs": 600, "absolute_lifetime_secs": 3600 });
-        assert_eq!(
-            s.call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(&t.admin_token),
-                Some(settings)
-            )
-            .await
-            .0,
-            StatusCode::OK
-        );
+kura_testkit::per_backend!(session_idle_and_absolute_timeouts);
+async fn session_idle_and_absolute_timeouts(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let (_, tenant) = s.get("/api/v1/tenant", &t.admin_token).await;
+    let mut settings = tenant["settings"].clone();
+    settings["session_policy"] =
+        json!({ "idle_timeout_secs": 600, "absolute_lifetime_secs": 3600 });
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(&t.admin_token),
+            Some(settings)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
 
-        // Idle: unused for 10 minutes, the session ends.
-        let idle = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        s.clock.advance_secs(599);
-        assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::OK);
-        s.clock.advance_secs(601);
-        assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::UNAUTHORIZED);
+    // Idle: unused for 10 minutes, the session ends.
+    let idle = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.clock.advance_secs(599);
+    assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::OK);
+    s.clock.advance_secs(601);
+    assert_eq!(s.get("/api/v1/me", &idle).await.0, StatusCode::UNAUTHORIZED);
 
-        // Absolute: kept busy, it still ends after an hour.
-        let busy = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for _ in 0..7 {
-            s.clock.advance_secs(500);
-            assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::OK);
-        }
-        s.clock.advance_secs(150);
-        assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::UNAUTHORIZED);
+    // Absolute: kept busy, it still ends after an hour.
+    let busy = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for _ in 0..7 {
+        s.clock.advance_secs(500);
+        assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::OK);
+    }
+    s.clock.advance_secs(150);
+    assert_eq!(s.get("/api/v1/me", &busy).await.0, StatusCode::UNAUTHORIZED);
 
-        // The shortest idle limit (60 s): a session used every 35 s stays alive — its last
-        // use is written often enough — and one left for 61 s ends.
-        let admin = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let (_, tenant) = s.get("/api/v1/tenant", &admin).await;
-        let mut settings = tenant["settings"].clone();
-        settings["session_policy"] =
-            json!({ "idle_timeout_secs": 60, "absolute_lifetime_secs": 3600 });
-        assert_eq!(
-            s.call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(&admin),
-                Some(settings)
-            )
-            .await
-            .0,
-            StatusCode::OK
-        );
-        let active = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        for i in 0..10 {
-            s.clock.advance_secs(35);
-            assert_eq!(
-                s.get("/api/v1/me", &active).await.0,
-                StatusCode::OK,
-                "{b:?}: an active session died after {} s",
-                (i + 1) * 35
-            );
-        }
-        s.clock.advance_secs(61);
+    // The shortest idle limit (60 s): a session used every 35 s stays alive — its last
+    // use is written often enough — and one left for 61 s ends.
+    let admin = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, tenant) = s.get("/api/v1/tenant", &admin).await;
+    let mut settings = tenant["settings"].clone();
+    settings["session_policy"] = json!({ "idle_timeout_secs": 60, "absolute_lifetime_secs": 3600 });
+    assert_eq!(
+        s.call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(&admin),
+            Some(settings)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let active = s.login("acme", &t.admin_email, PASSWORD).await.1["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 0..10 {
+        s.clock.advance_secs(35);
         assert_eq!(
             s.get("/api/v1/me", &active).await.0,
-            StatusCode::UNAUTHORIZED
+            StatusCode::OK,
+            "{b:?}: an active session died after {} s",
+            (i + 1) * 35
         );
-        s.stop().await;
     }
+    s.clock.advance_secs(61);
+    assert_eq!(
+        s.get("/api/v1/me", &active).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -927,48 +915,46 @@ async fn openapi_documents_every_route_and_health() {
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn access_log_records_requests() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("acme").await;
-        for _ in 0..3 {
-            s.get("/api/v1/folders", &t.admin_token).await;
-        }
-        s.get("/api/v1/folders/nope", &t.admin_token).await;
-        // The writer flushes batches within a fraction of a second; poll (bounded).
-        let mut entries = Value::Null;
-        for _ in 0..50 {
-            let (_, body) = s.get("/api/v1/access-log?limit=100", &t.admin_token).await;
-            let n = body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| e["path"] == "/api/v1/folders")
-                .count();
-            entries = body;
-            if n >= 3 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        let items = entries["items"].as_array().unwrap();
-        let e = items
-            .iter()
-            .find(|e| e["path"] == "/api/v1/folders")
-            .expect("logged");
-        assert_eq!(e["method"], "GET");
-        assert_eq!(e["status"], 200);
-        assert_eq!(e["ip"], "127.0.0.1");
-        assert_eq!(e["user_id"], t.admin_id.as_str());
-        assert!(e["bytes"].as_i64().unwrap() > 0);
-        assert!(e["latency_us"].as_i64().is_some());
-        assert!(e["request_id"].as_str().is_some());
-        assert!(items
-            .iter()
-            .any(|e| e["path"] == "/api/v1/folders/nope" && e["status"] == 404));
-        s.stop().await;
+kura_testkit::per_backend!(access_log_records_requests);
+async fn access_log_records_requests(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    for _ in 0..3 {
+        s.get("/api/v1/folders", &t.admin_token).await;
     }
+    s.get("/api/v1/folders/nope", &t.admin_token).await;
+    // The writer flushes batches within a fraction of a second; poll (bounded).
+    let mut entries = Value::Null;
+    for _ in 0..50 {
+        let (_, body) = s.get("/api/v1/access-log?limit=100", &t.admin_token).await;
+        let n = body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["path"] == "/api/v1/folders")
+            .count();
+        entries = body;
+        if n >= 3 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let items = entries["items"].as_array().unwrap();
+    let e = items
+        .iter()
+        .find(|e| e["path"] == "/api/v1/folders")
+        .expect("logged");
+    assert_eq!(e["method"], "GET");
+    assert_eq!(e["status"], 200);
+    assert_eq!(e["ip"], "127.0.0.1");
+    assert_eq!(e["user_id"], t.admin_id.as_str());
+    assert!(e["bytes"].as_i64().unwrap() > 0);
+    assert!(e["latency_us"].as_i64().is_some());
+    assert!(e["request_id"].as_str().is_some());
+    assert!(items
+        .iter()
+        .any(|e| e["path"] == "/api/v1/folders/nope" && e["status"] == 404));
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1039,64 +1025,62 @@ async fn cookie_sessions_need_csrf() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(spoofing_names_are_refused);
 /// Names that display as something else are refused (422) on every naming path — files,
 /// folders, projects — including bytes that are not UTF-8 in the upload's query string.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spoofing_names_are_refused() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("spoof").await;
-        let tok = &t.admin_token;
-        let p = s.project(tok, "P").await;
-        for bad in [
-            "invoice\u{202E}fdp.exe",
-            "zero\u{200B}width",
-            "\u{FEFF}bom",
-            "sep\u{2028}line",
-            "..",
-        ] {
-            let (st, v) = s.post("/api/v1/folders", tok, json!({ "name": bad })).await;
-            assert_eq!(
-                st,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{b:?} folder {bad:?}: {v}"
-            );
-            let (st, v) = s
-                .post(
-                    "/api/v1/projects",
-                    tok,
-                    json!({ "name": bad, "folder_id": s.get("/api/v1/folders", tok).await.1["items"][0]["id"] }),
-                )
-                .await;
-            assert_eq!(
-                st,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{b:?} project {bad:?}: {v}"
-            );
-            let (st, v) = s.upload(tok, &p, &urlencode(bad), b"x".to_vec()).await;
-            assert_eq!(
-                st,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{b:?} file {bad:?}: {v}"
-            );
-        }
-        // Not UTF-8: refused, not stored as U+FFFD.
-        let (st, v) = s.upload(tok, &p, "bad%FF%FEname.txt", b"x".to_vec()).await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?}: {v}");
-        let (_, files) = s.get(&format!("/api/v1/projects/{p}/files"), tok).await;
-        assert_eq!(files["items"].as_array().unwrap().len(), 0, "{files}");
-        // An ordinary Japanese name with an emoji sequence is fine.
-        let (st, _) = s
-            .upload(
+async fn spoofing_names_are_refused(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("spoof").await;
+    let tok = &t.admin_token;
+    let p = s.project(tok, "P").await;
+    for bad in [
+        "invoice\u{202E}fdp.exe",
+        "zero\u{200B}width",
+        "\u{FEFF}bom",
+        "sep\u{2028}line",
+        "..",
+    ] {
+        let (st, v) = s.post("/api/v1/folders", tok, json!({ "name": bad })).await;
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{b:?} folder {bad:?}: {v}"
+        );
+        let (st, v) = s
+            .post(
+                "/api/v1/projects",
                 tok,
-                &p,
-                &urlencode("家族👨\u{200D}👩\u{200D}👧.jpg"),
-                b"x".to_vec(),
+                json!({ "name": bad, "folder_id": s.get("/api/v1/folders", tok).await.1["items"][0]["id"] }),
             )
             .await;
-        assert_eq!(st, StatusCode::CREATED);
-        s.stop().await;
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{b:?} project {bad:?}: {v}"
+        );
+        let (st, v) = s.upload(tok, &p, &urlencode(bad), b"x".to_vec()).await;
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{b:?} file {bad:?}: {v}"
+        );
     }
+    // Not UTF-8: refused, not stored as U+FFFD.
+    let (st, v) = s.upload(tok, &p, "bad%FF%FEname.txt", b"x".to_vec()).await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{b:?}: {v}");
+    let (_, files) = s.get(&format!("/api/v1/projects/{p}/files"), tok).await;
+    assert_eq!(files["items"].as_array().unwrap().len(), 0, "{files}");
+    // An ordinary Japanese name with an emoji sequence is fine.
+    let (st, _) = s
+        .upload(
+            tok,
+            &p,
+            &urlencode("家族👨\u{200D}👩\u{200D}👧.jpg"),
+            b"x".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    s.stop().await;
 }
 
 fn urlencode(s: &str) -> String {
@@ -1162,92 +1146,90 @@ async fn console_messages_and_redirects_come_only_from_kura() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(settings_refuse_unknown_keys_and_merge);
 /// Settings are never reset by accident: a misspelt key is refused (422 naming it) and
 /// nothing changes; PATCH changes only what it names (nested objects too); PUT must name
 /// every setting.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn settings_refuse_unknown_keys_and_merge() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("settings").await;
-        let tok = &t.admin_token;
-        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
-        let mut settings = tenant["settings"].clone();
-        settings["ip_allowlist"] = json!(["127.0.0.0/8"]);
-        settings["storage_quota_bytes"] = json!(1_000_000);
-        settings["password_policy"]["min_length"] = json!(14);
-        let (st, v) = s
-            .call(
-                "PUT",
-                "/api/v1/tenant/settings",
-                Some(tok),
-                Some(settings.clone()),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        let before = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
+async fn settings_refuse_unknown_keys_and_merge(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("settings").await;
+    let tok = &t.admin_token;
+    let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+    let mut settings = tenant["settings"].clone();
+    settings["ip_allowlist"] = json!(["127.0.0.0/8"]);
+    settings["storage_quota_bytes"] = json!(1_000_000);
+    settings["password_policy"]["min_length"] = json!(14);
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(tok),
+            Some(settings.clone()),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let before = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
 
-        for (method, body) in [
-            ("PUT", json!({ "mfa_requierd": true })),
-            ("PATCH", json!({ "mfa_requierd": true })),
-            ("PATCH", json!({ "password_policy": { "min_lenght": 20 } })),
-        ] {
-            let (st, v) = s
-                .call(
-                    method,
-                    "/api/v1/tenant/settings",
-                    Some(tok),
-                    Some(body.clone()),
-                )
-                .await;
-            assert_eq!(
-                st,
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "{b:?} {method} {body}: {v}"
-            );
-            let msg = v["error"]["message"].as_str().unwrap();
-            assert!(msg.contains("requierd") || msg.contains("lenght"), "{msg}");
-            assert_eq!(
-                s.get("/api/v1/tenant", tok).await.1["settings"],
-                before,
-                "{b:?}"
-            );
-        }
-        // PUT without every key: refused, naming what is missing.
+    for (method, body) in [
+        ("PUT", json!({ "mfa_requierd": true })),
+        ("PATCH", json!({ "mfa_requierd": true })),
+        ("PATCH", json!({ "password_policy": { "min_lenght": 20 } })),
+    ] {
         let (st, v) = s
             .call(
-                "PUT",
+                method,
                 "/api/v1/tenant/settings",
                 Some(tok),
-                Some(json!({ "mfa_required": true })),
+                Some(body.clone()),
             )
             .await;
-        assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(
-            v["error"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("ip_allowlist"),
-            "{v}"
+        assert_eq!(
+            st,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{b:?} {method} {body}: {v}"
         );
-        // PATCH merges.
-        let (st, v) = s
-            .call(
-                "PATCH",
-                "/api/v1/tenant/settings",
-                Some(tok),
-                Some(json!({ "default_locale": "en", "password_policy": { "require_symbol": true } })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK, "{v}");
-        let after = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
-        assert_eq!(after["default_locale"], "en");
-        assert_eq!(after["ip_allowlist"], json!(["127.0.0.0/8"]), "kept");
-        assert_eq!(after["storage_quota_bytes"], 1_000_000, "kept");
-        assert_eq!(after["password_policy"]["min_length"], 14, "kept");
-        assert_eq!(after["password_policy"]["require_symbol"], true);
-        s.stop().await;
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("requierd") || msg.contains("lenght"), "{msg}");
+        assert_eq!(
+            s.get("/api/v1/tenant", tok).await.1["settings"],
+            before,
+            "{b:?}"
+        );
     }
+    // PUT without every key: refused, naming what is missing.
+    let (st, v) = s
+        .call(
+            "PUT",
+            "/api/v1/tenant/settings",
+            Some(tok),
+            Some(json!({ "mfa_required": true })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ip_allowlist"),
+        "{v}"
+    );
+    // PATCH merges.
+    let (st, v) = s
+        .call(
+            "PATCH",
+            "/api/v1/tenant/settings",
+            Some(tok),
+            Some(json!({ "default_locale": "en", "password_policy": { "require_symbol": true } })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let after = s.get("/api/v1/tenant", tok).await.1["settings"].clone();
+    assert_eq!(after["default_locale"], "en");
+    assert_eq!(after["ip_allowlist"], json!(["127.0.0.0/8"]), "kept");
+    assert_eq!(after["storage_quota_bytes"], 1_000_000, "kept");
+    assert_eq!(after["password_policy"]["min_length"], 14, "kept");
+    assert_eq!(after["password_policy"]["require_symbol"], true);
+    s.stop().await;
 }
 
 /// One JSON error shape for every rejection of the API: malformed query values, a path

@@ -5,7 +5,7 @@
 
 use kura_domain::TenantId;
 use kura_store::blobs::{BlobReader, Blobs};
-use kura_testkit::{storages, test_config, use_s3, Backend, Storage};
+use kura_testkit::{test_config, use_s3, Backend, Storage};
 
 fn pattern(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
@@ -44,122 +44,120 @@ async fn put(b: &Blobs, t: &TenantId, id: &str, data: &[u8], piece: usize) {
     w.commit().await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn blob_store_conformance() {
-    for storage in storages() {
-        let (b, cfg) = blobs_on(storage).await;
-        let t1 = TenantId::from_string(kura_domain::ids::new_id());
-        let t2 = TenantId::from_string(kura_domain::ids::new_id());
-        assert!(b.list_all().await.unwrap().is_empty(), "{storage:?}: empty");
+kura_testkit::per_storage!(blob_store_conformance);
+async fn blob_store_conformance(storage: kura_testkit::Storage) {
+    let (b, cfg) = blobs_on(storage).await;
+    let t1 = TenantId::from_string(kura_domain::ids::new_id());
+    let t2 = TenantId::from_string(kura_domain::ids::new_id());
+    assert!(b.list_all().await.unwrap().is_empty(), "{storage:?}: empty");
 
-        // Round trips: empty, small, and large enough for a multipart upload on S3
-        // (parts of 8 MiB, two in flight), written in uneven pieces.
-        let cases: [(usize, usize); 4] = [
-            (0, 1),
-            (1, 1),
-            (70_001, 4_096),
-            (20 * 1024 * 1024 + 17, 1_000_003),
-        ];
-        let mut ids = Vec::new();
-        for (i, (n, piece)) in cases.iter().enumerate() {
-            let id = kura_domain::ids::new_id();
-            let data = pattern(*n, i as u8);
-            put(&b, &t1, &id, &data, *piece).await;
-            let got = read_all(b.read_range(&t1, &id, 0, None).await.unwrap()).await;
-            assert!(got == data, "{storage:?}: {n} bytes read back differ");
-            ids.push((id, data));
-        }
-
-        // Ranges: from the start, the middle, to the end, across a part boundary, empty.
-        let (big_id, big) = &ids[3];
-        let part = 8 * 1024 * 1024u64;
-        for (s, e) in [
-            (0u64, Some(10u64)),
-            (12_345, Some(99_999)),
-            (part - 5, Some(part + 5)),
-            (big.len() as u64 - 7, None),
-            (big.len() as u64 - 7, Some(big.len() as u64)),
-            (42, Some(42)),
-        ] {
-            let got = read_all(b.read_range(&t1, big_id, s, e).await.unwrap()).await;
-            let want = &big[s as usize..e.map(|e| e as usize).unwrap_or(big.len())];
-            assert!(got == want, "{storage:?}: range {s}..{e:?}");
-        }
-        let mut r = b.read_range(&t1, big_id, 0, Some(16)).await.unwrap();
-        let mut exact = [0u8; 16];
-        r.read_exact(&mut exact).await.unwrap();
-        assert_eq!(&exact[..], &big[..16]);
-        let mut more = [0u8; 1];
-        assert_eq!(
-            r.read(&mut more).await.unwrap(),
-            0,
-            "a range ends where asked"
-        );
-
-        // A write dropped before commit leaves nothing — small (buffered) or large (an
-        // S3 multipart upload in progress, which is aborted).
-        for n in [1_000usize, 17 * 1024 * 1024] {
-            let id = kura_domain::ids::new_id();
-            let mut w = b.create(&t1, &id).await.unwrap();
-            w.write(&pattern(n, 9)).await.unwrap();
-            drop(w);
-            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            assert!(
-                b.list_all().await.unwrap().iter().all(|l| l.name != id),
-                "{storage:?}: an uncommitted {n}-byte write is not listed"
-            );
-            let missing = b.read_range(&t1, &id, 0, None).await;
-            let err = match missing {
-                Ok(r) => read_all_err(r).await,
-                Err(e) => e,
-            };
-            assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{storage:?}");
-        }
-
-        // Listing: every committed object with its tenant; other tenants are separate.
-        let other = kura_domain::ids::new_id();
-        put(&b, &t2, &other, b"tenant two", 3).await;
-        let listed = b.list_all().await.unwrap();
-        assert_eq!(listed.len(), ids.len() + 1, "{storage:?}: {listed:?}");
-        for (id, _) in &ids {
-            assert!(listed
-                .iter()
-                .any(|l| &l.name == id && l.tenant == t1.as_str() && !l.is_temp()));
-        }
-        let l2 = listed.iter().find(|l| l.name == other).unwrap();
-        assert_eq!(l2.tenant, t2.as_str());
-        assert!(l2.modified > 0);
-        assert_eq!(
-            b.read_range(&t1, &other, 0, None)
-                .await
-                .err()
-                .map(|e| e.kind())
-                .unwrap_or(std::io::ErrorKind::Other),
-            std::io::ErrorKind::NotFound,
-            "{storage:?}: a blob is found only under its own tenant"
-        );
-
-        // Deletes: idempotent; remove_listed removes exactly the listed object.
-        b.delete(&t1, &ids[0].0).await.unwrap();
-        b.delete(&t1, &ids[0].0).await.unwrap();
-        b.remove_listed(l2).await.unwrap();
-        let left: Vec<String> = b
-            .list_all()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
-        assert_eq!(left.len(), ids.len() - 1, "{storage:?}");
-        assert!(!left.contains(&ids[0].0) && !left.contains(&other));
-
-        // Names that could escape the layout are refused before any I/O.
-        for bad in ["../x", "a/b", "", "x y", ".hidden"] {
-            assert!(b.create(&t1, bad).await.is_err(), "{storage:?}: {bad:?}");
-            assert!(b.read_range(&t1, bad, 0, None).await.is_err());
-        }
-        let _ = std::fs::remove_dir_all(&cfg.data_dir);
+    // Round trips: empty, small, and large enough for a multipart upload on S3
+    // (parts of 8 MiB, two in flight), written in uneven pieces.
+    let cases: [(usize, usize); 4] = [
+        (0, 1),
+        (1, 1),
+        (70_001, 4_096),
+        (20 * 1024 * 1024 + 17, 1_000_003),
+    ];
+    let mut ids = Vec::new();
+    for (i, (n, piece)) in cases.iter().enumerate() {
+        let id = kura_domain::ids::new_id();
+        let data = pattern(*n, i as u8);
+        put(&b, &t1, &id, &data, *piece).await;
+        let got = read_all(b.read_range(&t1, &id, 0, None).await.unwrap()).await;
+        assert!(got == data, "{storage:?}: {n} bytes read back differ");
+        ids.push((id, data));
     }
+
+    // Ranges: from the start, the middle, to the end, across a part boundary, empty.
+    let (big_id, big) = &ids[3];
+    let part = 8 * 1024 * 1024u64;
+    for (s, e) in [
+        (0u64, Some(10u64)),
+        (12_345, Some(99_999)),
+        (part - 5, Some(part + 5)),
+        (big.len() as u64 - 7, None),
+        (big.len() as u64 - 7, Some(big.len() as u64)),
+        (42, Some(42)),
+    ] {
+        let got = read_all(b.read_range(&t1, big_id, s, e).await.unwrap()).await;
+        let want = &big[s as usize..e.map(|e| e as usize).unwrap_or(big.len())];
+        assert!(got == want, "{storage:?}: range {s}..{e:?}");
+    }
+    let mut r = b.read_range(&t1, big_id, 0, Some(16)).await.unwrap();
+    let mut exact = [0u8; 16];
+    r.read_exact(&mut exact).await.unwrap();
+    assert_eq!(&exact[..], &big[..16]);
+    let mut more = [0u8; 1];
+    assert_eq!(
+        r.read(&mut more).await.unwrap(),
+        0,
+        "a range ends where asked"
+    );
+
+    // A write dropped before commit leaves nothing — small (buffered) or large (an
+    // S3 multipart upload in progress, which is aborted).
+    for n in [1_000usize, 17 * 1024 * 1024] {
+        let id = kura_domain::ids::new_id();
+        let mut w = b.create(&t1, &id).await.unwrap();
+        w.write(&pattern(n, 9)).await.unwrap();
+        drop(w);
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(
+            b.list_all().await.unwrap().iter().all(|l| l.name != id),
+            "{storage:?}: an uncommitted {n}-byte write is not listed"
+        );
+        let missing = b.read_range(&t1, &id, 0, None).await;
+        let err = match missing {
+            Ok(r) => read_all_err(r).await,
+            Err(e) => e,
+        };
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{storage:?}");
+    }
+
+    // Listing: every committed object with its tenant; other tenants are separate.
+    let other = kura_domain::ids::new_id();
+    put(&b, &t2, &other, b"tenant two", 3).await;
+    let listed = b.list_all().await.unwrap();
+    assert_eq!(listed.len(), ids.len() + 1, "{storage:?}: {listed:?}");
+    for (id, _) in &ids {
+        assert!(listed
+            .iter()
+            .any(|l| &l.name == id && l.tenant == t1.as_str() && !l.is_temp()));
+    }
+    let l2 = listed.iter().find(|l| l.name == other).unwrap();
+    assert_eq!(l2.tenant, t2.as_str());
+    assert!(l2.modified > 0);
+    assert_eq!(
+        b.read_range(&t1, &other, 0, None)
+            .await
+            .err()
+            .map(|e| e.kind())
+            .unwrap_or(std::io::ErrorKind::Other),
+        std::io::ErrorKind::NotFound,
+        "{storage:?}: a blob is found only under its own tenant"
+    );
+
+    // Deletes: idempotent; remove_listed removes exactly the listed object.
+    b.delete(&t1, &ids[0].0).await.unwrap();
+    b.delete(&t1, &ids[0].0).await.unwrap();
+    b.remove_listed(l2).await.unwrap();
+    let left: Vec<String> = b
+        .list_all()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.name)
+        .collect();
+    assert_eq!(left.len(), ids.len() - 1, "{storage:?}");
+    assert!(!left.contains(&ids[0].0) && !left.contains(&other));
+
+    // Names that could escape the layout are refused before any I/O.
+    for bad in ["../x", "a/b", "", "x y", ".hidden"] {
+        assert!(b.create(&t1, bad).await.is_err(), "{storage:?}: {bad:?}");
+        assert!(b.read_range(&t1, bad, 0, None).await.is_err());
+    }
+    let _ = std::fs::remove_dir_all(&cfg.data_dir);
 }
 
 async fn read_all_err(mut r: BlobReader) -> std::io::Error {

@@ -1,277 +1,279 @@
 //! The operator CLI, in-process against the test server's database.
 
 use kura_domain::TenantId;
-use kura_testkit::{backends, run_cli, StatusCode, TestServer, PASSWORD};
+use kura_testkit::{run_cli, StatusCode, TestServer, PASSWORD};
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_commands() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        assert_eq!(run_cli(&s.cfg, &["migrate"]).await, 0);
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "tenant",
-                    "create",
-                    "--slug",
-                    "kaisha",
-                    "--name",
-                    "株式会社カイシャ",
-                    "--admin-email",
-                    "boss@kaisha.example.jp"
-                ]
-            )
-            .await,
-            0
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "tenant",
-                    "create",
-                    "--slug",
-                    "kaisha",
-                    "--name",
-                    "dup",
-                    "--admin-email",
-                    "x@y.jp"
-                ]
-            )
-            .await,
-            2,
-            "duplicate slug refused"
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "tenant",
-                    "create",
-                    "--slug",
-                    "x",
-                    "--name",
-                    "bad",
-                    "--admin-email",
-                    "x@y.jp"
-                ]
-            )
-            .await,
-            2,
-            "bad slug refused"
-        );
-        // The invitation went to the outbox, in Japanese (the tenant's language).
-        let mails = s.services.mail_outbox(10).await.unwrap();
-        let tx = s.services.store.system_read().await.unwrap();
-        drop(tx);
-        let mail = mails
-            .iter()
-            .find(|m| m.to == "boss@kaisha.example.jp")
-            .unwrap();
-        assert!(mail.subject.contains("招待"), "{}", mail.subject);
-        let token = s.invitation_token("boss@kaisha.example.jp").await;
-        let (st, _) = s
-            .call(
-                "POST",
-                "/api/v1/invitations/accept",
-                None,
-                Some(json!({ "token": token, "password": PASSWORD })),
-            )
-            .await;
-        assert_eq!(st, StatusCode::OK);
+kura_testkit::per_backend!(operator_commands);
+async fn operator_commands(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    assert_eq!(run_cli(&s.cfg, &["migrate"]).await, 0);
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "kaisha",
+                "--name",
+                "株式会社カイシャ",
+                "--admin-email",
+                "boss@kaisha.example.jp"
+            ]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "kaisha",
+                "--name",
+                "dup",
+                "--admin-email",
+                "x@y.jp"
+            ]
+        )
+        .await,
+        2,
+        "duplicate slug refused"
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "tenant",
+                "create",
+                "--slug",
+                "x",
+                "--name",
+                "bad",
+                "--admin-email",
+                "x@y.jp"
+            ]
+        )
+        .await,
+        2,
+        "bad slug refused"
+    );
+    // The invitation went to the outbox, in Japanese (the tenant's language).
+    let mails = s.services.mail_outbox(10).await.unwrap();
+    let tx = s.services.store.system_read().await.unwrap();
+    drop(tx);
+    let mail = mails
+        .iter()
+        .find(|m| m.to == "boss@kaisha.example.jp")
+        .unwrap();
+    assert!(mail.subject.contains("招待"), "{}", mail.subject);
+    let token = s.invitation_token("boss@kaisha.example.jp").await;
+    let (st, _) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
 
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "create",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "staff@kaisha.example.jp",
-                    "--role",
-                    "member",
-                    "--locale",
-                    "en"
-                ]
-            )
-            .await,
-            0
-        );
-        let token = s.invitation_token("staff@kaisha.example.jp").await;
-        let (_, body) = s
-            .call(
-                "POST",
-                "/api/v1/invitations/accept",
-                None,
-                Some(json!({ "token": token, "password": PASSWORD })),
-            )
-            .await;
-        let staff = body["token"].as_str().unwrap().to_string();
-        assert_eq!(s.get("/api/v1/me", &staff).await.0, StatusCode::OK);
-        // Freezing from the CLI ends the session at once.
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "freeze",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "staff@kaisha.example.jp"
-                ]
-            )
-            .await,
-            0
-        );
-        assert_eq!(
-            s.get("/api/v1/me", &staff).await.0,
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "unfreeze",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "staff@kaisha.example.jp"
-                ]
-            )
-            .await,
-            0
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "delete",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "staff@kaisha.example.jp"
-                ]
-            )
-            .await,
-            0
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "delete",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "staff@kaisha.example.jp"
-                ]
-            )
-            .await,
-            2
-        );
-        // The last contract admin cannot be frozen, even by the operator.
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &[
-                    "user",
-                    "freeze",
-                    "--tenant",
-                    "kaisha",
-                    "--email",
-                    "boss@kaisha.example.jp"
-                ]
-            )
-            .await,
-            2
-        );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "create",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "staff@kaisha.example.jp",
+                "--role",
+                "member",
+                "--locale",
+                "en"
+            ]
+        )
+        .await,
+        0
+    );
+    let token = s.invitation_token("staff@kaisha.example.jp").await;
+    let (_, body) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": PASSWORD })),
+        )
+        .await;
+    let staff = body["token"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/api/v1/me", &staff).await.0, StatusCode::OK);
+    // Freezing from the CLI ends the session at once.
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "freeze",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "staff@kaisha.example.jp"
+            ]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        s.get("/api/v1/me", &staff).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "unfreeze",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "staff@kaisha.example.jp"
+            ]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "delete",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "staff@kaisha.example.jp"
+            ]
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "delete",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "staff@kaisha.example.jp"
+            ]
+        )
+        .await,
+        2
+    );
+    // The last contract admin cannot be frozen, even by the operator.
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &[
+                "user",
+                "freeze",
+                "--tenant",
+                "kaisha",
+                "--email",
+                "boss@kaisha.example.jp"
+            ]
+        )
+        .await,
+        2
+    );
 
-        assert_eq!(run_cli(&s.cfg, &["tenant", "list"]).await, 0);
-        assert_eq!(run_cli(&s.cfg, &["tenant", "show", "kaisha"]).await, 0);
-        assert_eq!(run_cli(&s.cfg, &["tenant", "show", "nope"]).await, 2);
-        assert_eq!(run_cli(&s.cfg, &["mail", "outbox"]).await, 0);
-        assert_eq!(run_cli(&s.cfg, &["audit", "verify"]).await, 0);
+    assert_eq!(run_cli(&s.cfg, &["tenant", "list"]).await, 0);
+    assert_eq!(run_cli(&s.cfg, &["tenant", "show", "kaisha"]).await, 0);
+    assert_eq!(run_cli(&s.cfg, &["tenant", "show", "nope"]).await, 2);
+    assert_eq!(run_cli(&s.cfg, &["mail", "outbox"]).await, 0);
+    assert_eq!(run_cli(&s.cfg, &["audit", "verify"]).await, 0);
 
-        // Every operator action is audited (IAM-10): in the tenant's chain when it concerns a
-        // tenant, in the system chain otherwise.
-        let t = s.services.operator_find_tenant("kaisha").await.unwrap();
-        let mut tx = s.services.store.system_read().await.unwrap();
-        let ev = kura_store::audit::list(&mut tx, &t.id, None, 100)
-            .await
-            .unwrap();
-        let ops: Vec<&str> = ev
-            .iter()
-            .filter(|e| e.record.actor_kind == "operator")
-            .map(|e| e.record.action.as_str())
-            .collect();
-        for a in [
-            "tenant.create",
-            "user.invite",
-            "user.freeze",
-            "user.unfreeze",
-            "user.delete",
-            "operator.tenant.show",
-        ] {
-            assert!(ops.contains(&a), "{a} by operator not audited: {ops:?}");
-        }
-        let sys = kura_store::audit::list(&mut tx, &TenantId::from_string("_system"), None, 100)
-            .await
-            .unwrap();
-        let sys: Vec<&str> = sys.iter().map(|e| e.record.action.as_str()).collect();
-        assert!(
-            sys.contains(&"operator.tenant.list") && sys.contains(&"operator.audit.verify"),
-            "{sys:?}"
-        );
-        drop(tx);
-        s.stop().await;
+    // Every operator action is audited (IAM-10): in the tenant's chain when it concerns a
+    // tenant, in the system chain otherwise.
+    let t = s.services.operator_find_tenant("kaisha").await.unwrap();
+    let mut tx = s.services.store.system_read().await.unwrap();
+    let ev = kura_store::audit::list(&mut tx, &t.id, None, 100)
+        .await
+        .unwrap();
+    let ops: Vec<&str> = ev
+        .iter()
+        .filter(|e| e.record.actor_kind == "operator")
+        .map(|e| e.record.action.as_str())
+        .collect();
+    for a in [
+        "tenant.create",
+        "user.invite",
+        "user.freeze",
+        "user.unfreeze",
+        "user.delete",
+        "operator.tenant.show",
+    ] {
+        assert!(ops.contains(&a), "{a} by operator not audited: {ops:?}");
     }
+    let sys = kura_store::audit::list(&mut tx, &TenantId::from_string("_system"), None, 100)
+        .await
+        .unwrap();
+    let sys: Vec<&str> = sys.iter().map(|e| e.record.action.as_str()).collect();
+    assert!(
+        sys.contains(&"operator.tenant.list") && sys.contains(&"operator.audit.verify"),
+        "{sys:?}"
+    );
+    drop(tx);
+    s.stop().await;
 }
 
+kura_testkit::per_backend!(cli_refuses_to_create_deployments_and_terminations_are_confirmed);
 /// The CLI never starts a deployment by accident: run against a directory (or schema)
 /// without one, every command but serve/demo/migrate refuses and creates nothing. Termination
 /// asks for the tenant ID (or --yes); a terminated tenant can be reactivated in its grace
 /// period (audited, mailed), not after its data was deleted; a restore does not bring a
 /// terminated tenant back.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed() {
-    // SQLite: a directory where there is no deployment.
-    let mut nowhere = kura_testkit::test_config(kura_testkit::Backend::Sqlite);
-    nowhere.master_key = None;
-    nowhere.signing_key = None;
-    for args in [
-        vec!["tenant", "show", "demo"],
-        vec!["tenant", "list"],
-        vec![
-            "tenant",
-            "create",
-            "--slug",
-            "x-co",
-            "--name",
-            "X",
-            "--admin-email",
-            "a@x.example.jp",
-        ],
-        vec!["audit", "verify"],
-        vec!["audit", "public-key"],
-        vec!["backup", "list"],
-    ] {
-        assert_ne!(run_cli(&nowhere, &args).await, 0, "{args:?}");
-        assert!(
-            !nowhere.data_dir.exists(),
-            "{args:?} created {}",
-            nowhere.data_dir.display()
-        );
+async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed(
+    b: kura_testkit::Backend,
+) {
+    if b == kura_testkit::Backend::Sqlite {
+        // SQLite: a directory where there is no deployment.
+        let mut nowhere = kura_testkit::test_config(kura_testkit::Backend::Sqlite);
+        nowhere.master_key = None;
+        nowhere.signing_key = None;
+        for args in [
+            vec!["tenant", "show", "demo"],
+            vec!["tenant", "list"],
+            vec![
+                "tenant",
+                "create",
+                "--slug",
+                "x-co",
+                "--name",
+                "X",
+                "--admin-email",
+                "a@x.example.jp",
+            ],
+            vec!["audit", "verify"],
+            vec!["audit", "public-key"],
+            vec!["backup", "list"],
+        ] {
+            assert_ne!(run_cli(&nowhere, &args).await, 0, "{args:?}");
+            assert!(
+                !nowhere.data_dir.exists(),
+                "{args:?} created {}",
+                nowhere.data_dir.display()
+            );
+        }
     }
     // PostgreSQL: a schema without Kura's tables.
-    if backends().contains(&kura_testkit::Backend::Postgres) {
+    if b == kura_testkit::Backend::Postgres {
         let empty = kura_testkit::test_config(kura_testkit::Backend::Postgres);
         assert_eq!(run_cli(&empty, &["tenant", "list"]).await, 2);
         let n = kura_testkit::raw_count(
@@ -290,95 +292,92 @@ async fn cli_refuses_to_create_deployments_and_terminations_are_confirmed() {
         .await;
         assert_eq!(schemas, 0, "no schema was created");
     }
-
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("again-co").await;
-        // Confirmation: a wrong answer (piped) changes nothing; the right one terminates.
-        let bin = crate::kura_binary();
-        let dir = kura_testkit::temp_path("confirm");
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("kura.toml");
-        std::fs::write(&file, kura_testkit::toml_of(&s.cfg)).unwrap();
-        let terminate = |answer: &str| {
-            use std::io::Write;
-            let mut child = std::process::Command::new(&bin)
-                .args([
-                    "--config",
-                    file.to_str().unwrap(),
-                    "tenant",
-                    "terminate",
-                    "--slug",
-                    "again-co",
-                ])
-                .stdin(std::process::Stdio::piped())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(format!("{answer}\n").as_bytes())
-                .unwrap();
-            child.wait().unwrap().code()
-        };
-        assert_eq!(terminate("again"), Some(1), "{b:?}");
-        let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
-        assert_eq!(st, StatusCode::OK, "{b:?}: not terminated");
-        assert_eq!(terminate("again-co"), Some(0), "{b:?}");
-        let (st, _) = s.login("again-co", &t.admin_email, PASSWORD).await;
-        assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}: terminated");
-        // A restore does not bring it back.
-        assert_eq!(
-            run_cli(&s.cfg, &["backup", "restore", "--tenant", "again-co"]).await,
-            2
-        );
-        // Reactivated in the grace period: log-in works again, audited, mailed.
-        assert_eq!(
-            run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
-            0
-        );
-        let (st, l) = s.login("again-co", &t.admin_email, PASSWORD).await;
-        assert_eq!(st, StatusCode::OK, "{b:?}: {l}");
-        let tok = l["token"].as_str().unwrap();
-        let (_, audit) = s.get("/api/v1/audit?action=tenant.", tok).await;
-        let actions: Vec<&str> = audit["items"]
-            .as_array()
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("again-co").await;
+    // Confirmation: a wrong answer (piped) changes nothing; the right one terminates.
+    let bin = crate::kura_binary();
+    let dir = kura_testkit::temp_path("confirm");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kura.toml");
+    std::fs::write(&file, kura_testkit::toml_of(&s.cfg)).unwrap();
+    let terminate = |answer: &str| {
+        use std::io::Write;
+        let mut child = std::process::Command::new(&bin)
+            .args([
+                "--config",
+                file.to_str().unwrap(),
+                "tenant",
+                "terminate",
+                "--slug",
+                "again-co",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
             .unwrap()
-            .iter()
-            .map(|e| e["action"].as_str().unwrap())
-            .collect();
-        assert!(actions.contains(&"tenant.reactivate"), "{actions:?}");
-        let mails = s.services.mail_outbox(50).await.unwrap();
-        assert!(mails
-            .iter()
-            .any(|m| m.to == t.admin_email && m.subject.contains("再開")));
-        // Reactivating an active tenant is refused; after the deletion it is too late.
-        assert_eq!(
-            run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
-            2
-        );
-        assert_eq!(
-            run_cli(
-                &s.cfg,
-                &["tenant", "terminate", "--slug", "again-co", "--yes"]
-            )
-            .await,
-            0
-        );
-        s.clock.advance_secs(31 * 86_400);
-        s.services.advance_lifecycles().await.unwrap();
-        let e = s
-            .services
-            .operator_reactivate_tenant("again-co", &Default::default())
-            .await
-            .unwrap_err();
-        assert!(e.to_string().contains("grace period"), "{e}");
-        let _ = std::fs::remove_dir_all(&dir);
-        s.stop().await;
-    }
+            .write_all(format!("{answer}\n").as_bytes())
+            .unwrap();
+        child.wait().unwrap().code()
+    };
+    assert_eq!(terminate("again"), Some(1), "{b:?}");
+    let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+    assert_eq!(st, StatusCode::OK, "{b:?}: not terminated");
+    assert_eq!(terminate("again-co"), Some(0), "{b:?}");
+    let (st, _) = s.login("again-co", &t.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "{b:?}: terminated");
+    // A restore does not bring it back.
+    assert_eq!(
+        run_cli(&s.cfg, &["backup", "restore", "--tenant", "again-co"]).await,
+        2
+    );
+    // Reactivated in the grace period: log-in works again, audited, mailed.
+    assert_eq!(
+        run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
+        0
+    );
+    let (st, l) = s.login("again-co", &t.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::OK, "{b:?}: {l}");
+    let tok = l["token"].as_str().unwrap();
+    let (_, audit) = s.get("/api/v1/audit?action=tenant.", tok).await;
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"tenant.reactivate"), "{actions:?}");
+    let mails = s.services.mail_outbox(50).await.unwrap();
+    assert!(mails
+        .iter()
+        .any(|m| m.to == t.admin_email && m.subject.contains("再開")));
+    // Reactivating an active tenant is refused; after the deletion it is too late.
+    assert_eq!(
+        run_cli(&s.cfg, &["tenant", "reactivate", "--slug", "again-co"]).await,
+        2
+    );
+    assert_eq!(
+        run_cli(
+            &s.cfg,
+            &["tenant", "terminate", "--slug", "again-co", "--yes"]
+        )
+        .await,
+        0
+    );
+    s.clock.advance_secs(31 * 86_400);
+    s.services.advance_lifecycles().await.unwrap();
+    let e = s
+        .services
+        .operator_reactivate_tenant("again-co", &Default::default())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("grace period"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+    s.stop().await;
 }
 
 /// The demo tenant `kura demo` sets up: every demo user logs in with the documented password

@@ -12,75 +12,72 @@ async fn checkpoint_runs(s: &TestServer) -> Vec<kura_store::jobs::Run> {
         .unwrap()
 }
 
+kura_testkit::per_backend!(jobs_run_once_across_two_nodes);
 /// Two nodes on one database, each polling every second: every due time of a job runs
 /// exactly once, whichever node gets it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_run_once_across_two_nodes() {
-    for b in backends() {
-        let mut cfg = test_config(b);
-        cfg.jobs_poll_secs = 1;
-        cfg.audit_checkpoint_interval_secs = 60;
-        cfg.node_name = Some("node-a".into());
-        let a = TestServer::start_with(cfg.clone(), b).await;
-        cfg.node_name = Some("node-b".into());
-        let node_b = TestServer::start_with(cfg.clone(), b).await;
-        let t = a.create_tenant("jobco").await;
-        let rounds = 5;
-        for round in 0..=rounds {
-            if round > 0 {
-                // New audit events, then the next due time on both nodes' clocks.
-                a.post(
-                    "/api/v1/folders",
-                    &t.admin_token,
-                    json!({ "name": format!("f{round}") }),
-                )
-                .await;
-                a.clock.advance_secs(60);
-                node_b.clock.advance_secs(60);
-            }
-            let mut seen = 0;
-            for _ in 0..100 {
-                seen = checkpoint_runs(&a)
-                    .await
-                    .iter()
-                    .filter(|r| r.status == "ok")
-                    .count();
-                if seen > round {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            assert_eq!(seen, round + 1, "{b:?}: round {round}");
+async fn jobs_run_once_across_two_nodes(b: kura_testkit::Backend) {
+    let mut cfg = test_config(b);
+    cfg.jobs_poll_secs = 1;
+    cfg.audit_checkpoint_interval_secs = 60;
+    cfg.node_name = Some("node-a".into());
+    let a = TestServer::start_with(cfg.clone(), b).await;
+    cfg.node_name = Some("node-b".into());
+    let node_b = TestServer::start_with(cfg.clone(), b).await;
+    let t = a.create_tenant("jobco").await;
+    let rounds = 5;
+    for round in 0..=rounds {
+        if round > 0 {
+            // New audit events, then the next due time on both nodes' clocks.
+            a.post(
+                "/api/v1/folders",
+                &t.admin_token,
+                json!({ "name": format!("f{round}") }),
+            )
+            .await;
+            a.clock.advance_secs(60);
+            node_b.clock.advance_secs(60);
         }
-        // Let both nodes poll a few more times: nothing more is due, nothing more runs.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
-        let runs = checkpoint_runs(&a).await;
-        assert_eq!(runs.len(), rounds + 1, "{b:?}: {runs:?}");
-        let mut due: Vec<i64> = runs.iter().map(|r| r.due_at.0).collect();
-        due.sort();
-        due.dedup();
-        assert_eq!(due.len(), rounds + 1, "each due time once");
-        let nodes: std::collections::BTreeSet<&str> =
-            runs.iter().map(|r| r.node.as_str()).collect();
-        assert!(
-            nodes.iter().all(|n| *n == "node-a" || *n == "node-b"),
-            "{nodes:?}"
-        );
-        // Each run checkpointed the chain that had moved; all signatures check out.
-        let tid = kura_domain::TenantId::from_string(t.tenant_id.clone());
-        let mut tx = a.services.store.tenant_read(&tid).await.unwrap();
-        let cps = kura_store::audit::checkpoints_between(&mut tx, &tid, 0, i64::MAX)
-            .await
-            .unwrap();
-        drop(tx);
-        // (The first run may come before the tenant existed.)
-        assert!(cps.len() >= rounds, "{b:?}: {cps:?}");
-        assert!(cps.iter().all(|c| a.services.checkpoint_is_genuine(c)));
-        // The operator sees the jobs and their runs.
-        assert_eq!(run_cli(&a.cfg, &["jobs", "list"]).await, 0);
-        node_b.stop().await;
-        a.stop().await;
+        let mut seen = 0;
+        for _ in 0..100 {
+            seen = checkpoint_runs(&a)
+                .await
+                .iter()
+                .filter(|r| r.status == "ok")
+                .count();
+            if seen > round {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(seen, round + 1, "{b:?}: round {round}");
     }
+    // Let both nodes poll a few more times: nothing more is due, nothing more runs.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let runs = checkpoint_runs(&a).await;
+    assert_eq!(runs.len(), rounds + 1, "{b:?}: {runs:?}");
+    let mut due: Vec<i64> = runs.iter().map(|r| r.due_at.0).collect();
+    due.sort();
+    due.dedup();
+    assert_eq!(due.len(), rounds + 1, "each due time once");
+    let nodes: std::collections::BTreeSet<&str> = runs.iter().map(|r| r.node.as_str()).collect();
+    assert!(
+        nodes.iter().all(|n| *n == "node-a" || *n == "node-b"),
+        "{nodes:?}"
+    );
+    // Each run checkpointed the chain that had moved; all signatures check out.
+    let tid = kura_domain::TenantId::from_string(t.tenant_id.clone());
+    let mut tx = a.services.store.tenant_read(&tid).await.unwrap();
+    let cps = kura_store::audit::checkpoints_between(&mut tx, &tid, 0, i64::MAX)
+        .await
+        .unwrap();
+    drop(tx);
+    // (The first run may come before the tenant existed.)
+    assert!(cps.len() >= rounds, "{b:?}: {cps:?}");
+    assert!(cps.iter().all(|c| a.services.checkpoint_is_genuine(c)));
+    // The operator sees the jobs and their runs.
+    assert_eq!(run_cli(&a.cfg, &["jobs", "list"]).await, 0);
+    node_b.stop().await;
+    a.stop().await;
 }
 
 /// Two `kura serve` processes on one PostgreSQL database, each polling for jobs every
@@ -200,39 +197,37 @@ async fn two_kura_processes_run_each_due_job_once() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(jobs_survive_a_clock_going_back);
 /// A clock that jumps backwards (by more than a job's interval and a margin) does not stall
 /// the jobs until it catches up: they are rescheduled and run again.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_survive_a_clock_going_back() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        s.create_tenant("clockco").await;
-        s.services.ensure_jobs().await.unwrap();
-        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-        assert!(s.services.run_due_jobs("test", &stop).await.unwrap() >= 4);
-        let before = s
-            .services
-            .job_runs(Some("status.probe"), 100)
-            .await
-            .unwrap()
-            .len();
-        // Three hours back.
-        s.clock.advance_secs(-3 * 3600);
-        s.clock.advance_secs(61);
-        s.services.run_due_jobs("test", &stop).await.unwrap();
-        let after = s
-            .services
-            .job_runs(Some("status.probe"), 100)
-            .await
-            .unwrap()
-            .len();
-        assert_eq!(after, before + 1, "{b:?}: the minute job ran again");
-        let purge = s.services.job_runs(Some("logs.purge"), 100).await.unwrap();
-        assert_eq!(
-            purge.len(),
-            2,
-            "{b:?}: the hourly job did not wait three hours"
-        );
-        s.stop().await;
-    }
+async fn jobs_survive_a_clock_going_back(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    s.create_tenant("clockco").await;
+    s.services.ensure_jobs().await.unwrap();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    assert!(s.services.run_due_jobs("test", &stop).await.unwrap() >= 4);
+    let before = s
+        .services
+        .job_runs(Some("status.probe"), 100)
+        .await
+        .unwrap()
+        .len();
+    // Three hours back.
+    s.clock.advance_secs(-3 * 3600);
+    s.clock.advance_secs(61);
+    s.services.run_due_jobs("test", &stop).await.unwrap();
+    let after = s
+        .services
+        .job_runs(Some("status.probe"), 100)
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(after, before + 1, "{b:?}: the minute job ran again");
+    let purge = s.services.job_runs(Some("logs.purge"), 100).await.unwrap();
+    assert_eq!(
+        purge.len(),
+        2,
+        "{b:?}: the hourly job did not wait three hours"
+    );
+    s.stop().await;
 }

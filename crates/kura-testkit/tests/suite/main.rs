@@ -1,5 +1,8 @@
 //! Kura's integration suite: one test binary (each binary links everything; on 2 cores that
-//! is minutes), modules by area. Every store-touching test runs on SQLite and PostgreSQL.
+//! is minutes), modules by area. Every store-touching test runs on SQLite and PostgreSQL
+//! (and the file suites on S3) as one test per backend, named after it — `name::sqlite`,
+//! `name::postgres`, `name::sqlite_s3` — by `kura_testkit::{per_backend, per_setup,
+//! per_storage}!`, so that a failure says which backend failed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod account;

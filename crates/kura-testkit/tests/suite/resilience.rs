@@ -26,168 +26,164 @@ async fn one_write(store: &kura_store::Store, t: &TenantId, name: &str) -> Resul
     }
 }
 
+kura_testkit::per_backend!(abandoned_transactions_never_wedge_writes);
 /// Transactions abandoned at every point of their life — while beginning, between
 /// statements, while committing — never leave a connection inside a transaction or the
 /// write lock held: writes go on afterwards.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_transactions_never_wedge_writes() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let a = s.create_tenant("wedge").await;
-        let t = TenantId::from_string(&a.tenant_id);
-        let store = s.services.store.clone();
-        let mut handles = Vec::new();
-        for i in 0..600u64 {
-            let (st, tt) = (store.clone(), t.clone());
-            let h = tokio::spawn(async move {
-                let mut tx = st.tenant_tx(&tt).await.unwrap();
-                workspace::insert_folder(&mut tx, &tt, &folder(&format!("a{i}")))
-                    .await
-                    .unwrap();
-                tx.commit().await.unwrap();
-            });
-            // Abort after 0…~1 ms: lands before, inside and after BEGIN, the insert and
-            // COMMIT. Several are in flight at once.
-            let delay = Duration::from_micros((i * 37) % 1100);
-            handles.push(tokio::spawn(async move {
-                tokio::time::sleep(delay).await;
-                h.abort();
-            }));
-            if i % 8 == 7 {
-                for h in handles.drain(..) {
-                    h.await.unwrap();
-                }
+async fn abandoned_transactions_never_wedge_writes(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let a = s.create_tenant("wedge").await;
+    let t = TenantId::from_string(&a.tenant_id);
+    let store = s.services.store.clone();
+    let mut handles = Vec::new();
+    for i in 0..600u64 {
+        let (st, tt) = (store.clone(), t.clone());
+        let h = tokio::spawn(async move {
+            let mut tx = st.tenant_tx(&tt).await.unwrap();
+            workspace::insert_folder(&mut tx, &tt, &folder(&format!("a{i}")))
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        });
+        // Abort after 0…~1 ms: lands before, inside and after BEGIN, the insert and
+        // COMMIT. Several are in flight at once.
+        let delay = Duration::from_micros((i * 37) % 1100);
+        handles.push(tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            h.abort();
+        }));
+        if i % 8 == 7 {
+            for h in handles.drain(..) {
+                h.await.unwrap();
             }
         }
-        for h in handles {
-            h.await.unwrap();
-        }
-        for i in 0..20 {
-            one_write(&store, &t, &format!("after{i}"))
-                .await
-                .unwrap_or_else(|e| panic!("{b:?}: write {i} after aborted transactions: {e}"));
-        }
-        // Readiness says the truth about writes.
-        let (st, r) = s.call("GET", "/readyz", None, None).await;
-        assert_eq!(st, StatusCode::OK, "{b:?}: {r}");
-        s.stop().await;
     }
+    for h in handles {
+        h.await.unwrap();
+    }
+    for i in 0..20 {
+        one_write(&store, &t, &format!("after{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("{b:?}: write {i} after aborted transactions: {e}"));
+    }
+    // Readiness says the truth about writes.
+    let (st, r) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{b:?}: {r}");
+    s.stop().await;
 }
 
+kura_testkit::per_backend!(abandoned_requests_leave_writes_working);
 /// Many requests abandoned by their clients mid-flight (log-ins, uploads, downloads, reads)
 /// leave the server fully able to write: the same requests succeed afterwards.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn abandoned_requests_leave_writes_working() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let a = s.create_tenant("abandon").await;
-        let project = s.project(&a.admin_token, "P").await;
-        let (st, up) = s
-            .upload(&a.admin_token, &project, "small.txt", vec![b'k'; 1024])
-            .await;
-        assert_eq!(st, StatusCode::CREATED);
-        let file = up["file"]["id"].as_str().unwrap().to_string();
+async fn abandoned_requests_leave_writes_working(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let a = s.create_tenant("abandon").await;
+    let project = s.project(&a.admin_token, "P").await;
+    let (st, up) = s
+        .upload(&a.admin_token, &project, "small.txt", vec![b'k'; 1024])
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let file = up["file"]["id"].as_str().unwrap().to_string();
 
-        // Rounds of 64 concurrent requests (as wrk -c64), each given up by its client after
-        // 0.2–12 ms: many are cut off inside the server's transactions.
-        for round in 0..25u64 {
-            let mut tasks = Vec::new();
-            for i in 0..64u64 {
-                let client = reqwest::Client::builder()
-                    .timeout(Duration::from_micros(
-                        200 + (i * 977 + round * 331) % 12_000,
-                    ))
-                    .build()
-                    .unwrap();
-                let base = s.base.clone();
-                let token = a.admin_token.clone();
-                let (project, file, slug, email) = (
-                    project.clone(),
-                    file.clone(),
-                    a.slug.clone(),
-                    a.admin_email.clone(),
-                );
-                tasks.push(tokio::spawn(async move {
-                    let _ = match i % 4 {
-                        0 => {
-                            client
-                                .get(format!("{base}/api/v1/files/{file}/content"))
-                                .bearer_auth(&token)
-                                .send()
-                                .await
-                        }
-                        1 => {
-                            client
-                                .post(format!(
-                                    "{base}/api/v1/projects/{project}/files?name=up{round}-{i}.txt"
-                                ))
-                                .bearer_auth(&token)
-                                .body(vec![b'u'; 64 * 1024])
-                                .send()
-                                .await
-                        }
-                        2 => {
-                            client
-                                .post(format!("{base}/api/v1/auth/login"))
-                                .json(&json!({"tenant": slug, "email": email, "password": kura_testkit::PASSWORD}))
-                                .send()
-                                .await
-                        }
-                        _ => {
-                            client
-                                .get(format!("{base}/api/v1/me"))
-                                .bearer_auth(&token)
-                                .send()
-                                .await
-                        }
-                    };
-                }));
-            }
-            for t in tasks {
-                t.await.unwrap();
-            }
+    // Rounds of 64 concurrent requests (as wrk -c64), each given up by its client after
+    // 0.2–12 ms: many are cut off inside the server's transactions.
+    for round in 0..25u64 {
+        let mut tasks = Vec::new();
+        for i in 0..64u64 {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_micros(
+                    200 + (i * 977 + round * 331) % 12_000,
+                ))
+                .build()
+                .unwrap();
+            let base = s.base.clone();
+            let token = a.admin_token.clone();
+            let (project, file, slug, email) = (
+                project.clone(),
+                file.clone(),
+                a.slug.clone(),
+                a.admin_email.clone(),
+            );
+            tasks.push(tokio::spawn(async move {
+                let _ = match i % 4 {
+                    0 => {
+                        client
+                            .get(format!("{base}/api/v1/files/{file}/content"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                    }
+                    1 => {
+                        client
+                            .post(format!(
+                                "{base}/api/v1/projects/{project}/files?name=up{round}-{i}.txt"
+                            ))
+                            .bearer_auth(&token)
+                            .body(vec![b'u'; 64 * 1024])
+                            .send()
+                            .await
+                    }
+                    2 => {
+                        client
+                            .post(format!("{base}/api/v1/auth/login"))
+                            .json(&json!({"tenant": slug, "email": email, "password": kura_testkit::PASSWORD}))
+                            .send()
+                            .await
+                    }
+                    _ => {
+                        client
+                            .get(format!("{base}/api/v1/me"))
+                            .bearer_auth(&token)
+                            .send()
+                            .await
+                    }
+                };
+            }));
         }
-        // Give the server a moment to notice the closed connections, then write.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let (st, r) = s.call("GET", "/readyz", None, None).await;
-        assert_eq!(st, StatusCode::OK, "{b:?}: {r}");
-        let (st, body) = s
-            .post("/api/v1/folders", &a.admin_token, json!({"name": "after"}))
-            .await;
-        assert_eq!(
-            st,
-            StatusCode::CREATED,
-            "{b:?}: folder after the burst: {body}"
-        );
-        let up = s
-            .client
-            .post(format!(
-                "{}/api/v1/projects/{project}/files?name=after.txt",
-                s.base
-            ))
-            .bearer_auth(&a.admin_token)
-            .body(vec![b'z'; 2048])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            up.status(),
-            StatusCode::CREATED,
-            "{b:?}: upload after the burst"
-        );
-        let res = s
-            .client
-            .get(format!("{}/api/v1/files/{file}/content", s.base))
-            .bearer_auth(&a.admin_token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        assert_eq!(res.bytes().await.unwrap().len(), 1024);
-        let (st, body) = s.login(&a.slug, &a.admin_email, PASSWORD).await;
-        assert_eq!(st, StatusCode::OK, "{b:?}: log-in after the burst: {body}");
-        s.stop().await;
+        for t in tasks {
+            t.await.unwrap();
+        }
     }
+    // Give the server a moment to notice the closed connections, then write.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (st, r) = s.call("GET", "/readyz", None, None).await;
+    assert_eq!(st, StatusCode::OK, "{b:?}: {r}");
+    let (st, body) = s
+        .post("/api/v1/folders", &a.admin_token, json!({"name": "after"}))
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::CREATED,
+        "{b:?}: folder after the burst: {body}"
+    );
+    let up = s
+        .client
+        .post(format!(
+            "{}/api/v1/projects/{project}/files?name=after.txt",
+            s.base
+        ))
+        .bearer_auth(&a.admin_token)
+        .body(vec![b'z'; 2048])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        up.status(),
+        StatusCode::CREATED,
+        "{b:?}: upload after the burst"
+    );
+    let res = s
+        .client
+        .get(format!("{}/api/v1/files/{file}/content", s.base))
+        .bearer_auth(&a.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().len(), 1024);
+    let (st, body) = s.login(&a.slug, &a.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::OK, "{b:?}: log-in after the burst: {body}");
+    s.stop().await;
 }
 
 /// Polls `sql` (a count) until it reaches `want` or 30 s pass; returns the last count.
@@ -211,78 +207,78 @@ fn metric(text: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("metric {name} missing"))
 }
 
+kura_testkit::per_backend!(access_log_keeps_every_entry_under_overload_and_database_failure);
 /// The access log keeps every entry (LOG-1): when its queue overflows under load and when
 /// the database refuses its batches, entries wait in the spool on disk and are written once
 /// the database takes them again; nothing is dropped, and /metrics says what happened.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn access_log_keeps_every_entry_under_overload_and_database_failure() {
-    for b in backends() {
-        let mut cfg = kura_testkit::test_config(b);
-        cfg.access_log_queue = 2; // overflows at once
-        let s = TestServer::start_with(cfg, b).await;
+async fn access_log_keeps_every_entry_under_overload_and_database_failure(
+    b: kura_testkit::Backend,
+) {
+    let mut cfg = kura_testkit::test_config(b);
+    cfg.access_log_queue = 2; // overflows at once
+    let s = TestServer::start_with(cfg, b).await;
 
-        // 1. Overload: 300 requests at once against a queue of 2.
-        let mut tasks = Vec::new();
-        for i in 0..300 {
-            let (c, base) = (s.client.clone(), s.base.clone());
-            tasks.push(tokio::spawn(async move {
-                c.get(format!("{base}/api/v1/overload-probe-{i}"))
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-            }));
-        }
-        for t in tasks {
-            assert_eq!(t.await.unwrap(), StatusCode::NOT_FOUND);
-        }
-        let sql = "SELECT COUNT(*) FROM access_log WHERE path LIKE '/api/v1/overload-probe-%'";
-        assert_eq!(wait_for_count(&s.cfg, sql, 300).await, 300, "{b:?}");
-
-        // 2. The database refuses the batches (the table is gone for a while): requests are
-        //    answered, entries are spooled and retried, and land once the table is back.
-        kura_testkit::raw_sql(&s.cfg, "ALTER TABLE access_log RENAME TO access_log_away").await;
-        for i in 0..120 {
-            let (st, _) = s
-                .call("GET", &format!("/api/v1/outage-probe-{i}"), None, None)
-                .await;
-            assert_eq!(st, StatusCode::NOT_FOUND);
-        }
-        // Let at least one batch fail.
-        let mut failures = 0;
-        for _ in 0..100 {
-            let (_, m) = s.call("GET", "/metrics", None, None).await;
-            failures = metric(m.as_str().unwrap(), "kura_access_log_write_failures_total");
-            if failures > 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(
-            failures > 0,
-            "{b:?}: no batch failed while the table was away"
-        );
-        kura_testkit::raw_sql(&s.cfg, "ALTER TABLE access_log_away RENAME TO access_log").await;
-        let sql = "SELECT COUNT(*) FROM access_log WHERE path LIKE '/api/v1/outage-probe-%'";
-        assert_eq!(wait_for_count(&s.cfg, sql, 120).await, 120, "{b:?}");
-        // Exactly once each.
-        assert_eq!(kura_testkit::raw_count(&s.cfg, sql).await, 120);
-
-        let (_, m) = s.call("GET", "/metrics", None, None).await;
-        let m = m.as_str().unwrap().to_string();
-        assert_eq!(metric(&m, "kura_access_log_dropped_total"), 0, "{b:?}");
-        assert!(metric(&m, "kura_access_log_spooled_total") >= 120, "{b:?}");
-        // The spool is empty again (and was never world-readable).
-        let spool = s.cfg.data_dir.join("spool");
-        let left: Vec<_> = std::fs::read_dir(&spool)
-            .map(|d| d.filter_map(|e| e.ok()).collect())
-            .unwrap_or_default();
-        assert!(left.is_empty(), "{b:?}: spool not drained: {left:?}");
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o700, "{b:?}");
-        s.stop().await;
+    // 1. Overload: 300 requests at once against a queue of 2.
+    let mut tasks = Vec::new();
+    for i in 0..300 {
+        let (c, base) = (s.client.clone(), s.base.clone());
+        tasks.push(tokio::spawn(async move {
+            c.get(format!("{base}/api/v1/overload-probe-{i}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }));
     }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), StatusCode::NOT_FOUND);
+    }
+    let sql = "SELECT COUNT(*) FROM access_log WHERE path LIKE '/api/v1/overload-probe-%'";
+    assert_eq!(wait_for_count(&s.cfg, sql, 300).await, 300, "{b:?}");
+
+    // 2. The database refuses the batches (the table is gone for a while): requests are
+    //    answered, entries are spooled and retried, and land once the table is back.
+    kura_testkit::raw_sql(&s.cfg, "ALTER TABLE access_log RENAME TO access_log_away").await;
+    for i in 0..120 {
+        let (st, _) = s
+            .call("GET", &format!("/api/v1/outage-probe-{i}"), None, None)
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND);
+    }
+    // Let at least one batch fail.
+    let mut failures = 0;
+    for _ in 0..100 {
+        let (_, m) = s.call("GET", "/metrics", None, None).await;
+        failures = metric(m.as_str().unwrap(), "kura_access_log_write_failures_total");
+        if failures > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        failures > 0,
+        "{b:?}: no batch failed while the table was away"
+    );
+    kura_testkit::raw_sql(&s.cfg, "ALTER TABLE access_log_away RENAME TO access_log").await;
+    let sql = "SELECT COUNT(*) FROM access_log WHERE path LIKE '/api/v1/outage-probe-%'";
+    assert_eq!(wait_for_count(&s.cfg, sql, 120).await, 120, "{b:?}");
+    // Exactly once each.
+    assert_eq!(kura_testkit::raw_count(&s.cfg, sql).await, 120);
+
+    let (_, m) = s.call("GET", "/metrics", None, None).await;
+    let m = m.as_str().unwrap().to_string();
+    assert_eq!(metric(&m, "kura_access_log_dropped_total"), 0, "{b:?}");
+    assert!(metric(&m, "kura_access_log_spooled_total") >= 120, "{b:?}");
+    // The spool is empty again (and was never world-readable).
+    let spool = s.cfg.data_dir.join("spool");
+    let left: Vec<_> = std::fs::read_dir(&spool)
+        .map(|d| d.filter_map(|e| e.ok()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "{b:?}: spool not drained: {left:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&spool).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "{b:?}");
+    s.stop().await;
 }
 
 fn rss_kib(pid: u32) -> u64 {
@@ -670,28 +666,26 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+kura_testkit::per_backend!(commits_are_durable_before_they_are_acknowledged);
 /// An acknowledged write is on disk: SQLite commits with `synchronous=FULL` on every pooled
 /// connection (NORMAL could lose an upload answered 201 on power loss); PostgreSQL keeps
 /// `synchronous_commit` on.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn commits_are_durable_before_they_are_acknowledged() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        // Several connections at once, so more than one pooled connection is asked.
-        let mut all = Vec::new();
-        for _ in 0..4 {
-            let store = s.services.store.clone();
-            all.push(tokio::spawn(
-                async move { store.durability().await.unwrap() },
-            ));
-        }
-        for d in all {
-            let d = d.await.unwrap();
-            match b {
-                kura_testkit::Backend::Sqlite => assert_eq!(d, "sqlite synchronous=FULL"),
-                kura_testkit::Backend::Postgres => assert_eq!(d, "postgres synchronous_commit=on"),
-            }
-        }
-        s.stop().await;
+async fn commits_are_durable_before_they_are_acknowledged(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    // Several connections at once, so more than one pooled connection is asked.
+    let mut all = Vec::new();
+    for _ in 0..4 {
+        let store = s.services.store.clone();
+        all.push(tokio::spawn(
+            async move { store.durability().await.unwrap() },
+        ));
     }
+    for d in all {
+        let d = d.await.unwrap();
+        match b {
+            kura_testkit::Backend::Sqlite => assert_eq!(d, "sqlite synchronous=FULL"),
+            kura_testkit::Backend::Postgres => assert_eq!(d, "postgres synchronous_commit=on"),
+        }
+    }
+    s.stop().await;
 }

@@ -3,136 +3,134 @@
 use kura_domain::{TenantId, Timestamp};
 use kura_store::workspace;
 use kura_store::{StoreError, SYSTEM_TENANT};
-use kura_testkit::{backends, raw_sql, Backend, TestServer};
+use kura_testkit::{raw_sql, Backend, TestServer};
 
 use kura_testkit::folder_row as folder;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn conformance() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let store = &s.services.store;
-        let a = s.create_tenant("tenant-a").await;
-        let bt = s.create_tenant("tenant-b").await;
-        let ta = TenantId::from_string(&a.tenant_id);
-        let tb = TenantId::from_string(&bt.tenant_id);
+kura_testkit::per_backend!(conformance);
+async fn conformance(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let store = &s.services.store;
+    let a = s.create_tenant("tenant-a").await;
+    let bt = s.create_tenant("tenant-b").await;
+    let ta = TenantId::from_string(&a.tenant_id);
+    let tb = TenantId::from_string(&bt.tenant_id);
 
-        // Migrations are idempotent.
-        assert!(store.migrate().await.unwrap().is_empty());
-        assert_eq!(
-            store.current_version().await.unwrap(),
-            kura_store::schema_version()
-        );
+    // Migrations are idempotent.
+    assert!(store.migrate().await.unwrap().is_empty());
+    assert_eq!(
+        store.current_version().await.unwrap(),
+        kura_store::schema_version()
+    );
 
-        // A transaction opened for A refuses to touch B (before any SQL runs).
+    // A transaction opened for A refuses to touch B (before any SQL runs).
+    let mut tx = store.tenant_tx(&ta).await.unwrap();
+    assert!(matches!(
+        workspace::list_folders(&mut tx, &tb).await,
+        Err(StoreError::ScopeViolation)
+    ));
+    assert!(matches!(
+        workspace::insert_folder(&mut tx, &tb, &folder("x")).await,
+        Err(StoreError::ScopeViolation)
+    ));
+    assert!(matches!(
+        kura_store::tenants::find_by_slug(&mut tx, "tenant-b").await,
+        Err(StoreError::ScopeViolation)
+    ));
+    drop(tx);
+
+    // Dropping a transaction rolls it back; committing keeps it.
+    let mut tx = store.tenant_tx(&ta).await.unwrap();
+    workspace::insert_folder(&mut tx, &ta, &folder("rolled back"))
+        .await
+        .unwrap();
+    drop(tx);
+    let mut tx = store.tenant_tx(&ta).await.unwrap();
+    assert!(workspace::list_folders(&mut tx, &ta)
+        .await
+        .unwrap()
+        .is_empty());
+    workspace::insert_folder(&mut tx, &ta, &folder("kept"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.tenant_read(&ta).await.unwrap();
+    assert_eq!(
+        workspace::list_folders(&mut tx, &ta).await.unwrap().len(),
+        1
+    );
+    drop(tx);
+
+    // Unique constraints become conflicts.
+    let mut tx = store.tenant_tx(&ta).await.unwrap();
+    let dup = kura_store::users::User {
+        id: kura_domain::UserId::generate(),
+        tenant_id: ta.clone(),
+        email: a.admin_email.clone(),
+        display_name: "dup".into(),
+        locale: None,
+        status: kura_domain::user::UserStatus::Invited,
+        kind: kura_domain::user::UserKind::Person,
+        password_hash: None,
+        created_at: Timestamp(1),
+    };
+    assert!(matches!(
+        kura_store::users::insert(&mut tx, &dup).await,
+        Err(StoreError::Conflict(_))
+    ));
+    drop(tx);
+
+    // Row-level security (PostgreSQL): inside A's transaction, even SQL without a tenant
+    // filter sees and changes only A's rows, and cannot write B's.
+    if b == Backend::Postgres {
         let mut tx = store.tenant_tx(&ta).await.unwrap();
-        assert!(matches!(
-            workspace::list_folders(&mut tx, &tb).await,
-            Err(StoreError::ScopeViolation)
-        ));
-        assert!(matches!(
-            workspace::insert_folder(&mut tx, &tb, &folder("x")).await,
-            Err(StoreError::ScopeViolation)
-        ));
-        assert!(matches!(
-            kura_store::tenants::find_by_slug(&mut tx, "tenant-b").await,
-            Err(StoreError::ScopeViolation)
-        ));
-        drop(tx);
-
-        // Dropping a transaction rolls it back; committing keeps it.
-        let mut tx = store.tenant_tx(&ta).await.unwrap();
-        workspace::insert_folder(&mut tx, &ta, &folder("rolled back"))
+        let visible = tx
+            .execute_raw("UPDATE users SET updated_at = updated_at")
             .await
             .unwrap();
-        drop(tx);
-        let mut tx = store.tenant_tx(&ta).await.unwrap();
-        assert!(workspace::list_folders(&mut tx, &ta)
-            .await
-            .unwrap()
-            .is_empty());
-        workspace::insert_folder(&mut tx, &ta, &folder("kept"))
+        assert_eq!(visible, 1, "RLS must hide tenant B's users");
+        let visible = tx
+            .execute_raw("UPDATE tenants SET updated_at = updated_at")
             .await
             .unwrap();
-        tx.commit().await.unwrap();
-        let mut tx = store.tenant_read(&ta).await.unwrap();
-        assert_eq!(
-            workspace::list_folders(&mut tx, &ta).await.unwrap().len(),
-            1
+        assert_eq!(visible, 1);
+        let sql = format!(
+            "INSERT INTO folders (id, tenant_id, name, created_at, updated_at) VALUES ('x', '{}', 'evil', 0, 0)",
+            tb.as_str()
+        );
+        assert!(
+            tx.execute_raw(&sql).await.is_err(),
+            "RLS must refuse writing B's rows"
         );
         drop(tx);
-
-        // Unique constraints become conflicts.
-        let mut tx = store.tenant_tx(&ta).await.unwrap();
-        let dup = kura_store::users::User {
-            id: kura_domain::UserId::generate(),
-            tenant_id: ta.clone(),
-            email: a.admin_email.clone(),
-            display_name: "dup".into(),
-            locale: None,
-            status: kura_domain::user::UserStatus::Invited,
-            kind: kura_domain::user::UserKind::Person,
-            password_hash: None,
-            created_at: Timestamp(1),
-        };
-        assert!(matches!(
-            kura_store::users::insert(&mut tx, &dup).await,
-            Err(StoreError::Conflict(_))
-        ));
-        drop(tx);
-
-        // Row-level security (PostgreSQL): inside A's transaction, even SQL without a tenant
-        // filter sees and changes only A's rows, and cannot write B's.
-        if b == Backend::Postgres {
-            let mut tx = store.tenant_tx(&ta).await.unwrap();
-            let visible = tx
-                .execute_raw("UPDATE users SET updated_at = updated_at")
-                .await
-                .unwrap();
-            assert_eq!(visible, 1, "RLS must hide tenant B's users");
-            let visible = tx
-                .execute_raw("UPDATE tenants SET updated_at = updated_at")
-                .await
-                .unwrap();
-            assert_eq!(visible, 1);
-            let sql = format!(
-                "INSERT INTO folders (id, tenant_id, name, created_at, updated_at) VALUES ('x', '{}', 'evil', 0, 0)",
-                tb.as_str()
-            );
-            assert!(
-                tx.execute_raw(&sql).await.is_err(),
-                "RLS must refuse writing B's rows"
-            );
-            drop(tx);
-            let mut tx = store.system_read().await.unwrap();
-            let all = tx
-                .execute_raw("UPDATE users SET updated_at = updated_at")
-                .await
-                .unwrap();
-            assert_eq!(all, 2, "system transactions see every tenant");
-        }
-
-        // A database newer than this binary is refused.
-        raw_sql(
-            &s.cfg,
-            "INSERT INTO kura_schema (version, name, applied_at) VALUES (999, 'future', 0)",
-        )
-        .await;
-        assert!(matches!(
-            store.migrate().await,
-            Err(StoreError::SchemaTooNew { found: 999, .. })
-        ));
-        raw_sql(&s.cfg, "DELETE FROM kura_schema WHERE version = 999").await;
-
-        // The system chain exists for operator events and verifies.
         let mut tx = store.system_read().await.unwrap();
-        let chains = kura_store::audit::chain_tenants(&mut tx).await.unwrap();
-        assert!(chains.contains(&ta) && chains.contains(&tb));
-        let r = kura_store::audit::verify(&mut tx, &TenantId::from_string(SYSTEM_TENANT), &[])
+        let all = tx
+            .execute_raw("UPDATE users SET updated_at = updated_at")
             .await
             .unwrap();
-        assert!(r.is_ok());
-        drop(tx);
-        s.stop().await;
+        assert_eq!(all, 2, "system transactions see every tenant");
     }
+
+    // A database newer than this binary is refused.
+    raw_sql(
+        &s.cfg,
+        "INSERT INTO kura_schema (version, name, applied_at) VALUES (999, 'future', 0)",
+    )
+    .await;
+    assert!(matches!(
+        store.migrate().await,
+        Err(StoreError::SchemaTooNew { found: 999, .. })
+    ));
+    raw_sql(&s.cfg, "DELETE FROM kura_schema WHERE version = 999").await;
+
+    // The system chain exists for operator events and verifies.
+    let mut tx = store.system_read().await.unwrap();
+    let chains = kura_store::audit::chain_tenants(&mut tx).await.unwrap();
+    assert!(chains.contains(&ta) && chains.contains(&tb));
+    let r = kura_store::audit::verify(&mut tx, &TenantId::from_string(SYSTEM_TENANT), &[])
+        .await
+        .unwrap();
+    assert!(r.is_ok());
+    drop(tx);
+    s.stop().await;
 }

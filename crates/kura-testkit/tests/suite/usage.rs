@@ -1,7 +1,7 @@
 //! Operations figures: Prometheus metrics and the daily usage roll-ups.
 
 use kura_domain::Clock;
-use kura_testkit::{backends, test_config, StatusCode, TestServer};
+use kura_testkit::{test_config, StatusCode, TestServer};
 use serde_json::json;
 use std::time::Duration;
 
@@ -155,120 +155,118 @@ async fn metrics_in_prometheus_format() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(usage_rollups_survive_log_purges);
 /// Daily usage roll-ups: logins, active users, uploads, downloads, stock; a day's figures
 /// stay the same after the logs they came from are purged; months add up.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn usage_rollups_survive_log_purges() {
-    for b in backends() {
-        let s = TestServer::start(b).await;
-        let t = s.create_tenant("useco").await;
-        let tok = &t.admin_token;
-        let (_, f) = s.post("/api/v1/folders", tok, json!({ "name": "f" })).await;
-        let (_, p) = s
-            .post(
-                "/api/v1/projects",
-                tok,
-                json!({ "name": "p", "folder_id": f["id"] }),
-            )
-            .await;
-        let pid = p["id"].as_str().unwrap().to_string();
-        let upload = |name: &'static str, body: &'static str| {
-            let s = &s;
-            let pid = pid.clone();
-            async move {
-                let res = s
-                    .client
-                    .post(format!(
-                        "{}/api/v1/projects/{pid}/files?name={name}",
-                        s.base
-                    ))
-                    .bearer_auth(tok)
-                    .body(body)
-                    .send()
-                    .await
-                    .unwrap();
-                assert_eq!(res.status(), StatusCode::CREATED);
-                let v: serde_json::Value = res.json().await.unwrap();
-                v["file"]["id"].as_str().unwrap().to_string()
-            }
-        };
-        let a = upload("a.txt", "hello").await;
-        upload("b.txt", "world!!").await;
-        let res = s
-            .client
-            .get(format!("{}/api/v1/files/{a}/content", s.base))
-            .bearer_auth(tok)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(res.status(), StatusCode::OK);
-        s.login("useco", &t.admin_email, kura_testkit::PASSWORD)
-            .await;
-        tokio::time::sleep(Duration::from_millis(1200)).await; // access-log batch
-        s.services.rollup_usage().await.unwrap();
-        let today = s.clock.now().day_in_zone("Asia/Tokyo");
-        let (st, u) = s.get("/api/v1/tenant/usage/daily", tok).await;
-        assert_eq!(st, StatusCode::OK, "{u}");
-        let day = u["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["day"] == today.as_str())
-            .cloned()
-            .unwrap_or_else(|| panic!("{u}"));
-        assert_eq!(day["uploads"], 2, "{day}");
-        assert_eq!(day["upload_bytes"], 12);
-        assert_eq!(day["downloads"], 1);
-        assert_eq!(day["download_bytes"], 5);
-        assert_eq!(day["logins"], 2, "the invitation's log-in and this one");
-        assert_eq!(day["active_users"], 1);
-        assert_eq!(
-            (
-                day["folders"].clone(),
-                day["projects"].clone(),
-                day["files"].clone()
-            ),
-            (json!(1), json!(1), json!(2))
-        );
-        assert_eq!(day["bytes_stored"], 12);
+async fn usage_rollups_survive_log_purges(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("useco").await;
+    let tok = &t.admin_token;
+    let (_, f) = s.post("/api/v1/folders", tok, json!({ "name": "f" })).await;
+    let (_, p) = s
+        .post(
+            "/api/v1/projects",
+            tok,
+            json!({ "name": "p", "folder_id": f["id"] }),
+        )
+        .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let upload = |name: &'static str, body: &'static str| {
+        let s = &s;
+        let pid = pid.clone();
+        async move {
+            let res = s
+                .client
+                .post(format!(
+                    "{}/api/v1/projects/{pid}/files?name={name}",
+                    s.base
+                ))
+                .bearer_auth(tok)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::CREATED);
+            let v: serde_json::Value = res.json().await.unwrap();
+            v["file"]["id"].as_str().unwrap().to_string()
+        }
+    };
+    let a = upload("a.txt", "hello").await;
+    upload("b.txt", "world!!").await;
+    let res = s
+        .client
+        .get(format!("{}/api/v1/files/{a}/content", s.base))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    s.login("useco", &t.admin_email, kura_testkit::PASSWORD)
+        .await;
+    tokio::time::sleep(Duration::from_millis(1200)).await; // access-log batch
+    s.services.rollup_usage().await.unwrap();
+    let today = s.clock.now().day_in_zone("Asia/Tokyo");
+    let (st, u) = s.get("/api/v1/tenant/usage/daily", tok).await;
+    assert_eq!(st, StatusCode::OK, "{u}");
+    let day = u["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["day"] == today.as_str())
+        .cloned()
+        .unwrap_or_else(|| panic!("{u}"));
+    assert_eq!(day["uploads"], 2, "{day}");
+    assert_eq!(day["upload_bytes"], 12);
+    assert_eq!(day["downloads"], 1);
+    assert_eq!(day["download_bytes"], 5);
+    assert_eq!(day["logins"], 2, "the invitation's log-in and this one");
+    assert_eq!(day["active_users"], 1);
+    assert_eq!(
+        (
+            day["folders"].clone(),
+            day["projects"].clone(),
+            day["files"].clone()
+        ),
+        (json!(1), json!(1), json!(2))
+    );
+    assert_eq!(day["bytes_stored"], 12);
 
-        // 100 days on, with 90-day retention: the logs of that day are gone, its figures
-        // are not.
-        let (_, tenant) = s.get("/api/v1/tenant", tok).await;
-        let mut settings = tenant["settings"].clone();
-        settings["audit_retention_days"] = json!(90);
-        settings["access_log_retention_days"] = json!(90);
-        s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
-            .await;
-        s.clock.advance_secs(100 * 86_400);
-        let (_, l) = s
-            .login("useco", &t.admin_email, kura_testkit::PASSWORD)
-            .await;
-        let tok2 = l["token"].as_str().unwrap().to_string();
-        let (a_n, _) = s.services.purge_logs().await.unwrap();
-        assert!(a_n > 0);
-        s.services.rollup_usage().await.unwrap();
-        let (_, u) = s
-            .get(
-                &format!("/api/v1/tenant/usage/daily?from={today}&to={today}"),
-                &tok2,
-            )
-            .await;
-        assert_eq!(u["items"][0], day, "unchanged after the purge");
-        let (_, m) = s
-            .get(
-                &format!("/api/v1/tenant/usage/daily?from={today}&to=2099-12-31&by=month"),
-                &tok2,
-            )
-            .await;
-        let months = m["items"].as_array().unwrap();
-        assert_eq!(months[0]["day"], &today[..7]);
-        assert_eq!(months[0]["uploads"], 2);
-        assert_eq!(months.last().unwrap()["logins"], 1, "{m}");
-        assert_eq!(
-            s.get("/api/v1/tenant/usage/daily?from=soon", &tok2).await.0,
-            StatusCode::UNPROCESSABLE_ENTITY
-        );
-        s.stop().await;
-    }
+    // 100 days on, with 90-day retention: the logs of that day are gone, its figures
+    // are not.
+    let (_, tenant) = s.get("/api/v1/tenant", tok).await;
+    let mut settings = tenant["settings"].clone();
+    settings["audit_retention_days"] = json!(90);
+    settings["access_log_retention_days"] = json!(90);
+    s.call("PUT", "/api/v1/tenant/settings", Some(tok), Some(settings))
+        .await;
+    s.clock.advance_secs(100 * 86_400);
+    let (_, l) = s
+        .login("useco", &t.admin_email, kura_testkit::PASSWORD)
+        .await;
+    let tok2 = l["token"].as_str().unwrap().to_string();
+    let (a_n, _) = s.services.purge_logs().await.unwrap();
+    assert!(a_n > 0);
+    s.services.rollup_usage().await.unwrap();
+    let (_, u) = s
+        .get(
+            &format!("/api/v1/tenant/usage/daily?from={today}&to={today}"),
+            &tok2,
+        )
+        .await;
+    assert_eq!(u["items"][0], day, "unchanged after the purge");
+    let (_, m) = s
+        .get(
+            &format!("/api/v1/tenant/usage/daily?from={today}&to=2099-12-31&by=month"),
+            &tok2,
+        )
+        .await;
+    let months = m["items"].as_array().unwrap();
+    assert_eq!(months[0]["day"], &today[..7]);
+    assert_eq!(months[0]["uploads"], 2);
+    assert_eq!(months.last().unwrap()["logins"], 1, "{m}");
+    assert_eq!(
+        s.get("/api/v1/tenant/usage/daily?from=soon", &tok2).await.0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    s.stop().await;
 }
