@@ -68,6 +68,8 @@ pub struct ServiceConfig {
     pub provider_name: String,
     /// `public_url` was configured (not the `http://localhost:<port>` default).
     pub public_url_configured: bool,
+    /// Seconds between background re-encryption rounds on each node (0: off).
+    pub reencrypt_interval_secs: u64,
 }
 
 /// Failed-login throttling: growing delays, then a temporary lock, per account and per
@@ -126,6 +128,7 @@ impl Default for ServiceConfig {
             signup_enabled: false,
             provider_name: "Kura".into(),
             public_url_configured: false,
+            reencrypt_interval_secs: 0,
         }
     }
 }
@@ -294,6 +297,8 @@ pub struct Services {
     pub metrics: Arc<Metrics>,
     /// Where backup generations go (OPS-1); `None`: backups are off.
     pub backups: Option<kura_store::blobs::Blobs>,
+    /// The SMTP server the outbox is delivered to; `None`: mail stays in the outbox.
+    pub mailer: Option<Arc<mail::SmtpSender>>,
     /// Bounds concurrent Argon2 runs (19 MiB each) to the number of cores; each run borrows
     /// a reused workspace from `hash_memory`, so a log-in flood costs a fixed amount of
     /// memory (cores × 19 MiB) that the next flood reuses, not 19 MiB per attempt.
@@ -322,6 +327,7 @@ impl Services {
             signing: Arc::new(signing),
             metrics: Arc::new(Metrics::default()),
             backups: None,
+            mailer: None,
             hash_permits: Arc::new(Semaphore::new(permits)),
             hash_memory: Arc::new(std::sync::Mutex::new(Vec::new())),
         }
@@ -330,6 +336,12 @@ impl Services {
     /// The backup store (local directory or S3).
     pub fn with_backups(mut self, store: kura_store::blobs::Blobs) -> Self {
         self.backups = Some(store);
+        self
+    }
+
+    /// Delivers the outbox over SMTP (the `mail.deliver` job runs on every node).
+    pub fn with_mailer(mut self, smtp: mail::SmtpSender) -> Self {
+        self.mailer = Some(Arc::new(smtp));
         self
     }
 

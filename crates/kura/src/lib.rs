@@ -202,6 +202,7 @@ pub fn services(
             signup_enabled: cfg.signup_enabled,
             provider_name: cfg.provider_name.clone(),
             public_url_configured: cfg.public_url.is_some(),
+            reencrypt_interval_secs: cfg.reencrypt_interval_secs,
         },
         cfg.master_key()?,
         cfg.blobs()?,
@@ -216,21 +217,16 @@ pub struct Running {
     pub services: Services,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    background: Vec<tokio::task::JoinHandle<()>>,
-    stop_jobs: tokio::sync::watch::Sender<bool>,
-    job_runner: Option<tokio::task::JoinHandle<()>>,
+    background: Option<kura_services::jobs::Background>,
 }
 
 impl Running {
     /// Stops accepting, finishes in-flight requests, flushes the access log.
     pub async fn stop(mut self) -> anyhow::Result<()> {
-        for b in self.background.drain(..) {
-            b.abort();
-        }
-        // Jobs stop cooperatively: the one in hand finishes and records its outcome.
-        let _ = self.stop_jobs.send(true);
-        if let Some(j) = self.job_runner.take() {
-            let _ = j.await;
+        // Background work stops cooperatively: the round in hand finishes (a job records
+        // its outcome).
+        if let Some(b) = self.background.take() {
+            b.stop().await;
         }
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
@@ -241,9 +237,8 @@ impl Running {
     /// Waits until the server ends (Ctrl-C / SIGTERM for `kura serve`).
     pub async fn wait(mut self) -> anyhow::Result<()> {
         let served = (&mut self.task).await.context("server task");
-        let _ = self.stop_jobs.send(true);
-        if let Some(j) = self.job_runner.take() {
-            let _ = j.await;
+        if let Some(b) = self.background.take() {
+            b.stop().await;
         }
         served?
     }
@@ -261,7 +256,12 @@ pub async fn start(
         .with_context(|| format!("binding {}", cfg.listen))?;
     let addr = listener.local_addr()?;
     let clock = clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let services = services(cfg, store.clone(), clock, addr.port())?;
+    let mut services = services(cfg, store.clone(), clock, addr.port())?;
+    if let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) {
+        let smtp = kura_services::mail::SmtpSender::new(url, &cfg.mail_from)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        services = services.with_mailer(smtp);
+    }
     services
         .blobs
         .check()
@@ -293,28 +293,8 @@ pub async fn start(
             anyhow::bail!("trusted_proxies: {c:?} is not an IPv4/IPv6 address or CIDR range");
         }
     }
-    let mut background = Vec::new();
-    if cfg.reencrypt_interval_secs > 0 {
-        background.push(tokio::spawn(reencrypt_worker(
-            services.clone(),
-            std::time::Duration::from_secs(cfg.reencrypt_interval_secs),
-        )));
-    }
-    if let Some(url) = cfg.smtp_url.as_deref().filter(|u| !u.is_empty()) {
-        let smtp = kura_services::mail::SmtpSender::new(url, &cfg.mail_from)
-            .map_err(|e| anyhow::anyhow!(e))?;
-        background.push(tokio::spawn(mail_worker(services.clone(), smtp)));
-    }
-    let (stop_jobs, jobs_stopped) = tokio::sync::watch::channel(false);
-    let mut job_runner = None;
-    if cfg.jobs_poll_secs > 0 {
-        job_runner = Some(tokio::spawn(job_worker(
-            services.clone(),
-            cfg.node_name(),
-            std::time::Duration::from_secs(cfg.jobs_poll_secs),
-            jobs_stopped,
-        )));
-    }
+    let poll = (cfg.jobs_poll_secs > 0).then(|| std::time::Duration::from_secs(cfg.jobs_poll_secs));
+    let background = kura_services::jobs::Background::start(&services, &cfg.node_name(), poll);
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let signal = async move {
@@ -343,73 +323,8 @@ pub async fn start(
         services,
         shutdown: Some(tx),
         task,
-        background,
-        stop_jobs,
-        job_runner,
+        background: Some(background),
     })
-}
-
-/// Runs due jobs (OPS-9) every `every`; on shutdown it finishes the job in hand and stops.
-async fn job_worker(
-    services: Services,
-    node: String,
-    every: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    if let Err(e) = services.ensure_jobs().await {
-        tracing::warn!(error = %e, "registering jobs failed; retrying on the next round");
-    }
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => break,
-        }
-        if *stop.borrow() {
-            break;
-        }
-        match services.run_due_jobs(&node, &stop).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(jobs = n, node = %node, "ran due jobs"),
-            Err(e) => tracing::warn!(error = %e, "job round failed; retrying later"),
-        }
-    }
-}
-
-/// Delivers the mail outbox over SMTP, every second.
-async fn mail_worker(services: Services, smtp: kura_services::mail::SmtpSender) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match services.deliver_mail(&smtp, 20).await {
-            Ok((0, 0)) => {}
-            Ok((sent, failed)) => tracing::info!(sent, failed, "mail delivery"),
-            Err(e) => tracing::warn!(error = %e, "mail delivery round failed; retrying later"),
-        }
-    }
-}
-
-/// Re-encrypts blobs left under older data-key versions, a batch per interval (after
-/// `kura keys rotate`). Every node may run it: each blob switch is guarded by its own
-/// transaction.
-async fn reencrypt_worker(services: Services, every: std::time::Duration) {
-    let ctx = kura_services::RequestCtx {
-        ip: None,
-        request_id: Some("background:reencrypt".into()),
-        user_agent: None,
-    };
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        match services.reencrypt_step(50, &ctx).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(blobs = n, "re-encrypted blobs under the current data key"),
-            Err(e) => tracing::warn!(error = %e, "background re-encryption failed; retrying later"),
-        }
-    }
 }
 
 async fn shutdown_signal() {

@@ -231,3 +231,73 @@ async fn jobs_survive_a_clock_going_back(b: kura_testkit::Backend) {
     );
     s.stop().await;
 }
+
+kura_testkit::per_backend!(background_work_is_one_list_of_jobs_with_status_and_cooperative_stop);
+/// Background work in one model: every job (cluster-wide or on each node) is a value in one
+/// list; a node's workers report a status; a stop lets the round in hand finish and then
+/// every worker ends.
+async fn background_work_is_one_list_of_jobs_with_status_and_cooperative_stop(
+    b: kura_testkit::Backend,
+) {
+    use kura_services::jobs::{job_list, Background, Schedule};
+    let mut cfg = test_config(b);
+    cfg.reencrypt_interval_secs = 1;
+    let s = TestServer::start_with(cfg, b).await;
+    let list = job_list(&s.services);
+    let names: Vec<&str> = list.iter().map(|j| j.name).collect();
+    for n in [
+        "audit.checkpoint",
+        "logs.purge",
+        "usage.rollup",
+        "lifecycle.run",
+        "blobs.sweep",
+        "keys.reencrypt",
+    ] {
+        assert!(names.contains(&n), "{b:?}: {n} missing from {names:?}");
+    }
+    // No SMTP server configured: no mail worker (the outbox keeps the mail).
+    assert!(!names.contains(&"mail.deliver"), "{names:?}");
+    let each_node: Vec<&str> = list
+        .iter()
+        .filter(|j| matches!(j.schedule, Schedule::EachNode { .. }))
+        .map(|j| j.name)
+        .collect();
+    assert_eq!(each_node, vec!["keys.reencrypt"]);
+
+    let bg = Background::start(&s.services, "bg-node", Some(Duration::from_millis(200)));
+    let mut waited = 0;
+    loop {
+        let st = bg.status();
+        let rounds = |n: &str| st.iter().find(|w| w.name == n).map_or(0, |w| w.rounds);
+        if rounds("jobs") >= 1 && rounds("keys.reencrypt") >= 1 {
+            let mut seen: Vec<&str> = st.iter().map(|w| w.name.as_str()).collect();
+            seen.sort_unstable();
+            assert_eq!(seen, vec!["jobs", "keys.reencrypt"], "{b:?}");
+            for w in &st {
+                assert_eq!(w.failures, 0, "{b:?}: {w:?}");
+                assert!(w.last_error.is_none() && w.last_round_at.is_some(), "{w:?}");
+            }
+            break;
+        }
+        assert!(waited < 300, "{b:?}: workers did not run: {st:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    // The cluster jobs this node ran are recorded under its name, once per due time.
+    let runs = s.services.job_runs(None, 100).await.unwrap();
+    let ours: Vec<&str> = runs
+        .iter()
+        .filter(|r| r.node == "bg-node")
+        .map(|r| r.name.as_str())
+        .collect();
+    assert!(ours.contains(&"audit.checkpoint"), "{b:?}: {runs:?}");
+    let mut unique = ours.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ours.len(), "{b:?}: a due time ran twice: {ours:?}");
+    // Stop: every worker ends (the round in hand finishes first).
+    tokio::time::timeout(Duration::from_secs(60), bg.stop())
+        .await
+        .expect("the workers stop");
+    s.stop().await;
+}
