@@ -204,6 +204,30 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The one parser of a scope, for the API and the console alike: `tenant` (no id),
+    /// `folder` or `project` (with an id). Anything else is refused, never read as
+    /// tenant-wide.
+    pub fn parse(kind: &str, id: Option<&str>) -> Result<Scope, crate::DomainError> {
+        match (kind, id) {
+            ("tenant", None) => Ok(Scope::Tenant),
+            ("folder", Some(id)) => Ok(Scope::Folder(FolderId::from_string(id))),
+            ("project", Some(id)) => Ok(Scope::Project(ProjectId::from_string(id))),
+            _ => Err(crate::DomainError::invalid(
+                "scope",
+                "type must be tenant (no id), folder or project (with id)",
+            )),
+        }
+    }
+
+    /// A scope written as one value, as the console's forms send it: `tenant`,
+    /// `folder:<id>` or `project:<id>`; see [`Scope::parse`].
+    pub fn parse_field(value: &str) -> Result<Scope, crate::DomainError> {
+        match value.split_once(':') {
+            Some((kind, id)) => Scope::parse(kind, Some(id)),
+            None => Scope::parse(value, None),
+        }
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             Scope::Tenant => "tenant",
@@ -729,5 +753,29 @@ mod label_tests {
             ),
             Allow
         );
+    }
+}
+
+#[cfg(test)]
+mod scope_parse_tests {
+    use super::*;
+
+    #[test]
+    fn one_parser_for_api_and_console() {
+        assert_eq!(Scope::parse("tenant", None).unwrap(), Scope::Tenant);
+        assert_eq!(
+            Scope::parse("folder", Some("f1")).unwrap(),
+            Scope::Folder(FolderId::from_string("f1"))
+        );
+        assert_eq!(
+            Scope::parse_field("project:p1").unwrap(),
+            Scope::Project(ProjectId::from_string("p1"))
+        );
+        assert_eq!(Scope::parse_field("tenant").unwrap(), Scope::Tenant);
+        for bad in ["", "tenant:x", "folder", "project", "team:1", "Folder:1"] {
+            assert!(Scope::parse_field(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(Scope::parse("tenant", Some("x")).is_err());
+        assert!(Scope::parse("folder", None).is_err());
     }
 }

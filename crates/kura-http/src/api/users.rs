@@ -151,16 +151,9 @@ struct ScopeBody {
 fn parse_scope(s: Option<ScopeBody>) -> Result<Scope, ApiError> {
     match s {
         None => Ok(Scope::Tenant),
-        Some(ScopeBody { kind, id }) => match (kind.as_str(), id) {
-            ("tenant", None) => Ok(Scope::Tenant),
-            ("folder", Some(id)) => Ok(Scope::Folder(FolderId::from_string(id))),
-            ("project", Some(id)) => Ok(Scope::Project(ProjectId::from_string(id))),
-            _ => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid",
-                "scope: type must be tenant (no id), folder or project (with id)",
-            )),
-        },
+        Some(ScopeBody { kind, id }) => {
+            Ok(Scope::parse(&kind, id.as_deref()).map_err(kura_services::ServiceError::from)?)
+        }
     }
 }
 

@@ -1349,3 +1349,89 @@ async fn security_page_denials_are_audited() {
     );
     s.stop().await;
 }
+
+/// One scope parser for the API and the console: a scope the console form names wrongly is
+/// refused with the field named (it used to become tenant-wide), as the API refuses it; a
+/// right one works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_refuses_a_bad_scope_like_the_api() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("scopeco").await;
+    let cookie = format!("__Host-kura_session={}", t.admin_token);
+    let page = s
+        .client
+        .get(format!("{}/users", s.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let at = page.find("name=\"_csrf\" value=\"").expect("a form") + 20;
+    let csrf = page[at..at + page[at..].find('"').unwrap()].to_string();
+    let invite = |email: &'static str, scope: &'static str| {
+        let req = s
+            .client
+            .post(format!("{}/users", s.base))
+            .header("cookie", &cookie)
+            .form(&[
+                ("email", email),
+                ("display_name", "Scope Test"),
+                ("locale", "ja"),
+                ("role", "member"),
+                ("scope", scope),
+                ("_csrf", csrf.as_str()),
+            ]);
+        async move {
+            let res = req.send().await.unwrap();
+            assert_eq!(res.status(), StatusCode::SEE_OTHER);
+            res.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    let emails = || async {
+        let (_, list) = s.get("/api/v1/users", &t.admin_token).await;
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["email"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    for (email, bad) in [
+        ("a@scopeco.example.jp", "team:1"),
+        ("b@scopeco.example.jp", "folder"),
+        ("c@scopeco.example.jp", "tenant:x"),
+    ] {
+        let to = invite(email, bad).await;
+        assert!(
+            to.contains("err=invalid") && to.contains("field=scope"),
+            "{bad}: {to}"
+        );
+        assert!(
+            !emails().await.contains(&email.to_string()),
+            "{bad} invited"
+        );
+    }
+    // The API refuses the same scope the same way.
+    let (st, body) = s
+        .post(
+            "/api/v1/users",
+            &t.admin_token,
+            json!({ "email": "d@scopeco.example.jp", "role": "member", "scope": { "type": "team", "id": "1" } }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("scope"),
+        "{body}"
+    );
+    // A right one works.
+    let to = invite("e@scopeco.example.jp", "tenant").await;
+    assert!(to.contains("ok="), "{to}");
+    assert!(emails().await.contains(&"e@scopeco.example.jp".to_string()));
+    s.stop().await;
+}

@@ -294,7 +294,11 @@ async fn background_work_is_one_list_of_jobs_with_status_and_cooperative_stop(
     let mut unique = ours.clone();
     unique.sort_unstable();
     unique.dedup();
-    assert_eq!(unique.len(), ours.len(), "{b:?}: a due time ran twice: {ours:?}");
+    assert_eq!(
+        unique.len(),
+        ours.len(),
+        "{b:?}: a due time ran twice: {ours:?}"
+    );
     // Stop: every worker ends (the round in hand finishes first).
     tokio::time::timeout(Duration::from_secs(60), bg.stop())
         .await

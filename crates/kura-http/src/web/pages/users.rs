@@ -144,12 +144,10 @@ pub async fn users_page(
     html(StatusCode::OK, body)
 }
 
-fn parse_scope(s: &str) -> Scope {
-    match s.split_once(':') {
-        Some(("folder", id)) => Scope::Folder(FolderId::from_string(id)),
-        Some(("project", id)) => Scope::Project(ProjectId::from_string(id)),
-        _ => Scope::Tenant,
-    }
+/// The scope a console form names, by the one parser the API uses too: a bad one is
+/// refused (`err=invalid&field=scope`), never taken for tenant-wide.
+fn form_scope(value: &str) -> Result<Scope, kura_services::ServiceError> {
+    Ok(Scope::parse_field(value)?)
 }
 
 #[derive(Deserialize)]
@@ -178,7 +176,13 @@ pub async fn user_invite(
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
-    let role = (!f.role.is_empty()).then(|| (f.role.clone(), parse_scope(&f.scope)));
+    let role = match (!f.role.is_empty())
+        .then(|| form_scope(&f.scope).map(|scope| (f.role.clone(), scope)))
+        .transpose()
+    {
+        Ok(role) => role,
+        Err(e) => return back_err("/users", &e),
+    };
     let input = NewUser {
         email: f.email,
         display_name: f.display_name,
@@ -250,7 +254,13 @@ pub async fn service_account_create(
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
-    let role = (!f.role.is_empty()).then(|| (f.role.clone(), parse_scope(&f.scope)));
+    let role = match (!f.role.is_empty())
+        .then(|| form_scope(&f.scope).map(|scope| (f.role.clone(), scope)))
+        .transpose()
+    {
+        Ok(role) => role,
+        Err(e) => return back_err("/users", &e),
+    };
     match s
         .services
         .create_service_account(&c.auth, &f.name, role, None, &c.ctx)
@@ -417,13 +427,17 @@ pub async fn grant_add(
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
+    let scope = match form_scope(&f.scope) {
+        Ok(scope) => scope,
+        Err(e) => return back_err("/users", &e),
+    };
     match s
         .services
         .add_grant(
             &c.auth,
             &UserId::from_string(id),
             &f.role,
-            parse_scope(&f.scope),
+            scope,
             (!f.max_label.is_empty()).then_some(f.max_label.as_str()),
             &c.ctx,
         )
