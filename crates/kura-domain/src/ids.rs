@@ -65,6 +65,23 @@ id_type!(
     ContactId
 );
 
+id_type!(
+    /// A file (its versions share it).
+    FileId
+);
+id_type!(
+    /// A personal or service-account API token (not its secret).
+    ApiTokenId
+);
+id_type!(
+    /// A session (not its secret).
+    SessionId
+);
+id_type!(
+    /// A registered passkey.
+    PasskeyId
+);
+
 /// A new random, time-ordered id for rows that have no typed id (mail, …).
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()

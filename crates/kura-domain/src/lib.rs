@@ -16,7 +16,10 @@ pub mod user;
 
 pub use authz::{authorize, Action, BuiltinRole, Decision, Grant, Principal, Resource, Scope};
 pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
-pub use ids::{ContactId, FolderId, GrantId, ProjectId, RoleId, TenantId, UserId};
+pub use ids::{
+    ApiTokenId, ContactId, FileId, FolderId, GrantId, PasskeyId, ProjectId, RoleId, SessionId,
+    TenantId, UserId,
+};
 
 /// A rule of the domain was broken by the input. The message is safe to show to a user.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,6 @@
-//! Request extractors: who is calling ([`Auth`]), the request's facts for the audit log
-//! ([`Ctx`]) and JSON bodies whose errors come back in Kura's error format ([`ApiJson`]).
+//! Request extractors: an authenticated call ([`Call`]: state, caller and request facts in
+//! one), who is calling ([`Auth`]), the request's facts for the audit log ([`Ctx`]) and JSON
+//! bodies whose errors come back in Kura's error format ([`ApiJson`]).
 
 use crate::access::{RequestId, Who};
 use crate::error::ApiError;
@@ -134,6 +135,27 @@ impl FromRequestParts<AppState> for Auth {
             }
         }
         Ok(Auth(auth))
+    }
+}
+
+/// Everything an authenticated API handler needs, in one extractor: the application state,
+/// the caller (as [`Auth`] checks it: token, IP allowlist, token scopes, MFA enrolment,
+/// CSRF for cookies) and the request's facts for the audit log (as [`Ctx`]).
+pub struct Call {
+    pub state: AppState,
+    pub auth: AuthContext,
+    pub ctx: RequestCtx,
+}
+
+impl FromRequestParts<AppState> for Call {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Auth(auth) = Auth::from_request_parts(parts, state).await?;
+        Ok(Call {
+            state: state.clone(),
+            auth,
+            ctx: request_ctx(parts),
+        })
     }
 }
 

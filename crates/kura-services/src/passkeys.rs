@@ -246,9 +246,10 @@ impl Services {
     pub async fn delete_passkey(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::PasskeyId,
         ctx: &RequestCtx,
     ) -> Result<()> {
+        let id = id.as_str();
         let t = &auth.tenant.id;
         let u = &auth.user.id;
         let mut tx = self.store.tenant_tx(t).await?;

@@ -221,7 +221,13 @@ async fn passkey_login(
     ok(login_json(&r))
 }
 
-async fn logout(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn logout(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     s.services.logout(&a, &ctx).await?;
     no_content()
 }

@@ -16,6 +16,12 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn tenant_backups(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn tenant_backups(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     ok(s.services.backup_summary(&a, &ctx).await?)
 }

@@ -113,10 +113,12 @@ struct UploadQuery {
 }
 
 async fn upload_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(project): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(project): Path<ProjectId>,
     Query(q): Query<UploadQuery>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
@@ -131,7 +133,7 @@ async fn upload_file(
         .services
         .upload_file(
             &a,
-            &ProjectId::from_string(project),
+            &project,
             q.name.as_deref().unwrap_or_default(),
             &content_type,
             q.label.as_deref(),
@@ -144,23 +146,27 @@ async fn upload_file(
 }
 
 async fn list_files(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(project): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(project): Path<ProjectId>,
     Query(f): Query<ListFilter>,
     Query(pg): Query<PageParams>,
 ) -> ApiResult {
-    let q = file_search(Some(ProjectId::from_string(project)), f, pg)?;
+    let q = file_search(Some(project), f, pg)?;
     let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
     ok(json!({ "items": list, "next": next }))
 }
 
 async fn file_info(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
 ) -> ApiResult {
     let (file, versions) = s.services.file_info(&a, &id, &ctx).await?;
     ok(json!({ "file": file, "versions": versions }))
@@ -294,10 +300,12 @@ fn tracked_download(
 }
 
 async fn download_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
     Query(q): Query<DownloadQuery>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult {
@@ -393,10 +401,12 @@ async fn download_file(
 }
 
 async fn delete_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
 ) -> ApiResult {
     s.services.delete_file(&a, &id, &ctx).await?;
     no_content()
@@ -407,10 +417,12 @@ fn label_patch_schema() -> Value {
 }
 
 async fn patch_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (label, tags, attributes) = label_fields(&b)?;
@@ -449,42 +461,46 @@ async fn patch_file(
 }
 
 async fn list_trash(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(project): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(project): Path<ProjectId>,
 ) -> ApiResult {
-    items(
-        s.services
-            .list_trash(&a, &ProjectId::from_string(project), &ctx)
-            .await?,
-    )
+    items(s.services.list_trash(&a, &project, &ctx).await?)
 }
 
 async fn restore_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
 ) -> ApiResult {
     ok(s.services.restore_file(&a, &id, &ctx).await?)
 }
 
 async fn purge_file(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FileId>,
 ) -> ApiResult {
     s.services.purge_file(&a, &id, &ctx).await?;
     no_content()
 }
 
 async fn restore_version(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path((id, version)): Path<(String, String)>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path((id, version)): Path<(FileId, String)>,
 ) -> ApiResult {
     let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;
     let (file, v) = s.services.restore_version(&a, &id, version, &ctx).await?;

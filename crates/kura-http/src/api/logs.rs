@@ -152,9 +152,11 @@ impl LogQuery {
 }
 
 async fn export_audit(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<LogQuery>,
 ) -> ApiResult {
     let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("jsonl"))
@@ -184,9 +186,11 @@ async fn export_audit(
 }
 
 async fn list_audit(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<LogQuery>,
 ) -> ApiResult {
     let filter = q.audit_filter(&a.tenant.settings.time_zone)?;
@@ -198,7 +202,13 @@ async fn list_audit(
     ok(json!({ "items": events, "next_before": next }))
 }
 
-async fn verify_audit(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn verify_audit(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     match s.services.verify_own_audit(&a, &ctx).await? {
         Ok(report) => ok(json!({ "ok": true, "report": report })),
         Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
@@ -216,9 +226,11 @@ struct CheckpointBody {
 }
 
 async fn verify_audit_with(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<CheckpointBody>,
 ) -> ApiResult {
     match s
@@ -231,15 +243,23 @@ async fn verify_audit_with(
     }
 }
 
-async fn newest_checkpoint(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn newest_checkpoint(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     let cp = s.services.newest_checkpoint(&a, &ctx).await?;
     ok(json!({ "checkpoint": cp }))
 }
 
 async fn list_access(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<LogQuery>,
 ) -> ApiResult {
     let filter = q.access_filter(&a.tenant.settings.time_zone)?;
@@ -252,9 +272,11 @@ async fn list_access(
 }
 
 async fn export_access(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<LogQuery>,
 ) -> ApiResult {
     let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("csv"))

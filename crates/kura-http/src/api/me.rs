@@ -147,11 +147,19 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_passkeys(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn list_passkeys(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     items(s.services.list_passkeys(&a).await?)
 }
 
-async fn passkey_register_options(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn passkey_register_options(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     ok(s.services.start_passkey_registration(&a).await?)
 }
 
@@ -168,9 +176,11 @@ fn register_schema() -> Value {
 }
 
 async fn passkey_register(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<RegisterBody>,
 ) -> ApiResult {
     let added = s
@@ -181,23 +191,31 @@ async fn passkey_register(
 }
 
 async fn passkey_delete(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<PasskeyId>,
 ) -> ApiResult {
     s.services.delete_passkey(&a, &id, &ctx).await?;
     no_content()
 }
 
-async fn list_tokens(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn list_tokens(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     items(s.services.list_api_tokens(&a).await?)
 }
 
 async fn create_token(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult {
     let t = s
@@ -208,10 +226,12 @@ async fn create_token(
 }
 
 async fn revoke_token(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<ApiTokenId>,
 ) -> ApiResult {
     s.services.revoke_api_token(&a, &id, &ctx).await?;
     no_content()
@@ -226,18 +246,30 @@ fn code_schema() -> Value {
     json!({"type":"object","required":["code"],"properties":{"code":{"type":"string"}}})
 }
 
-async fn mfa_status(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn mfa_status(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     ok(s.services.mfa_status(&a).await?)
 }
 
-async fn totp_start(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn totp_start(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     ok(s.services.start_totp(&a, &ctx).await?)
 }
 
 async fn totp_confirm(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<CodeBody>,
 ) -> ApiResult {
     let codes = s.services.confirm_totp(&a, &b.code, &ctx).await?;
@@ -245,9 +277,11 @@ async fn totp_confirm(
 }
 
 async fn totp_disable(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<CodeBody>,
 ) -> ApiResult {
     s.services.disable_totp(&a, &b.code, &ctx).await?;
@@ -273,9 +307,11 @@ fn locale_schema() -> Value {
 }
 
 async fn set_locale(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<LocaleBody>,
 ) -> ApiResult {
     s.services
@@ -284,15 +320,21 @@ async fn set_locale(
     no_content()
 }
 
-async fn list_my_sessions(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn list_my_sessions(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     items(s.services.my_sessions(&a).await?)
 }
 
 async fn end_my_session(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<SessionId>,
 ) -> ApiResult {
     s.services.end_my_session(&a, &id, &ctx).await?;
     no_content()

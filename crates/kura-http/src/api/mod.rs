@@ -2,39 +2,25 @@
 //! OpenAPI document is generated from, so an undocumented route cannot exist.
 
 use crate::error::ApiError;
-
-use crate::extract::{ApiJson, Auth, Ctx};
-
+use crate::extract::{ApiJson, Auth, Call, Ctx};
 use crate::AppState;
-
 use axum::extract::{Path, Query, State};
-
 use axum::http::{header, HeaderValue, StatusCode};
-
 use axum::response::{IntoResponse, Response};
-
 use axum::routing::{delete, get, patch, post, put, MethodRouter};
-
 use axum::{Json, Router};
-
 use kura_domain::authz::Scope;
-
 use kura_domain::tenant::TenantSettings;
-
-use kura_domain::{ContactId, FolderId, GrantId, ProjectId, RoleId, UserId};
-
+use kura_domain::{
+    ApiTokenId, ContactId, FileId, FolderId, GrantId, PasskeyId, ProjectId, RoleId, SessionId,
+    UserId,
+};
 use kura_services::auth::{ApiArea, LoginOutcome, LoginResult, SessionKind};
-
 use kura_services::files::DownloadOutcome;
-
 use kura_services::mfa::SecondFactor;
-
 use kura_services::users::{NewUser, UserChange};
-
 use kura_services::workspace::Patch;
-
 use serde::Deserialize;
-
 use serde_json::{json, Value};
 
 type ApiResult = Result<Response, ApiError>;

@@ -25,10 +25,18 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_notices(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn list_notices(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     items(s.services.current_notices(&a.tenant.id).await?)
 }
 
-async fn list_incidents(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn list_incidents(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     items(s.services.current_incidents(&a.tenant.id).await?)
 }

@@ -44,7 +44,13 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_roles(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn list_roles(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     let custom = s.services.list_roles(&a, &ctx).await?;
     let builtin: Vec<Value> = kura_domain::BuiltinRole::ALL
         .iter()
@@ -68,9 +74,11 @@ fn role_schema() -> Value {
 }
 
 async fn create_role(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<RoleBody>,
 ) -> ApiResult {
     created(
@@ -81,24 +89,24 @@ async fn create_role(
 }
 
 async fn get_role(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<RoleId>,
 ) -> ApiResult {
-    ok(s.services
-        .get_role(&a, &RoleId::from_string(id), &ctx)
-        .await?)
+    ok(s.services.get_role(&a, &id, &ctx).await?)
 }
 
 async fn delete_role(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<RoleId>,
 ) -> ApiResult {
-    s.services
-        .delete_role(&a, &RoleId::from_string(id), &ctx)
-        .await?;
+    s.services.delete_role(&a, &id, &ctx).await?;
     no_content()
 }

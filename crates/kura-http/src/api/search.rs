@@ -17,9 +17,11 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 }
 
 async fn search(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(f): Query<ListFilter>,
     Query(pg): Query<PageParams>,
 ) -> ApiResult {

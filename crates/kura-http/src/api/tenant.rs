@@ -64,7 +64,11 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn get_tenant(State(s): State<AppState>, Auth(a): Auth) -> ApiResult {
+async fn get_tenant(
+    Call {
+        state: s, auth: a, ..
+    }: Call,
+) -> ApiResult {
     ok(s.services.tenant_of(&a).await?)
 }
 
@@ -83,31 +87,21 @@ struct SettingsQuery {
     confirm_lockout: bool,
 }
 
-async fn put_settings(
-    s: State<AppState>,
-    ctx: Ctx,
-    a: Auth,
-    q: Query<SettingsQuery>,
-    b: ApiJson<Value>,
-) -> ApiResult {
-    save_settings(s, ctx, a, q, b, true).await
+async fn put_settings(call: Call, q: Query<SettingsQuery>, b: ApiJson<Value>) -> ApiResult {
+    save_settings(call, q, b, true).await
 }
 
-async fn patch_settings(
-    s: State<AppState>,
-    ctx: Ctx,
-    a: Auth,
-    q: Query<SettingsQuery>,
-    b: ApiJson<Value>,
-) -> ApiResult {
-    save_settings(s, ctx, a, q, b, false).await
+async fn patch_settings(call: Call, q: Query<SettingsQuery>, b: ApiJson<Value>) -> ApiResult {
+    save_settings(call, q, b, false).await
 }
 
 /// PUT (`complete`: every setting named) and PATCH (a merge) of the tenant's settings.
 async fn save_settings(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<SettingsQuery>,
     ApiJson(b): ApiJson<Value>,
     complete: bool,
@@ -196,7 +190,13 @@ fn merge_json(base: &mut Value, patch: &Value) {
     }
 }
 
-async fn list_contacts(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn list_contacts(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     items(s.services.list_contacts(&a, &ctx).await?)
 }
 
@@ -213,9 +213,11 @@ fn contact_schema() -> Value {
 }
 
 async fn add_contact(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<ContactBody>,
 ) -> ApiResult {
     created(
@@ -226,13 +228,13 @@ async fn add_contact(
 }
 
 async fn delete_contact(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<ContactId>,
 ) -> ApiResult {
-    s.services
-        .delete_contact(&a, &ContactId::from_string(id), &ctx)
-        .await?;
+    s.services.delete_contact(&a, &id, &ctx).await?;
     no_content()
 }

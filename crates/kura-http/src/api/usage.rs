@@ -33,9 +33,11 @@ struct UsageQuery {
 }
 
 async fn usage_daily(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     Query(q): Query<UsageQuery>,
 ) -> ApiResult {
     let zone = &a.tenant.settings.time_zone;
@@ -58,6 +60,12 @@ async fn usage_daily(
     )
 }
 
-async fn tenant_usage(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn tenant_usage(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     ok(s.services.usage(&a, &ctx).await?)
 }

@@ -137,7 +137,13 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_users(State(s): State<AppState>, Ctx(ctx): Ctx, Auth(a): Auth) -> ApiResult {
+async fn list_users(
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+) -> ApiResult {
     items(s.services.list_users(&a, &ctx).await?)
 }
 
@@ -177,9 +183,11 @@ fn invite_schema() -> Value {
 }
 
 async fn invite_user(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<InviteBody>,
 ) -> ApiResult {
     let role = match b.role {
@@ -216,9 +224,11 @@ fn service_account_schema() -> Value {
 }
 
 async fn create_service_account(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<ServiceAccountBody>,
 ) -> ApiResult {
     let role = match b.role {
@@ -233,127 +243,99 @@ async fn create_service_account(
 }
 
 async fn list_service_tokens(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
 ) -> ApiResult {
-    items(
-        s.services
-            .list_service_tokens(&a, &UserId::from_string(id), &ctx)
-            .await?,
-    )
+    items(s.services.list_service_tokens(&a, &id, &ctx).await?)
 }
 
 async fn create_service_token(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult {
     let t = s
         .services
-        .create_service_token(
-            &a,
-            &UserId::from_string(id),
-            &b.name,
-            b.scopes,
-            b.expires_in_days,
-            &ctx,
-        )
+        .create_service_token(&a, &id, &b.name, b.scopes, b.expires_in_days, &ctx)
         .await?;
     Ok((StatusCode::CREATED, Json(json!(t))).into_response())
 }
 
 async fn revoke_service_token(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path((id, token)): Path<(String, String)>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path((id, token)): Path<(UserId, String)>,
 ) -> ApiResult {
     s.services
-        .revoke_service_token(&a, &UserId::from_string(id), &token, &ctx)
+        .revoke_service_token(&a, &id, &token, &ctx)
         .await?;
     no_content()
 }
 
 async fn get_user(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
 ) -> ApiResult {
-    let (user, grants) = s
-        .services
-        .get_user(&a, &UserId::from_string(id), &ctx)
-        .await?;
+    let (user, grants) = s.services.get_user(&a, &id, &ctx).await?;
     ok(json!({ "user": user, "grants": grants }))
 }
 
-async fn change_user(
-    s: AppState,
-    ctx: kura_services::RequestCtx,
-    a: kura_services::auth::AuthContext,
-    id: String,
-    c: UserChange,
-) -> ApiResult {
-    s.services
-        .change_user(&a, &UserId::from_string(id), c, &ctx)
+async fn change_user(call: Call, id: UserId, c: UserChange) -> ApiResult {
+    call.state
+        .services
+        .change_user(&call.auth, &id, c, &call.ctx)
         .await?;
     no_content()
 }
 
-async fn delete_user(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
-) -> ApiResult {
-    change_user(s, ctx, a, id, UserChange::Delete).await
+async fn delete_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
+    change_user(call, id, UserChange::Delete).await
 }
 
 async fn end_user_sessions(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
 ) -> ApiResult {
-    let ended = s
-        .services
-        .end_user_sessions(&a, &UserId::from_string(id), &ctx)
-        .await?;
+    let ended = s.services.end_user_sessions(&a, &id, &ctx).await?;
     ok(json!({ "ended": ended }))
 }
 
-async fn freeze_user(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
-) -> ApiResult {
-    change_user(s, ctx, a, id, UserChange::Freeze).await
+async fn freeze_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
+    change_user(call, id, UserChange::Freeze).await
 }
 
-async fn unfreeze_user(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
-) -> ApiResult {
-    change_user(s, ctx, a, id, UserChange::Unfreeze).await
+async fn unfreeze_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
+    change_user(call, id, UserChange::Unfreeze).await
 }
 
 async fn list_grants(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
 ) -> ApiResult {
-    let (_, grants) = s
-        .services
-        .get_user(&a, &UserId::from_string(id), &ctx)
-        .await?;
+    let (_, grants) = s.services.get_user(&a, &id, &ctx).await?;
     items(grants)
 }
 
@@ -370,40 +352,30 @@ fn grant_schema() -> Value {
 }
 
 async fn add_grant(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<UserId>,
     ApiJson(b): ApiJson<GrantBody>,
 ) -> ApiResult {
     let scope = parse_scope(b.scope)?;
     created(
         s.services
-            .add_grant(
-                &a,
-                &UserId::from_string(id),
-                &b.role,
-                scope,
-                b.max_label.as_deref(),
-                &ctx,
-            )
+            .add_grant(&a, &id, &b.role, scope, b.max_label.as_deref(), &ctx)
             .await?,
     )
 }
 
 async fn remove_grant(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path((uid, gid)): Path<(String, String)>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path((uid, gid)): Path<(UserId, GrantId)>,
 ) -> ApiResult {
-    s.services
-        .remove_grant(
-            &a,
-            &UserId::from_string(uid),
-            &GrantId::from_string(gid),
-            &ctx,
-        )
-        .await?;
+    s.services.remove_grant(&a, &uid, &gid, &ctx).await?;
     no_content()
 }

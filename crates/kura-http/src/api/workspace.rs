@@ -102,8 +102,9 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 }
 
 async fn list_folders(
-    State(s): State<AppState>,
-    Auth(a): Auth,
+    Call {
+        state: s, auth: a, ..
+    }: Call,
     Query(f): Query<ListFilter>,
 ) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.folders;
@@ -124,9 +125,11 @@ fn folder_schema() -> Value {
 }
 
 async fn create_folder(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<FolderBody>,
 ) -> ApiResult {
     let parent = b.parent_id.map(FolderId::from_string);
@@ -138,14 +141,14 @@ async fn create_folder(
 }
 
 async fn get_folder(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FolderId>,
 ) -> ApiResult {
-    ok(s.services
-        .get_folder(&a, &FolderId::from_string(id), &ctx)
-        .await?)
+    ok(s.services.get_folder(&a, &id, &ctx).await?)
 }
 
 /// Reads `name` and a nullable parent field from a PATCH body, telling "absent" from "null".
@@ -179,10 +182,12 @@ fn folder_patch_schema() -> Value {
 }
 
 async fn update_folder(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FolderId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (name, parent) = patch_fields(&b, "parent_id")?;
@@ -194,26 +199,25 @@ async fn update_folder(
         tags,
         attributes,
     };
-    ok(s.services
-        .update_folder(&a, &FolderId::from_string(id), patch, &ctx)
-        .await?)
+    ok(s.services.update_folder(&a, &id, patch, &ctx).await?)
 }
 
 async fn delete_folder(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<FolderId>,
 ) -> ApiResult {
-    s.services
-        .delete_folder(&a, &FolderId::from_string(id), &ctx)
-        .await?;
+    s.services.delete_folder(&a, &id, &ctx).await?;
     no_content()
 }
 
 async fn list_projects(
-    State(s): State<AppState>,
-    Auth(a): Auth,
+    Call {
+        state: s, auth: a, ..
+    }: Call,
     Query(f): Query<ListFilter>,
 ) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.projects;
@@ -234,9 +238,11 @@ fn project_schema() -> Value {
 }
 
 async fn create_project(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
     ApiJson(b): ApiJson<ProjectBody>,
 ) -> ApiResult {
     created(
@@ -253,14 +259,14 @@ async fn create_project(
 }
 
 async fn get_project(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<ProjectId>,
 ) -> ApiResult {
-    ok(s.services
-        .get_project(&a, &ProjectId::from_string(id), &ctx)
-        .await?)
+    ok(s.services.get_project(&a, &id, &ctx).await?)
 }
 
 fn project_patch_schema() -> Value {
@@ -268,10 +274,12 @@ fn project_patch_schema() -> Value {
 }
 
 async fn update_project(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<ProjectId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
     let (name, folder) = patch_fields(&b, "folder_id")?;
@@ -288,7 +296,7 @@ async fn update_project(
     ok(s.services
         .update_project(
             &a,
-            &ProjectId::from_string(id),
+            &id,
             Patch {
                 name,
                 parent,
@@ -302,13 +310,13 @@ async fn update_project(
 }
 
 async fn delete_project(
-    State(s): State<AppState>,
-    Ctx(ctx): Ctx,
-    Auth(a): Auth,
-    Path(id): Path<String>,
+    Call {
+        state: s,
+        auth: a,
+        ctx,
+    }: Call,
+    Path(id): Path<ProjectId>,
 ) -> ApiResult {
-    s.services
-        .delete_project(&a, &ProjectId::from_string(id), &ctx)
-        .await?;
+    s.services.delete_project(&a, &id, &ctx).await?;
     no_content()
 }

@@ -209,9 +209,10 @@ impl Services {
     pub async fn end_my_session(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::SessionId,
         ctx: &RequestCtx,
     ) -> Result<()> {
+        let id = id.as_str();
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_tx(t).await?;
         if !kura_store::sessions::delete_of_user(&mut tx, t, &auth.user.id, id).await? {

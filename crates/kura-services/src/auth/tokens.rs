@@ -248,9 +248,10 @@ impl Services {
     pub async fn revoke_api_token(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::ApiTokenId,
         ctx: &RequestCtx,
     ) -> Result<()> {
+        let id = id.as_str();
         let owner = auth.user.id.clone();
         self.revoke_token_of(auth, &owner, id, ctx).await
     }

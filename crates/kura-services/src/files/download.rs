@@ -71,10 +71,11 @@ impl Services {
     pub async fn open_download(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::FileId,
         version: Option<i64>,
         ctx: &RequestCtx,
     ) -> Result<Download> {
+        let id = id.as_str();
         let f = self.load_file(auth, id, Action::View, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;

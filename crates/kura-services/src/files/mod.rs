@@ -134,9 +134,10 @@ impl Services {
     pub async fn file_info(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::FileId,
         ctx: &RequestCtx,
     ) -> Result<(File, Vec<Version>)> {
+        let id = id.as_str();
         let f = self.load_file(auth, id, Action::View, ctx).await?;
         let mut tx = self.store.tenant_read(&auth.tenant.id).await?;
         let versions = files::list_versions(&mut tx, &auth.tenant.id, id).await?;
@@ -150,10 +151,11 @@ impl Services {
     pub async fn update_file(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::FileId,
         up: FileUpdate,
         ctx: &RequestCtx,
     ) -> Result<File> {
+        let id = id.as_str();
         let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
         let t = &auth.tenant.id;
         let labels = up.labels.unwrap_or_else(|| f.labels.clone());

@@ -5,7 +5,13 @@ use super::*;
 impl Services {
     /// Moves a file to the trash: it disappears from lists and downloads until restored
     /// or purged.
-    pub async fn delete_file(&self, auth: &AuthContext, id: &str, ctx: &RequestCtx) -> Result<()> {
+    pub async fn delete_file(
+        &self,
+        auth: &AuthContext,
+        id: &kura_domain::FileId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let id = id.as_str();
         let f = self.load_file(auth, id, Action::ContentWrite, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_tx(t).await?;
@@ -43,9 +49,10 @@ impl Services {
     pub async fn restore_file(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::FileId,
         ctx: &RequestCtx,
     ) -> Result<File> {
+        let id = id.as_str();
         let f = self
             .load_file_in(auth, id, Action::ContentWrite, true, ctx)
             .await?;
@@ -68,7 +75,13 @@ impl Services {
     }
 
     /// Deletes a trashed file for good, with every version and blob.
-    pub async fn purge_file(&self, auth: &AuthContext, id: &str, ctx: &RequestCtx) -> Result<()> {
+    pub async fn purge_file(
+        &self,
+        auth: &AuthContext,
+        id: &kura_domain::FileId,
+        ctx: &RequestCtx,
+    ) -> Result<()> {
+        let id = id.as_str();
         let f = self
             .load_file_in(auth, id, Action::ContentWrite, true, ctx)
             .await?;
@@ -98,10 +111,11 @@ impl Services {
     pub async fn restore_version(
         &self,
         auth: &AuthContext,
-        id: &str,
+        id: &kura_domain::FileId,
         version: i64,
         ctx: &RequestCtx,
     ) -> Result<(File, Version)> {
+        let id = id.as_str();
         self.load_file(auth, id, Action::ContentWrite, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_tx(t).await?;

@@ -54,7 +54,7 @@ pub async fn passkey_add(
 pub async fn passkey_remove(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::PasskeyId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
     act(
@@ -306,7 +306,7 @@ pub async fn token_create(
 pub async fn token_revoke(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::ApiTokenId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
     act(
@@ -322,10 +322,10 @@ pub async fn token_revoke(
 pub async fn session_end(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::SessionId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let current = id == c.auth.session.id;
+    let current = id.as_str() == c.auth.session.id;
     let r = act(
         &c,
         &f.csrf,

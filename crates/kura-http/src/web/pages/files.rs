@@ -33,7 +33,7 @@ struct FileTpl {
 pub async fn file_page(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::FileId>,
     Query(flash): Query<Flash>,
 ) -> Response {
     let (file, versions) = match s.services.file_info(&c.auth, &id, &c.ctx).await {
@@ -136,10 +136,10 @@ pub struct FileUpdateForm {
 pub async fn file_update(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileUpdateForm>,
 ) -> Response {
-    let back = format!("/files/{}", safe_id(&id));
+    let back = format!("/files/{}", safe_id(id.as_str()));
     let mut up = kura_services::files::FileUpdate::default();
     match f.what.as_str() {
         "rename" => up.name = Some(f.name.clone()),
@@ -185,10 +185,10 @@ fn safe_id(id: &str) -> &str {
 pub async fn version_restore(
     State(s): State<AppState>,
     c: Console,
-    Path((id, version)): Path<(String, i64)>,
+    Path((id, version)): Path<(kura_domain::FileId, i64)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
-    let back = format!("/files/{}", safe_id(&id));
+    let back = format!("/files/{}", safe_id(id.as_str()));
     act(
         &c,
         &f.csrf,
@@ -202,7 +202,7 @@ pub async fn version_restore(
 pub async fn file_untrash(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
     let back = format!("/projects/{}", safe_id(&f.project_id));
@@ -219,7 +219,7 @@ pub async fn file_untrash(
 pub async fn file_purge(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
     let back = format!("/projects/{}", safe_id(&f.project_id));
@@ -302,7 +302,7 @@ pub struct FileDeleteForm {
 pub async fn file_delete(
     State(s): State<AppState>,
     c: Console,
-    Path(id): Path<String>,
+    Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
     let back = match safe_id(&f.project_id) {
