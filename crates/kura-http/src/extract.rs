@@ -138,24 +138,17 @@ impl FromRequestParts<AppState> for Auth {
     }
 }
 
-/// Everything an authenticated API handler needs, in one extractor: the application state,
-/// the caller (as [`Auth`] checks it: token, IP allowlist, token scopes, MFA enrolment,
-/// CSRF for cookies) and the request's facts for the audit log (as [`Ctx`]).
-pub struct Call {
-    pub state: AppState,
-    pub auth: AuthContext,
-    pub ctx: RequestCtx,
-}
+/// Everything an authenticated API handler needs, in one extractor —
+/// `Call(state, auth, ctx): Call`: the application state, the caller (as [`Auth`] checks
+/// it: token, IP allowlist, token scopes, MFA enrolment, CSRF for cookies) and the request's
+/// facts for the audit log (as [`Ctx`]).
+pub struct Call(pub AppState, pub AuthContext, pub RequestCtx);
 
 impl FromRequestParts<AppState> for Call {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Auth(auth) = Auth::from_request_parts(parts, state).await?;
-        Ok(Call {
-            state: state.clone(),
-            auth,
-            ctx: request_ctx(parts),
-        })
+        Ok(Call(state.clone(), auth, request_ctx(parts)))
     }
 }
 

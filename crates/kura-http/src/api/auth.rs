@@ -221,13 +221,7 @@ async fn passkey_login(
     ok(login_json(&r))
 }
 
-async fn logout(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn logout(Call(s, a, ctx): Call) -> ApiResult {
     s.services.logout(&a, &ctx).await?;
     no_content()
 }

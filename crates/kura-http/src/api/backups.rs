@@ -16,12 +16,6 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn tenant_backups(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn tenant_backups(Call(s, a, ctx): Call) -> ApiResult {
     ok(s.services.backup_summary(&a, &ctx).await?)
 }

@@ -113,11 +113,7 @@ struct UploadQuery {
 }
 
 async fn upload_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(project): Path<ProjectId>,
     Query(q): Query<UploadQuery>,
     headers: axum::http::HeaderMap,
@@ -146,11 +142,7 @@ async fn upload_file(
 }
 
 async fn list_files(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(project): Path<ProjectId>,
     Query(f): Query<ListFilter>,
     Query(pg): Query<PageParams>,
@@ -160,14 +152,7 @@ async fn list_files(
     ok(json!({ "items": list, "next": next }))
 }
 
-async fn file_info(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FileId>,
-) -> ApiResult {
+async fn file_info(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
     let (file, versions) = s.services.file_info(&a, &id, &ctx).await?;
     ok(json!({ "file": file, "versions": versions }))
 }
@@ -300,11 +285,7 @@ fn tracked_download(
 }
 
 async fn download_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<FileId>,
     Query(q): Query<DownloadQuery>,
     headers: axum::http::HeaderMap,
@@ -400,14 +381,7 @@ async fn download_file(
     Ok(res)
 }
 
-async fn delete_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FileId>,
-) -> ApiResult {
+async fn delete_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
     s.services.delete_file(&a, &id, &ctx).await?;
     no_content()
 }
@@ -417,11 +391,7 @@ fn label_patch_schema() -> Value {
 }
 
 async fn patch_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<FileId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
@@ -460,46 +430,21 @@ async fn patch_file(
     ok(s.services.update_file(&a, &id, up, &ctx).await?)
 }
 
-async fn list_trash(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(project): Path<ProjectId>,
-) -> ApiResult {
+async fn list_trash(Call(s, a, ctx): Call, Path(project): Path<ProjectId>) -> ApiResult {
     items(s.services.list_trash(&a, &project, &ctx).await?)
 }
 
-async fn restore_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FileId>,
-) -> ApiResult {
+async fn restore_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
     ok(s.services.restore_file(&a, &id, &ctx).await?)
 }
 
-async fn purge_file(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FileId>,
-) -> ApiResult {
+async fn purge_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
     s.services.purge_file(&a, &id, &ctx).await?;
     no_content()
 }
 
 async fn restore_version(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path((id, version)): Path<(FileId, String)>,
 ) -> ApiResult {
     let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;

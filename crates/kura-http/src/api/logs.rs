@@ -151,14 +151,7 @@ impl LogQuery {
     }
 }
 
-async fn export_audit(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Query(q): Query<LogQuery>,
-) -> ApiResult {
+async fn export_audit(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {
     let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("jsonl"))
         .ok_or_else(|| ApiError::bad_request("format: jsonl or csv"))?;
     let filter = q.audit_filter(&a.tenant.settings.time_zone)?;
@@ -185,14 +178,7 @@ async fn export_audit(
         .into_response())
 }
 
-async fn list_audit(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Query(q): Query<LogQuery>,
-) -> ApiResult {
+async fn list_audit(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {
     let filter = q.audit_filter(&a.tenant.settings.time_zone)?;
     let events = s
         .services
@@ -202,13 +188,7 @@ async fn list_audit(
     ok(json!({ "items": events, "next_before": next }))
 }
 
-async fn verify_audit(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn verify_audit(Call(s, a, ctx): Call) -> ApiResult {
     match s.services.verify_own_audit(&a, &ctx).await? {
         Ok(report) => ok(json!({ "ok": true, "report": report })),
         Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
@@ -226,11 +206,7 @@ struct CheckpointBody {
 }
 
 async fn verify_audit_with(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     ApiJson(b): ApiJson<CheckpointBody>,
 ) -> ApiResult {
     match s
@@ -243,25 +219,12 @@ async fn verify_audit_with(
     }
 }
 
-async fn newest_checkpoint(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn newest_checkpoint(Call(s, a, ctx): Call) -> ApiResult {
     let cp = s.services.newest_checkpoint(&a, &ctx).await?;
     ok(json!({ "checkpoint": cp }))
 }
 
-async fn list_access(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Query(q): Query<LogQuery>,
-) -> ApiResult {
+async fn list_access(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {
     let filter = q.access_filter(&a.tenant.settings.time_zone)?;
     let items = s
         .services
@@ -271,14 +234,7 @@ async fn list_access(
     ok(json!({ "items": items, "next_before": next }))
 }
 
-async fn export_access(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Query(q): Query<LogQuery>,
-) -> ApiResult {
+async fn export_access(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {
     let format = kura_services::audit::ExportFormat::parse(q.format.as_deref().unwrap_or("csv"))
         .ok_or_else(|| ApiError::bad_request("format: jsonl or csv"))?;
     let filter = q.access_filter(&a.tenant.settings.time_zone)?;

@@ -147,19 +147,11 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_passkeys(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn list_passkeys(Call(s, a, _): Call) -> ApiResult {
     items(s.services.list_passkeys(&a).await?)
 }
 
-async fn passkey_register_options(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn passkey_register_options(Call(s, a, _): Call) -> ApiResult {
     ok(s.services.start_passkey_registration(&a).await?)
 }
 
@@ -175,14 +167,7 @@ fn register_schema() -> Value {
     json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"name":{"type":"string","description":"a label, e.g. the device"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.create(), binary fields base64url"}}})
 }
 
-async fn passkey_register(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<RegisterBody>,
-) -> ApiResult {
+async fn passkey_register(Call(s, a, ctx): Call, ApiJson(b): ApiJson<RegisterBody>) -> ApiResult {
     let added = s
         .services
         .finish_passkey_registration(&a, &b.ceremony, &b.name, b.credential, &ctx)
@@ -190,34 +175,16 @@ async fn passkey_register(
     Ok((StatusCode::CREATED, Json(json!(added))).into_response())
 }
 
-async fn passkey_delete(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<PasskeyId>,
-) -> ApiResult {
+async fn passkey_delete(Call(s, a, ctx): Call, Path(id): Path<PasskeyId>) -> ApiResult {
     s.services.delete_passkey(&a, &id, &ctx).await?;
     no_content()
 }
 
-async fn list_tokens(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn list_tokens(Call(s, a, _): Call) -> ApiResult {
     items(s.services.list_api_tokens(&a).await?)
 }
 
-async fn create_token(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<TokenBody>,
-) -> ApiResult {
+async fn create_token(Call(s, a, ctx): Call, ApiJson(b): ApiJson<TokenBody>) -> ApiResult {
     let t = s
         .services
         .create_api_token(&a, &b.name, b.scopes, b.expires_in_days, &ctx)
@@ -225,14 +192,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(json!(t))).into_response())
 }
 
-async fn revoke_token(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<ApiTokenId>,
-) -> ApiResult {
+async fn revoke_token(Call(s, a, ctx): Call, Path(id): Path<ApiTokenId>) -> ApiResult {
     s.services.revoke_api_token(&a, &id, &ctx).await?;
     no_content()
 }
@@ -246,44 +206,20 @@ fn code_schema() -> Value {
     json!({"type":"object","required":["code"],"properties":{"code":{"type":"string"}}})
 }
 
-async fn mfa_status(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn mfa_status(Call(s, a, _): Call) -> ApiResult {
     ok(s.services.mfa_status(&a).await?)
 }
 
-async fn totp_start(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn totp_start(Call(s, a, ctx): Call) -> ApiResult {
     ok(s.services.start_totp(&a, &ctx).await?)
 }
 
-async fn totp_confirm(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<CodeBody>,
-) -> ApiResult {
+async fn totp_confirm(Call(s, a, ctx): Call, ApiJson(b): ApiJson<CodeBody>) -> ApiResult {
     let codes = s.services.confirm_totp(&a, &b.code, &ctx).await?;
     ok(json!({ "recovery_codes": codes }))
 }
 
-async fn totp_disable(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<CodeBody>,
-) -> ApiResult {
+async fn totp_disable(Call(s, a, ctx): Call, ApiJson(b): ApiJson<CodeBody>) -> ApiResult {
     s.services.disable_totp(&a, &b.code, &ctx).await?;
     no_content()
 }
@@ -306,36 +242,18 @@ fn locale_schema() -> Value {
     json!({"type":"object","properties":{"locale":{"type":["string","null"],"enum":["ja","en",null]}}})
 }
 
-async fn set_locale(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<LocaleBody>,
-) -> ApiResult {
+async fn set_locale(Call(s, a, ctx): Call, ApiJson(b): ApiJson<LocaleBody>) -> ApiResult {
     s.services
         .set_my_locale(&a, b.locale.as_deref(), &ctx)
         .await?;
     no_content()
 }
 
-async fn list_my_sessions(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn list_my_sessions(Call(s, a, _): Call) -> ApiResult {
     items(s.services.my_sessions(&a).await?)
 }
 
-async fn end_my_session(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<SessionId>,
-) -> ApiResult {
+async fn end_my_session(Call(s, a, ctx): Call, Path(id): Path<SessionId>) -> ApiResult {
     s.services.end_my_session(&a, &id, &ctx).await?;
     no_content()
 }

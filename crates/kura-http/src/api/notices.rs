@@ -25,18 +25,10 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_notices(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn list_notices(Call(s, a, _): Call) -> ApiResult {
     items(s.services.current_notices(&a.tenant.id).await?)
 }
 
-async fn list_incidents(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn list_incidents(Call(s, a, _): Call) -> ApiResult {
     items(s.services.current_incidents(&a.tenant.id).await?)
 }

@@ -44,13 +44,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_roles(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn list_roles(Call(s, a, ctx): Call) -> ApiResult {
     let custom = s.services.list_roles(&a, &ctx).await?;
     let builtin: Vec<Value> = kura_domain::BuiltinRole::ALL
         .iter()
@@ -73,14 +67,7 @@ fn role_schema() -> Value {
     json!({"type":"object","required":["name","actions"],"properties":{"name":{"type":"string"},"actions":{"type":"array","items":{"type":"string","enum":actions}}}})
 }
 
-async fn create_role(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<RoleBody>,
-) -> ApiResult {
+async fn create_role(Call(s, a, ctx): Call, ApiJson(b): ApiJson<RoleBody>) -> ApiResult {
     created(
         s.services
             .create_role(&a, &b.name, &b.actions, &ctx)
@@ -88,25 +75,11 @@ async fn create_role(
     )
 }
 
-async fn get_role(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<RoleId>,
-) -> ApiResult {
+async fn get_role(Call(s, a, ctx): Call, Path(id): Path<RoleId>) -> ApiResult {
     ok(s.services.get_role(&a, &id, &ctx).await?)
 }
 
-async fn delete_role(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<RoleId>,
-) -> ApiResult {
+async fn delete_role(Call(s, a, ctx): Call, Path(id): Path<RoleId>) -> ApiResult {
     s.services.delete_role(&a, &id, &ctx).await?;
     no_content()
 }

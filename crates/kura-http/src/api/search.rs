@@ -17,11 +17,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 }
 
 async fn search(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Query(f): Query<ListFilter>,
     Query(pg): Query<PageParams>,
 ) -> ApiResult {

@@ -64,11 +64,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn get_tenant(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-) -> ApiResult {
+async fn get_tenant(Call(s, a, _): Call) -> ApiResult {
     ok(s.services.tenant_of(&a).await?)
 }
 
@@ -97,11 +93,7 @@ async fn patch_settings(call: Call, q: Query<SettingsQuery>, b: ApiJson<Value>) 
 
 /// PUT (`complete`: every setting named) and PATCH (a merge) of the tenant's settings.
 async fn save_settings(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Query(q): Query<SettingsQuery>,
     ApiJson(b): ApiJson<Value>,
     complete: bool,
@@ -190,13 +182,7 @@ fn merge_json(base: &mut Value, patch: &Value) {
     }
 }
 
-async fn list_contacts(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn list_contacts(Call(s, a, ctx): Call) -> ApiResult {
     items(s.services.list_contacts(&a, &ctx).await?)
 }
 
@@ -212,14 +198,7 @@ fn contact_schema() -> Value {
     json!({"type":"object","required":["name","email"],"properties":{"name":{"type":"string"},"email":{"type":"string"},"purpose":{"type":"string","enum":["notices","security","billing","technical"]}}})
 }
 
-async fn add_contact(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<ContactBody>,
-) -> ApiResult {
+async fn add_contact(Call(s, a, ctx): Call, ApiJson(b): ApiJson<ContactBody>) -> ApiResult {
     created(
         s.services
             .add_contact(&a, &b.name, &b.email, &b.purpose, &ctx)
@@ -227,14 +206,7 @@ async fn add_contact(
     )
 }
 
-async fn delete_contact(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<ContactId>,
-) -> ApiResult {
+async fn delete_contact(Call(s, a, ctx): Call, Path(id): Path<ContactId>) -> ApiResult {
     s.services.delete_contact(&a, &id, &ctx).await?;
     no_content()
 }

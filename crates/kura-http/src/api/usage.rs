@@ -32,14 +32,7 @@ struct UsageQuery {
     by: Option<String>,
 }
 
-async fn usage_daily(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Query(q): Query<UsageQuery>,
-) -> ApiResult {
+async fn usage_daily(Call(s, a, ctx): Call, Query(q): Query<UsageQuery>) -> ApiResult {
     let zone = &a.tenant.settings.time_zone;
     let now = s.services.now();
     let to = q.to.unwrap_or_else(|| now.day_in_zone(zone));
@@ -60,12 +53,6 @@ async fn usage_daily(
     )
 }
 
-async fn tenant_usage(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn tenant_usage(Call(s, a, ctx): Call) -> ApiResult {
     ok(s.services.usage(&a, &ctx).await?)
 }

@@ -137,13 +137,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_users(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-) -> ApiResult {
+async fn list_users(Call(s, a, ctx): Call) -> ApiResult {
     items(s.services.list_users(&a, &ctx).await?)
 }
 
@@ -182,14 +176,7 @@ fn invite_schema() -> Value {
     json!({"type":"object","required":["email"],"properties":{"email":{"type":"string"},"display_name":{"type":"string"},"locale":{"type":"string","enum":["ja","en"]},"role":{"type":"string","description":"contract_admin, admin, member, guest or a custom role id"},"scope":scope_schema()}})
 }
 
-async fn invite_user(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<InviteBody>,
-) -> ApiResult {
+async fn invite_user(Call(s, a, ctx): Call, ApiJson(b): ApiJson<InviteBody>) -> ApiResult {
     let role = match b.role {
         Some(r) => Some((r, parse_scope(b.scope)?)),
         None => None,
@@ -224,11 +211,7 @@ fn service_account_schema() -> Value {
 }
 
 async fn create_service_account(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     ApiJson(b): ApiJson<ServiceAccountBody>,
 ) -> ApiResult {
     let role = match b.role {
@@ -242,23 +225,12 @@ async fn create_service_account(
     created(user)
 }
 
-async fn list_service_tokens(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<UserId>,
-) -> ApiResult {
+async fn list_service_tokens(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     items(s.services.list_service_tokens(&a, &id, &ctx).await?)
 }
 
 async fn create_service_token(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<UserId>,
     ApiJson(b): ApiJson<TokenBody>,
 ) -> ApiResult {
@@ -270,11 +242,7 @@ async fn create_service_token(
 }
 
 async fn revoke_service_token(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path((id, token)): Path<(UserId, String)>,
 ) -> ApiResult {
     s.services
@@ -283,22 +251,15 @@ async fn revoke_service_token(
     no_content()
 }
 
-async fn get_user(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<UserId>,
-) -> ApiResult {
+async fn get_user(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let (user, grants) = s.services.get_user(&a, &id, &ctx).await?;
     ok(json!({ "user": user, "grants": grants }))
 }
 
 async fn change_user(call: Call, id: UserId, c: UserChange) -> ApiResult {
-    call.state
+    call.0
         .services
-        .change_user(&call.auth, &id, c, &call.ctx)
+        .change_user(&call.1, &id, c, &call.2)
         .await?;
     no_content()
 }
@@ -307,14 +268,7 @@ async fn delete_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
     change_user(call, id, UserChange::Delete).await
 }
 
-async fn end_user_sessions(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<UserId>,
-) -> ApiResult {
+async fn end_user_sessions(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let ended = s.services.end_user_sessions(&a, &id, &ctx).await?;
     ok(json!({ "ended": ended }))
 }
@@ -327,14 +281,7 @@ async fn unfreeze_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
     change_user(call, id, UserChange::Unfreeze).await
 }
 
-async fn list_grants(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<UserId>,
-) -> ApiResult {
+async fn list_grants(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let (_, grants) = s.services.get_user(&a, &id, &ctx).await?;
     items(grants)
 }
@@ -352,11 +299,7 @@ fn grant_schema() -> Value {
 }
 
 async fn add_grant(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<UserId>,
     ApiJson(b): ApiJson<GrantBody>,
 ) -> ApiResult {
@@ -369,11 +312,7 @@ async fn add_grant(
 }
 
 async fn remove_grant(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path((uid, gid)): Path<(UserId, GrantId)>,
 ) -> ApiResult {
     s.services.remove_grant(&a, &uid, &gid, &ctx).await?;

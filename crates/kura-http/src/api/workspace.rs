@@ -101,12 +101,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     ]
 }
 
-async fn list_folders(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-    Query(f): Query<ListFilter>,
-) -> ApiResult {
+async fn list_folders(Call(s, a, _): Call, Query(f): Query<ListFilter>) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.folders;
     list.retain(|x| f.keeps(&x.name, &x.labels));
     items(list)
@@ -124,14 +119,7 @@ fn folder_schema() -> Value {
     json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"]},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 
-async fn create_folder(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<FolderBody>,
-) -> ApiResult {
+async fn create_folder(Call(s, a, ctx): Call, ApiJson(b): ApiJson<FolderBody>) -> ApiResult {
     let parent = b.parent_id.map(FolderId::from_string);
     created(
         s.services
@@ -140,14 +128,7 @@ async fn create_folder(
     )
 }
 
-async fn get_folder(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FolderId>,
-) -> ApiResult {
+async fn get_folder(Call(s, a, ctx): Call, Path(id): Path<FolderId>) -> ApiResult {
     ok(s.services.get_folder(&a, &id, &ctx).await?)
 }
 
@@ -182,11 +163,7 @@ fn folder_patch_schema() -> Value {
 }
 
 async fn update_folder(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<FolderId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
@@ -202,24 +179,12 @@ async fn update_folder(
     ok(s.services.update_folder(&a, &id, patch, &ctx).await?)
 }
 
-async fn delete_folder(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<FolderId>,
-) -> ApiResult {
+async fn delete_folder(Call(s, a, ctx): Call, Path(id): Path<FolderId>) -> ApiResult {
     s.services.delete_folder(&a, &id, &ctx).await?;
     no_content()
 }
 
-async fn list_projects(
-    Call {
-        state: s, auth: a, ..
-    }: Call,
-    Query(f): Query<ListFilter>,
-) -> ApiResult {
+async fn list_projects(Call(s, a, _): Call, Query(f): Query<ListFilter>) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.projects;
     list.retain(|x| f.keeps(&x.name, &x.labels));
     items(list)
@@ -237,14 +202,7 @@ fn project_schema() -> Value {
     json!({"type":"object","required":["name","folder_id"],"properties":{"name":{"type":"string"},"folder_id":{"type":"string"},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
 }
 
-async fn create_project(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    ApiJson(b): ApiJson<ProjectBody>,
-) -> ApiResult {
+async fn create_project(Call(s, a, ctx): Call, ApiJson(b): ApiJson<ProjectBody>) -> ApiResult {
     created(
         s.services
             .create_project(
@@ -258,14 +216,7 @@ async fn create_project(
     )
 }
 
-async fn get_project(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<ProjectId>,
-) -> ApiResult {
+async fn get_project(Call(s, a, ctx): Call, Path(id): Path<ProjectId>) -> ApiResult {
     ok(s.services.get_project(&a, &id, &ctx).await?)
 }
 
@@ -274,11 +225,7 @@ fn project_patch_schema() -> Value {
 }
 
 async fn update_project(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
+    Call(s, a, ctx): Call,
     Path(id): Path<ProjectId>,
     ApiJson(b): ApiJson<Value>,
 ) -> ApiResult {
@@ -309,14 +256,7 @@ async fn update_project(
         .await?)
 }
 
-async fn delete_project(
-    Call {
-        state: s,
-        auth: a,
-        ctx,
-    }: Call,
-    Path(id): Path<ProjectId>,
-) -> ApiResult {
+async fn delete_project(Call(s, a, ctx): Call, Path(id): Path<ProjectId>) -> ApiResult {
     s.services.delete_project(&a, &id, &ctx).await?;
     no_content()
 }
