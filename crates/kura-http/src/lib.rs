@@ -6,6 +6,7 @@
 pub mod access;
 pub mod api;
 pub mod bench;
+pub mod common;
 pub mod error;
 pub mod extract;
 pub mod metrics;

@@ -351,7 +351,7 @@ async fn download_file(
     );
     let disposition = format!(
         "attachment; filename*=UTF-8''{}",
-        crate::web::encode(&file.name)
+        crate::common::encode(&file.name)
     );
     let mut res = axum::response::Response::new(axum::body::Body::from_stream(body));
     let h = res.headers_mut();

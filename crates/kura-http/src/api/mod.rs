@@ -265,7 +265,7 @@ mod backups;
 mod files;
 mod health;
 mod logs;
-pub(crate) use logs::LogQuery;
+use crate::common::LogQuery;
 mod me;
 mod notices;
 mod roles;

@@ -72,9 +72,9 @@ fn pct(v: &str) -> String {
 }
 
 impl LogForm {
-    fn api(&self) -> crate::api::LogQuery {
+    fn api(&self) -> crate::common::LogQuery {
         let t = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_string());
-        crate::api::LogQuery {
+        crate::common::LogQuery {
             before: self.before,
             from: t(&self.from),
             to: t(&self.to),
