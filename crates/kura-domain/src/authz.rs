@@ -14,7 +14,7 @@ use crate::ids::{FolderId, ProjectId, TenantId, UserId};
 use serde::{Deserialize, Serialize};
 
 /// Everything a user can be allowed to do. Custom roles are built from these.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// See folders, projects and (later) files in scope.
@@ -136,7 +136,7 @@ impl ActionSet {
 }
 
 /// The roles every tenant has (IAM-2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BuiltinRole {
     /// Everything, including contract matters. Granted at tenant scope only.
@@ -195,7 +195,7 @@ impl BuiltinRole {
 }
 
 /// Where a grant applies.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", content = "id", rename_all = "snake_case")]
 pub enum Scope {
     Tenant,

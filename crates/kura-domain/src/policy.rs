@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// A tenant's password rules. Length and character classes are what customers are used to
 /// (KU's default is ≥ 6 with letters and digits); the strength estimate (zxcvbn) is what
 /// actually stops `Password1`, keyboard walks and passwords built from the user's own name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct PasswordPolicy {
     /// Minimum length in characters (6–128).
@@ -34,7 +34,7 @@ impl Default for PasswordPolicy {
 }
 
 /// Why a password was refused. Each variant maps to a translated message in the console.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum PasswordProblem {
     TooShort {
@@ -184,7 +184,7 @@ pub fn personal_words(user_inputs: &[&str]) -> Vec<String> {
 }
 
 /// A tenant's session lifetimes (IAM-8).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct SessionPolicy {
     /// A session unused this long ends (60 s – 24 h). Default 30 minutes.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// A tenant's lifecycle state. Only `Active` tenants can log in; termination comes with the
 /// lifecycle issue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TenantStatus {
     Active,
@@ -35,7 +35,7 @@ impl TenantStatus {
 }
 
 /// Settings a tenant's contract admin controls.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default)]
 pub struct TenantSettings {
     /// IANA time zone in which times are shown (LOG-6). Default `Asia/Tokyo`.

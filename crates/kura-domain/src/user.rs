@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 /// A person, or a service account (no password, no log-in: API tokens only, with the
 /// roles granted to it like anyone else).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default, schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum UserKind {
     #[default]
@@ -28,7 +30,7 @@ impl UserKind {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UserStatus {
     /// Invited; has not set a password yet.

@@ -19,19 +19,29 @@ pub fn encode(s: &str) -> String {
     out
 }
 
-#[derive(Deserialize, Default)]
+/// Log filters and paging (audit log and access log).
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 pub struct LogQuery {
+    /// The `next_before` of the previous page.
     pub before: Option<i64>,
+    /// Page size (default 100).
     pub limit: Option<i64>,
+    /// From (RFC 3339, or a date in the tenant's zone).
     pub from: Option<String>,
+    /// To (RFC 3339, or a date in the tenant's zone).
     pub to: Option<String>,
+    /// A user id.
     pub user: Option<String>,
+    /// Audit: an action, e.g. `auth.login`.
     pub action: Option<String>,
+    /// A client address.
     pub ip: Option<String>,
     /// Audit: success / failure / denied. Access log: a status (`4xx`, `404`).
     #[serde(alias = "status")]
     pub result: Option<String>,
+    /// Access log: a path prefix.
     pub path: Option<String>,
+    /// Exports: `jsonl` or `csv`.
     pub format: Option<String>,
 }
 

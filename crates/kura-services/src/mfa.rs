@@ -8,7 +8,7 @@ use kura_domain::{Timestamp, UserId};
 use kura_store::{mfa, tenants, users};
 
 /// What a user scans to enrol.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct TotpEnrolment {
     /// The secret in base32, for typing in by hand.
     pub secret: String,
@@ -18,7 +18,7 @@ pub struct TotpEnrolment {
 }
 
 /// Whether the user has a second factor, and recovery codes left.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct MfaStatus {
     pub totp: bool,
     /// Registered passkeys.

@@ -26,14 +26,14 @@ const CEREMONY_SECS: i64 = 5 * 60;
 
 /// A ceremony started: its token (to send back with the answer) and the options for
 /// `navigator.credentials.create()` / `.get()` (`{"publicKey": …}`).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct CeremonyStart {
     pub ceremony: String,
     pub options: serde_json::Value,
 }
 
 /// A registered passkey as its owner sees it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct PasskeyView {
     pub id: String,
     pub name: String,
@@ -53,10 +53,9 @@ impl From<&PasskeyRow> for PasskeyView {
 }
 
 /// A passkey added; recovery codes when the user had none (shown once).
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct PasskeyAdded {
     pub passkey: PasskeyView,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub recovery_codes: Option<Vec<String>>,
 }
 

@@ -7,7 +7,7 @@ use crate::{Result, Services};
 use kura_domain::Timestamp;
 use kura_store::status;
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Availability {
     pub days: i64,
     pub samples: i64,
@@ -16,7 +16,7 @@ pub struct Availability {
     pub meets_slo: Option<bool>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct StatusReport {
     /// `operational`, `degraded` (an open incident) or `down` (the last probe failed).
     pub state: String,

@@ -47,7 +47,7 @@ impl<P> Patch<P> {
 }
 
 /// What a principal sees of the workspace: the folders and projects they can view.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct Tree {
     pub folders: Vec<Folder>,
     pub projects: Vec<Project>,

@@ -2,13 +2,11 @@
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct AccessEntry {
     /// Row id (keyset paging); 0 before it is stored.
-    #[serde(default)]
     pub id: i64,
     pub tenant_id: Option<TenantId>,
     pub user_id: Option<UserId>,

@@ -5,7 +5,6 @@
 use crate::{Result, StoreError, Tx};
 use kura_crypto::chain::{self, AuditRecord, ChainError, GENESIS_HASH};
 use kura_domain::{TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
@@ -25,9 +24,8 @@ pub struct NewEvent {
 }
 
 /// A stored event with its hash.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StoredEvent {
-    #[serde(flatten)]
     pub record: AuditRecord,
     pub hash: String,
 }
@@ -238,7 +236,7 @@ pub async fn list(
 }
 
 /// The result of verifying a chain.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
     pub tenant_id: String,
     pub events: i64,
@@ -389,7 +387,7 @@ pub async fn chain_tenants(tx: &mut Tx) -> Result<Vec<TenantId>> {
 }
 
 /// A chain's head and where its stored part starts (after purges).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Head {
     pub seq: i64,
     pub hash: String,
@@ -420,8 +418,10 @@ pub async fn head(tx: &mut Tx, tenant: &TenantId) -> Result<Head> {
     })
 }
 
-/// A signed statement that a tenant's chain had `hash` at `seq` (LOG-5).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+/// A signed statement that a tenant's chain had `hash` at `seq` (LOG-5). A signed document
+/// as much as a row: exports and mails carry it in this form and verifiers read it back, so
+/// it serializes (the API sends its own wire type).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Checkpoint {
     pub tenant_id: String,
     pub seq: i64,

@@ -3,7 +3,6 @@
 
 use crate::{Result, StoreError, Tx};
 use kura_domain::{TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::{Column, Row};
 
 /// The tables a tenant snapshot holds, in restore order (parents first), with the column
@@ -102,7 +101,7 @@ pub fn stream_table<'a>(
 }
 
 /// One backup generation as recorded.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Generation {
     pub id: String,
     pub started_at: Timestamp,

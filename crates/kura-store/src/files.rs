@@ -3,13 +3,11 @@
 
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::{ProjectId, TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct File {
-    #[serde(flatten)]
     pub labels: crate::Labels,
     pub id: String,
     pub project_id: ProjectId,
@@ -22,13 +20,11 @@ pub struct File {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Version {
     pub file_id: String,
     pub version: i64,
-    #[serde(skip)]
     pub blob_id: String,
-    #[serde(skip)]
     pub key_version: i64,
     pub size: i64,
     pub sha256: String,

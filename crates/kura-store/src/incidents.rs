@@ -13,7 +13,7 @@ pub struct Update {
     pub text_en: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Incident {
     pub id: String,
     pub title_ja: String,

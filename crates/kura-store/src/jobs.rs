@@ -7,11 +7,10 @@
 
 use crate::{Result, Tx};
 use kura_domain::Timestamp;
-use serde::Serialize;
 use sqlx::Row;
 
 /// A job's schedule and last outcome.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Job {
     pub name: String,
     pub every_secs: i64,
@@ -189,7 +188,7 @@ pub async fn finish(
 }
 
 /// One recorded run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Run {
     pub name: String,
     pub due_at: Timestamp,

@@ -779,7 +779,8 @@ pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(s: &str, what: &str) ->
     serde_json::from_str(s).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Labels, tags and custom attributes of a folder, project or file (DATA-2).
+/// Labels, tags and custom attributes of a folder, project or file (DATA-2). A value, not
+/// a row: it is stored as JSON columns and written into audit details, so it serializes.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct Labels {

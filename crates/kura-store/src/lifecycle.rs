@@ -3,10 +3,9 @@
 
 use crate::{Result, StoreError, Tx};
 use kura_domain::{TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Lifecycle {
     pub tenant_id: TenantId,
     pub slug: String,

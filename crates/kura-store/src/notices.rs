@@ -2,10 +2,9 @@
 
 use crate::{Result, StoreError, Tx};
 use kura_domain::{TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Notice {
     pub id: String,
     pub kind: String,

@@ -3,10 +3,9 @@
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Mail {
     pub id: String,
     pub tenant_id: Option<TenantId>,
@@ -138,7 +137,7 @@ pub async fn mark_result(tx: &mut Tx, id: &str, now: Timestamp, error: Option<&s
 }
 
 /// Delivery state of a mail (for `kura mail outbox`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Delivery {
     pub sent_at: Option<Timestamp>,
     pub attempts: i64,

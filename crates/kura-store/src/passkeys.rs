@@ -3,11 +3,10 @@
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct PasskeyRow {
     pub id: String,
     pub tenant_id: TenantId,
@@ -16,7 +15,6 @@ pub struct PasskeyRow {
     pub cred_id: String,
     pub name: String,
     /// The credential as webauthn-rs serialises it (public key, counter, flags).
-    #[serde(skip)]
     pub data: String,
     pub counter: i64,
     pub created_at: Timestamp,

@@ -3,11 +3,10 @@
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::authz::{Action, ActionSet, BuiltinRole, Grant, Scope};
 use kura_domain::{FolderId, GrantId, ProjectId, RoleId, TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct CustomRole {
     pub id: RoleId,
     pub name: String,
@@ -16,14 +15,28 @@ pub struct CustomRole {
 }
 
 /// Which role a grant gives.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoleRef {
     Builtin { role: BuiltinRole },
     Custom { role_id: RoleId, name: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+impl RoleRef {
+    /// As audit details name it: `{"kind":"builtin","role":…}` or
+    /// `{"kind":"custom","role_id":…,"name":…}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            RoleRef::Builtin { role } => {
+                serde_json::json!({ "kind": "builtin", "role": role.as_str() })
+            }
+            RoleRef::Custom { role_id, name } => {
+                serde_json::json!({ "kind": "custom", "role_id": role_id.as_str(), "name": name })
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct GrantRow {
     pub id: GrantId,
     pub user_id: UserId,
@@ -32,7 +45,6 @@ pub struct GrantRow {
     /// Classification cap of this grant (DATA-3); `None`: no cap.
     pub max_label: Option<String>,
     /// The actions the role currently carries.
-    #[serde(skip)]
     pub actions: ActionSet,
     pub created_at: Timestamp,
 }

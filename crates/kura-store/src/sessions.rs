@@ -3,11 +3,10 @@
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Session {
     /// Hex SHA-256 of the token (also used as the session's public id in listings).
     pub id: String,
@@ -15,7 +14,6 @@ pub struct Session {
     pub user_id: UserId,
     /// `console` or `api`.
     pub kind: String,
-    #[serde(skip)]
     pub csrf_token: String,
     pub ip: Option<String>,
     pub user_agent: Option<String>,

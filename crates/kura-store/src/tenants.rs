@@ -3,11 +3,10 @@
 use crate::{found, parse_json, Result, StoreError, Tx};
 use kura_domain::tenant::{TenantSettings, TenantStatus};
 use kura_domain::{ContactId, TenantId, Timestamp};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: TenantId,
     pub slug: String,
@@ -114,7 +113,7 @@ pub async fn update_settings(
     )
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Contact {
     pub id: ContactId,
     pub name: String,

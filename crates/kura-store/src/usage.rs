@@ -2,10 +2,9 @@
 
 use crate::{Result, Tx};
 use kura_domain::TenantId;
-use serde::Serialize;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Usage {
     pub files: i64,
     pub versions: i64,
@@ -122,7 +121,7 @@ pub async fn bytes_stored_total(tx: &mut Tx) -> Result<i64> {
 
 /// One tenant's figures for one day (OPS-4): counts of what happened that day, and the
 /// stock at the time it was computed.
-#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Daily {
     /// `YYYY-MM-DD` in the tenant's time zone.
     pub day: String,

@@ -3,11 +3,10 @@
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::user::{UserKind, UserStatus};
 use kura_domain::{TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct User {
     pub id: UserId,
     pub tenant_id: TenantId,
@@ -17,7 +16,6 @@ pub struct User {
     pub locale: Option<String>,
     pub status: UserStatus,
     pub kind: UserKind,
-    #[serde(skip)]
     pub password_hash: Option<String>,
     pub created_at: Timestamp,
 }

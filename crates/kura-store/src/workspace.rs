@@ -2,16 +2,14 @@
 
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::{FolderId, ProjectId, TenantId, Timestamp, UserId};
-use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
 /// Folders nest at most this deep.
 pub const MAX_FOLDER_DEPTH: usize = 16;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Folder {
-    #[serde(flatten)]
     pub labels: crate::Labels,
     pub id: FolderId,
     pub parent_id: Option<FolderId>,
@@ -21,9 +19,8 @@ pub struct Folder {
     pub updated_at: Timestamp,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Project {
-    #[serde(flatten)]
     pub labels: crate::Labels,
     pub id: ProjectId,
     pub folder_id: FolderId,

@@ -4,56 +4,11 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            post,
-            "/api/v1/auth/login",
-            Auth,
-            false,
-            200,
-            "Log in with tenant, e-mail and password; returns a bearer token, or `mfa_required` with a challenge for POST /auth/mfa",
-            login,
-            login_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/mfa",
-            Auth,
-            false,
-            200,
-            "Second step of a log-in: the challenge and a TOTP or recovery code, or a passkey (`ceremony` + `credential`); returns a bearer token",
-            login_mfa,
-            mfa_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/mfa/passkey/options",
-            Auth,
-            false,
-            200,
-            "Start answering a log-in challenge with a passkey: `ceremony` and the options for navigator.credentials.get()",
-            mfa_passkey_options,
-            challenge_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/passkey/options",
-            Auth,
-            false,
-            200,
-            "Start a passwordless log-in into a tenant: `ceremony` and the options for navigator.credentials.get() (discoverable credentials)",
-            passkey_login_options,
-            tenant_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/passkey",
-            Auth,
-            false,
-            200,
-            "Finish a passwordless log-in with the passkey's assertion; returns a bearer token",
-            passkey_login,
-            assertion_schema
-        ),
+        route!(post, "/api/v1/auth/login", Auth, false, 200, "Log in with tenant, e-mail and password; returns a bearer token, or `mfa_required` with a challenge for POST /auth/mfa", login, body: LoginBody, resp: wire::LoginAnswer),
+        route!(post, "/api/v1/auth/mfa", Auth, false, 200, "Second step of a log-in: the challenge and a TOTP or recovery code, or a passkey (`ceremony` + `credential`); returns a bearer token", login_mfa, body: MfaBody, resp: wire::Login),
+        route!(post, "/api/v1/auth/mfa/passkey/options", Auth, false, 200, "Start answering a log-in challenge with a passkey: `ceremony` and the options for navigator.credentials.get()", mfa_passkey_options, body: ChallengeBody, resp: wire::Ceremony),
+        route!(post, "/api/v1/auth/passkey/options", Auth, false, 200, "Start a passwordless log-in into a tenant: `ceremony` and the options for navigator.credentials.get() (discoverable credentials)", passkey_login_options, body: TenantBody, resp: wire::Ceremony),
+        route!(post, "/api/v1/auth/passkey", Auth, false, 200, "Finish a passwordless log-in with the passkey's assertion; returns a bearer token", passkey_login, body: AssertionBody, resp: wire::Login),
         route!(
             post,
             "/api/v1/auth/logout",
@@ -63,48 +18,17 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "End the current session",
             logout
         ),
-        route!(
-            post,
-            "/api/v1/invitations/accept",
-            Auth,
-            false,
-            200,
-            "Set a password with an invitation token; returns a bearer token",
-            accept_invitation,
-            accept_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/password-reset",
-            Auth,
-            false,
-            202,
-            "Ask for a password-reset link by mail (same answer whether or not the account exists)",
-            password_reset_request,
-            reset_request_schema
-        ),
-        route!(
-            post,
-            "/api/v1/auth/password-reset/complete",
-            Auth,
-            false,
-            204,
-            "Set a new password with a reset token; every session of the user ends",
-            password_reset_complete,
-            accept_schema
-        ),
+        route!(post, "/api/v1/invitations/accept", Auth, false, 200, "Set a password with an invitation token; returns a bearer token", accept_invitation, body: AcceptBody, resp: wire::Login),
+        route!(post, "/api/v1/auth/password-reset", Auth, false, 202, "Ask for a password-reset link by mail (same answer whether or not the account exists)", password_reset_request, body: ResetRequestBody, resp: wire::Status),
+        route!(post, "/api/v1/auth/password-reset/complete", Auth, false, 204, "Set a new password with a reset token; every session of the user ends", password_reset_complete, body: AcceptBody),
     ]
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct LoginBody {
     tenant: String,
     email: String,
     password: String,
-}
-
-fn login_schema() -> Value {
-    json!({"type":"object","required":["tenant","email","password"],"properties":{"tenant":{"type":"string","description":"tenant slug"},"email":{"type":"string"},"password":{"type":"string"}}})
 }
 
 async fn login(
@@ -117,28 +41,30 @@ async fn login(
         .login(&b.tenant, &b.email, &b.password, SessionKind::Api, &ctx)
         .await?
     {
-        LoginOutcome::Session(r) => ok(login_json(&r)),
-        LoginOutcome::SecondFactor { challenge, methods } => ok(json!({
-            "mfa_required": true,
-            "challenge": challenge,
-            "methods": methods,
-        })),
+        LoginOutcome::Session(r) => ok(wire::LoginAnswer::Session(Box::new(login_json(&r)))),
+        LoginOutcome::SecondFactor { challenge, methods } => ok(wire::LoginAnswer::SecondFactor(
+            wire::SecondFactorRequired {
+                mfa_required: true,
+                challenge,
+                methods: methods.into_iter().map(String::from).collect(),
+            },
+        )),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct MfaBody {
+    /// From `POST /auth/login`.
     challenge: String,
+    /// A 6-digit TOTP code or a recovery code.
     #[serde(default)]
     code: Option<String>,
+    /// From `POST /auth/mfa/passkey/options`, with `credential`.
     #[serde(default)]
     ceremony: Option<String>,
+    /// The PublicKeyCredential from `navigator.credentials.get()`, binary fields base64url.
     #[serde(default)]
     credential: Option<Value>,
-}
-
-fn mfa_schema() -> Value {
-    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string"},"code":{"type":"string","description":"6-digit TOTP code or a recovery code"},"ceremony":{"type":"string","description":"from POST /auth/mfa/passkey/options, with `credential`"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
 }
 
 async fn login_mfa(
@@ -165,48 +91,41 @@ async fn login_mfa(
     ok(login_json(&r))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ChallengeBody {
     challenge: String,
-}
-
-fn challenge_schema() -> Value {
-    json!({"type":"object","required":["challenge"],"properties":{"challenge":{"type":"string","description":"from POST /auth/login"}}})
 }
 
 async fn mfa_passkey_options(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<ChallengeBody>,
 ) -> ApiResult {
-    ok(s.services.start_passkey_mfa(&b.challenge).await?)
+    ok(wire::Ceremony::from(
+        s.services.start_passkey_mfa(&b.challenge).await?,
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct TenantBody {
+    /// The tenant ID (slug).
     tenant: String,
-}
-
-fn tenant_schema() -> Value {
-    json!({"type":"object","required":["tenant"],"properties":{"tenant":{"type":"string","description":"tenant slug"}}})
 }
 
 async fn passkey_login_options(
     State(s): State<AppState>,
     ApiJson(b): ApiJson<TenantBody>,
 ) -> ApiResult {
-    ok(s.services
-        .start_passkey_login(&b.tenant, SessionKind::Api)
-        .await?)
+    ok(wire::Ceremony::from(
+        s.services
+            .start_passkey_login(&b.tenant, SessionKind::Api)
+            .await?,
+    ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct AssertionBody {
     ceremony: String,
     credential: Value,
-}
-
-fn assertion_schema() -> Value {
-    json!({"type":"object","required":["ceremony","credential"],"properties":{"ceremony":{"type":"string"},"credential":{"type":"object","description":"the PublicKeyCredential from navigator.credentials.get(), binary fields base64url"}}})
 }
 
 async fn passkey_login(
@@ -226,14 +145,10 @@ async fn logout(Call(s, a, ctx): Call) -> ApiResult {
     no_content()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct AcceptBody {
     token: String,
     password: String,
-}
-
-fn accept_schema() -> Value {
-    json!({"type":"object","required":["token","password"],"properties":{"token":{"type":"string"},"password":{"type":"string"}}})
 }
 
 async fn accept_invitation(
@@ -248,14 +163,10 @@ async fn accept_invitation(
     ok(login_json(&r))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ResetRequestBody {
     tenant: String,
     email: String,
-}
-
-fn reset_request_schema() -> Value {
-    json!({"type":"object","required":["tenant","email"],"properties":{"tenant":{"type":"string"},"email":{"type":"string"}}})
 }
 
 async fn password_reset_request(
@@ -268,7 +179,9 @@ async fn password_reset_request(
         .await?;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({ "status": "if the account exists, a reset link has been mailed" })),
+        Json(wire::Status {
+            status: "if the account exists, a reset link has been mailed".into(),
+        }),
     )
         .into_response())
 }

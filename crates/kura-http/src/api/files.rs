@@ -11,38 +11,22 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 summary: "Upload a file (raw body, ?name=); a new version if the name exists",
                 area: ApiArea::Files,
                 auth: true,
-                body: Some(upload_schema),
+                body: Some(BodyDoc {
+                    schema: schema_of::<wire::Binary>,
+                    content_type: "application/octet-stream",
+                }),
+                query: vec![schema_of::<UploadQuery> as SchemaFn],
                 ok: 201,
+                response: Some(BodyDoc {
+                    schema: schema_of::<wire::FileAndVersion>,
+                    content_type: "application/json",
+                }),
             },
             post(upload_file).layer(axum::extract::DefaultBodyLimit::disable()),
         ),
-        route!(
-            get,
-            "/api/v1/projects/{project_id}/files",
-            Files,
-            true,
-            200,
-            "Files of a project (filters: q, tag, label, attr=key:value; sort, order, after, limit)",
-            list_files
-        ),
-        route!(
-            get,
-            "/api/v1/files/{file_id}",
-            Files,
-            true,
-            200,
-            "A file with its versions",
-            file_info
-        ),
-        route!(
-            get,
-            "/api/v1/files/{file_id}/content",
-            Files,
-            true,
-            200,
-            "Download (?version=N); Range, ETag and If-None-Match supported",
-            download_file
-        ),
+        route!(get, "/api/v1/projects/{project_id}/files", Files, true, 200, "Files of a project (filters: q, tag, label, attr=key:value; sort, order, after, limit)", list_files, query: [ListFilter, PageParams], resp: wire::Page<wire::FoundFile>),
+        route!(get, "/api/v1/files/{file_id}", Files, true, 200, "A file with its versions", file_info, resp: wire::FileWithVersions),
+        route!(get, "/api/v1/files/{file_id}/content", Files, true, 200, "Download (?version=N); Range, ETag and If-None-Match supported", download_file, query: [DownloadQuery], raw: "application/octet-stream"),
         route!(
             delete,
             "/api/v1/files/{file_id}",
@@ -52,24 +36,8 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Move a file to the trash",
             delete_file
         ),
-        route!(
-            get,
-            "/api/v1/projects/{project_id}/trash",
-            Files,
-            true,
-            200,
-            "Files in the project's trash",
-            list_trash
-        ),
-        route!(
-            post,
-            "/api/v1/files/{file_id}/restore",
-            Files,
-            true,
-            200,
-            "Take a file out of the trash",
-            restore_file
-        ),
+        route!(get, "/api/v1/projects/{project_id}/trash", Files, true, 200, "Files in the project's trash", list_trash, resp: wire::Items<wire::File>),
+        route!(post, "/api/v1/files/{file_id}/restore", Files, true, 200, "Take a file out of the trash", restore_file, resp: wire::File),
         route!(
             post,
             "/api/v1/files/{file_id}/purge",
@@ -79,34 +47,15 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Delete a trashed file for good (versions and blobs)",
             purge_file
         ),
-        route!(
-            post,
-            "/api/v1/files/{file_id}/versions/{version}/restore",
-            Files,
-            true,
-            201,
-            "Make an old version current again (as a new version)",
-            restore_version
-        ),
-        route!(
-            patch,
-            "/api/v1/files/{file_id}",
-            Files,
-            true,
-            200,
-            "Rename, move (project_id), or set the label, tags and attributes of a file",
-            patch_file,
-            label_patch_schema
-        ),
+        route!(post, "/api/v1/files/{file_id}/versions/{version}/restore", Files, true, 201, "Make an old version current again (as a new version)", restore_version, resp: wire::FileAndVersion),
+        route!(patch, "/api/v1/files/{file_id}", Files, true, 200, "Rename, move (project_id), or set the label, tags and attributes of a file", patch_file, body: FilePatch, resp: wire::File),
     ]
 }
 
-fn upload_schema() -> Value {
-    json!({"type":"string","format":"binary","description":"the file's bytes; name in the ?name= query parameter, type in Content-Type"})
-}
-
-#[derive(Deserialize)]
+/// The file's bytes are the request body (its type in `Content-Type`).
+#[derive(Deserialize, JsonSchema)]
 struct UploadQuery {
+    /// The file's name.
     name: Option<String>,
     /// Classification level of the file (default: inherited from the project).
     label: Option<String>,
@@ -138,7 +87,10 @@ async fn upload_file(
             &ctx,
         )
         .await?;
-    created(json!({ "file": file, "version": version }))
+    created(wire::FileAndVersion {
+        file: file.into(),
+        version: version.into(),
+    })
 }
 
 async fn list_files(
@@ -149,16 +101,23 @@ async fn list_files(
 ) -> ApiResult {
     let q = file_search(Some(project), f, pg)?;
     let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
-    ok(json!({ "items": list, "next": next }))
+    ok(wire::Page::<wire::FoundFile> {
+        items: list.into_iter().map(Into::into).collect(),
+        next,
+    })
 }
 
 async fn file_info(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
     let (file, versions) = s.services.file_info(&a, &id, &ctx).await?;
-    ok(json!({ "file": file, "versions": versions }))
+    ok(wire::FileWithVersions {
+        file: file.into(),
+        versions: versions.into_iter().map(Into::into).collect(),
+    })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct DownloadQuery {
+    /// A version number (default: the current one).
     version: Option<i64>,
 }
 
@@ -386,8 +345,21 @@ async fn delete_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult
     no_content()
 }
 
-fn label_patch_schema() -> Value {
-    json!({"type":"object","properties":{"name":{"type":"string"},"project_id":{"type":"string"},"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+/// `PATCH /files/{id}`: rename, move to another project, relabel; what is absent stays.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // documents the body `patch_file` reads field by field
+struct FilePatch {
+    name: Option<String>,
+    /// The project to move the file to.
+    project_id: Option<String>,
+    /// Own classification level (null: inherit the parent's).
+    #[serde(default)]
+    label: Option<Option<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Custom attributes (replace the current ones).
+    #[serde(default)]
+    attributes: Option<serde_json::Map<String, Value>>,
 }
 
 async fn patch_file(
@@ -427,15 +399,19 @@ async fn patch_file(
         project,
         labels,
     };
-    ok(s.services.update_file(&a, &id, up, &ctx).await?)
+    ok(wire::File::from(
+        s.services.update_file(&a, &id, up, &ctx).await?,
+    ))
 }
 
 async fn list_trash(Call(s, a, ctx): Call, Path(project): Path<ProjectId>) -> ApiResult {
-    items(s.services.list_trash(&a, &project, &ctx).await?)
+    items::<wire::File, _>(s.services.list_trash(&a, &project, &ctx).await?)
 }
 
 async fn restore_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
-    ok(s.services.restore_file(&a, &id, &ctx).await?)
+    ok(wire::File::from(
+        s.services.restore_file(&a, &id, &ctx).await?,
+    ))
 }
 
 async fn purge_file(Call(s, a, ctx): Call, Path(id): Path<FileId>) -> ApiResult {
@@ -449,7 +425,10 @@ async fn restore_version(
 ) -> ApiResult {
     let version: i64 = version.parse().map_err(|_| ApiError::not_found())?;
     let (file, v) = s.services.restore_version(&a, &id, version, &ctx).await?;
-    created(json!({ "file": file, "version": v }))
+    created(wire::FileAndVersion {
+        file: file.into(),
+        version: v.into(),
+    })
 }
 
 #[cfg(test)]

@@ -4,70 +4,13 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            get,
-            "/api/v1/audit",
-            Logs,
-            true,
-            200,
-            "Audit events, newest first: filters from, to (RFC 3339 or a date/time in the tenant's zone), user, action (`file.` for a prefix), ip, result; keyset paging with before=next_before",
-            list_audit
-        ),
-        route!(
-            get,
-            "/api/v1/audit/export",
-            Logs,
-            true,
-            200,
-            "Export the audit log (same filters), streamed: format=jsonl (signed; `kura audit verify FILE --public-key K` checks it offline) or csv",
-            export_audit
-        ),
-        route!(
-            get,
-            "/api/v1/audit/verify",
-            Logs,
-            true,
-            200,
-            "Verify the tenant's audit hash chain: every hash and link, and every signed checkpoint stored with it",
-            verify_audit
-        ),
-        route!(
-            post,
-            "/api/v1/audit/verify",
-            Logs,
-            true,
-            200,
-            "Verify the tenant's audit hash chain against a signed checkpoint kept outside Kura (from the daily mail, the console or GET /audit/checkpoint) besides the stored ones",
-            verify_audit_with,
-            checkpoint_schema
-        ),
-        route!(
-            get,
-            "/api/v1/audit/checkpoint",
-            Logs,
-            true,
-            200,
-            "The newest signed checkpoint of the tenant's audit chain (seq, hash, time, signature): keep it outside Kura to detect a later cut or rewrite",
-            newest_checkpoint
-        ),
-        route!(
-            get,
-            "/api/v1/access-log",
-            Logs,
-            true,
-            200,
-            "Access log, newest first: filters from, to, user, ip, status (`4xx` or exact), path (prefix); keyset paging with before=next_before",
-            list_access
-        ),
-        route!(
-            get,
-            "/api/v1/access-log/export",
-            Logs,
-            true,
-            200,
-            "Export the access log (same filters), streamed: format=csv or jsonl",
-            export_access
-        ),
+        route!(get, "/api/v1/audit", Logs, true, 200, "Audit events, newest first: filters from, to (RFC 3339 or a date/time in the tenant's zone), user, action (`file.` for a prefix), ip, result; keyset paging with before=next_before", list_audit, query: [LogQuery], resp: wire::LogPage<wire::AuditEvent>),
+        route!(get, "/api/v1/audit/export", Logs, true, 200, "Export the audit log (same filters), streamed: format=jsonl (signed; `kura audit verify FILE --public-key K` checks it offline) or csv", export_audit, query: [LogQuery], raw: "application/x-ndjson"),
+        route!(get, "/api/v1/audit/verify", Logs, true, 200, "Verify the tenant's audit hash chain: every hash and link, and every signed checkpoint stored with it", verify_audit, resp: wire::Verification),
+        route!(post, "/api/v1/audit/verify", Logs, true, 200, "Verify the tenant's audit hash chain against a signed checkpoint kept outside Kura (from the daily mail, the console or GET /audit/checkpoint) besides the stored ones", verify_audit_with, body: CheckpointBody, resp: wire::Verification),
+        route!(get, "/api/v1/audit/checkpoint", Logs, true, 200, "The newest signed checkpoint of the tenant's audit chain (seq, hash, time, signature): keep it outside Kura to detect a later cut or rewrite", newest_checkpoint, resp: wire::NewestCheckpoint),
+        route!(get, "/api/v1/access-log", Logs, true, 200, "Access log, newest first: filters from, to, user, ip, status (`4xx` or exact), path (prefix); keyset paging with before=next_before", list_access, query: [LogQuery], resp: wire::LogPage<wire::AccessEntry>),
+        route!(get, "/api/v1/access-log/export", Logs, true, 200, "Export the access log (same filters), streamed: format=csv or jsonl", export_access, query: [LogQuery], raw: "text/csv"),
     ]
 }
 
@@ -105,43 +48,63 @@ async fn list_audit(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResu
         .query_audit(&a, &filter, q.before, q.limit.unwrap_or(100), &ctx)
         .await?;
     let next = events.last().map(|e| e.record.seq);
-    ok(json!({ "items": events, "next_before": next }))
+    ok(wire::LogPage::<wire::AuditEvent> {
+        items: events.into_iter().map(Into::into).collect(),
+        next_before: next,
+    })
 }
 
 async fn verify_audit(Call(s, a, ctx): Call) -> ApiResult {
-    match s.services.verify_own_audit(&a, &ctx).await? {
-        Ok(report) => ok(json!({ "ok": true, "report": report })),
-        Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
-    }
+    ok(wire::Verification::from(
+        s.services.verify_own_audit(&a, &ctx).await?,
+    ))
 }
 
-fn checkpoint_schema() -> Value {
-    json!({"type":"object","required":["checkpoint"],"additionalProperties":false,"properties":{"checkpoint":{"type":"object","required":["tenant_id","seq","hash","at","kind","key_id","signature"],"properties":{"tenant_id":{"type":"string"},"seq":{"type":"integer"},"hash":{"type":"string"},"at":{"type":"integer","description":"milliseconds since the epoch"},"kind":{"type":"string"},"key_id":{"type":"string"},"signature":{"type":"string"}}}}})
-}
-
-#[derive(Deserialize)]
+/// A signed checkpoint kept outside Kura (mailed, or from `GET /audit/checkpoint`).
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct CheckpointBody {
-    checkpoint: kura_store::audit::Checkpoint,
+    checkpoint: CheckpointIn,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct CheckpointIn {
+    tenant_id: String,
+    seq: i64,
+    hash: String,
+    /// Milliseconds since the epoch.
+    at: i64,
+    kind: String,
+    key_id: String,
+    signature: String,
 }
 
 async fn verify_audit_with(
     Call(s, a, ctx): Call,
     ApiJson(b): ApiJson<CheckpointBody>,
 ) -> ApiResult {
-    match s
-        .services
-        .verify_own_audit_with(&a, &b.checkpoint, &ctx)
-        .await?
-    {
-        Ok(report) => ok(json!({ "ok": true, "report": report })),
-        Err(e) => ok(json!({ "ok": false, "error": e.to_string() })),
-    }
+    let checkpoint = kura_store::audit::Checkpoint {
+        tenant_id: b.checkpoint.tenant_id,
+        seq: b.checkpoint.seq,
+        hash: b.checkpoint.hash,
+        at: b.checkpoint.at,
+        kind: b.checkpoint.kind,
+        key_id: b.checkpoint.key_id,
+        signature: b.checkpoint.signature,
+    };
+    ok(wire::Verification::from(
+        s.services
+            .verify_own_audit_with(&a, &checkpoint, &ctx)
+            .await?,
+    ))
 }
 
 async fn newest_checkpoint(Call(s, a, ctx): Call) -> ApiResult {
     let cp = s.services.newest_checkpoint(&a, &ctx).await?;
-    ok(json!({ "checkpoint": cp }))
+    ok(wire::NewestCheckpoint {
+        checkpoint: cp.map(Into::into),
+    })
 }
 
 async fn list_access(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {
@@ -151,7 +114,10 @@ async fn list_access(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiRes
         .query_access(&a, &filter, q.before, q.limit.unwrap_or(100), &ctx)
         .await?;
     let next = items.last().map(|e| e.id);
-    ok(json!({ "items": items, "next_before": next }))
+    ok(wire::LogPage::<wire::AccessEntry> {
+        items: items.into_iter().map(Into::into).collect(),
+        next_before: next,
+    })
 }
 
 async fn export_access(Call(s, a, ctx): Call, Query(q): Query<LogQuery>) -> ApiResult {

@@ -20,10 +20,26 @@ use kura_services::files::DownloadOutcome;
 use kura_services::mfa::SecondFactor;
 use kura_services::users::{NewUser, UserChange};
 use kura_services::workspace::Patch;
+use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 type ApiResult = Result<Response, ApiError>;
+
+/// Makes a route's schema (request body, query parameters or response) from a wire type.
+pub type SchemaFn = fn(&mut schemars::SchemaGenerator) -> schemars::Schema;
+
+/// The schema of wire type `T` (a `$ref` to a component for named response types).
+pub fn schema_of<T: schemars::JsonSchema>(g: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    g.subschema_for::<T>()
+}
+
+/// A documented body: its schema and media type.
+#[derive(Clone, Copy)]
+pub struct BodyDoc {
+    pub schema: SchemaFn,
+    pub content_type: &'static str,
+}
 
 /// One documented route.
 pub struct RouteDoc {
@@ -34,14 +50,23 @@ pub struct RouteDoc {
     pub area: ApiArea,
     /// Needs a session or bearer token.
     pub auth: bool,
-    /// JSON schema of the request body, if any.
-    pub body: Option<fn() -> Value>,
+    /// The request body (a wire type), if any.
+    pub body: Option<BodyDoc>,
+    /// The query parameters: wire types whose fields are the parameters.
+    pub query: Vec<SchemaFn>,
     /// Success status.
     pub ok: u16,
+    /// The success response's body (a wire type), if it has one.
+    pub response: Option<BodyDoc>,
 }
 
+/// Declares a route with its documentation: method, path, scope area, whether it needs a
+/// caller, success status, summary, handler, then (each optional, in this order) `body: T`
+/// (a JSON request body), `query: [Q, …]` (query parameters), and `resp: R` (a JSON response)
+/// or `raw: "media/type"` (a non-JSON response: file content, CSV, JSON Lines).
 macro_rules! route {
-    ($m:ident, $path:literal, $area:ident, $auth:literal, $ok:literal, $summary:literal, $h:expr) => {
+    ($m:ident, $path:literal, $area:ident, $auth:literal, $ok:literal, $summary:literal, $h:expr
+     $(, body: $body:ty)? $(, query: [$($q:ty),*])? $(, resp: $resp:ty)? $(, raw: $raw:literal)? $(,)?) => {
         (
             RouteDoc {
                 method: stringify!($m),
@@ -49,25 +74,25 @@ macro_rules! route {
                 summary: $summary,
                 area: ApiArea::$area,
                 auth: $auth,
-                body: None,
+                body: route!(@json $($body)?),
+                query: vec![$($(schema_of::<$q> as SchemaFn),*)?],
                 ok: $ok,
+                response: route!(@json $($resp)?)$(.or(Some(BodyDoc {
+                    schema: schema_of::<wire::Binary>,
+                    content_type: $raw,
+                })))?,
             },
             $m($h),
         )
     };
-    ($m:ident, $path:literal, $area:ident, $auth:literal, $ok:literal, $summary:literal, $h:expr, $body:expr) => {
-        (
-            RouteDoc {
-                method: stringify!($m),
-                path: $path,
-                summary: $summary,
-                area: ApiArea::$area,
-                auth: $auth,
-                body: Some($body),
-                ok: $ok,
-            },
-            $m($h),
-        )
+    (@json) => {
+        None
+    };
+    (@json $t:ty) => {
+        Some(BodyDoc {
+            schema: schema_of::<$t>,
+            content_type: "application/json",
+        })
     };
 }
 
@@ -96,45 +121,62 @@ fn no_content() -> ApiResult {
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn items(v: impl serde::Serialize) -> ApiResult {
-    ok(json!({ "items": v }))
+/// A list of wire type `T`, built from rows.
+fn items<T: serde::Serialize, R: Into<T>>(rows: impl IntoIterator<Item = R>) -> ApiResult {
+    ok(wire::Items::<T>::of(rows))
 }
 
-fn login_json(r: &LoginResult) -> Value {
-    json!({
-        "token": r.token,
-        "token_type": "Bearer",
-        "expires_at": r.expires_at.to_rfc3339(),
-        "user": r.user,
-        "tenant": { "id": r.tenant.id, "slug": r.tenant.slug, "name": r.tenant.name },
-    })
+fn login_json(r: &LoginResult) -> wire::Login {
+    wire::Login::from(r)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct TokenBody {
     name: String,
+    /// `area:read` / `area:write`, e.g. `files:read`.
     scopes: Vec<String>,
+    /// Days until the token expires (1–365).
     #[serde(default = "default_token_days")]
     expires_in_days: i64,
+}
+
+/// Labels, tags and custom attributes given when something is created (DATA-2).
+#[derive(Deserialize, Default, JsonSchema)]
+#[serde(default)]
+struct LabelsBody {
+    /// Own classification level; absent: inherit the parent's.
+    label: Option<String>,
+    tags: Vec<String>,
+    /// Custom attributes (any JSON values).
+    attributes: serde_json::Map<String, Value>,
+}
+
+impl From<LabelsBody> for kura_store::Labels {
+    fn from(l: LabelsBody) -> Self {
+        kura_store::Labels {
+            label: l.label,
+            tags: l.tags,
+            attributes: l.attributes,
+        }
+    }
 }
 
 fn default_token_days() -> i64 {
     90
 }
 
-fn token_schema() -> Value {
-    json!({"type":"object","required":["name","scopes"],"properties":{"name":{"type":"string"},"scopes":{"type":"array","items":{"type":"string","example":"files:read"}},"expires_in_days":{"type":"integer","default":90}}})
-}
-
 fn default_purpose() -> String {
     "notices".into()
 }
 
-/// List filters: `q` (name contains, case-insensitive), `label` (own label), `tag`.
-#[derive(Deserialize, Default)]
+/// List filters.
+#[derive(Deserialize, Default, JsonSchema)]
 struct ListFilter {
+    /// Name contains (case-insensitive).
     q: Option<String>,
+    /// Own classification level.
     label: Option<String>,
+    /// A tag.
     tag: Option<String>,
     /// `key:value`: a custom attribute.
     attr: Option<String>,
@@ -194,7 +236,7 @@ fn label_fields(body: &Value) -> Result<LabelPatch, ApiError> {
     Ok((label, tags, attributes))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, JsonSchema)]
 struct PageParams {
     /// `name` (default) or `updated`.
     sort: Option<String>,
@@ -259,6 +301,8 @@ fn file_search(
         limit: pg.limit.unwrap_or(100),
     })
 }
+
+pub mod wire;
 
 mod auth;
 mod backups;

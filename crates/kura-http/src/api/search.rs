@@ -4,15 +4,7 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            get,
-            "/api/v1/search",
-            Files,
-            true,
-            200,
-            "Files in every project the caller can see (q, tag, label, attr=key:value; sort, order, after, limit)",
-            search
-        ),
+        route!(get, "/api/v1/search", Files, true, 200, "Files in every project the caller can see (q, tag, label, attr=key:value; sort, order, after, limit)", search, query: [ListFilter, PageParams], resp: wire::Page<wire::FoundFile>),
     ]
 }
 
@@ -23,5 +15,8 @@ async fn search(
 ) -> ApiResult {
     let q = file_search(None, f, pg)?;
     let (list, next) = s.services.search_files(&a, &q, &ctx).await?;
-    ok(json!({ "items": list, "next": next }))
+    ok(wire::Page::<wire::FoundFile> {
+        items: list.into_iter().map(Into::into).collect(),
+        next,
+    })
 }

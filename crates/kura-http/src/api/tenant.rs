@@ -4,54 +4,11 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            get,
-            "/api/v1/tenant",
-            Tenant,
-            true,
-            200,
-            "The caller's tenant and its settings",
-            get_tenant
-        ),
-        route!(
-            put,
-            "/api/v1/tenant/settings",
-            Tenant,
-            true,
-            200,
-            "Replace the tenant's settings (contract admin): every setting must be given (422 names any missing or unknown key); use PATCH to change some",
-            put_settings,
-            settings_schema
-        ),
-        route!(
-            patch,
-            "/api/v1/tenant/settings",
-            Tenant,
-            true,
-            200,
-            "Change some of the tenant's settings (contract admin): the keys given are merged into the current settings (nested objects too); unknown keys are refused with 422 naming them",
-            patch_settings,
-            settings_schema
-        ),
-        route!(
-            get,
-            "/api/v1/tenant/contacts",
-            Tenant,
-            true,
-            200,
-            "Additional contacts (contract admin)",
-            list_contacts
-        ),
-        route!(
-            post,
-            "/api/v1/tenant/contacts",
-            Tenant,
-            true,
-            201,
-            "Add a contact (contract admin)",
-            add_contact,
-            contact_schema
-        ),
+        route!(get, "/api/v1/tenant", Tenant, true, 200, "The caller's tenant and its settings", get_tenant, resp: wire::Tenant),
+        route!(put, "/api/v1/tenant/settings", Tenant, true, 200, "Replace the tenant's settings (contract admin): every setting must be given (422 names any missing or unknown key); use PATCH to change some", put_settings, body: TenantSettings, query: [SettingsQuery], resp: wire::Tenant),
+        route!(patch, "/api/v1/tenant/settings", Tenant, true, 200, "Change some of the tenant's settings (contract admin): the keys given are merged into the current settings (nested objects too); unknown keys are refused with 422 naming them", patch_settings, body: TenantSettings, query: [SettingsQuery], resp: wire::Tenant),
+        route!(get, "/api/v1/tenant/contacts", Tenant, true, 200, "Additional contacts (contract admin)", list_contacts, resp: wire::Items<wire::Contact>),
+        route!(post, "/api/v1/tenant/contacts", Tenant, true, 201, "Add a contact (contract admin)", add_contact, body: ContactBody, resp: wire::Contact),
         route!(
             delete,
             "/api/v1/tenant/contacts/{contact_id}",
@@ -65,18 +22,10 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 }
 
 async fn get_tenant(Call(s, a, _): Call) -> ApiResult {
-    ok(s.services.tenant_of(&a).await?)
+    ok(wire::Tenant::from(s.services.tenant_of(&a).await?))
 }
 
-fn settings_schema() -> Value {
-    json!({"type":"object","properties":{
-        "time_zone":{"type":"string","example":"Asia/Tokyo"},
-        "default_locale":{"type":"string","enum":["ja","en"]},
-        "password_policy":{"type":"object","properties":{"min_length":{"type":"integer","minimum":6},"require_letter":{"type":"boolean"},"require_digit":{"type":"boolean"},"require_symbol":{"type":"boolean"},"require_mixed_case":{"type":"boolean"},"min_strength":{"type":"integer","minimum":0,"maximum":4}}},
-        "session_policy":{"type":"object","properties":{"idle_timeout_secs":{"type":"integer"},"absolute_lifetime_secs":{"type":"integer"}}}}})
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct SettingsQuery {
     /// Save an IP allowlist that excludes the caller's own current address.
     #[serde(default)]
@@ -99,9 +48,11 @@ async fn save_settings(
     complete: bool,
 ) -> ApiResult {
     let settings = settings_from(&a.tenant.settings, &b, complete)?;
-    ok(s.services
-        .update_settings(&a, settings, q.confirm_lockout, &ctx)
-        .await?)
+    ok(wire::Tenant::from(
+        s.services
+            .update_settings(&a, settings, q.confirm_lockout, &ctx)
+            .await?,
+    ))
 }
 
 /// The settings a request asks for: `given` merged into `current` (objects key by key).
@@ -183,27 +134,24 @@ fn merge_json(base: &mut Value, patch: &Value) {
 }
 
 async fn list_contacts(Call(s, a, ctx): Call) -> ApiResult {
-    items(s.services.list_contacts(&a, &ctx).await?)
+    items::<wire::Contact, _>(s.services.list_contacts(&a, &ctx).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ContactBody {
     name: String,
     email: String,
+    /// `notices` (default), `security`, `billing` or `technical`.
     #[serde(default = "default_purpose")]
     purpose: String,
 }
 
-fn contact_schema() -> Value {
-    json!({"type":"object","required":["name","email"],"properties":{"name":{"type":"string"},"email":{"type":"string"},"purpose":{"type":"string","enum":["notices","security","billing","technical"]}}})
-}
-
 async fn add_contact(Call(s, a, ctx): Call, ApiJson(b): ApiJson<ContactBody>) -> ApiResult {
-    created(
+    created(wire::Contact::from(
         s.services
             .add_contact(&a, &b.name, &b.email, &b.purpose, &ctx)
             .await?,
-    )
+    ))
 }
 
 async fn delete_contact(Call(s, a, ctx): Call, Path(id): Path<ContactId>) -> ApiResult {

@@ -4,54 +4,11 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            get,
-            "/api/v1/users",
-            Users,
-            true,
-            200,
-            "List users",
-            list_users
-        ),
-        route!(
-            post,
-            "/api/v1/users",
-            Users,
-            true,
-            201,
-            "Invite a user (the link is mailed)",
-            invite_user,
-            invite_schema
-        ),
-        route!(
-            post,
-            "/api/v1/service-accounts",
-            Users,
-            true,
-            201,
-            "Create a service account: a user that cannot log in and acts only through API tokens issued for it, with the roles granted to it",
-            create_service_account,
-            service_account_schema
-        ),
-        route!(
-            get,
-            "/api/v1/users/{user_id}/tokens",
-            Users,
-            true,
-            200,
-            "A service account's API tokens (never the secrets)",
-            list_service_tokens
-        ),
-        route!(
-            post,
-            "/api/v1/users/{user_id}/tokens",
-            Users,
-            true,
-            201,
-            "Issue an API token for a service account (scopes, expiry ≤ 365 days); the secret is returned once",
-            create_service_token,
-            token_schema
-        ),
+        route!(get, "/api/v1/users", Users, true, 200, "List users", list_users, resp: wire::Items<wire::User>),
+        route!(post, "/api/v1/users", Users, true, 201, "Invite a user (the link is mailed)", invite_user, body: InviteBody, resp: wire::User),
+        route!(post, "/api/v1/service-accounts", Users, true, 201, "Create a service account: a user that cannot log in and acts only through API tokens issued for it, with the roles granted to it", create_service_account, body: ServiceAccountBody, resp: wire::User),
+        route!(get, "/api/v1/users/{user_id}/tokens", Users, true, 200, "A service account's API tokens (never the secrets)", list_service_tokens, resp: wire::Items<wire::ApiToken>),
+        route!(post, "/api/v1/users/{user_id}/tokens", Users, true, 201, "Issue an API token for a service account (scopes, expiry ≤ 365 days); the secret is returned once", create_service_token, body: TokenBody, resp: wire::NewApiToken),
         route!(
             delete,
             "/api/v1/users/{user_id}/tokens/{token_id}",
@@ -61,15 +18,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Revoke a service account's API token",
             revoke_service_token
         ),
-        route!(
-            get,
-            "/api/v1/users/{user_id}",
-            Users,
-            true,
-            200,
-            "One user with grants",
-            get_user
-        ),
+        route!(get, "/api/v1/users/{user_id}", Users, true, 200, "One user with grants", get_user, resp: wire::UserWithGrants),
         route!(
             delete,
             "/api/v1/users/{user_id}",
@@ -79,15 +28,7 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Delete a user",
             delete_user
         ),
-        route!(
-            post,
-            "/api/v1/users/{user_id}/sessions/end",
-            Users,
-            true,
-            200,
-            "End every session of a user (user management)",
-            end_user_sessions
-        ),
+        route!(post, "/api/v1/users/{user_id}/sessions/end", Users, true, 200, "End every session of a user (user management)", end_user_sessions, resp: wire::Ended),
         route!(
             post,
             "/api/v1/users/{user_id}/freeze",
@@ -106,25 +47,8 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Unfreeze a user",
             unfreeze_user
         ),
-        route!(
-            get,
-            "/api/v1/users/{user_id}/grants",
-            Users,
-            true,
-            200,
-            "A user's role grants",
-            list_grants
-        ),
-        route!(
-            post,
-            "/api/v1/users/{user_id}/grants",
-            Users,
-            true,
-            201,
-            "Grant a role at a scope",
-            add_grant,
-            grant_schema
-        ),
+        route!(get, "/api/v1/users/{user_id}/grants", Users, true, 200, "A user's role grants", list_grants, resp: wire::Items<wire::Grant>),
+        route!(post, "/api/v1/users/{user_id}/grants", Users, true, 201, "Grant a role at a scope", add_grant, body: GrantBody, resp: wire::Grant),
         route!(
             delete,
             "/api/v1/users/{user_id}/grants/{grant_id}",
@@ -138,11 +62,12 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 }
 
 async fn list_users(Call(s, a, ctx): Call) -> ApiResult {
-    items(s.services.list_users(&a, &ctx).await?)
+    items::<wire::User, _>(s.services.list_users(&a, &ctx).await?)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ScopeBody {
+    /// `tenant` (no id), `folder` or `project` (with an id).
     #[serde(rename = "type")]
     kind: String,
     id: Option<String>,
@@ -157,23 +82,19 @@ fn parse_scope(s: Option<ScopeBody>) -> Result<Scope, ApiError> {
     }
 }
 
-fn scope_schema() -> Value {
-    json!({"type":"object","required":["type"],"properties":{"type":{"type":"string","enum":["tenant","folder","project"]},"id":{"type":"string"}}})
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct InviteBody {
     email: String,
     #[serde(default)]
     display_name: String,
+    /// `ja` or `en`.
     locale: Option<String>,
+    /// `contract_admin`, `admin`, `member`, `guest` or a custom role id.
     role: Option<String>,
+    /// Where the role applies (default: the whole tenant).
     scope: Option<ScopeBody>,
+    /// Classification cap (DATA-3), e.g. `internal`.
     max_label: Option<String>,
-}
-
-fn invite_schema() -> Value {
-    json!({"type":"object","required":["email"],"properties":{"email":{"type":"string"},"display_name":{"type":"string"},"locale":{"type":"string","enum":["ja","en"]},"role":{"type":"string","description":"contract_admin, admin, member, guest or a custom role id"},"scope":scope_schema()}})
 }
 
 async fn invite_user(Call(s, a, ctx): Call, ApiJson(b): ApiJson<InviteBody>) -> ApiResult {
@@ -195,19 +116,15 @@ async fn invite_user(Call(s, a, ctx): Call, ApiJson(b): ApiJson<InviteBody>) -> 
             &ctx,
         )
         .await?;
-    created(user)
+    created(wire::User::from(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ServiceAccountBody {
     name: String,
     role: Option<String>,
     scope: Option<ScopeBody>,
     max_label: Option<String>,
-}
-
-fn service_account_schema() -> Value {
-    json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"role":{"type":"string","description":"admin, member, guest or a custom role id"},"scope":scope_schema(),"max_label":{"type":"string"}}})
 }
 
 async fn create_service_account(
@@ -222,11 +139,11 @@ async fn create_service_account(
         .services
         .create_service_account(&a, &b.name, role, b.max_label, &ctx)
         .await?;
-    created(user)
+    created(wire::User::from(user))
 }
 
 async fn list_service_tokens(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
-    items(s.services.list_service_tokens(&a, &id, &ctx).await?)
+    items::<wire::ApiToken, _>(s.services.list_service_tokens(&a, &id, &ctx).await?)
 }
 
 async fn create_service_token(
@@ -238,7 +155,7 @@ async fn create_service_token(
         .services
         .create_service_token(&a, &id, &b.name, b.scopes, b.expires_in_days, &ctx)
         .await?;
-    Ok((StatusCode::CREATED, Json(json!(t))).into_response())
+    created(wire::NewApiToken::from(t))
 }
 
 async fn revoke_service_token(
@@ -253,7 +170,10 @@ async fn revoke_service_token(
 
 async fn get_user(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let (user, grants) = s.services.get_user(&a, &id, &ctx).await?;
-    ok(json!({ "user": user, "grants": grants }))
+    ok(wire::UserWithGrants {
+        user: user.into(),
+        grants: grants.into_iter().map(Into::into).collect(),
+    })
 }
 
 async fn change_user(call: Call, id: UserId, c: UserChange) -> ApiResult {
@@ -270,7 +190,7 @@ async fn delete_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
 
 async fn end_user_sessions(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let ended = s.services.end_user_sessions(&a, &id, &ctx).await?;
-    ok(json!({ "ended": ended }))
+    ok(wire::Ended { ended })
 }
 
 async fn freeze_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
@@ -283,19 +203,15 @@ async fn unfreeze_user(call: Call, Path(id): Path<UserId>) -> ApiResult {
 
 async fn list_grants(Call(s, a, ctx): Call, Path(id): Path<UserId>) -> ApiResult {
     let (_, grants) = s.services.get_user(&a, &id, &ctx).await?;
-    items(grants)
+    items::<wire::Grant, _>(grants)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct GrantBody {
     role: String,
     scope: Option<ScopeBody>,
     /// Classification cap (DATA-3), e.g. "internal".
     max_label: Option<String>,
-}
-
-fn grant_schema() -> Value {
-    json!({"type":"object","required":["role"],"properties":{"role":{"type":"string"},"scope":scope_schema(),"max_label":{"type":"string","description":"classification cap, e.g. internal"}}})
 }
 
 async fn add_grant(
@@ -304,11 +220,11 @@ async fn add_grant(
     ApiJson(b): ApiJson<GrantBody>,
 ) -> ApiResult {
     let scope = parse_scope(b.scope)?;
-    created(
+    created(wire::Grant::from(
         s.services
             .add_grant(&a, &id, &b.role, scope, b.max_label.as_deref(), &ctx)
             .await?,
-    )
+    ))
 }
 
 async fn remove_grant(

@@ -4,44 +4,10 @@ use super::*;
 
 pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
     vec![
-        route!(
-            get,
-            "/api/v1/folders",
-            Workspace,
-            true,
-            200,
-            "Folders the caller can view (filters: q, label, tag, attr=key:value)",
-            list_folders
-        ),
-        route!(
-            post,
-            "/api/v1/folders",
-            Workspace,
-            true,
-            201,
-            "Create a folder",
-            create_folder,
-            folder_schema
-        ),
-        route!(
-            get,
-            "/api/v1/folders/{folder_id}",
-            Workspace,
-            true,
-            200,
-            "One folder",
-            get_folder
-        ),
-        route!(
-            patch,
-            "/api/v1/folders/{folder_id}",
-            Workspace,
-            true,
-            200,
-            "Rename and/or move a folder",
-            update_folder,
-            folder_patch_schema
-        ),
+        route!(get, "/api/v1/folders", Workspace, true, 200, "Folders the caller can view (filters: q, label, tag, attr=key:value)", list_folders, query: [ListFilter], resp: wire::Items<wire::Folder>),
+        route!(post, "/api/v1/folders", Workspace, true, 201, "Create a folder", create_folder, body: FolderBody, resp: wire::Folder),
+        route!(get, "/api/v1/folders/{folder_id}", Workspace, true, 200, "One folder", get_folder, resp: wire::Folder),
+        route!(patch, "/api/v1/folders/{folder_id}", Workspace, true, 200, "Rename and/or move a folder", update_folder, body: FolderPatch, resp: wire::Folder),
         route!(
             delete,
             "/api/v1/folders/{folder_id}",
@@ -51,44 +17,10 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             "Delete an empty folder",
             delete_folder
         ),
-        route!(
-            get,
-            "/api/v1/projects",
-            Workspace,
-            true,
-            200,
-            "Projects the caller can view (filters: q, label, tag, attr=key:value)",
-            list_projects
-        ),
-        route!(
-            post,
-            "/api/v1/projects",
-            Workspace,
-            true,
-            201,
-            "Create a project in a folder",
-            create_project,
-            project_schema
-        ),
-        route!(
-            get,
-            "/api/v1/projects/{project_id}",
-            Workspace,
-            true,
-            200,
-            "One project",
-            get_project
-        ),
-        route!(
-            patch,
-            "/api/v1/projects/{project_id}",
-            Workspace,
-            true,
-            200,
-            "Rename and/or move a project",
-            update_project,
-            project_patch_schema
-        ),
+        route!(get, "/api/v1/projects", Workspace, true, 200, "Projects the caller can view (filters: q, label, tag, attr=key:value)", list_projects, query: [ListFilter], resp: wire::Items<wire::Project>),
+        route!(post, "/api/v1/projects", Workspace, true, 201, "Create a project in a folder", create_project, body: ProjectBody, resp: wire::Project),
+        route!(get, "/api/v1/projects/{project_id}", Workspace, true, 200, "One project", get_project, resp: wire::Project),
+        route!(patch, "/api/v1/projects/{project_id}", Workspace, true, 200, "Rename and/or move a project", update_project, body: ProjectPatch, resp: wire::Project),
         route!(
             delete,
             "/api/v1/projects/{project_id}",
@@ -104,32 +36,66 @@ pub(super) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
 async fn list_folders(Call(s, a, _): Call, Query(f): Query<ListFilter>) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.folders;
     list.retain(|x| f.keeps(&x.name, &x.labels));
-    items(list)
+    items::<wire::Folder, _>(list)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct FolderBody {
     name: String,
+    /// The parent folder; absent or null: a top-level folder.
     parent_id: Option<String>,
     #[serde(flatten)]
-    labels: kura_store::Labels,
-}
-
-fn folder_schema() -> Value {
-    json!({"type":"object","required":["name"],"properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"]},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+    labels: LabelsBody,
 }
 
 async fn create_folder(Call(s, a, ctx): Call, ApiJson(b): ApiJson<FolderBody>) -> ApiResult {
     let parent = b.parent_id.map(FolderId::from_string);
-    created(
+    created(wire::Folder::from(
         s.services
-            .create_folder(&a, &b.name, parent.as_ref(), b.labels, &ctx)
+            .create_folder(&a, &b.name, parent.as_ref(), b.labels.into(), &ctx)
             .await?,
-    )
+    ))
 }
 
 async fn get_folder(Call(s, a, ctx): Call, Path(id): Path<FolderId>) -> ApiResult {
-    ok(s.services.get_folder(&a, &id, &ctx).await?)
+    ok(wire::Folder::from(
+        s.services.get_folder(&a, &id, &ctx).await?,
+    ))
+}
+
+/// `PATCH /folders/{id}`: what is present changes; absent stays.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // documents the body `update_folder` reads field by field
+struct FolderPatch {
+    name: Option<String>,
+    /// The new parent; null moves the folder to the top level.
+    #[serde(default)]
+    parent_id: Option<Option<String>>,
+    /// Own classification level (null: inherit the parent's).
+    #[serde(default)]
+    label: Option<Option<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Custom attributes (replace the current ones).
+    #[serde(default)]
+    attributes: Option<serde_json::Map<String, Value>>,
+}
+
+/// `PATCH /projects/{id}`: what is present changes; absent stays.
+#[derive(JsonSchema)]
+#[allow(dead_code)] // documents the body `update_project` reads field by field
+struct ProjectPatch {
+    name: Option<String>,
+    /// The folder to move the project to.
+    folder_id: Option<String>,
+    /// Own classification level (null: inherit the parent's).
+    #[serde(default)]
+    label: Option<Option<String>>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    /// Custom attributes (replace the current ones).
+    #[serde(default)]
+    attributes: Option<serde_json::Map<String, Value>>,
 }
 
 /// Reads `name` and a nullable parent field from a PATCH body, telling "absent" from "null".
@@ -158,10 +124,6 @@ fn patch_fields(
     Ok((name, parent))
 }
 
-fn folder_patch_schema() -> Value {
-    json!({"type":"object","properties":{"name":{"type":"string"},"parent_id":{"type":["string","null"],"description":"null moves to the top level"},"label":{"type":["string","null"],"description":"null inherits the parent's"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
-}
-
 async fn update_folder(
     Call(s, a, ctx): Call,
     Path(id): Path<FolderId>,
@@ -176,7 +138,9 @@ async fn update_folder(
         tags,
         attributes,
     };
-    ok(s.services.update_folder(&a, &id, patch, &ctx).await?)
+    ok(wire::Folder::from(
+        s.services.update_folder(&a, &id, patch, &ctx).await?,
+    ))
 }
 
 async fn delete_folder(Call(s, a, ctx): Call, Path(id): Path<FolderId>) -> ApiResult {
@@ -187,41 +151,35 @@ async fn delete_folder(Call(s, a, ctx): Call, Path(id): Path<FolderId>) -> ApiRe
 async fn list_projects(Call(s, a, _): Call, Query(f): Query<ListFilter>) -> ApiResult {
     let mut list = s.services.workspace_tree(&a).await?.projects;
     list.retain(|x| f.keeps(&x.name, &x.labels));
-    items(list)
+    items::<wire::Project, _>(list)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, JsonSchema)]
 struct ProjectBody {
     name: String,
     folder_id: String,
     #[serde(flatten)]
-    labels: kura_store::Labels,
-}
-
-fn project_schema() -> Value {
-    json!({"type":"object","required":["name","folder_id"],"properties":{"name":{"type":"string"},"folder_id":{"type":"string"},"label":{"type":"string"},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+    labels: LabelsBody,
 }
 
 async fn create_project(Call(s, a, ctx): Call, ApiJson(b): ApiJson<ProjectBody>) -> ApiResult {
-    created(
+    created(wire::Project::from(
         s.services
             .create_project(
                 &a,
                 &FolderId::from_string(b.folder_id),
                 &b.name,
-                b.labels,
+                b.labels.into(),
                 &ctx,
             )
             .await?,
-    )
+    ))
 }
 
 async fn get_project(Call(s, a, ctx): Call, Path(id): Path<ProjectId>) -> ApiResult {
-    ok(s.services.get_project(&a, &id, &ctx).await?)
-}
-
-fn project_patch_schema() -> Value {
-    json!({"type":"object","properties":{"name":{"type":"string"},"folder_id":{"type":"string"},"label":{"type":["string","null"]},"tags":{"type":"array","items":{"type":"string"}},"attributes":{"type":"object"}}})
+    ok(wire::Project::from(
+        s.services.get_project(&a, &id, &ctx).await?,
+    ))
 }
 
 async fn update_project(
@@ -240,20 +198,22 @@ async fn update_project(
             ))
         }
     };
-    ok(s.services
-        .update_project(
-            &a,
-            &id,
-            Patch {
-                name,
-                parent,
-                label,
-                tags,
-                attributes,
-            },
-            &ctx,
-        )
-        .await?)
+    ok(wire::Project::from(
+        s.services
+            .update_project(
+                &a,
+                &id,
+                Patch {
+                    name,
+                    parent,
+                    label,
+                    tags,
+                    attributes,
+                },
+                &ctx,
+            )
+            .await?,
+    ))
 }
 
 async fn delete_project(Call(s, a, ctx): Call, Path(id): Path<ProjectId>) -> ApiResult {

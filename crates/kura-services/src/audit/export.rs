@@ -91,8 +91,9 @@ impl AuditExport {
     fn event_line(&self, e: &StoredEvent) -> String {
         match self.format {
             ExportFormat::Jsonl => {
-                let mut v = serde_json::to_value(e).unwrap_or_default();
+                let mut v = serde_json::to_value(&e.record).unwrap_or_default();
                 if let Some(o) = v.as_object_mut() {
+                    o.insert("hash".into(), e.hash.clone().into());
                     o.insert("type".into(), "event".into());
                     o.insert(
                         "time".into(),
@@ -472,7 +473,7 @@ impl Services {
                                 );
                             }
                             ExportFormat::Jsonl => {
-                                let mut v = serde_json::to_value(e).unwrap_or_default();
+                                let mut v = access_json(e);
                                 v["time"] = time.into();
                                 out.push_str(&v.to_string());
                             }
@@ -486,4 +487,21 @@ impl Services {
             });
         Box::pin(stream)
     }
+}
+
+/// An access-log entry as a JSON Lines export writes it.
+fn access_json(e: &AccessEntry) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "tenant_id": e.tenant_id,
+        "user_id": e.user_id,
+        "at": e.at,
+        "ip": e.ip,
+        "method": e.method,
+        "path": e.path,
+        "status": e.status,
+        "latency_us": e.latency_us,
+        "bytes": e.bytes,
+        "request_id": e.request_id,
+    })
 }

@@ -47,9 +47,8 @@ impl AuthContext {
 }
 
 /// One of the caller's sessions, as listed to them.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct SessionView {
-    #[serde(flatten)]
     pub session: Session,
     /// The session this request came with.
     pub current: bool,

@@ -65,10 +65,9 @@ impl ApiArea {
 }
 
 /// A new API token: the secret is shown once.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct NewApiToken {
     pub token: String,
-    #[serde(flatten)]
     pub info: kura_store::api_tokens::ApiToken,
 }
 

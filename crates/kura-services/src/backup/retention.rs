@@ -5,7 +5,7 @@ use super::*;
 
 /// What a tenant admin sees of backups: the newest verified generation that holds the
 /// tenant, where backups are kept, how many generations.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct BackupSummary {
     pub last_verified_generation: Option<String>,
     pub last_verified_at: Option<Timestamp>,

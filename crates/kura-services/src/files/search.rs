@@ -23,9 +23,8 @@ pub struct FileSearch {
 }
 
 /// A file found by a search, with where it is and its effective label.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone)]
 pub struct FoundFile {
-    #[serde(flatten)]
     pub file: File,
     pub effective_label: String,
 }

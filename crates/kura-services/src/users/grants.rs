@@ -224,7 +224,7 @@ impl Services {
             Event::new("grant.add")
                 .target("user", &user.id)
                 .details(serde_json::json!({
-                    "grant_id": id, "role": role, "scope": scope,
+                    "grant_id": id, "role": role.to_json(), "scope": scope,
                 })),
         )
         .await?;
@@ -282,7 +282,7 @@ impl Services {
             Event::new("grant.remove")
                 .target("user", user_id)
                 .details(serde_json::json!({
-                    "grant_id": grant_id, "role": grant.role, "scope": grant.scope,
+                    "grant_id": grant_id, "role": grant.role.to_json(), "scope": grant.scope,
                 })),
         )
         .await?;

@@ -357,7 +357,7 @@ pub async fn login_passkey_options(
         .start_passkey_login(&b.tenant, SessionKind::Console)
         .await
     {
-        Ok(start) => axum::Json(start).into_response(),
+        Ok(start) => axum::Json(crate::api::wire::Ceremony::from(start)).into_response(),
         Err(e) => crate::error::ApiError::from(e).into_response(),
     }
 }
