@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 pub use reqwest::StatusCode;
 
+pub mod schema;
 pub mod webauthn;
 
 /// The password every test user gets (passes the default policy).
@@ -398,6 +399,12 @@ impl TestServer {
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
+        // Every answer is checked against the published OpenAPI document.
+        if path.starts_with("/api/") || schema::documented_path(path) {
+            if let Err(e) = schema::check_response(method, path, status.as_u16(), &v) {
+                panic!("the answer does not match the OpenAPI document: {e}\n{v}");
+            }
+        }
         (status, v)
     }
 
@@ -522,7 +529,12 @@ impl TestServer {
             .await
             .expect("upload request");
         let st = res.status();
-        (st, res.json().await.unwrap_or(Value::Null))
+        let v = res.json().await.unwrap_or(Value::Null);
+        let path = format!("/api/v1/projects/{project}/files");
+        if let Err(e) = schema::check_response("POST", &path, st.as_u16(), &v) {
+            panic!("the answer does not match the OpenAPI document: {e}\n{v}");
+        }
+        (st, v)
     }
 
     /// An admin invites a user with a role at a scope; the user accepts. Returns (id, token).

@@ -873,6 +873,36 @@ async fn openapi_documents_every_route_and_health() {
         assert!(op.is_object(), "{} {} is not documented", r.method, r.path);
         assert!(op["summary"].as_str().is_some_and(|s| !s.is_empty()));
         assert!(op["responses"][r.ok.to_string()].is_object());
+        // Every success body and every request body has a schema from its wire type.
+        let ok_content = &op["responses"][r.ok.to_string()]["content"];
+        if r.ok == 204 {
+            assert!(
+                ok_content.is_null(),
+                "{} {}: 204 with a body",
+                r.method,
+                r.path
+            );
+        } else {
+            let media = ok_content
+                .as_object()
+                .unwrap_or_else(|| panic!("{} {}: no documented response body", r.method, r.path));
+            assert!(
+                media.values().all(|m| m["schema"].is_object()),
+                "{} {}: a response without a schema",
+                r.method,
+                r.path
+            );
+        }
+        if r.body.is_some() {
+            assert!(
+                op["requestBody"]["content"]
+                    .as_object()
+                    .is_some_and(|m| m.values().all(|m| m["schema"].is_object())),
+                "{} {}: request body without a schema",
+                r.method,
+                r.path
+            );
+        }
         // The documented route exists in the router (an unknown /api path says "no_route").
         let path = r.path.replace(['{', '}'], "");
         let (_, body) = s
@@ -892,6 +922,63 @@ async fn openapi_documents_every_route_and_health() {
             "{} {} is documented but not routed",
             r.method, r.path
         );
+    }
+    // Query parameters are documented, from the handlers' query types.
+    let params = |path: &str, method: &str| -> Vec<String> {
+        doc["paths"][path][method]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    for (path, method, names) in [
+        (
+            "/api/v1/audit",
+            "get",
+            &[
+                "before", "limit", "from", "to", "user", "action", "ip", "result", "path", "format",
+            ][..],
+        ),
+        (
+            "/api/v1/access-log/export",
+            "get",
+            &["format", "from", "to"][..],
+        ),
+        (
+            "/api/v1/projects/{project_id}/files",
+            "get",
+            &[
+                "q", "label", "tag", "attr", "sort", "order", "after", "limit",
+            ][..],
+        ),
+        (
+            "/api/v1/search",
+            "get",
+            &["q", "sort", "after", "limit"][..],
+        ),
+        (
+            "/api/v1/projects/{project_id}/files",
+            "post",
+            &["name", "label"][..],
+        ),
+        ("/api/v1/files/{file_id}/content", "get", &["version"][..]),
+        (
+            "/api/v1/tenant/usage/daily",
+            "get",
+            &["from", "to", "by"][..],
+        ),
+        ("/api/v1/tenant/settings", "patch", &["confirm_lockout"][..]),
+        ("/api/v1/folders", "get", &["q", "label", "tag", "attr"][..]),
+    ] {
+        let got = params(path, method);
+        for n in names {
+            assert!(
+                got.contains(&n.to_string()),
+                "{method} {path}: query parameter {n} undocumented ({got:?})"
+            );
+        }
     }
     // Every documented operation is a route (no stale documentation).
     let documented: usize = doc["paths"]
@@ -1433,5 +1520,405 @@ async fn console_refuses_a_bad_scope_like_the_api() {
     let to = invite("e@scopeco.example.jp", "tenant").await;
     assert!(to.contains("ok="), "{to}");
     assert!(emails().await.contains(&"e@scopeco.example.jp".to_string()));
+    s.stop().await;
+}
+
+/// Every documented JSON response matches what its route returns: a walk through the API as
+/// a tenant would use it calls every route whose success answer the OpenAPI document
+/// describes, and each answer is validated (strictly: no undocumented property) against the
+/// documented schema by `TestServer::call`. A route the walk did not reach fails the test,
+/// so a new route needs a representative call here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_response_matches_what_the_route_returns() {
+    use kura_testkit::schema;
+    use kura_testkit::webauthn::{Misbehave, SoftAuthenticator};
+    use std::collections::BTreeSet;
+    // The validator itself refuses an undocumented property (else nothing below proves
+    // anything).
+    assert!(schema::check_response(
+        "GET",
+        "/api/v1/folders",
+        200,
+        &json!({ "items": [{ "bogus": 1 }] })
+    )
+    .is_err());
+
+    let mut cfg = kura_testkit::test_config(Backend::Sqlite);
+    cfg.signup_enabled = true;
+    let s = TestServer::start_with(cfg, Backend::Sqlite).await;
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let call = |method: &'static str,
+                path: String,
+                token: Option<String>,
+                body: Option<serde_json::Value>| {
+        let s = &s;
+        let seen = &seen;
+        async move {
+            let (st, v) = s.call(method, &path, token.as_deref(), body).await;
+            assert!(st.is_success(), "{method} {path}: {st} {v}");
+            if let Some(k) = schema::route_key(method, &path) {
+                seen.lock().unwrap().insert(k);
+            }
+            v
+        }
+    };
+    let none = || None::<String>;
+    let t = s.create_tenant("wire").await;
+    seen.lock()
+        .unwrap()
+        .insert("POST /api/v1/invitations/accept".into());
+    let tok = || Some(t.admin_token.clone());
+
+    // Health and public documents.
+    for p in [
+        "/healthz",
+        "/readyz",
+        "/api/v1/openapi.json",
+        "/status.json",
+        "/.well-known/kura-audit-key",
+    ] {
+        call("GET", p.into(), none(), None).await;
+    }
+    // Log-in and the caller.
+    let login = json!({ "tenant": "wire", "email": t.admin_email, "password": PASSWORD });
+    call(
+        "POST",
+        "/api/v1/auth/login".into(),
+        none(),
+        Some(login.clone()),
+    )
+    .await;
+    call("GET", "/api/v1/me".into(), tok(), None).await;
+
+    // Workspace and files.
+    let f = call(
+        "POST",
+        "/api/v1/folders".into(),
+        tok(),
+        Some(json!({ "name": "本社", "label": "internal", "tags": ["a"] })),
+    )
+    .await;
+    let fid = f["id"].as_str().unwrap().to_string();
+    call("GET", "/api/v1/folders?q=本".into(), tok(), None).await;
+    call("GET", format!("/api/v1/folders/{fid}"), tok(), None).await;
+    call(
+        "PATCH",
+        format!("/api/v1/folders/{fid}"),
+        tok(),
+        Some(json!({ "name": "本社2", "attributes": { "k": 1 } })),
+    )
+    .await;
+    let p = call(
+        "POST",
+        "/api/v1/projects".into(),
+        tok(),
+        Some(json!({ "name": "案件", "folder_id": fid })),
+    )
+    .await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    call("GET", "/api/v1/projects".into(), tok(), None).await;
+    call("GET", format!("/api/v1/projects/{pid}"), tok(), None).await;
+    call(
+        "PATCH",
+        format!("/api/v1/projects/{pid}"),
+        tok(),
+        Some(json!({ "name": "案件2" })),
+    )
+    .await;
+    let (st, up) = s
+        .upload(&t.admin_token, &pid, "a.txt", b"hello".to_vec())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    seen.lock()
+        .unwrap()
+        .insert("POST /api/v1/projects/{project_id}/files".to_string());
+    s.upload(&t.admin_token, &pid, "a.txt", b"hello 2".to_vec())
+        .await;
+    let file = up["file"]["id"].as_str().unwrap().to_string();
+    call(
+        "GET",
+        format!("/api/v1/projects/{pid}/files?sort=updated&limit=10"),
+        tok(),
+        None,
+    )
+    .await;
+    call("GET", format!("/api/v1/files/{file}"), tok(), None).await;
+    call(
+        "PATCH",
+        format!("/api/v1/files/{file}"),
+        tok(),
+        Some(json!({ "tags": ["x"] })),
+    )
+    .await;
+    call("GET", "/api/v1/search?q=a".into(), tok(), None).await;
+    call("DELETE", format!("/api/v1/files/{file}"), tok(), None).await;
+    call("GET", format!("/api/v1/projects/{pid}/trash"), tok(), None).await;
+    call("POST", format!("/api/v1/files/{file}/restore"), tok(), None).await;
+    call(
+        "POST",
+        format!("/api/v1/files/{file}/versions/1/restore"),
+        tok(),
+        None,
+    )
+    .await;
+
+    // Users, grants, roles, service accounts.
+    let u = call("POST", "/api/v1/users".into(), tok(), Some(json!({ "email": "m@wire.example.jp", "role": "member", "scope": { "type": "folder", "id": fid } }))).await;
+    let uid = u["id"].as_str().unwrap().to_string();
+    call("GET", "/api/v1/users".into(), tok(), None).await;
+    call("GET", format!("/api/v1/users/{uid}"), tok(), None).await;
+    call(
+        "POST",
+        format!("/api/v1/users/{uid}/grants"),
+        tok(),
+        Some(json!({ "role": "guest", "scope": { "type": "project", "id": pid } })),
+    )
+    .await;
+    call("GET", format!("/api/v1/users/{uid}/grants"), tok(), None).await;
+    call(
+        "POST",
+        format!("/api/v1/users/{uid}/sessions/end"),
+        tok(),
+        None,
+    )
+    .await;
+    let r = call(
+        "POST",
+        "/api/v1/roles".into(),
+        tok(),
+        Some(json!({ "name": "閲覧者", "actions": ["view"] })),
+    )
+    .await;
+    call("GET", "/api/v1/roles".into(), tok(), None).await;
+    call(
+        "GET",
+        format!("/api/v1/roles/{}", r["id"].as_str().unwrap()),
+        tok(),
+        None,
+    )
+    .await;
+    let sa = call(
+        "POST",
+        "/api/v1/service-accounts".into(),
+        tok(),
+        Some(json!({ "name": "連携", "role": "member" })),
+    )
+    .await;
+    let said = sa["id"].as_str().unwrap().to_string();
+    call(
+        "POST",
+        format!("/api/v1/users/{said}/tokens"),
+        tok(),
+        Some(json!({ "name": "ci", "scopes": ["files:read"] })),
+    )
+    .await;
+    call("GET", format!("/api/v1/users/{said}/tokens"), tok(), None).await;
+
+    // The tenant.
+    let tenant = call("GET", "/api/v1/tenant".into(), tok(), None).await;
+    call(
+        "PATCH",
+        "/api/v1/tenant/settings".into(),
+        tok(),
+        Some(json!({ "time_zone": "Asia/Tokyo" })),
+    )
+    .await;
+    call(
+        "PUT",
+        "/api/v1/tenant/settings".into(),
+        tok(),
+        Some(tenant["settings"].clone()),
+    )
+    .await;
+    call("POST", "/api/v1/tenant/contacts".into(), tok(), Some(json!({ "name": "情報システム部", "email": "it@wire.example.jp", "purpose": "security" }))).await;
+    call("GET", "/api/v1/tenant/contacts".into(), tok(), None).await;
+    s.services.rollup_usage().await.unwrap();
+    call("GET", "/api/v1/tenant/usage".into(), tok(), None).await;
+    call(
+        "GET",
+        "/api/v1/tenant/usage/daily?by=month".into(),
+        tok(),
+        None,
+    )
+    .await;
+    call("GET", "/api/v1/tenant/backups".into(), tok(), None).await;
+
+    // Notices and incidents reach the tenant.
+    let ctx = kura_services::RequestCtx::default();
+    let now = s.services.now();
+    s.services
+        .operator_publish_notice(
+            kura_services::notices::NewNotice {
+                kind: "emergency".into(),
+                title_ja: "緊急".into(),
+                title_en: "Urgent".into(),
+                body_ja: "本文".into(),
+                body_en: "Body".into(),
+                effective_at: now,
+                show_until: Some(now.plus_secs(86_400)),
+                tenants: vec![],
+            },
+            kura_services::Operator::Cli,
+            &ctx,
+        )
+        .await
+        .unwrap();
+    s.services
+        .operator_open_incident(
+            kura_services::incidents::NewIncident {
+                title_ja: "障害".into(),
+                title_en: "Outage".into(),
+                severity: "high".into(),
+                scope: "ファイル".into(),
+                tenants: vec![],
+                detected_at: None,
+                target: None,
+            },
+            kura_services::Operator::Cli,
+            &ctx,
+        )
+        .await
+        .unwrap();
+    call("GET", "/api/v1/notices".into(), tok(), None).await;
+    call("GET", "/api/v1/incidents".into(), tok(), None).await;
+
+    // The logs.
+    s.services.checkpoint_all().await.unwrap();
+    call("GET", "/api/v1/audit?limit=5".into(), tok(), None).await;
+    call("GET", "/api/v1/audit/verify".into(), tok(), None).await;
+    let cp = call("GET", "/api/v1/audit/checkpoint".into(), tok(), None).await;
+    assert!(cp["checkpoint"].is_object(), "{cp}");
+    call(
+        "POST",
+        "/api/v1/audit/verify".into(),
+        tok(),
+        Some(json!({ "checkpoint": cp["checkpoint"] })),
+    )
+    .await;
+    call("GET", "/api/v1/access-log?limit=5".into(), tok(), None).await;
+
+    // Second factors: TOTP, then a passkey; log-ins that need them.
+    let me_tok = call(
+        "POST",
+        "/api/v1/me/tokens".into(),
+        tok(),
+        Some(json!({ "name": "cli", "scopes": ["files:read"] })),
+    )
+    .await;
+    assert!(me_tok["token"].is_string());
+    call("GET", "/api/v1/me/tokens".into(), tok(), None).await;
+    call("GET", "/api/v1/sessions".into(), tok(), None).await;
+    let enrol = call("POST", "/api/v1/me/mfa/totp".into(), tok(), None).await;
+    let code = s.totp_code(enrol["secret"].as_str().unwrap());
+    call(
+        "POST",
+        "/api/v1/me/mfa/totp/confirm".into(),
+        tok(),
+        Some(json!({ "code": code })),
+    )
+    .await;
+    call("GET", "/api/v1/me/mfa".into(), tok(), None).await;
+    let mut device = SoftAuthenticator::new(&s.services.config.public_url);
+    let ok = Misbehave::default();
+    let o = call(
+        "POST",
+        "/api/v1/me/mfa/passkeys/options".into(),
+        tok(),
+        Some(json!({})),
+    )
+    .await;
+    let cred = device.register(&o["options"], &ok);
+    call(
+        "POST",
+        "/api/v1/me/mfa/passkeys".into(),
+        tok(),
+        Some(json!({ "ceremony": o["ceremony"], "name": "PC", "credential": cred })),
+    )
+    .await;
+    call("GET", "/api/v1/me/mfa/passkeys".into(), tok(), None).await;
+    let ch = call(
+        "POST",
+        "/api/v1/auth/login".into(),
+        none(),
+        Some(login.clone()),
+    )
+    .await;
+    assert_eq!(ch["mfa_required"], true, "{ch}");
+    call(
+        "POST",
+        "/api/v1/auth/mfa/passkey/options".into(),
+        none(),
+        Some(json!({ "challenge": ch["challenge"] })),
+    )
+    .await;
+    s.clock.advance_secs(31);
+    let code = s.totp_code(enrol["secret"].as_str().unwrap());
+    call(
+        "POST",
+        "/api/v1/auth/mfa".into(),
+        none(),
+        Some(json!({ "challenge": ch["challenge"], "code": code })),
+    )
+    .await;
+    let o = call(
+        "POST",
+        "/api/v1/auth/passkey/options".into(),
+        none(),
+        Some(json!({ "tenant": "wire" })),
+    )
+    .await;
+    let a = device.assert(&o["options"], 0, &ok);
+    call(
+        "POST",
+        "/api/v1/auth/passkey".into(),
+        none(),
+        Some(json!({ "ceremony": o["ceremony"], "credential": a })),
+    )
+    .await;
+    call(
+        "POST",
+        "/api/v1/auth/password-reset".into(),
+        none(),
+        Some(json!({ "tenant": "wire", "email": t.admin_email })),
+    )
+    .await;
+
+    // Sign-up.
+    call(
+        "POST",
+        "/api/v1/signup".into(),
+        none(),
+        Some(json!({ "email": "new@signup-wire.example.jp", "locale": "ja" })),
+    )
+    .await;
+    let mails = s.services.mail_outbox(100).await.unwrap();
+    let body = mails
+        .iter()
+        .find(|m| m.to == "new@signup-wire.example.jp")
+        .unwrap()
+        .body
+        .clone();
+    let signup_code = body
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap()
+        .to_string();
+    let st = call(
+        "POST",
+        "/api/v1/signup/verify".into(),
+        none(),
+        Some(json!({ "email": "new@signup-wire.example.jp", "code": signup_code })),
+    )
+    .await;
+    call("POST", "/api/v1/signup/complete".into(), none(), Some(json!({ "signup_token": st["signup_token"], "tenant": "wire-new", "tenant_name": "新会社", "display_name": "新", "password": PASSWORD }))).await;
+
+    let missing: Vec<String> = schema::documented_json_responses()
+        .difference(&seen.lock().unwrap())
+        .cloned()
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "documented JSON responses the walk did not check: {missing:?}"
+    );
     s.stop().await;
 }
