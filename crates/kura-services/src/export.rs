@@ -8,7 +8,6 @@
 //! a per-download key) to learn their size; nothing is held in memory whole.
 
 use crate::audit::ExportFormat;
-use crate::backup::FrameCodec;
 use crate::{Result, ServiceError, Services};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -195,17 +194,12 @@ impl Drop for SpoolFile {
     }
 }
 
-const SPOOL_CHUNK: usize = 64 * 1024;
-
-/// The spool's frames: the per-download key, no tenant binding needed.
-fn spool_codec(key: &kura_crypto::keys::SecretKey) -> FrameCodec<'_> {
-    FrameCodec {
-        key,
-        tenant: "",
-        prefix: "export-spool".into(),
-        version: 0,
-    }
-}
+/// The spool is sealed like a blob (`kura_crypto::stream`) under its per-download key.
+const SPOOL_CTX: kura_crypto::stream::BlobContext<'static> = kura_crypto::stream::BlobContext {
+    tenant_id: "",
+    blob_id: "export-spool",
+    key_version: 0,
+};
 
 fn spool_err(e: impl std::fmt::Display) -> ServiceError {
     ServiceError::internal(format!("export spool: {e}"))
@@ -222,65 +216,61 @@ async fn spool(mut s: crate::audit::ExportStream, name: &str) -> Result<Spool> {
     #[cfg(unix)]
     opts.mode(0o600);
     let mut out = tokio::io::BufWriter::new(opts.open(&file.0).await.map_err(spool_err)?);
-    let (mut buf, mut size, mut index) = (Vec::with_capacity(SPOOL_CHUNK), 0u64, 0u64);
-    let codec = spool_codec(&key);
-    loop {
-        let next = s.next().await;
-        let done = next.is_none();
-        if let Some(chunk) = next {
-            let chunk = chunk.map_err(spool_err)?;
-            size += chunk.len() as u64;
-            buf.extend_from_slice(&chunk);
-        }
-        while buf.len() >= SPOOL_CHUNK || (done && !buf.is_empty()) {
-            let n = buf.len().min(SPOOL_CHUNK);
-            let framed = codec.seal(index, &buf[..n])?;
-            out.write_all(&framed).await.map_err(spool_err)?;
+    let (mut enc, mut buf) =
+        kura_crypto::stream::Encryptor::new(&key, SPOOL_CTX).map_err(spool_err)?;
+    let mut size = 0u64;
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.map_err(spool_err)?;
+        size += chunk.len() as u64;
+        enc.update(&chunk, &mut buf).map_err(spool_err)?;
+        let n = enc.sealed_len(&buf);
+        if n > 0 {
+            out.write_all(&buf[..n]).await.map_err(spool_err)?;
             buf.drain(..n);
-            index += 1;
-        }
-        if done {
-            break;
         }
     }
+    enc.finish(&mut buf).map_err(spool_err)?;
+    out.write_all(&buf).await.map_err(spool_err)?;
     out.flush().await.map_err(spool_err)?;
     Ok(Spool { file, key, size })
 }
 
-/// The spooled bytes again, chunk by chunk; each chunk's index is bound to its seal, so
-/// chunks cannot be reordered or dropped unnoticed.
+/// The spooled bytes again, piece by piece, authenticated chunk by chunk (reordered,
+/// dropped or altered chunks do not open; a truncated spool fails at its end).
 fn unspool(sp: Spool) -> crate::files::ByteStream {
     use tokio::io::AsyncReadExt;
-    let state = (
-        sp,
-        None::<tokio::io::BufReader<tokio::fs::File>>,
-        0u64,
-        0u64,
-    );
+    let bad = |e: kura_crypto::CryptoError| std::io::Error::other(format!("export spool: {e}"));
+    let dec = match kura_crypto::stream::Decryptor::new(&sp.key, SPOOL_CTX, sp.size) {
+        Ok(d) => d,
+        Err(e) => {
+            let e = bad(e);
+            return Box::pin(futures_util::stream::once(async move { Err(e) }));
+        }
+    };
+    let state = (sp, None::<tokio::fs::File>, Some(dec));
     Box::pin(futures_util::stream::try_unfold(
         state,
-        |(sp, reader, index, sent)| async move {
-            let mut reader = match reader {
-                Some(r) => r,
-                None => tokio::io::BufReader::new(tokio::fs::File::open(&sp.file.0).await?),
+        move |(sp, file, mut dec)| async move {
+            let mut file = match file {
+                Some(f) => f,
+                None => tokio::fs::File::open(&sp.file.0).await?,
             };
-            if sent == sp.size {
-                return Ok(None);
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let Some(d) = dec.as_mut() else {
+                    return Ok(None);
+                };
+                let n = file.read(&mut buf).await?;
+                if n == 0 {
+                    dec.take().map(|d| d.finish()).transpose().map_err(bad)?;
+                    return Ok(None);
+                }
+                let mut plain = Vec::with_capacity(n);
+                d.update(&buf[..n], &mut plain).map_err(bad)?;
+                if !plain.is_empty() {
+                    return Ok(Some((Bytes::from(plain), (sp, Some(file), dec))));
+                }
             }
-            let mut len = [0u8; 4];
-            reader.read_exact(&mut len).await?;
-            let len = FrameCodec::length(len)
-                .ok_or_else(|| std::io::Error::other("export spool: bad frame"))?;
-            let mut sealed = vec![0u8; len];
-            reader.read_exact(&mut sealed).await?;
-            let plain = spool_codec(&sp.key)
-                .open(index, &sealed)
-                .ok_or_else(|| std::io::Error::other("export spool: frame does not open"))?;
-            let sent = sent + plain.len() as u64;
-            Ok(Some((
-                Bytes::from(plain),
-                (sp, Some(reader), index + 1, sent),
-            )))
         },
     ))
 }

@@ -155,6 +155,8 @@ pub fn resolve_lang(headers: &HeaderMap, auth: Option<&AuthContext>) -> Lang {
 /// A logged-in console user. Without a valid session cookie the request is redirected to the
 /// login page.
 pub struct Console {
+    /// The application (state, principal and request context come in one extractor).
+    pub state: AppState,
     pub auth: AuthContext,
     pub tr: Tr,
     pub ctx: RequestCtx,
@@ -230,6 +232,7 @@ impl axum::extract::FromRequestParts<AppState> for Console {
                     );
                 }
                 Ok(Console {
+                    state: state.clone(),
                     auth,
                     tr,
                     ctx: request_ctx(parts),

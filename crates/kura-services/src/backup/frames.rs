@@ -1,12 +1,14 @@
-//! Sealed frames: the position-bound framing of row snapshots (and the termination export's
-//! spool), and the streaming snapshot writer and reader built on it.
+//! Row snapshots: the streaming writer (through the one sealed-blob writer, format
+//! `kura-backup/3`) and the reader, which also reads the sealed frames of `kura-backup/2`
+//! and the single sealed object of `kura-backup/1`.
 
 use super::*;
+use crate::files::SealedBlobWriter;
 
 /// Plaintext per sealed snapshot frame.
 pub(crate) const SNAP_CHUNK: usize = 1024 * 1024;
 
-/// Sealed frames (backup snapshots, the termination export's spool): `u32 length ‖
+/// The sealed frames of `kura-backup/2` snapshots (read only): `u32 length ‖
 /// field::seal(key, tenant, "{prefix}:{index}", version, chunk)`. Each frame is bound to
 /// its stream and position: a frame moved, dropped or altered does not open.
 pub(crate) struct FrameCodec<'a> {
@@ -17,7 +19,9 @@ pub(crate) struct FrameCodec<'a> {
 }
 
 impl FrameCodec<'_> {
-    /// Frame `index` of `chunk` (at most `SNAP_CHUNK` bytes), length prefix included.
+    /// Frame `index` of `chunk` (at most `SNAP_CHUNK` bytes), length prefix included
+    /// (how `kura-backup/2` wrote them; kept to test that they still read).
+    #[cfg(test)]
     pub(crate) fn seal(&self, index: u64, chunk: &[u8]) -> Result<Vec<u8>> {
         let sealed = kura_crypto::field::seal(
             self.key,
@@ -51,68 +55,63 @@ impl FrameCodec<'_> {
     }
 }
 
-/// Writes a snapshot as sealed frames under the tenant's data key, purpose
-/// `backup:<generation>`; the signed manifest records how many there are. Memory: one chunk.
-pub(crate) struct SnapshotWriter<'a> {
-    out: kura_store::blobs::PendingBlob,
-    codec: FrameCodec<'a>,
-    buf: Vec<u8>,
-    chunks: u64,
-    hasher: Sha256,
-    bytes: i64,
+/// The blob id a generation's snapshot of a tenant is sealed under: the snapshot is bound
+/// to its tenant, generation and key version and opens nowhere else.
+fn snapshot_blob_id(generation: &str) -> String {
+    format!("backup:{generation}")
 }
 
-impl<'a> SnapshotWriter<'a> {
-    pub(crate) fn new(
+/// Writes a snapshot (`kura-backup/3`): JSON lines through the [`SealedBlobWriter`] under
+/// the tenant's data key; the signed manifest records the plaintext length and SHA-256.
+/// Memory: one write batch.
+pub(crate) struct SnapshotWriter {
+    blob: SealedBlobWriter,
+    hasher: Sha256,
+}
+
+impl SnapshotWriter {
+    pub(crate) async fn new(
         out: kura_store::blobs::PendingBlob,
-        key: &'a kura_crypto::keys::SecretKey,
-        tenant: &'a str,
+        key: &kura_crypto::keys::SecretKey,
+        tenant: &str,
         generation: &str,
         version: i64,
-    ) -> Self {
-        SnapshotWriter {
-            out,
-            codec: FrameCodec {
+    ) -> Result<Self> {
+        Ok(SnapshotWriter {
+            blob: SealedBlobWriter::into_pending(
+                out,
                 key,
                 tenant,
-                prefix: format!("backup:{generation}"),
+                snapshot_blob_id(generation),
                 version,
-            },
-            buf: Vec::with_capacity(SNAP_CHUNK + 64 * 1024),
-            chunks: 0,
+            )
+            .await?,
             hasher: Sha256::new(),
-            bytes: 0,
-        }
+        })
     }
 
     pub(crate) async fn line(&mut self, line: &[u8]) -> Result<()> {
         self.hasher.update(line);
         self.hasher.update(b"\n");
-        self.buf.extend_from_slice(line);
-        self.buf.push(b'\n');
-        while self.buf.len() >= SNAP_CHUNK {
-            self.frame(SNAP_CHUNK).await?;
-        }
-        Ok(())
+        self.blob.write(line).await?;
+        self.blob.write(b"\n").await
     }
 
-    pub(crate) async fn frame(&mut self, n: usize) -> Result<()> {
-        let framed = self.codec.seal(self.chunks, &self.buf[..n])?;
-        self.out.write(&framed).await.map_err(io)?;
-        self.buf.drain(..n);
-        self.chunks += 1;
-        self.bytes += framed.len() as i64;
-        Ok(())
+    /// (SHA-256 of the plaintext, plaintext length, bytes written)
+    pub(crate) async fn finish(self) -> Result<(String, u64, i64)> {
+        let (plain, stored) = self.blob.commit().await?;
+        Ok((hex::encode(self.hasher.finalize()), plain, stored as i64))
     }
+}
 
-    /// (SHA-256 of the plaintext, frames, bytes written)
-    pub(crate) async fn finish(mut self) -> Result<(String, u64, i64)> {
-        if !self.buf.is_empty() || self.chunks == 0 {
-            self.frame(self.buf.len()).await?;
-        }
-        self.out.commit().await.map_err(io)?;
-        Ok((hex::encode(self.hasher.finalize()), self.chunks, self.bytes))
-    }
+/// How a snapshot is sealed, from its manifest entry.
+enum Sealing {
+    /// `kura-backup/3`: the blob stream, plaintext length known.
+    Stream(Box<kura_crypto::stream::Decryptor>),
+    /// `kura-backup/2`: position-bound frames.
+    Frames,
+    /// `kura-backup/1`: one sealed object.
+    Whole { done: bool },
 }
 
 /// Reads a snapshot back line by line, frame by frame; at the end, checks the frame count,
@@ -126,7 +125,7 @@ pub(crate) struct SnapshotReader {
     carry: Vec<u8>,
     start: usize,
     hasher: Sha256,
-    legacy_done: bool,
+    sealing: Sealing,
 }
 
 impl SnapshotReader {
@@ -145,6 +144,22 @@ impl SnapshotReader {
             )
             .await
             .map_err(|_| format!("{}: snapshot missing", entry.slug))?;
+        let sealing = match (entry.snapshot_len, entry.snapshot_chunks) {
+            (Some(len), _) => Sealing::Stream(Box::new(
+                kura_crypto::stream::Decryptor::new(
+                    &key,
+                    kura_crypto::stream::BlobContext {
+                        tenant_id: &entry.tenant_id,
+                        blob_id: &snapshot_blob_id(generation),
+                        key_version: entry.key_version,
+                    },
+                    len,
+                )
+                .map_err(|e| e.to_string())?,
+            )),
+            (None, 0) => Sealing::Whole { done: false },
+            (None, _) => Sealing::Frames,
+        };
         Ok(SnapshotReader {
             input,
             key,
@@ -154,7 +169,7 @@ impl SnapshotReader {
             carry: Vec::new(),
             start: 0,
             hasher: Sha256::new(),
-            legacy_done: false,
+            sealing,
         })
     }
 
@@ -166,9 +181,38 @@ impl SnapshotReader {
     pub(crate) async fn fill(&mut self) -> std::result::Result<bool, String> {
         self.carry.drain(..self.start);
         self.start = 0;
-        if self.entry.snapshot_chunks == 0 {
+        if let Sealing::Stream(dec) = &mut self.sealing {
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = self.input.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    let Sealing::Stream(dec) =
+                        std::mem::replace(&mut self.sealing, Sealing::Whole { done: true })
+                    else {
+                        unreachable!("matched above")
+                    };
+                    return match dec.finish() {
+                        Ok(()) => Ok(false),
+                        Err(_) => Err(format!("{}: snapshot truncated", self.entry.slug)),
+                    };
+                }
+                let before = self.carry.len();
+                dec.update(&buf[..n], &mut self.carry)
+                    .map_err(|e| match e {
+                        kura_crypto::CryptoError::Corrupt(w) if w.contains("after the last") => {
+                            format!("{}: snapshot has extra bytes", self.entry.slug)
+                        }
+                        _ => format!("{}: snapshot does not decrypt (altered)", self.entry.slug),
+                    })?;
+                if self.carry.len() > before {
+                    self.hasher.update(&self.carry[before..]);
+                    return Ok(true);
+                }
+            }
+        }
+        if let Sealing::Whole { done } = self.sealing {
             // kura-backup/1: the whole snapshot is one sealed object.
-            if self.legacy_done {
+            if done {
                 return Ok(false);
             }
             let mut sealed = Vec::new();
@@ -190,7 +234,7 @@ impl SnapshotReader {
             .map_err(|_| self.altered())?;
             self.hasher.update(&plain);
             self.carry.extend_from_slice(&plain);
-            self.legacy_done = true;
+            self.sealing = Sealing::Whole { done: true };
             return Ok(true);
         }
         if self.index == self.entry.snapshot_chunks {
@@ -274,17 +318,18 @@ mod tests {
         lines: &[String],
     ) -> TenantEntry {
         let out = store.create(&gen_dir("g1"), "snap-t1").await.unwrap();
-        let mut w = SnapshotWriter::new(out, key, "t1", "g1", 1);
+        let mut w = SnapshotWriter::new(out, key, "t1", "g1", 1).await.unwrap();
         for l in lines {
             w.line(l.as_bytes()).await.unwrap();
         }
-        let (sha, chunks, _) = w.finish().await.unwrap();
+        let (sha, len, _) = w.finish().await.unwrap();
         TenantEntry {
             tenant_id: "t1".into(),
             slug: "one".into(),
             key_version: 1,
             snapshot_sha256: sha,
-            snapshot_chunks: chunks,
+            snapshot_len: Some(len),
+            snapshot_chunks: 0,
             rows: BTreeMap::new(),
             blobs: BTreeMap::new(),
         }
@@ -303,38 +348,127 @@ mod tests {
         Ok(out)
     }
 
-    #[tokio::test]
-    async fn snapshots_stream_in_sealed_frames_and_any_change_is_found() {
-        let (store, dir) = store();
-        let key = kura_crypto::keys::SecretKey::generate().unwrap();
-        // About 3.5 MiB of rows: four frames, lines crossing frame boundaries.
-        let lines: Vec<String> = (0..30_000)
+    fn lines() -> Vec<String> {
+        // About 3.5 MiB of rows: many chunks, lines crossing chunk boundaries.
+        (0..30_000)
             .map(|i| {
                 serde_json::json!({ "t": "audit_events", "r": { "seq": i, "pad": "監査".repeat(20) } })
                     .to_string()
             })
-            .collect();
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn snapshots_are_sealed_like_every_blob_and_any_change_is_found() {
+        let (store, dir) = store();
+        let key = kura_crypto::keys::SecretKey::generate().unwrap();
+        let lines = lines();
         let e = write(&store, &key, &lines).await;
-        assert!(e.snapshot_chunks >= 3, "{}", e.snapshot_chunks);
         let back = read_all(&store, &key, &e).await.unwrap();
         assert_eq!(back.len(), lines.len());
         assert_eq!(back[29_999]["r"]["seq"], 29_999);
         let path = dir.join("gen-g1").join("snap-t1");
         let good = std::fs::read(&path).unwrap();
         assert!(!String::from_utf8_lossy(&good).contains("監査"));
-        // Another key, a dropped last frame, two frames swapped, one flipped bit, a tail.
+        // The same format as every blob: the stream decrypts it as tenant t1's blob
+        // "backup:g1" under key version 1, and as nothing else.
+        let plain_len = e.snapshot_len.unwrap();
+        let ctx = |tenant_id, blob_id, key_version| kura_crypto::stream::BlobContext {
+            tenant_id,
+            blob_id,
+            key_version,
+        };
+        assert_eq!(
+            kura_crypto::stream::decrypt_all(&key, ctx("t1", "backup:g1", 1), plain_len, &good)
+                .unwrap()
+                .len() as u64,
+            plain_len
+        );
+        for other in [
+            ctx("t2", "backup:g1", 1),
+            ctx("t1", "backup:g2", 1),
+            ctx("t1", "backup:g1", 2),
+        ] {
+            assert!(kura_crypto::stream::decrypt_all(&key, other, plain_len, &good).is_err());
+        }
+        // Another key, a dropped last chunk, two chunks swapped, one flipped bit, a tail.
         let other = kura_crypto::keys::SecretKey::generate().unwrap();
         assert!(read_all(&store, &other, &e).await.is_err());
-        let frames = {
-            let mut v = Vec::new();
-            let mut at = 0;
-            while at < good.len() {
-                let n = u32::from_be_bytes(good[at..at + 4].try_into().unwrap()) as usize;
-                v.push(good[at..at + 4 + n].to_vec());
-                at += 4 + n;
-            }
-            v
+        let stride = kura_crypto::stream::CHUNK + kura_crypto::stream::TAG;
+        let h = kura_crypto::stream::HEADER_LEN;
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated", good[..good.len() - 100].to_vec()),
+            ("last chunk dropped", good[..h + 3 * stride].to_vec()),
+            ("swapped", {
+                let mut g = good.clone();
+                let first = good[h..h + stride].to_vec();
+                g.copy_within(h + stride..h + 2 * stride, h);
+                g[h + stride..h + 2 * stride].copy_from_slice(&first);
+                g
+            }),
+            ("flipped", {
+                let mut g = good.clone();
+                g[good.len() / 2] ^= 1;
+                g
+            }),
+            ("tail", [good.clone(), b"x".to_vec()].concat()),
+        ];
+        for (what, bytes) in cases {
+            std::fs::write(&path, &bytes).unwrap();
+            let err = read_all(&store, &key, &e).await.unwrap_err();
+            assert!(err.starts_with("one:"), "{what}: {err}");
+        }
+        // A recorded hash or length that differs is found.
+        std::fs::write(&path, &good).unwrap();
+        let mut wrong = e.clone();
+        wrong.snapshot_sha256 = "00".repeat(32);
+        assert!(read_all(&store, &key, &wrong)
+            .await
+            .unwrap_err()
+            .contains("hash differs"));
+        let mut wrong = e.clone();
+        wrong.snapshot_len = Some(plain_len - 1);
+        assert!(read_all(&store, &key, &wrong).await.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[tokio::test]
+    async fn older_snapshot_formats_still_read_and_their_changes_are_found() {
+        let (store, dir) = store();
+        let key = kura_crypto::keys::SecretKey::generate().unwrap();
+        let lines = lines();
+        let plain: Vec<u8> = lines
+            .iter()
+            .flat_map(|l| [l.as_bytes(), b"\n"].concat())
+            .collect();
+        let path = dir.join("gen-g1").join("snap-t1");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        // kura-backup/2: position-bound frames of 1 MiB.
+        let codec = FrameCodec {
+            key: &key,
+            tenant: "t1",
+            prefix: "backup:g1".into(),
+            version: 1,
         };
+        let frames: Vec<Vec<u8>> = plain
+            .chunks(SNAP_CHUNK)
+            .enumerate()
+            .map(|(i, c)| codec.seal(i as u64, c).unwrap())
+            .collect();
+        assert!(frames.len() >= 3);
+        let good = frames.concat();
+        std::fs::write(&path, &good).unwrap();
+        let e = TenantEntry {
+            tenant_id: "t1".into(),
+            slug: "one".into(),
+            key_version: 1,
+            snapshot_sha256: sha_hex(&plain),
+            snapshot_len: None,
+            snapshot_chunks: frames.len() as u64,
+            rows: BTreeMap::new(),
+            blobs: BTreeMap::new(),
+        };
+        assert_eq!(read_all(&store, &key, &e).await.unwrap().len(), lines.len());
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("truncated", frames[..frames.len() - 1].concat()),
             ("swapped", {
@@ -354,15 +488,7 @@ mod tests {
             let err = read_all(&store, &key, &e).await.unwrap_err();
             assert!(err.starts_with("one:"), "{what}: {err}");
         }
-        // A recorded hash that differs is found at the end.
-        std::fs::write(&path, &good).unwrap();
-        let mut wrong = e.clone();
-        wrong.snapshot_sha256 = "00".repeat(32);
-        assert!(read_all(&store, &key, &wrong)
-            .await
-            .unwrap_err()
-            .contains("hash differs"));
-        // A kura-backup/1 snapshot (one sealed object) still reads.
+        // kura-backup/1: one sealed object.
         let plain = format!("{}\n{}\n", lines[0], lines[1]);
         let sealed =
             kura_crypto::field::seal(&key, "t1", "backup:g1", 1, plain.as_bytes()).unwrap();

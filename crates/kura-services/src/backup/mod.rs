@@ -9,7 +9,7 @@
 //! `gen-<id>/manifest`, `gen-<id>/vault`, `gen-<id>/snap-<tenant id>`, `<tenant id>/<blob id>`.
 //!
 //! Here: the manifest; `run` takes a generation, `verify` checks one, `retention` keeps and
-//! prunes them, `restore` brings one back, `frames` is the sealed framing of snapshots.
+//! prunes them, `restore` brings one back, `frames` writes and reads the sealed row snapshots.
 
 use crate::{Result, ServiceError, Services};
 use futures_util::StreamExt;
@@ -40,8 +40,13 @@ pub struct TenantEntry {
     pub slug: String,
     pub key_version: i64,
     pub snapshot_sha256: String,
-    /// Sealed frames of the snapshot (`kura-backup/2`); 0: one sealed object
-    /// (`kura-backup/1`, still readable).
+    /// Plaintext length of a `kura-backup/3` snapshot (sealed like every blob). Absent in
+    /// older generations, which still read: then the number of sealed frames
+    /// (`kura-backup/2`), or 0 for one sealed object (`kura-backup/1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_len: Option<u64>,
+    /// Always written: the signature covers the manifest as re-serialized, so older
+    /// manifests must come out byte for byte as they were signed.
     #[serde(default)]
     pub snapshot_chunks: u64,
     pub rows: BTreeMap<String, i64>,

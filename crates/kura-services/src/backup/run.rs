@@ -143,7 +143,7 @@ impl Services {
                 .create(&dir, &format!("snap-{}", t.id.as_str()))
                 .await
                 .map_err(io)?;
-            let mut snap = SnapshotWriter::new(out, &key, t.id.as_str(), id, version);
+            let mut snap = SnapshotWriter::new(out, &key, t.id.as_str(), id, version).await?;
             let mut tx = self.store.tenant_read(&t.id).await?;
             let mut rows = BTreeMap::new();
             let mut blob_ids = BTreeSet::new();
@@ -165,7 +165,7 @@ impl Services {
                 rows.insert(table.to_string(), count);
             }
             drop(tx);
-            let (snapshot_sha256, snapshot_chunks, written) = snap.finish().await?;
+            let (snapshot_sha256, snapshot_len, written) = snap.finish().await?;
             bytes += written;
             let mut blobs = BTreeMap::new();
             for b in &blob_ids {
@@ -199,7 +199,8 @@ impl Services {
                 slug: t.slug.clone(),
                 key_version: version,
                 snapshot_sha256,
-                snapshot_chunks,
+                snapshot_len: Some(snapshot_len),
+                snapshot_chunks: 0,
                 rows,
                 blobs,
             });
@@ -211,7 +212,7 @@ impl Services {
             serde_json::to_vec(&vault).map_err(|e| ServiceError::internal(e.to_string()))?;
         store.write_all(&dir, "vault", &vault).await.map_err(io)?;
         let manifest = Manifest {
-            format: "kura-backup/2".into(),
+            format: "kura-backup/3".into(),
             generation: id.to_string(),
             created_at: self.now(),
             region: self.config.backup_region.clone(),

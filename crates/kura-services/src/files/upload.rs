@@ -5,16 +5,17 @@ use super::*;
 /// Ciphertext is written in batches of about 1 MiB (each write is a blocking-pool hop).
 const WRITE_BATCH: usize = 1024 * 1024;
 
-/// **The** way plaintext becomes a stored blob (uploads and re-encryption): a new blob
-/// id, the tenant's data key of a version, chunked AES-256-GCM bound to tenant, blob and
-/// key version, written in ~1 MiB batches. Dropped before [`SealedBlobWriter::commit`], it
-/// leaves nothing behind.
+/// **The** way plaintext becomes a stored, sealed blob — uploads, re-encryption and backup
+/// snapshots: chunked AES-256-GCM (`kura_crypto::stream`) under a tenant's data key of a
+/// version, every chunk bound to tenant, blob id and key version, written in ~1 MiB
+/// batches. Dropped before [`SealedBlobWriter::commit`], it leaves nothing behind.
 pub(crate) struct SealedBlobWriter {
     pub(crate) blob_id: String,
     pub(crate) key_version: i64,
     pending: kura_store::blobs::PendingBlob,
     enc: Encryptor,
     out: Vec<u8>,
+    plain_len: u64,
 }
 
 impl SealedBlobWriter {
@@ -32,27 +33,47 @@ impl SealedBlobWriter {
         key: SecretKey,
     ) -> Result<Self> {
         let blob_id = kura_domain::ids::new_id();
+        let pending = services
+            .blobs
+            .create(tenant, &blob_id)
+            .await
+            .map_err(|e| ServiceError::blob_io("blob write", e))?;
+        Self::into_pending(pending, &key, tenant.as_str(), blob_id, key_version).await
+    }
+
+    /// Seals into an object already started elsewhere (a backup generation's snapshot),
+    /// bound to `tenant`, `blob_id` and `key_version` like any blob.
+    pub(crate) async fn into_pending(
+        mut pending: kura_store::blobs::PendingBlob,
+        key: &SecretKey,
+        tenant: &str,
+        blob_id: String,
+        key_version: i64,
+    ) -> Result<Self> {
         let bctx = BlobContext {
-            tenant_id: tenant.as_str(),
+            tenant_id: tenant,
             blob_id: &blob_id,
             key_version,
         };
-        let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
-        let mut pending = services.blobs.create(tenant, &blob_id).await.map_err(io)?;
         let (enc, header) =
-            Encryptor::new(&key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
-        pending.write(&header).await.map_err(io)?;
+            Encryptor::new(key, bctx).map_err(|e| ServiceError::internal(e.to_string()))?;
+        pending
+            .write(&header)
+            .await
+            .map_err(|e| ServiceError::blob_io("blob write", e))?;
         Ok(Self {
             blob_id,
             key_version,
             pending,
             enc,
             out: Vec::with_capacity(WRITE_BATCH + stream::CHUNK + stream::TAG),
+            plain_len: 0,
         })
     }
 
     /// Encrypts and writes (in batches) the next plaintext.
     pub(crate) async fn write(&mut self, plain: &[u8]) -> Result<()> {
+        self.plain_len += plain.len() as u64;
         self.enc
             .update(plain, &mut self.out)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
@@ -69,14 +90,17 @@ impl SealedBlobWriter {
         Ok(())
     }
 
-    /// Seals the last chunk and makes the blob durable and visible.
-    pub(crate) async fn commit(mut self) -> Result<()> {
+    /// Seals the last chunk and makes the blob durable and visible. Returns (plaintext
+    /// bytes, stored bytes).
+    pub(crate) async fn commit(mut self) -> Result<(u64, u64)> {
         let io = |e: std::io::Error| ServiceError::blob_io("blob write", e);
         self.enc
             .finish(&mut self.out)
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         self.pending.write(&self.out).await.map_err(io)?;
-        self.pending.commit().await.map_err(io)
+        let stored = self.pending.written();
+        self.pending.commit().await.map_err(io)?;
+        Ok((self.plain_len, stored))
     }
 }
 

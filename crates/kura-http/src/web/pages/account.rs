@@ -16,11 +16,8 @@ pub struct PasskeyAddForm {
 
 /// Adds a passkey from the account page (the script fills the form with the
 /// authenticator's answer). The first second factor shows its recovery codes.
-pub async fn passkey_add(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<PasskeyAddForm>,
-) -> Response {
+pub async fn passkey_add(c: Console, Form(f): Form<PasskeyAddForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
     }
@@ -52,11 +49,11 @@ pub async fn passkey_add(
 }
 
 pub async fn passkey_remove(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::PasskeyId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     act(
         &c,
         &f.csrf,
@@ -75,11 +72,8 @@ struct TotpEnrolTpl {
     qr_svg: String,
 }
 
-pub async fn totp_start(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<CsrfForm>,
-) -> Response {
+pub async fn totp_start(c: Console, Form(f): Form<CsrfForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
     }
@@ -118,11 +112,8 @@ struct RecoveryTpl {
     codes: Vec<String>,
 }
 
-pub async fn totp_confirm(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<CodeForm>,
-) -> Response {
+pub async fn totp_confirm(c: Console, Form(f): Form<CodeForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
     }
@@ -145,11 +136,8 @@ pub async fn totp_confirm(
     }
 }
 
-pub async fn totp_disable(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<CodeForm>,
-) -> Response {
+pub async fn totp_disable(c: Console, Form(f): Form<CodeForm>) -> Response {
+    let s = c.state.clone();
     act(
         &c,
         &f.csrf,
@@ -196,11 +184,8 @@ struct PasskeyLine {
 }
 
 /// The user's own account: their sessions (device, address, last use), each can be ended.
-pub async fn account_page(
-    State(s): State<AppState>,
-    c: Console,
-    Query(flash): Query<Flash>,
-) -> Response {
+pub async fn account_page(c: Console, Query(flash): Query<Flash>) -> Response {
+    let s = c.state.clone();
     account_view(&s, &c, &flash, None).await
 }
 
@@ -272,11 +257,8 @@ async fn account_view(
     html(StatusCode::OK, body)
 }
 
-pub async fn token_create(
-    State(s): State<AppState>,
-    c: Console,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Response {
+pub async fn token_create(c: Console, Form(pairs): Form<Vec<(String, String)>>) -> Response {
+    let s = c.state.clone();
     let f = token_form(pairs);
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/account");
@@ -304,11 +286,11 @@ pub async fn token_create(
 }
 
 pub async fn token_revoke(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::ApiTokenId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     act(
         &c,
         &f.csrf,
@@ -320,11 +302,11 @@ pub async fn token_revoke(
 }
 
 pub async fn session_end(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::SessionId>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     let current = id.as_str() == c.auth.session.id;
     let r = act(
         &c,

@@ -31,11 +31,11 @@ struct FileTpl {
 
 /// One file: its versions (download any, restore an old one), label and tags, rename, move.
 pub async fn file_page(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::FileId>,
     Query(flash): Query<Flash>,
 ) -> Response {
+    let s = c.state.clone();
     let (file, versions) = match s.services.file_info(&c.auth, &id, &c.ctx).await {
         Ok(x) => x,
         Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
@@ -134,11 +134,11 @@ pub struct FileUpdateForm {
 }
 
 pub async fn file_update(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileUpdateForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/files/{}", safe_id(id.as_str()));
     let mut up = kura_services::files::FileUpdate::default();
     match f.what.as_str() {
@@ -183,11 +183,11 @@ fn safe_id(id: &str) -> &str {
 }
 
 pub async fn version_restore(
-    State(s): State<AppState>,
     c: Console,
     Path((id, version)): Path<(kura_domain::FileId, i64)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/files/{}", safe_id(id.as_str()));
     act(
         &c,
@@ -200,11 +200,11 @@ pub async fn version_restore(
 }
 
 pub async fn file_untrash(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/projects/{}", safe_id(&f.project_id));
     act(
         &c,
@@ -217,11 +217,11 @@ pub async fn file_untrash(
 }
 
 pub async fn file_purge(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/projects/{}", safe_id(&f.project_id));
     act(
         &c,
@@ -236,11 +236,11 @@ pub async fn file_purge(
 /// The upload form (multipart): `_csrf` and `label` come before the `file` part, whose
 /// bytes stream straight into the encrypted blob.
 pub async fn file_upload(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     mut form: axum::extract::Multipart,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/projects/{id}");
     let pid = ProjectId::from_string(id);
     let mut csrf = String::new();
@@ -300,11 +300,11 @@ pub struct FileDeleteForm {
 }
 
 pub async fn file_delete(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<kura_domain::FileId>,
     Form(f): Form<FileDeleteForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = match safe_id(&f.project_id) {
         "" => "/".to_string(),
         p => format!("/projects/{p}"),

@@ -109,7 +109,8 @@ pub async fn login_submit(
     }
 }
 
-pub async fn logout(State(s): State<AppState>, c: Console, Form(f): Form<CsrfForm>) -> Response {
+pub async fn logout(c: Console, Form(f): Form<CsrfForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }

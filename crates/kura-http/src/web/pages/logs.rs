@@ -110,11 +110,11 @@ const LOG_PAGE: i64 = 100;
 /// The tenant's audit log: filters, paging, CSV / signed JSON Lines export, and live
 /// verification of the chain.
 pub async fn audit_page(
-    State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
     Query(q): Query<LogForm>,
 ) -> Response {
+    let s = c.state.clone();
     let zone = c.auth.tenant.settings.time_zone.clone();
     let (events, bad_filter) = match q.api().audit_filter(&zone) {
         Ok(f) => match s
@@ -205,11 +205,11 @@ struct AccessTpl {
 
 /// The tenant's access log: filters, paging, CSV / JSON Lines export.
 pub async fn access_page(
-    State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
     Query(q): Query<LogForm>,
 ) -> Response {
+    let s = c.state.clone();
     let zone = c.auth.tenant.settings.time_zone.clone();
     let (entries, bad_filter) = match q.api().access_filter(&zone) {
         Ok(f) => match s

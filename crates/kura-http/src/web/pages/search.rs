@@ -14,11 +14,11 @@ struct SearchTpl {
 
 /// Files in every project the user can see, by name, tag and label.
 pub async fn search_page(
-    State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
     Query(filter): Query<FileFilter>,
 ) -> Response {
+    let s = c.state.clone();
     let mut views = Vec::new();
     let mut flash = flash;
     if filter.active() {

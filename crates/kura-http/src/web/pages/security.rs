@@ -27,11 +27,8 @@ struct SecurityTpl {
 }
 
 /// Tenant admins: MFA requirement, session timeouts, password policy.
-pub async fn security_page(
-    State(s): State<AppState>,
-    c: Console,
-    Query(flash): Query<Flash>,
-) -> Response {
+pub async fn security_page(c: Console, Query(flash): Query<Flash>) -> Response {
+    let s = c.state.clone();
     let st = match s.services.settings_for_edit(&c.auth, &c.ctx).await {
         Ok(st) => st,
         Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
@@ -119,11 +116,8 @@ pub struct SecurityForm {
     access_log_retention_days: Option<i64>,
 }
 
-pub async fn security_submit(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<SecurityForm>,
-) -> Response {
+pub async fn security_submit(c: Console, Form(f): Form<SecurityForm>) -> Response {
+    let s = c.state.clone();
     let mut st = c.auth.tenant.settings.clone();
     st.mfa_required = f.mfa_required.is_some();
     st.mfa_required_roles = [

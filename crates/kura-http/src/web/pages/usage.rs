@@ -59,11 +59,11 @@ pub struct UsageForm {
 /// Tenant admins: usage per day (last 30 days) or per month (last 12 months), as SVG bar
 /// charts and a table.
 pub async fn usage_page(
-    State(s): State<AppState>,
     c: Console,
     Query(flash): Query<Flash>,
     Query(q): Query<UsageForm>,
 ) -> Response {
+    let s = c.state.clone();
     let zone = c.auth.tenant.settings.time_zone.clone();
     let now = s.services.now();
     let monthly = q.by == "month";

@@ -67,11 +67,8 @@ fn grant_view(tr: &Tr, g: &GrantRow, names: &HashMap<String, String>) -> GrantVi
     }
 }
 
-pub async fn users_page(
-    State(s): State<AppState>,
-    c: Console,
-    Query(flash): Query<Flash>,
-) -> Response {
+pub async fn users_page(c: Console, Query(flash): Query<Flash>) -> Response {
+    let s = c.state.clone();
     let list = match s.services.list_users_with_grants(&c.auth, &c.ctx).await {
         Ok(l) => l,
         Err(e) => return message(&c, StatusCode::FORBIDDEN, &e),
@@ -168,11 +165,8 @@ pub struct InviteUserForm {
     csrf: String,
 }
 
-pub async fn user_invite(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<InviteUserForm>,
-) -> Response {
+pub async fn user_invite(c: Console, Form(f): Form<InviteUserForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
@@ -216,11 +210,11 @@ async fn user_change(
 }
 
 pub async fn user_end_sessions(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     act(
         &c,
         &f.csrf,
@@ -246,11 +240,8 @@ pub struct ServiceAccountForm {
     scope: String,
 }
 
-pub async fn service_account_create(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<ServiceAccountForm>,
-) -> Response {
+pub async fn service_account_create(c: Console, Form(f): Form<ServiceAccountForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
@@ -319,20 +310,20 @@ async fn service_tokens_view(
 }
 
 pub async fn service_tokens_page(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
+    let s = c.state.clone();
     service_tokens_view(&s, &c, &id, &flash, None).await
 }
 
 pub async fn service_token_create(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(pairs): Form<Vec<(String, String)>>,
 ) -> Response {
+    let s = c.state.clone();
     let f = token_form(pairs);
     let back = format!("/users/{id}/tokens");
     if !csrf_ok(&c, &f.csrf) {
@@ -362,11 +353,11 @@ pub async fn service_token_create(
 }
 
 pub async fn service_token_revoke(
-    State(s): State<AppState>,
     c: Console,
     Path((id, tid)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     let back = format!("/users/{id}/tokens");
     act(
         &c,
@@ -379,30 +370,22 @@ pub async fn service_token_revoke(
     .await
 }
 
-pub async fn user_freeze(
-    State(s): State<AppState>,
-    c: Console,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
+pub async fn user_freeze(c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    let s = c.state.clone();
     user_change(s, c, id, &f.csrf, UserChange::Freeze, "user_frozen").await
 }
 
 pub async fn user_unfreeze(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     user_change(s, c, id, &f.csrf, UserChange::Unfreeze, "user_unfrozen").await
 }
 
-pub async fn user_delete(
-    State(s): State<AppState>,
-    c: Console,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfForm>,
-) -> Response {
+pub async fn user_delete(c: Console, Path(id): Path<String>, Form(f): Form<CsrfForm>) -> Response {
+    let s = c.state.clone();
     user_change(s, c, id, &f.csrf, UserChange::Delete, "user_deleted").await
 }
 
@@ -418,12 +401,8 @@ pub struct GrantForm {
     csrf: String,
 }
 
-pub async fn grant_add(
-    State(s): State<AppState>,
-    c: Console,
-    Path(id): Path<String>,
-    Form(f): Form<GrantForm>,
-) -> Response {
+pub async fn grant_add(c: Console, Path(id): Path<String>, Form(f): Form<GrantForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }
@@ -449,11 +428,11 @@ pub async fn grant_add(
 }
 
 pub async fn grant_remove(
-    State(s): State<AppState>,
     c: Console,
     Path((id, gid)): Path<(String, String)>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/users");
     }

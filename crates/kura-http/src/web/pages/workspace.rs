@@ -24,11 +24,8 @@ struct WorkspaceTpl {
     labels: Vec<String>,
 }
 
-pub async fn workspace(
-    State(s): State<AppState>,
-    c: Console,
-    Query(flash): Query<Flash>,
-) -> Response {
+pub async fn workspace(c: Console, Query(flash): Query<Flash>) -> Response {
+    let s = c.state.clone();
     let tree = match s.services.workspace_tree(&c.auth).await {
         Ok(t) => t,
         Err(e) => return back_err("/login", &e),
@@ -112,11 +109,8 @@ pub struct FolderForm {
     csrf: String,
 }
 
-pub async fn folder_create(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<FolderForm>,
-) -> Response {
+pub async fn folder_create(c: Console, Form(f): Form<FolderForm>) -> Response {
+    let s = c.state.clone();
     if !csrf_ok(&c, &f.csrf) {
         return csrf_rejected("/");
     }
@@ -138,11 +132,11 @@ pub async fn folder_create(
 }
 
 pub async fn folder_rename(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(f): Form<FolderForm>,
 ) -> Response {
+    let s = c.state.clone();
     let patch = Patch {
         name: Some(f.name),
         ..Patch::default()
@@ -159,11 +153,11 @@ pub async fn folder_rename(
 }
 
 pub async fn folder_delete(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     let arg0 = FolderId::from_string(id);
     act(
         &c,
@@ -187,11 +181,8 @@ pub struct ProjectForm {
     csrf: String,
 }
 
-pub async fn project_create(
-    State(s): State<AppState>,
-    c: Console,
-    Form(f): Form<ProjectForm>,
-) -> Response {
+pub async fn project_create(c: Console, Form(f): Form<ProjectForm>) -> Response {
+    let s = c.state.clone();
     let arg0 = FolderId::from_string(f.folder_id);
     act(
         &c,
@@ -205,11 +196,11 @@ pub async fn project_create(
 }
 
 pub async fn project_delete(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Form(f): Form<CsrfForm>,
 ) -> Response {
+    let s = c.state.clone();
     let arg0 = ProjectId::from_string(id);
     act(
         &c,
@@ -252,12 +243,12 @@ struct ProjectTpl {
 /// A project's files (filtered by name, tag, label), download links, upload form with a
 /// progress bar, and the project's trash.
 pub async fn project_page(
-    State(s): State<AppState>,
     c: Console,
     Path(id): Path<String>,
     Query(flash): Query<Flash>,
     Query(filter): Query<FileFilter>,
 ) -> Response {
+    let s = c.state.clone();
     let pid = ProjectId::from_string(id);
     let project = match s.services.get_project(&c.auth, &pid, &c.ctx).await {
         Ok(p) => p,
