@@ -35,6 +35,7 @@ pub mod throttle;
 pub mod usage;
 pub mod users;
 pub mod workspace;
+mod writer;
 
 use kura_domain::TenantId;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -43,7 +44,6 @@ use sqlx::{Any, AnyConnection, AnyPool, Connection, Executor};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
 
 /// The tenant id under which operator events outside any tenant are chained.
 pub const SYSTEM_TENANT: &str = "_system";
@@ -150,9 +150,9 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer: write transactions queue here instead of failing with
-    /// SQLITE_BUSY. Unused on PostgreSQL.
-    write_lock: Arc<Mutex<()>>,
+    /// SQLite has one writer: write transactions are units of a group commit there
+    /// ([`writer`]) instead of failing with SQLITE_BUSY. Unused on PostgreSQL.
+    writer: Arc<writer::WriterShared>,
     acquire_timeout: Duration,
     max_connections: u32,
 }
@@ -184,12 +184,19 @@ pub enum TxScope {
 /// whose rollback fails is closed instead of being reused.
 pub struct Tx {
     /// Taken only by [`Tx::commit`] and `Drop`, which both end the `Tx`.
-    conn: Option<PoolConnection<Any>>,
-    /// A `BEGIN` is outstanding (false for a plain connection).
+    conn: Option<Conn>,
+    /// A `BEGIN` (or, for a SQLite writer, a unit's savepoint) is outstanding (false for a
+    /// plain connection).
     open: bool,
     scope: TxScope,
     backend: Backend,
-    write_guard: Option<OwnedMutexGuard<()>>,
+}
+
+/// Where a transaction runs: its own pooled connection, or (SQLite writes) a unit of the
+/// writer's group commit.
+enum Conn {
+    Pooled(PoolConnection<Any>),
+    Writer(writer::WriterGuard, Arc<writer::WriterShared>),
 }
 
 impl Drop for Tx {
@@ -200,29 +207,30 @@ impl Drop for Tx {
         let Some(conn) = self.conn.take() else {
             return;
         };
-        let guard = self.write_guard.take();
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => {
-                rt.spawn(roll_back(conn, guard));
+        match (tokio::runtime::Handle::try_current(), conn) {
+            (Ok(rt), Conn::Pooled(conn)) => {
+                rt.spawn(roll_back(conn));
             }
-            Err(_) => {
+            (Ok(rt), Conn::Writer(g, _)) => {
+                // The writer is handed on only after the unit's rollback.
+                rt.spawn(writer::WriterShared::abandon_unit(g));
+            }
+            (Err(_), Conn::Pooled(mut conn)) => {
                 // No runtime to roll back on: never reuse a connection inside a transaction.
-                let mut conn = conn;
                 conn.close_on_drop();
             }
+            (Err(_), Conn::Writer(mut g, _)) => g.poison(),
         }
     }
 }
 
-/// Rolls back, then releases the connection and (SQLite) the write lock — in that order, so
-/// the next writer never waits on a rollback still in flight.
-async fn roll_back(mut conn: PoolConnection<Any>, guard: Option<OwnedMutexGuard<()>>) {
+/// Rolls back, then releases the connection.
+async fn roll_back(mut conn: PoolConnection<Any>) {
     if let Err(e) = (&mut *conn).execute("ROLLBACK").await {
         tracing::warn!(error = %e, "rollback failed; the connection is closed, not reused");
         conn.close_on_drop();
     }
     drop(conn);
-    drop(guard);
 }
 
 impl Tx {
@@ -230,7 +238,10 @@ impl Tx {
         #[allow(clippy::expect_used)]
         // Invariant: `conn` is `Some` for the whole life of a `Tx`; only `commit` and `Drop`
         // take it, and both end the `Tx`.
-        self.conn.as_mut().expect("a live Tx holds its connection")
+        match self.conn.as_mut().expect("a live Tx holds its connection") {
+            Conn::Pooled(c) => c,
+            Conn::Writer(g, _) => g.conn(),
+        }
     }
 
     pub fn backend(&self) -> Backend {
@@ -268,14 +279,23 @@ impl Tx {
     }
 
     /// Commits. The `COMMIT` runs on a task of its own: once called, it completes even if
-    /// the caller's future is dropped, and the write lock is released only after it.
+    /// the caller's future is dropped. On SQLite the unit is committed with its batch
+    /// ([`writer`]): this returns once that batch is durable.
     pub async fn commit(mut self) -> Result<()> {
         if !self.open {
             return Ok(());
         }
         self.open = false;
-        let (Some(mut conn), guard) = (self.conn.take(), self.write_guard.take()) else {
-            return Ok(());
+        let mut conn = match self.conn.take() {
+            None => return Ok(()),
+            Some(Conn::Writer(g, shared)) => {
+                let task = tokio::spawn(async move { shared.commit_unit(g).await });
+                return match task.await {
+                    Ok(r) => r,
+                    Err(e) => Err(StoreError::Unavailable(format!("commit task: {e}"))),
+                };
+            }
+            Some(Conn::Pooled(c)) => c,
         };
         let task = tokio::spawn(async move {
             let r = (&mut *conn).execute("COMMIT").await;
@@ -287,7 +307,6 @@ impl Tx {
                 }
             }
             drop(conn);
-            drop(guard);
             r
         });
         match task.await {
@@ -531,7 +550,7 @@ impl Store {
         Ok(Store {
             pool,
             backend,
-            write_lock: Arc::new(Mutex::new(())),
+            writer: Arc::new(writer::WriterShared::new()),
             acquire_timeout: opts.acquire_timeout,
             max_connections: opts.max_connections.max(1),
         })
@@ -544,7 +563,8 @@ impl Store {
     /// Applies every migration this binary knows that the database lacks, one transaction
     /// per version. Refuses a database whose schema is newer than this binary.
     pub async fn migrate(&self) -> Result<Vec<i64>> {
-        let _guard = self.write_lock.clone().lock_owned().await;
+        // No write batch is open while the schema changes.
+        let _guard = self.writer.quiesce().await;
         let mut conn = self.pool.acquire().await?;
         conn.execute(
             "CREATE TABLE IF NOT EXISTS kura_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
@@ -614,44 +634,29 @@ impl Store {
     }
 
     async fn begin_now(&self, scope: TxScope, write: bool) -> Result<Tx> {
-        let sqlite_writer = write && self.backend == Backend::Sqlite;
-        let guard = if sqlite_writer {
-            match tokio::time::timeout(self.acquire_timeout, self.write_lock.clone().lock_owned())
-                .await
-            {
-                Ok(g) => Some(g),
-                Err(_) => {
-                    return Err(StoreError::Unavailable(
-                        "timed out waiting for the database's write lock".into(),
-                    ))
-                }
-            }
-        } else {
-            None
-        };
         let mut tx = Tx {
             conn: None,
             open: false,
             scope,
             backend: self.backend,
-            write_guard: guard,
         };
-        // SQLite writers begin IMMEDIATE: a deferred transaction that reads, then writes,
-        // would fail with SQLITE_BUSY instead of waiting when a previous writer's rollback
-        // is still in flight on another connection.
-        let statement = if sqlite_writer {
-            "BEGIN IMMEDIATE"
-        } else {
-            "BEGIN"
-        };
+        if write && self.backend == Backend::Sqlite {
+            let g = self
+                .writer
+                .begin_unit(&self.pool, self.acquire_timeout)
+                .await?;
+            tx.conn = Some(Conn::Writer(g, self.writer.clone()));
+            tx.open = true;
+            return Ok(tx);
+        }
         // A pooled connection may have died while idle (PostgreSQL restarted): try another
         // one rather than fail the request; nothing has happened yet, so this is safe.
         let mut tries = 0;
         loop {
             let mut conn = self.pool.acquire().await?;
-            match (&mut *conn).execute(statement).await {
+            match (&mut *conn).execute("BEGIN").await {
                 Ok(_) => {
-                    tx.conn = Some(conn);
+                    tx.conn = Some(Conn::Pooled(conn));
                     tx.open = true;
                     break;
                 }
@@ -701,11 +706,10 @@ impl Store {
     pub async fn system_lookup(&self) -> Result<Tx> {
         match self.backend {
             Backend::Sqlite => Ok(Tx {
-                conn: Some(self.pool.acquire().await?),
+                conn: Some(Conn::Pooled(self.pool.acquire().await?)),
                 open: false,
                 scope: TxScope::System,
                 backend: self.backend,
-                write_guard: None,
             }),
             Backend::Postgres => self.system_read().await,
         }
@@ -762,7 +766,14 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        // The writer gives its connection back first: the pool waits for every one.
+        drop(self.writer.quiesce().await);
         self.pool.close().await;
+    }
+
+    /// SQLite group commit so far: (batches committed, write transactions in them).
+    pub async fn write_batches(&self) -> (u64, u64) {
+        self.writer.stats().await
     }
 }
 

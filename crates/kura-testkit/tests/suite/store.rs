@@ -134,3 +134,92 @@ async fn conformance(b: kura_testkit::Backend) {
     drop(tx);
     s.stop().await;
 }
+
+kura_testkit::per_backend!(concurrent_writes_commit_together_and_fail_alone);
+/// Many concurrent write transactions: each acknowledged one is visible to a new reader the
+/// moment `commit` returns; one that fails (a duplicate key) or is dropped takes nothing
+/// else with it. On SQLite they are committed in shared batches (group commit), so there
+/// are fewer commits than transactions.
+async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let store = s.services.store.clone();
+    let a = s.create_tenant("tenant-a").await;
+    let ta = TenantId::from_string(&a.tenant_id);
+    let dup = folder("taken");
+    let mut tx = store.tenant_tx(&ta).await.unwrap();
+    workspace::insert_folder(&mut tx, &ta, &dup).await.unwrap();
+    tx.commit().await.unwrap();
+    let (before, _) = store.write_batches().await;
+
+    let mut tasks = Vec::new();
+    for i in 0..240usize {
+        let (store, ta, dup) = (store.clone(), ta.clone(), dup.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = format!("f{i:03}");
+            let mut tx = store.tenant_tx(&ta).await.unwrap();
+            workspace::insert_folder(&mut tx, &ta, &folder(&name))
+                .await
+                .unwrap();
+            match i % 8 {
+                // A statement fails: the caller gives up, its own insert goes too.
+                0 => {
+                    assert!(workspace::insert_folder(&mut tx, &ta, &dup).await.is_err());
+                    drop(tx);
+                    None
+                }
+                // Dropped without committing.
+                1 => {
+                    drop(tx);
+                    None
+                }
+                _ => {
+                    tx.commit().await.unwrap();
+                    // Acknowledged: a reader on another connection sees it now.
+                    let mut r = store.tenant_read(&ta).await.unwrap();
+                    let names: Vec<String> = workspace::list_folders(&mut r, &ta)
+                        .await
+                        .unwrap()
+                        .into_iter()
+                        .map(|f| f.name)
+                        .collect();
+                    assert!(names.contains(&name), "{name} not visible after commit");
+                    Some(name)
+                }
+            }
+        }));
+    }
+    let mut kept = vec!["taken".to_string()];
+    for t in tasks {
+        kept.extend(t.await.unwrap());
+    }
+    kept.sort();
+    let mut tx = store.tenant_read(&ta).await.unwrap();
+    let mut names: Vec<String> = workspace::list_folders(&mut tx, &ta)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|f| f.name)
+        .collect();
+    drop(tx);
+    names.sort();
+    assert_eq!(names, kept);
+    assert_eq!(kept.len(), 1 + 240 * 6 / 8);
+    if b == Backend::Sqlite {
+        let (after, units) = store.write_batches().await;
+        let batches = after - before;
+        assert!(
+            batches < 180,
+            "180 committed transactions took {batches} commits ({units} units in all)"
+        );
+    }
+    // The writer is idle again: a write from another connection (another process) is not
+    // blocked by a batch left open.
+    if b == Backend::Sqlite {
+        let mut tx = store.tenant_tx(&ta).await.unwrap();
+        workspace::insert_folder(&mut tx, &ta, &folder("last"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        raw_sql(&s.cfg, "UPDATE folders SET name = name WHERE name = 'last'").await;
+    }
+}

@@ -1,0 +1,315 @@
+//! Group commit for SQLite's one writer.
+//!
+//! SQLite has one writer at a time, and with `synchronous=FULL` every `COMMIT` is an
+//! `fsync` of the WAL — the cost that used to bound every write path (a download's audit
+//! entry and usage counter included) to one sync per request. Here write transactions are
+//! *units* inside a shared batch on one writer connection:
+//!
+//! - a unit starts with `SAVEPOINT kura_unit` inside the batch's `BEGIN IMMEDIATE` (opened by
+//!   the first unit), so a unit that fails or is dropped rolls back only itself
+//!   (`ROLLBACK TO`);
+//! - a unit that commits releases its savepoint; if nobody is queued for the writer (or the
+//!   batch is full or old), it commits the batch — one sync for every unit in it — and
+//!   answers all of them; otherwise it hands the writer to the next unit and waits for the
+//!   batch's outcome;
+//! - every caller is answered only after the `COMMIT` of its batch returned: an
+//!   acknowledged write is durable. If the batch's `COMMIT` fails, every unit in it fails.
+//!
+//! Liveness does not depend on the next unit: a unit waiting for its batch commits the
+//! batch itself after [`FLUSH_AFTER`] if nobody did, and a batch with no units in it is
+//! never left open (it would hold SQLite's write lock against other processes).
+
+use crate::{Result, StoreError};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, Executor};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
+
+/// Units per batch at most.
+const MAX_UNITS: usize = 512;
+/// A batch older than this commits at the next unit's end even under continuous load.
+const MAX_AGE: Duration = Duration::from_millis(10);
+/// A unit waiting for its batch commits it itself after this long.
+const FLUSH_AFTER: Duration = Duration::from_millis(4);
+
+type Outcome = Result<()>;
+
+/// The same error for every unit of a batch (a full disk stays a full disk: 507, not 503).
+fn shared_error(e: &StoreError) -> StoreError {
+    match e {
+        StoreError::StorageFull => StoreError::StorageFull,
+        StoreError::Serialization => StoreError::Serialization,
+        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
+        other => StoreError::Unavailable(format!("write batch failed: {other}")),
+    }
+}
+
+/// The writer connection and its open batch.
+pub(crate) struct Writer {
+    conn: Option<PoolConnection<Any>>,
+    /// A `BEGIN IMMEDIATE` is open on `conn`.
+    batch_open: bool,
+    started: Option<Instant>,
+    /// Units released into the open batch.
+    units: usize,
+    /// Their callers, waiting for the batch's `COMMIT`.
+    waiting: Vec<oneshot::Sender<Outcome>>,
+    /// Batches committed (and units in them), for the metrics and the tests.
+    batches: u64,
+    batched_units: u64,
+}
+
+/// Shared by every clone of a SQLite `Store`.
+pub(crate) struct WriterShared {
+    state: Arc<Mutex<Writer>>,
+    /// Callers waiting for the writer right now.
+    queued: AtomicUsize,
+}
+
+/// Counts a caller as queued for the writer until it has it (or gives up).
+struct Queued<'a>(&'a AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The writer, held by one unit.
+pub(crate) type WriterGuard = OwnedMutexGuard<Writer>;
+
+impl WriterShared {
+    pub(crate) fn new() -> Self {
+        WriterShared {
+            state: Arc::new(Mutex::new(Writer {
+                conn: None,
+                batch_open: false,
+                started: None,
+                units: 0,
+                waiting: Vec::new(),
+                batches: 0,
+                batched_units: 0,
+            })),
+            queued: AtomicUsize::new(0),
+        }
+    }
+
+    /// Waits (at most `timeout`) for the writer, then opens a unit: the batch's
+    /// `BEGIN IMMEDIATE` if none is open, and the unit's savepoint.
+    pub(crate) async fn begin_unit(
+        &self,
+        pool: &AnyPool,
+        timeout: Duration,
+    ) -> Result<WriterGuard> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let queued = Queued(&self.queued);
+        let mut g = match tokio::time::timeout(timeout, self.state.clone().lock_owned()).await {
+            Ok(g) => g,
+            Err(_) => {
+                return Err(StoreError::Unavailable(
+                    "timed out waiting for the database's write lock".into(),
+                ))
+            }
+        };
+        drop(queued);
+        if g.conn.is_none() {
+            g.conn = Some(pool.acquire().await?);
+        }
+        if !g.batch_open {
+            // IMMEDIATE: a deferred transaction that reads, then writes, would fail with
+            // SQLITE_BUSY instead of waiting when another process holds the write lock.
+            if let Err(e) = g.conn().execute("BEGIN IMMEDIATE").await {
+                g.discard_conn();
+                return Err(e.into());
+            }
+            g.batch_open = true;
+            g.started = Some(Instant::now());
+        }
+        if let Err(e) = g.conn().execute("SAVEPOINT kura_unit").await {
+            let e = StoreError::from(e);
+            g.fail_batch(&e).await;
+            return Err(e);
+        }
+        Ok(g)
+    }
+
+    /// Ends a unit that committed: releases its savepoint, then commits the batch or hands
+    /// the writer on and waits for the batch's outcome.
+    pub(crate) async fn commit_unit(&self, mut g: WriterGuard) -> Result<()> {
+        if let Err(e) = g.conn().execute("RELEASE SAVEPOINT kura_unit").await {
+            g.rollback_unit().await;
+            end_if_idle(&mut g).await;
+            return Err(e.into());
+        }
+        g.units += 1;
+        let full = g.units >= MAX_UNITS || g.started.is_some_and(|s| s.elapsed() >= MAX_AGE);
+        if full || self.queued.load(Ordering::SeqCst) == 0 {
+            return g.flush().await;
+        }
+        let (tx, mut rx) = oneshot::channel();
+        g.waiting.push(tx);
+        drop(g);
+        loop {
+            match tokio::time::timeout(FLUSH_AFTER, &mut rx).await {
+                Ok(Ok(r)) => return r,
+                Ok(Err(_)) => {
+                    return Err(StoreError::Unavailable(
+                        "the write batch ended without an outcome".into(),
+                    ))
+                }
+                Err(_) => {
+                    // Nobody committed the batch yet: do it (it may have been done while
+                    // this waited for the writer; then the answer is already there).
+                    let mut g = self.state.clone().lock_owned().await;
+                    if g.batch_open && !g.waiting.is_empty() {
+                        let _ = g.flush().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends a unit that was dropped without committing: rolls back only its own work.
+    pub(crate) async fn abandon_unit(mut g: WriterGuard) {
+        g.rollback_unit().await;
+        end_if_idle(&mut g).await;
+    }
+
+    /// Commits any open batch and gives the writer connection back to the pool (before the
+    /// pool closes, or before migrations run on another connection).
+    pub(crate) async fn quiesce(&self) -> WriterGuard {
+        let mut g = self.state.clone().lock_owned().await;
+        if g.batch_open {
+            let _ = g.flush().await;
+        }
+        g.end_batch();
+        g
+    }
+
+    /// (batches committed, units in them)
+    pub(crate) async fn stats(&self) -> (u64, u64) {
+        let g = self.state.lock().await;
+        (g.batches, g.batched_units)
+    }
+}
+
+/// A batch with no unit in it is not left open: it would hold SQLite's write lock.
+async fn end_if_idle(g: &mut WriterGuard) {
+    if !g.batch_open {
+        return;
+    }
+    if g.units == 0 && g.waiting.is_empty() {
+        if g.conn().execute("ROLLBACK").await.is_err() {
+            g.discard_conn();
+        }
+        g.end_batch();
+    } else if g.waiting.is_empty() {
+        // Units committed into it but none is waiting (cannot happen: a committed unit
+        // either flushed or waits); commit rather than hold the lock.
+        let _ = g.flush().await;
+    }
+}
+
+impl Writer {
+    pub(crate) fn conn(&mut self) -> &mut AnyConnection {
+        #[allow(clippy::expect_used)]
+        // Invariant: a unit exists only after `begin_unit` set the connection, and only
+        // `discard_conn` (which also ends the batch) and `quiesce` (with no unit) clear it.
+        self.conn.as_mut().expect("the writer holds its connection")
+    }
+
+    /// No batch is open: the connection goes back to the pool (a store with one
+    /// connection needs it for reads).
+    fn end_batch(&mut self) {
+        self.batch_open = false;
+        self.started = None;
+        self.units = 0;
+        self.conn = None;
+    }
+
+    /// Never reuse a connection whose transaction state is unknown.
+    fn discard_conn(&mut self) {
+        if let Some(mut c) = self.conn.take() {
+            c.close_on_drop();
+        }
+        self.batch_open = false;
+        self.started = None;
+    }
+
+    async fn rollback_unit(&mut self) {
+        if self.conn.is_none() || !self.batch_open {
+            return;
+        }
+        let undone = self
+            .conn()
+            .execute("ROLLBACK TO SAVEPOINT kura_unit")
+            .await
+            .is_ok()
+            && self
+                .conn()
+                .execute("RELEASE SAVEPOINT kura_unit")
+                .await
+                .is_ok();
+        if !undone {
+            // SQLite rolled the whole transaction back (I/O error, full disk) or the
+            // connection broke: the batch is lost, and every unit in it fails.
+            self.fail_batch(&StoreError::Unavailable(
+                "the write batch was rolled back".into(),
+            ))
+            .await;
+        }
+    }
+
+    /// Rolls the whole batch back and fails every unit in it.
+    async fn fail_batch(&mut self, why: &StoreError) {
+        if self.conn.is_some() && self.conn().execute("ROLLBACK").await.is_err() {
+            self.discard_conn();
+        }
+        self.end_batch();
+        for w in self.waiting.drain(..) {
+            let _ = w.send(Err(shared_error(why)));
+        }
+    }
+
+    /// Commits the batch (one sync) and answers every unit in it.
+    async fn flush(&mut self) -> Outcome {
+        let r = self.conn().execute("COMMIT").await;
+        let outcome = match r {
+            Ok(_) => {
+                self.batches += 1;
+                self.batched_units += self.units as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // A COMMIT that failed may leave the transaction open: end it, or close
+                // the connection rather than reuse it.
+                if self.conn().execute("ROLLBACK").await.is_err() {
+                    self.discard_conn();
+                }
+                Err(StoreError::from(e))
+            }
+        };
+        self.end_batch();
+        for w in self.waiting.drain(..) {
+            let _ = w.send(match &outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(shared_error(e)),
+            });
+        }
+        outcome
+    }
+}
+
+impl Writer {
+    /// Without a runtime to roll back on (a `Tx` dropped outside one): the connection is
+    /// closed, never reused, and every unit of the batch fails.
+    pub(crate) fn poison(&mut self) {
+        self.discard_conn();
+        self.units = 0;
+        for w in self.waiting.drain(..) {
+            let _ = w.send(Err(StoreError::Unavailable("write batch abandoned".into())));
+        }
+    }
+}
