@@ -20,11 +20,12 @@
 //! never left open (it would hold SQLite's write lock against other processes).
 
 use crate::{Result, StoreError};
+use kura_domain::clock::Stopwatch;
 use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyConnection, AnyPool, Executor};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, Mutex, OwnedMutexGuard};
 
 /// Units per batch at most.
@@ -51,7 +52,7 @@ pub(crate) struct Writer {
     conn: Option<PoolConnection<Any>>,
     /// A `BEGIN IMMEDIATE` is open on `conn`.
     batch_open: bool,
-    started: Option<Instant>,
+    started: Option<Stopwatch>,
     /// Units released into the open batch.
     units: usize,
     /// Their callers, waiting for the batch's `COMMIT`.
@@ -125,7 +126,7 @@ impl WriterShared {
                 return Err(e.into());
             }
             g.batch_open = true;
-            g.started = Some(Instant::now());
+            g.started = Some(Stopwatch::start());
         }
         if let Err(e) = g.conn().execute("SAVEPOINT kura_unit").await {
             let e = StoreError::from(e);
