@@ -33,12 +33,25 @@ pub struct BenchArgs {
     /// Database to benchmark against (default: a fresh SQLite file in a temp dir).
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Also serve the same 1 KiB file from dufs and copyparty (when installed: `cargo
+    /// install dufs`, `pip install copyparty`; `bench/peers.sh` installs them) and print
+    /// Kura's ratios against them.
+    #[arg(long)]
+    pub peers: bool,
+}
+
+/// How a benchmark request authenticates.
+#[derive(Clone)]
+enum Auth {
+    None,
+    Bearer(String),
+    Basic(String, String),
 }
 
 async fn hammer(
     client: &reqwest::Client,
     url: &str,
-    token: Option<&str>,
+    auth: &Auth,
     n: usize,
     conc: usize,
 ) -> anyhow::Result<f64> {
@@ -48,14 +61,15 @@ async fn hammer(
     for _ in 0..conc.max(1) {
         let client = client.clone();
         let url = url.to_string();
-        let token = token.map(str::to_string);
+        let auth = auth.clone();
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                let mut req = client.get(&url);
-                if let Some(t) = &token {
-                    req = req.bearer_auth(t);
-                }
+                let req = match &auth {
+                    Auth::None => client.get(&url),
+                    Auth::Bearer(t) => client.get(&url).bearer_auth(t),
+                    Auth::Basic(u, p) => client.get(&url).basic_auth(u, Some(p)),
+                };
                 let res = req.send().await?;
                 if !res.status().is_success() {
                     bail!("{url} answered {}", res.status());
@@ -128,11 +142,12 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         args.concurrency,
         store.backend().name()
     );
+    let bearer = Auth::Bearer(login.token.clone());
     // Warm-up.
     hammer(
         &client,
         &format!("{base_url}/healthz"),
-        None,
+        &Auth::None,
         500,
         args.concurrency,
     )
@@ -140,7 +155,7 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     hammer(
         &client,
         &format!("{base_url}/api/v1/me"),
-        Some(&login.token),
+        &bearer,
         500,
         args.concurrency,
     )
@@ -150,18 +165,18 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let (mut bares, mut auths) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let healthz = format!("{base_url}/healthz");
-        bares.push(hammer(&client, &healthz, None, args.requests, args.concurrency).await?);
-        let me = format!("{base_url}/api/v1/me");
-        auths.push(
+        bares.push(
             hammer(
                 &client,
-                &me,
-                Some(&login.token),
+                &healthz,
+                &Auth::None,
                 args.requests,
                 args.concurrency,
             )
             .await?,
         );
+        let me = format!("{base_url}/api/v1/me");
+        auths.push(hammer(&client, &me, &bearer, args.requests, args.concurrency).await?);
     }
     let median = |mut v: Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -173,6 +188,16 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         "  bare GET /healthz                         {bare:>10.0} req/s   (baseline, median of 3)"
     );
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
+
+    small_downloads(
+        &running.services,
+        &client,
+        &base_url,
+        &login.token,
+        &args,
+        bare,
+    )
+    .await?;
 
     // Audit appends: one event per transaction (as a change records it), and the same number
     // in one transaction, to show the per-transaction cost.
@@ -437,5 +462,172 @@ async fn files(
         ),
         None => println!("    peak RSS: not available on this platform"),
     }
+    Ok(())
+}
+
+/// A peer file server serving `dir` on a loopback port, stopped when dropped.
+struct Peer {
+    name: &'static str,
+    child: std::process::Child,
+    url: String,
+    auth: Auth,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Starts dufs and copyparty (those installed) on `dir`, each with a password, waiting
+/// until each answers.
+async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Peer> {
+    use std::process::{Command, Stdio};
+    let mut peers = Vec::new();
+    let pass = "bench-Peer-4711";
+    if let Ok(port) = free_port() {
+        let child = Command::new("dufs")
+            .arg(dir)
+            .args(["-b", "127.0.0.1", "-p", &port.to_string()])
+            .arg("-a")
+            .arg(format!("bench:{pass}@/"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        match child {
+            Ok(child) => peers.push(Peer {
+                name: "dufs",
+                child,
+                url: format!("http://127.0.0.1:{port}/f.bin"),
+                auth: Auth::Basic("bench".into(), pass.into()),
+            }),
+            Err(_) => println!("  dufs: not installed (cargo install dufs), skipped"),
+        }
+    }
+    if let Ok(port) = free_port() {
+        let child = Command::new("python3")
+            .args(["-m", "copyparty", "-q", "-i", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["-a", &format!("bench:{pass}"), "-v"])
+            .arg(format!("{}::r,bench", dir.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Ok(child) = child {
+            peers.push(Peer {
+                name: "copyparty",
+                child,
+                url: format!("http://127.0.0.1:{port}/f.bin"),
+                auth: Auth::Basic("bench".into(), pass.into()),
+            });
+        }
+    }
+    let mut up = Vec::new();
+    for p in peers {
+        let mut ok = false;
+        for _ in 0..100 {
+            let req = match &p.auth {
+                Auth::Basic(u, pw) => client.get(&p.url).basic_auth(u, Some(pw)),
+                _ => client.get(&p.url),
+            };
+            if let Ok(r) = req.send().await {
+                if r.status().is_success() {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if ok {
+            up.push(p);
+        } else {
+            println!(
+                "  {}: did not serve the file (not installed? pip install copyparty), skipped",
+                p.name
+            );
+        }
+    }
+    up
+}
+
+/// Authenticated 1 KiB downloads (session lookup, permission check, decryption, the audit
+/// entry and usage counter through the group commit), against the bare `/healthz` of the
+/// same process and, with `--peers`, against dufs and copyparty serving the same file with
+/// a password — interleaved rounds, medians.
+async fn small_downloads(
+    s: &kura_services::Services,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    args: &BenchArgs,
+    bare: f64,
+) -> anyhow::Result<()> {
+    let auth = s.authenticate(token).await?;
+    let ctx = RequestCtx::default();
+    let folder = s
+        .create_folder(&auth, "small", None, Default::default(), &ctx)
+        .await?;
+    let project = s
+        .create_project(&auth, &folder.id, "small", Default::default(), &ctx)
+        .await?;
+    let content: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
+    let res = client
+        .post(format!(
+            "{base}/api/v1/projects/{}/files?name=f.bin",
+            project.id
+        ))
+        .bearer_auth(token)
+        .body(content.clone())
+        .send()
+        .await?;
+    if res.status() != reqwest::StatusCode::CREATED {
+        bail!("small upload answered {}", res.status());
+    }
+    let v: serde_json::Value = res.json().await?;
+    let url = format!(
+        "{base}/api/v1/files/{}/content",
+        v["file"]["id"].as_str().unwrap_or_default()
+    );
+    let dir = std::env::temp_dir().join(format!("kura-bench-peers-{}", std::process::id()));
+    let peers = if args.peers {
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("f.bin"), &content)?;
+        start_peers(client, &dir).await
+    } else {
+        Vec::new()
+    };
+    let bearer = Auth::Bearer(token.to_string());
+    let n = args.requests;
+    hammer(client, &url, &bearer, 500, args.concurrency).await?;
+    let mut kura = Vec::new();
+    let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
+    for _ in 0..3 {
+        kura.push(hammer(client, &url, &bearer, n, args.concurrency).await?);
+        for (i, p) in peers.iter().enumerate() {
+            theirs[i].push(hammer(client, &p.url, &p.auth, n, args.concurrency).await?);
+        }
+    }
+    let kura = median(kura);
+    println!(
+        "  authenticated 1 KiB download              {kura:>10.0} req/s   ratio {:.2} to /healthz",
+        kura / bare
+    );
+    for (p, v) in peers.iter().zip(theirs) {
+        let theirs = median(v);
+        println!(
+            "    {:<10} same file with a password    {theirs:>10.0} req/s   Kura {:.2}x (goal >= 5)",
+            p.name,
+            kura / theirs
+        );
+    }
+    drop(peers);
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

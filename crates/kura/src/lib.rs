@@ -307,6 +307,14 @@ pub async fn start(
                 let _ = rx.await;
             }
         };
+        // TCP_NODELAY: a streamed response (a download) goes out in several writes; with
+        // Nagle's algorithm the second one waits for the client's delayed ACK (~40 ms).
+        use axum::serve::ListenerExt;
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
