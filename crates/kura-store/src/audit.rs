@@ -33,19 +33,15 @@ pub struct StoredEvent {
 /// Appends one event to `tenant`'s chain; returns its sequence number.
 pub async fn append(tx: &mut Tx, tenant: &TenantId, ev: NewEvent) -> Result<i64> {
     tx.check(tenant)?;
-    sqlx::query("INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO NOTHING")
-        .bind(tenant.as_str())
-        .bind(GENESIS_HASH)
-        .execute(tx.conn())
-        .await?;
-    let sql = format!(
-        "SELECT seq, hash FROM audit_heads WHERE tenant_id = $1{}",
-        tx.for_update()
-    );
-    let head = sqlx::query(&sql)
-        .bind(tenant.as_str())
-        .fetch_one(tx.conn())
-        .await?;
+    // One statement: the head is created on first use, and (PostgreSQL) locked until the
+    // transaction ends, as `SELECT … FOR UPDATE` would.
+    let head = sqlx::query(
+        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES ($1, 0, $2) ON CONFLICT (tenant_id) DO UPDATE SET seq = audit_heads.seq RETURNING seq, hash",
+    )
+    .bind(tenant.as_str())
+    .bind(GENESIS_HASH)
+    .fetch_one(tx.conn())
+    .await?;
     let prev_seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
     let record = AuditRecord {

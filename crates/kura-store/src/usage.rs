@@ -36,9 +36,9 @@ pub async fn add(
     download_bytes: i64,
 ) -> Result<()> {
     tx.check(tenant)?;
-    ensure_row(tx, tenant).await?;
+    // One statement: the row is created on first use.
     sqlx::query(
-        "UPDATE tenant_usage SET uploads = uploads + $1, upload_bytes = upload_bytes + $2, downloads = downloads + $3, download_bytes = download_bytes + $4 WHERE tenant_id = $5",
+        "INSERT INTO tenant_usage (tenant_id, uploads, upload_bytes, downloads, download_bytes) VALUES ($5, $1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE SET uploads = tenant_usage.uploads + $1, upload_bytes = tenant_usage.upload_bytes + $2, downloads = tenant_usage.downloads + $3, download_bytes = tenant_usage.download_bytes + $4",
     )
     .bind(uploads)
     .bind(upload_bytes)

@@ -75,18 +75,14 @@ impl Services {
         version: Option<i64>,
         ctx: &RequestCtx,
     ) -> Result<Download> {
-        let id = id.as_str();
-        let f = self.load_file(auth, id, Action::View, ctx).await?;
-        let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_read(t).await?;
-        let v = match files::get_version(&mut tx, t, id, version.unwrap_or(f.current_version)).await
-        {
-            Ok(v) => v,
-            Err(StoreError::NotFound) => return Err(ServiceError::NotFound),
-            Err(e) => return Err(e.into()),
+        let (f, v) = self
+            .load_file_and_version(auth, id.as_str(), Action::View, false, Some(version), ctx)
+            .await?;
+        let Some(v) = v else {
+            return Err(ServiceError::NotFound);
         };
         Ok(Download {
-            tenant: t.clone(),
+            tenant: auth.tenant.id.clone(),
             file: f,
             version: v,
         })

@@ -81,6 +81,25 @@ impl Services {
         trashed: bool,
         ctx: &RequestCtx,
     ) -> Result<File> {
+        let (f, _) = self
+            .load_file_and_version(auth, id, action, trashed, None, ctx)
+            .await?;
+        Ok(f)
+    }
+
+    /// A file the principal may act on and, when `version` is given, that version of it
+    /// (`Some(None)`: the current one) — read in one transaction. A file is as visible as
+    /// its project, at its own label; nothing about the version is told to a caller who
+    /// may not act on the file.
+    pub(crate) async fn load_file_and_version(
+        &self,
+        auth: &AuthContext,
+        id: &str,
+        action: Action,
+        trashed: bool,
+        version: Option<Option<i64>>,
+        ctx: &RequestCtx,
+    ) -> Result<(File, Option<Version>)> {
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
         let f = match files::get(&mut tx, t, id).await {
@@ -95,17 +114,40 @@ impl Services {
             }
             Err(e) => return Err(e.into()),
         };
+        let r = match self
+            .project_as_resource(
+                &mut tx,
+                &auth.tenant.settings,
+                t,
+                &f.project_id,
+                Some(f.labels.label.as_deref()),
+            )
+            .await
+        {
+            Ok((_, r)) => r,
+            Err(ServiceError::NotFound) => {
+                drop(tx);
+                return Err(self
+                    .not_found(&auth.principal, "project", f.project_id.as_str(), ctx)
+                    .await);
+            }
+            Err(e) => return Err(e),
+        };
+        let v = match version {
+            Some(v) => {
+                Some(files::get_version(&mut tx, t, id, v.unwrap_or(f.current_version)).await)
+            }
+            None => None,
+        };
         drop(tx);
-        // A file is as visible as its project, at its own label.
-        self.project_for(
-            auth,
-            &f.project_id,
-            Some(f.labels.label.as_deref()),
-            action,
-            ctx,
-        )
-        .await?;
-        Ok(f)
+        self.require(&auth.principal, action, &r, ctx).await?;
+        let v = match v {
+            None => None,
+            Some(Ok(v)) => Some(v),
+            Some(Err(StoreError::NotFound)) => return Err(ServiceError::NotFound),
+            Some(Err(e)) => return Err(e.into()),
+        };
+        Ok((f, v))
     }
 
     /// Whether the caller may do `action` in a project — a question the console asks to
