@@ -440,6 +440,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0018_audit_fixes.sql"),
         postgres: include_str!("../migrations/postgres/0018_audit_fixes.sql"),
     },
+    Migration {
+        version: 19,
+        name: "session_lookup",
+        sqlite: include_str!("../migrations/sqlite/0019_session_lookup.sql"),
+        postgres: include_str!("../migrations/postgres/0019_session_lookup.sql"),
+    },
 ];
 
 /// A nullable millisecond column as a time.
@@ -712,6 +718,32 @@ impl Store {
                 backend: self.backend,
             }),
             Backend::Postgres => self.system_read().await,
+        }
+    }
+
+    /// Runs one statement on a pooled connection outside any transaction (for statements
+    /// that set up their own scope, like PostgreSQL's session lookup function). A pooled
+    /// connection that died while idle is replaced, as when a transaction begins.
+    pub(crate) async fn one_statement<T, F>(&self, run: F) -> Result<T>
+    where
+        F: for<'c> Fn(
+            &'c mut AnyConnection,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = std::result::Result<T, sqlx::Error>> + Send + 'c>,
+        >,
+    {
+        let mut tries = 0;
+        loop {
+            let mut conn = self.pool.acquire().await?;
+            match run(&mut conn).await {
+                Ok(v) => return Ok(v),
+                Err(e) if connection_lost(&e) && tries <= self.max_connections => {
+                    tracing::info!(error = %e, "dropping a dead pooled connection");
+                    conn.close_on_drop();
+                    tries += 1;
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
     }
 

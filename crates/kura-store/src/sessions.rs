@@ -84,11 +84,44 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
     .bind(token_hash)
     .fetch_all(tx.conn())
     .await?;
+    owner_from_rows(&rows)
+}
+
+/// The session lookup of every request, in one round trip: [`find_with_owner`] on a plain
+/// connection (one statement is atomic; no BEGIN / ROLLBACK). On PostgreSQL it goes through
+/// the `kura_session_lookup` function (migration 19), which turns on cross-tenant reading
+/// for its own statement only — the row-level-security policies still decide, and nothing
+/// but the session with this token hash and its owner can be read through it.
+pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
+    match store.backend() {
+        crate::Backend::Sqlite => {
+            let mut tx = store.system_lookup().await?;
+            find_with_owner(&mut tx, token_hash).await
+        }
+        crate::Backend::Postgres => {
+            let hash = token_hash.to_string();
+            let rows = store
+                .one_statement(move |conn| {
+                    let hash = hash.clone();
+                    Box::pin(async move {
+                        sqlx::query("SELECT * FROM kura_session_lookup($1)")
+                            .bind(hash)
+                            .fetch_all(conn)
+                            .await
+                    })
+                })
+                .await?;
+            owner_from_rows(&rows)
+        }
+    }
+}
+
+fn owner_from_rows(rows: &[AnyRow]) -> Result<Option<SessionOwner>> {
     let Some(first) = rows.first() else {
         return Ok(None);
     };
     let mut grants = Vec::new();
-    for r in &rows {
+    for r in rows {
         if r.try_get::<Option<String>, _>("g_id")?.is_some() {
             grants.push(crate::roles::grant_from_row_prefixed(r, "g_")?);
         }

@@ -121,13 +121,10 @@ impl Services {
         }
         let hash = kura_crypto::token::hash(token);
         let now = self.now();
-        let mut tx = self.store.system_lookup().await?;
-        let Some((session, user, tenant, grants)) =
-            sessions::find_with_owner(&mut tx, &hash).await?
+        let Some((session, user, tenant, grants)) = sessions::lookup(&self.store, &hash).await?
         else {
             return Err(ServiceError::Unauthenticated);
         };
-        drop(tx);
         let policy = &tenant.settings.session_policy;
         if user.status != UserStatus::Active
             || tenant.status != TenantStatus::Active

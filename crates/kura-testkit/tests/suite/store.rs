@@ -223,3 +223,75 @@ async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backe
         raw_sql(&s.cfg, "UPDATE folders SET name = name WHERE name = 'last'").await;
     }
 }
+
+/// PostgreSQL: the one-round-trip session lookup function reads across tenants for its own
+/// statement only. As `kura_app` (bound by row-level security) nothing is visible outside a
+/// transaction that set the scope; the function finds the session; afterwards nothing is
+/// visible again and the setting is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_lookup_function_is_scoped_to_its_statement() {
+    use sqlx::{Connection, Row};
+    if !kura_testkit::backend_enabled(Backend::Postgres) {
+        return;
+    }
+    let s = TestServer::start(Backend::Postgres).await;
+    let t = s.create_tenant("lookup").await;
+    let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+    assert_eq!(st, kura_testkit::StatusCode::OK);
+    let schema = s.cfg.database_schema.clone().unwrap();
+    let mut c = sqlx::PgConnection::connect(&s.cfg.database_url())
+        .await
+        .unwrap();
+    sqlx::raw_sql(&format!("SET search_path TO {schema}"))
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let hash: String = sqlx::query_scalar("SELECT id FROM sessions LIMIT 1")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    sqlx::raw_sql("SET ROLE kura_app")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql);
+    assert_eq!(
+        count("SELECT count(*) FROM sessions")
+            .fetch_one(&mut c)
+            .await
+            .unwrap(),
+        0
+    );
+    let rows = sqlx::query("SELECT * FROM kura_session_lookup($1)")
+        .bind(&hash)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert_eq!(rows[0].get::<String, _>("tenant_id"), t.tenant_id);
+    assert!(sqlx::query("SELECT * FROM kura_session_lookup($1)")
+        .bind("no such hash")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .is_empty());
+    let after: Option<String> = sqlx::query_scalar("SELECT current_setting('kura.system', true)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    assert_ne!(after.as_deref(), Some("on"));
+    assert_eq!(
+        count("SELECT count(*) FROM sessions")
+            .fetch_one(&mut c)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM users")
+            .fetch_one(&mut c)
+            .await
+            .unwrap(),
+        0
+    );
+}
