@@ -161,9 +161,29 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     )
     .await?;
 
+    // A bare axum handler in this process, with none of Kura's middleware: the baseline for
+    // Kura's own /healthz (request id, security headers, access log, metrics).
+    let hello = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let hello_url = format!("http://{}/", hello.local_addr()?);
+    let hello_task = tokio::spawn(async move {
+        let app = axum::Router::new().route("/", axum::routing::get(|| async { "ok" }));
+        let _ = axum::serve(hello, app).await;
+    });
+    hammer(&client, &hello_url, &Auth::None, 500, args.concurrency).await?;
+
     // Three interleaved rounds; the medians are reported (load on this machine varies).
-    let (mut bares, mut auths) = (Vec::new(), Vec::new());
+    let (mut bares, mut auths, mut hellos) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..3 {
+        hellos.push(
+            hammer(
+                &client,
+                &hello_url,
+                &Auth::None,
+                args.requests,
+                args.concurrency,
+            )
+            .await?,
+        );
         let healthz = format!("{base_url}/healthz");
         bares.push(
             hammer(
@@ -184,8 +204,14 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     };
     let bare = median(bares);
     let authed = median(auths);
+    let hello = median(hellos);
+    hello_task.abort();
     println!(
-        "  bare GET /healthz                         {bare:>10.0} req/s   (baseline, median of 3)"
+        "  bare axum handler, no middleware          {hello:>10.0} req/s   (baseline, median of 3)"
+    );
+    println!(
+        "  bare GET /healthz                         {bare:>10.0} req/s   ratio {:.2} to the bare handler (goal >= 0.8)",
+        bare / hello
     );
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
 
