@@ -122,8 +122,9 @@ impl WriterShared {
             // IMMEDIATE: a deferred transaction that reads, then writes, would fail with
             // SQLITE_BUSY instead of waiting when another process holds the write lock.
             if let Err(e) = g.conn().execute("BEGIN IMMEDIATE").await {
-                g.discard_conn();
-                return Err(e.into());
+                let e = StoreError::from(e);
+                g.fail_batch(&e).await;
+                return Err(e);
             }
             g.batch_open = true;
             g.started = Some(Stopwatch::start());
@@ -201,15 +202,15 @@ async fn end_if_idle(g: &mut WriterGuard) {
     if !g.batch_open {
         return;
     }
-    if g.units == 0 && g.waiting.is_empty() {
-        if g.conn().execute("ROLLBACK").await.is_err() {
-            g.discard_conn();
+    // Units waiting for the batch commit it themselves if no other unit comes.
+    if g.waiting.is_empty() {
+        if g.units == 0 {
+            g.rollback_batch().await;
+        } else {
+            // Committed units nobody waits for (a committed unit either flushed or
+            // waits): commit rather than hold the lock.
+            let _ = g.flush().await;
         }
-        g.end_batch();
-    } else if g.waiting.is_empty() {
-        // Units committed into it but none is waiting (cannot happen: a committed unit
-        // either flushed or waits); commit rather than hold the lock.
-        let _ = g.flush().await;
     }
 }
 
@@ -217,7 +218,7 @@ impl Writer {
     pub(crate) fn conn(&mut self) -> &mut AnyConnection {
         #[allow(clippy::expect_used)]
         // Invariant: a unit exists only after `begin_unit` set the connection, and only
-        // `discard_conn` (which also ends the batch) and `quiesce` (with no unit) clear it.
+        // `end_batch` (when no unit holds the writer) clears it.
         self.conn.as_mut().expect("the writer holds its connection")
     }
 
@@ -230,13 +231,37 @@ impl Writer {
         self.conn = None;
     }
 
-    /// Never reuse a connection whose transaction state is unknown.
-    fn discard_conn(&mut self) {
-        if let Some(mut c) = self.conn.take() {
+    /// Rolls the batch back and ends it; a connection whose rollback fails is closed,
+    /// never reused (its transaction state is unknown).
+    async fn rollback_batch(&mut self) {
+        if let Some(c) = self.conn.as_mut() {
+            if c.execute("ROLLBACK").await.is_err() {
+                c.close_on_drop();
+            }
+        }
+        self.end_batch();
+    }
+
+    /// Answers every unit waiting for the batch.
+    fn answer(&mut self, outcome: &Outcome) {
+        for w in self.waiting.drain(..) {
+            let _ = w.send(match outcome {
+                Ok(()) => Ok(()),
+                Err(e) => Err(shared_error(e)),
+            });
+        }
+    }
+
+    /// Without a runtime to roll back on (a `Tx` dropped outside one): the connection is
+    /// closed, never reused, and every unit of the batch fails.
+    pub(crate) fn poison(&mut self) {
+        if let Some(c) = self.conn.as_mut() {
             c.close_on_drop();
         }
-        self.batch_open = false;
-        self.started = None;
+        self.end_batch();
+        self.answer(&Err(StoreError::Unavailable(
+            "write batch abandoned".into(),
+        )));
     }
 
     async fn rollback_unit(&mut self) {
@@ -265,52 +290,26 @@ impl Writer {
 
     /// Rolls the whole batch back and fails every unit in it.
     async fn fail_batch(&mut self, why: &StoreError) {
-        if self.conn.is_some() && self.conn().execute("ROLLBACK").await.is_err() {
-            self.discard_conn();
-        }
-        self.end_batch();
-        for w in self.waiting.drain(..) {
-            let _ = w.send(Err(shared_error(why)));
-        }
+        self.rollback_batch().await;
+        self.answer(&Err(shared_error(why)));
     }
 
     /// Commits the batch (one sync) and answers every unit in it.
     async fn flush(&mut self) -> Outcome {
-        let r = self.conn().execute("COMMIT").await;
-        let outcome = match r {
+        let outcome = match self.conn().execute("COMMIT").await {
             Ok(_) => {
                 self.batches += 1;
                 self.batched_units += self.units as u64;
+                self.end_batch();
                 Ok(())
             }
+            // A COMMIT that failed may leave the transaction open: end it.
             Err(e) => {
-                // A COMMIT that failed may leave the transaction open: end it, or close
-                // the connection rather than reuse it.
-                if self.conn().execute("ROLLBACK").await.is_err() {
-                    self.discard_conn();
-                }
+                self.rollback_batch().await;
                 Err(StoreError::from(e))
             }
         };
-        self.end_batch();
-        for w in self.waiting.drain(..) {
-            let _ = w.send(match &outcome {
-                Ok(()) => Ok(()),
-                Err(e) => Err(shared_error(e)),
-            });
-        }
+        self.answer(&outcome);
         outcome
-    }
-}
-
-impl Writer {
-    /// Without a runtime to roll back on (a `Tx` dropped outside one): the connection is
-    /// closed, never reused, and every unit of the batch fails.
-    pub(crate) fn poison(&mut self) {
-        self.discard_conn();
-        self.units = 0;
-        for w in self.waiting.drain(..) {
-            let _ = w.send(Err(StoreError::Unavailable("write batch abandoned".into())));
-        }
     }
 }

@@ -48,6 +48,17 @@ enum Auth {
     Basic(String, String),
 }
 
+impl Auth {
+    /// A GET of `url` with these credentials.
+    fn get(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => client.get(url),
+            Auth::Bearer(t) => client.get(url).bearer_auth(t),
+            Auth::Basic(u, p) => client.get(url).basic_auth(u, Some(p)),
+        }
+    }
+}
+
 async fn hammer(
     client: &reqwest::Client,
     url: &str,
@@ -65,12 +76,7 @@ async fn hammer(
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                let req = match &auth {
-                    Auth::None => client.get(&url),
-                    Auth::Bearer(t) => client.get(&url).bearer_auth(t),
-                    Auth::Basic(u, p) => client.get(&url).basic_auth(u, Some(p)),
-                };
-                let res = req.send().await?;
+                let res = auth.get(&client, &url).send().await?;
                 if !res.status().is_success() {
                     bail!("{url} answered {}", res.status());
                 }
@@ -198,10 +204,6 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         let me = format!("{base_url}/api/v1/me");
         auths.push(hammer(&client, &me, &bearer, args.requests, args.concurrency).await?);
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let bare = median(bares);
     let authed = median(auths);
     let hello = median(hellos);
@@ -559,11 +561,7 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
     for p in peers {
         let mut ok = false;
         for _ in 0..100 {
-            let req = match &p.auth {
-                Auth::Basic(u, pw) => client.get(&p.url).basic_auth(u, Some(pw)),
-                _ => client.get(&p.url),
-            };
-            if let Ok(r) = req.send().await {
+            if let Ok(r) = p.auth.get(client, &p.url).send().await {
                 if r.status().is_success() {
                     ok = true;
                     break;

@@ -369,6 +369,38 @@ async fn writes_obey_the_label_cap(b: kura_testkit::Backend) {
             .0,
         StatusCode::NOT_FOUND
     );
+    // Its content, in any version (one that exists or not), answers as a made-up id does —
+    // to the capped member and to another tenant's admin: the version is looked up in the
+    // same read as the file, but nothing about it is told before the permission check.
+    let other = s.create_tenant("capw-other").await;
+    let fetch = |token: String, path: String| {
+        let (c, base) = (s.client.clone(), s.base.clone());
+        async move {
+            let res = c
+                .get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            (res.status(), res.text().await.unwrap())
+        }
+    };
+    let made_up = fetch(
+        member.clone(),
+        "/api/v1/files/no-such-file/content".to_string(),
+    )
+    .await;
+    assert_eq!(made_up.0, StatusCode::NOT_FOUND);
+    for token in [member.clone(), other.admin_token.clone()] {
+        for q in ["", "?version=1", "?version=99"] {
+            let got = fetch(
+                token.clone(),
+                format!("/api/v1/files/{secret_id}/content{q}"),
+            )
+            .await;
+            assert_eq!(got, made_up, "{b:?} content{q}");
+        }
+    }
 
     for (name, query) in [
         ("plan.txt", "&label=public"),

@@ -182,45 +182,78 @@ struct InviteTpl {
     email: String,
 }
 
+/// What a one-time link's page shows (invitation or password reset).
+struct LinkView {
+    valid: bool,
+    token: String,
+    tenant_name: String,
+    email: String,
+}
+
+/// The page behind a one-time link: the form when the link is good (200), "invalid or
+/// expired" otherwise (404) — for invitations and password resets alike.
+fn one_time_link_page<T: Template>(
+    s: &AppState,
+    v: &Visitor,
+    flash: &Flash,
+    (title, invalid): (&'static str, &'static str),
+    token: String,
+    info: kura_services::Result<(kura_store::tenants::Tenant, kura_store::users::User)>,
+    template: impl FnOnce(Page, LinkView) -> T,
+) -> Response {
+    let (csrf, cookie) = pre_csrf(s);
+    let mut p = anon_page(v.tr, title, &csrf, "/");
+    p.error = flash.error(&v.tr);
+    let (status, view) = match info {
+        Ok((tenant, user)) => (
+            StatusCode::OK,
+            LinkView {
+                valid: true,
+                token,
+                tenant_name: tenant.name,
+                email: user.email,
+            },
+        ),
+        Err(_) => {
+            p.error = Some(v.tr.t(invalid).to_string());
+            (
+                StatusCode::NOT_FOUND,
+                LinkView {
+                    valid: false,
+                    token: String::new(),
+                    tenant_name: String::new(),
+                    email: String::new(),
+                },
+            )
+        }
+    };
+    let mut res = html(status, template(p, view).render());
+    set_cookie(&mut res, &cookie);
+    res
+}
+
 pub async fn invite_page(
     State(s): State<AppState>,
     v: Visitor,
     Path(token): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let (csrf, cookie) = pre_csrf(&s);
-    let mut p = anon_page(v.tr, "invite.title", &csrf, "/");
-    p.error = flash.error(&v.tr);
-    let (status, body) = match s.services.invitation_info(&token).await {
-        Ok((tenant, user)) => (
-            StatusCode::OK,
-            InviteTpl {
-                p,
-                valid: true,
-                token,
-                tenant_name: tenant.name,
-                email: user.email,
-            }
-            .render(),
-        ),
-        Err(_) => {
-            p.error = Some(v.tr.t("invite.invalid").to_string());
-            (
-                StatusCode::NOT_FOUND,
-                InviteTpl {
-                    p,
-                    valid: false,
-                    token: String::new(),
-                    tenant_name: String::new(),
-                    email: String::new(),
-                }
-                .render(),
-            )
-        }
-    };
-    let mut res = html(status, body);
-    set_cookie(&mut res, &cookie);
-    res
+    let info = s.services.invitation_info(&token).await;
+    one_time_link_page(
+        &s,
+        &v,
+        &flash,
+        ("invite.title", "invite.invalid"),
+        token,
+        info,
+        |p, l| InviteTpl {
+            p,
+            valid: l.valid,
+            token: l.token,
+            tenant_name: l.tenant_name,
+            email: l.email,
+        },
+    )
 }
 
 #[derive(Deserialize)]
@@ -233,6 +266,20 @@ pub struct InviteForm {
     csrf: String,
 }
 
+/// The checks of a new-password form behind a one-time link (CSRF, the two entries equal):
+/// the redirect back to `here` if it fails.
+fn new_password_refused(v: &Visitor, f: &InviteForm, here: &str) -> Option<Response> {
+    if !pre_csrf_ok(v, &f.csrf) {
+        return Some(csrf_rejected(here));
+    }
+    if f.password != f.password2 {
+        return Some(
+            Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response(),
+        );
+    }
+    None
+}
+
 pub async fn invite_submit(
     State(s): State<AppState>,
     v: Visitor,
@@ -240,11 +287,8 @@ pub async fn invite_submit(
     Form(f): Form<InviteForm>,
 ) -> Response {
     let here = format!("/invite/{token}");
-    if !pre_csrf_ok(&v, &f.csrf) {
-        return csrf_rejected(&here);
-    }
-    if f.password != f.password2 {
-        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
+    if let Some(refused) = new_password_refused(&v, &f, &here) {
+        return refused;
     }
     match s
         .services
@@ -487,39 +531,22 @@ pub async fn reset_token_page(
     Path(token): Path<String>,
     Query(flash): Query<Flash>,
 ) -> Response {
-    let (csrf, cookie) = pre_csrf(&s);
-    let mut p = anon_page(v.tr, "reset.title", &csrf, "/");
-    p.error = flash.error(&v.tr);
-    let (status, body) = match s.services.password_reset_info(&token).await {
-        Ok((tenant, user)) => (
-            StatusCode::OK,
-            ResetTokenTpl {
-                p,
-                valid: true,
-                token,
-                tenant_name: tenant.name,
-                email: user.email,
-            }
-            .render(),
-        ),
-        Err(_) => {
-            p.error = Some(v.tr.t("reset.invalid").to_string());
-            (
-                StatusCode::NOT_FOUND,
-                ResetTokenTpl {
-                    p,
-                    valid: false,
-                    token: String::new(),
-                    tenant_name: String::new(),
-                    email: String::new(),
-                }
-                .render(),
-            )
-        }
-    };
-    let mut res = html(status, body);
-    set_cookie(&mut res, &cookie);
-    res
+    let info = s.services.password_reset_info(&token).await;
+    one_time_link_page(
+        &s,
+        &v,
+        &flash,
+        ("reset.title", "reset.invalid"),
+        token,
+        info,
+        |p, l| ResetTokenTpl {
+            p,
+            valid: l.valid,
+            token: l.token,
+            tenant_name: l.tenant_name,
+            email: l.email,
+        },
+    )
 }
 
 pub async fn reset_token_submit(
@@ -529,11 +556,8 @@ pub async fn reset_token_submit(
     Form(f): Form<InviteForm>,
 ) -> Response {
     let here = format!("/reset/{token}");
-    if !pre_csrf_ok(&v, &f.csrf) {
-        return csrf_rejected(&here);
-    }
-    if f.password != f.password2 {
-        return Redirect::to(&format!("{here}?err=invalid&reason=pw_mismatch")).into_response();
+    if let Some(refused) = new_password_refused(&v, &f, &here) {
+        return refused;
     }
     match s
         .services
