@@ -4,9 +4,8 @@
 //! writer drains once the database takes writes again: nothing is dropped silently.
 
 use crate::AppState;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderValue, Method};
-use axum::middleware::Next;
 use axum::response::Response;
 use kura_domain::clock::Stopwatch;
 use kura_domain::{TenantId, UserId};
@@ -70,98 +69,163 @@ pub fn client_ip(
         .unwrap_or(peer)
 }
 
-pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
-    let watch = Stopwatch::start();
-    let request_id = kura_domain::ids::new_id();
-    let who = Who::default();
-    req.extensions_mut().insert(RequestId(request_id.clone()));
-    req.extensions_mut().insert(who.clone());
-    let method = req.method().clone();
-    // The path only: query strings may carry tokens.
-    let path: String = req.uri().path().chars().take(500).collect();
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let client = peer.map(|p| client_ip(p, req.headers(), &state.http.trusted_proxies));
-    if let Some(c) = client {
-        req.extensions_mut().insert(ClientIp(c));
-    }
-    let ip = client.map(|c| c.to_string());
-    let route = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+/// Request ids, security headers, the API's one error shape, metrics and the access log,
+/// as one layer around every route (a hand-written service: one boxed future per request
+/// and no per-request clone of the router, which `axum::middleware::from_fn` costs).
+#[derive(Clone)]
+pub struct AccessLayer {
+    state: AppState,
+}
 
-    let mut res = next.run(req).await;
+impl AccessLayer {
+    pub fn new(state: AppState) -> Self {
+        Self { state }
+    }
+}
 
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        h.insert("x-request-id", v);
-    }
-    h.insert(
-        "x-content-type-options",
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    h.insert("content-security-policy", HeaderValue::from_static(CSP));
-    if !h.contains_key("cache-control") {
-        h.insert("cache-control", HeaderValue::from_static("no-store"));
-    }
-    let (tenant_id, user_id) = who.take().unzip();
-    let entry = AccessEntry {
-        id: 0,
-        tenant_id,
-        user_id,
-        at: state.services.now(),
-        ip,
-        method: method_str(&method),
-        path: redact_path(&path),
-        status: res.status().as_u16() as i64,
-        latency_us: watch.elapsed().as_micros() as i64,
-        bytes: 0,
-        request_id: Some(request_id),
-    };
-    state.metrics.observe(
-        &route,
-        method.as_str(),
-        res.status().as_u16(),
-        watch.elapsed().as_secs_f64(),
-    );
-    match axum::body::HttpBody::size_hint(res.body()).exact() {
-        // A body of known size: logged now with its size.
-        Some(n) => {
-            state.access.record(AccessEntry {
-                bytes: n as i64,
-                ..entry
-            });
-            res
+impl<S> tower::Layer<S> for AccessLayer {
+    type Service = AccessService<S>;
+    fn layer(&self, inner: S) -> AccessService<S> {
+        AccessService {
+            inner,
+            state: self.state.clone(),
         }
-        // A stream (downloads, exports): logged when it ends or is broken off, with the
-        // bytes that actually went out.
-        None => {
-            let (parts, body) = res.into_parts();
-            let counted = Counted {
-                entry: Some(entry),
-                bytes: 0,
-                log: state.access.clone(),
+    }
+}
+
+#[derive(Clone)]
+pub struct AccessService<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S> tower::Service<Request> for AccessService<S>
+where
+    S: tower::Service<Request, Response = Response, Error = std::convert::Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, std::convert::Infallible>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request) -> Self::Future {
+        let watch = Stopwatch::start();
+        let request_id = kura_domain::ids::new_id();
+        let who = Who::default();
+        let state = self.state.clone();
+        let method = req.method().clone();
+        // The path only: query strings may carry tokens.
+        let path = req.uri().path();
+        let path = match path.char_indices().nth(500) {
+            Some((cut, _)) => path[..cut].to_string(),
+            None => path.to_string(),
+        };
+        let client = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| client_ip(c.0.ip(), req.headers(), &state.http.trusted_proxies));
+        let route = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .cloned();
+        let ext = req.extensions_mut();
+        ext.insert(RequestId(request_id.clone()));
+        ext.insert(who.clone());
+        if let Some(c) = client {
+            ext.insert(ClientIp(c));
+        }
+        // The router is cloned into the future only when it was driven ready (tower's rule).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let fut = inner.call(req);
+        Box::pin(async move {
+            let Ok(res) = fut.await;
+            let mut res = if path.starts_with("/api/") {
+                crate::error::api_json_errors(res).await
+            } else {
+                res
             };
-            let stream = futures_util::stream::unfold(
-                (body.into_data_stream(), counted),
-                |(mut inner, mut counted)| async move {
-                    use futures_util::StreamExt;
-                    let item = inner.next().await?;
-                    if let Ok(b) = &item {
-                        counted.bytes += b.len() as u64;
-                    }
-                    Some((item, (inner, counted)))
-                },
+            let h = res.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&request_id) {
+                h.insert("x-request-id", v);
+            }
+            h.insert(
+                "x-content-type-options",
+                HeaderValue::from_static("nosniff"),
             );
-            Response::from_parts(parts, axum::body::Body::from_stream(stream))
-        }
+            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+            h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+            h.insert("content-security-policy", HeaderValue::from_static(CSP));
+            if !h.contains_key("cache-control") {
+                h.insert("cache-control", HeaderValue::from_static("no-store"));
+            }
+            let status = res.status().as_u16();
+            let elapsed = watch.elapsed();
+            state.metrics.observe(
+                route.as_ref().map_or("unmatched", |r| r.as_str()),
+                &method,
+                status,
+                elapsed.as_secs_f64(),
+            );
+            let (tenant_id, user_id) = who.take().unzip();
+            let entry = AccessEntry {
+                id: 0,
+                tenant_id,
+                user_id,
+                at: state.services.now(),
+                ip: client.map(|c| c.to_string()),
+                method: method_str(&method),
+                path: redact_path(path),
+                status: status as i64,
+                latency_us: elapsed.as_micros() as i64,
+                bytes: 0,
+                request_id: Some(request_id),
+            };
+            Ok(log_when_sent(&state.access, entry, res))
+        })
     }
+}
+
+/// A body of known size is logged now with its size; a stream (downloads, exports) when it
+/// ends or is broken off, with the bytes that actually went out.
+fn log_when_sent(log: &AccessLog, entry: AccessEntry, res: Response) -> Response {
+    if let Some(n) = axum::body::HttpBody::size_hint(res.body()).exact() {
+        log.record(AccessEntry {
+            bytes: n as i64,
+            ..entry
+        });
+        return res;
+    }
+    let (parts, body) = res.into_parts();
+    let counted = Counted {
+        entry: Some(entry),
+        bytes: 0,
+        log: log.clone(),
+    };
+    let stream = futures_util::stream::unfold(
+        (body.into_data_stream(), counted),
+        |(mut inner, mut counted)| async move {
+            use futures_util::StreamExt;
+            let item = inner.next().await?;
+            if let Ok(b) = &item {
+                counted.bytes += b.len() as u64;
+            }
+            Some((item, (inner, counted)))
+        },
+    );
+    Response::from_parts(parts, axum::body::Body::from_stream(stream))
 }
 
 /// The access-log entry of a streamed response, written when the stream is dropped (at its
@@ -186,13 +250,13 @@ fn method_str(m: &Method) -> String {
 }
 
 /// Invitation, reset, export and operator login tokens travel in the path; the log keeps only a prefix.
-fn redact_path(path: &str) -> String {
+fn redact_path(path: String) -> String {
     for prefix in ["/invite/", "/reset/", "/export/", "/operator/login/"] {
         if let Some(rest) = path.strip_prefix(prefix) {
             return format!("{prefix}{}…", rest.chars().take(8).collect::<String>());
         }
     }
-    path.to_string()
+    path
 }
 
 /// Counters of the access-log pipeline (`/metrics`).
@@ -609,13 +673,13 @@ mod tests {
     #[test]
     fn invitation_tokens_are_not_logged() {
         assert_eq!(
-            super::redact_path("/invite/kin_abcdefghijklmnopqrstuvwxyz"),
+            super::redact_path("/invite/kin_abcdefghijklmnopqrstuvwxyz".into()),
             "/invite/kin_abcd…"
         );
         assert_eq!(
-            super::redact_path("/operator/login/kol_abcdefghijklmnopqrstuvwxyz"),
+            super::redact_path("/operator/login/kol_abcdefghijklmnopqrstuvwxyz".into()),
             "/operator/login/kol_abcd…"
         );
-        assert_eq!(super::redact_path("/api/v1/me"), "/api/v1/me");
+        assert_eq!(super::redact_path("/api/v1/me".into()), "/api/v1/me");
     }
 }

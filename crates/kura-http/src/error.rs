@@ -147,9 +147,10 @@ impl IntoResponse for ApiError {
 /// (`?version=abc`), of a path that is not UTF-8, a 405 with no body — is rewritten into
 /// `{"error":{"code","message"}}`, keeping the status and headers (`Allow` on a 405); every
 /// 401 names the scheme in `WWW-Authenticate`.
-pub async fn api_json_errors(uri: axum::http::Uri, res: Response) -> Response {
+/// (Called by the access layer for paths under `/api/`.)
+pub async fn api_json_errors(res: Response) -> Response {
     let status = res.status();
-    if !uri.path().starts_with("/api/") || !(status.is_client_error() || status.is_server_error()) {
+    if !(status.is_client_error() || status.is_server_error()) {
         return res;
     }
     let is_json = res

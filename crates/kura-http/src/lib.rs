@@ -52,13 +52,30 @@ impl Default for HttpConfig {
     }
 }
 
-/// Shared state of every handler.
-#[derive(Clone)]
-pub struct AppState {
+/// What every handler shares; handlers hold an [`AppState`] (one reference count per
+/// clone — axum clones the state for every request).
+pub struct AppParts {
     pub services: Services,
     pub access: access::AccessLog,
     pub http: std::sync::Arc<HttpConfig>,
     pub metrics: std::sync::Arc<metrics::HttpMetrics>,
+}
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState(std::sync::Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> Self {
+        Self(std::sync::Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
 }
 
 impl AppState {
@@ -90,10 +107,6 @@ pub fn app(state: AppState) -> Router {
         .merge(api::router())
         .merge(web::router())
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::map_response(error::api_json_errors))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            access::middleware,
-        ))
+        .layer(access::AccessLayer::new(state.clone()))
         .with_state(state)
 }

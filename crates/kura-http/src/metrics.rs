@@ -7,9 +7,8 @@
 
 use crate::AppState;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 
@@ -25,12 +24,19 @@ struct Histogram {
     sum: f64,
 }
 
+/// One route's counters: requests by (method, status) — a handful per route, so a short
+/// list — and its latency histogram.
+#[derive(Default)]
+struct RouteStats {
+    requests: Vec<(&'static str, u16, u64)>,
+    latency: Histogram,
+}
+
 #[derive(Default)]
 struct Inner {
-    /// (route, method, status) → requests.
-    requests: BTreeMap<(String, String, u16), u64>,
-    /// route → latency histogram.
-    latency: BTreeMap<String, Histogram>,
+    /// Matched route → its counters. Looked up by `&str`: counting a request allocates
+    /// nothing once its route has been seen.
+    routes: std::collections::HashMap<String, RouteStats>,
 }
 
 /// The HTTP layer's counters.
@@ -39,15 +45,40 @@ pub struct HttpMetrics {
     inner: Mutex<Inner>,
 }
 
+/// The method as a label: the standard ones by name, anything else as `OTHER` (the label
+/// set stays bounded whatever clients send).
+fn method_label(m: &Method) -> &'static str {
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "OTHER",
+    }
+}
+
 impl HttpMetrics {
-    pub fn observe(&self, route: &str, method: &str, status: u16, seconds: f64) {
+    pub fn observe(&self, route: &str, method: &Method, status: u16, seconds: f64) {
         let Ok(mut m) = self.inner.lock() else {
             return;
         };
-        *m.requests
-            .entry((route.to_string(), method.to_string(), status))
-            .or_default() += 1;
-        let h = m.latency.entry(route.to_string()).or_default();
+        let r = match m.routes.get_mut(route) {
+            Some(r) => r,
+            None => m.routes.entry(route.to_string()).or_default(),
+        };
+        let method = method_label(method);
+        match r
+            .requests
+            .iter_mut()
+            .find(|(mm, st, _)| *mm == method && *st == status)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => r.requests.push((method, status, 1)),
+        }
+        let h = &mut r.latency;
         for (i, b) in BUCKETS.iter().enumerate() {
             if seconds <= *b {
                 h.counts[i] += 1;
@@ -101,7 +132,18 @@ pub async fn metrics(
             "# HELP kura_http_requests_total HTTP requests by matched route, method and status.\n",
         );
         out.push_str("# TYPE kura_http_requests_total counter\n");
-        for ((route, method, status), n) in &m.requests {
+        let mut routes: Vec<(&String, &RouteStats)> = m.routes.iter().collect();
+        routes.sort_by(|a, b| a.0.cmp(b.0));
+        let mut requests: Vec<(&String, &str, u16, u64)> = routes
+            .iter()
+            .flat_map(|(route, r)| {
+                r.requests
+                    .iter()
+                    .map(move |(mm, st, n)| (*route, *mm, *st, *n))
+            })
+            .collect();
+        requests.sort();
+        for (route, method, status, n) in requests {
             let _ = writeln!(
                 out,
                 "kura_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {n}",
@@ -113,7 +155,8 @@ pub async fn metrics(
             "# HELP kura_http_request_duration_seconds Request latency by matched route.\n",
         );
         out.push_str("# TYPE kura_http_request_duration_seconds histogram\n");
-        for (route, h) in &m.latency {
+        for (route, stats) in &routes {
+            let h = &stats.latency;
             let r = label(route);
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(

@@ -422,19 +422,42 @@ fn like_literal(s: &str) -> String {
     out
 }
 
+/// Name matches (all tenants) up to which a search is driven from the trigram index.
+const RARE_MATCHES: i64 = 1_000;
+
+/// The FTS5 query for names containing `term`: every trigram of it (at most 16; each one
+/// quoted, so nothing in it is query syntax). `None` under three characters, which a
+/// trigram index cannot narrow.
+fn trigram_query(term: &str) -> Option<String> {
+    let chars: Vec<char> = term.chars().collect();
+    if chars.len() < 3 {
+        return None;
+    }
+    let mut grams: Vec<String> = chars
+        .windows(3)
+        .map(|w| w.iter().collect::<String>())
+        .collect();
+    grams.sort();
+    grams.dedup();
+    grams.truncate(16);
+    Some(
+        grams
+            .iter()
+            .map(|g| format!("\"{}\"", g.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
+}
+
 /// One page of live files, keyset-paginated: ordered by (sort key, id), ascending or
 /// descending, starting after `q.after`; filtered by name and tag in SQL.
 pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Result<Vec<File>> {
     tx.check(tenant)?;
-    let (col, cast) = match (q.sort, tx.backend()) {
-        (FileSort::Name, _) => ("name", "name"),
-        // Compare the BIGINT as text of fixed width so one cursor format serves both sorts.
-        (FileSort::Updated, crate::Backend::Sqlite) => {
-            ("updated_at", "printf('%020d', updated_at)")
-        }
-        (FileSort::Updated, crate::Backend::Postgres) => {
-            ("updated_at", "lpad(updated_at::text, 20, '0')")
-        }
+    // The cursor's sort key is text; for the update time it is compared as the number it
+    // is, so that the (sort key, id) comparison walks the partial indexes of migration 20.
+    let (col, key) = match q.sort {
+        FileSort::Name => ("name", "$K"),
+        FileSort::Updated => ("updated_at", "CAST($K AS BIGINT)"),
     };
     let (cmp, dir) = if q.descending {
         ("<", "DESC")
@@ -449,11 +472,37 @@ pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Re
         sql.push_str(&format!(" AND project_id = ${}", binds.len()));
     }
     if let Some(n) = q.name_contains.filter(|n| !n.is_empty()) {
-        binds.push(format!("%{}%", like_literal(&n.to_lowercase())));
+        let lower = n.to_lowercase();
+        binds.push(format!("%{}%", like_literal(&lower)));
         sql.push_str(&format!(
             " AND lower(name) LIKE ${} ESCAPE '\\'",
             binds.len()
         ));
+        // SQLite: three or more characters narrow the candidates through the trigram index
+        // (the LIKE above still decides; the index matches a superset). PostgreSQL's
+        // planner uses its trigram index for the LIKE itself.
+        if let Some(m) = trigram_query(&lower).filter(|_| tx.backend() == crate::Backend::Sqlite) {
+            // Driven from the trigram index when the term is rare (a bounded count of its
+            // matches, all tenants); a common term instead walks the tenant's names in
+            // order, where the page fills quickly.
+            let probe = sqlx::query_scalar::<_, i64>(
+                "SELECT COUNT(*) FROM (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH $1 LIMIT $2)",
+            )
+            .bind(&m)
+            .bind(RARE_MATCHES + 1)
+            .fetch_one(tx.conn())
+            .await?;
+            if probe <= RARE_MATCHES {
+                binds.push(m);
+                sql.push_str(&format!(
+                    " AND rowid IN (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH ${})",
+                    binds.len()
+                ));
+                // The unary + keeps the planner off the name-ordered indexes, which would
+                // walk the whole tenant testing each row against the matches.
+                sql = sql.replacen("WHERE tenant_id = $1", "WHERE +tenant_id = $1", 1);
+            }
+        }
     }
     if let Some(t) = q.tag.filter(|t| !t.is_empty()) {
         // Tags are a JSON array of strings: look for the JSON string itself.
@@ -464,11 +513,8 @@ pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Re
     if let Some((k, id)) = &q.after {
         binds.push(k.clone());
         binds.push(id.clone());
-        sql.push_str(&format!(
-            " AND ({cast}, id) {cmp} (${}, ${})",
-            binds.len() - 1,
-            binds.len()
-        ));
+        let key = key.replace("$K", &format!("${}", binds.len() - 1));
+        sql.push_str(&format!(" AND ({col}, id) {cmp} ({key}, ${})", binds.len()));
     }
     sql.push_str(&format!(
         " ORDER BY {col} {dir}, id {dir} LIMIT {}",
@@ -490,21 +536,31 @@ pub fn sort_key(f: &File, sort: FileSort) -> String {
     }
 }
 
-/// Size of each live file's current version in a project, by file id (one query).
+/// Size of the current version of each of `ids` (a page of files), by file id — one
+/// query whose cost follows the page, not the project.
 pub async fn current_sizes(
     tx: &mut Tx,
     tenant: &TenantId,
-    project: &ProjectId,
+    ids: &[&str],
 ) -> Result<std::collections::HashMap<String, i64>> {
     tx.check(tenant)?;
-    let rows = sqlx::query(
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list = match tx.backend() {
+        crate::Backend::Sqlite => "SELECT value FROM json_each($2)",
+        crate::Backend::Postgres => "SELECT json_array_elements_text($2::json)",
+    };
+    let sql = format!(
         "SELECT f.id, v.size FROM files f JOIN file_versions v ON v.tenant_id = f.tenant_id AND v.file_id = f.id AND v.version = f.current_version \
-         WHERE f.tenant_id = $1 AND f.project_id = $2 AND f.deleted_at IS NULL",
-    )
-    .bind(tenant.as_str())
-    .bind(project.as_str())
-    .fetch_all(tx.conn())
-    .await?;
+         WHERE f.tenant_id = $1 AND f.id IN ({list})"
+    );
+    let json = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let rows = sqlx::query(&sql)
+        .bind(tenant.as_str())
+        .bind(json)
+        .fetch_all(tx.conn())
+        .await?;
     rows.iter()
         .map(|r| Ok((r.try_get::<String, _>("id")?, r.try_get::<i64, _>("size")?)))
         .collect()

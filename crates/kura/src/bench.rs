@@ -38,6 +38,15 @@ pub struct BenchArgs {
     /// Kura's ratios against them.
     #[arg(long)]
     pub peers: bool,
+    /// Scale run instead of the request benchmarks: generate this many files straight into
+    /// the database (a tenth in one project of the bench tenant, the rest spread over
+    /// `--tenants` generated tenants) and compare listing, search and the console's project
+    /// page with the same requests on 400 files before.
+    #[arg(long, default_value_t = 0)]
+    pub files: u64,
+    /// Generated tenants for `--files` (one folder and one project each).
+    #[arg(long, default_value_t = 10_000)]
+    pub tenants: u64,
 }
 
 /// How a benchmark request authenticates.
@@ -142,6 +151,31 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency)
         .build()?;
+    if args.files > 0 {
+        let cookie = format!(
+            "{}={}",
+            if cfg.secure_cookies {
+                "__Host-kura_session"
+            } else {
+                "kura_session"
+            },
+            match s
+                .login(
+                    "bench",
+                    "bench@example.jp",
+                    password,
+                    SessionKind::Console,
+                    &ctx
+                )
+                .await?
+            {
+                kura_services::auth::LoginOutcome::Session(l) => l.token,
+                _ => bail!("the bench user was asked for a second factor"),
+            }
+        );
+        scale(&s, &store, &client, &base_url, &login.token, &cookie, &args).await?;
+        return finish(running, &store, &cfg, &dir).await;
+    }
     println!(
         "kura bench: {} requests per route, {} connections, backend {}",
         args.requests,
@@ -334,9 +368,19 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         .await?;
     }
 
+    finish(running, &store, &cfg, &dir).await
+}
+
+/// Stops the bench server and removes what it wrote: its PostgreSQL schema or its temp dir.
+async fn finish(
+    running: crate::Running,
+    store: &kura_store::Store,
+    cfg: &Config,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
     running.stop().await?;
     store.close().await;
-    match (&args.database_url, &cfg.database_schema) {
+    match (&cfg.database_url, &cfg.database_schema) {
         (Some(url), Some(schema)) => {
             // The bench's own schema; its name is generated above, not user input.
             use sqlx::{Connection, Executor};
@@ -345,7 +389,7 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
             conn.execute(sql.as_str()).await?;
         }
         _ => {
-            let _ = std::fs::remove_dir_all(&dir);
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
     Ok(())
@@ -653,5 +697,154 @@ async fn small_downloads(
     }
     drop(peers);
     let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// Median milliseconds of `n` sequential GETs of `url` (after one warm-up).
+async fn timed_get(
+    client: &reqwest::Client,
+    url: &str,
+    auth: &[(&str, &str)],
+    n: usize,
+) -> anyhow::Result<f64> {
+    let get = || {
+        let mut r = client.get(url);
+        for (k, v) in auth {
+            r = r.header(*k, *v);
+        }
+        r
+    };
+    let res = get().send().await?;
+    if !res.status().is_success() {
+        bail!("GET {url} answered {}", res.status());
+    }
+    drain(res).await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let watch = Stopwatch::start();
+        drain(get().send().await?).await?;
+        times.push(watch.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(median(times))
+}
+
+/// `kura bench --files N --tenants M`: listing, search and the console's project page on a
+/// project of 400 files, then the same on a project of N/10 files with N files and M
+/// tenants in the database; prints each ratio (large over small; goal <= 1.5).
+async fn scale(
+    s: &kura_services::Services,
+    store: &kura_store::Store,
+    client: &reqwest::Client,
+    base: &str,
+    token: &str,
+    cookie: &str,
+    args: &BenchArgs,
+) -> anyhow::Result<()> {
+    let auth = s.authenticate(token).await?;
+    let ctx = RequestCtx::default();
+    let folder = s
+        .create_folder(&auth, "scale", None, Default::default(), &ctx)
+        .await?;
+    let small = s
+        .create_project(&auth, &folder.id, "small", Default::default(), &ctx)
+        .await?;
+    let big = s
+        .create_project(&auth, &folder.id, "large", Default::default(), &ctx)
+        .await?;
+    let small_plan = kura_store::generate::Plan {
+        tag: "small".into(),
+        template: auth.tenant.id.clone(),
+        big_project: small.id.clone(),
+        big_files: 400,
+        tenants: 0,
+        spread_files: 0,
+        needles: 3,
+        now_ms: s.now().0,
+    };
+    kura_store::generate::fill(store, &small_plan, |_| {}).await?;
+    let bearer = format!("Bearer {token}");
+    let api = [("authorization", bearer.as_str())];
+    let console = [("cookie", cookie)];
+    let rounds = 15;
+    // The cursor of the page after file `n` (by name).
+    let cursor = |tag: &str, n: u64| {
+        hex::encode(format!(
+            "{}\0{}",
+            kura_store::generate::file_name(n),
+            kura_store::generate::big_file_id(tag, n)
+        ))
+    };
+    let measure = |project: kura_domain::ProjectId, tag: &'static str, deep: u64| {
+        let api = &api;
+        let console = &console;
+        async move {
+            let list = format!("{base}/api/v1/projects/{project}/files?limit=50");
+            let deep = format!("{list}&after={}", cursor(tag, deep));
+            let by_update = format!("{list}&sort=updated&order=desc");
+            let search = format!("{base}/api/v1/search?q=needle&limit=50");
+            let search_common = format!("{base}/api/v1/search?q=report&limit=50");
+            let page = format!("{base}/projects/{project}");
+            anyhow::Ok([
+                timed_get(client, &list, api, rounds).await?,
+                timed_get(client, &deep, api, rounds).await?,
+                timed_get(client, &by_update, api, rounds).await?,
+                timed_get(client, &search, api, rounds).await?,
+                timed_get(client, &search_common, api, rounds).await?,
+                timed_get(client, &page, console, rounds).await?,
+            ])
+        }
+    };
+    let before = measure(small.id.clone(), "small", 50).await?;
+    let big_files = (args.files / 10).max(1);
+    let plan = kura_store::generate::Plan {
+        tag: "big".into(),
+        template: auth.tenant.id.clone(),
+        big_project: big.id.clone(),
+        big_files,
+        tenants: args.tenants,
+        spread_files: args.files.saturating_sub(big_files + 100),
+        needles: 0,
+        now_ms: s.now().0,
+    };
+    println!(
+        "kura bench --files {} --tenants {}: generating ({} files in one project, {} spread over {} tenants), backend {}",
+        args.files,
+        args.tenants,
+        plan.big_files,
+        plan.spread_files,
+        plan.tenants,
+        store.backend().name()
+    );
+    let watch = Stopwatch::start();
+    let last = std::cell::Cell::new(0u64);
+    kura_store::generate::fill(store, &plan, |n| {
+        if n / 250_000 > last.get() / 250_000 {
+            println!("  … {n} rows");
+        }
+        last.set(n);
+    })
+    .await?;
+    println!("  generated in {:.0} s", watch.elapsed().as_secs_f64());
+    let after = measure(big.id.clone(), "big", big_files / 2).await?;
+    let names = [
+        "file list, first page of 50",
+        "file list, page in the middle",
+        "file list by update time",
+        "name search, rare term",
+        "name search, common term",
+        "console project page",
+    ];
+    println!(
+        "  median of {rounds} sequential requests: 400 files vs {big_files} files in the project ({} in the database)",
+        args.files
+    );
+    for (i, name) in names.iter().enumerate() {
+        println!(
+            "  {name:<32} {:>8.2} ms vs {:>8.2} ms   ratio {:.2} (goal <= 1.5)",
+            before[i],
+            after[i],
+            after[i] / before[i]
+        );
+    }
     Ok(())
 }

@@ -9,7 +9,7 @@ pub mod demo;
 use anyhow::Context;
 use config::Config;
 use kura_domain::{Clock, SystemClock};
-use kura_http::{AppState, HttpConfig};
+use kura_http::{AppParts, AppState, HttpConfig};
 use kura_services::{ServiceConfig, Services};
 use kura_store::{ConnectOptions, Store};
 use std::net::SocketAddr;
@@ -273,7 +273,7 @@ pub async fn start(
         cfg.access_log_queue,
         services.clock.clone(),
     );
-    let state = AppState {
+    let state = AppState::new(AppParts {
         services: services.clone(),
         access,
         http: Arc::new(HttpConfig {
@@ -286,7 +286,7 @@ pub async fn start(
             metrics_token: cfg.metrics_token.clone(),
         }),
         metrics: Default::default(),
-    };
+    });
     let app = kura_http::app(state);
     for c in &cfg.trusted_proxies {
         if kura_domain::tenant::cidr_contains(c, std::net::IpAddr::from([127, 0, 0, 1])).is_none() {

@@ -486,6 +486,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("files.all_labels", "（すべてのラベル）", "(all labels)"),
     ("files.filter", "絞り込む", "Filter"),
     ("files.clear", "条件をクリア", "Clear"),
+    ("files.next_page", "次のページ →", "Next page →"),
+    ("files.first_page", "← 最初のページ", "← First page"),
     (
         "files.no_match",
         "条件に合うファイルはありません。",

@@ -155,8 +155,8 @@ impl Services {
     }
 
     /// Decrypts a version's content (or a byte range of it) as a stream. Chunk-aligned
-    /// runs of about 1 MiB are read, decrypted in place and handed out as slices of the
-    /// same buffer (no copies). The first run is checked before this returns, so a
+    /// runs of about 1 MiB are read into a reused buffer and decrypted straight into one
+    /// frame each (no copy between decryption and the socket). The first run is checked before this returns, so a
     /// tampered blob fails with an error, not a broken response; a later bad chunk ends
     /// the stream with an error.
     pub(crate) async fn read_content(
@@ -220,12 +220,15 @@ impl Services {
             skip: u64,
             want: u64,
             blob: String,
-            ready: std::collections::VecDeque<Bytes>,
+            /// The ciphertext of a run, reused from run to run.
+            scratch: Vec<u8>,
+            ready: Option<Bytes>,
             started: bool,
         }
-        /// Chunks read and decrypted per step (about 1 MiB).
+        /// Chunks read and decrypted per step: about 1 MiB, sent as one frame.
         const RUN: usize = 16;
-        /// Fills `ready` with the plaintext of the next run of chunks; false at the end.
+        /// Reads the next run of chunks and decrypts it straight into one new frame; false
+        /// at the end.
         async fn refill(st: &mut St) -> std::io::Result<bool> {
             // (The first run is always read, so even an empty file's tag is checked.)
             if st.want == 0 && st.started {
@@ -234,28 +237,34 @@ impl Services {
             st.started = true;
             // The span read is chunk-aligned: every chunk is full-size but the blob's
             // last, which is what remains (the decryptor checks each length).
-            let mut lens = Vec::with_capacity(RUN);
+            let mut lens = [0usize; RUN];
+            let mut count = 0;
             let mut total = 0u64;
-            while lens.len() < RUN && total < st.ct_left {
+            while count < RUN && total < st.ct_left {
                 let len = (st.ct_left - total).min((stream::CHUNK + stream::TAG) as u64);
-                lens.push(len as usize);
+                lens[count] = len as usize;
+                count += 1;
                 total += len;
             }
-            if lens.is_empty() {
+            if count == 0 {
                 return Err(std::io::Error::other(format!(
                     "blob {} ended early",
                     st.blob
                 )));
             }
-            let mut buf = vec![0u8; total as usize];
-            st.file.read_exact(&mut buf).await?;
+            let lens = &lens[..count];
+            st.scratch.resize(total as usize, 0);
+            st.file.read_exact(&mut st.scratch).await?;
             st.ct_left -= total;
-            let mut plain = Vec::with_capacity(lens.len());
-            let mut at = 0usize;
-            for len in lens {
-                let n = st
-                    .dec
-                    .open_chunk_in_place(&mut buf[at..at + len])
+            // Plaintext never longer than its ciphertext: a short last chunk is checked
+            // by the decryptor, which needs it to be at least a tag.
+            let plain_len: usize = lens.iter().map(|l| l.saturating_sub(stream::TAG)).sum();
+            let mut plain = vec![0u8; plain_len];
+            let (mut at, mut to) = (0usize, 0usize);
+            for &len in lens {
+                let n = len.saturating_sub(stream::TAG);
+                st.dec
+                    .open_chunk_into(&st.scratch[at..at + len], &mut plain[to..to + n])
                     .map_err(|e| {
                         // InvalidData: the stored bytes failed authentication.
                         std::io::Error::new(
@@ -263,20 +272,15 @@ impl Services {
                             format!("blob {}: {e}", st.blob),
                         )
                     })?;
-                plain.push(at..at + n);
                 at += len;
+                to += n;
             }
-            let buf = Bytes::from(buf);
-            for mut r in plain {
-                let drop_front = st.skip.min((r.end - r.start) as u64) as usize;
-                st.skip -= drop_front as u64;
-                r.start += drop_front;
-                let take = st.want.min((r.end - r.start) as u64) as usize;
-                r.end = r.start + take;
-                st.want -= take as u64;
-                if !r.is_empty() {
-                    st.ready.push_back(buf.slice(r));
-                }
+            let drop_front = st.skip.min(plain_len as u64) as usize;
+            st.skip -= drop_front as u64;
+            let take = st.want.min((plain_len - drop_front) as u64) as usize;
+            st.want -= take as u64;
+            if take > 0 {
+                st.ready = Some(Bytes::from(plain).slice(drop_front..drop_front + take));
             }
             Ok(true)
         }
@@ -287,7 +291,8 @@ impl Services {
             skip,
             want,
             blob: v.blob_id.clone(),
-            ready: std::collections::VecDeque::new(),
+            scratch: Vec::new(),
+            ready: None,
             started: false,
         };
         // Decrypt the first run now so that a tampered blob is an error, not a 200.
@@ -297,7 +302,7 @@ impl Services {
         }
         let body = futures_util::stream::unfold(st, |mut st| async move {
             loop {
-                if let Some(b) = st.ready.pop_front() {
+                if let Some(b) = st.ready.take() {
                     return Some((Ok(b), st));
                 }
                 match refill(&mut st).await {

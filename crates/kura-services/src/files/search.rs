@@ -65,29 +65,30 @@ impl Services {
             .collect()
     }
 
-    /// A project's files matching `query` with their current sizes (the console's file
-    /// table). `query.project` must be set.
+    /// A page of a project's files matching `query` with their current sizes (the
+    /// console's file table), and the cursor of the next page. `query.project` must be set.
     pub async fn list_files_with_sizes(
         &self,
         auth: &AuthContext,
         query: &FileSearch,
         ctx: &RequestCtx,
-    ) -> Result<Vec<(FoundFile, i64)>> {
-        let project = query
-            .project
-            .clone()
-            .ok_or_else(|| ServiceError::invalid("project", "is required"))?;
-        let (list, _) = self.search_files(auth, query, ctx).await?;
+    ) -> Result<(Vec<(FoundFile, i64)>, Option<String>)> {
+        if query.project.is_none() {
+            return Err(ServiceError::invalid("project", "is required"));
+        }
+        let (list, next) = self.search_files(auth, query, ctx).await?;
         let t = &auth.tenant.id;
         let mut tx = self.store.tenant_read(t).await?;
-        let sizes = files::current_sizes(&mut tx, t, &project).await?;
-        Ok(list
+        let ids: Vec<&str> = list.iter().map(|f| f.file.id.as_str()).collect();
+        let sizes = files::current_sizes(&mut tx, t, &ids).await?;
+        let list = list
             .into_iter()
             .map(|f| {
                 let size = sizes.get(&f.file.id).copied().unwrap_or(0);
                 (f, size)
             })
-            .collect())
+            .collect();
+        Ok((list, next))
     }
 
     /// One page of files, keyset-paginated: name and tag are filtered in SQL; label cap,
@@ -116,6 +117,10 @@ impl Services {
                 let raw = hex::decode(c).map_err(|_| bad_cursor())?;
                 let text = String::from_utf8(raw).map_err(|_| bad_cursor())?;
                 let (k, id) = text.split_once('\0').ok_or_else(bad_cursor)?;
+                // An update-time cursor carries a number (the database compares it as one).
+                if sort == files::FileSort::Updated && k.parse::<i64>().is_err() {
+                    return Err(bad_cursor());
+                }
                 Some((k.to_string(), id.to_string()))
             }
         };

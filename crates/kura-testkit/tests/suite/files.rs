@@ -1601,3 +1601,168 @@ async fn downloads_record_their_real_outcome(
     );
     s.stop().await;
 }
+
+kura_testkit::per_backend!(name_search_finds_through_the_trigram_index_what_like_finds);
+/// Name search narrows through a trigram index (FTS5 on SQLite, pg_trgm on PostgreSQL):
+/// it must find exactly what a case-insensitive substring match finds — short terms,
+/// Japanese, quotes, renames and the trash included — and nothing of another tenant.
+async fn name_search_finds_through_the_trigram_index_what_like_finds(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("acme").await;
+    let tok = &t.admin_token;
+    let p = project(&s, tok).await;
+    let mut ids = std::collections::HashMap::new();
+    for name in [
+        "報告書2026.pdf",
+        "say \"hi\" now.txt",
+        "before-rename.txt",
+        "ab.txt",
+        "ABCdef.TXT",
+        "gone-soon.txt",
+    ] {
+        let (st, f) = upload(&s, tok, &p, name, b"x".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED, "{name}: {f}");
+        ids.insert(name, f["file"]["id"].as_str().unwrap().to_string());
+    }
+    let other = s.create_tenant("other-co").await;
+    let op = project(&s, &other.admin_token).await;
+    upload(
+        &s,
+        &other.admin_token,
+        &op,
+        "報告書2026-other.pdf",
+        b"y".to_vec(),
+    )
+    .await;
+
+    let found = |q: &'static str| {
+        let s = &s;
+        async move {
+            let (st, v) = s.get(&format!("/api/v1/search?q={q}"), tok).await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+            let mut n: Vec<String> = v["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().to_string())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    // 告書2 (three characters, through the index) and 報告 (two, a scan) alike.
+    assert_eq!(found("%E5%91%8A%E6%9B%B82").await, vec!["報告書2026.pdf"]);
+    assert_eq!(found("%E5%A0%B1%E5%91%8A").await, vec!["報告書2026.pdf"]);
+    assert_eq!(found("cDe").await, vec!["ABCdef.TXT"], "case-insensitive");
+    assert_eq!(found("b.t").await, vec!["ab.txt"]);
+    assert_eq!(
+        found("%22hi%22").await,
+        vec!["say \"hi\" now.txt"],
+        "quotes are literal"
+    );
+    assert_eq!(found("%22%20OR%20x").await, Vec::<String>::new());
+    assert!(found("xyz").await.is_empty());
+
+    // A rename is found by its new name only; a file in the trash is not found.
+    let (st, _) = s
+        .call(
+            "PATCH",
+            &format!("/api/v1/files/{}", ids["before-rename.txt"]),
+            Some(tok),
+            Some(json!({ "name": "after-rename.txt" })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(found("before").await.is_empty());
+    assert_eq!(found("after-ren").await, vec!["after-rename.txt"]);
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/files/{}", ids["gone-soon.txt"]),
+            Some(tok),
+            None,
+        )
+        .await;
+    assert!(st.is_success(), "{st}");
+    assert!(found("gone").await.is_empty());
+
+    // An update-time cursor that is not a number is refused, not passed to the database.
+    let forged = hex::encode("abc\0x");
+    let (st, e) = s
+        .get(
+            &format!("/api/v1/projects/{p}/files?sort=updated&after={forged}"),
+            tok,
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    s.stop().await;
+}
+
+/// The console's project page shows 100 files per page with a link to the next page that
+/// keeps the filter, and the pages together show every file once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_project_page_pages_through_files() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("acme").await;
+    let tok = &t.admin_token;
+    let p = project(&s, tok).await;
+    for i in 0..105 {
+        let (st, f) = upload(&s, tok, &p, &format!("f{i:03}.txt"), b"x".to_vec()).await;
+        assert_eq!(st, StatusCode::CREATED, "{f}");
+    }
+    let cookie = format!("__Host-kura_session={tok}; kura_lang=en");
+    let get = |path: String| {
+        let (c, base, cookie) = (s.client.clone(), s.base.clone(), cookie.clone());
+        async move {
+            let res = c
+                .get(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::OK);
+            res.text().await.unwrap()
+        }
+    };
+    let rows = |html: &str| -> Vec<String> {
+        html.split("<tr data-name=\"")
+            .skip(1)
+            .map(|r| r.split('"').next().unwrap().to_string())
+            .collect()
+    };
+    let link = |html: &str, id: &str| -> Option<String> {
+        let at = html.find(&format!("id=\"{id}\""))?;
+        let start = html[..at].rfind("href=\"")? + 6;
+        // (As a browser reads the attribute: askama writes & as &#38;.)
+        Some(
+            html[start..]
+                .split('"')
+                .next()?
+                .replace("&#38;", "&")
+                .replace("&amp;", "&"),
+        )
+    };
+    let first = get(format!("/projects/{p}")).await;
+    let mut seen = rows(&first);
+    assert_eq!(seen.len(), 100);
+    assert!(first.contains("Next page"));
+    assert!(link(&first, "first-page").is_none());
+    let next = link(&first, "next-page").expect("a next-page link");
+    assert!(next.starts_with(&format!("/projects/{p}?after=")), "{next}");
+    let second = get(next).await;
+    let rest = rows(&second);
+    assert_eq!(rest.len(), 5);
+    assert!(link(&second, "next-page").is_none());
+    assert_eq!(link(&second, "first-page"), Some(format!("/projects/{p}")));
+    seen.extend(rest);
+    let expected: Vec<String> = (0..105).map(|i| format!("f{i:03}.txt")).collect();
+    assert_eq!(seen, expected, "every file once, in order");
+
+    // The filter travels with the page link.
+    let filtered = get(format!("/projects/{p}?q=.TXT")).await;
+    assert_eq!(rows(&filtered).len(), 100);
+    let next = link(&filtered, "next-page").expect("a next-page link");
+    assert!(next.contains("&q=.TXT"), "{next}");
+    assert_eq!(rows(&get(next).await).len(), 5);
+    s.stop().await;
+}

@@ -333,7 +333,10 @@ pub struct FileView {
     project_name: String,
 }
 
-/// `?q=&tag=&label=` of the file search forms.
+/// Files per console page (the project page and the search page).
+const FILES_PER_PAGE: i64 = 100;
+
+/// `?q=&tag=&label=&after=` of the file search forms and their pages.
 #[derive(Deserialize, Default)]
 pub struct FileFilter {
     #[serde(default)]
@@ -342,6 +345,22 @@ pub struct FileFilter {
     tag: String,
     #[serde(default)]
     label: String,
+    /// The cursor of the page (from the previous page's "next" link).
+    #[serde(default)]
+    after: String,
+}
+
+/// `s` as a URL query value.
+fn query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl FileFilter {
@@ -352,9 +371,21 @@ impl FileFilter {
             q: some(&self.q),
             tag: some(&self.tag),
             label: some(&self.label),
-            limit: 1000,
+            after: some(&self.after),
+            limit: FILES_PER_PAGE,
             ..Default::default()
         }
+    }
+    /// The link to the page after this one (same filters), when there is one.
+    fn next_page(&self, base: &str, next: Option<String>) -> Option<String> {
+        let next = next?;
+        let mut url = format!("{base}?after={}", query_value(&next));
+        for (k, v) in [("q", &self.q), ("tag", &self.tag), ("label", &self.label)] {
+            if !v.trim().is_empty() {
+                url.push_str(&format!("&{k}={}", query_value(v.trim())));
+            }
+        }
+        Some(url)
     }
     fn active(&self) -> bool {
         !(self.q.trim().is_empty() && self.tag.trim().is_empty() && self.label.trim().is_empty())

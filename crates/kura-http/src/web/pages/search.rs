@@ -9,6 +9,8 @@ struct SearchTpl {
     files: Vec<FileView>,
     labels: Vec<String>,
     filter: FileFilter,
+    /// The next page of files (same filters), when there is one.
+    next_page: Option<String>,
     filtering: bool,
 }
 
@@ -20,6 +22,7 @@ pub async fn search_page(
 ) -> Response {
     let s = c.state.clone();
     let mut views = Vec::new();
+    let mut next = None;
     let mut flash = flash;
     if filter.active() {
         match s
@@ -27,7 +30,8 @@ pub async fn search_page(
             .search_files(&c.auth, &filter.search(None), &c.ctx)
             .await
         {
-            Ok((found, _)) => {
+            Ok((found, n)) => {
+                next = n;
                 let names: HashMap<String, String> = match s.services.workspace_tree(&c.auth).await
                 {
                     Ok(t) => t
@@ -47,6 +51,7 @@ pub async fn search_page(
         }
     }
     let body = SearchTpl {
+        next_page: filter.next_page("/search", next),
         p: page(&c, "search.title", "search", "/search", &flash),
         files: views,
         labels: c.auth.tenant.settings.labels.clone(),

@@ -237,6 +237,10 @@ struct ProjectTpl {
     can_write: bool,
     labels: Vec<String>,
     filter: FileFilter,
+    /// The next page of files (same filters), when there is one.
+    next_page: Option<String>,
+    /// Back to the first page, when this is a later one.
+    first_page: Option<String>,
     filtering: bool,
 }
 
@@ -254,7 +258,7 @@ pub async fn project_page(
         Ok(p) => p,
         Err(e) => return message(&c, StatusCode::NOT_FOUND, &e),
     };
-    let files = match s
+    let (files, next) = match s
         .services
         .list_files_with_sizes(&c.auth, &filter.search(Some(pid.clone())), &c.ctx)
         .await
@@ -291,7 +295,11 @@ pub async fn project_page(
         Vec::new()
     };
     let back = format!("/projects/{}", project.id);
+    let next_page = filter.next_page(&back, next);
+    let first_page = (!filter.after.is_empty()).then(|| back.clone());
     let body = ProjectTpl {
+        next_page,
+        first_page,
         p: page(&c, "ws.project", "workspace", &back, &flash),
         project_id: project.id.to_string(),
         project_name: project.name.clone(),

@@ -1,0 +1,167 @@
+//! Synthetic data for `kura bench --files N --tenants M`: tenants, folders, projects, files
+//! and their versions written straight into the database (rows only — no blobs), so that
+//! listing and search can be measured at a million files. Every row it writes has an id
+//! starting with `gen-`; it is for throw-away bench databases, never a deployment's.
+
+use crate::{Result, Store, StoreError, TxScope};
+use kura_domain::{ProjectId, TenantId};
+
+/// Rows per transaction.
+const CHUNK: u64 = 50_000;
+
+/// Words the generated names are made of (so that searches find some and not others).
+const WORDS: [&str; 8] = [
+    "invoice", "report", "drawing", "minutes", "contract", "photo", "estimate", "manual",
+];
+
+/// What [`fill`] writes.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Part of every generated id (`gen-<tag>-…`), so that several plans fill one database.
+    pub tag: String,
+    /// The tenant whose settings the generated tenants copy, and which gets `big_files`.
+    pub template: TenantId,
+    /// A project of `template` that receives `big_files` files.
+    pub big_project: ProjectId,
+    pub big_files: u64,
+    /// Further tenants (one folder and one project each) sharing `spread_files` files.
+    pub tenants: u64,
+    pub spread_files: u64,
+    /// Files named `needle-<n>.txt` added to `big_project` (a rare search term).
+    pub needles: u64,
+    pub now_ms: i64,
+}
+
+/// The generated name of file `n`: `file-<n>-<word>.<ext>`.
+pub fn file_name(n: u64) -> String {
+    format!(
+        "file-{n:07}-{}.txt",
+        WORDS[(n % WORDS.len() as u64) as usize]
+    )
+}
+
+/// The id of generated file `n` of a plan's big project.
+pub fn big_file_id(tag: &str, n: u64) -> String {
+    format!("gen-{tag}-big-{n:07}")
+}
+
+/// A `1..=hi` sequence starting at `lo`, as a recursive CTE both backends run.
+fn seq(lo: u64, hi: u64) -> String {
+    format!("WITH RECURSIVE seq(i) AS (SELECT {lo} UNION ALL SELECT i + 1 FROM seq WHERE i < {hi})")
+}
+
+/// The SQL for a word picked by `i` (CASE over [`WORDS`]).
+fn word_of(i: &str) -> String {
+    let mut s = format!("CASE ({i}) % {}", WORDS.len());
+    for (k, w) in WORDS.iter().enumerate() {
+        s.push_str(&format!(" WHEN {k} THEN '{w}'"));
+    }
+    s.push_str(" END");
+    s
+}
+
+/// Writes the plan's rows, `CHUNK` per transaction; `progress` is told the rows written so far.
+pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<()> {
+    let now = plan.now_ms;
+    let t = plan.template.as_str().replace('\'', "");
+    let p = plan.big_project.as_str().replace('\'', "");
+    let g = format!("gen-{}", plan.tag.replace('\'', ""));
+    let run = |sql: String| async move {
+        let mut tx = store.system_tx().await?;
+        if tx.scope() != &TxScope::System {
+            return Err(StoreError::ScopeViolation);
+        }
+        sqlx::raw_sql(&sql).execute(tx.conn()).await?;
+        tx.commit().await
+    };
+    let mut written = 0u64;
+    // Tenants, each with one folder and one project.
+    let mut lo = 1;
+    while lo <= plan.tenants {
+        let hi = (lo + CHUNK - 1).min(plan.tenants);
+        let s = seq(lo, hi);
+        run(format!(
+            "{s} INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at) \
+             SELECT '{g}-t-' || i, '{g}-' || i, 'Generated ' || i, t.status, t.settings, {now}, {now} \
+             FROM seq, tenants t WHERE t.id = '{t}';\n\
+             {s} INSERT INTO folders (id, tenant_id, parent_id, name, created_by, created_at, updated_at) \
+             SELECT '{g}-f-' || i, '{g}-t-' || i, NULL, 'Folder ' || i, NULL, {now}, {now} FROM seq;\n\
+             {s} INSERT INTO projects (id, tenant_id, folder_id, name, created_by, created_at, updated_at) \
+             SELECT '{g}-p-' || i, '{g}-t-' || i, '{g}-f-' || i, 'Project ' || i, NULL, {now}, {now} FROM seq;"
+        ))
+        .await?;
+        written += (hi - lo + 1) * 3;
+        progress(written);
+        lo = hi + 1;
+    }
+    // Files spread over the generated tenants, then the big project's.
+    let files = |s: &str, id: &str, tenant: &str, project: &str, name: &str| {
+        format!(
+            "{s} INSERT INTO files (id, tenant_id, project_id, name, current_version, created_by, created_at, updated_at) \
+             SELECT {id}, {tenant}, {project}, {name}, 1, NULL, {now} - i, {now} - i FROM seq;\n\
+             {s} INSERT INTO file_versions (tenant_id, file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at) \
+             SELECT {tenant}, {id}, 1, 'gen-blob-' || {id}, 1, i % 100000, '', 'text/plain', NULL, {now} - i FROM seq;"
+        )
+    };
+    if plan.tenants > 0 {
+        let mut lo = 1;
+        while lo <= plan.spread_files {
+            let hi = (lo + CHUNK - 1).min(plan.spread_files);
+            let s = seq(lo, hi);
+            let owner = format!("(i % {} + 1)", plan.tenants);
+            run(files(
+                &s,
+                &format!("'{g}-s-' || i"),
+                &format!("'{g}-t-' || {owner}"),
+                &format!("'{g}-p-' || {owner}"),
+                &format!("'doc-' || i || '-' || {} || '.pdf'", word_of("i")),
+            ))
+            .await?;
+            written += (hi - lo + 1) * 2;
+            progress(written);
+            lo = hi + 1;
+        }
+    }
+    let mut lo = 1;
+    while lo <= plan.big_files {
+        let hi = (lo + CHUNK - 1).min(plan.big_files);
+        let s = seq(lo, hi);
+        // The same names as `file_name` and ids as `big_file_id` (zero-padded to 7).
+        let padded = match store.backend() {
+            crate::Backend::Sqlite => "printf('%07d', i)",
+            crate::Backend::Postgres => "lpad(i::text, 7, '0')",
+        };
+        run(files(
+            &s,
+            &format!("'{g}-big-' || {padded}"),
+            &format!("'{t}'"),
+            &format!("'{p}'"),
+            &format!("'file-' || {padded} || '-' || {} || '.txt'", word_of("i")),
+        ))
+        .await?;
+        written += (hi - lo + 1) * 2;
+        progress(written);
+        lo = hi + 1;
+    }
+    if plan.needles > 0 {
+        let s = seq(1, plan.needles);
+        run(files(
+            &s,
+            &format!("'{g}-needle-' || i"),
+            &format!("'{t}'"),
+            &format!("'{p}'"),
+            "'needle-' || i || '.txt'",
+        ))
+        .await?;
+    }
+    // As a deployment's database would be by the time it is read: the write-ahead log
+    // checkpointed (SQLite), the planner's statistics current (PostgreSQL).
+    let settle = match store.backend() {
+        crate::Backend::Sqlite => "PRAGMA wal_checkpoint(TRUNCATE)",
+        crate::Backend::Postgres => "ANALYZE files, file_versions",
+    };
+    store
+        .one_statement(move |conn| Box::pin(async move { sqlx::query(settle).execute(conn).await }))
+        .await?;
+    Ok(())
+}
