@@ -478,13 +478,14 @@ pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Re
             " AND lower(name) LIKE ${} ESCAPE '\\'",
             binds.len()
         ));
-        // SQLite: three or more characters narrow the candidates through the trigram index
-        // (the LIKE above still decides; the index matches a superset). PostgreSQL's
-        // planner uses its trigram index for the LIKE itself.
-        if let Some(m) = trigram_query(&lower).filter(|_| tx.backend() == crate::Backend::Sqlite) {
-            // Driven from the trigram index when the term is rare (a bounded count of its
-            // matches, all tenants); a common term instead walks the tenant's names in
-            // order, where the page fills quickly.
+        // Three or more characters, SQLite: when the term is rare (a bounded count of its
+        // matches), the page is driven from the trigram index; a common term instead
+        // walks the tenant's names in order, where the page fills quickly. The LIKE above
+        // always decides (the index only narrows). PostgreSQL's planner chooses between
+        // its pg_trgm index and the tenant's name order for the LIKE itself (at 200 k
+        // files it still walks the names: name search there is not flat yet).
+        let trigrams = trigram_query(&lower).filter(|_| tx.backend() == crate::Backend::Sqlite);
+        if let Some(m) = trigrams {
             let probe = sqlx::query_scalar::<_, i64>(
                 "SELECT COUNT(*) FROM (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH $1 LIMIT $2)",
             )
