@@ -408,6 +408,8 @@ pub struct FileQuery<'a> {
     /// The (sort key, id) of the last item of the previous page.
     pub after: Option<(String, String)>,
     pub limit: i64,
+    /// Drive the page from the trigram index (SQLite; see [`name_is_rare`]).
+    pub rare_name: bool,
 }
 
 /// `%`, `_` and `\` taken literally in a `LIKE ... ESCAPE '\'` pattern.
@@ -449,24 +451,56 @@ fn trigram_query(term: &str) -> Option<String> {
     )
 }
 
+/// Whether a name search should be driven from the trigram index: SQLite, a term of three
+/// or more characters, and few matches (a bounded count over all tenants). A common term
+/// is better served by walking the tenant's names in order, where a page fills quickly.
+/// PostgreSQL's planner makes this choice itself (its pg_trgm index serves the LIKE; at
+/// 200 k files it still walks the names — name search there is not flat yet). Asked once
+/// per search, not per page.
+pub async fn name_is_rare(tx: &mut Tx, term: &str) -> Result<bool> {
+    let Some(m) = trigram_query(&term.to_lowercase()) else {
+        return Ok(false);
+    };
+    if tx.backend() != crate::Backend::Sqlite {
+        return Ok(false);
+    }
+    let matches = sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH $1 LIMIT $2)",
+    )
+    .bind(m)
+    .bind(RARE_MATCHES + 1)
+    .fetch_one(tx.conn())
+    .await?;
+    Ok(matches <= RARE_MATCHES)
+}
+
 /// One page of live files, keyset-paginated: ordered by (sort key, id), ascending or
 /// descending, starting after `q.after`; filtered by name and tag in SQL.
 pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Result<Vec<File>> {
     tx.check(tenant)?;
-    // The cursor's sort key is text; for the update time it is compared as the number it
-    // is, so that the (sort key, id) comparison walks the partial indexes of migration 20.
-    let (col, key) = match q.sort {
-        FileSort::Name => ("name", "$K"),
-        FileSort::Updated => ("updated_at", "CAST($K AS BIGINT)"),
+    let col = match q.sort {
+        FileSort::Name => "name",
+        FileSort::Updated => "updated_at",
     };
+    let trigrams = q
+        .name_contains
+        .filter(|_| q.rare_name && tx.backend() == crate::Backend::Sqlite)
+        .and_then(|n| trigram_query(&n.to_lowercase()));
     let (cmp, dir) = if q.descending {
         ("<", "DESC")
     } else {
         (">", "ASC")
     };
     let mut binds: Vec<String> = vec![tenant.as_str().to_string()];
+    // With the trigram index driving, the unary + keeps the planner off the name-ordered
+    // indexes, which would walk the whole tenant testing each row against the matches.
+    let tenant_col = if trigrams.is_some() {
+        "+tenant_id"
+    } else {
+        "tenant_id"
+    };
     let mut sql =
-        format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND deleted_at IS NULL");
+        format!("SELECT {FILE_COLS} FROM files WHERE {tenant_col} = $1 AND deleted_at IS NULL");
     if let Some(p) = q.project {
         binds.push(p.as_str().to_string());
         sql.push_str(&format!(" AND project_id = ${}", binds.len()));
@@ -478,31 +512,12 @@ pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Re
             " AND lower(name) LIKE ${} ESCAPE '\\'",
             binds.len()
         ));
-        // Three or more characters, SQLite: when the term is rare (a bounded count of its
-        // matches), the page is driven from the trigram index; a common term instead
-        // walks the tenant's names in order, where the page fills quickly. The LIKE above
-        // always decides (the index only narrows). PostgreSQL's planner chooses between
-        // its pg_trgm index and the tenant's name order for the LIKE itself (at 200 k
-        // files it still walks the names: name search there is not flat yet).
-        let trigrams = trigram_query(&lower).filter(|_| tx.backend() == crate::Backend::Sqlite);
         if let Some(m) = trigrams {
-            let probe = sqlx::query_scalar::<_, i64>(
-                "SELECT COUNT(*) FROM (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH $1 LIMIT $2)",
-            )
-            .bind(&m)
-            .bind(RARE_MATCHES + 1)
-            .fetch_one(tx.conn())
-            .await?;
-            if probe <= RARE_MATCHES {
-                binds.push(m);
-                sql.push_str(&format!(
-                    " AND rowid IN (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH ${})",
-                    binds.len()
-                ));
-                // The unary + keeps the planner off the name-ordered indexes, which would
-                // walk the whole tenant testing each row against the matches.
-                sql = sql.replacen("WHERE tenant_id = $1", "WHERE +tenant_id = $1", 1);
-            }
+            binds.push(m);
+            sql.push_str(&format!(
+                " AND rowid IN (SELECT rowid FROM files_name_trigrams WHERE files_name_trigrams MATCH ${})",
+                binds.len()
+            ));
         }
     }
     if let Some(t) = q.tag.filter(|t| !t.is_empty()) {
@@ -514,7 +529,13 @@ pub async fn page_files(tx: &mut Tx, tenant: &TenantId, q: &FileQuery<'_>) -> Re
     if let Some((k, id)) = &q.after {
         binds.push(k.clone());
         binds.push(id.clone());
-        let key = key.replace("$K", &format!("${}", binds.len() - 1));
+        // The cursor's sort key is text; an update time is compared as the number it is,
+        // so that the (sort key, id) comparison walks the partial indexes of migration 20.
+        let k = binds.len() - 1;
+        let key = match q.sort {
+            FileSort::Name => format!("${k}"),
+            FileSort::Updated => format!("CAST(${k} AS BIGINT)"),
+        };
         sql.push_str(&format!(" AND ({col}, id) {cmp} ({key}, ${})", binds.len()));
     }
     sql.push_str(&format!(

@@ -60,6 +60,9 @@ fn word_of(i: &str) -> String {
     s
 }
 
+/// The SQL of a generation step for a run of `seq` (see [`seq`]).
+type StepSql<'a> = dyn Fn(&str) -> String + 'a;
+
 /// Writes the plan's rows, `CHUNK` per transaction; `progress` is told the rows written so far.
 pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<()> {
     let now = plan.now_ms;
@@ -74,13 +77,9 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
         sqlx::raw_sql(&sql).execute(tx.conn()).await?;
         tx.commit().await
     };
-    let mut written = 0u64;
     // Tenants, each with one folder and one project.
-    let mut lo = 1;
-    while lo <= plan.tenants {
-        let hi = (lo + CHUNK - 1).min(plan.tenants);
-        let s = seq(lo, hi);
-        run(format!(
+    let tenants = |s: &str| {
+        format!(
             "{s} INSERT INTO tenants (id, slug, name, status, settings, created_at, updated_at) \
              SELECT '{g}-t-' || i, '{g}-' || i, 'Generated ' || i, t.status, t.settings, {now}, {now} \
              FROM seq, tenants t WHERE t.id = '{t}';\n\
@@ -88,13 +87,8 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
              SELECT '{g}-f-' || i, '{g}-t-' || i, NULL, 'Folder ' || i, NULL, {now}, {now} FROM seq;\n\
              {s} INSERT INTO projects (id, tenant_id, folder_id, name, created_by, created_at, updated_at) \
              SELECT '{g}-p-' || i, '{g}-t-' || i, '{g}-f-' || i, 'Project ' || i, NULL, {now}, {now} FROM seq;"
-        ))
-        .await?;
-        written += (hi - lo + 1) * 3;
-        progress(written);
-        lo = hi + 1;
-    }
-    // Files spread over the generated tenants, then the big project's.
+        )
+    };
     let files = |s: &str, id: &str, tenant: &str, project: &str, name: &str| {
         format!(
             "{s} INSERT INTO files (id, tenant_id, project_id, name, current_version, created_by, created_at, updated_at) \
@@ -103,56 +97,62 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
              SELECT {tenant}, {id}, 1, 'gen-blob-' || {id}, 1, i % 100000, '', 'text/plain', NULL, {now} - i FROM seq;"
         )
     };
-    if plan.tenants > 0 {
-        let mut lo = 1;
-        while lo <= plan.spread_files {
-            let hi = (lo + CHUNK - 1).min(plan.spread_files);
-            let s = seq(lo, hi);
-            let owner = format!("(i % {} + 1)", plan.tenants);
-            run(files(
-                &s,
-                &format!("'{g}-s-' || i"),
-                &format!("'{g}-t-' || {owner}"),
-                &format!("'{g}-p-' || {owner}"),
-                &format!("'doc-' || i || '-' || {} || '.pdf'", word_of("i")),
-            ))
-            .await?;
-            written += (hi - lo + 1) * 2;
-            progress(written);
-            lo = hi + 1;
-        }
-    }
-    let mut lo = 1;
-    while lo <= plan.big_files {
-        let hi = (lo + CHUNK - 1).min(plan.big_files);
-        let s = seq(lo, hi);
-        // The same names as `file_name` and ids as `big_file_id` (zero-padded to 7).
-        let padded = match store.backend() {
-            crate::Backend::Sqlite => "printf('%07d', i)",
-            crate::Backend::Postgres => "lpad(i::text, 7, '0')",
-        };
-        run(files(
-            &s,
+    // Files spread over the generated tenants.
+    let owner = format!("(i % {} + 1)", plan.tenants.max(1));
+    let spread = |s: &str| {
+        files(
+            s,
+            &format!("'{g}-s-' || i"),
+            &format!("'{g}-t-' || {owner}"),
+            &format!("'{g}-p-' || {owner}"),
+            &format!("'doc-' || i || '-' || {} || '.pdf'", word_of("i")),
+        )
+    };
+    // The big project's: the same names as `file_name` and ids as `big_file_id`.
+    let padded = match store.backend() {
+        crate::Backend::Sqlite => "printf('%07d', i)",
+        crate::Backend::Postgres => "lpad(i::text, 7, '0')",
+    };
+    let big = |s: &str| {
+        files(
+            s,
             &format!("'{g}-big-' || {padded}"),
             &format!("'{t}'"),
             &format!("'{p}'"),
             &format!("'file-' || {padded} || '-' || {} || '.txt'", word_of("i")),
-        ))
-        .await?;
-        written += (hi - lo + 1) * 2;
-        progress(written);
-        lo = hi + 1;
-    }
-    if plan.needles > 0 {
-        let s = seq(1, plan.needles);
-        run(files(
-            &s,
+        )
+    };
+    let needles = |s: &str| {
+        files(
+            s,
             &format!("'{g}-needle-' || i"),
             &format!("'{t}'"),
             &format!("'{p}'"),
             "'needle-' || i || '.txt'",
-        ))
-        .await?;
+        )
+    };
+    let spread_files = if plan.tenants > 0 {
+        plan.spread_files
+    } else {
+        0
+    };
+    // Each step: how many `i`, the rows written per `i`, and its SQL for a run of them.
+    let steps: [(u64, u64, &StepSql); 4] = [
+        (plan.tenants, 3, &tenants),
+        (spread_files, 2, &spread),
+        (plan.big_files, 2, &big),
+        (plan.needles, 2, &needles),
+    ];
+    let mut written = 0u64;
+    for (count, rows, sql) in steps {
+        let mut lo = 1;
+        while lo <= count {
+            let hi = (lo + CHUNK - 1).min(count);
+            run(sql(&seq(lo, hi))).await?;
+            written += (hi - lo + 1) * rows;
+            progress(written);
+            lo = hi + 1;
+        }
     }
     // As a deployment's database would be by the time it is read: the write-ahead log
     // checkpointed (SQLite), the planner's statistics current (PostgreSQL).

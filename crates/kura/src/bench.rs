@@ -442,14 +442,7 @@ async fn files(
     mib: u64,
     rounds: usize,
 ) -> anyhow::Result<()> {
-    let auth = s.authenticate(token).await?;
-    let ctx = RequestCtx::default();
-    let folder = s
-        .create_folder(&auth, "bench", None, Default::default(), &ctx)
-        .await?;
-    let project = s
-        .create_project(&auth, &folder.id, "bench", Default::default(), &ctx)
-        .await?;
+    let (_, [project]) = projects(s, token, "bench", ["bench"]).await?;
     let bytes = mib * 1024 * 1024;
     let mb = bytes as f64 / 1e6;
     println!("  file transfer of {mib} MiB over loopback HTTP (median of {rounds}):");
@@ -637,14 +630,7 @@ async fn small_downloads(
     args: &BenchArgs,
     bare: f64,
 ) -> anyhow::Result<()> {
-    let auth = s.authenticate(token).await?;
-    let ctx = RequestCtx::default();
-    let folder = s
-        .create_folder(&auth, "small", None, Default::default(), &ctx)
-        .await?;
-    let project = s
-        .create_project(&auth, &folder.id, "small", Default::default(), &ctx)
-        .await?;
+    let (_, [project]) = projects(s, token, "small", ["small"]).await?;
     let content: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
     let res = client
         .post(format!(
@@ -700,6 +686,35 @@ async fn small_downloads(
     Ok(())
 }
 
+/// A folder with the named projects in it, created as the bench user (whose context is
+/// returned too).
+async fn projects<const N: usize>(
+    s: &kura_services::Services,
+    token: &str,
+    folder: &str,
+    names: [&str; N],
+) -> anyhow::Result<(
+    kura_services::auth::AuthContext,
+    [kura_store::workspace::Project; N],
+)> {
+    let auth = s.authenticate(token).await?;
+    let ctx = RequestCtx::default();
+    let folder = s
+        .create_folder(&auth, folder, None, Default::default(), &ctx)
+        .await?;
+    let mut out = Vec::with_capacity(N);
+    for name in names {
+        out.push(
+            s.create_project(&auth, &folder.id, name, Default::default(), &ctx)
+                .await?,
+        );
+    }
+    let out: [kura_store::workspace::Project; N] = out
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("project count"))?;
+    Ok((auth, out))
+}
+
 /// Median milliseconds of `n` sequential GETs of `url` (after one warm-up).
 async fn timed_get(
     client: &reqwest::Client,
@@ -740,17 +755,7 @@ async fn scale(
     cookie: &str,
     args: &BenchArgs,
 ) -> anyhow::Result<()> {
-    let auth = s.authenticate(token).await?;
-    let ctx = RequestCtx::default();
-    let folder = s
-        .create_folder(&auth, "scale", None, Default::default(), &ctx)
-        .await?;
-    let small = s
-        .create_project(&auth, &folder.id, "small", Default::default(), &ctx)
-        .await?;
-    let big = s
-        .create_project(&auth, &folder.id, "large", Default::default(), &ctx)
-        .await?;
+    let (auth, [small, big]) = projects(s, token, "scale", ["small", "large"]).await?;
     let small_plan = kura_store::generate::Plan {
         tag: "small".into(),
         template: auth.tenant.id.clone(),

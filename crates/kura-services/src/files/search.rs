@@ -129,6 +129,10 @@ impl Services {
         let mut projects: HashMap<String, Option<Resource>> = HashMap::new();
         let mut tx = self.store.tenant_read(t).await?;
         let mut exhausted = false;
+        let rare_name = match query.q.as_deref().filter(|q| !q.is_empty()) {
+            Some(q) => files::name_is_rare(&mut tx, q).await?,
+            None => false,
+        };
         // Bounded work per request: at most 10 batches are examined.
         for _ in 0..10 {
             let batch = files::page_files(
@@ -142,6 +146,7 @@ impl Services {
                     descending: query.descending,
                     after: after.clone(),
                     limit: (limit * 2).min(1000),
+                    rare_name,
                 },
             )
             .await?;
