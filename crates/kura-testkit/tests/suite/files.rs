@@ -1763,6 +1763,43 @@ async fn the_console_project_page_pages_through_files() {
     assert_eq!(rows(&filtered).len(), 100);
     let next = link(&filtered, "next-page").expect("a next-page link");
     assert!(next.contains("&q=.TXT"), "{next}");
-    assert_eq!(rows(&get(next).await).len(), 5);
+    let filtered_second = get(next).await;
+    assert_eq!(rows(&filtered_second).len(), 5);
+    assert_eq!(
+        link(&filtered_second, "first-page"),
+        Some(format!("/projects/{p}?q=.TXT")),
+        "the first page keeps the filter"
+    );
+
+    // A cursor that is not one gets the console's error page, not a 500; another tenant's
+    // project answers like a made-up id, cursor or not.
+    let status = |path: String| {
+        let (c, base, cookie) = (s.client.clone(), s.base.clone(), cookie.clone());
+        async move {
+            c.get(format!("{base}{path}"))
+                .header("cookie", cookie)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        status(format!("/projects/{p}?after=zz")).await,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let other = s.create_tenant("other-co").await;
+    let theirs = project(&s, &other.admin_token).await;
+    let made_up = "01a00000-0000-7000-8000-000000000000";
+    for q in ["", "?after=zz"] {
+        assert_eq!(
+            status(format!("/projects/{theirs}{q}")).await,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            status(format!("/projects/{made_up}{q}")).await,
+            StatusCode::NOT_FOUND
+        );
+    }
     s.stop().await;
 }

@@ -376,16 +376,31 @@ impl FileFilter {
             ..Default::default()
         }
     }
-    /// The link to the page after this one (same filters), when there is one.
-    fn next_page(&self, base: &str, next: Option<String>) -> Option<String> {
-        let next = next?;
-        let mut url = format!("{base}?after={}", query_value(&next));
+    /// The link to a page of this listing with the same filters: the first (`after` =
+    /// `None`) or the one after a cursor.
+    fn page_url(&self, base: &str, after: Option<&str>) -> String {
+        let mut query = Vec::new();
+        if let Some(a) = after {
+            query.push(format!("after={}", query_value(a)));
+        }
         for (k, v) in [("q", &self.q), ("tag", &self.tag), ("label", &self.label)] {
             if !v.trim().is_empty() {
-                url.push_str(&format!("&{k}={}", query_value(v.trim())));
+                query.push(format!("{k}={}", query_value(v.trim())));
             }
         }
-        Some(url)
+        if query.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", query.join("&"))
+        }
+    }
+    /// The link to the page after this one, when there is one.
+    fn next_page(&self, base: &str, next: Option<String>) -> Option<String> {
+        next.map(|n| self.page_url(base, Some(&n)))
+    }
+    /// The link back to the first page (same filters), when this is a later one.
+    fn first_page(&self, base: &str) -> Option<String> {
+        (!self.after.is_empty()).then(|| self.page_url(base, None))
     }
     fn active(&self) -> bool {
         !(self.q.trim().is_empty() && self.tag.trim().is_empty() && self.label.trim().is_empty())

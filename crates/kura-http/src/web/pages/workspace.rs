@@ -296,7 +296,7 @@ pub async fn project_page(
     };
     let back = format!("/projects/{}", project.id);
     let next_page = filter.next_page(&back, next);
-    let first_page = (!filter.after.is_empty()).then(|| back.clone());
+    let first_page = filter.first_page(&back);
     let body = ProjectTpl {
         next_page,
         first_page,
