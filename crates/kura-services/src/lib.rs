@@ -301,9 +301,21 @@ pub struct Services {
     pub mailer: Option<Arc<mail::SmtpSender>>,
     /// Bounds concurrent Argon2 runs (19 MiB each) to the number of cores; each run borrows
     /// a reused workspace from `hash_memory`, so a log-in flood costs a fixed amount of
-    /// memory (cores × 19 MiB) that the next flood reuses, not 19 MiB per attempt.
+    /// memory (cores × 19 MiB), not 19 MiB per attempt, and the workspaces are dropped
+    /// [`HASH_MEMORY_IDLE`] after the last hash (memory back near idle after a flood).
     hash_permits: Arc<Semaphore>,
-    hash_memory: Arc<std::sync::Mutex<Vec<kura_crypto::password::Workspace>>>,
+    hash_memory: Arc<std::sync::Mutex<HashMemory>>,
+}
+
+/// How long reusable Argon2 workspaces are kept after the last password hash.
+const HASH_MEMORY_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Argon2 workspaces not in use, and how many hashes have finished (to tell whether any
+/// finished since a release was scheduled).
+#[derive(Default)]
+struct HashMemory {
+    free: Vec<kura_crypto::password::Workspace>,
+    finished: u64,
 }
 
 impl Services {
@@ -329,7 +341,7 @@ impl Services {
             backups: None,
             mailer: None,
             hash_permits: Arc::new(Semaphore::new(permits)),
-            hash_memory: Arc::new(std::sync::Mutex::new(Vec::new())),
+            hash_memory: Arc::new(std::sync::Mutex::new(HashMemory::default())),
         }
     }
 
@@ -512,30 +524,52 @@ impl Services {
     }
 
     /// Runs `f` with a reused Argon2 workspace on a blocking thread, at most one per core.
+    /// The workspaces are dropped once no hash has finished for [`HASH_MEMORY_IDLE`].
     async fn with_hash_memory<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut kura_crypto::password::Workspace) -> T + Send + 'static,
     ) -> Result<T> {
-        let _permit = self
+        let permit = self
             .hash_permits
             .acquire()
             .await
             .map_err(|_| ServiceError::internal("hash semaphore closed"))?;
         let pool = self.hash_memory.clone();
-        tokio::task::spawn_blocking(move || {
+        let (out, finished) = tokio::task::spawn_blocking(move || {
             let mut ws = pool
                 .lock()
                 .ok()
-                .and_then(|mut p| p.pop())
+                .and_then(|mut m| m.free.pop())
                 .unwrap_or_default();
             let out = f(&mut ws);
-            if let Ok(mut p) = pool.lock() {
-                p.push(ws);
-            }
-            out
+            let finished = pool.lock().ok().map(|mut m| {
+                m.free.push(ws);
+                m.finished += 1;
+                m.finished
+            });
+            (out, finished)
         })
         .await
-        .map_err(|_| ServiceError::internal("hash task failed"))
+        .map_err(|_| ServiceError::internal("hash task failed"))?;
+        drop(permit);
+        if let Some(finished) = finished {
+            let pool = self.hash_memory.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(HASH_MEMORY_IDLE).await;
+                if let Ok(mut m) = pool.lock() {
+                    if m.finished == finished {
+                        m.free.clear();
+                    }
+                }
+            });
+        }
+        Ok(out)
+    }
+
+    /// Reusable Argon2 workspaces held right now (dropped [`HASH_MEMORY_IDLE`] after the
+    /// last hash).
+    pub fn hash_workspaces_held(&self) -> usize {
+        self.hash_memory.lock().map(|m| m.free.len()).unwrap_or(0)
     }
 
     pub(crate) async fn hash_password(&self, password: String) -> Result<String> {

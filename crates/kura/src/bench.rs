@@ -33,9 +33,10 @@ pub struct BenchArgs {
     /// Database to benchmark against (default: a fresh SQLite file in a temp dir).
     #[arg(long)]
     pub database_url: Option<String>,
-    /// Also serve the same 1 KiB file from dufs and copyparty (when installed: `cargo
-    /// install dufs`, `pip install copyparty`; `bench/peers.sh` installs them) and print
-    /// Kura's ratios against them.
+    /// Also run dufs and copyparty (when installed: `cargo install dufs`, `pip install
+    /// copyparty`; `bench/peers.sh` installs them): the same 1 KiB file downloaded, and the
+    /// `--file-mib` file uploaded and downloaded, from each of them in the same rounds as
+    /// Kura; prints Kura's ratios against them.
     #[arg(long)]
     pub peers: bool,
     /// Scale run instead of the request benchmarks: generate this many files straight into
@@ -64,6 +65,15 @@ impl Auth {
             Auth::None => client.get(url),
             Auth::Bearer(t) => client.get(url).bearer_auth(t),
             Auth::Basic(u, p) => client.get(url).basic_auth(u, Some(p)),
+        }
+    }
+
+    /// A PUT of `url` (an upload to a peer) with these credentials.
+    fn put(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
+        match self {
+            Auth::None => client.put(url),
+            Auth::Bearer(t) => client.put(url).bearer_auth(t),
+            Auth::Basic(u, p) => client.put(url).basic_auth(u, Some(p)),
         }
     }
 }
@@ -251,6 +261,16 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     );
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
 
+    // The peers serve (and take uploads into) a directory of their own holding the same
+    // 1 KiB file Kura serves.
+    let peer_dir = dir.join("peers");
+    let peers = if args.peers {
+        std::fs::create_dir_all(&peer_dir)?;
+        std::fs::write(peer_dir.join("f.bin"), peer_file())?;
+        start_peers(&client, &peer_dir).await
+    } else {
+        Vec::new()
+    };
     small_downloads(
         &running.services,
         &client,
@@ -258,8 +278,11 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         &login.token,
         &args,
         bare,
+        &peers,
     )
     .await?;
+
+    login_flood(&client, &base_url, password, &running.services).await?;
 
     // Audit appends: one event per transaction (as a change records it), and the same number
     // in one transaction, to show the per-transaction cost.
@@ -364,9 +387,11 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
             &login.token,
             args.file_mib,
             args.file_rounds.max(1),
+            &peers,
         )
         .await?;
     }
+    drop(peers);
 
     finish(running, &store, &cfg, &dir).await
 }
@@ -380,27 +405,73 @@ async fn finish(
 ) -> anyhow::Result<()> {
     running.stop().await?;
     store.close().await;
-    match (&cfg.database_url, &cfg.database_schema) {
-        (Some(url), Some(schema)) => {
-            // The bench's own schema; its name is generated above, not user input.
-            use sqlx::{Connection, Executor};
-            let mut conn = sqlx::AnyConnection::connect(url).await?;
-            let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
-            conn.execute(sql.as_str()).await?;
-        }
-        _ => {
-            let _ = std::fs::remove_dir_all(dir);
-        }
+    if let (Some(url), Some(schema)) = (&cfg.database_url, &cfg.database_schema) {
+        // The bench's own schema; its name is generated above, not user input.
+        use sqlx::{Connection, Executor};
+        let mut conn = sqlx::AnyConnection::connect(url).await?;
+        let sql = format!("DROP SCHEMA IF EXISTS {schema} CASCADE");
+        conn.execute(sql.as_str()).await?;
+    }
+    // Blobs and the peers' files are written under the temp dir on either backend.
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+/// Resident memory before, right after and three seconds after 200 password log-ins (8 at
+/// a time): the Argon2 workspaces are reused during the flood and dropped after it.
+async fn login_flood(
+    client: &reqwest::Client,
+    base: &str,
+    password: &str,
+    s: &kura_services::Services,
+) -> anyhow::Result<()> {
+    let before = rss_mib("VmRSS:");
+    let next = Arc::new(AtomicUsize::new(0));
+    let watch = Stopwatch::start();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (client, next) = (client.clone(), next.clone());
+        let url = format!("{base}/api/v1/auth/login");
+        let body = serde_json::json!({ "tenant": "bench", "email": "bench@example.jp", "password": password });
+        tasks.push(tokio::spawn(async move {
+            while next.fetch_add(1, Ordering::Relaxed) < 200 {
+                let res = client.post(&url).json(&body).send().await?;
+                if !res.status().is_success() {
+                    bail!("log-in answered {}", res.status());
+                }
+                res.bytes().await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await.context("log-in worker")??;
+    }
+    let rate = 200.0 / watch.elapsed().as_secs_f64();
+    let during = rss_mib("VmRSS:");
+    let held = s.hash_workspaces_held();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let after = rss_mib("VmRSS:");
+    match (before, during, after) {
+        (Some(b), Some(d), Some(a)) => println!(
+            "  log-in flood (200 log-ins, 8 at a time, {rate:.0}/s): RSS {b:.0} MiB before, {d:.0} MiB right after ({held} hashing workspaces held), {a:.0} MiB 3 s later (goal: back near before)"
+        ),
+        _ => println!("  log-in flood: RSS not available on this platform"),
     }
     Ok(())
 }
 
-/// Peak resident set size of this process so far, from /proc (Linux), in MiB.
-fn peak_rss_mib() -> Option<f64> {
+/// A memory line of /proc/self/status (Linux; e.g. `VmRSS:`, `VmHWM:`), in MiB.
+fn rss_mib(key: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
+}
+
+/// Peak resident set size of this process so far, from /proc (Linux), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    rss_mib("VmHWM:")
 }
 
 fn body_of(mib: u64) -> reqwest::Body {
@@ -426,6 +497,11 @@ async fn drain(res: reqwest::Response) -> anyhow::Result<u64> {
     Ok(n)
 }
 
+/// The 1 KiB file of the small-download benchmark.
+fn peer_file() -> Vec<u8> {
+    (0..1024).map(|i| (i % 251) as u8).collect()
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v.get(v.len() / 2).copied().unwrap_or(0.0)
@@ -441,6 +517,7 @@ async fn files(
     token: &str,
     mib: u64,
     rounds: usize,
+    peers: &[Peer],
 ) -> anyhow::Result<()> {
     let (_, [project]) = projects(s, token, "bench", ["bench"]).await?;
     let bytes = mib * 1024 * 1024;
@@ -450,6 +527,8 @@ async fn files(
     let (mut plain_ups, mut digest_ups, mut enc_ups, mut plain_downs, mut enc_downs) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut file_id = String::new();
+    let (mut peer_ups, mut peer_downs) =
+        (vec![Vec::new(); peers.len()], vec![Vec::new(); peers.len()]);
     for _ in 0..rounds {
         let w = Stopwatch::start();
         let res = client
@@ -489,6 +568,23 @@ async fn files(
         enc_ups.push(mb / w.elapsed().as_secs_f64());
         let v: serde_json::Value = res.json().await?;
         file_id = v["file"]["id"].as_str().unwrap_or_default().to_string();
+
+        for (i, p) in peers.iter().enumerate() {
+            // A fresh name each round: neither peer overwrites without more rights.
+            let _ = std::fs::remove_file(p.dir.join("big.bin"));
+            let w = Stopwatch::start();
+            let res = p
+                .auth
+                .put(client, &p.url("big.bin"))
+                .body(body_of(mib))
+                .send()
+                .await?;
+            if !res.status().is_success() {
+                bail!("{} upload answered {}", p.name, res.status());
+            }
+            res.bytes().await?;
+            peer_ups[i].push(mb / w.elapsed().as_secs_f64());
+        }
     }
     for _ in 0..rounds {
         let w = Stopwatch::start();
@@ -510,6 +606,14 @@ async fn files(
         if n != bytes {
             bail!("encrypted download returned {n} bytes");
         }
+        for (i, p) in peers.iter().enumerate() {
+            let w = Stopwatch::start();
+            let n = drain(p.auth.get(client, &p.url("big.bin")).send().await?).await?;
+            peer_downs[i].push(mb / w.elapsed().as_secs_f64());
+            if n != bytes {
+                bail!("{} download returned {n} bytes", p.name);
+            }
+        }
     }
     let digest_up = median(digest_ups);
     let (plain_up, enc_up, plain_down, enc_down) = (
@@ -521,6 +625,21 @@ async fn files(
     println!("    upload   plain {plain_up:>8.0} MB/s   encrypted {enc_up:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_up / plain_up);
     println!("    upload   plain with the content SHA-256 the file service also computes {digest_up:>5.0} MB/s   ratio {:.2}", enc_up / digest_up);
     println!("    download plain {plain_down:>8.0} MB/s   encrypted {enc_down:>8.0} MB/s   ratio {:.2} (goal >= 0.9)", enc_down / plain_down);
+    // The peers neither encrypt nor (on upload) sync to disk before answering; copyparty
+    // sends files with sendfile(2).
+    for (i, p) in peers.iter().enumerate() {
+        let (up, down) = (
+            median(std::mem::take(&mut peer_ups[i])),
+            median(std::mem::take(&mut peer_downs[i])),
+        );
+        let goal = if p.name == "copyparty" { 0.6 } else { 1.0 };
+        println!(
+            "    {:<10} upload {up:>6.0} MB/s  Kura encrypted {:.2}x (goal >= 1);  download {down:>6.0} MB/s  Kura encrypted {:.2}x (goal >= {goal})",
+            p.name,
+            enc_up / up,
+            enc_down / down
+        );
+    }
     match peak_rss_mib() {
         Some(r) => println!(
             "    peak RSS of the whole process (server + client) {r:.0} MiB (goal < 100 MiB)"
@@ -534,8 +653,17 @@ async fn files(
 struct Peer {
     name: &'static str,
     child: std::process::Child,
-    url: String,
+    /// `http://127.0.0.1:<port>`; files are at `/<name>`.
+    base: String,
     auth: Auth,
+    /// The directory the peer serves (and writes uploads to).
+    dir: std::path::PathBuf,
+}
+
+impl Peer {
+    fn url(&self, file: &str) -> String {
+        format!("{}/{file}", self.base)
+    }
 }
 
 impl Drop for Peer {
@@ -551,18 +679,19 @@ fn free_port() -> anyhow::Result<u16> {
         .port())
 }
 
-/// Starts dufs and copyparty (those installed) on `dir`, each with a password, waiting
-/// until each answers.
+/// Starts dufs and copyparty (those installed) on `dir`, each with a password that may read
+/// and upload, waiting until each serves `f.bin` from it.
 async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Peer> {
     use std::process::{Command, Stdio};
     let mut peers = Vec::new();
     let pass = "bench-Peer-4711";
+    let auth = Auth::Basic("bench".into(), pass.into());
     if let Ok(port) = free_port() {
         let child = Command::new("dufs")
             .arg(dir)
-            .args(["-b", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-b", "127.0.0.1", "-p", &port.to_string(), "--allow-upload"])
             .arg("-a")
-            .arg(format!("bench:{pass}@/"))
+            .arg(format!("bench:{pass}@/:rw"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -570,8 +699,9 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
             Ok(child) => peers.push(Peer {
                 name: "dufs",
                 child,
-                url: format!("http://127.0.0.1:{port}/f.bin"),
-                auth: Auth::Basic("bench".into(), pass.into()),
+                base: format!("http://127.0.0.1:{port}"),
+                auth: auth.clone(),
+                dir: dir.to_path_buf(),
             }),
             Err(_) => println!("  dufs: not installed (cargo install dufs), skipped"),
         }
@@ -581,7 +711,7 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
             .args(["-m", "copyparty", "-q", "-i", "127.0.0.1", "-p"])
             .arg(port.to_string())
             .args(["-a", &format!("bench:{pass}"), "-v"])
-            .arg(format!("{}::r,bench", dir.display()))
+            .arg(format!("{}::rw,bench", dir.display()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn();
@@ -589,8 +719,9 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
             peers.push(Peer {
                 name: "copyparty",
                 child,
-                url: format!("http://127.0.0.1:{port}/f.bin"),
-                auth: Auth::Basic("bench".into(), pass.into()),
+                base: format!("http://127.0.0.1:{port}"),
+                auth,
+                dir: dir.to_path_buf(),
             });
         }
     }
@@ -598,7 +729,7 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
     for p in peers {
         let mut ok = false;
         for _ in 0..100 {
-            if let Ok(r) = p.auth.get(client, &p.url).send().await {
+            if let Ok(r) = p.auth.get(client, &p.url("f.bin")).send().await {
                 if r.status().is_success() {
                     ok = true;
                     break;
@@ -629,9 +760,10 @@ async fn small_downloads(
     token: &str,
     args: &BenchArgs,
     bare: f64,
+    peers: &[Peer],
 ) -> anyhow::Result<()> {
     let (_, [project]) = projects(s, token, "small", ["small"]).await?;
-    let content: Vec<u8> = (0..1024).map(|i| (i % 251) as u8).collect();
+    let content = peer_file();
     let res = client
         .post(format!(
             "{base}/api/v1/projects/{}/files?name=f.bin",
@@ -649,14 +781,6 @@ async fn small_downloads(
         "{base}/api/v1/files/{}/content",
         v["file"]["id"].as_str().unwrap_or_default()
     );
-    let dir = std::env::temp_dir().join(format!("kura-bench-peers-{}", std::process::id()));
-    let peers = if args.peers {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("f.bin"), &content)?;
-        start_peers(client, &dir).await
-    } else {
-        Vec::new()
-    };
     let bearer = Auth::Bearer(token.to_string());
     let n = args.requests;
     hammer(client, &url, &bearer, 500, args.concurrency).await?;
@@ -665,7 +789,7 @@ async fn small_downloads(
     for _ in 0..3 {
         kura.push(hammer(client, &url, &bearer, n, args.concurrency).await?);
         for (i, p) in peers.iter().enumerate() {
-            theirs[i].push(hammer(client, &p.url, &p.auth, n, args.concurrency).await?);
+            theirs[i].push(hammer(client, &p.url("f.bin"), &p.auth, n, args.concurrency).await?);
         }
     }
     let kura = median(kura);
@@ -681,8 +805,6 @@ async fn small_downloads(
             kura / theirs
         );
     }
-    drop(peers);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 

@@ -465,6 +465,42 @@ async fn failed_logins_from_one_address_lock_the_address() {
     s.stop().await;
 }
 
+/// Password hashing reuses its 19 MiB workspaces while log-ins keep coming and drops them
+/// once log-ins stop (memory back near idle after a flood).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_hashing_memory_is_reused_then_released() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    s.create_tenant("hashco").await;
+    for _ in 0..4 {
+        let (st, _) = s
+            .login("hashco", "owner@hashco.example.jp", kura_testkit::PASSWORD)
+            .await;
+        assert_eq!(st, kura_testkit::StatusCode::OK);
+    }
+    let held = s.services.hash_workspaces_held();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    assert!(
+        (1..=cores).contains(&held),
+        "sequential log-ins reuse workspaces: {held} held"
+    );
+    // Dropped two seconds after the last hash; wait up to ten.
+    let mut released = false;
+    for _ in 0..100 {
+        if s.services.hash_workspaces_held() == 0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(released, "workspaces still held after log-ins stopped");
+    // And a later log-in still works (a fresh workspace).
+    let (st, _) = s
+        .login("hashco", "owner@hashco.example.jp", kura_testkit::PASSWORD)
+        .await;
+    assert_eq!(st, kura_testkit::StatusCode::OK);
+    s.stop().await;
+}
+
 kura_testkit::per_backend!(users_list_and_end_their_sessions_and_admins_end_a_users);
 async fn users_list_and_end_their_sessions_and_admins_end_a_users(b: kura_testkit::Backend) {
     use kura_testkit::{StatusCode, PASSWORD};
