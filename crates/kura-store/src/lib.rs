@@ -31,6 +31,7 @@ pub mod roles;
 pub mod sessions;
 pub mod signup;
 pub mod status;
+mod sync_read;
 pub mod tenants;
 pub mod throttle;
 pub mod usage;
@@ -156,6 +157,9 @@ pub struct Store {
     writer: Arc<writer::WriterShared>,
     acquire_timeout: Duration,
     max_connections: u32,
+    /// SQLite only: connections that read in place, without sqlx's thread hop
+    /// ([`sync_read`]).
+    readers: Option<Arc<sync_read::SyncReaders>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -565,17 +569,32 @@ impl Store {
         if backend == Backend::Sqlite {
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
+        let readers = match backend {
+            Backend::Sqlite => sync_read::SyncReaders::for_url(&url).map(Arc::new),
+            Backend::Postgres => None,
+        };
         Ok(Store {
             pool,
             backend,
             writer: Arc::new(writer::WriterShared::new()),
             acquire_timeout: opts.acquire_timeout,
             max_connections: opts.max_connections.max(1),
+            readers,
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Reads answered in place by SQLite's synchronous readers so far (0 on PostgreSQL).
+    pub fn in_place_reads(&self) -> u64 {
+        self.readers.as_ref().map_or(0, |r| r.served())
+    }
+
+    /// SQLite's in-place readers (none on PostgreSQL or for an in-memory database).
+    pub(crate) fn sync_readers(&self) -> Option<&sync_read::SyncReaders> {
+        self.readers.as_deref()
     }
 
     /// Applies every migration this binary knows that the database lacks, one transaction
@@ -810,6 +829,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(r) = &self.readers {
+            r.close();
+        }
         // The writer gives its connection back first: the pool waits for every one.
         drop(self.writer.quiesce().await);
         self.pool.close().await;

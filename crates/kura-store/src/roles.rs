@@ -181,9 +181,11 @@ fn grant_from_row(r: &AnyRow) -> Result<GrantRow> {
 }
 
 /// Reads a grant from columns named `{prefix}id`, …, `{prefix}role_name` (for joins).
-pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
-    let c = |n: &str| format!("{p}{n}");
-    let builtin: Option<String> = r.try_get(c("builtin").as_str())?;
+pub(crate) fn grant_from_row_prefixed<R: crate::sync_read::RowGet>(
+    r: &R,
+    p: &str,
+) -> Result<GrantRow> {
+    let builtin = r.opt_text(p, "builtin")?;
     let (role, actions) = match builtin {
         Some(b) => {
             let role = BuiltinRole::parse(&b)
@@ -191,9 +193,9 @@ pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
             (RoleRef::Builtin { role }, role.actions())
         }
         None => {
-            let role_id: Option<String> = r.try_get(c("role_id").as_str())?;
-            let name: Option<String> = r.try_get(c("role_name").as_str())?;
-            let acts: Option<String> = r.try_get(c("role_actions").as_str())?;
+            let role_id = r.opt_text(p, "role_id")?;
+            let name = r.opt_text(p, "role_name")?;
+            let acts = r.opt_text(p, "role_actions")?;
             match (role_id, name, acts) {
                 (Some(id), Some(name), Some(acts)) => (
                     RoleRef::Custom {
@@ -206,8 +208,8 @@ pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
             }
         }
     };
-    let kind: String = r.try_get(c("scope_kind").as_str())?;
-    let sid: Option<String> = r.try_get(c("scope_id").as_str())?;
+    let kind = r.text(p, "scope_kind")?;
+    let sid = r.opt_text(p, "scope_id")?;
     let scope = match (kind.as_str(), sid) {
         ("tenant", None) => Scope::Tenant,
         ("folder", Some(id)) => Scope::Folder(FolderId::from_string(id)),
@@ -215,13 +217,13 @@ pub(crate) fn grant_from_row_prefixed(r: &AnyRow, p: &str) -> Result<GrantRow> {
         _ => return Err(StoreError::Corrupt(format!("grant scope {kind}"))),
     };
     Ok(GrantRow {
-        id: GrantId::from_string(r.try_get::<String, _>(c("id").as_str())?),
-        user_id: UserId::from_string(r.try_get::<String, _>(c("user_id").as_str())?),
+        id: GrantId::from_string(r.text(p, "id")?),
+        user_id: UserId::from_string(r.text(p, "user_id")?),
         role,
         scope,
-        max_label: r.try_get(c("max_label").as_str())?,
+        max_label: r.opt_text(p, "max_label")?,
         actions,
-        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
+        created_at: Timestamp(r.int(p, "created_at")?),
     })
 }
 

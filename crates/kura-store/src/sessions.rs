@@ -3,8 +3,6 @@
 
 use crate::{Result, StoreError, Tx, TxScope};
 use kura_domain::{TenantId, Timestamp, UserId};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -21,17 +19,17 @@ pub struct Session {
     pub last_seen_at: Timestamp,
 }
 
-fn from_row(r: &AnyRow) -> Result<Session> {
+fn from_row<R: crate::sync_read::RowGet>(r: &R) -> Result<Session> {
     Ok(Session {
-        id: r.try_get("id")?,
-        tenant_id: TenantId::from_string(r.try_get::<String, _>("tenant_id")?),
-        user_id: UserId::from_string(r.try_get::<String, _>("user_id")?),
-        kind: r.try_get("kind")?,
-        csrf_token: r.try_get("csrf_token")?,
-        ip: r.try_get("ip")?,
-        user_agent: r.try_get("user_agent")?,
-        created_at: Timestamp(r.try_get("created_at")?),
-        last_seen_at: Timestamp(r.try_get("last_seen_at")?),
+        id: r.text("", "id")?,
+        tenant_id: TenantId::from_string(r.text("", "tenant_id")?),
+        user_id: UserId::from_string(r.text("", "user_id")?),
+        kind: r.text("", "kind")?,
+        csrf_token: r.text("", "csrf_token")?,
+        ip: r.opt_text("", "ip")?,
+        user_agent: r.opt_text("", "user_agent")?,
+        created_at: Timestamp(r.int("", "created_at")?),
+        last_seen_at: Timestamp(r.int("", "last_seen_at")?),
     })
 }
 
@@ -62,39 +60,60 @@ pub type SessionOwner = (
     Vec<crate::roles::GrantRow>,
 );
 
+/// The session lookup's one statement: a session with its user, tenant and grants (put in
+/// order by [`OwnerRows::finish`]: a sort in SQLite would cost more than the lookup).
+const OWNER_SQL: &str = "SELECT s.id, s.tenant_id, s.user_id, s.kind, s.csrf_token, s.ip, s.user_agent, s.created_at, s.last_seen_at, \
+     u.id AS u_id, u.tenant_id AS u_tenant_id, u.email AS u_email, u.display_name AS u_display_name, u.locale AS u_locale, \
+     u.status AS u_status, u.kind AS u_kind, u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
+     t.id AS t_id, t.slug AS t_slug, t.name AS t_name, t.status AS t_status, t.settings AS t_settings, t.created_at AS t_created_at, \
+     g.id AS g_id, g.user_id AS g_user_id, g.builtin AS g_builtin, g.role_id AS g_role_id, g.scope_kind AS g_scope_kind, \
+     g.scope_id AS g_scope_id, g.created_at AS g_created_at, g.max_label AS g_max_label, r.name AS g_role_name, r.actions AS g_role_actions \
+     FROM sessions s \
+     JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
+     JOIN tenants t ON t.id = s.tenant_id \
+     LEFT JOIN grants g ON g.user_id = u.id AND g.tenant_id = u.tenant_id \
+     LEFT JOIN roles r ON r.id = g.role_id AND r.tenant_id = g.tenant_id \
+     WHERE s.id = $1";
+
 /// A session with its user, tenant and grants, in one query (the hot path of every request).
 pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<SessionOwner>> {
     if tx.scope() != &TxScope::System {
         return Err(StoreError::ScopeViolation);
     }
-    let rows = sqlx::query(
-        "SELECT s.id, s.tenant_id, s.user_id, s.kind, s.csrf_token, s.ip, s.user_agent, s.created_at, s.last_seen_at, \
-         u.id AS u_id, u.tenant_id AS u_tenant_id, u.email AS u_email, u.display_name AS u_display_name, u.locale AS u_locale, \
-         u.status AS u_status, u.kind AS u_kind, u.password_hash AS u_password_hash, u.created_at AS u_created_at, \
-         t.id AS t_id, t.slug AS t_slug, t.name AS t_name, t.status AS t_status, t.settings AS t_settings, t.created_at AS t_created_at, \
-         g.id AS g_id, g.user_id AS g_user_id, g.builtin AS g_builtin, g.role_id AS g_role_id, g.scope_kind AS g_scope_kind, \
-         g.scope_id AS g_scope_id, g.created_at AS g_created_at, g.max_label AS g_max_label, r.name AS g_role_name, r.actions AS g_role_actions \
-         FROM sessions s \
-         JOIN users u ON u.id = s.user_id AND u.tenant_id = s.tenant_id \
-         JOIN tenants t ON t.id = s.tenant_id \
-         LEFT JOIN grants g ON g.user_id = u.id AND g.tenant_id = u.tenant_id \
-         LEFT JOIN roles r ON r.id = g.role_id AND r.tenant_id = g.tenant_id \
-         WHERE s.id = $1 ORDER BY g.created_at, g.id",
-    )
-    .bind(token_hash)
-    .fetch_all(tx.conn())
-    .await?;
-    owner_from_rows(&rows)
+    let rows = sqlx::query(OWNER_SQL)
+        .bind(token_hash)
+        .fetch_all(tx.conn())
+        .await?;
+    let mut owner = OwnerRows::default();
+    for r in &rows {
+        owner.add(r)?;
+    }
+    Ok(owner.finish())
 }
 
-/// The session lookup of every request, in one round trip: [`find_with_owner`] on a plain
-/// connection (one statement is atomic; no BEGIN / ROLLBACK). On PostgreSQL it goes through
-/// the `kura_session_lookup` function (migration 19), which turns on cross-tenant reading
-/// for its own statement only — the row-level-security policies still decide, and nothing
-/// but the session with this token hash and its owner can be read through it.
+/// The session lookup of every request, in one round trip: [`find_with_owner`] outside a
+/// transaction (one statement is atomic). On SQLite it runs in place on one of the
+/// store's synchronous readers ([`crate::sync_read`]; on any failure there, through sqlx
+/// as before). On PostgreSQL it goes through the `kura_session_lookup` function
+/// (migration 19), which turns on cross-tenant reading for its own statement only — the
+/// row-level-security policies still decide, and nothing but the session with this token
+/// hash and its owner can be read through it.
 pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
     match store.backend() {
         crate::Backend::Sqlite => {
+            if let Some(readers) = store.sync_readers() {
+                let found = readers.with(|conn| {
+                    let mut owner = OwnerRows::default();
+                    conn.each(OWNER_SQL, [token_hash], |r| owner.add(r))?;
+                    Ok(owner.finish())
+                });
+                match found {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "in-place session lookup failed; through sqlx")
+                    }
+                }
+            }
             let mut tx = store.system_lookup().await?;
             find_with_owner(&mut tx, token_hash).await
         }
@@ -111,27 +130,44 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
                     })
                 })
                 .await?;
-            owner_from_rows(&rows)
+            let mut owner = OwnerRows::default();
+            for r in &rows {
+                owner.add(r)?;
+            }
+            Ok(owner.finish())
         }
     }
 }
 
-fn owner_from_rows(rows: &[AnyRow]) -> Result<Option<SessionOwner>> {
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let mut grants = Vec::new();
-    for r in rows {
-        if r.try_get::<Option<String>, _>("g_id")?.is_some() {
-            grants.push(crate::roles::grant_from_row_prefixed(r, "g_")?);
+/// The session, user and tenant of the first row and a grant from every row that has one.
+#[derive(Default)]
+struct OwnerRows {
+    first: Option<(Session, crate::users::User, crate::tenants::Tenant)>,
+    grants: Vec<crate::roles::GrantRow>,
+}
+
+impl OwnerRows {
+    fn add<R: crate::sync_read::RowGet>(&mut self, r: &R) -> Result<()> {
+        if self.first.is_none() {
+            self.first = Some((
+                from_row(r)?,
+                crate::users::from_row_prefixed(r, "u_")?,
+                crate::tenants::from_row_prefixed(r, "t_")?,
+            ));
         }
+        if r.opt_text("g_", "id")?.is_some() {
+            self.grants
+                .push(crate::roles::grant_from_row_prefixed(r, "g_")?);
+        }
+        Ok(())
     }
-    Ok(Some((
-        from_row(first)?,
-        crate::users::from_row_prefixed(first, "u_")?,
-        crate::tenants::from_row_prefixed(first, "t_")?,
-        grants,
-    )))
+
+    /// The owner, with the grants in the order they were made.
+    fn finish(mut self) -> Option<SessionOwner> {
+        self.grants
+            .sort_by(|a, b| (a.created_at.0, a.id.as_str()).cmp(&(b.created_at.0, b.id.as_str())));
+        self.first.map(|(s, u, t)| (s, u, t, self.grants))
+    }
 }
 
 pub async fn touch(tx: &mut Tx, tenant: &TenantId, id: &str, now: Timestamp) -> Result<()> {

@@ -21,20 +21,16 @@ fn from_row(r: &AnyRow) -> Result<Tenant> {
 }
 
 /// Reads a tenant from columns named `{prefix}id`, … (for joins).
-pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<Tenant> {
-    let c = |n: &str| format!("{p}{n}");
-    let status: String = r.try_get(c("status").as_str())?;
+pub(crate) fn from_row_prefixed<R: crate::sync_read::RowGet>(r: &R, p: &str) -> Result<Tenant> {
+    let status = r.text(p, "status")?;
     Ok(Tenant {
-        id: TenantId::from_string(r.try_get::<String, _>(c("id").as_str())?),
-        slug: r.try_get(c("slug").as_str())?,
-        name: r.try_get(c("name").as_str())?,
+        id: TenantId::from_string(r.text(p, "id")?),
+        slug: r.text(p, "slug")?,
+        name: r.text(p, "name")?,
         status: TenantStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("tenant status {status}")))?,
-        settings: parse_json(
-            &r.try_get::<String, _>(c("settings").as_str())?,
-            "tenant settings",
-        )?,
-        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
+        settings: parse_json(&r.text(p, "settings")?, "tenant settings")?,
+        created_at: Timestamp(r.int(p, "created_at")?),
     })
 }
 

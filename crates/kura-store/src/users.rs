@@ -4,7 +4,6 @@ use crate::{found, Result, StoreError, Tx};
 use kura_domain::user::{UserKind, UserStatus};
 use kura_domain::{TenantId, Timestamp, UserId};
 use sqlx::any::AnyRow;
-use sqlx::Row;
 
 #[derive(Debug, Clone)]
 pub struct User {
@@ -28,24 +27,23 @@ pub(crate) fn from_row(r: &AnyRow) -> Result<User> {
 }
 
 /// Reads a user from columns named `{prefix}id`, `{prefix}email`, … (for joins).
-pub(crate) fn from_row_prefixed(r: &AnyRow, p: &str) -> Result<User> {
-    let c = |n: &str| format!("{p}{n}");
-    let status: String = r.try_get(c("status").as_str())?;
+pub(crate) fn from_row_prefixed<R: crate::sync_read::RowGet>(r: &R, p: &str) -> Result<User> {
+    let status = r.text(p, "status")?;
     Ok(User {
-        id: UserId::from_string(r.try_get::<String, _>(c("id").as_str())?),
-        tenant_id: TenantId::from_string(r.try_get::<String, _>(c("tenant_id").as_str())?),
-        email: r.try_get(c("email").as_str())?,
-        display_name: r.try_get(c("display_name").as_str())?,
-        locale: r.try_get(c("locale").as_str())?,
+        id: UserId::from_string(r.text(p, "id")?),
+        tenant_id: TenantId::from_string(r.text(p, "tenant_id")?),
+        email: r.text(p, "email")?,
+        display_name: r.text(p, "display_name")?,
+        locale: r.opt_text(p, "locale")?,
         status: UserStatus::parse(&status)
             .ok_or_else(|| StoreError::Corrupt(format!("user status {status}")))?,
         kind: {
-            let kind: String = r.try_get(c("kind").as_str())?;
+            let kind = r.text(p, "kind")?;
             UserKind::parse(&kind)
                 .ok_or_else(|| StoreError::Corrupt(format!("user kind {kind}")))?
         },
-        password_hash: r.try_get(c("password_hash").as_str())?,
-        created_at: Timestamp(r.try_get(c("created_at").as_str())?),
+        password_hash: r.opt_text(p, "password_hash")?,
+        created_at: Timestamp(r.int(p, "created_at")?),
     })
 }
 

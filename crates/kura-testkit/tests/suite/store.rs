@@ -224,6 +224,77 @@ async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backe
     }
 }
 
+/// SQLite: the session lookup of every request is read in place (no sqlx thread hop) and
+/// sees every acknowledged change at once — a new grant, a log-out, a frozen user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_session_lookups_are_read_in_place_and_see_changes_at_once() {
+    use kura_testkit::StatusCode;
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("inplace").await;
+    let before = s.services.store.in_place_reads();
+    let (st, me) = s.get("/api/v1/me", &t.admin_token).await;
+    assert_eq!(st, StatusCode::OK, "{me}");
+    assert!(
+        s.services.store.in_place_reads() > before,
+        "the lookup was answered in place"
+    );
+    let grants = me["grants"].as_array().map_or(0, Vec::len);
+    // A member with a session, then a project grant: the next request carries it.
+    let (member_id, member_token) = s
+        .add_user(
+            &t.admin_token,
+            "m@inplace.example.jp",
+            "member",
+            serde_json::json!({ "type": "tenant" }),
+        )
+        .await;
+    let (st, m) = s.get("/api/v1/me", &member_token).await;
+    assert_eq!(st, StatusCode::OK, "{m}");
+    let member_grants = m["grants"].as_array().map_or(0, Vec::len);
+    let (st, folder) = s
+        .post(
+            "/api/v1/folders",
+            &t.admin_token,
+            serde_json::json!({ "name": "F" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{folder}");
+    let (st, g) = s
+        .post(
+            &format!("/api/v1/users/{member_id}/grants"),
+            &t.admin_token,
+            serde_json::json!({ "role": "admin", "scope": { "type": "folder", "id": folder["id"] } }),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {g}");
+    let (_, m) = s.get("/api/v1/me", &member_token).await;
+    assert_eq!(
+        m["grants"].as_array().map_or(0, Vec::len),
+        member_grants + 1,
+        "{m}"
+    );
+    // Frozen: refused at once.
+    let (st, _) = s
+        .post(
+            &format!("/api/v1/users/{member_id}/freeze"),
+            &t.admin_token,
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(st.is_success(), "{st}");
+    let (st, _) = s.get("/api/v1/me", &member_token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    // Logged out: refused at once.
+    let (st, _) = s
+        .post("/api/v1/auth/logout", &t.admin_token, serde_json::json!({}))
+        .await;
+    assert!(st.is_success(), "{st}");
+    let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    assert!(grants >= 1);
+    s.stop().await;
+}
+
 /// PostgreSQL: the one-round-trip session lookup function reads across tenants for its own
 /// statement only. As `kura_app` (bound by row-level security) nothing is visible outside a
 /// transaction that set the scope; the function finds the session; afterwards nothing is
