@@ -88,8 +88,14 @@ pub async fn append(tx: &mut Tx, tenant: &TenantId, ev: NewEvent) -> Result<i64>
     Ok(record.seq)
 }
 
-/// Rows per INSERT in [`append_batch`].
+/// Rows per INSERT in [`append_batch`] (PostgreSQL: one JSON array parameter).
 const BATCH_ROWS: usize = 1000;
+
+/// Rows per INSERT in [`append_batch`] on SQLite: 14 parameters each, within SQLite's
+/// 32,766.
+const SQLITE_BATCH_ROWS: usize = 1000;
+
+const INSERT_EVENTS: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash)";
 
 /// Appends many events to `tenant`'s chain in the caller's transaction: the head is
 /// locked and moved once, hashes are chained in memory, rows go in multi-row INSERTs.
@@ -133,48 +139,77 @@ pub async fn append_batch(tx: &mut Tx, tenant: &TenantId, events: Vec<NewEvent>)
         prev = hash.clone();
         rows.push((record, hash));
     }
-    // The rows travel as one JSON array per statement (one parameter instead of 14 per
-    // row: binding dominates otherwise) and are unpacked by the database.
-    let sql = match tx.backend() {
+    match tx.backend() {
+        // SQLite: multi-row VALUES with anonymous `?` placeholders (SQLite looks a numbered
+        // `$n` up by a linear scan, which is quadratic over a statement this size; a JSON
+        // array unpacked with json_extract parses every row's text 14 times).
         crate::Backend::Sqlite => {
-            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash) \
-             SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), json_extract(value, '$[3]'), \
-             json_extract(value, '$[4]'), json_extract(value, '$[5]'), json_extract(value, '$[6]'), json_extract(value, '$[7]'), \
-             json_extract(value, '$[8]'), json_extract(value, '$[9]'), json_extract(value, '$[10]'), json_extract(value, '$[11]'), \
-             json_extract(value, '$[12]'), json_extract(value, '$[13]') FROM json_each($1) ORDER BY key"
+            for chunk in rows.chunks(SQLITE_BATCH_ROWS) {
+                let mut sql = String::with_capacity(INSERT_EVENTS.len() + 8 + chunk.len() * 30);
+                sql.push_str(INSERT_EVENTS);
+                sql.push_str(" VALUES ");
+                for i in 0..chunk.len() {
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                }
+                let mut q = sqlx::query(&sql);
+                for (r, h) in chunk {
+                    q = q
+                        .bind(r.tenant_id.as_str())
+                        .bind(r.seq)
+                        .bind(r.at)
+                        .bind(r.actor_kind.as_str())
+                        .bind(r.actor_id.as_deref())
+                        .bind(r.action.as_str())
+                        .bind(r.target_kind.as_deref())
+                        .bind(r.target_id.as_deref())
+                        .bind(r.result.as_str())
+                        .bind(r.ip.as_deref())
+                        .bind(r.request_id.as_deref())
+                        .bind(r.details.to_string())
+                        .bind(r.prev_hash.as_str())
+                        .bind(h.as_str());
+                }
+                q.execute(tx.conn()).await?;
+            }
         }
+        // PostgreSQL: the rows travel as one JSON array per statement (one parameter
+        // instead of 14 per row) and are unpacked by the database.
         crate::Backend::Postgres => {
-            "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash) \
-             SELECT r->>0, (r->>1)::bigint, (r->>2)::bigint, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, r->>12, r->>13 \
-             FROM json_array_elements($1::json) AS r"
+            let sql = format!(
+                "{INSERT_EVENTS} SELECT r->>0, (r->>1)::bigint, (r->>2)::bigint, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, r->>12, r->>13 \
+                 FROM json_array_elements($1::json) AS r"
+            );
+            for chunk in rows.chunks(BATCH_ROWS) {
+                let payload: Vec<serde_json::Value> = chunk
+                    .iter()
+                    .map(|(r, h)| {
+                        serde_json::json!([
+                            r.tenant_id,
+                            r.seq,
+                            r.at,
+                            r.actor_kind,
+                            r.actor_id,
+                            r.action,
+                            r.target_kind,
+                            r.target_id,
+                            r.result,
+                            r.ip,
+                            r.request_id,
+                            r.details.to_string(),
+                            r.prev_hash,
+                            h
+                        ])
+                    })
+                    .collect();
+                sqlx::query(&sql)
+                    .bind(serde_json::Value::Array(payload).to_string())
+                    .execute(tx.conn())
+                    .await?;
+            }
         }
-    };
-    for chunk in rows.chunks(BATCH_ROWS) {
-        let payload: Vec<serde_json::Value> = chunk
-            .iter()
-            .map(|(r, h)| {
-                serde_json::json!([
-                    r.tenant_id,
-                    r.seq,
-                    r.at,
-                    r.actor_kind,
-                    r.actor_id,
-                    r.action,
-                    r.target_kind,
-                    r.target_id,
-                    r.result,
-                    r.ip,
-                    r.request_id,
-                    r.details.to_string(),
-                    r.prev_hash,
-                    h
-                ])
-            })
-            .collect();
-        sqlx::query(sql)
-            .bind(serde_json::Value::Array(payload).to_string())
-            .execute(tx.conn())
-            .await?;
     }
     sqlx::query("UPDATE audit_heads SET seq = $1, hash = $2 WHERE tenant_id = $3")
         .bind(seq)

@@ -406,7 +406,8 @@ async fn access_log_filters_and_exports(b: kura_testkit::Backend) {
 }
 
 kura_testkit::per_backend!(batched_audit_appends_chain_correctly);
-/// Batched appends (one head update, rows sent as one JSON array per statement) build the
+/// Batched appends (one head update, multi-row INSERTs: 1,000 rows of `?` placeholders on
+/// SQLite, one JSON array per statement on PostgreSQL) build the
 /// same chain as single appends: it verifies, mixes with single appends, reads back intact.
 async fn batched_audit_appends_chain_correctly(b: kura_testkit::Backend) {
     let s = TestServer::start(b).await;
