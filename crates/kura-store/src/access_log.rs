@@ -38,15 +38,7 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
     match tx.backend() {
         crate::Backend::Sqlite => {
             for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-                let mut sql = String::with_capacity(INSERT.len() + 8 + chunk.len() * 32);
-                sql.push_str(INSERT);
-                sql.push_str(" VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?)");
-                }
+                let sql = crate::sqlite_values(INSERT, chunk.len(), 10);
                 let mut q = sqlx::query(&sql);
                 for e in chunk {
                     q = q

@@ -145,15 +145,7 @@ pub async fn append_batch(tx: &mut Tx, tenant: &TenantId, events: Vec<NewEvent>)
         // array unpacked with json_extract parses every row's text 14 times).
         crate::Backend::Sqlite => {
             for chunk in rows.chunks(SQLITE_BATCH_ROWS) {
-                let mut sql = String::with_capacity(INSERT_EVENTS.len() + 8 + chunk.len() * 30);
-                sql.push_str(INSERT_EVENTS);
-                sql.push_str(" VALUES ");
-                for i in 0..chunk.len() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    sql.push_str("(?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-                }
+                let sql = crate::sqlite_values(INSERT_EVENTS, chunk.len(), 14);
                 let mut q = sqlx::query(&sql);
                 for (r, h) in chunk {
                     q = q

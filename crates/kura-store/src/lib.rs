@@ -32,6 +32,29 @@ pub mod sessions;
 pub mod signup;
 pub mod status;
 mod sync_read;
+
+/// `{insert} VALUES (?,…),(?,…)…`: `rows` rows of `cols` anonymous placeholders, for
+/// multi-row INSERTs on SQLite (which looks a numbered `$n` up by a linear scan — quadratic
+/// over a statement this size).
+pub(crate) fn sqlite_values(insert: &str, rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(insert.len() + 8 + rows * (cols * 2 + 2));
+    sql.push_str(insert);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+        }
+        sql.push(')');
+    }
+    sql
+}
 pub mod tenants;
 pub mod throttle;
 pub mod usage;
@@ -890,5 +913,16 @@ impl Labels {
     }
     pub(crate) fn attributes_json(&self) -> String {
         serde_json::Value::Object(self.attributes.clone()).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn multi_row_values_have_anonymous_placeholders() {
+        assert_eq!(
+            crate::sqlite_values("INSERT INTO t (a, b)", 3, 2),
+            "INSERT INTO t (a, b) VALUES (?,?),(?,?),(?,?)"
+        );
     }
 }
