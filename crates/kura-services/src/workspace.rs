@@ -103,21 +103,8 @@ impl Services {
     ) -> Result<(Project, Resource)> {
         let p = workspace::get_project(tx, t, id).await?;
         let chain = self.folder_chain(tx, t, &p.folder_id).await?;
-        let labels = item_label
-            .into_iter()
-            .chain(std::iter::once(p.labels.label.as_deref()))
-            .chain(chain.iter().rev().map(|f| f.labels.label.as_deref()));
-        let level = settings.effective_rank(labels);
-        let folders = chain.iter().map(|f| f.id.clone()).collect();
-        Ok((
-            p,
-            Resource::Project {
-                tenant_id: t.clone(),
-                folders,
-                project_id: id.clone(),
-                level,
-            },
-        ))
+        let r = project_resource(settings, t, &p, &chain, item_label);
+        Ok((p, r))
     }
 
     /// The resource a scope denotes (for grants), with its ancestry.
@@ -659,5 +646,26 @@ impl Services {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A project (in its folders, outermost first) as a resource: its path and effective
+/// classification — with that of an item in it (`item_label`) when one is asked about.
+pub(crate) fn project_resource(
+    settings: &TenantSettings,
+    t: &TenantId,
+    p: &Project,
+    chain: &[Folder],
+    item_label: Option<Option<&str>>,
+) -> Resource {
+    let labels = item_label
+        .into_iter()
+        .chain(std::iter::once(p.labels.label.as_deref()))
+        .chain(chain.iter().rev().map(|f| f.labels.label.as_deref()));
+    Resource::Project {
+        tenant_id: t.clone(),
+        folders: chain.iter().map(|f| f.id.clone()).collect(),
+        project_id: p.id.clone(),
+        level: settings.effective_rank(labels),
     }
 }

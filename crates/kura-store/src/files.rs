@@ -1,9 +1,9 @@
 //! Files and their versions (DATA-1). A file's content is an immutable encrypted blob per
 //! version.
 
+use crate::sync_read::RowGet;
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::{ProjectId, TenantId, Timestamp, UserId};
-use sqlx::any::AnyRow;
 use sqlx::Row;
 
 #[derive(Debug, Clone)]
@@ -33,35 +33,31 @@ pub struct Version {
     pub created_at: Timestamp,
 }
 
-fn file_from_row(r: &AnyRow) -> Result<File> {
+fn file_from_row<R: RowGet>(r: &R) -> Result<File> {
     Ok(File {
         labels: crate::Labels::from_row(r)?,
-        id: r.try_get("id")?,
-        project_id: ProjectId::from_string(r.try_get::<String, _>("project_id")?),
-        name: r.try_get("name")?,
-        current_version: r.try_get("current_version")?,
-        deleted_at: r.try_get::<Option<i64>, _>("deleted_at")?.map(Timestamp),
-        created_by: r
-            .try_get::<Option<String>, _>("created_by")?
-            .map(UserId::from_string),
-        created_at: Timestamp(r.try_get("created_at")?),
-        updated_at: Timestamp(r.try_get("updated_at")?),
+        id: r.text("", "id")?,
+        project_id: ProjectId::from_string(r.text("", "project_id")?),
+        name: r.text("", "name")?,
+        current_version: r.int("", "current_version")?,
+        deleted_at: r.opt_int("", "deleted_at")?.map(Timestamp),
+        created_by: r.opt_text("", "created_by")?.map(UserId::from_string),
+        created_at: Timestamp(r.int("", "created_at")?),
+        updated_at: Timestamp(r.int("", "updated_at")?),
     })
 }
 
-fn version_from_row(r: &AnyRow) -> Result<Version> {
+fn version_from_row<R: RowGet>(r: &R) -> Result<Version> {
     Ok(Version {
-        file_id: r.try_get("file_id")?,
-        version: r.try_get("version")?,
-        blob_id: r.try_get("blob_id")?,
-        key_version: r.try_get("key_version")?,
-        size: r.try_get("size")?,
-        sha256: r.try_get("sha256")?,
-        content_type: r.try_get("content_type")?,
-        created_by: r
-            .try_get::<Option<String>, _>("created_by")?
-            .map(UserId::from_string),
-        created_at: Timestamp(r.try_get("created_at")?),
+        file_id: r.text("", "file_id")?,
+        version: r.int("", "version")?,
+        blob_id: r.text("", "blob_id")?,
+        key_version: r.int("", "key_version")?,
+        size: r.int("", "size")?,
+        sha256: r.text("", "sha256")?,
+        content_type: r.text("", "content_type")?,
+        created_by: r.opt_text("", "created_by")?.map(UserId::from_string),
+        created_at: Timestamp(r.int("", "created_at")?),
     })
 }
 
@@ -607,4 +603,98 @@ pub async fn name_of_blob(
         Some(r) => Some((r.try_get("name")?, r.try_get("version")?)),
         None => None,
     })
+}
+
+/// A file with its project, the project's folders (outermost first) and a version: the
+/// reads that authorize a download, done in place in one snapshot on SQLite (see
+/// [`crate::sync_read`]).
+#[derive(Debug, Clone)]
+pub struct FileInPlace {
+    pub file: File,
+    pub project: crate::workspace::Project,
+    pub folders: Vec<crate::workspace::Folder>,
+    pub version: Option<Version>,
+}
+
+static FILE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND id = $2")
+});
+static PROJECT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM projects WHERE tenant_id = $1 AND id = $2",
+        crate::workspace::PROJECT_COLS
+    )
+});
+static FOLDER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {} FROM folders WHERE tenant_id = $1 AND id = $2",
+        crate::workspace::FOLDER_COLS
+    )
+});
+static VERSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 AND version = $3")
+});
+
+/// [`FileInPlace`] of `tenant`'s file `id` (with its current version, or version `v`,
+/// when `version` is `Some`), read in place. `None` on PostgreSQL, and whenever anything
+/// is missing, nested deeper than [`crate::workspace::MAX_FOLDER_DEPTH`] or fails to read: the caller then takes the
+/// ordinary path, which reports (and audits) what is missing — this only speeds up the
+/// case where everything is there.
+pub fn file_in_place(
+    store: &crate::Store,
+    tenant: &TenantId,
+    id: &str,
+    version: Option<Option<i64>>,
+) -> Option<FileInPlace> {
+    let readers = store.sync_readers()?;
+    let t = tenant.as_str();
+    let found = readers.with(|r| {
+        r.snapshot(|r| {
+            let Some(file) = r.one(&FILE_SQL, [t, id], |row| file_from_row(row))? else {
+                return Ok(None);
+            };
+            let project = r.one(&PROJECT_SQL, [t, file.project_id.as_str()], |row| {
+                crate::workspace::project_from_row(row)
+            })?;
+            let Some(project) = project else {
+                return Ok(None);
+            };
+            let mut folders = Vec::new();
+            let mut cur = Some(project.folder_id.clone());
+            while let Some(fid) = cur {
+                if folders.len() > crate::workspace::MAX_FOLDER_DEPTH {
+                    return Ok(None);
+                }
+                let folder = r.one(&FOLDER_SQL, [t, fid.as_str()], |row| {
+                    crate::workspace::folder_from_row(row)
+                })?;
+                let Some(folder) = folder else {
+                    return Ok(None);
+                };
+                cur = folder.parent_id.clone();
+                folders.push(folder);
+            }
+            folders.reverse();
+            let version = match version {
+                None => None,
+                Some(v) => {
+                    let n = v.unwrap_or(file.current_version);
+                    let found = r.one(&VERSION_SQL, rusqlite::params![t, id, n], |row| {
+                        version_from_row(row)
+                    })?;
+                    match found {
+                        Some(v) => Some(v),
+                        None => return Ok(None),
+                    }
+                }
+            };
+            Ok(Some(FileInPlace {
+                file,
+                project,
+                folders,
+                version,
+            }))
+        })
+    });
+    found.ok().flatten()
 }

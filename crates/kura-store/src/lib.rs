@@ -900,12 +900,11 @@ impl Labels {
         })
     }
 
-    pub(crate) fn from_row(r: &sqlx::any::AnyRow) -> Result<Labels> {
-        use sqlx::Row;
+    pub(crate) fn from_row<R: sync_read::RowGet>(r: &R) -> Result<Labels> {
         Ok(Labels {
-            label: r.try_get("label")?,
-            tags: parse_json(&r.try_get::<String, _>("tags")?, "tags")?,
-            attributes: parse_json(&r.try_get::<String, _>("attributes")?, "attributes")?,
+            label: r.opt_text("", "label")?,
+            tags: parse_json(&r.text("", "tags")?, "tags")?,
+            attributes: parse_json(&r.text("", "attributes")?, "attributes")?,
         })
     }
     pub(crate) fn tags_json(&self) -> String {

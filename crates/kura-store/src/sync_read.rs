@@ -32,24 +32,30 @@ pub(crate) struct SyncReaders {
 /// One in-place connection, with the column names of the statements it has run.
 pub(crate) struct Reader {
     conn: rusqlite::Connection,
-    names: std::collections::HashMap<&'static str, Vec<String>>,
+    names: std::collections::HashMap<String, Vec<String>>,
 }
 
 impl Reader {
     /// Runs `sql` (a cached statement) with `params` and calls `f` with every row.
     pub(crate) fn each<P: rusqlite::Params>(
         &mut self,
-        sql: &'static str,
+        sql: &str,
         params: P,
         mut f: impl FnMut(&SqliteRow<'_>) -> Result<()>,
     ) -> Result<()> {
         let mut stmt = self.conn.prepare_cached(sql).map_err(sync_error)?;
-        let names = self.names.entry(sql).or_insert_with(|| {
-            stmt.column_names()
+        if !self.names.contains_key(sql) {
+            let names = stmt
+                .column_names()
                 .into_iter()
                 .map(str::to_string)
-                .collect()
-        });
+                .collect();
+            self.names.insert(sql.to_string(), names);
+        }
+        let names = self
+            .names
+            .get(sql)
+            .ok_or_else(|| StoreError::Corrupt("statement columns".into()))?;
         let mut rows = stmt.query(params).map_err(sync_error)?;
         while let Some(row) = rows.next().map_err(sync_error)? {
             f(&SqliteRow {
@@ -59,6 +65,30 @@ impl Reader {
             })?;
         }
         Ok(())
+    }
+
+    /// The one row `sql` gives, mapped by `f`; `None` when there is none.
+    pub(crate) fn one<P: rusqlite::Params, T>(
+        &mut self,
+        sql: &str,
+        params: P,
+        f: impl Fn(&SqliteRow<'_>) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let mut out = None;
+        self.each(sql, params, |r| {
+            out = Some(f(r)?);
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read transaction: every statement sees the same snapshot.
+    pub(crate) fn snapshot<T>(&mut self, f: impl FnOnce(&mut Reader) -> Result<T>) -> Result<T> {
+        self.conn.execute_batch("BEGIN").map_err(sync_error)?;
+        let out = f(self);
+        let end = if out.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(sync_error)?;
+        out
     }
 }
 
@@ -150,6 +180,7 @@ pub(crate) trait RowGet {
     fn text_at(&self, i: usize) -> Result<String>;
     fn opt_text_at(&self, i: usize) -> Result<Option<String>>;
     fn int_at(&self, i: usize) -> Result<i64>;
+    fn opt_int_at(&self, i: usize) -> Result<Option<i64>>;
 
     fn text(&self, prefix: &str, name: &str) -> Result<String> {
         self.text_at(self.col(prefix, name)?)
@@ -159,6 +190,9 @@ pub(crate) trait RowGet {
     }
     fn int(&self, prefix: &str, name: &str) -> Result<i64> {
         self.int_at(self.col(prefix, name)?)
+    }
+    fn opt_int(&self, prefix: &str, name: &str) -> Result<Option<i64>> {
+        self.opt_int_at(self.col(prefix, name)?)
     }
 }
 
@@ -185,6 +219,9 @@ impl RowGet for sqlx::any::AnyRow {
         Ok(sqlx::Row::try_get(self, i)?)
     }
     fn int_at(&self, i: usize) -> Result<i64> {
+        Ok(sqlx::Row::try_get(self, i)?)
+    }
+    fn opt_int_at(&self, i: usize) -> Result<Option<i64>> {
         Ok(sqlx::Row::try_get(self, i)?)
     }
 }
@@ -217,6 +254,9 @@ impl RowGet for SqliteRow<'_> {
         self.row.get(i).map_err(sync_error)
     }
     fn int_at(&self, i: usize) -> Result<i64> {
+        self.row.get(i).map_err(sync_error)
+    }
+    fn opt_int_at(&self, i: usize) -> Result<Option<i64>> {
         self.row.get(i).map_err(sync_error)
     }
 }

@@ -1,9 +1,8 @@
 //! Folders and projects (DATA-1). Files come with the encrypted storage layer.
 
+use crate::sync_read::RowGet;
 use crate::{found, Result, StoreError, Tx};
 use kura_domain::{FolderId, ProjectId, TenantId, Timestamp, UserId};
-use sqlx::any::AnyRow;
-use sqlx::Row;
 
 /// Folders nest at most this deep.
 pub const MAX_FOLDER_DEPTH: usize = 16;
@@ -30,33 +29,27 @@ pub struct Project {
     pub updated_at: Timestamp,
 }
 
-fn folder_from_row(r: &AnyRow) -> Result<Folder> {
+pub(crate) fn folder_from_row<R: RowGet>(r: &R) -> Result<Folder> {
     Ok(Folder {
         labels: crate::Labels::from_row(r)?,
-        id: FolderId::from_string(r.try_get::<String, _>("id")?),
-        parent_id: r
-            .try_get::<Option<String>, _>("parent_id")?
-            .map(FolderId::from_string),
-        name: r.try_get("name")?,
-        created_by: r
-            .try_get::<Option<String>, _>("created_by")?
-            .map(UserId::from_string),
-        created_at: Timestamp(r.try_get("created_at")?),
-        updated_at: Timestamp(r.try_get("updated_at")?),
+        id: FolderId::from_string(r.text("", "id")?),
+        parent_id: r.opt_text("", "parent_id")?.map(FolderId::from_string),
+        name: r.text("", "name")?,
+        created_by: r.opt_text("", "created_by")?.map(UserId::from_string),
+        created_at: Timestamp(r.int("", "created_at")?),
+        updated_at: Timestamp(r.int("", "updated_at")?),
     })
 }
 
-fn project_from_row(r: &AnyRow) -> Result<Project> {
+pub(crate) fn project_from_row<R: RowGet>(r: &R) -> Result<Project> {
     Ok(Project {
         labels: crate::Labels::from_row(r)?,
-        id: ProjectId::from_string(r.try_get::<String, _>("id")?),
-        folder_id: FolderId::from_string(r.try_get::<String, _>("folder_id")?),
-        name: r.try_get("name")?,
-        created_by: r
-            .try_get::<Option<String>, _>("created_by")?
-            .map(UserId::from_string),
-        created_at: Timestamp(r.try_get("created_at")?),
-        updated_at: Timestamp(r.try_get("updated_at")?),
+        id: ProjectId::from_string(r.text("", "id")?),
+        folder_id: FolderId::from_string(r.text("", "folder_id")?),
+        name: r.text("", "name")?,
+        created_by: r.opt_text("", "created_by")?.map(UserId::from_string),
+        created_at: Timestamp(r.int("", "created_at")?),
+        updated_at: Timestamp(r.int("", "updated_at")?),
     })
 }
 
@@ -80,9 +73,9 @@ pub async fn insert_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result
     Ok(())
 }
 
-const FOLDER_COLS: &str =
+pub(crate) const FOLDER_COLS: &str =
     "id, parent_id, name, created_by, created_at, updated_at, label, tags, attributes";
-const PROJECT_COLS: &str =
+pub(crate) const PROJECT_COLS: &str =
     "id, folder_id, name, created_by, created_at, updated_at, label, tags, attributes";
 
 pub async fn get_folder(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Result<Folder> {

@@ -101,6 +101,22 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<(File, Option<Version>)> {
         let t = &auth.tenant.id;
+        // SQLite: when the file, its project, folders and version are all there, they are
+        // read in place (no sqlx round trips); anything else takes the path below, which
+        // reports and audits what is missing.
+        if let Some(found) = files::file_in_place(&self.store, t, id, version) {
+            if found.file.deleted_at.is_some() == trashed {
+                let r = crate::workspace::project_resource(
+                    &auth.tenant.settings,
+                    t,
+                    &found.project,
+                    &found.folders,
+                    Some(found.file.labels.label.as_deref()),
+                );
+                self.require(&auth.principal, action, &r, ctx).await?;
+                return Ok((found.file, found.version));
+            }
+        }
         let mut tx = self.store.tenant_read(t).await?;
         let f = match files::get(&mut tx, t, id).await {
             Ok(f) if f.deleted_at.is_some() == trashed => f,

@@ -224,10 +224,11 @@ async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backe
     }
 }
 
-/// SQLite: the session lookup of every request is read in place (no sqlx thread hop) and
-/// sees every acknowledged change at once — a new grant, a log-out, a frozen user.
+/// SQLite: the session lookup of every request and a download's file lookup are read in
+/// place (no sqlx thread hop) and see every acknowledged change at once — a trashed file,
+/// a new grant, a log-out, a frozen user.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_session_lookups_are_read_in_place_and_see_changes_at_once() {
+async fn sqlite_session_and_file_lookups_are_read_in_place_and_see_changes_at_once() {
     use kura_testkit::StatusCode;
     let s = TestServer::start(Backend::Sqlite).await;
     let t = s.create_tenant("inplace").await;
@@ -239,6 +240,45 @@ async fn sqlite_session_lookups_are_read_in_place_and_see_changes_at_once() {
         "the lookup was answered in place"
     );
     let grants = me["grants"].as_array().map_or(0, Vec::len);
+    // A download's file, project, folders and version are read in place too; a file in
+    // the trash is not downloadable (the ordinary path says so).
+    let project = s.project(&t.admin_token, "P").await;
+    let (st, up) = s
+        .upload(&t.admin_token, &project, "a.txt", b"in place".to_vec())
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{up}");
+    let file = up["file"]["id"].as_str().unwrap_or_default().to_string();
+    let before = s.services.store.in_place_reads();
+    let res = s
+        .client
+        .get(format!("{}/api/v1/files/{file}/content", s.base))
+        .bearer_auth(&t.admin_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.bytes().await.unwrap().as_ref(), b"in place");
+    assert!(
+        s.services.store.in_place_reads() >= before + 2,
+        "session and file read in place"
+    );
+    let (st, _) = s
+        .call(
+            "DELETE",
+            &format!("/api/v1/files/{file}"),
+            Some(&t.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s
+        .get(&format!("/api/v1/files/{file}/content"), &t.admin_token)
+        .await;
+    assert_eq!(
+        st,
+        StatusCode::NOT_FOUND,
+        "a trashed file is not downloaded"
+    );
     // A member with a session, then a project grant: the next request carries it.
     let (member_id, member_token) = s
         .add_user(
