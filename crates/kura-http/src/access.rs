@@ -5,7 +5,7 @@
 
 use crate::AppState;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, Method};
+use axum::http::{header, HeaderName, HeaderValue, Method};
 use axum::response::Response;
 use kura_domain::clock::Stopwatch;
 use kura_domain::{TenantId, UserId};
@@ -157,19 +157,28 @@ where
             } else {
                 res
             };
+            // Names as constants (not parsed per response) and room for all of them at
+            // once (one table growth, not several).
             let h = res.headers_mut();
+            h.reserve(6);
             if let Ok(v) = HeaderValue::from_str(&request_id) {
-                h.insert("x-request-id", v);
+                h.insert(X_REQUEST_ID, v);
             }
             h.insert(
-                "x-content-type-options",
+                header::X_CONTENT_TYPE_OPTIONS,
                 HeaderValue::from_static("nosniff"),
             );
-            h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-            h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-            h.insert("content-security-policy", HeaderValue::from_static(CSP));
-            if !h.contains_key("cache-control") {
-                h.insert("cache-control", HeaderValue::from_static("no-store"));
+            h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            h.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            h.insert(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            );
+            if !h.contains_key(header::CACHE_CONTROL) {
+                h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             }
             let status = res.status().as_u16();
             let elapsed = watch.elapsed();
@@ -294,6 +303,9 @@ impl AccessStats {
 }
 
 /// Entries per spool segment; a segment is written to the database in one transaction.
+/// The request id header every response carries.
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
 const SEGMENT_LINES: u64 = 1000;
 /// Entries per database batch.
 const BATCH: usize = 1000;

@@ -42,16 +42,16 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
                 let mut q = sqlx::query(&sql);
                 for e in chunk {
                     q = q
-                        .bind(e.tenant_id.as_ref().map(|t| t.as_str().to_string()))
-                        .bind(e.user_id.as_ref().map(|u| u.as_str().to_string()))
+                        .bind(e.tenant_id.as_ref().map(|t| t.as_str()))
+                        .bind(e.user_id.as_ref().map(|u| u.as_str()))
                         .bind(e.at.0)
-                        .bind(e.ip.clone())
-                        .bind(e.method.clone())
-                        .bind(e.path.clone())
+                        .bind(e.ip.as_deref())
+                        .bind(e.method.as_str())
+                        .bind(e.path.as_str())
                         .bind(e.status)
                         .bind(e.latency_us)
                         .bind(e.bytes)
-                        .bind(e.request_id.clone());
+                        .bind(e.request_id.as_deref());
                 }
                 q.execute(tx.conn()).await?;
             }
