@@ -15,7 +15,7 @@ use kura_domain::TenantId;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Where blobs live.
 #[derive(Debug, Clone)]
@@ -248,6 +248,23 @@ impl PendingBlob {
         }
     }
 
+    /// An empty buffer for [`PendingBlob::write_vec`] (on a local blob, one its writer is
+    /// done with, when there is one).
+    pub fn spare_buffer(&mut self, capacity: usize) -> Vec<u8> {
+        match self {
+            PendingBlob::Local(p) => p.spare_buffer(capacity),
+            PendingBlob::S3(_) => Vec::with_capacity(capacity),
+        }
+    }
+
+    /// Writes `buf`, taking it: a local blob hands it to its writer thread without a copy.
+    pub async fn write_vec(&mut self, buf: Vec<u8>) -> std::io::Result<()> {
+        match self {
+            PendingBlob::Local(p) => p.write_vec(buf).await,
+            PendingBlob::S3(p) => p.write(&buf).await,
+        }
+    }
+
     pub fn written(&self) -> u64 {
         match self {
             PendingBlob::Local(p) => p.written,
@@ -272,11 +289,65 @@ pub struct LocalBlobs {
     root: PathBuf,
 }
 
+/// A local blob being written: the bytes go to a thread of its own that writes them to
+/// the temporary file (up to [`LOCAL_IN_FLIGHT`] buffers queued), so the uploader goes on
+/// encrypting while the kernel copies the previous batch into the page cache.
 pub struct LocalPending {
-    file: Option<tokio::fs::File>,
+    writer: Option<LocalWriter>,
     tmp: PathBuf,
     dest: PathBuf,
     written: u64,
+}
+
+/// Buffers queued for a local blob's writer thread.
+const LOCAL_IN_FLIGHT: usize = 4;
+
+enum LocalWrite {
+    Data(Vec<u8>),
+    /// Everything is written: fsync and end.
+    Finish,
+}
+
+struct LocalWriter {
+    queue: tokio::sync::mpsc::Sender<LocalWrite>,
+    /// Buffers the thread has written, for reuse.
+    spare: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    /// The thread: Ok(true) after `Finish` (written and synced), Ok(false) when the
+    /// queue closed without it (an abandoned blob), or the first error.
+    done: tokio::task::JoinHandle<std::io::Result<bool>>,
+}
+
+impl LocalWriter {
+    fn start(mut file: std::fs::File) -> LocalWriter {
+        use std::io::Write;
+        let (queue, mut rx) = tokio::sync::mpsc::channel::<LocalWrite>(LOCAL_IN_FLIGHT);
+        let (back, spare) = tokio::sync::mpsc::channel::<Vec<u8>>(LOCAL_IN_FLIGHT + 1);
+        let done = tokio::task::spawn_blocking(move || {
+            while let Some(msg) = rx.blocking_recv() {
+                match msg {
+                    LocalWrite::Data(buf) => {
+                        file.write_all(&buf)?;
+                        let _ = back.try_send(buf);
+                    }
+                    LocalWrite::Finish => {
+                        file.sync_all()?;
+                        return Ok(true);
+                    }
+                }
+            }
+            Ok(false)
+        });
+        LocalWriter { queue, spare, done }
+    }
+
+    /// The thread's error after it stopped taking buffers.
+    async fn failed(self) -> std::io::Error {
+        match self.done.await {
+            Ok(Err(e)) => e,
+            Ok(Ok(_)) => std::io::Error::other("blob writer ended early"),
+            Err(e) => std::io::Error::other(e),
+        }
+    }
 }
 
 /// Creates `dir` (and its parents) for this process's user only: mode 0700.
@@ -309,9 +380,11 @@ impl LocalBlobs {
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .await?;
+            .await?
+            .into_std()
+            .await;
         Ok(LocalPending {
-            file: Some(file),
+            writer: Some(LocalWriter::start(file)),
             tmp,
             dest,
             written: 0,
@@ -392,18 +465,54 @@ impl LocalBlobs {
 
 impl LocalPending {
     async fn write(&mut self, data: &[u8]) -> std::io::Result<()> {
-        if let Some(f) = &mut self.file {
-            f.write_all(data).await?;
-            self.written += data.len() as u64;
+        let mut buf = self.spare_buffer(data.len());
+        buf.extend_from_slice(data);
+        self.write_vec(buf).await
+    }
+
+    /// An empty buffer, one the writer thread is done with when there is one.
+    fn spare_buffer(&mut self, capacity: usize) -> Vec<u8> {
+        match self.writer.as_mut().and_then(|w| w.spare.try_recv().ok()) {
+            Some(mut b) => {
+                b.clear();
+                b
+            }
+            None => Vec::with_capacity(capacity),
         }
+    }
+
+    async fn write_vec(&mut self, buf: Vec<u8>) -> std::io::Result<()> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let len = buf.len() as u64;
+        let Some(w) = &mut self.writer else {
+            return Err(std::io::Error::other("blob writer already ended"));
+        };
+        if w.queue.send(LocalWrite::Data(buf)).await.is_err() {
+            return match self.writer.take() {
+                Some(w) => Err(w.failed().await),
+                None => Err(std::io::Error::other("blob writer already ended")),
+            };
+        }
+        self.written += len;
         Ok(())
     }
 
-    /// fsync, rename into place, fsync the directory.
+    /// Everything written and fsynced (by the writer thread), renamed into place, the
+    /// directory fsynced.
     async fn commit(mut self) -> std::io::Result<()> {
-        if let Some(mut f) = self.file.take() {
-            f.flush().await?;
-            f.sync_all().await?;
+        let Some(w) = self.writer.take() else {
+            return Err(std::io::Error::other("blob writer already ended"));
+        };
+        let finished = w.queue.send(LocalWrite::Finish).await.is_ok();
+        let LocalWriter { queue, done, .. } = w;
+        drop(queue);
+        match done.await {
+            Ok(Ok(true)) if finished => {}
+            Ok(Err(e)) => return Err(e),
+            Ok(Ok(_)) => return Err(std::io::Error::other("blob writer ended early")),
+            Err(e) => return Err(std::io::Error::other(e)),
         }
         tokio::fs::rename(&self.tmp, &self.dest).await?;
         if let Some(dir) = self.dest.parent() {

@@ -80,11 +80,18 @@ impl SealedBlobWriter {
         if self.out.len() >= WRITE_BATCH {
             let n = self.enc.sealed_len(&self.out);
             if n > 0 {
+                // The sealed part goes to the blob as it is (no copy); the open chunk moves
+                // to the front of a buffer the blob is done with.
+                let mut next = self
+                    .pending
+                    .spare_buffer(WRITE_BATCH + stream::CHUNK + stream::TAG);
+                next.extend_from_slice(&self.out[n..]);
+                self.out.truncate(n);
+                let sealed = std::mem::replace(&mut self.out, next);
                 self.pending
-                    .write(&self.out[..n])
+                    .write_vec(sealed)
                     .await
                     .map_err(|e| ServiceError::blob_io("blob write", e))?;
-                self.out.drain(..n);
             }
         }
         Ok(())
