@@ -4,9 +4,10 @@
 //! that thread and every row a message back, and with the wake-ups on both sides that hand-
 //! over cost more than SQLite's own work for a point lookup (profiled: most of the CPU of
 //! an authenticated request went to it). The few statements every request runs (the
-//! session lookup) therefore go to a small set of plain SQLite connections used in place,
-//! on the calling thread: a lookup by primary key in pages SQLite has cached takes a few
-//! microseconds, less than the hand-over alone.
+//! session lookup, and a file action's file, project, folders and version) therefore go
+//! to a small set of plain SQLite connections used in place, on the calling thread: a
+//! lookup by primary key in pages SQLite has cached takes a few microseconds, less than
+//! the hand-over alone.
 //!
 //! These connections only read (`PRAGMA query_only`): WAL readers never wait for the
 //! writer, and a read that would wait (a checkpoint in a rare state) gives up after a
