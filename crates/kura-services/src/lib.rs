@@ -305,6 +305,8 @@ pub struct Services {
     /// [`HASH_MEMORY_IDLE`] after the last hash (memory back near idle after a flood).
     hash_permits: Arc<Semaphore>,
     hash_memory: Arc<std::sync::Mutex<HashMemory>>,
+    /// Sessions' last use, written in batches ([`auth::session`]).
+    pub(crate) touches: Arc<std::sync::Mutex<auth::PendingTouches>>,
 }
 
 /// How long reusable Argon2 workspaces are kept after the last password hash.
@@ -342,6 +344,7 @@ impl Services {
             mailer: None,
             hash_permits: Arc::new(Semaphore::new(permits)),
             hash_memory: Arc::new(std::sync::Mutex::new(HashMemory::default())),
+            touches: Arc::default(),
         }
     }
 

@@ -231,7 +231,10 @@ impl Running {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.await.context("server task")?
+        let served = self.task.await.context("server task");
+        // Sessions' last use still pending is written before the process goes.
+        self.services.flush_touches().await;
+        served?
     }
 
     /// Waits until the server ends (Ctrl-C / SIGTERM for `kura serve`).
@@ -240,6 +243,7 @@ impl Running {
         if let Some(b) = self.background.take() {
             b.stop().await;
         }
+        self.services.flush_touches().await;
         served?
     }
 }

@@ -7,6 +7,17 @@ use super::*;
 /// idle timeout is therefore exact to within this many seconds).
 pub const TOUCH_INTERVAL_SECS: i64 = 60;
 
+/// How often pending session uses are written.
+const TOUCH_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Sessions' uses not yet written: session id → (tenant, time of use).
+#[derive(Default)]
+pub struct PendingTouches {
+    pending: std::collections::HashMap<String, (TenantId, Timestamp)>,
+    /// A flusher task is running.
+    flushing: bool,
+}
+
 /// Everything a request knows once its token checks out.
 #[derive(Debug, Clone)]
 pub struct AuthContext {
@@ -126,6 +137,11 @@ impl Services {
             return Err(ServiceError::Unauthenticated);
         };
         let policy = &tenant.settings.session_policy;
+        // A use not yet written counts (it is written within a second or so).
+        let mut session = session;
+        if let Some(t) = self.pending_touch(&session.id) {
+            session.last_seen_at = session.last_seen_at.max(t);
+        }
         if user.status != UserStatus::Active
             || tenant.status != TenantStatus::Active
             || !policy.is_alive(session.created_at, session.last_seen_at, now)
@@ -139,9 +155,7 @@ impl Services {
         // active session never times out (with a 60 s idle limit: every 30 s).
         let touch_every_ms = (TOUCH_INTERVAL_SECS * 1000).min(policy.idle_timeout_secs * 500);
         if now.0 - session.last_seen_at.0 >= touch_every_ms {
-            let mut tx = self.store.tenant_tx(&tenant.id).await?;
-            sessions::touch(&mut tx, &tenant.id, &session.id, now).await?;
-            tx.commit().await?;
+            self.queue_touch(&tenant.id, &session.id, now);
         }
         // The tenant requires a second factor and this user has none yet: the session may
         // only be used to enrol (checked by the HTTP layer for every route).
@@ -164,6 +178,88 @@ impl Services {
             tenant,
             session,
         })
+    }
+
+    /// The not yet written last use of session `id`, if any.
+    fn pending_touch(&self, id: &str) -> Option<Timestamp> {
+        let t = self.touches.lock().ok()?;
+        t.pending.get(id).map(|(_, at)| *at)
+    }
+
+    /// Records a session's use to be written with others (a request does not wait for
+    /// it): a flusher task writes what is pending about once a second, one transaction per
+    /// tenant, and keeps an entry until it is written (so this node's requests see it
+    /// meanwhile, and a failed write is tried again).
+    fn queue_touch(&self, tenant: &TenantId, id: &str, at: Timestamp) {
+        let start = match self.touches.lock() {
+            Ok(mut t) => {
+                t.pending.insert(id.to_string(), (tenant.clone(), at));
+                !std::mem::replace(&mut t.flushing, true)
+            }
+            Err(_) => false,
+        };
+        if start {
+            let s = self.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(TOUCH_FLUSH_EVERY).await;
+                    if s.flush_touches().await {
+                        break;
+                    }
+                }
+            });
+        }
+    }
+
+    /// Writes the pending session uses; true when nothing is left pending (the flusher
+    /// then stops; the next use starts another).
+    pub async fn flush_touches(&self) -> bool {
+        let snapshot: Vec<(String, TenantId, Timestamp)> = match self.touches.lock() {
+            Ok(t) => t
+                .pending
+                .iter()
+                .map(|(id, (tenant, at))| (id.clone(), tenant.clone(), *at))
+                .collect(),
+            Err(_) => return true,
+        };
+        let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<(&str, Timestamp)>> =
+            Default::default();
+        for (id, tenant, at) in &snapshot {
+            by_tenant.entry(tenant).or_default().push((id, *at));
+        }
+        let mut written: Vec<(&str, Timestamp)> = Vec::new();
+        for (tenant, list) in by_tenant {
+            let result = async {
+                let mut tx = self.store.tenant_tx(tenant).await?;
+                for (id, at) in &list {
+                    sessions::touch(&mut tx, tenant, id, *at).await?;
+                }
+                tx.commit().await?;
+                Ok::<_, kura_store::StoreError>(())
+            }
+            .await;
+            match result {
+                Ok(()) => written.extend(list),
+                Err(e) => {
+                    tracing::warn!(error = %e, "writing sessions' last use failed; will retry")
+                }
+            }
+        }
+        match self.touches.lock() {
+            Ok(mut t) => {
+                for (id, at) in written {
+                    if t.pending.get(id).is_some_and(|(_, p)| *p == at) {
+                        t.pending.remove(id);
+                    }
+                }
+                if t.pending.is_empty() {
+                    t.flushing = false;
+                    return true;
+                }
+                false
+            }
+            Err(_) => true,
+        }
     }
 
     /// Ends the current session.

@@ -465,6 +465,60 @@ async fn failed_logins_from_one_address_lock_the_address() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(session_last_use_is_written_in_batches);
+/// A session's last use is written in batches, not by the request that used it: after
+/// a use that is due to be recorded, the request answers, the next one already counts the
+/// use (the session stays alive), and the stored time catches up within a few seconds —
+/// for every session used, in one write per tenant.
+async fn session_last_use_is_written_in_batches(b: kura_testkit::Backend) {
+    use kura_domain::clock::Clock;
+    use kura_testkit::{StatusCode, PASSWORD};
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("touchco").await;
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (st, v) = s.login("touchco", &t.admin_email, PASSWORD).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        tokens.push(v["token"].as_str().unwrap().to_string());
+    }
+    s.clock.advance_secs(120);
+    let used_at = s.clock.now().0;
+    for tok in &tokens {
+        assert_eq!(s.get("/api/v1/me", tok).await.0, StatusCode::OK);
+    }
+    let mut caught_up = false;
+    for _ in 0..100 {
+        let (st, v) = s.get("/api/v1/sessions", &tokens[0]).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let items = v["items"].as_array().cloned().unwrap_or_default();
+        let stored: Vec<i64> = items
+            .iter()
+            .filter_map(|i| i["last_seen_at"].as_i64())
+            .collect();
+        // The three used (the tenant's first session was not).
+        if stored.iter().filter(|&&at| at >= used_at).count() == 3 {
+            caught_up = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(caught_up, "the sessions' last use was not written");
+    // What is pending can be written at once (as stopping the server does).
+    s.clock.advance_secs(120);
+    let later = s.clock.now().0;
+    assert_eq!(s.get("/api/v1/me", &tokens[1]).await.0, StatusCode::OK);
+    assert!(s.services.flush_touches().await, "nothing left pending");
+    let (_, v) = s.get("/api/v1/sessions", &tokens[0]).await;
+    let items = v["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        items
+            .iter()
+            .any(|i| i["last_seen_at"].as_i64().unwrap_or(0) >= later),
+        "{v}"
+    );
+    s.stop().await;
+}
+
 /// Password hashing reuses its 19 MiB workspaces while log-ins keep coming and drops them
 /// once log-ins stop (memory back near idle after a flood).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
