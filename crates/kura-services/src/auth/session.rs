@@ -10,6 +10,9 @@ pub const TOUCH_INTERVAL_SECS: i64 = 60;
 /// How often pending session uses are written.
 const TOUCH_FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Failed rounds in a row after which pending uses are dropped.
+const TOUCH_FLUSH_TRIES: u32 = 30;
+
 /// Sessions' uses not yet written: session id → (tenant, time of use).
 #[derive(Default)]
 pub struct PendingTouches {
@@ -201,9 +204,19 @@ impl Services {
         if start {
             let s = self.clone();
             tokio::spawn(async move {
+                let mut failures = 0;
                 loop {
                     tokio::time::sleep(TOUCH_FLUSH_EVERY).await;
-                    if s.flush_touches().await {
+                    let (done, failed) = s.flush_pending().await;
+                    if done {
+                        break;
+                    }
+                    failures = if failed { failures + 1 } else { 0 };
+                    if failures >= TOUCH_FLUSH_TRIES {
+                        // The database is gone (or the store closed): the uses are dropped
+                        // — a session then looks idle since its last written use, which is
+                        // at most one touch interval earlier.
+                        s.drop_pending_touches();
                         break;
                     }
                 }
@@ -211,16 +224,32 @@ impl Services {
         }
     }
 
-    /// Writes the pending session uses; true when nothing is left pending (the flusher
-    /// then stops; the next use starts another).
+    /// Writes the pending session uses; true when nothing is left pending.
     pub async fn flush_touches(&self) -> bool {
+        self.flush_pending().await.0
+    }
+
+    fn drop_pending_touches(&self) {
+        if let Ok(mut t) = self.touches.lock() {
+            tracing::warn!(
+                sessions = t.pending.len(),
+                "sessions' last use could not be written; dropped"
+            );
+            t.pending.clear();
+            t.flushing = false;
+        }
+    }
+
+    /// Writes the pending session uses: (nothing left pending — the flusher then stops,
+    /// and the next use starts another; a write failed).
+    async fn flush_pending(&self) -> (bool, bool) {
         let snapshot: Vec<(String, TenantId, Timestamp)> = match self.touches.lock() {
             Ok(t) => t
                 .pending
                 .iter()
                 .map(|(id, (tenant, at))| (id.clone(), tenant.clone(), *at))
                 .collect(),
-            Err(_) => return true,
+            Err(_) => return (true, false),
         };
         let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<(&str, Timestamp)>> =
             Default::default();
@@ -228,6 +257,7 @@ impl Services {
             by_tenant.entry(tenant).or_default().push((id, *at));
         }
         let mut written: Vec<(&str, Timestamp)> = Vec::new();
+        let mut failed = false;
         for (tenant, list) in by_tenant {
             let result = async {
                 let mut tx = self.store.tenant_tx(tenant).await?;
@@ -241,7 +271,8 @@ impl Services {
             match result {
                 Ok(()) => written.extend(list),
                 Err(e) => {
-                    tracing::warn!(error = %e, "writing sessions' last use failed; will retry")
+                    failed = true;
+                    tracing::warn!(error = %e, "writing sessions' last use failed; will retry");
                 }
             }
         }
@@ -254,11 +285,11 @@ impl Services {
                 }
                 if t.pending.is_empty() {
                     t.flushing = false;
-                    return true;
+                    return (true, failed);
                 }
-                false
+                (false, failed)
             }
-            Err(_) => true,
+            Err(_) => (true, failed),
         }
     }
 
