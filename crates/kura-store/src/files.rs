@@ -65,10 +65,18 @@ const FILE_COLS: &str = "id, project_id, name, current_version, created_by, crea
 const VERSION_COLS: &str =
     "file_id, version, blob_id, key_version, size, sha256, content_type, created_by, created_at";
 
+/// One file by id (through sqlx in [`get`], in place in [`file_in_place`]).
+static FILE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND id = $2")
+});
+/// One version of a file ([`get_version`], [`file_in_place`]).
+static VERSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 AND version = $3")
+});
+
 pub async fn get(tx: &mut Tx, tenant: &TenantId, id: &str) -> Result<File> {
     tx.check(tenant)?;
-    let sql = format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND id = $2");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&FILE_SQL)
         .bind(tenant.as_str())
         .bind(id)
         .fetch_optional(tx.conn())
@@ -278,8 +286,7 @@ pub async fn get_version(
     version: i64,
 ) -> Result<Version> {
     tx.check(tenant)?;
-    let sql = format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 AND version = $3");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&VERSION_SQL)
         .bind(tenant.as_str())
         .bind(file_id)
         .bind(version)
@@ -616,25 +623,6 @@ pub struct FileInPlace {
     pub version: Option<Version>,
 }
 
-static FILE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("SELECT {FILE_COLS} FROM files WHERE tenant_id = $1 AND id = $2")
-});
-static PROJECT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM projects WHERE tenant_id = $1 AND id = $2",
-        crate::workspace::PROJECT_COLS
-    )
-});
-static FOLDER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!(
-        "SELECT {} FROM folders WHERE tenant_id = $1 AND id = $2",
-        crate::workspace::FOLDER_COLS
-    )
-});
-static VERSION_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    format!("SELECT {VERSION_COLS} FROM file_versions WHERE tenant_id = $1 AND file_id = $2 AND version = $3")
-});
-
 /// [`FileInPlace`] of `tenant`'s file `id` (with its current version, or version `v`,
 /// when `version` is `Some`), read in place. `None` on PostgreSQL, and whenever anything
 /// is missing, nested deeper than [`crate::workspace::MAX_FOLDER_DEPTH`] or fails to read: the caller then takes the
@@ -653,9 +641,11 @@ pub fn file_in_place(
             let Some(file) = r.one(&FILE_SQL, [t, id], |row| file_from_row(row))? else {
                 return Ok(None);
             };
-            let project = r.one(&PROJECT_SQL, [t, file.project_id.as_str()], |row| {
-                crate::workspace::project_from_row(row)
-            })?;
+            let project = r.one(
+                &crate::workspace::PROJECT_SQL,
+                [t, file.project_id.as_str()],
+                |row| crate::workspace::project_from_row(row),
+            )?;
             let Some(project) = project else {
                 return Ok(None);
             };
@@ -665,7 +655,7 @@ pub fn file_in_place(
                 if folders.len() > crate::workspace::MAX_FOLDER_DEPTH {
                     return Ok(None);
                 }
-                let folder = r.one(&FOLDER_SQL, [t, fid.as_str()], |row| {
+                let folder = r.one(&crate::workspace::FOLDER_SQL, [t, fid.as_str()], |row| {
                     crate::workspace::folder_from_row(row)
                 })?;
                 let Some(folder) = folder else {

@@ -113,21 +113,19 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
         crate::Backend::Sqlite => "printf('%07d', i)",
         crate::Backend::Postgres => "lpad(i::text, 7, '0')",
     };
+    let in_big_project =
+        |s: &str, id: &str, name: &str| files(s, id, &format!("'{t}'"), &format!("'{p}'"), name);
     let big = |s: &str| {
-        files(
+        in_big_project(
             s,
             &format!("'{g}-big-' || {padded}"),
-            &format!("'{t}'"),
-            &format!("'{p}'"),
             &format!("'file-' || {padded} || '-' || {} || '.txt'", word_of("i")),
         )
     };
     let needles = |s: &str| {
-        files(
+        in_big_project(
             s,
             &format!("'{g}-needle-' || i"),
-            &format!("'{t}'"),
-            &format!("'{p}'"),
             "'needle-' || i || '.txt'",
         )
     };

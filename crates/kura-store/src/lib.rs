@@ -32,29 +32,6 @@ pub mod sessions;
 pub mod signup;
 pub mod status;
 mod sync_read;
-
-/// `{insert} VALUES (?,…),(?,…)…`: `rows` rows of `cols` anonymous placeholders, for
-/// multi-row INSERTs on SQLite (which looks a numbered `$n` up by a linear scan — quadratic
-/// over a statement this size).
-pub(crate) fn sqlite_values(insert: &str, rows: usize, cols: usize) -> String {
-    let mut sql = String::with_capacity(insert.len() + 8 + rows * (cols * 2 + 2));
-    sql.push_str(insert);
-    sql.push_str(" VALUES ");
-    for r in 0..rows {
-        if r > 0 {
-            sql.push(',');
-        }
-        sql.push('(');
-        for c in 0..cols {
-            if c > 0 {
-                sql.push(',');
-            }
-            sql.push('?');
-        }
-        sql.push(')');
-    }
-    sql
-}
 pub mod tenants;
 pub mod throttle;
 pub mod usage;
@@ -481,6 +458,29 @@ const MIGRATIONS: &[Migration] = &[
         postgres: include_str!("../migrations/postgres/0020_file_indexes.sql"),
     },
 ];
+
+/// `{insert} VALUES (?,…),(?,…)…`: `rows` rows of `cols` anonymous placeholders, for
+/// multi-row INSERTs on SQLite (which looks a numbered `$n` up by a linear scan — quadratic
+/// over a statement this size).
+pub(crate) fn sqlite_values(insert: &str, rows: usize, cols: usize) -> String {
+    let mut sql = String::with_capacity(insert.len() + 8 + rows * (cols * 2 + 2));
+    sql.push_str(insert);
+    sql.push_str(" VALUES ");
+    for r in 0..rows {
+        if r > 0 {
+            sql.push(',');
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push(',');
+            }
+            sql.push('?');
+        }
+        sql.push(')');
+    }
+    sql
+}
 
 /// A nullable millisecond column as a time.
 pub(crate) fn opt_ts(r: &sqlx::any::AnyRow, col: &str) -> Result<Option<kura_domain::Timestamp>> {

@@ -84,11 +84,7 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
         .bind(token_hash)
         .fetch_all(tx.conn())
         .await?;
-    let mut owner = OwnerRows::default();
-    for r in &rows {
-        owner.add(r)?;
-    }
-    Ok(owner.finish())
+    OwnerRows::of(&rows)
 }
 
 /// The session lookup of every request, in one round trip: [`find_with_owner`] outside a
@@ -130,11 +126,7 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
                     })
                 })
                 .await?;
-            let mut owner = OwnerRows::default();
-            for r in &rows {
-                owner.add(r)?;
-            }
-            Ok(owner.finish())
+            OwnerRows::of(&rows)
         }
     }
 }
@@ -147,6 +139,15 @@ struct OwnerRows {
 }
 
 impl OwnerRows {
+    /// The owner in rows sqlx fetched.
+    fn of(rows: &[sqlx::any::AnyRow]) -> Result<Option<SessionOwner>> {
+        let mut owner = OwnerRows::default();
+        for r in rows {
+            owner.add(r)?;
+        }
+        Ok(owner.finish())
+    }
+
     fn add<R: crate::sync_read::RowGet>(&mut self, r: &R) -> Result<()> {
         if self.first.is_none() {
             self.first = Some((

@@ -73,15 +73,24 @@ pub async fn insert_folder(tx: &mut Tx, tenant: &TenantId, f: &Folder) -> Result
     Ok(())
 }
 
-pub(crate) const FOLDER_COLS: &str =
+const FOLDER_COLS: &str =
     "id, parent_id, name, created_by, created_at, updated_at, label, tags, attributes";
-pub(crate) const PROJECT_COLS: &str =
+const PROJECT_COLS: &str =
     "id, folder_id, name, created_by, created_at, updated_at, label, tags, attributes";
+
+/// One folder by id (through sqlx in [`get_folder`], in place in
+/// [`crate::files::file_in_place`]).
+pub(crate) static FOLDER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {FOLDER_COLS} FROM folders WHERE tenant_id = $1 AND id = $2")
+});
+/// One project by id ([`get_project`], [`crate::files::file_in_place`]).
+pub(crate) static PROJECT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {PROJECT_COLS} FROM projects WHERE tenant_id = $1 AND id = $2")
+});
 
 pub async fn get_folder(tx: &mut Tx, tenant: &TenantId, id: &FolderId) -> Result<Folder> {
     tx.check(tenant)?;
-    let sql = format!("SELECT {FOLDER_COLS} FROM folders WHERE tenant_id = $1 AND id = $2");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&FOLDER_SQL)
         .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(tx.conn())
@@ -190,8 +199,7 @@ pub async fn insert_project(tx: &mut Tx, tenant: &TenantId, p: &Project) -> Resu
 
 pub async fn get_project(tx: &mut Tx, tenant: &TenantId, id: &ProjectId) -> Result<Project> {
     tx.check(tenant)?;
-    let sql = format!("SELECT {PROJECT_COLS} FROM projects WHERE tenant_id = $1 AND id = $2");
-    let row = sqlx::query(&sql)
+    let row = sqlx::query(&PROJECT_SQL)
         .bind(tenant.as_str())
         .bind(id.as_str())
         .fetch_optional(tx.conn())

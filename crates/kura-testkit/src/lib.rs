@@ -504,6 +504,19 @@ impl TestServer {
         p["id"].as_str().unwrap().to_string()
     }
 
+    /// Downloads file `id`'s current content with a bearer token: the status and the body.
+    pub async fn download(&self, token: &str, id: &str) -> (StatusCode, bytes::Bytes) {
+        let res = self
+            .client
+            .get(format!("{}/api/v1/files/{id}/content", self.base))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("download request");
+        let st = res.status();
+        (st, res.bytes().await.expect("download body"))
+    }
+
     /// Uploads `body` as `name` into `project`; returns the status and the JSON answer.
     /// A client of its own: after a refused upload (413/507) the server closes the
     /// connection, which a pooled client might otherwise try to reuse.

@@ -302,16 +302,7 @@ async fn restore_one_tenant_alone_and_everything_into_a_fresh_database(
         .map(|f| f["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, vec!["保管"], "A is back to its backup");
-    let got = s
-        .client
-        .get(format!("{}/api/v1/files/{fid}/content", s.base))
-        .bearer_auth(&tok)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let (_, got) = s.download(&tok, &fid).await;
     assert_eq!(
         got.as_ref(),
         content.as_slice(),

@@ -435,16 +435,7 @@ async fn writes_obey_the_label_cap(b: kura_testkit::Backend) {
     let (_, info) = s.get(&format!("/api/v1/files/{secret_id}"), tok).await;
     assert_eq!(info["file"]["label"], "secret", "{info}");
     assert_eq!(info["versions"].as_array().unwrap().len(), 1, "{info}");
-    let body = s
-        .client
-        .get(format!("{}/api/v1/files/{secret_id}/content", s.base))
-        .bearer_auth(tok)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let (_, body) = s.download(tok, &secret_id).await;
     assert_eq!(&body[..], b"TOP-SECRET-PLAN");
     let (_, trash) = s.get(&format!("/api/v1/projects/{p}/trash"), tok).await;
     assert!(trash.to_string().contains(&trashed_id), "{trash}");

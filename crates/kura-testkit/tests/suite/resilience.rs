@@ -172,15 +172,9 @@ async fn abandoned_requests_leave_writes_working(b: kura_testkit::Backend) {
         StatusCode::CREATED,
         "{b:?}: upload after the burst"
     );
-    let res = s
-        .client
-        .get(format!("{}/api/v1/files/{file}/content", s.base))
-        .bearer_auth(&a.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.bytes().await.unwrap().len(), 1024);
+    let (st, body) = s.download(&a.admin_token, &file).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body.len(), 1024);
     let (st, body) = s.login(&a.slug, &a.admin_email, PASSWORD).await;
     assert_eq!(st, StatusCode::OK, "{b:?}: log-in after the burst: {body}");
     s.stop().await;

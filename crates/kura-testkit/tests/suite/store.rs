@@ -249,15 +249,9 @@ async fn sqlite_session_and_file_lookups_are_read_in_place_and_see_changes_at_on
     assert_eq!(st, StatusCode::CREATED, "{up}");
     let file = up["file"]["id"].as_str().unwrap_or_default().to_string();
     let before = s.services.store.in_place_reads();
-    let res = s
-        .client
-        .get(format!("{}/api/v1/files/{file}/content", s.base))
-        .bearer_auth(&t.admin_token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
-    assert_eq!(res.bytes().await.unwrap().as_ref(), b"in place");
+    let (st, body) = s.download(&t.admin_token, &file).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(body.as_ref(), b"in place");
     assert!(
         s.services.store.in_place_reads() >= before + 2,
         "session and file read in place"

@@ -193,14 +193,8 @@ async fn usage_rollups_survive_log_purges(b: kura_testkit::Backend) {
     };
     let a = upload("a.txt", "hello").await;
     upload("b.txt", "world!!").await;
-    let res = s
-        .client
-        .get(format!("{}/api/v1/files/{a}/content", s.base))
-        .bearer_auth(tok)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    let (st, _) = s.download(tok, &a).await;
+    assert_eq!(st, StatusCode::OK);
     s.login("useco", &t.admin_email, kura_testkit::PASSWORD)
         .await;
     tokio::time::sleep(Duration::from_millis(1200)).await; // access-log batch
