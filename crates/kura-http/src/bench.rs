@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use futures_util::StreamExt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::io::AsyncWriteExt;
 
 pub fn router() -> Router<AppState> {
@@ -21,8 +22,17 @@ pub fn router() -> Router<AppState> {
     )
 }
 
-fn path(s: &AppState) -> Option<std::path::PathBuf> {
-    s.http.bench_dir.as_ref().map(|d| d.join("plain.bin"))
+/// Each upload writes a new file (as every upload of the file service writes a new blob,
+/// never over an old one), kept until the bench ends; a download reads the latest complete
+/// one. `STARTED` numbers uploads, `DONE` is one more than the latest complete one.
+static STARTED: AtomicU64 = AtomicU64::new(0);
+static DONE: AtomicU64 = AtomicU64::new(0);
+
+fn path(s: &AppState, n: u64) -> Option<std::path::PathBuf> {
+    s.http
+        .bench_dir
+        .as_ref()
+        .map(|d| d.join(format!("plain-{n}.bin")))
 }
 
 #[derive(serde::Deserialize)]
@@ -37,10 +47,11 @@ async fn upload(
     axum::extract::Query(q): axum::extract::Query<UploadQuery>,
     body: Body,
 ) -> Response {
-    let Some(p) = path(&s) else {
+    let seq = STARTED.fetch_add(1, Ordering::SeqCst);
+    let Some(p) = path(&s, seq) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let Ok(mut f) = tokio::fs::File::create(&p).await else {
+    let Ok(mut f) = tokio::fs::File::create_new(&p).await else {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     // The same hand-over as the file service: batches of about 1 MiB to a blocking thread.
@@ -86,11 +97,15 @@ async fn upload(
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     }
+    DONE.fetch_max(seq + 1, Ordering::SeqCst);
     (StatusCode::CREATED, n.to_string()).into_response()
 }
 
 async fn download(State(s): State<AppState>) -> Response {
-    let Some(p) = path(&s) else {
+    let Some(last) = DONE.load(Ordering::SeqCst).checked_sub(1) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let Some(p) = path(&s, last) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let Ok(f) = tokio::fs::File::open(&p).await else {

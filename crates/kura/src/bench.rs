@@ -529,7 +529,10 @@ async fn files(
     let mut file_id = String::new();
     let (mut peer_ups, mut peer_downs) =
         (vec![Vec::new(); peers.len()], vec![Vec::new(); peers.len()]);
-    for _ in 0..rounds {
+    // Every upload, Kura's or a peer's or the plain baseline's, writes a new file next to
+    // the earlier rounds' (none overwrites or deletes one first: reusing a removed file's
+    // page-cache pages made the baseline and the peers faster than any new upload can be).
+    for round in 0..rounds {
         let w = Stopwatch::start();
         let res = client
             .post(format!("{base}/bench/plain"))
@@ -570,12 +573,10 @@ async fn files(
         file_id = v["file"]["id"].as_str().unwrap_or_default().to_string();
 
         for (i, p) in peers.iter().enumerate() {
-            // A fresh name each round: neither peer overwrites without more rights.
-            let _ = std::fs::remove_file(p.dir.join("big.bin"));
             let w = Stopwatch::start();
             let res = p
                 .auth
-                .put(client, &p.url("big.bin"))
+                .put(client, &p.url(&format!("big-{}-{round}.bin", p.name)))
                 .body(body_of(mib))
                 .send()
                 .await?;
@@ -608,7 +609,8 @@ async fn files(
         }
         for (i, p) in peers.iter().enumerate() {
             let w = Stopwatch::start();
-            let n = drain(p.auth.get(client, &p.url("big.bin")).send().await?).await?;
+            let last = format!("big-{}-{}.bin", p.name, rounds - 1);
+            let n = drain(p.auth.get(client, &p.url(&last)).send().await?).await?;
             peer_downs[i].push(mb / w.elapsed().as_secs_f64());
             if n != bytes {
                 bail!("{} download returned {n} bytes", p.name);
@@ -656,8 +658,6 @@ struct Peer {
     /// `http://127.0.0.1:<port>`; files are at `/<name>`.
     base: String,
     auth: Auth,
-    /// The directory the peer serves (and writes uploads to).
-    dir: std::path::PathBuf,
 }
 
 impl Peer {
@@ -701,7 +701,6 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
                 child,
                 base: format!("http://127.0.0.1:{port}"),
                 auth: auth.clone(),
-                dir: dir.to_path_buf(),
             }),
             Err(_) => println!("  dufs: not installed (cargo install dufs), skipped"),
         }
@@ -721,7 +720,6 @@ async fn start_peers(client: &reqwest::Client, dir: &std::path::Path) -> Vec<Pee
                 child,
                 base: format!("http://127.0.0.1:{port}"),
                 auth,
-                dir: dir.to_path_buf(),
             });
         }
     }
