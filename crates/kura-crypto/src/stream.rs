@@ -288,33 +288,33 @@ impl Decryptor {
     }
 
     /// Decrypts one whole chunk (exactly [`Decryptor::next_chunk_len`] bytes, ciphertext ‖
-    /// tag) from `chunk` straight into `out`, which must be exactly as long as the
-    /// plaintext (`chunk.len() - TAG`): the reader's ciphertext buffer is reused and the
-    /// plaintext lands where it is sent from, with no copy in between.
-    pub fn open_chunk_into(&mut self, chunk: &[u8], out: &mut [u8]) -> Result<(), CryptoError> {
+    /// tag) where it lies: on success the plaintext is `chunk[..n]` for the returned `n`
+    /// (`chunk.len() - TAG`). A reader reads a run of chunks straight into one buffer and
+    /// sends the plaintext from there, with no copy in between. On failure the buffer's
+    /// content is undefined and nothing may be sent from it.
+    pub fn open_chunk_in_place(&mut self, chunk: &mut [u8]) -> Result<usize, CryptoError> {
         let want = self
             .next_chunk_len()
             .ok_or(CryptoError::Corrupt("bytes after the last chunk"))?;
-        if chunk.len() != want || out.len() + TAG != want {
+        if chunk.len() != want {
             return Err(CryptoError::Truncated);
         }
         let prefix = self.prefix.ok_or(CryptoError::Corrupt("no header"))?;
         let last = self.counter == self.last_index;
-        let (ct, tag) = chunk.split_at(want - TAG);
-        self.key
-            .open_separate_gather(
+        let n = self
+            .key
+            .open_in_place(
                 nonce(&prefix, self.counter, last)?,
                 Aad::from(&self.aad[..]),
-                ct,
-                tag,
-                out,
+                chunk,
             )
             .map_err(|_| CryptoError::Tampered {
                 chunk: self.counter,
-            })?;
+            })?
+            .len();
         self.counter += 1;
         self.done = last;
-        Ok(())
+        Ok(n)
     }
 
     /// Checks that the stream ended with its last chunk (a truncated blob fails here).
@@ -401,40 +401,50 @@ mod tests {
     }
 
     #[test]
-    fn chunks_open_into_a_separate_buffer() {
+    fn chunks_open_in_place() {
         let key = SecretKey::generate().unwrap();
         for n in [0, 5, CHUNK, 2 * CHUNK + 9] {
             let plain = data(n);
-            let ct = encrypt_all(&key, CTX, &plain).unwrap();
+            let mut ct = encrypt_all(&key, CTX, &plain).unwrap();
+            let total = ct.len();
             let mut d = Decryptor::at_chunk(&key, CTX, n as u64, &ct[..HEADER_LEN], 0).unwrap();
             let mut at = HEADER_LEN;
             let mut out = Vec::new();
             while let Some(len) = d.next_chunk_len() {
-                let mut p = vec![0u8; len - TAG];
-                d.open_chunk_into(&ct[at..at + len], &mut p).unwrap();
-                out.extend_from_slice(&p);
+                let chunk = &mut ct[at..at + len];
+                let got = d.open_chunk_in_place(chunk).unwrap();
+                assert_eq!(got, len - TAG);
+                out.extend_from_slice(&chunk[..got]);
                 at += len;
             }
-            assert_eq!(at, ct.len());
+            assert_eq!(at, total);
             assert_eq!(out, plain, "{n}");
             assert!(
-                d.open_chunk_into(&[0u8; 16], &mut []).is_err(),
+                d.open_chunk_in_place(&mut [0u8; 16]).is_err(),
                 "nothing after the last"
             );
         }
-        // A wrong length, a wrong output length or a flipped byte is an error, not plaintext.
-        let mut ct = encrypt_all(&key, CTX, &data(CHUNK + 1)).unwrap();
-        let mut d = Decryptor::at_chunk(&key, CTX, CHUNK as u64 + 1, &ct[..HEADER_LEN], 0).unwrap();
-        let mut p = vec![0u8; CHUNK];
-        assert!(d
-            .open_chunk_into(&ct[HEADER_LEN..HEADER_LEN + 10], &mut p)
-            .is_err());
+        // A wrong length or a flipped byte is an error, not plaintext.
+        let ct = encrypt_all(&key, CTX, &data(CHUNK + 1)).unwrap();
         let end = HEADER_LEN + CHUNK + TAG;
+        let mut d = Decryptor::at_chunk(&key, CTX, CHUNK as u64 + 1, &ct[..HEADER_LEN], 0).unwrap();
         assert!(d
-            .open_chunk_into(&ct[HEADER_LEN..end], &mut p[..10])
+            .open_chunk_in_place(&mut ct.clone()[HEADER_LEN..HEADER_LEN + 10])
             .is_err());
-        ct[HEADER_LEN + 5] ^= 1;
-        assert!(d.open_chunk_into(&ct[HEADER_LEN..end], &mut p).is_err());
+        assert!(d
+            .open_chunk_in_place(&mut ct.clone()[HEADER_LEN..end + 1])
+            .is_err());
+        let mut flipped = ct.clone();
+        flipped[HEADER_LEN + 5] ^= 1;
+        assert!(d
+            .open_chunk_in_place(&mut flipped[HEADER_LEN..end])
+            .is_err());
+        // The same chunk unaltered still opens: a failed attempt moved nothing on.
+        let mut good = ct.clone();
+        assert_eq!(
+            d.open_chunk_in_place(&mut good[HEADER_LEN..end]).unwrap(),
+            CHUNK
+        );
     }
 
     #[test]

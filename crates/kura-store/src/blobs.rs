@@ -15,7 +15,6 @@ use kura_domain::TenantId;
 use object_store::{ObjectStore, ObjectStoreExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 /// Where blobs live.
 #[derive(Debug, Clone)]
@@ -171,7 +170,11 @@ impl Blobs {
 /// Bytes of one blob being read.
 pub enum BlobReader {
     Local {
-        file: tokio::io::Take<tokio::fs::File>,
+        /// The open file, positioned at the next byte to read (`None` only while a blocking
+        /// read has it, or after such a read was cancelled or failed to come back).
+        file: Option<std::fs::File>,
+        /// Bytes of the range not read yet.
+        left: u64,
         /// The whole object's size in the store.
         object_size: u64,
     },
@@ -181,6 +184,37 @@ pub enum BlobReader {
         /// The whole object's size in the store (`None` for an empty range not fetched).
         object_size: Option<u64>,
     },
+}
+
+/// A local read at most this long per blocking call of [`BlobReader::read`].
+const LOCAL_READ_MAX: usize = 2 * 1024 * 1024;
+
+/// Reads up to `len` bytes of `file` on a blocking thread, into a new buffer (no zeroing,
+/// no copy beyond the kernel's); the file comes back with them.
+async fn read_local(
+    file: &mut Option<std::fs::File>,
+    left: &mut u64,
+    len: usize,
+) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let len = (len as u64).min(*left);
+    if len == 0 {
+        return Ok(Vec::new());
+    }
+    let f = file
+        .take()
+        .ok_or_else(|| std::io::Error::other("an earlier read of this blob did not finish"))?;
+    let (f, got) = tokio::task::spawn_blocking(move || {
+        let mut buf = Vec::with_capacity(len as usize);
+        let got = (&f).take(len).read_to_end(&mut buf).map(|_| buf);
+        (f, got)
+    })
+    .await
+    .map_err(|e| std::io::Error::other(format!("blob read task: {e}")))?;
+    *file = Some(f);
+    let buf = got?;
+    *left -= buf.len() as u64;
+    Ok(buf)
 }
 
 impl BlobReader {
@@ -196,7 +230,11 @@ impl BlobReader {
     /// Reads up to `buf.len()` bytes; 0 at the end.
     pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            BlobReader::Local { file, .. } => file.read(buf).await,
+            BlobReader::Local { file, left, .. } => {
+                let got = read_local(file, left, buf.len().min(LOCAL_READ_MAX)).await?;
+                buf[..got.len()].copy_from_slice(&got);
+                Ok(got.len())
+            }
             BlobReader::S3 {
                 stream, pending, ..
             } => {
@@ -220,15 +258,33 @@ impl BlobReader {
         while at < buf.len() {
             let n = self.read(&mut buf[at..]).await?;
             if n == 0 {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "blob ended early",
-                ));
+                return Err(early_end());
             }
             at += n;
         }
         Ok(())
     }
+
+    /// The next `len` bytes in a buffer of their own, or `UnexpectedEof`. A local blob is
+    /// read by the kernel straight into it (what a download decrypts in place and sends).
+    pub async fn read_owned(&mut self, len: usize) -> std::io::Result<Vec<u8>> {
+        let buf = match self {
+            BlobReader::Local { file, left, .. } => read_local(file, left, len).await?,
+            BlobReader::S3 { .. } => {
+                let mut buf = vec![0u8; len];
+                self.read_exact(&mut buf).await?;
+                buf
+            }
+        };
+        if buf.len() != len {
+            return Err(early_end());
+        }
+        Ok(buf)
+    }
+}
+
+fn early_end() -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "blob ended early")
 }
 
 // ---------------------------------------------------------------------------------------
@@ -398,14 +454,26 @@ impl LocalBlobs {
         start: u64,
         end: Option<u64>,
     ) -> std::io::Result<BlobReader> {
-        let mut f = tokio::fs::File::open(self.path(tenant, blob_id)?).await?;
-        let object_size = f.metadata().await?.len();
-        if start > 0 {
-            f.seek(std::io::SeekFrom::Start(start)).await?;
-        }
-        let len = end.map(|e| e.saturating_sub(start)).unwrap_or(u64::MAX);
+        let path = self.path(tenant, blob_id)?;
+        let (file, object_size) = tokio::task::spawn_blocking(move || {
+            use std::io::Seek;
+            let mut f = std::fs::File::open(path)?;
+            let object_size = f.metadata()?.len();
+            if start > 0 {
+                f.seek(std::io::SeekFrom::Start(start))?;
+            }
+            Ok::<_, std::io::Error>((f, object_size))
+        })
+        .await
+        .map_err(|e| std::io::Error::other(format!("blob open task: {e}")))??;
+        // What lies past the end of the object is not there to read.
+        let left = end
+            .unwrap_or(object_size)
+            .min(object_size)
+            .saturating_sub(start);
         Ok(BlobReader::Local {
-            file: f.take(len),
+            file: Some(file),
+            left,
             object_size,
         })
     }

@@ -155,8 +155,9 @@ impl Services {
     }
 
     /// Decrypts a version's content (or a byte range of it) as a stream. Chunk-aligned
-    /// runs of about 1 MiB are read into a reused buffer and decrypted straight into one
-    /// frame each (no copy between decryption and the socket). The first run is checked before this returns, so a
+    /// runs of about 1 MiB are read into a buffer each and decrypted where they lie, each
+    /// chunk's plaintext sent from there (no copy between the read, decryption and the
+    /// socket). The first run is checked before this returns, so a
     /// tampered blob fails with an error, not a broken response; a later bad chunk ends
     /// the stream with an error.
     pub(crate) async fn read_content(
@@ -220,15 +221,16 @@ impl Services {
             skip: u64,
             want: u64,
             blob: String,
-            /// The ciphertext of a run, reused from run to run.
-            scratch: Vec<u8>,
-            ready: Option<Bytes>,
+            /// Frames decrypted and not sent yet: slices of one run's buffer.
+            ready: std::collections::VecDeque<Bytes>,
             started: bool,
         }
-        /// Chunks read and decrypted per step: about 1 MiB, sent as one frame.
+        /// Chunks read and decrypted per step (about 1 MiB).
         const RUN: usize = 16;
-        /// Reads the next run of chunks and decrypts it straight into one new frame; false
-        /// at the end.
+        /// Reads the next run of chunks into a buffer of its own, decrypts each chunk where
+        /// it lies and queues the plaintext of each as a frame (slices of that buffer, the
+        /// tags between them left out): the bytes the kernel read are the bytes hyper
+        /// writes, with no copy in between. False at the end.
         async fn refill(st: &mut St) -> std::io::Result<bool> {
             // (The first run is always read, so even an empty file's tag is checked.)
             if st.want == 0 && st.started {
@@ -252,19 +254,14 @@ impl Services {
                     st.blob
                 )));
             }
-            let lens = &lens[..count];
-            st.scratch.resize(total as usize, 0);
-            st.file.read_exact(&mut st.scratch).await?;
+            let mut run = st.file.read_owned(total as usize).await?;
             st.ct_left -= total;
-            // Plaintext never longer than its ciphertext: a short last chunk is checked
-            // by the decryptor, which needs it to be at least a tag.
-            let plain_len: usize = lens.iter().map(|l| l.saturating_sub(stream::TAG)).sum();
-            let mut plain = vec![0u8; plain_len];
-            let (mut at, mut to) = (0usize, 0usize);
-            for &len in lens {
-                let n = len.saturating_sub(stream::TAG);
-                st.dec
-                    .open_chunk_into(&st.scratch[at..at + len], &mut plain[to..to + n])
+            let mut plain = Vec::with_capacity(count);
+            let mut at = 0usize;
+            for &len in &lens[..count] {
+                let n = st
+                    .dec
+                    .open_chunk_in_place(&mut run[at..at + len])
                     .map_err(|e| {
                         // InvalidData: the stored bytes failed authentication.
                         std::io::Error::new(
@@ -272,15 +269,19 @@ impl Services {
                             format!("blob {}: {e}", st.blob),
                         )
                     })?;
+                plain.push(at..at + n);
                 at += len;
-                to += n;
             }
-            let drop_front = st.skip.min(plain_len as u64) as usize;
-            st.skip -= drop_front as u64;
-            let take = st.want.min((plain_len - drop_front) as u64) as usize;
-            st.want -= take as u64;
-            if take > 0 {
-                st.ready = Some(Bytes::from(plain).slice(drop_front..drop_front + take));
+            let run = Bytes::from(run);
+            for r in plain {
+                let drop_front = st.skip.min(r.len() as u64) as usize;
+                st.skip -= drop_front as u64;
+                let take = st.want.min((r.len() - drop_front) as u64) as usize;
+                st.want -= take as u64;
+                if take > 0 {
+                    let from = r.start + drop_front;
+                    st.ready.push_back(run.slice(from..from + take));
+                }
             }
             Ok(true)
         }
@@ -291,8 +292,7 @@ impl Services {
             skip,
             want,
             blob: v.blob_id.clone(),
-            scratch: Vec::new(),
-            ready: None,
+            ready: std::collections::VecDeque::new(),
             started: false,
         };
         // Decrypt the first run now so that a tampered blob is an error, not a 200.
@@ -302,7 +302,7 @@ impl Services {
         }
         let body = futures_util::stream::unfold(st, |mut st| async move {
             loop {
-                if let Some(b) = st.ready.take() {
+                if let Some(b) = st.ready.pop_front() {
                     return Some((Ok(b), st));
                 }
                 match refill(&mut st).await {
