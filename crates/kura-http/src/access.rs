@@ -560,8 +560,7 @@ impl WriterState {
                         _ = &mut deadline => break,
                     }
                 }
-                self.write_or_spool(&batch).await;
-                batch.clear();
+                self.write_or_spool(std::mem::take(&mut batch).into()).await;
             }
             if self.healthy && self.log.spool.pending.load(Ordering::Acquire) {
                 self.drain().await;
@@ -575,21 +574,21 @@ impl WriterState {
             batch.push(e);
         }
         if !batch.is_empty() {
-            self.write_or_spool(&batch).await;
+            self.write_or_spool(batch.into()).await;
         }
         if self.log.spool.pending.load(Ordering::Acquire) {
             self.drain().await;
         }
     }
 
-    async fn write_or_spool(&mut self, batch: &[AccessEntry]) {
+    async fn write_or_spool(&mut self, batch: Arc<[AccessEntry]>) {
         if !self.healthy {
             // Keep order with what is already spooled; the drain retries the database.
             self.log
-                .spool_entries(batch, "database unavailable; spooling to disk");
+                .spool_entries(&batch, "database unavailable; spooling to disk");
             return;
         }
-        match write_batch(&self.store, batch).await {
+        match write_batch(&self.store, batch.clone()).await {
             Ok(()) => {
                 self.log
                     .stats
@@ -599,7 +598,7 @@ impl WriterState {
             Err(e) => {
                 self.failed(&e);
                 self.log
-                    .spool_entries(batch, "database write failed; spooling to disk");
+                    .spool_entries(&batch, "database write failed; spooling to disk");
             }
         }
     }
@@ -636,7 +635,7 @@ impl WriterState {
             let mut ok = true;
             for chunk in entries.chunks(BATCH) {
                 // One segment is at most BATCH lines: one transaction.
-                if let Err(e) = write_batch(&self.store, chunk).await {
+                if let Err(e) = write_batch(&self.store, chunk.to_vec().into()).await {
                     self.failed(&e);
                     ok = false;
                     break;
@@ -674,10 +673,8 @@ async fn read_segment(p: &std::path::Path) -> std::io::Result<Vec<AccessEntry>> 
     Ok(out)
 }
 
-async fn write_batch(store: &Store, batch: &[AccessEntry]) -> kura_store::Result<()> {
-    let mut tx = store.system_tx().await?;
-    kura_store::access_log::insert_batch(&mut tx, batch).await?;
-    tx.commit().await
+async fn write_batch(store: &Store, batch: Arc<[AccessEntry]>) -> kura_store::Result<()> {
+    kura_store::access_log::write_batch(store, batch).await
 }
 
 #[cfg(test)]

@@ -90,6 +90,49 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
     Ok(())
 }
 
+/// Writes a batch of entries in one transaction of its own. On a SQLite database file the
+/// rows go in place on the writer ([`crate::Store::in_place_write`]: no message to sqlx's
+/// connection thread per statement, no copy of every value bound); elsewhere (PostgreSQL,
+/// an in-memory SQLite) through [`insert_batch`].
+pub async fn write_batch(
+    store: &crate::Store,
+    entries: std::sync::Arc<[AccessEntry]>,
+) -> Result<()> {
+    if store.can_write_in_place() {
+        return store
+            .in_place_write(move |tx| {
+                use crate::writer::write_error;
+                for chunk in entries.chunks(ROWS_PER_STATEMENT) {
+                    let sql = crate::sqlite_values(INSERT, chunk.len(), 10);
+                    let mut stmt = tx.prepare_cached(&sql).map_err(write_error)?;
+                    let mut i = 0;
+                    let mut bind = |v: &dyn rusqlite::ToSql| {
+                        i += 1;
+                        stmt.raw_bind_parameter(i, v).map_err(write_error)
+                    };
+                    for e in chunk {
+                        bind(&e.tenant_id.as_ref().map(|t| t.as_str()))?;
+                        bind(&e.user_id.as_ref().map(|u| u.as_str()))?;
+                        bind(&e.at.0)?;
+                        bind(&e.ip.as_deref())?;
+                        bind(&e.method.as_str())?;
+                        bind(&e.path.as_str())?;
+                        bind(&e.status)?;
+                        bind(&e.latency_us)?;
+                        bind(&e.bytes)?;
+                        bind(&e.request_id.as_deref())?;
+                    }
+                    stmt.raw_execute().map_err(write_error)?;
+                }
+                Ok(())
+            })
+            .await;
+    }
+    let mut tx = store.system_tx().await?;
+    insert_batch(&mut tx, &entries).await?;
+    tx.commit().await
+}
+
 /// A tenant's newest entries first.
 pub async fn list(tx: &mut Tx, tenant: &TenantId, limit: i64) -> Result<Vec<AccessEntry>> {
     query(tx, tenant, &Filter::default(), Cursor::Before(None), limit).await

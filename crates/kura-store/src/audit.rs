@@ -115,30 +115,11 @@ pub async fn append_batch(tx: &mut Tx, tenant: &TenantId, events: Vec<NewEvent>)
         .bind(tenant.as_str())
         .fetch_one(tx.conn())
         .await?;
-    let mut seq: i64 = head.try_get("seq")?;
-    let mut prev: String = head.try_get("hash")?;
-    let mut rows: Vec<(AuditRecord, String)> = Vec::with_capacity(events.len());
-    for ev in events {
-        seq += 1;
-        let record = AuditRecord {
-            tenant_id: tenant.as_str().to_string(),
-            seq,
-            at: ev.at.0,
-            actor_kind: ev.actor_kind.to_string(),
-            actor_id: ev.actor_id,
-            action: ev.action,
-            target_kind: ev.target_kind.map(str::to_string),
-            target_id: ev.target_id,
-            result: ev.result.to_string(),
-            ip: ev.ip,
-            request_id: ev.request_id,
-            details: ev.details,
-            prev_hash: prev,
-        };
-        let hash = record.compute_hash();
-        prev = hash.clone();
-        rows.push((record, hash));
-    }
+    let rows = chain_on(tenant, head.try_get("seq")?, head.try_get("hash")?, events);
+    let (seq, prev) = match rows.last() {
+        Some((r, h)) => (r.seq, h.clone()),
+        None => (head.try_get("seq")?, head.try_get("hash")?),
+    };
     match tx.backend() {
         // SQLite: multi-row VALUES with anonymous `?` placeholders (SQLite looks a numbered
         // `$n` up by a linear scan, which is quadratic over a statement this size; a JSON
@@ -210,6 +191,110 @@ pub async fn append_batch(tx: &mut Tx, tenant: &TenantId, events: Vec<NewEvent>)
         .execute(tx.conn())
         .await?;
     Ok(seq)
+}
+
+/// `events` as records chained on the head (`seq`, `hash`), each with its hash.
+fn chain_on(
+    tenant: &TenantId,
+    mut seq: i64,
+    mut prev: String,
+    events: Vec<NewEvent>,
+) -> Vec<(AuditRecord, String)> {
+    let mut rows: Vec<(AuditRecord, String)> = Vec::with_capacity(events.len());
+    for ev in events {
+        seq += 1;
+        let record = AuditRecord {
+            tenant_id: tenant.as_str().to_string(),
+            seq,
+            at: ev.at.0,
+            actor_kind: ev.actor_kind.to_string(),
+            actor_id: ev.actor_id,
+            action: ev.action,
+            target_kind: ev.target_kind.map(str::to_string),
+            target_id: ev.target_id,
+            result: ev.result.to_string(),
+            ip: ev.ip,
+            request_id: ev.request_id,
+            details: ev.details,
+            prev_hash: prev,
+        };
+        let hash = record.compute_hash();
+        prev = hash.clone();
+        rows.push((record, hash));
+    }
+    rows
+}
+
+/// Appends many events to `tenant`'s chain in a transaction of their own (an import, a
+/// bulk change); returns the last sequence number. On a SQLite database file it runs in
+/// place on the writer ([`crate::Store::in_place_write`]: the head read and moved once,
+/// hashes chained in memory, rows bound straight into SQLite's multi-row INSERTs);
+/// elsewhere it is [`append_batch`] in a tenant transaction.
+pub async fn append_many(
+    store: &crate::Store,
+    tenant: &TenantId,
+    events: Vec<NewEvent>,
+) -> Result<i64> {
+    if !store.can_write_in_place() {
+        let mut tx = store.tenant_tx(tenant).await?;
+        let seq = append_batch(&mut tx, tenant, events).await?;
+        tx.commit().await?;
+        return Ok(seq);
+    }
+    let tenant = tenant.clone();
+    store
+        .in_place_write(move |tx| {
+            use crate::writer::write_error;
+            tx.execute(
+                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?1, 0, ?2) ON CONFLICT (tenant_id) DO NOTHING",
+                (tenant.as_str(), GENESIS_HASH),
+            )
+            .map_err(write_error)?;
+            let (seq, hash): (i64, String) = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_heads WHERE tenant_id = ?1",
+                    [tenant.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .map_err(write_error)?;
+            let rows = chain_on(&tenant, seq, hash, events);
+            let Some((last, last_hash)) = rows.last().map(|(r, h)| (r.seq, h.clone())) else {
+                return Ok(seq);
+            };
+            for chunk in rows.chunks(SQLITE_BATCH_ROWS) {
+                let sql = crate::sqlite_values(INSERT_EVENTS, chunk.len(), 14);
+                let mut stmt = tx.prepare_cached(&sql).map_err(write_error)?;
+                let mut i = 0;
+                let mut bind = |v: &dyn rusqlite::ToSql| {
+                    i += 1;
+                    stmt.raw_bind_parameter(i, v).map_err(write_error)
+                };
+                for (r, h) in chunk {
+                    bind(&r.tenant_id.as_str())?;
+                    bind(&r.seq)?;
+                    bind(&r.at)?;
+                    bind(&r.actor_kind.as_str())?;
+                    bind(&r.actor_id.as_deref())?;
+                    bind(&r.action.as_str())?;
+                    bind(&r.target_kind.as_deref())?;
+                    bind(&r.target_id.as_deref())?;
+                    bind(&r.result.as_str())?;
+                    bind(&r.ip.as_deref())?;
+                    bind(&r.request_id.as_deref())?;
+                    bind(&r.details.to_string())?;
+                    bind(&r.prev_hash.as_str())?;
+                    bind(&h.as_str())?;
+                }
+                stmt.raw_execute().map_err(write_error)?;
+            }
+            tx.execute(
+                "UPDATE audit_heads SET seq = ?1, hash = ?2 WHERE tenant_id = ?3",
+                (last, last_hash.as_str(), tenant.as_str()),
+            )
+            .map_err(write_error)?;
+            Ok(last)
+        })
+        .await
 }
 
 const COLS: &str = "tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash";

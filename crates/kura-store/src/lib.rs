@@ -77,6 +77,10 @@ pub enum StoreError {
     Serialization,
     #[error("database error: {0}")]
     Db(sqlx::Error),
+    /// An error of SQLite used in place (see `writer::WriterShared::in_place`) that is none of
+    /// the above.
+    #[error("database error: {0}")]
+    Sqlite(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -613,6 +617,37 @@ impl Store {
     /// Reads answered in place by SQLite's synchronous readers so far (0 on PostgreSQL).
     pub fn in_place_reads(&self) -> u64 {
         self.readers.as_ref().map_or(0, |r| r.served())
+    }
+
+    /// Write transactions committed in place on SQLite so far (0 on PostgreSQL).
+    pub fn in_place_writes(&self) -> u64 {
+        self.writer.in_place_commits()
+    }
+
+    /// Whether [`Store::in_place_write`] can be used: a SQLite database file.
+    pub(crate) fn can_write_in_place(&self) -> bool {
+        self.readers.is_some()
+    }
+
+    /// Runs `f` in a write transaction of its own on a plain SQLite connection, holding the
+    /// group-commit writer (see [`writer::WriterShared::in_place`]). Only where
+    /// [`Store::can_write_in_place`].
+    pub(crate) async fn in_place_write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        let Some(readers) = self.readers.as_deref() else {
+            return Err(StoreError::Unavailable(
+                "no database file to write in place".into(),
+            ));
+        };
+        if readers.is_closed() {
+            return Err(StoreError::Unavailable("the store is closed".into()));
+        }
+        self.writer
+            .in_place(readers.path(), self.acquire_timeout, f)
+            .await
     }
 
     /// SQLite's in-place readers (none on PostgreSQL or for an in-memory database).

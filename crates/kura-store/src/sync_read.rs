@@ -152,6 +152,16 @@ impl SyncReaders {
         out
     }
 
+    /// The database file.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Whether the store was closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
     /// How many reads were answered in place so far.
     pub(crate) fn served(&self) -> u64 {
         self.served.load(Ordering::Relaxed)

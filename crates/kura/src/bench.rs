@@ -301,25 +301,29 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     };
     let n = args.audit_events.max(1);
     // Baseline: one event per transaction, as a single change records it (at most 5,000).
+    // Only the appends are timed, not building the events the caller hands over.
     let singles = n.min(5_000);
-    let watch = Stopwatch::start();
+    let mut took = std::time::Duration::ZERO;
     for i in 0..singles {
+        let ev = event(i);
+        let watch = Stopwatch::start();
         let mut tx = store.tenant_tx(&tenant).await?;
-        kura_store::audit::append(&mut tx, &tenant, event(i)).await?;
+        kura_store::audit::append(&mut tx, &tenant, ev).await?;
         tx.commit().await?;
+        took += watch.elapsed();
     }
-    let single = singles as f64 / watch.elapsed().as_secs_f64();
+    let single = singles as f64 / took.as_secs_f64();
     // Batched: 1,000 events per transaction, one head update and multi-row INSERTs each.
-    let watch = Stopwatch::start();
+    let mut took = std::time::Duration::ZERO;
     let mut i = 0;
     while i < n {
         let batch: Vec<NewEvent> = (i..(i + 1_000).min(n)).map(event).collect();
         i += batch.len();
-        let mut tx = store.tenant_tx(&tenant).await?;
-        kura_store::audit::append_batch(&mut tx, &tenant, batch).await?;
-        tx.commit().await?;
+        let watch = Stopwatch::start();
+        kura_store::audit::append_many(&store, &tenant, batch).await?;
+        took += watch.elapsed();
     }
-    let batched = n as f64 / watch.elapsed().as_secs_f64();
+    let batched = n as f64 / took.as_secs_f64();
     let watch = Stopwatch::start();
     let mut tx = store.tenant_read(&tenant).await?;
     let report = kura_store::audit::verify(&mut tx, &tenant, &[])

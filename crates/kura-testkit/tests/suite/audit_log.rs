@@ -435,12 +435,30 @@ async fn batched_audit_appends_chain_correctly(b: kura_testkit::Backend) {
         .await
         .unwrap();
     tx.commit().await.unwrap();
+    // A batch in a transaction of its own: in place on SQLite's writer, else the same.
+    let in_place_before = store.in_place_writes();
+    let many = kura_store::audit::append_many(store, &tid, (2500..4000).map(ev).collect())
+        .await
+        .unwrap();
+    assert_eq!(many, last + 1500);
+    assert_eq!(
+        store.in_place_writes() > in_place_before,
+        b == kura_testkit::Backend::Sqlite,
+        "in place exactly on SQLite"
+    );
+    assert_eq!(
+        kura_store::audit::append_many(store, &tid, Vec::new())
+            .await
+            .unwrap(),
+        many,
+        "nothing to append moves nothing"
+    );
     let mut tx = store.tenant_tx(&tid).await.unwrap();
     let one = kura_store::audit::append(&mut tx, &tid, ev(9999))
         .await
         .unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(one, last + 1);
+    assert_eq!(one, many + 1);
     let mut tx = store.tenant_read(&tid).await.unwrap();
     let rep = kura_store::audit::verify(&mut tx, &tid, &[])
         .await
@@ -452,7 +470,7 @@ async fn batched_audit_appends_chain_correctly(b: kura_testkit::Backend) {
         .unwrap();
     drop(tx);
     assert_eq!(newest[0].record.details["名前"], "資料 \"引用\"");
-    assert_eq!(newest[0].record.actor_id.as_deref(), Some("u2499"));
+    assert_eq!(newest[0].record.actor_id.as_deref(), Some("u3999"));
     let (_, v) = s.get("/api/v1/audit/verify", &t.admin_token).await;
     assert_eq!(v["ok"], true, "{v}");
     s.stop().await;
