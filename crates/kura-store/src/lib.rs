@@ -15,6 +15,7 @@ pub mod api_tokens;
 pub mod audit;
 pub mod backup;
 pub mod blobs;
+mod checkpoint;
 pub mod files;
 pub mod generate;
 pub mod incidents;
@@ -164,6 +165,8 @@ pub struct Store {
     /// SQLite only: connections that read in place, without sqlx's thread hop
     /// ([`sync_read`]).
     readers: Option<Arc<sync_read::SyncReaders>>,
+    /// The background WAL checkpointer's count (SQLite files).
+    checkpoints: Arc<checkpoint::Checkpoints>,
 }
 
 impl std::fmt::Debug for Store {
@@ -580,6 +583,11 @@ impl Store {
                             // million files. Filled as pages are read, so idle stays small.
                             // (No mmap: a disk error would be a SIGBUS, not an error.)
                             conn.execute("PRAGMA cache_size = -8192").await?;
+                            // Checkpoints run in the background (`checkpoint`); a commit
+                            // checkpoints only if that falls far behind.
+                            let auto =
+                                format!("PRAGMA wal_autocheckpoint = {}", checkpoint::AUTO_PAGES);
+                            conn.execute(auto.as_str()).await?;
                         }
                         Backend::Postgres => {
                             if let Some(s) = schema {
@@ -600,6 +608,10 @@ impl Store {
             Backend::Sqlite => sync_read::SyncReaders::for_url(&url).map(Arc::new),
             Backend::Postgres => None,
         };
+        let checkpoints = Arc::new(checkpoint::Checkpoints::default());
+        if let Some(r) = &readers {
+            checkpoint::start(r, &checkpoints);
+        }
         Ok(Store {
             pool,
             backend,
@@ -607,6 +619,7 @@ impl Store {
             acquire_timeout: opts.acquire_timeout,
             max_connections: opts.max_connections.max(1),
             readers,
+            checkpoints,
         })
     }
 
@@ -617,6 +630,11 @@ impl Store {
     /// Reads answered in place by SQLite's synchronous readers so far (0 on PostgreSQL).
     pub fn in_place_reads(&self) -> u64 {
         self.readers.as_ref().map_or(0, |r| r.served())
+    }
+
+    /// Background WAL checkpoints that copied frames back so far (0 on PostgreSQL).
+    pub fn wal_checkpoints(&self) -> u64 {
+        self.checkpoints.done()
     }
 
     /// Write transactions committed in place on SQLite so far (0 on PostgreSQL).

@@ -279,9 +279,11 @@ fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection>
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048;",
-    )?;
+    conn.execute_batch(&format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; \
+         PRAGMA wal_autocheckpoint = {};",
+        crate::checkpoint::AUTO_PAGES
+    ))?;
     Ok(conn)
 }
 

@@ -1,5 +1,6 @@
 //! Store conformance: the same checks on SQLite and PostgreSQL.
 
+use kura_domain::clock::Clock;
 use kura_domain::{TenantId, Timestamp};
 use kura_store::workspace;
 use kura_store::{StoreError, SYSTEM_TENANT};
@@ -222,6 +223,47 @@ async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backe
         tx.commit().await.unwrap();
         raw_sql(&s.cfg, "UPDATE folders SET name = name WHERE name = 'last'").await;
     }
+}
+
+/// SQLite: committed log frames are copied back into the database file by the background
+/// checkpointer (not by whichever commit crosses SQLite's default 4 MiB line), and the
+/// data stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    let s = TestServer::start(Backend::Sqlite).await;
+    let t = s.create_tenant("walco").await;
+    let tid = TenantId::from_string(&t.tenant_id);
+    let store = &s.services.store;
+    let before = store.wal_checkpoints();
+    let ev = |i: usize| kura_store::audit::NewEvent {
+        at: s.clock.now(),
+        actor_kind: "system",
+        actor_id: None,
+        action: "wal.event".into(),
+        target_kind: None,
+        target_id: Some(i.to_string()),
+        result: "success",
+        ip: None,
+        request_id: None,
+        details: serde_json::json!({ "i": i }),
+    };
+    kura_store::audit::append_many(store, &tid, (0..3000).map(ev).collect())
+        .await
+        .unwrap();
+    // Bounded wait (the checkpointer runs every 200 ms): not a timing assertion.
+    for _ in 0..200 {
+        if store.wal_checkpoints() > before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        store.wal_checkpoints() > before,
+        "a background checkpoint ran"
+    );
+    let (_, v) = s.get("/api/v1/audit/verify", &t.admin_token).await;
+    assert_eq!(v["ok"], true, "{v}");
+    s.stop().await;
 }
 
 /// SQLite: the session lookup of every request and a download's file lookup are read in
