@@ -255,7 +255,11 @@ impl Drop for Counted {
 }
 
 fn method_str(m: &Method) -> String {
-    m.as_str().chars().take(16).collect()
+    let s = m.as_str();
+    match s.char_indices().nth(16) {
+        Some((cut, _)) => s[..cut].to_string(),
+        None => s.to_string(),
+    }
 }
 
 /// Invitation, reset, export and operator login tokens travel in the path; the log keeps only a prefix.
@@ -560,7 +564,8 @@ impl WriterState {
                         _ = &mut deadline => break,
                     }
                 }
-                self.write_or_spool(std::mem::take(&mut batch).into()).await;
+                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                self.write_or_spool(full.into()).await;
             }
             if self.healthy && self.log.spool.pending.load(Ordering::Acquire) {
                 self.drain().await;
