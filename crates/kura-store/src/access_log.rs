@@ -63,27 +63,28 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
                  FROM json_array_elements($1::json) WITH ORDINALITY AS a(r, n) ORDER BY n"
             );
             for chunk in entries.chunks(1000) {
-                let payload: Vec<serde_json::Value> = chunk
+                // Each row a JSON array written straight from borrowed fields (tuples
+                // serialise as arrays): no JSON value tree per entry.
+                let rows: Vec<_> = chunk
                     .iter()
                     .map(|e| {
-                        serde_json::json!([
+                        (
                             e.tenant_id.as_ref().map(|t| t.as_str()),
                             e.user_id.as_ref().map(|u| u.as_str()),
                             e.at.0,
-                            e.ip,
-                            e.method,
-                            e.path,
+                            e.ip.as_deref(),
+                            e.method.as_str(),
+                            e.path.as_str(),
                             e.status,
                             e.latency_us,
                             e.bytes,
-                            e.request_id
-                        ])
+                            e.request_id.as_deref(),
+                        )
                     })
                     .collect();
-                sqlx::query(&sql)
-                    .bind(serde_json::Value::Array(payload).to_string())
-                    .execute(tx.conn())
-                    .await?;
+                let payload = serde_json::to_string(&rows)
+                    .map_err(|e| StoreError::Corrupt(format!("access log batch: {e}")))?;
+                sqlx::query(&sql).bind(payload).execute(tx.conn()).await?;
             }
         }
     }
