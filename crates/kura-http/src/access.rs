@@ -593,7 +593,7 @@ impl WriterState {
                 .spool_entries(&batch, "database unavailable; spooling to disk");
             return;
         }
-        match write_batch(&self.store, batch.clone()).await {
+        match kura_store::access_log::write_batch(&self.store, batch.clone()).await {
             Ok(()) => {
                 self.log
                     .stats
@@ -640,7 +640,9 @@ impl WriterState {
             let mut ok = true;
             for chunk in entries.chunks(BATCH) {
                 // One segment is at most BATCH lines: one transaction.
-                if let Err(e) = write_batch(&self.store, chunk.to_vec().into()).await {
+                if let Err(e) =
+                    kura_store::access_log::write_batch(&self.store, chunk.to_vec().into()).await
+                {
                     self.failed(&e);
                     ok = false;
                     break;
@@ -676,10 +678,6 @@ async fn read_segment(p: &std::path::Path) -> std::io::Result<Vec<AccessEntry>> 
         }
     }
     Ok(out)
-}
-
-async fn write_batch(store: &Store, batch: Arc<[AccessEntry]>) -> kura_store::Result<()> {
-    kura_store::access_log::write_batch(store, batch).await
 }
 
 #[cfg(test)]

@@ -102,30 +102,25 @@ pub async fn write_batch(
     if store.can_write_in_place() {
         return store
             .in_place_write(move |tx| {
-                use crate::writer::write_error;
-                for chunk in entries.chunks(ROWS_PER_STATEMENT) {
-                    let sql = crate::sqlite_values(INSERT, chunk.len(), 10);
-                    let mut stmt = tx.prepare_cached(&sql).map_err(write_error)?;
-                    let mut i = 0;
-                    let mut bind = |v: &dyn rusqlite::ToSql| {
-                        i += 1;
-                        stmt.raw_bind_parameter(i, v).map_err(write_error)
-                    };
-                    for e in chunk {
-                        bind(&e.tenant_id.as_ref().map(|t| t.as_str()))?;
-                        bind(&e.user_id.as_ref().map(|u| u.as_str()))?;
-                        bind(&e.at.0)?;
-                        bind(&e.ip.as_deref())?;
-                        bind(&e.method.as_str())?;
-                        bind(&e.path.as_str())?;
-                        bind(&e.status)?;
-                        bind(&e.latency_us)?;
-                        bind(&e.bytes)?;
-                        bind(&e.request_id.as_deref())?;
-                    }
-                    stmt.raw_execute().map_err(write_error)?;
-                }
-                Ok(())
+                crate::writer::insert_values(
+                    tx,
+                    INSERT,
+                    10,
+                    ROWS_PER_STATEMENT,
+                    &entries,
+                    |b, e| {
+                        b.bind(&e.tenant_id.as_ref().map(|t| t.as_str()))?;
+                        b.bind(&e.user_id.as_ref().map(|u| u.as_str()))?;
+                        b.bind(&e.at.0)?;
+                        b.bind(&e.ip.as_deref())?;
+                        b.bind(&e.method.as_str())?;
+                        b.bind(&e.path.as_str())?;
+                        b.bind(&e.status)?;
+                        b.bind(&e.latency_us)?;
+                        b.bind(&e.bytes)?;
+                        b.bind(&e.request_id.as_deref())
+                    },
+                )
             })
             .await;
     }

@@ -23,6 +23,29 @@ pub struct NewEvent {
     pub details: serde_json::Value,
 }
 
+impl NewEvent {
+    /// An event of the system itself (no actor, no request) about `target_id`.
+    pub fn system(
+        at: Timestamp,
+        action: &str,
+        target_id: String,
+        details: serde_json::Value,
+    ) -> NewEvent {
+        NewEvent {
+            at,
+            actor_kind: "system",
+            actor_id: None,
+            action: action.into(),
+            target_kind: None,
+            target_id: Some(target_id),
+            result: "success",
+            ip: None,
+            request_id: None,
+            details,
+        }
+    }
+}
+
 /// A stored event with its hash.
 #[derive(Debug, Clone)]
 pub struct StoredEvent {
@@ -261,32 +284,29 @@ pub async fn append_many(
             let Some((last, last_hash)) = rows.last().map(|(r, h)| (r.seq, h.clone())) else {
                 return Ok(seq);
             };
-            for chunk in rows.chunks(SQLITE_BATCH_ROWS) {
-                let sql = crate::sqlite_values(INSERT_EVENTS, chunk.len(), 14);
-                let mut stmt = tx.prepare_cached(&sql).map_err(write_error)?;
-                let mut i = 0;
-                let mut bind = |v: &dyn rusqlite::ToSql| {
-                    i += 1;
-                    stmt.raw_bind_parameter(i, v).map_err(write_error)
-                };
-                for (r, h) in chunk {
-                    bind(&r.tenant_id.as_str())?;
-                    bind(&r.seq)?;
-                    bind(&r.at)?;
-                    bind(&r.actor_kind.as_str())?;
-                    bind(&r.actor_id.as_deref())?;
-                    bind(&r.action.as_str())?;
-                    bind(&r.target_kind.as_deref())?;
-                    bind(&r.target_id.as_deref())?;
-                    bind(&r.result.as_str())?;
-                    bind(&r.ip.as_deref())?;
-                    bind(&r.request_id.as_deref())?;
-                    bind(&r.details.to_string())?;
-                    bind(&r.prev_hash.as_str())?;
-                    bind(&h.as_str())?;
-                }
-                stmt.raw_execute().map_err(write_error)?;
-            }
+            crate::writer::insert_values(
+                tx,
+                INSERT_EVENTS,
+                14,
+                SQLITE_BATCH_ROWS,
+                &rows,
+                |b, (r, h)| {
+                    b.bind(&r.tenant_id.as_str())?;
+                    b.bind(&r.seq)?;
+                    b.bind(&r.at)?;
+                    b.bind(&r.actor_kind.as_str())?;
+                    b.bind(&r.actor_id.as_deref())?;
+                    b.bind(&r.action.as_str())?;
+                    b.bind(&r.target_kind.as_deref())?;
+                    b.bind(&r.target_id.as_deref())?;
+                    b.bind(&r.result.as_str())?;
+                    b.bind(&r.ip.as_deref())?;
+                    b.bind(&r.request_id.as_deref())?;
+                    b.bind(&r.details.to_string())?;
+                    b.bind(&r.prev_hash.as_str())?;
+                    b.bind(&h.as_str())
+                },
+            )?;
             tx.execute(
                 "UPDATE audit_heads SET seq = ?1, hash = ?2 WHERE tenant_id = ?3",
                 (last, last_hash.as_str(), tenant.as_str()),

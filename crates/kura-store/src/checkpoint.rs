@@ -80,15 +80,10 @@ pub(crate) fn start(readers: &Arc<SyncReaders>, count: &Arc<Checkpoints>) {
 }
 
 fn open(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    use rusqlite::OpenFlags;
-    let c = rusqlite::Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    c.busy_timeout(Duration::from_millis(100))?;
     // FULL: the log is synced before frames are copied back, and the database file after.
-    c.execute_batch(&format!(
-        "PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = {AUTO_PAGES};"
-    ))?;
-    Ok(c)
+    crate::sync_read::open_plain(
+        path,
+        Duration::from_millis(100),
+        &format!("PRAGMA synchronous = FULL; PRAGMA wal_autocheckpoint = {AUTO_PAGES};"),
+    )
 }

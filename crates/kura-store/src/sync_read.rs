@@ -113,15 +113,12 @@ impl SyncReaders {
     }
 
     fn open(&self) -> rusqlite::Result<Reader> {
-        use rusqlite::OpenFlags;
-        // Read-write without create (a read-only open of a WAL database can fail to map
-        // the shared-memory index); `query_only` refuses every write.
-        let conn = rusqlite::Connection::open_with_flags(
+        // `query_only` refuses every write.
+        let conn = open_plain(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            std::time::Duration::from_millis(200),
+            "PRAGMA query_only = ON; PRAGMA cache_size = -2048;",
         )?;
-        conn.busy_timeout(std::time::Duration::from_millis(200))?;
-        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -2048;")?;
         Ok(Reader {
             conn,
             names: Default::default(),
@@ -174,6 +171,25 @@ impl SyncReaders {
             v.clear();
         }
     }
+}
+
+/// A plain SQLite connection to the existing database file `path` (read-write without
+/// create: a read-only open of a WAL database can fail to map the shared-memory index),
+/// with `busy` as its busy timeout and `pragmas` run once — the one way this crate opens a
+/// connection outside sqlx (in-place readers, the in-place writer, the checkpointer).
+pub(crate) fn open_plain(
+    path: &std::path::Path,
+    busy: std::time::Duration,
+    pragmas: &str,
+) -> rusqlite::Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(busy)?;
+    conn.execute_batch(pragmas)?;
+    Ok(conn)
 }
 
 /// A rusqlite error as a store error (the caller falls back to sqlx, which reports its own).

@@ -104,6 +104,18 @@ impl WriterShared {
         }
     }
 
+    /// The writer, waited for at most `timeout`; counted as queued meanwhile (a unit that
+    /// commits then hands the writer on rather than committing its batch alone).
+    async fn acquire(&self, timeout: Duration) -> Result<WriterGuard> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let _queued = Queued(&self.queued);
+        tokio::time::timeout(timeout, self.state.clone().lock_owned())
+            .await
+            .map_err(|_| {
+                StoreError::Unavailable("timed out waiting for the database's write lock".into())
+            })
+    }
+
     /// Waits (at most `timeout`) for the writer, then opens a unit: the batch's
     /// `BEGIN IMMEDIATE` if none is open, and the unit's savepoint.
     pub(crate) async fn begin_unit(
@@ -111,17 +123,7 @@ impl WriterShared {
         pool: &AnyPool,
         timeout: Duration,
     ) -> Result<WriterGuard> {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let queued = Queued(&self.queued);
-        let mut g = match tokio::time::timeout(timeout, self.state.clone().lock_owned()).await {
-            Ok(g) => g,
-            Err(_) => {
-                return Err(StoreError::Unavailable(
-                    "timed out waiting for the database's write lock".into(),
-                ))
-            }
-        };
-        drop(queued);
+        let mut g = self.acquire(timeout).await?;
         if g.conn.is_none() {
             g.conn = Some(pool.acquire().await?);
         }
@@ -216,17 +218,7 @@ impl WriterShared {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-        let queued = Queued(&self.queued);
-        let mut g = match tokio::time::timeout(timeout, self.state.clone().lock_owned()).await {
-            Ok(g) => g,
-            Err(_) => {
-                return Err(StoreError::Unavailable(
-                    "timed out waiting for the database's write lock".into(),
-                ))
-            }
-        };
-        drop(queued);
+        let mut g = self.acquire(timeout).await?;
         if g.batch_open {
             // Its units are answered by this commit, as by any flush.
             let _ = g.flush().await;
@@ -273,18 +265,56 @@ impl WriterShared {
 
 /// A plain connection for [`WriterShared::in_place`], set up as sqlx's connections are.
 fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    use rusqlite::OpenFlags;
-    let conn = rusqlite::Connection::open_with_flags(
+    crate::sync_read::open_plain(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    conn.execute_batch(&format!(
-        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; \
-         PRAGMA wal_autocheckpoint = {};",
-        crate::checkpoint::AUTO_PAGES
-    ))?;
-    Ok(conn)
+        Duration::from_secs(10),
+        &format!(
+            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; \
+             PRAGMA wal_autocheckpoint = {};",
+            crate::checkpoint::AUTO_PAGES
+        ),
+    )
+}
+
+/// Binds a run of rows into one multi-row `INSERT` (`insert` + [`crate::sqlite_values`] of
+/// `cols` anonymous placeholders each), `per_statement` rows at a time, values bound
+/// straight into the prepared (and cached) statement by `row`.
+pub(crate) fn insert_values<T>(
+    tx: &rusqlite::Transaction<'_>,
+    insert: &str,
+    cols: usize,
+    per_statement: usize,
+    rows: &[T],
+    row: impl Fn(&mut Binder<'_, '_>, &T) -> Result<()>,
+) -> Result<()> {
+    for chunk in rows.chunks(per_statement.max(1)) {
+        let sql = crate::sqlite_values(insert, chunk.len(), cols);
+        let mut stmt = tx.prepare_cached(&sql).map_err(write_error)?;
+        let mut b = Binder {
+            stmt: &mut stmt,
+            at: 0,
+        };
+        for r in chunk {
+            row(&mut b, r)?;
+        }
+        stmt.raw_execute().map_err(write_error)?;
+    }
+    Ok(())
+}
+
+/// Binds the next placeholder of a statement of [`insert_values`].
+pub(crate) struct Binder<'s, 'c> {
+    stmt: &'s mut rusqlite::CachedStatement<'c>,
+    at: usize,
+}
+
+impl Binder<'_, '_> {
+    pub(crate) fn bind(&mut self, v: &dyn rusqlite::ToSql) -> Result<()> {
+        self.at += 1;
+        self.stmt
+            .raw_bind_parameter(self.at, v)
+            .map_err(write_error)
+    }
 }
 
 /// A rusqlite error of a write as a store error: a full disk stays a full disk (507), a

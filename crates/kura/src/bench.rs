@@ -287,17 +287,13 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     // Audit appends: one event per transaction (as a change records it), and the same number
     // in one transaction, to show the per-transaction cost.
     let tenant = created.tenant.id.clone();
-    let event = |i: usize| NewEvent {
-        at: s.now(),
-        actor_kind: "system",
-        actor_id: None,
-        action: "bench.event".into(),
-        target_kind: None,
-        target_id: Some(i.to_string()),
-        result: "success",
-        ip: None,
-        request_id: None,
-        details: serde_json::json!({ "i": i }),
+    let event = |i: usize| {
+        NewEvent::system(
+            s.now(),
+            "bench.event",
+            i.to_string(),
+            serde_json::json!({ "i": i }),
+        )
     };
     let n = args.audit_events.max(1);
     // Baseline: one event per transaction, as a single change records it (at most 5,000).

@@ -235,17 +235,13 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
     let tid = TenantId::from_string(&t.tenant_id);
     let store = &s.services.store;
     let before = store.wal_checkpoints();
-    let ev = |i: usize| kura_store::audit::NewEvent {
-        at: s.clock.now(),
-        actor_kind: "system",
-        actor_id: None,
-        action: "wal.event".into(),
-        target_kind: None,
-        target_id: Some(i.to_string()),
-        result: "success",
-        ip: None,
-        request_id: None,
-        details: serde_json::json!({ "i": i }),
+    let ev = |i: usize| {
+        kura_store::audit::NewEvent::system(
+            s.clock.now(),
+            "wal.event",
+            i.to_string(),
+            serde_json::json!({ "i": i }),
+        )
     };
     kura_store::audit::append_many(store, &tid, (0..3000).map(ev).collect())
         .await
