@@ -419,24 +419,24 @@ impl Services {
         ctx: &RequestCtx,
         ev: Event,
     ) -> Result<()> {
-        kura_store::audit::append(
-            tx,
-            tenant,
-            NewEvent {
-                at: self.now(),
-                actor_kind: actor.kind(),
-                actor_id: actor.id(),
-                action: ev.action.to_string(),
-                target_kind: ev.target_kind,
-                target_id: ev.target_id,
-                result: ev.result,
-                ip: ctx.ip.clone(),
-                request_id: ctx.request_id.clone(),
-                details: ev.details,
-            },
-        )
-        .await?;
+        kura_store::audit::append(tx, tenant, self.new_event(actor, ctx, ev)).await?;
         Ok(())
+    }
+
+    /// The audit record of `ev` by `actor` in the request `ctx`, stamped now.
+    pub(crate) fn new_event(&self, actor: &Actor<'_>, ctx: &RequestCtx, ev: Event) -> NewEvent {
+        NewEvent {
+            at: self.now(),
+            actor_kind: actor.kind(),
+            actor_id: actor.id(),
+            action: ev.action.to_string(),
+            target_kind: ev.target_kind,
+            target_id: ev.target_id,
+            result: ev.result,
+            ip: ctx.ip.clone(),
+            request_id: ctx.request_id.clone(),
+            details: ev.details,
+        }
     }
 
     /// Appends an audit event in a transaction of its own (for failures and denials, whose

@@ -266,55 +266,64 @@ pub async fn append_many(
     }
     let tenant = tenant.clone();
     store
-        .in_place_write(move |tx| {
-            use crate::writer::write_error;
-            tx.execute(
-                "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?1, 0, ?2) ON CONFLICT (tenant_id) DO NOTHING",
-                (tenant.as_str(), GENESIS_HASH),
-            )
-            .map_err(write_error)?;
-            let (seq, hash): (i64, String) = tx
-                .query_row(
-                    "SELECT seq, hash FROM audit_heads WHERE tenant_id = ?1",
-                    [tenant.as_str()],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map_err(write_error)?;
-            let rows = chain_on(&tenant, seq, hash, events);
-            let Some((last, last_hash)) = rows.last().map(|(r, h)| (r.seq, h.clone())) else {
-                return Ok(seq);
-            };
-            crate::writer::insert_values(
-                tx,
-                INSERT_EVENTS,
-                14,
-                SQLITE_BATCH_ROWS,
-                &rows,
-                |b, (r, h)| {
-                    b.bind(&r.tenant_id.as_str())?;
-                    b.bind(&r.seq)?;
-                    b.bind(&r.at)?;
-                    b.bind(&r.actor_kind.as_str())?;
-                    b.bind(&r.actor_id.as_deref())?;
-                    b.bind(&r.action.as_str())?;
-                    b.bind(&r.target_kind.as_deref())?;
-                    b.bind(&r.target_id.as_deref())?;
-                    b.bind(&r.result.as_str())?;
-                    b.bind(&r.ip.as_deref())?;
-                    b.bind(&r.request_id.as_deref())?;
-                    b.bind(&r.details.to_string())?;
-                    b.bind(&r.prev_hash.as_str())?;
-                    b.bind(&h.as_str())
-                },
-            )?;
-            tx.execute(
-                "UPDATE audit_heads SET seq = ?1, hash = ?2 WHERE tenant_id = ?3",
-                (last, last_hash.as_str(), tenant.as_str()),
-            )
-            .map_err(write_error)?;
-            Ok(last)
-        })
+        .in_place_write(move |tx| append_in_place(tx, &tenant, events))
         .await
+}
+
+/// Appends `events` to `tenant`'s chain inside a plain SQLite write transaction (the head
+/// read and moved once, hashes chained in memory, rows bound straight into multi-row
+/// INSERTs); returns the last sequence number (the head's when `events` is empty).
+pub(crate) fn append_in_place(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    events: Vec<NewEvent>,
+) -> Result<i64> {
+    use crate::writer::write_error;
+    tx.execute(
+        "INSERT INTO audit_heads (tenant_id, seq, hash) VALUES (?1, 0, ?2) ON CONFLICT (tenant_id) DO NOTHING",
+        (tenant.as_str(), GENESIS_HASH),
+    )
+    .map_err(write_error)?;
+    let (seq, hash): (i64, String) = tx
+        .query_row(
+            "SELECT seq, hash FROM audit_heads WHERE tenant_id = ?1",
+            [tenant.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(write_error)?;
+    let rows = chain_on(tenant, seq, hash, events);
+    let Some((last, last_hash)) = rows.last().map(|(r, h)| (r.seq, h.clone())) else {
+        return Ok(seq);
+    };
+    crate::writer::insert_values(
+        tx,
+        INSERT_EVENTS,
+        14,
+        SQLITE_BATCH_ROWS,
+        &rows,
+        |b, (r, h)| {
+            b.bind(&r.tenant_id.as_str())?;
+            b.bind(&r.seq)?;
+            b.bind(&r.at)?;
+            b.bind(&r.actor_kind.as_str())?;
+            b.bind(&r.actor_id.as_deref())?;
+            b.bind(&r.action.as_str())?;
+            b.bind(&r.target_kind.as_deref())?;
+            b.bind(&r.target_id.as_deref())?;
+            b.bind(&r.result.as_str())?;
+            b.bind(&r.ip.as_deref())?;
+            b.bind(&r.request_id.as_deref())?;
+            b.bind(&r.details.to_string())?;
+            b.bind(&r.prev_hash.as_str())?;
+            b.bind(&h.as_str())
+        },
+    )?;
+    tx.execute(
+        "UPDATE audit_heads SET seq = ?1, hash = ?2 WHERE tenant_id = ?3",
+        (last, last_hash.as_str(), tenant.as_str()),
+    )
+    .map_err(write_error)?;
+    Ok(last)
 }
 
 const COLS: &str = "tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash";

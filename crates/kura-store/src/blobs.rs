@@ -173,10 +173,13 @@ pub enum BlobReader {
         /// The open file, positioned at the next byte to read (`None` only while a blocking
         /// read has it, or after such a read was cancelled or failed to come back).
         file: Option<std::fs::File>,
-        /// Bytes of the range not read yet.
+        /// Bytes of the range not read from the file yet.
         left: u64,
         /// The whole object's size in the store.
         object_size: u64,
+        /// Bytes read ahead when the file was opened (in the same blocking call: a small
+        /// blob is read whole with its open), handed out before the file is read again.
+        ahead: Ahead,
     },
     S3 {
         stream: BoxStream<'static, object_store::Result<Bytes>>,
@@ -184,6 +187,33 @@ pub enum BlobReader {
         /// The whole object's size in the store (`None` for an empty range not fetched).
         object_size: Option<u64>,
     },
+}
+
+/// Read with the open of a local blob (a file this small is read whole at once).
+const READ_AHEAD: u64 = 64 * 1024;
+
+/// Bytes read ahead of a local blob, handed out from the front.
+pub struct Ahead {
+    buf: Vec<u8>,
+    at: usize,
+}
+
+impl Ahead {
+    /// Up to `max` of the bytes not handed out yet (empty when none are left).
+    fn take(&mut self, max: usize) -> &[u8] {
+        let n = max.min(self.buf.len() - self.at);
+        let out = &self.buf[self.at..self.at + n];
+        self.at += n;
+        out
+    }
+
+    /// The whole buffer, if nothing of it was handed out and it is exactly `len` long.
+    fn take_whole(&mut self, len: usize) -> Option<Vec<u8>> {
+        (self.at == 0 && self.buf.len() == len && len > 0).then(|| {
+            self.at = len;
+            std::mem::take(&mut self.buf)
+        })
+    }
 }
 
 /// A local read at most this long per blocking call of [`BlobReader::read`].
@@ -230,7 +260,14 @@ impl BlobReader {
     /// Reads up to `buf.len()` bytes; 0 at the end.
     pub async fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         match self {
-            BlobReader::Local { file, left, .. } => {
+            BlobReader::Local {
+                file, left, ahead, ..
+            } => {
+                let early = ahead.take(buf.len());
+                if !early.is_empty() {
+                    buf[..early.len()].copy_from_slice(early);
+                    return Ok(early.len());
+                }
                 let got = read_local(file, left, buf.len().min(LOCAL_READ_MAX)).await?;
                 buf[..got.len()].copy_from_slice(&got);
                 Ok(got.len())
@@ -269,7 +306,23 @@ impl BlobReader {
     /// read by the kernel straight into it (what a download decrypts in place and sends).
     pub async fn read_owned(&mut self, len: usize) -> std::io::Result<Vec<u8>> {
         let buf = match self {
-            BlobReader::Local { file, left, .. } => read_local(file, left, len).await?,
+            BlobReader::Local {
+                file, left, ahead, ..
+            } => match ahead.take_whole(len) {
+                Some(whole) => whole,
+                None => {
+                    let mut buf = Vec::new();
+                    buf.extend_from_slice(ahead.take(len));
+                    if buf.is_empty() {
+                        read_local(file, left, len).await?
+                    } else {
+                        if buf.len() < len {
+                            buf.extend_from_slice(&read_local(file, left, len - buf.len()).await?);
+                        }
+                        buf
+                    }
+                }
+            },
             BlobReader::S3 { .. } => {
                 let mut buf = vec![0u8; len];
                 self.read_exact(&mut buf).await?;
@@ -455,26 +508,33 @@ impl LocalBlobs {
         end: Option<u64>,
     ) -> std::io::Result<BlobReader> {
         let path = self.path(tenant, blob_id)?;
-        let (file, object_size) = tokio::task::spawn_blocking(move || {
-            use std::io::Seek;
+        // Opened, measured and the first bytes read in one blocking call (one hand-off to
+        // a blocking thread for a small download, not one per step).
+        let (file, object_size, left, ahead) = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Seek};
             let mut f = std::fs::File::open(path)?;
             let object_size = f.metadata()?.len();
             if start > 0 {
                 f.seek(std::io::SeekFrom::Start(start))?;
             }
-            Ok::<_, std::io::Error>((f, object_size))
+            // What lies past the end of the object is not there to read.
+            let left = end
+                .unwrap_or(object_size)
+                .min(object_size)
+                .saturating_sub(start);
+            let first = left.min(READ_AHEAD);
+            let mut ahead = Vec::with_capacity(first as usize);
+            (&f).take(first).read_to_end(&mut ahead)?;
+            let left = left - ahead.len() as u64;
+            Ok::<_, std::io::Error>((f, object_size, left, ahead))
         })
         .await
         .map_err(|e| std::io::Error::other(format!("blob open task: {e}")))??;
-        // What lies past the end of the object is not there to read.
-        let left = end
-            .unwrap_or(object_size)
-            .min(object_size)
-            .saturating_sub(start);
         Ok(BlobReader::Local {
             file: Some(file),
             left,
             object_size,
+            ahead: Ahead { buf: ahead, at: 0 },
         })
     }
 

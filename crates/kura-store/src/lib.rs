@@ -28,7 +28,9 @@ pub mod notices;
 pub mod operator;
 pub mod outbox;
 pub mod passkeys;
+pub mod records;
 pub mod roles;
+mod session_cache;
 pub mod sessions;
 pub mod signup;
 pub mod status;
@@ -167,6 +169,10 @@ pub struct Store {
     readers: Option<Arc<sync_read::SyncReaders>>,
     /// The background WAL checkpointer's count (SQLite files).
     checkpoints: Arc<checkpoint::Checkpoints>,
+    /// Bookkeeping of reads, committed in batches ([`records`]).
+    recorder: Arc<records::Recorder>,
+    /// Session lookups kept in memory (PostgreSQL; [`session_cache`]).
+    sessions: Arc<session_cache::SessionCache>,
 }
 
 impl std::fmt::Debug for Store {
@@ -202,6 +208,10 @@ pub struct Tx {
     open: bool,
     scope: TxScope,
     backend: Backend,
+    /// Dropped from (for the tenant of the scope, or all for a system transaction) when
+    /// this write transaction commits, unless it says it cannot change a session lookup
+    /// ([`Tx::keeps_sessions`]). PostgreSQL write transactions only.
+    sessions: Option<Arc<session_cache::SessionCache>>,
 }
 
 /// Where a transaction runs: its own pooled connection, or (SQLite writes) a unit of the
@@ -264,6 +274,14 @@ impl Tx {
         &self.scope
     }
 
+    /// This transaction writes nothing a session lookup reads (sessions other than their
+    /// last use, users, grants, roles, tenants): committing it keeps this node's cached
+    /// lookups. (Should it write one anyway, the database's notification still drops them
+    /// on every node.)
+    pub fn keeps_sessions(&mut self) {
+        self.sessions = None;
+    }
+
     /// Fails closed when a repository is called for a tenant other than the one this
     /// transaction was opened for. System transactions may touch any tenant.
     pub(crate) fn check(&self, tenant: &TenantId) -> Result<()> {
@@ -298,6 +316,18 @@ impl Tx {
             return Ok(());
         }
         self.open = false;
+        let sessions = self.sessions.take();
+        let r = self.commit_now().await;
+        if let (Ok(()), Some(c)) = (&r, sessions) {
+            match &self.scope {
+                TxScope::Tenant(t) => c.evict_tenant(t.as_str()),
+                TxScope::System => c.clear(),
+            }
+        }
+        r
+    }
+
+    async fn commit_now(&mut self) -> Result<()> {
         let mut conn = match self.conn.take() {
             None => return Ok(()),
             Some(Conn::Writer(g, shared)) => {
@@ -464,6 +494,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0020_file_indexes.sql"),
         postgres: include_str!("../migrations/postgres/0020_file_indexes.sql"),
     },
+    Migration {
+        version: 21,
+        name: "auth_notify",
+        sqlite: include_str!("../migrations/sqlite/0021_auth_notify.sql"),
+        postgres: include_str!("../migrations/postgres/0021_auth_notify.sql"),
+    },
 ];
 
 /// `{insert} VALUES (?,…),(?,…)…`: `rows` rows of `cols` anonymous placeholders, for
@@ -612,6 +648,10 @@ impl Store {
         if let Some(r) = &readers {
             checkpoint::start(r, &checkpoints);
         }
+        let sessions = Arc::new(session_cache::SessionCache::default());
+        if backend == Backend::Postgres {
+            session_cache::start(url.clone(), &sessions);
+        }
         Ok(Store {
             pool,
             backend,
@@ -620,6 +660,8 @@ impl Store {
             max_connections: opts.max_connections.max(1),
             readers,
             checkpoints,
+            recorder: Arc::default(),
+            sessions,
         })
     }
 
@@ -635,6 +677,27 @@ impl Store {
     /// Background WAL checkpoints that copied frames back so far (0 on PostgreSQL).
     pub fn wal_checkpoints(&self) -> u64 {
         self.checkpoints.done()
+    }
+
+    /// Session lookups answered from this node's memory so far (PostgreSQL;
+    /// [`session_cache`]).
+    pub fn session_cache_hits(&self) -> u64 {
+        self.sessions.hits()
+    }
+
+    /// Whether this node serves session lookups from memory right now (PostgreSQL, with
+    /// its change listener connected).
+    pub fn session_cache_live(&self) -> bool {
+        self.sessions.is_live()
+    }
+
+    pub(crate) fn session_cache(&self) -> &session_cache::SessionCache {
+        &self.sessions
+    }
+
+    /// Record batches written so far and the records in them ([`records`]).
+    pub fn record_batches(&self) -> (u64, u64) {
+        self.recorder.stats()
     }
 
     /// Write transactions committed in place on SQLite so far (0 on PostgreSQL).
@@ -752,6 +815,7 @@ impl Store {
             open: false,
             scope,
             backend: self.backend,
+            sessions: (write && self.backend == Backend::Postgres).then(|| self.sessions.clone()),
         };
         if write && self.backend == Backend::Sqlite {
             let g = self
@@ -823,6 +887,7 @@ impl Store {
                 open: false,
                 scope: TxScope::System,
                 backend: self.backend,
+                sessions: None,
             }),
             Backend::Postgres => self.system_read().await,
         }
@@ -905,6 +970,7 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        self.sessions.close();
         if let Some(r) = &self.readers {
             r.close();
         }

@@ -93,26 +93,35 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
 /// as before). On PostgreSQL it goes through the `kura_session_lookup` function
 /// (migration 19), which turns on cross-tenant reading for its own statement only — the
 /// row-level-security policies still decide, and nothing but the session with this token
-/// hash and its owner can be read through it.
+/// hash and its owner can be read through it — and a lookup answered there is kept in the
+/// node's memory until the database says it may have changed ([`crate::session_cache`]).
 pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
     match store.backend() {
-        crate::Backend::Sqlite => {
-            if let Some(readers) = store.sync_readers() {
-                let found = readers.with(|conn| {
-                    let mut owner = OwnerRows::default();
-                    conn.each(OWNER_SQL, [token_hash], |r| owner.add(r))?;
-                    Ok(owner.finish())
-                });
-                match found {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "in-place session lookup failed; through sqlx")
-                    }
-                }
+        crate::Backend::Sqlite => lookup_sqlite(store, token_hash).await,
+        crate::Backend::Postgres => {
+            let cache = store.session_cache();
+            if let Some(found) = cache.get(token_hash) {
+                return Ok(Some(found));
             }
-            let mut tx = store.system_lookup().await?;
-            find_with_owner(&mut tx, token_hash).await
+            let generation = cache.generation();
+            let found = lookup_uncached(store, token_hash).await?;
+            if let Some(o) = &found {
+                cache.put(token_hash, o, generation);
+            }
+            Ok(found)
         }
+    }
+}
+
+/// [`lookup`] from the database itself, never from a node's memory (PostgreSQL; on SQLite
+/// the same as [`lookup`]): for a session that looks expired or inactive in a cached
+/// copy, before it is ended.
+pub async fn lookup_uncached(
+    store: &crate::Store,
+    token_hash: &str,
+) -> Result<Option<SessionOwner>> {
+    match store.backend() {
+        crate::Backend::Sqlite => lookup_sqlite(store, token_hash).await,
         crate::Backend::Postgres => {
             let hash = token_hash.to_string();
             let rows = store
@@ -129,6 +138,25 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
             OwnerRows::of(&rows)
         }
     }
+}
+
+/// SQLite's lookup: in place on a synchronous reader, through sqlx if that fails.
+async fn lookup_sqlite(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
+    if let Some(readers) = store.sync_readers() {
+        let found = readers.with(|conn| {
+            let mut owner = OwnerRows::default();
+            conn.each(OWNER_SQL, [token_hash], |r| owner.add(r))?;
+            Ok(owner.finish())
+        });
+        match found {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                tracing::debug!(error = %e, "in-place session lookup failed; through sqlx")
+            }
+        }
+    }
+    let mut tx = store.system_lookup().await?;
+    find_with_owner(&mut tx, token_hash).await
 }
 
 /// The session, user and tenant of the first row and a grant from every row that has one.
@@ -179,6 +207,26 @@ pub async fn touch(tx: &mut Tx, tenant: &TenantId, id: &str, now: Timestamp) -> 
         .bind(id)
         .execute(tx.conn())
         .await?;
+    Ok(())
+}
+
+/// Writes the last use of several sessions of `tenant` in one transaction of its own. It
+/// changes nothing else a lookup reads, so cached lookups are kept (and carry the new last
+/// use).
+pub async fn touch_many(
+    store: &crate::Store,
+    tenant: &TenantId,
+    uses: &[(&str, Timestamp)],
+) -> Result<()> {
+    let mut tx = store.tenant_tx(tenant).await?;
+    tx.keeps_sessions();
+    for (id, at) in uses {
+        touch(&mut tx, tenant, id, *at).await?;
+    }
+    tx.commit().await?;
+    for (id, at) in uses {
+        store.session_cache().touched(id, *at);
+    }
     Ok(())
 }
 

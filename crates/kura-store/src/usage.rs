@@ -50,6 +50,66 @@ pub async fn add(
     Ok(())
 }
 
+/// [`add`] inside a plain SQLite write transaction ([`crate::Store::in_place_write`]).
+pub(crate) fn add_in_place(
+    tx: &rusqlite::Transaction<'_>,
+    tenant: &TenantId,
+    d: &Delta,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO tenant_usage (tenant_id, uploads, upload_bytes, downloads, download_bytes) VALUES (?5, ?1, ?2, ?3, ?4) ON CONFLICT (tenant_id) DO UPDATE SET uploads = tenant_usage.uploads + ?1, upload_bytes = tenant_usage.upload_bytes + ?2, downloads = tenant_usage.downloads + ?3, download_bytes = tenant_usage.download_bytes + ?4",
+    )
+    .and_then(|mut st| {
+        st.execute((
+            d.uploads,
+            d.upload_bytes,
+            d.downloads,
+            d.download_bytes,
+            tenant.as_str(),
+        ))
+    })
+    .map_err(crate::writer::write_error)?;
+    Ok(())
+}
+
+/// Counts to add to a tenant's usage figures.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delta {
+    pub uploads: i64,
+    pub upload_bytes: i64,
+    pub downloads: i64,
+    pub download_bytes: i64,
+}
+
+impl Delta {
+    /// One download of `bytes`.
+    pub fn download(bytes: i64) -> Self {
+        Delta {
+            downloads: 1,
+            download_bytes: bytes,
+            ..Delta::default()
+        }
+    }
+
+    pub fn is_zero(&self) -> bool {
+        *self == Delta::default()
+    }
+
+    fn plus(self, o: Delta) -> Delta {
+        Delta {
+            uploads: self.uploads + o.uploads,
+            upload_bytes: self.upload_bytes + o.upload_bytes,
+            downloads: self.downloads + o.downloads,
+            download_bytes: self.download_bytes + o.download_bytes,
+        }
+    }
+
+    /// The sum of `ds`.
+    pub fn sum<'a>(ds: impl IntoIterator<Item = &'a Delta>) -> Delta {
+        ds.into_iter().fold(Delta::default(), |a, d| a.plus(*d))
+    }
+}
+
 /// Locks the tenant's usage row until the transaction ends (PostgreSQL; SQLite
 /// transactions are serialized already), so that quota checks of concurrent uploads run
 /// one after the other.

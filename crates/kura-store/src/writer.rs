@@ -38,7 +38,7 @@ const FLUSH_AFTER: Duration = Duration::from_millis(4);
 type Outcome = Result<()>;
 
 /// The same error for every unit of a batch (a full disk stays a full disk: 507, not 503).
-fn shared_error(e: &StoreError) -> StoreError {
+pub(crate) fn shared_error(e: &StoreError) -> StoreError {
     match e {
         StoreError::StorageFull => StoreError::StorageFull,
         StoreError::Serialization => StoreError::Serialization,

@@ -114,15 +114,10 @@ impl Services {
         ctx: &RequestCtx,
     ) -> Result<()> {
         let t = &auth.tenant.id;
-        let mut tx = self.store.tenant_tx(t).await?;
         let ok = outcome == DownloadOutcome::Complete;
-        if ok {
-            kura_store::usage::add(&mut tx, t, 0, 0, 1, bytes_sent as i64).await?;
-        }
-        self.audit(
-            &mut tx,
-            t,
-            &Actor::User(&auth.principal),
+        let actor = Actor::User(&auth.principal);
+        let mut events = vec![self.new_event(
+            &actor,
             ctx,
             Event::new("file.download")
                 .target("file", &f.id)
@@ -131,26 +126,38 @@ impl Services {
                     "name": f.name, "version": v.version, "size": bytes_sent,
                     "file_size": v.size, "outcome": outcome.as_str(),
                 })),
-        )
-        .await?;
+        )];
         if outcome == DownloadOutcome::IntegrityFailure {
             self.metrics.integrity_failed();
             tracing::error!(tenant = %t.as_str(), file = %f.id, version = v.version, blob = %v.blob_id, "stored file failed its integrity check");
-            self.audit(
-                &mut tx,
-                t,
-                &Actor::User(&auth.principal),
-                ctx,
-                Event::new("file.integrity_failure")
-                    .target("file", &f.id)
-                    .result("failure")
-                    .details(serde_json::json!({
-                        "name": f.name, "version": v.version, "bytes_sent": bytes_sent,
-                    })),
-            )
-            .await?;
+            events.push(
+                self.new_event(
+                    &actor,
+                    ctx,
+                    Event::new("file.integrity_failure")
+                        .target("file", &f.id)
+                        .result("failure")
+                        .details(serde_json::json!({
+                            "name": f.name, "version": v.version, "bytes_sent": bytes_sent,
+                        })),
+                ),
+            );
         }
-        tx.commit().await?;
+        // Committed with the other downloads' records of the moment (one transaction, one
+        // sync); answered once durable.
+        kura_store::records::record(
+            &self.store,
+            kura_store::records::Record {
+                tenant: t.clone(),
+                usage: if ok {
+                    kura_store::usage::Delta::download(bytes_sent as i64)
+                } else {
+                    kura_store::usage::Delta::default()
+                },
+                events,
+            },
+        )
+        .await?;
         Ok(())
     }
 

@@ -225,6 +225,157 @@ async fn concurrent_writes_commit_together_and_fail_alone(b: kura_testkit::Backe
     }
 }
 
+kura_testkit::per_backend!(concurrent_records_commit_together_and_fail_alone);
+/// The bookkeeping of reads (a download's usage counter and audit entries) from many
+/// concurrent callers: written in shared batches (fewer batches than records), each
+/// caller answered once its record is durable and readable, every tenant's chain intact
+/// and in order; a tenant whose records fail (a trigger refuses its audit rows) fails
+/// alone — the others in the same batches are kept, and nothing of its records stays.
+async fn concurrent_records_commit_together_and_fail_alone(b: kura_testkit::Backend) {
+    use kura_store::records::{record, Record};
+    use kura_store::usage::Delta;
+    let s = TestServer::start(b).await;
+    let store = s.services.store.clone();
+    let mut tenants = Vec::new();
+    for n in ["rec-a", "rec-b", "rec-c"] {
+        tenants.push(s.create_tenant(n).await);
+    }
+    let ids: Vec<TenantId> = tenants
+        .iter()
+        .map(|t| TenantId::from_string(&t.tenant_id))
+        .collect();
+    let refused = ids[2].as_str().to_string();
+    raw_sql(
+        &s.cfg,
+        &if b == Backend::Sqlite {
+            format!("CREATE TRIGGER refuse_rec BEFORE INSERT ON audit_events WHEN NEW.tenant_id = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        } else {
+            format!("CREATE FUNCTION refuse_rec() RETURNS trigger AS $$ BEGIN IF NEW.tenant_id = '{refused}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse_rec BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_rec()")
+        },
+    )
+    .await;
+    let usage = |t: TenantId| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.tenant_read(&t).await.unwrap();
+            kura_store::usage::get(&mut tx, &t).await.unwrap()
+        }
+    };
+    let before: Vec<_> = futures_util::future::join_all(ids.iter().cloned().map(usage)).await;
+    let (batches_before, _) = store.record_batches();
+
+    let n = 300usize;
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let (store, t) = (store.clone(), ids[i % 3].clone());
+        let ev = kura_store::audit::NewEvent::system(
+            s.clock.now(),
+            "record.test",
+            i.to_string(),
+            serde_json::json!({ "i": i }),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = record(
+                &store,
+                Record {
+                    tenant: t.clone(),
+                    usage: Delta::download(10 + i as i64),
+                    events: vec![ev],
+                },
+            )
+            .await;
+            if r.is_ok() {
+                // Acknowledged: a new reader sees it now.
+                let mut tx = store.tenant_read(&t).await.unwrap();
+                let last = kura_store::audit::list(&mut tx, &t, None, 1000)
+                    .await
+                    .unwrap();
+                assert!(
+                    last.iter()
+                        .any(|e| e.record.target_id.as_deref() == Some(&*i.to_string())),
+                    "record {i} not visible after it was acknowledged"
+                );
+            }
+            r.is_ok()
+        }));
+    }
+    let mut ok = [0usize; 3];
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            ok[i % 3] += 1;
+        }
+    }
+    assert_eq!(ok, [n / 3, n / 3, 0], "the refused tenant failed alone");
+    let (batches_after, _) = store.record_batches();
+    let batches = batches_after - batches_before;
+    assert!(batches < n as u64, "{n} records took {batches} batches");
+
+    let after: Vec<_> = futures_util::future::join_all(ids.iter().cloned().map(usage)).await;
+    for k in 0..3 {
+        let (want_n, want_bytes) = if k == 2 {
+            (0, 0)
+        } else {
+            let mine = (0..n).filter(|i| i % 3 == k);
+            (n as i64 / 3, mine.map(|i| 10 + i as i64).sum::<i64>())
+        };
+        assert_eq!(
+            after[k].downloads - before[k].downloads,
+            want_n,
+            "tenant {k}"
+        );
+        assert_eq!(
+            after[k].download_bytes - before[k].download_bytes,
+            want_bytes,
+            "tenant {k}"
+        );
+    }
+    for (k, t) in tenants.iter().enumerate() {
+        let (st, v) = s.get("/api/v1/audit/verify", &t.admin_token).await;
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["ok"], true, "chain of tenant {k}: {v}");
+        let tid = &ids[k];
+        let mut tx = store.tenant_read(tid).await.unwrap();
+        let evs = kura_store::audit::list(&mut tx, tid, None, 1000)
+            .await
+            .unwrap();
+        let mine: Vec<i64> = evs
+            .iter()
+            .filter(|e| e.record.action == "record.test")
+            .map(|e| e.record.seq)
+            .collect();
+        assert_eq!(mine.len(), if k == 2 { 0 } else { n / 3 }, "tenant {k}");
+    }
+    // The refused tenant records again once nothing refuses it.
+    raw_sql(
+        &s.cfg,
+        if b == Backend::Sqlite {
+            "DROP TRIGGER refuse_rec"
+        } else {
+            "DROP TRIGGER refuse_rec ON audit_events"
+        },
+    )
+    .await;
+    record(
+        &store,
+        Record {
+            tenant: ids[2].clone(),
+            usage: Delta::download(7),
+            events: vec![kura_store::audit::NewEvent::system(
+                s.clock.now(),
+                "record.test",
+                "again".into(),
+                serde_json::json!({}),
+            )],
+        },
+    )
+    .await
+    .unwrap();
+    let last = usage(ids[2].clone()).await;
+    assert_eq!(last.downloads - before[2].downloads, 1);
+    let (_, v) = s.get("/api/v1/audit/verify", &tenants[2].admin_token).await;
+    assert_eq!(v["ok"], true, "{v}");
+}
+
 /// SQLite: committed log frames are copied back into the database file by the background
 /// checkpointer (not by whichever commit crosses SQLite's default 4 MiB line), and the
 /// data stays whole.
@@ -437,4 +588,109 @@ async fn session_lookup_function_is_scoped_to_its_statement() {
             .unwrap(),
         0
     );
+}
+
+/// PostgreSQL: a node answers repeated session lookups from memory, and drops them when
+/// the database says they changed — a log-out on another node, a user frozen by hand in
+/// the database — while a session's last use (written in the background) keeps them.
+/// Changes made on the node itself are in force before its response goes out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_session_cache_is_dropped_on_every_node_when_the_database_changes() {
+    use kura_testkit::{StatusCode, PASSWORD};
+    if !kura_testkit::backend_enabled(Backend::Postgres) {
+        return;
+    }
+    let a = TestServer::start(Backend::Postgres).await;
+    // A second node on the same database.
+    let b = TestServer::start_with(a.cfg.clone(), Backend::Postgres).await;
+    let (sa, sb) = (&a.services.store, &b.services.store);
+    // Bounded wait for both listeners (not a timing assertion).
+    for _ in 0..100 {
+        if sa.session_cache_live() && sb.session_cache_live() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(sa.session_cache_live() && sb.session_cache_live());
+    let t = a.create_tenant("cacheco").await;
+    let (member_id, member) = a
+        .add_user(
+            &t.admin_token,
+            "sato@cacheco.example.jp",
+            "member",
+            serde_json::json!({ "type": "tenant" }),
+        )
+        .await;
+    // Served from memory on node B after the first lookup.
+    let before = sb.session_cache_hits();
+    for _ in 0..3 {
+        let (st, _) = b.get("/api/v1/me", &t.admin_token).await;
+        assert_eq!(st, StatusCode::OK);
+    }
+    assert!(sb.session_cache_hits() >= before + 2, "lookups were cached");
+    // The last use written in the background does not drop the entries.
+    assert!(b.services.flush_touches().await);
+    let before = sb.session_cache_hits();
+    let (st, _) = b.get("/api/v1/me", &t.admin_token).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        sb.session_cache_hits(),
+        before + 1,
+        "kept after a last-use write"
+    );
+
+    // A second session of the admin, used (and cached) on B, logged out on A.
+    let (st, l) = a.login("cacheco", &t.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    let second = l["token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(b.get("/api/v1/me", &second).await.0, StatusCode::OK);
+    }
+    let (st, _) = a
+        .post("/api/v1/auth/logout", &second, serde_json::json!({}))
+        .await;
+    assert!(st.is_success());
+    // On the node that logged it out: at once.
+    assert_eq!(
+        a.get("/api/v1/me", &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        refused_on(&b, &second).await,
+        "node B still served a logged-out session"
+    );
+
+    // The member, cached on both nodes, frozen by hand in the database (no node involved).
+    for node in [&a, &b] {
+        for _ in 0..2 {
+            assert_eq!(node.get("/api/v1/me", &member).await.0, StatusCode::OK);
+        }
+    }
+    raw_sql(
+        &a.cfg,
+        &format!("UPDATE users SET status = 'frozen' WHERE id = '{member_id}'"),
+    )
+    .await;
+    assert!(refused_on(&a, &member).await, "node A served a frozen user");
+    assert!(refused_on(&b, &member).await, "node B served a frozen user");
+    // The admin of the same tenant: dropped with the tenant's entries, looked up again.
+    assert_eq!(b.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
+
+    b.stop_node().await;
+    a.stop().await;
+}
+
+/// Until `node` answers 401 for `token` — bounded (100 tries, 50 ms apart): another node
+/// hears of a change when PostgreSQL delivers the notification after the commit.
+async fn refused_on(node: &TestServer, token: &str) -> bool {
+    use kura_testkit::StatusCode;
+    for _ in 0..100 {
+        let (st, _) = node.get("/api/v1/me", token).await;
+        if st == StatusCode::UNAUTHORIZED {
+            return true;
+        }
+        assert_eq!(st, StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
 }
