@@ -22,8 +22,8 @@
 //!   generation number), no entry lives longer than [`MAX_AGE`], and the cache holds at most
 //!   [`MAX_ENTRIES`] sessions.
 //!
-//! Another node learns of a change when PostgreSQL delivers the notification — after the
-//! commit, typically within milliseconds.
+//! Another node learns of a change when PostgreSQL delivers the notification, which it
+//! sends at the commit.
 
 use crate::sessions::SessionOwner;
 use kura_domain::clock::Stopwatch;
