@@ -197,17 +197,28 @@ fn tracked_download(
         sent: 0,
         want,
     };
-    /// Records the outcome once (the record is taken).
-    async fn finish(t: &mut Tracker, outcome: DownloadOutcome) {
-        if let Some(r) = t.record.take() {
-            if let Err(e) = r
-                .services
-                .record_download(&r.auth, &r.file, &r.version, outcome, t.sent, &r.ctx)
-                .await
-            {
-                tracing::warn!(error = %e, "recording a download failed");
+    /// Records the outcome once (the record is taken); false when it could not be
+    /// recorded.
+    async fn finish(t: &mut Tracker, outcome: DownloadOutcome) -> bool {
+        let Some(r) = t.record.take() else {
+            return true;
+        };
+        match r
+            .services
+            .record_download(&r.auth, &r.file, &r.version, outcome, t.sent, &r.ctx)
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "recording a download failed; its end is withheld");
+                false
             }
         }
+    }
+    /// What the client gets instead of the last piece of a download that could not be
+    /// recorded: the response breaks off, so no download is ever complete and unaudited.
+    fn unrecorded() -> std::io::Error {
+        std::io::Error::other("the download could not be recorded")
     }
     Box::pin(futures_util::stream::unfold(
         (inner, tracker),
@@ -220,7 +231,9 @@ fn tracked_download(
                 } else {
                     DownloadOutcome::Error
                 };
-                finish(&mut t, outcome).await;
+                if !finish(&mut t, outcome).await && outcome == DownloadOutcome::Complete {
+                    return Some((Err(unrecorded()), (inner, t)));
+                }
                 return None;
             };
             let outcome = match &item {
@@ -234,9 +247,12 @@ fn tracked_download(
                 Err(_) => Some(DownloadOutcome::Error),
             };
             // The end is recorded before the last piece goes out, so that the record is
-            // there when the client has the file; an abort is recorded when dropped.
+            // there when the client has the file — and if it cannot be, the last piece
+            // does not go out; an abort is recorded when dropped.
             if let Some(outcome) = outcome {
-                finish(&mut t, outcome).await;
+                if !finish(&mut t, outcome).await && outcome == DownloadOutcome::Complete {
+                    return Some((Err(unrecorded()), (inner, t)));
+                }
             }
             Some((item, (inner, t)))
         },

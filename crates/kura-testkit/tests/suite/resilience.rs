@@ -605,6 +605,7 @@ async fn full_disk_answers_507() {
     assert!(left.is_empty(), "half-written blobs left: {left:?}");
     let (st, v) = upload("small.bin", 100 * 1024).await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
+    let small = v["file"]["id"].as_str().unwrap().to_string();
 
     // Database: fill the disk under SQLite, then write until the WAL must grow.
     let filler = data.0.join("filler");
@@ -633,7 +634,42 @@ async fn full_disk_answers_507() {
         assert_eq!(st, StatusCode::CREATED, "write {i} on a full disk: {v}");
     }
     assert!(saw_507, "the database never reported a full disk");
+    // Downloads on the full disk: a download whose record cannot be written does not end
+    // (its last piece is withheld, the response breaks off) — none is whole and unaudited.
+    let mut whole = 0;
+    for _ in 0..5 {
+        let res = reqwest::Client::new()
+            .get(format!("{}/api/v1/files/{small}/content", s.base))
+            .bearer_auth(&t.admin_token)
+            .send()
+            .await
+            .unwrap();
+        if res.status() != StatusCode::OK {
+            continue;
+        }
+        if res.bytes().await.is_ok_and(|b| b.len() == 100 * 1024) {
+            whole += 1;
+        }
+    }
+    eprintln!("full disk under SQLite: {whole} of 5 downloads whole");
     std::fs::remove_file(&filler).unwrap();
+    let tid = kura_domain::TenantId::from_string(&t.tenant_id);
+    let mut tx = s.services.store.tenant_read(&tid).await.unwrap();
+    let audited = kura_store::audit::list(&mut tx, &tid, None, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            e.record.action == "file.download"
+                && e.record.result == "success"
+                && e.record.target_id.as_deref() == Some(small.as_str())
+        })
+        .count();
+    drop(tx);
+    assert!(
+        audited >= whole,
+        "{whole} downloads were whole but only {audited} are in the audit log"
+    );
     let (st, v) = s
         .post(
             "/api/v1/folders",
