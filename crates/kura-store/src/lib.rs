@@ -649,8 +649,12 @@ impl Store {
             checkpoint::start(r, &checkpoints);
         }
         let sessions = Arc::new(session_cache::SessionCache::default());
-        if backend == Backend::Postgres {
-            session_cache::start(url.clone(), &sessions);
+        match (backend, &readers) {
+            (Backend::Postgres, _) => session_cache::start(url.clone(), &sessions),
+            // Checked against `auth_version` by every in-place lookup.
+            (Backend::Sqlite, Some(_)) => sessions.start_versioned(),
+            // An in-memory database: every lookup goes through sqlx, nothing is kept.
+            (Backend::Sqlite, None) => {}
         }
         Ok(Store {
             pool,

@@ -1,10 +1,19 @@
-//! Session lookups answered from memory on PostgreSQL, dropped when the database says so.
+//! Session lookups answered from memory, dropped when the database says so.
 //!
-//! Every request looks up its session with its user, tenant and grants. On SQLite that is
-//! a read in place (microseconds); on PostgreSQL it is a round trip and a query on a server
-//! that shares the machine — most of an authenticated small request. So each node keeps
-//! the lookups it answered, keyed by the token's hash, and drops them when they may have
-//! changed:
+//! Every request looks up its session with its user, tenant and grants: on PostgreSQL a
+//! round trip and a query on a server that shares the machine — most of an authenticated
+//! small request; on SQLite a five-table join read in place and the tenant's settings
+//! parsed. So each node keeps the lookups it answered, keyed by the token's hash.
+//!
+//! **SQLite:** triggers (migration 21) move a counter, `auth_version`, in every
+//! transaction that changes a row the lookup reads (a session other than its last use, a
+//! user, a grant, a role, a tenant) — whichever process makes it. Each request reads the
+//! counter first (one indexed row, in place) and drops every entry if it moved since they
+//! were read ([`SessionCache::at_version`]), so a change is in force for the first
+//! request that starts after its commit.
+//!
+//! **PostgreSQL**, where several nodes share the database, entries are dropped when they
+//! may have changed:
 //!
 //! - **by the database, for every node:** triggers (migration 21) send the tenant's id on
 //!   the channel `kura_auth` when a transaction commits a change to a session (other than
@@ -50,6 +59,8 @@ struct Inner {
     entries: HashMap<String, Entry>,
     /// Bumped (under the lock) at every invalidation.
     generation: u64,
+    /// SQLite: the `auth_version` the entries were read at.
+    version: Option<i64>,
 }
 
 #[derive(Default)]
@@ -98,9 +109,11 @@ impl SessionCache {
             return;
         }
         if g.entries.len() >= MAX_ENTRIES {
+            // Expired entries go; if that is not enough, all go (one scan per fill, not
+            // one per lookup).
             g.entries.retain(|_, e| e.since.elapsed() < MAX_AGE);
             if g.entries.len() >= MAX_ENTRIES {
-                return;
+                g.entries.clear();
             }
         }
         g.entries.insert(
@@ -110,6 +123,24 @@ impl SessionCache {
                 since: Stopwatch::start(),
             },
         );
+    }
+
+    /// SQLite: the database's `auth_version` as a request read it before anything else.
+    /// If it is not the one the entries were read at, a change was committed since (by
+    /// this process or another): every entry is dropped.
+    pub(crate) fn at_version(&self, v: i64) {
+        let mut g = self.inner();
+        if g.version != Some(v) {
+            g.version = Some(v);
+            g.generation += 1;
+            g.entries.clear();
+            self.invalidations.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// SQLite: entries are served (each request checks the version first).
+    pub(crate) fn start_versioned(&self) {
+        self.live.store(true, Ordering::Release);
     }
 
     /// Drops every entry of `tenant`.

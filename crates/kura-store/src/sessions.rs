@@ -97,7 +97,37 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
 /// node's memory until the database says it may have changed ([`crate::session_cache`]).
 pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
     match store.backend() {
-        crate::Backend::Sqlite => lookup_sqlite(store, token_hash).await,
+        crate::Backend::Sqlite => {
+            if let Some(readers) = store.sync_readers() {
+                let cache = store.session_cache();
+                let found = readers.with(|conn| {
+                    let v = conn
+                        .one("SELECT v FROM auth_version WHERE id = 1", [], |r| {
+                            crate::sync_read::RowGet::int_at(r, 0)
+                        })?
+                        .ok_or_else(|| StoreError::Corrupt("auth_version row missing".into()))?;
+                    cache.at_version(v);
+                    if let Some(found) = cache.get(token_hash) {
+                        return Ok(Some(found));
+                    }
+                    let generation = cache.generation();
+                    let mut owner = OwnerRows::default();
+                    conn.each(OWNER_SQL, [token_hash], |r| owner.add(r))?;
+                    let found = owner.finish();
+                    if let Some(o) = &found {
+                        cache.put(token_hash, o, generation);
+                    }
+                    Ok(found)
+                });
+                match found {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "in-place session lookup failed; through sqlx")
+                    }
+                }
+            }
+            lookup_sqlite(store, token_hash).await
+        }
         crate::Backend::Postgres => {
             let cache = store.session_cache();
             if let Some(found) = cache.get(token_hash) {
@@ -113,9 +143,8 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
     }
 }
 
-/// [`lookup`] from the database itself, never from a node's memory (PostgreSQL; on SQLite
-/// the same as [`lookup`]): for a session that looks expired or inactive in a cached
-/// copy, before it is ended.
+/// [`lookup`] from the database itself, never from a node's memory: for a session that
+/// looks expired or inactive in a cached copy, before it is ended.
 pub async fn lookup_uncached(
     store: &crate::Store,
     token_hash: &str,

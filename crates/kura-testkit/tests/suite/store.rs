@@ -694,3 +694,79 @@ async fn refused_on(node: &TestServer, token: &str) -> bool {
     }
     false
 }
+
+/// SQLite: repeated session lookups are answered from memory, and a change to anything a
+/// lookup reads — made through the server or by another connection, as another process
+/// (the CLI, sqlite3) would — is in force for the very next request, with no wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_session_cache_follows_every_change_at_once() {
+    use kura_testkit::{StatusCode, PASSWORD};
+    let s = TestServer::start(Backend::Sqlite).await;
+    let store = &s.services.store;
+    assert!(store.session_cache_live());
+    let t = s.create_tenant("sqcache").await;
+    let (member_id, member) = s
+        .add_user(
+            &t.admin_token,
+            "kato@sqcache.example.jp",
+            "member",
+            serde_json::json!({ "type": "tenant" }),
+        )
+        .await;
+    let before = store.session_cache_hits();
+    for _ in 0..3 {
+        assert_eq!(s.get("/api/v1/me", &member).await.0, StatusCode::OK);
+    }
+    assert!(
+        store.session_cache_hits() >= before + 2,
+        "lookups were cached"
+    );
+    // A last-use write keeps the entries.
+    assert!(s.services.flush_touches().await);
+    let before = store.session_cache_hits();
+    assert_eq!(s.get("/api/v1/me", &member).await.0, StatusCode::OK);
+    assert_eq!(
+        store.session_cache_hits(),
+        before + 1,
+        "kept after a last-use write"
+    );
+
+    // Changed by another connection: seen by the next request.
+    raw_sql(
+        &s.cfg,
+        &format!("UPDATE users SET display_name = '加藤 改' WHERE id = '{member_id}'"),
+    )
+    .await;
+    let (st, me) = s.get("/api/v1/me", &member).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(me["user"]["display_name"], "加藤 改", "{me}");
+    raw_sql(
+        &s.cfg,
+        &format!("UPDATE users SET status = 'frozen' WHERE id = '{member_id}'"),
+    )
+    .await;
+    assert_eq!(
+        s.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a user frozen by another connection was still served"
+    );
+
+    // Logged out through the server: refused at once.
+    let (st, l) = s.login("sqcache", &t.admin_email, PASSWORD).await;
+    assert_eq!(st, StatusCode::OK, "{l}");
+    let second = l["token"].as_str().unwrap().to_string();
+    for _ in 0..2 {
+        assert_eq!(s.get("/api/v1/me", &second).await.0, StatusCode::OK);
+    }
+    let (st, _) = s
+        .post("/api/v1/auth/logout", &second, serde_json::json!({}))
+        .await;
+    assert!(st.is_success());
+    assert_eq!(
+        s.get("/api/v1/me", &second).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    // The admin's first session is still good (looked up again).
+    assert_eq!(s.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
+    s.stop().await;
+}
