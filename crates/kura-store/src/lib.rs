@@ -171,7 +171,7 @@ pub struct Store {
     checkpoints: Arc<checkpoint::Checkpoints>,
     /// Bookkeeping of reads, committed in batches ([`records`]).
     recorder: Arc<records::Recorder>,
-    /// Session lookups kept in memory (PostgreSQL; [`session_cache`]).
+    /// Session lookups kept in memory ([`session_cache`]).
     sessions: Arc<session_cache::SessionCache>,
 }
 
@@ -683,14 +683,13 @@ impl Store {
         self.checkpoints.done()
     }
 
-    /// Session lookups answered from this node's memory so far (PostgreSQL;
-    /// [`session_cache`]).
+    /// Session lookups answered from this node's memory so far ([`session_cache`]).
     pub fn session_cache_hits(&self) -> u64 {
         self.sessions.hits()
     }
 
-    /// Whether this node serves session lookups from memory right now (PostgreSQL, with
-    /// its change listener connected).
+    /// Whether this node serves session lookups from memory right now (SQLite: a database
+    /// file; PostgreSQL: with its change listener connected).
     pub fn session_cache_live(&self) -> bool {
         self.sessions.is_live()
     }
