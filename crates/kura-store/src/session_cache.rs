@@ -169,6 +169,11 @@ impl SessionCache {
         }
     }
 
+    /// Drops the entry of one session (the database no longer has it).
+    pub(crate) fn forget(&self, hash: &str) {
+        self.inner().entries.remove(hash);
+    }
+
     fn set_live(&self, live: bool) {
         if !live {
             self.live.store(false, Ordering::Release);

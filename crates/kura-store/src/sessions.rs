@@ -134,7 +134,7 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
                 return Ok(Some(found));
             }
             let generation = cache.generation();
-            let found = lookup_uncached(store, token_hash).await?;
+            let found = lookup_from_database(store, token_hash).await?;
             if let Some(o) = &found {
                 cache.put(token_hash, o, generation);
             }
@@ -146,6 +146,21 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
 /// [`lookup`] from the database itself, never from a node's memory: for a session that
 /// looks expired or inactive in a cached copy, before it is ended.
 pub async fn lookup_uncached(
+    store: &crate::Store,
+    token_hash: &str,
+) -> Result<Option<SessionOwner>> {
+    let found = lookup_from_database(store, token_hash).await?;
+    // What the database says now is what this node keeps: the newest last use, or no
+    // entry for a session that is gone.
+    let cache = store.session_cache();
+    match &found {
+        Some(o) => cache.touched(token_hash, o.0.last_seen_at),
+        None => cache.forget(token_hash),
+    }
+    Ok(found)
+}
+
+async fn lookup_from_database(
     store: &crate::Store,
     token_hash: &str,
 ) -> Result<Option<SessionOwner>> {

@@ -639,6 +639,40 @@ async fn postgres_session_cache_is_dropped_on_every_node_when_the_database_chang
         "kept after a last-use write"
     );
 
+    // A last use written elsewhere (no notification: only `last_seen_at` changed) reaches
+    // B's copy when B reads the session from the database again.
+    let hash = kura_crypto::token::hash(&t.admin_token);
+    let cached = kura_store::sessions::lookup(sb, &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    raw_sql(
+        &a.cfg,
+        &format!("UPDATE sessions SET last_seen_at = last_seen_at + 1000 WHERE id = '{hash}'"),
+    )
+    .await;
+    let still = kura_store::sessions::lookup(sb, &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        still.0.last_seen_at, cached.0.last_seen_at,
+        "served from memory"
+    );
+    let fresh = kura_store::sessions::lookup_uncached(sb, &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(fresh.0.last_seen_at.0, cached.0.last_seen_at.0 + 1000);
+    let kept = kura_store::sessions::lookup(sb, &hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        kept.0.last_seen_at, fresh.0.last_seen_at,
+        "the copy took the newer use"
+    );
+
     // A second session of the admin, used (and cached) on B, logged out on A.
     let (st, l) = a.login("cacheco", &t.admin_email, PASSWORD).await;
     assert_eq!(st, StatusCode::OK, "{l}");
