@@ -642,34 +642,29 @@ async fn postgres_session_cache_is_dropped_on_every_node_when_the_database_chang
     // A last use written elsewhere (no notification: only `last_seen_at` changed) reaches
     // B's copy when B reads the session from the database again.
     let hash = kura_crypto::token::hash(&t.admin_token);
-    let cached = kura_store::sessions::lookup(sb, &hash)
-        .await
-        .unwrap()
-        .unwrap();
+    // The last use B's lookup gives, from memory or (`fresh`) from the database.
+    let last_use = |fresh: bool| {
+        let hash = hash.clone();
+        async move {
+            let found = if fresh {
+                kura_store::sessions::lookup_uncached(sb, &hash).await
+            } else {
+                kura_store::sessions::lookup(sb, &hash).await
+            };
+            found.unwrap().unwrap().0.last_seen_at.0
+        }
+    };
+    let cached = last_use(false).await;
     raw_sql(
         &a.cfg,
         &format!("UPDATE sessions SET last_seen_at = last_seen_at + 1000 WHERE id = '{hash}'"),
     )
     .await;
-    let still = kura_store::sessions::lookup(sb, &hash)
-        .await
-        .unwrap()
-        .unwrap();
+    assert_eq!(last_use(false).await, cached, "served from memory");
+    assert_eq!(last_use(true).await, cached + 1000, "the database's");
     assert_eq!(
-        still.0.last_seen_at, cached.0.last_seen_at,
-        "served from memory"
-    );
-    let fresh = kura_store::sessions::lookup_uncached(sb, &hash)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(fresh.0.last_seen_at.0, cached.0.last_seen_at.0 + 1000);
-    let kept = kura_store::sessions::lookup(sb, &hash)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        kept.0.last_seen_at, fresh.0.last_seen_at,
+        last_use(false).await,
+        cached + 1000,
         "the copy took the newer use"
     );
 
