@@ -125,8 +125,6 @@ pub async fn write_batch(
             .await;
     }
     let mut tx = store.system_tx().await?;
-    // Access-log rows only: cached session lookups stay.
-    tx.keeps_sessions();
     insert_batch(&mut tx, &entries).await?;
     tx.commit().await
 }

@@ -208,10 +208,6 @@ pub struct Tx {
     open: bool,
     scope: TxScope,
     backend: Backend,
-    /// Dropped from (for the tenant of the scope, or all for a system transaction) when
-    /// this write transaction commits, unless it says it cannot change a session lookup
-    /// ([`Tx::keeps_sessions`]). PostgreSQL write transactions only.
-    sessions: Option<Arc<session_cache::SessionCache>>,
 }
 
 /// Where a transaction runs: its own pooled connection, or (SQLite writes) a unit of the
@@ -274,14 +270,6 @@ impl Tx {
         &self.scope
     }
 
-    /// This transaction writes nothing a session lookup reads (sessions other than their
-    /// last use, users, grants, roles, tenants): committing it keeps this node's cached
-    /// lookups. (Should it write one anyway, the database's notification still drops them
-    /// on every node.)
-    pub fn keeps_sessions(&mut self) {
-        self.sessions = None;
-    }
-
     /// Fails closed when a repository is called for a tenant other than the one this
     /// transaction was opened for. System transactions may touch any tenant.
     pub(crate) fn check(&self, tenant: &TenantId) -> Result<()> {
@@ -316,18 +304,6 @@ impl Tx {
             return Ok(());
         }
         self.open = false;
-        let sessions = self.sessions.take();
-        let r = self.commit_now().await;
-        if let (Ok(()), Some(c)) = (&r, sessions) {
-            match &self.scope {
-                TxScope::Tenant(t) => c.evict_tenant(t.as_str()),
-                TxScope::System => c.clear(),
-            }
-        }
-        r
-    }
-
-    async fn commit_now(&mut self) -> Result<()> {
         let mut conn = match self.conn.take() {
             None => return Ok(()),
             Some(Conn::Writer(g, shared)) => {
@@ -649,12 +625,11 @@ impl Store {
             checkpoint::start(r, &checkpoints);
         }
         let sessions = Arc::new(session_cache::SessionCache::default());
-        match (backend, &readers) {
-            (Backend::Postgres, _) => session_cache::start(url.clone(), &sessions),
-            // Checked against `auth_version` by every in-place lookup.
-            (Backend::Sqlite, Some(_)) => sessions.start_versioned(),
-            // An in-memory database: every lookup goes through sqlx, nothing is kept.
-            (Backend::Sqlite, None) => {}
+        // SQLite: checked against `auth_version` by every in-place lookup. PostgreSQL and
+        // an in-memory SQLite: every lookup goes to the database, nothing is kept (see
+        // `session_cache` for why PostgreSQL has no cache).
+        if readers.is_some() {
+            sessions.start_versioned();
         }
         Ok(Store {
             pool,
@@ -688,8 +663,7 @@ impl Store {
         self.sessions.hits()
     }
 
-    /// Whether this node serves session lookups from memory right now (SQLite: a database
-    /// file; PostgreSQL: with its change listener connected).
+    /// Whether this node serves session lookups from memory (a SQLite database file).
     pub fn session_cache_live(&self) -> bool {
         self.sessions.is_live()
     }
@@ -818,7 +792,6 @@ impl Store {
             open: false,
             scope,
             backend: self.backend,
-            sessions: (write && self.backend == Backend::Postgres).then(|| self.sessions.clone()),
         };
         if write && self.backend == Backend::Sqlite {
             let g = self
@@ -890,7 +863,6 @@ impl Store {
                 open: false,
                 scope: TxScope::System,
                 backend: self.backend,
-                sessions: None,
             }),
             Backend::Postgres => self.system_read().await,
         }

@@ -223,8 +223,6 @@ fn write_in_place(tx: &rusqlite::Transaction<'_>, groups: Vec<Group>) -> Result<
 /// One group in a tenant transaction of its own.
 async fn write_tx(store: &Store, g: Group) -> Result<()> {
     let mut tx = store.tenant_tx(&g.tenant).await?;
-    // Usage counters and audit rows: nothing a session lookup reads.
-    tx.keeps_sessions();
     if !g.usage.is_zero() {
         let u = &g.usage;
         crate::usage::add(

@@ -1,49 +1,30 @@
-//! Session lookups answered from memory, dropped when the database says so.
+//! Session lookups answered from memory on SQLite, checked against the database first.
 //!
-//! Every request looks up its session with its user, tenant and grants: on PostgreSQL a
-//! round trip and a query on a server that shares the machine — most of an authenticated
-//! small request; on SQLite a five-table join read in place and the tenant's settings
-//! parsed. So each node keeps the lookups it answered, keyed by the token's hash.
+//! Every request looks up its session with its user, tenant and grants: on SQLite a
+//! five-table join read in place and the tenant's settings parsed. So the server keeps
+//! the lookups it answered, keyed by the token's hash. Triggers (migration 21) move a
+//! counter, `auth_version`, in every transaction that changes a row the lookup reads (a
+//! session other than its last use, a user, a grant, a role, a tenant) — whichever
+//! process makes it (the CLI, `sqlite3` by hand). Each request reads the counter first
+//! (one row, in place) and drops every entry if it moved since they were read
+//! ([`SessionCache::at_version`]), so a change is in force for the first request that
+//! starts after its commit. A lookup that raced a change is not kept (a generation
+//! number), no entry lives longer than [`MAX_AGE`], and at most [`MAX_ENTRIES`] are kept.
 //!
-//! **SQLite:** triggers (migration 21) move a counter, `auth_version`, in every
-//! transaction that changes a row the lookup reads (a session other than its last use, a
-//! user, a grant, a role, a tenant) — whichever process makes it. Each request reads the
-//! counter first (one indexed row, in place) and drops every entry if it moved since they
-//! were read ([`SessionCache::at_version`]), so a change is in force for the first
-//! request that starts after its commit.
-//!
-//! **PostgreSQL**, where several nodes share the database, entries are dropped when they
-//! may have changed:
-//!
-//! - **by the database, for every node:** triggers (migration 21) send the tenant's id on
-//!   the channel `kura_auth` when a transaction commits a change to a session (other than
-//!   its last use), a user, a grant, a role or the tenant — whoever made it: any node, a
-//!   job, an operator by hand. A listener on a connection of its own drops that tenant's
-//!   entries when the notification arrives;
-//! - **on this node, before the writer is answered:** a write transaction that commits
-//!   drops its tenant's entries (a system transaction: all of them), so a log-out, a
-//!   freeze or a role change is in force on the node that made it before the response
-//!   goes out. Write paths that cannot touch those tables (download records, session
-//!   uses, access-log batches) say so and keep the entries;
-//! - **fail closed:** nothing is served from memory unless the listener is connected and
-//!   listening; when its connection drops, everything is dropped and lookups go to the
-//!   database until it listens again. A lookup that raced an invalidation is not kept (a
-//!   generation number), no entry lives longer than [`MAX_AGE`], and the cache holds at most
-//!   [`MAX_ENTRIES`] sessions.
-//!
-//! Another node learns of a change when PostgreSQL delivers the notification, which it
-//! sends at the commit.
+//! PostgreSQL has no such cache. One was built (triggers `pg_notify` the tenant at commit,
+//! a listener per node drops its entries) and removed: a change made by another node or
+//! process reached a node only when the notification arrived, so a user frozen from the
+//! CLI could still be served for a moment — and a frozen user's sessions must stop at
+//! once. A per-request check would be the round trip the cache was meant to save.
 
 use crate::sessions::SessionOwner;
 use kura_domain::clock::Stopwatch;
 use kura_domain::Timestamp;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-/// The notification channel of migration 21.
-pub(crate) const CHANNEL: &str = "kura_auth";
 /// An entry is looked up again after this long, notified or not.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(60);
 /// Sessions kept at most (then none are added until some are dropped).
@@ -66,9 +47,8 @@ struct Inner {
 #[derive(Default)]
 pub(crate) struct SessionCache {
     inner: Mutex<Inner>,
-    /// The listener is connected and listening: only then is anything served or kept.
+    /// Entries are served and kept (a SQLite file, until the store closes).
     live: AtomicBool,
-    closed: AtomicBool,
     hits: AtomicU64,
     invalidations: AtomicU64,
 }
@@ -143,15 +123,6 @@ impl SessionCache {
         self.live.store(true, Ordering::Release);
     }
 
-    /// Drops every entry of `tenant`.
-    pub(crate) fn evict_tenant(&self, tenant: &str) {
-        let mut g = self.inner();
-        g.generation += 1;
-        g.entries
-            .retain(|_, e| e.owner.0.tenant_id.as_str() != tenant);
-        self.invalidations.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Drops everything.
     pub(crate) fn clear(&self) {
         let mut g = self.inner();
@@ -169,21 +140,6 @@ impl SessionCache {
         }
     }
 
-    /// Drops the entry of one session (the database no longer has it).
-    pub(crate) fn forget(&self, hash: &str) {
-        self.inner().entries.remove(hash);
-    }
-
-    fn set_live(&self, live: bool) {
-        if !live {
-            self.live.store(false, Ordering::Release);
-            self.clear();
-        } else {
-            self.clear();
-            self.live.store(true, Ordering::Release);
-        }
-    }
-
     pub(crate) fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
     }
@@ -193,63 +149,9 @@ impl SessionCache {
         self.hits.load(Ordering::Relaxed)
     }
 
-    /// Stops the listener (the store is closing).
+    /// The store is closing: nothing is served or kept any more.
     pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-        self.set_live(false);
+        self.live.store(false, Ordering::Release);
+        self.clear();
     }
-}
-
-/// How long the listener waits before connecting again after losing its connection.
-const RECONNECT_AFTER: Duration = Duration::from_secs(1);
-/// How often a listener with nothing to hear checks whether its store is gone.
-const CHECK_EVERY: Duration = Duration::from_secs(1);
-
-/// Starts the listener of `cache` on the database at `url`; it holds the cache weakly and
-/// ends when the cache is closed or dropped.
-pub(crate) fn start(url: String, cache: &Arc<SessionCache>) {
-    let weak: Weak<SessionCache> = Arc::downgrade(cache);
-    tokio::spawn(async move {
-        let gone =
-            |w: &Weak<SessionCache>| w.upgrade().is_none_or(|c| c.closed.load(Ordering::Acquire));
-        loop {
-            if gone(&weak) {
-                return;
-            }
-            match listen(&url).await {
-                Ok(mut l) => {
-                    if let Some(c) = weak.upgrade() {
-                        c.set_live(true);
-                    }
-                    loop {
-                        match tokio::time::timeout(CHECK_EVERY, l.try_recv()).await {
-                            Err(_) if gone(&weak) => return,
-                            Err(_) => continue,
-                            Ok(Ok(Some(n))) => match weak.upgrade() {
-                                Some(c) => c.evict_tenant(n.payload()),
-                                None => return,
-                            },
-                            // The connection dropped: notifications may be lost from here.
-                            Ok(Ok(None)) | Ok(Err(_)) => break,
-                        }
-                    }
-                    tracing::warn!("session cache: the database listener lost its connection; lookups go to the database until it is back");
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "session cache: cannot listen for changes; lookups go to the database")
-                }
-            }
-            match weak.upgrade() {
-                Some(c) => c.set_live(false),
-                None => return,
-            }
-            tokio::time::sleep(RECONNECT_AFTER).await;
-        }
-    });
-}
-
-async fn listen(url: &str) -> Result<sqlx::postgres::PgListener, sqlx::Error> {
-    let mut l = sqlx::postgres::PgListener::connect(url).await?;
-    l.listen(CHANNEL).await?;
-    Ok(l)
 }

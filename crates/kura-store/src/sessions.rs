@@ -93,8 +93,8 @@ pub async fn find_with_owner(tx: &mut Tx, token_hash: &str) -> Result<Option<Ses
 /// as before). On PostgreSQL it goes through the `kura_session_lookup` function
 /// (migration 19), which turns on cross-tenant reading for its own statement only — the
 /// row-level-security policies still decide, and nothing but the session with this token
-/// hash and its owner can be read through it — and a lookup answered there is kept in the
-/// node's memory until the database says it may have changed ([`crate::session_cache`]).
+/// hash and its owner can be read through it. On a SQLite file the lookup is kept in
+/// memory until `auth_version` moves ([`crate::session_cache`]).
 pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
     match store.backend() {
         crate::Backend::Sqlite => {
@@ -128,18 +128,7 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
             }
             lookup_sqlite(store, token_hash).await
         }
-        crate::Backend::Postgres => {
-            let cache = store.session_cache();
-            if let Some(found) = cache.get(token_hash) {
-                return Ok(Some(found));
-            }
-            let generation = cache.generation();
-            let found = lookup_from_database(store, token_hash).await?;
-            if let Some(o) = &found {
-                cache.put(token_hash, o, generation);
-            }
-            Ok(found)
-        }
+        crate::Backend::Postgres => lookup_from_database(store, token_hash).await,
     }
 }
 
@@ -149,15 +138,7 @@ pub async fn lookup_uncached(
     store: &crate::Store,
     token_hash: &str,
 ) -> Result<Option<SessionOwner>> {
-    let found = lookup_from_database(store, token_hash).await?;
-    // What the database says now is what this node keeps: the newest last use, or no
-    // entry for a session that is gone.
-    let cache = store.session_cache();
-    match &found {
-        Some(o) => cache.touched(token_hash, o.0.last_seen_at),
-        None => cache.forget(token_hash),
-    }
-    Ok(found)
+    lookup_from_database(store, token_hash).await
 }
 
 async fn lookup_from_database(
@@ -255,15 +236,14 @@ pub async fn touch(tx: &mut Tx, tenant: &TenantId, id: &str, now: Timestamp) -> 
 }
 
 /// Writes the last use of several sessions of `tenant` in one transaction of its own. It
-/// changes nothing else a lookup reads, so cached lookups are kept (and carry the new last
-/// use).
+/// changes nothing else a lookup reads (`auth_version` does not move), so cached lookups
+/// are kept and carry the new last use.
 pub async fn touch_many(
     store: &crate::Store,
     tenant: &TenantId,
     uses: &[(&str, Timestamp)],
 ) -> Result<()> {
     let mut tx = store.tenant_tx(tenant).await?;
-    tx.keeps_sessions();
     for (id, at) in uses {
         touch(&mut tx, tenant, id, *at).await?;
     }

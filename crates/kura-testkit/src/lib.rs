@@ -335,15 +335,6 @@ impl TestServer {
         }
     }
 
-    /// Stops a second node started with [`TestServer::start_with`] on another's config:
-    /// the server and its store, leaving the shared database and data dir to the first.
-    pub async fn stop_node(mut self) {
-        if let Some(r) = self.running.take() {
-            r.stop().await.expect("stop server");
-        }
-        self.services.store.close().await;
-    }
-
     /// Stops the server and removes its temp dir or schema.
     pub async fn stop(mut self) {
         if let Some(r) = self.running.take() {

@@ -267,8 +267,6 @@ impl Services {
             }
             let now = self.now();
             let mut tx = self.store.system_tx().await?;
-            // The jobs table only: cached session lookups stay.
-            tx.keeps_sessions();
             // The clock jumped backwards: a due time more than an interval ahead is brought
             // back (the daily backup to its next time of day), or the job would stall
             // until the clock caught up.
@@ -293,7 +291,6 @@ impl Services {
                 Err(e) => tracing::warn!(job = name, node, error = %e, "job failed"),
             }
             let mut tx = self.store.system_tx().await?;
-            tx.keeps_sessions();
             jobs::finish(
                 &mut tx,
                 name,
