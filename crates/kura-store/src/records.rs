@@ -163,7 +163,7 @@ async fn flush(store: &Store, batch: Vec<Item>) {
             }
         };
         let g = &mut groups[i];
-        g.usage = Delta::sum([&g.usage, &record.usage]);
+        g.usage += record.usage;
         g.events.extend(record.events);
         callers[i].push(done);
     }

@@ -126,27 +126,9 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
                     }
                 }
             }
-            lookup_sqlite(store, token_hash).await
+            let mut tx = store.system_lookup().await?;
+            find_with_owner(&mut tx, token_hash).await
         }
-        crate::Backend::Postgres => lookup_from_database(store, token_hash).await,
-    }
-}
-
-/// [`lookup`] from the database itself, never from a node's memory: for a session that
-/// looks expired or inactive in a cached copy, before it is ended.
-pub async fn lookup_uncached(
-    store: &crate::Store,
-    token_hash: &str,
-) -> Result<Option<SessionOwner>> {
-    lookup_from_database(store, token_hash).await
-}
-
-async fn lookup_from_database(
-    store: &crate::Store,
-    token_hash: &str,
-) -> Result<Option<SessionOwner>> {
-    match store.backend() {
-        crate::Backend::Sqlite => lookup_sqlite(store, token_hash).await,
         crate::Backend::Postgres => {
             let hash = token_hash.to_string();
             let rows = store
@@ -163,25 +145,6 @@ async fn lookup_from_database(
             OwnerRows::of(&rows)
         }
     }
-}
-
-/// SQLite's lookup: in place on a synchronous reader, through sqlx if that fails.
-async fn lookup_sqlite(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
-    if let Some(readers) = store.sync_readers() {
-        let found = readers.with(|conn| {
-            let mut owner = OwnerRows::default();
-            conn.each(OWNER_SQL, [token_hash], |r| owner.add(r))?;
-            Ok(owner.finish())
-        });
-        match found {
-            Ok(v) => return Ok(v),
-            Err(e) => {
-                tracing::debug!(error = %e, "in-place session lookup failed; through sqlx")
-            }
-        }
-    }
-    let mut tx = store.system_lookup().await?;
-    find_with_owner(&mut tx, token_hash).await
 }
 
 /// The session, user and tenant of the first row and a grant from every row that has one.

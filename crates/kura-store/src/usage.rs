@@ -94,19 +94,14 @@ impl Delta {
     pub fn is_zero(&self) -> bool {
         *self == Delta::default()
     }
+}
 
-    fn plus(self, o: Delta) -> Delta {
-        Delta {
-            uploads: self.uploads + o.uploads,
-            upload_bytes: self.upload_bytes + o.upload_bytes,
-            downloads: self.downloads + o.downloads,
-            download_bytes: self.download_bytes + o.download_bytes,
-        }
-    }
-
-    /// The sum of `ds`.
-    pub fn sum<'a>(ds: impl IntoIterator<Item = &'a Delta>) -> Delta {
-        ds.into_iter().fold(Delta::default(), |a, d| a.plus(*d))
+impl std::ops::AddAssign for Delta {
+    fn add_assign(&mut self, o: Delta) {
+        self.uploads += o.uploads;
+        self.upload_bytes += o.upload_bytes;
+        self.downloads += o.downloads;
+        self.download_bytes += o.download_bytes;
     }
 }
 

@@ -139,34 +139,16 @@ impl Services {
         else {
             return Err(ServiceError::Unauthenticated);
         };
-        let alive = |s: &sessions::Session,
-                     u: &kura_store::users::User,
-                     t: &kura_store::tenants::Tenant| {
-            // A use not yet written counts (it is written within a second or so).
-            let last = match self.pending_touch(&s.id) {
-                Some(p) => s.last_seen_at.max(p),
-                None => s.last_seen_at,
-            };
-            u.status == UserStatus::Active
-                && t.status == TenantStatus::Active
-                && t.settings.session_policy.is_alive(s.created_at, last, now)
-        };
-        // A copy kept in memory (PostgreSQL) may carry an older last use written by
-        // another node: the database decides before a session is ended.
-        let (session, user, tenant, grants) = if alive(&session, &user, &tenant) {
-            (session, user, tenant, grants)
-        } else {
-            match sessions::lookup_uncached(&self.store, &hash).await? {
-                Some(o) => o,
-                None => return Err(ServiceError::Unauthenticated),
-            }
-        };
         let policy = &tenant.settings.session_policy;
+        // A use not yet written counts (it is written within a second or so).
         let mut session = session;
         if let Some(t) = self.pending_touch(&session.id) {
             session.last_seen_at = session.last_seen_at.max(t);
         }
-        if !alive(&session, &user, &tenant) {
+        if user.status != UserStatus::Active
+            || tenant.status != TenantStatus::Active
+            || !policy.is_alive(session.created_at, session.last_seen_at, now)
+        {
             let mut tx = self.store.tenant_tx(&tenant.id).await?;
             sessions::delete(&mut tx, &tenant.id, &session.id).await?;
             tx.commit().await?;
