@@ -60,7 +60,7 @@ pub async fn insert_batch(tx: &mut Tx, entries: &[AccessEntry]) -> Result<()> {
             let sql = format!(
                 "{INSERT} SELECT r->>0, r->>1, (r->>2)::bigint, r->>3, r->>4, r->>5, (r->>6)::bigint, \
                  (r->>7)::bigint, (r->>8)::bigint, r->>9 \
-                 FROM json_array_elements($1::json) WITH ORDINALITY AS a(r, n) ORDER BY n"
+                 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(r, n) ORDER BY n"
             );
             for chunk in entries.chunks(1000) {
                 // Each row a JSON array written straight from borrowed fields (tuples

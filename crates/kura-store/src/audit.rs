@@ -176,7 +176,7 @@ pub async fn append_batch(tx: &mut Tx, tenant: &TenantId, events: Vec<NewEvent>)
         crate::Backend::Postgres => {
             let sql = format!(
                 "{INSERT_EVENTS} SELECT r->>0, (r->>1)::bigint, (r->>2)::bigint, r->>3, r->>4, r->>5, r->>6, r->>7, r->>8, r->>9, r->>10, r->>11, r->>12, r->>13 \
-                 FROM json_array_elements($1::json) AS r"
+                 FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS a(r, n) ORDER BY n"
             );
             for chunk in rows.chunks(BATCH_ROWS) {
                 let payload: Vec<serde_json::Value> = chunk

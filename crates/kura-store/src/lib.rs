@@ -30,6 +30,7 @@ pub mod outbox;
 pub mod passkeys;
 pub mod records;
 pub mod roles;
+mod session_batch;
 mod session_cache;
 pub mod sessions;
 pub mod signup;
@@ -173,6 +174,9 @@ pub struct Store {
     recorder: Arc<records::Recorder>,
     /// Session lookups kept in memory ([`session_cache`]).
     sessions: Arc<session_cache::SessionCache>,
+    /// PostgreSQL: concurrent session lookups asked for by one statement
+    /// ([`session_batch`]).
+    lookups: Arc<session_batch::Lookups>,
 }
 
 impl std::fmt::Debug for Store {
@@ -476,6 +480,12 @@ const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../migrations/sqlite/0021_auth_notify.sql"),
         postgres: include_str!("../migrations/postgres/0021_auth_notify.sql"),
     },
+    Migration {
+        version: 22,
+        name: "session_lookup_many",
+        sqlite: include_str!("../migrations/sqlite/0022_session_lookup_many.sql"),
+        postgres: include_str!("../migrations/postgres/0022_session_lookup_many.sql"),
+    },
 ];
 
 /// `{insert} VALUES (?,…),(?,…)…`: `rows` rows of `cols` anonymous placeholders, for
@@ -625,10 +635,10 @@ impl Store {
             checkpoint::start(r, &checkpoints);
         }
         let sessions = Arc::new(session_cache::SessionCache::default());
-        // SQLite: checked against `auth_version` by every in-place lookup. PostgreSQL and
-        // an in-memory SQLite: every lookup goes to the database, nothing is kept (see
-        // `session_cache` for why PostgreSQL has no cache).
-        if readers.is_some() {
+        // Checked against `auth_version`: on a SQLite file by every in-place lookup, on
+        // PostgreSQL once per batch of lookups ([`session_batch`]). An in-memory SQLite:
+        // every lookup goes to the database, nothing is kept.
+        if readers.is_some() || backend == Backend::Postgres {
             sessions.start_versioned();
         }
         Ok(Store {
@@ -641,6 +651,7 @@ impl Store {
             checkpoints,
             recorder: Arc::default(),
             sessions,
+            lookups: Arc::default(),
         })
     }
 
@@ -663,9 +674,20 @@ impl Store {
         self.sessions.hits()
     }
 
-    /// Whether this node serves session lookups from memory (a SQLite database file).
+    /// Whether this node serves session lookups from memory (a SQLite database file or
+    /// PostgreSQL).
     pub fn session_cache_live(&self) -> bool {
         self.sessions.is_live()
+    }
+
+    pub(crate) fn session_lookups(&self) -> &session_batch::Lookups {
+        &self.lookups
+    }
+
+    /// PostgreSQL: statements that looked sessions up so far, and the lookups they
+    /// answered ([`session_batch`]; (0, 0) on SQLite).
+    pub fn session_lookup_batches(&self) -> (u64, u64) {
+        self.lookups.stats()
     }
 
     pub(crate) fn session_cache(&self) -> &session_cache::SessionCache {

@@ -1,21 +1,23 @@
-//! Session lookups answered from memory on SQLite, checked against the database first.
+//! Session lookups answered from memory, checked against the database first.
 //!
-//! Every request looks up its session with its user, tenant and grants: on SQLite a
-//! five-table join read in place and the tenant's settings parsed. So the server keeps
-//! the lookups it answered, keyed by the token's hash. Triggers (migration 21) move a
-//! counter, `auth_version`, in every transaction that changes a row the lookup reads (a
-//! session other than its last use, a user, a grant, a role, a tenant) — whichever
-//! process makes it (the CLI, `sqlite3` by hand). Each request reads the counter first
-//! (one row, in place) and drops every entry if it moved since they were read
-//! ([`SessionCache::at_version`]), so a change is in force for the first request that
-//! starts after its commit. A lookup that raced a change is not kept (a generation
-//! number), no entry lives longer than [`MAX_AGE`], and at most [`MAX_ENTRIES`] are kept.
+//! Every request looks up its session with its user, tenant and grants: a five-table join
+//! and the tenant's settings parsed. So the server keeps the lookups it answered, keyed by
+//! the token's hash. Triggers (migrations 21 on SQLite, 22 on PostgreSQL) move a counter,
+//! `auth_version`, in every transaction that changes a row the lookup reads (a session
+//! other than its last use, a user, a grant, a role, a tenant) — whichever process makes
+//! it (another node, the CLI, `sqlite3` or `psql` by hand). Before an entry is served the
+//! counter is read by a statement that started after the request arrived — on SQLite by
+//! each request, in place; on PostgreSQL once for each batch of concurrent requests
+//! ([`crate::session_batch`]) — and every entry is dropped if it moved since they were
+//! read ([`SessionCache::at_version`]), so a change is in force for the first request
+//! that starts after its commit, on every node. A lookup that raced a change is not kept
+//! (a generation number), no entry lives longer than [`MAX_AGE`], and at most
+//! [`MAX_ENTRIES`] are kept.
 //!
-//! PostgreSQL has no such cache. One was built (triggers `pg_notify` the tenant at commit,
-//! a listener per node drops its entries) and removed: a change made by another node or
-//! process reached a node only when the notification arrived, so a user frozen from the
-//! CLI could still be served for a moment — and a frozen user's sessions must stop at
-//! once. A per-request check would be the round trip the cache was meant to save.
+//! (An earlier PostgreSQL cache was dropped when notified by `pg_notify`: a change made
+//! elsewhere reached a node only when the notification arrived, so a user frozen from the
+//! CLI could still be served for a moment. Reading the version per batch has no such
+//! window.)
 
 use crate::sessions::SessionOwner;
 use kura_domain::clock::Stopwatch;
@@ -40,14 +42,14 @@ struct Inner {
     entries: HashMap<String, Entry>,
     /// Bumped (under the lock) at every invalidation.
     generation: u64,
-    /// SQLite: the `auth_version` the entries were read at.
+    /// The `auth_version` the entries were read at.
     version: Option<i64>,
 }
 
 #[derive(Default)]
 pub(crate) struct SessionCache {
     inner: Mutex<Inner>,
-    /// Entries are served and kept (a SQLite file, until the store closes).
+    /// Entries are served and kept (a SQLite file or PostgreSQL, until the store closes).
     live: AtomicBool,
     hits: AtomicU64,
     invalidations: AtomicU64,
@@ -59,7 +61,7 @@ impl SessionCache {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cached lookup of `hash`, if the listener is live and the entry young enough.
+    /// The cached lookup of `hash`, if the cache is live and the entry young enough.
     pub(crate) fn get(&self, hash: &str) -> Option<SessionOwner> {
         if !self.live.load(Ordering::Acquire) {
             return None;
@@ -79,7 +81,7 @@ impl SessionCache {
     }
 
     /// Keeps a lookup read from the database, unless anything was invalidated since
-    /// `generation` was read (the read may predate the change), or the listener is down.
+    /// `generation` was read (the read may predate the change), or the cache is closed.
     pub(crate) fn put(&self, hash: &str, owner: &SessionOwner, generation: u64) {
         if !self.live.load(Ordering::Acquire) {
             return;
@@ -105,7 +107,8 @@ impl SessionCache {
         );
     }
 
-    /// SQLite: the database's `auth_version` as a request read it before anything else.
+    /// The database's `auth_version` as read before anything else (per request on
+    /// SQLite, per batch on PostgreSQL).
     /// If it is not the one the entries were read at, a change was committed since (by
     /// this process or another): every entry is dropped.
     pub(crate) fn at_version(&self, v: i64) {
@@ -118,7 +121,7 @@ impl SessionCache {
         }
     }
 
-    /// SQLite: entries are served (each request checks the version first).
+    /// Entries are served (the version is checked before each use).
     pub(crate) fn start_versioned(&self) {
         self.live.store(true, Ordering::Release);
     }

@@ -129,27 +129,34 @@ pub async fn lookup(store: &crate::Store, token_hash: &str) -> Result<Option<Ses
             let mut tx = store.system_lookup().await?;
             find_with_owner(&mut tx, token_hash).await
         }
+        // One statement for every lookup queued meanwhile, started after each was queued
+        // ([`crate::session_batch`]).
+        crate::Backend::Postgres => crate::session_batch::lookup(store, token_hash).await,
+    }
+}
+
+/// [`lookup`], but never from a node's memory: for a session that looks idle by a kept
+/// copy, whose last use may since have been written by another node (PostgreSQL). On
+/// SQLite every last use is written by this process and the kept copy carries it, so
+/// this is [`lookup`].
+pub async fn lookup_fresh(store: &crate::Store, token_hash: &str) -> Result<Option<SessionOwner>> {
+    match store.backend() {
+        crate::Backend::Sqlite => lookup(store, token_hash).await,
         crate::Backend::Postgres => {
-            let hash = token_hash.to_string();
-            let rows = store
-                .one_statement(move |conn| {
-                    let hash = hash.clone();
-                    Box::pin(async move {
-                        sqlx::query("SELECT * FROM kura_session_lookup($1)")
-                            .bind(hash)
-                            .fetch_all(conn)
-                            .await
-                    })
-                })
-                .await?;
-            OwnerRows::of(&rows)
+            let found = crate::session_batch::lookup_uncached(store, token_hash).await?;
+            if let Some((s, ..)) = &found {
+                // The kept copy carries the newer last use from now on (not read again
+                // on every request until it ages out).
+                store.session_cache().touched(token_hash, s.last_seen_at);
+            }
+            Ok(found)
         }
     }
 }
 
 /// The session, user and tenant of the first row and a grant from every row that has one.
 #[derive(Default)]
-struct OwnerRows {
+pub(crate) struct OwnerRows {
     first: Option<(Session, crate::users::User, crate::tenants::Tenant)>,
     grants: Vec<crate::roles::GrantRow>,
 }
@@ -164,7 +171,7 @@ impl OwnerRows {
         Ok(owner.finish())
     }
 
-    fn add<R: crate::sync_read::RowGet>(&mut self, r: &R) -> Result<()> {
+    pub(crate) fn add<R: crate::sync_read::RowGet>(&mut self, r: &R) -> Result<()> {
         if self.first.is_none() {
             self.first = Some((
                 from_row(r)?,
@@ -180,7 +187,7 @@ impl OwnerRows {
     }
 
     /// The owner, with the grants in the order they were made.
-    fn finish(mut self) -> Option<SessionOwner> {
+    pub(crate) fn finish(mut self) -> Option<SessionOwner> {
         self.grants
             .sort_by(|a, b| (a.created_at.0, a.id.as_str()).cmp(&(b.created_at.0, b.id.as_str())));
         self.first.map(|(s, u, t)| (s, u, t, self.grants))

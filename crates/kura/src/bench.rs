@@ -50,21 +50,35 @@ pub struct BenchArgs {
     pub tenants: u64,
 }
 
+/// Sessions the authenticated load is spread over.
+const BENCH_SESSIONS: usize = 8;
+
 /// How a benchmark request authenticates.
 #[derive(Clone)]
 enum Auth {
     None,
     Bearer(String),
     Basic(String, String),
+    /// Several sessions: load worker `i` uses the `i`-th (round robin), as many users would.
+    Bearers(Arc<Vec<String>>),
 }
 
 impl Auth {
+    /// The credentials of load worker `worker`.
+    fn for_worker(&self, worker: usize) -> Auth {
+        match self {
+            Auth::Bearers(v) if !v.is_empty() => Auth::Bearer(v[worker % v.len()].clone()),
+            other => other.clone(),
+        }
+    }
+
     /// A GET of `url` with these credentials.
     fn get(&self, client: &reqwest::Client, url: &str) -> reqwest::RequestBuilder {
         match self {
             Auth::None => client.get(url),
             Auth::Bearer(t) => client.get(url).bearer_auth(t),
             Auth::Basic(u, p) => client.get(url).basic_auth(u, Some(p)),
+            Auth::Bearers(_) => self.for_worker(0).get(client, url),
         }
     }
 
@@ -74,6 +88,7 @@ impl Auth {
             Auth::None => client.put(url),
             Auth::Bearer(t) => client.put(url).bearer_auth(t),
             Auth::Basic(u, p) => client.put(url).basic_auth(u, Some(p)),
+            Auth::Bearers(_) => self.for_worker(0).put(client, url),
         }
     }
 }
@@ -88,10 +103,10 @@ async fn hammer(
     let next = Arc::new(AtomicUsize::new(0));
     let watch = Stopwatch::start();
     let mut tasks = Vec::new();
-    for _ in 0..conc.max(1) {
+    for worker in 0..conc.max(1) {
         let client = client.clone();
         let url = url.to_string();
-        let auth = auth.clone();
+        let auth = auth.for_worker(worker);
         let next = next.clone();
         tasks.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < n {
@@ -192,7 +207,25 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         args.concurrency,
         store.backend().name()
     );
-    let bearer = Auth::Bearer(login.token.clone());
+    // Authenticated load comes from several sessions (each load worker keeps to one), as
+    // from several users: one token would be the same session row on every request.
+    let mut tokens = vec![login.token.clone()];
+    for _ in 1..BENCH_SESSIONS {
+        match s
+            .login(
+                "bench",
+                "bench@example.jp",
+                password,
+                SessionKind::Api,
+                &ctx,
+            )
+            .await?
+        {
+            kura_services::auth::LoginOutcome::Session(l) => tokens.push(l.token),
+            _ => bail!("the bench user was asked for a second factor"),
+        }
+    }
+    let bearer = Auth::Bearers(Arc::new(tokens));
     // Warm-up.
     hammer(
         &client,
@@ -260,6 +293,13 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         bare / hello
     );
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
+    let (statements, lookups) = store.session_lookup_batches();
+    if statements > 0 {
+        println!(
+            "    (PostgreSQL: {lookups} session lookups in {statements} statements, {:.1} per statement)",
+            lookups as f64 / statements as f64
+        );
+    }
 
     // The peers serve (and take uploads into) a directory of their own holding the same
     // 1 KiB file Kura serves.
@@ -275,7 +315,7 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         &running.services,
         &client,
         &base_url,
-        &login.token,
+        &bearer,
         &args,
         bare,
         &peers,
@@ -755,11 +795,15 @@ async fn small_downloads(
     s: &kura_services::Services,
     client: &reqwest::Client,
     base: &str,
-    token: &str,
+    bearer: &Auth,
     args: &BenchArgs,
     bare: f64,
     peers: &[Peer],
 ) -> anyhow::Result<()> {
+    let Auth::Bearer(token) = bearer.for_worker(0) else {
+        bail!("small downloads need a session");
+    };
+    let token = token.as_str();
     let (_, [project]) = projects(s, token, "small", ["small"]).await?;
     let content = peer_file();
     let res = client
@@ -779,13 +823,12 @@ async fn small_downloads(
         "{base}/api/v1/files/{}/content",
         v["file"]["id"].as_str().unwrap_or_default()
     );
-    let bearer = Auth::Bearer(token.to_string());
     let n = args.requests;
-    hammer(client, &url, &bearer, 500, args.concurrency).await?;
+    hammer(client, &url, bearer, 500, args.concurrency).await?;
     let mut kura = Vec::new();
     let mut theirs: Vec<Vec<f64>> = vec![Vec::new(); peers.len()];
     for _ in 0..3 {
-        kura.push(hammer(client, &url, &bearer, n, args.concurrency).await?);
+        kura.push(hammer(client, &url, bearer, n, args.concurrency).await?);
         for (i, p) in peers.iter().enumerate() {
             theirs[i].push(hammer(client, &p.url("f.bin"), &p.auth, n, args.concurrency).await?);
         }

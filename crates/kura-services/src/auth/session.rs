@@ -145,10 +145,22 @@ impl Services {
         if let Some(t) = self.pending_touch(&session.id) {
             session.last_seen_at = session.last_seen_at.max(t);
         }
-        if user.status != UserStatus::Active
-            || tenant.status != TenantStatus::Active
-            || !policy.is_alive(session.created_at, session.last_seen_at, now)
-        {
+        let mut alive = user.status == UserStatus::Active
+            && tenant.status == TenantStatus::Active
+            && policy.is_alive(session.created_at, session.last_seen_at, now);
+        if !alive && user.status == UserStatus::Active && tenant.status == TenantStatus::Active {
+            // Idle by this node's copy: a lookup kept in memory carries the last use as it
+            // was read, and another node may have written a later one since (last uses do
+            // not invalidate kept lookups). The database decides before the session ends.
+            if let Some((fresh, ..)) = sessions::lookup_fresh(&self.store, &hash).await? {
+                let last = fresh.last_seen_at.max(session.last_seen_at);
+                if policy.is_alive(fresh.created_at, last, now) {
+                    session.last_seen_at = last;
+                    alive = true;
+                }
+            }
+        }
+        if !alive {
             let mut tx = self.store.tenant_tx(&tenant.id).await?;
             sessions::delete(&mut tx, &tenant.id, &session.id).await?;
             tx.commit().await?;

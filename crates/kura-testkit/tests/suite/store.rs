@@ -518,10 +518,10 @@ async fn sqlite_session_and_file_lookups_are_read_in_place_and_see_changes_at_on
     s.stop().await;
 }
 
-/// PostgreSQL: the one-round-trip session lookup function reads across tenants for its own
-/// statement only. As `kura_app` (bound by row-level security) nothing is visible outside a
-/// transaction that set the scope; the function finds the session; afterwards nothing is
-/// visible again and the setting is gone.
+/// PostgreSQL: the session lookup function reads across tenants for its own statement only.
+/// As `kura_app` (bound by row-level security) nothing is visible outside a transaction
+/// that set the scope; the function finds the sessions asked for (of two tenants, in one
+/// statement) and nothing else; afterwards nothing is visible again and the setting is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_lookup_function_is_scoped_to_its_statement() {
     use sqlx::{Connection, Row};
@@ -529,8 +529,16 @@ async fn session_lookup_function_is_scoped_to_its_statement() {
         return;
     }
     let s = TestServer::start(Backend::Postgres).await;
-    let t = s.create_tenant("lookup").await;
-    let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+    let a = s.create_tenant("lookup").await;
+    let b = s.create_tenant("lookupb").await;
+    for t in [&a, &b] {
+        let (st, _) = s.get("/api/v1/me", &t.admin_token).await;
+        assert_eq!(st, kura_testkit::StatusCode::OK);
+    }
+    // A second session of a's admin, not asked for below.
+    let (st, _) = s
+        .login("lookup", &a.admin_email, kura_testkit::PASSWORD)
+        .await;
     assert_eq!(st, kura_testkit::StatusCode::OK);
     let schema = s.cfg.database_schema.clone().unwrap();
     let mut c = sqlx::PgConnection::connect(&s.cfg.database_url())
@@ -540,10 +548,8 @@ async fn session_lookup_function_is_scoped_to_its_statement() {
         .execute(&mut c)
         .await
         .unwrap();
-    let hash: String = sqlx::query_scalar("SELECT id FROM sessions LIMIT 1")
-        .fetch_one(&mut c)
-        .await
-        .unwrap();
+    let hash = |token: &str| kura_crypto::token::hash(token);
+    let (ha, hb) = (hash(&a.admin_token), hash(&b.admin_token));
     sqlx::raw_sql("SET ROLE kura_app")
         .execute(&mut c)
         .await
@@ -556,14 +562,20 @@ async fn session_lookup_function_is_scoped_to_its_statement() {
             .unwrap(),
         0
     );
-    let rows = sqlx::query("SELECT * FROM kura_session_lookup($1)")
-        .bind(&hash)
+    let rows = sqlx::query("SELECT * FROM kura_session_lookup_many($1)")
+        .bind(format!("{ha} {hb} 00ff"))
         .fetch_all(&mut c)
         .await
         .unwrap();
-    assert!(!rows.is_empty());
-    assert_eq!(rows[0].get::<String, _>("tenant_id"), t.tenant_id);
-    assert!(sqlx::query("SELECT * FROM kura_session_lookup($1)")
+    let mut found: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.get("id"), r.get("tenant_id")))
+        .collect();
+    found.dedup();
+    let mut want = vec![(ha.clone(), a.tenant_id.clone()), (hb, b.tenant_id.clone())];
+    want.sort();
+    assert_eq!(found, want, "exactly the two sessions asked for, grouped");
+    assert!(sqlx::query("SELECT * FROM kura_session_lookup_many($1)")
         .bind("no such hash")
         .fetch_all(&mut c)
         .await
@@ -588,6 +600,94 @@ async fn session_lookup_function_is_scoped_to_its_statement() {
             .unwrap(),
         0
     );
+}
+
+/// PostgreSQL: concurrent requests share session lookup statements, each gets its own
+/// user (never another's, across tenants), and a change committed before the requests
+/// (a user frozen by another connection) is seen by every one of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_session_lookups_share_statements() {
+    use kura_testkit::StatusCode;
+    if !kura_testkit::backend_enabled(Backend::Postgres) {
+        return;
+    }
+    let s = TestServer::start(Backend::Postgres).await;
+    let a = s.create_tenant("batcha").await;
+    let b = s.create_tenant("batchb").await;
+    let mut users: Vec<(String, String, String)> = vec![
+        (
+            a.admin_id.clone(),
+            a.admin_email.clone(),
+            a.admin_token.clone(),
+        ),
+        (
+            b.admin_id.clone(),
+            b.admin_email.clone(),
+            b.admin_token.clone(),
+        ),
+    ];
+    for i in 0..3 {
+        let email = format!("m{i}@batcha.example.jp");
+        let (id, token) = s
+            .add_user(
+                &a.admin_token,
+                &email,
+                "member",
+                serde_json::json!({ "type": "tenant" }),
+            )
+            .await;
+        users.push((id, email, token));
+    }
+    let round = |frozen: Option<String>| {
+        let users = users.clone();
+        let s = &s;
+        async move {
+            let calls = (0..200).map(|i| {
+                let (id, email, token) = users[i % users.len()].clone();
+                async move {
+                    let (st, me) = s.get("/api/v1/me", &token).await;
+                    (id, email, st, me)
+                }
+            });
+            for (id, email, st, me) in futures_util::future::join_all(calls).await {
+                if Some(&id) == frozen.as_ref() {
+                    assert_eq!(st, StatusCode::UNAUTHORIZED, "a frozen user was served");
+                } else {
+                    assert_eq!(st, StatusCode::OK, "{me}");
+                    assert_eq!(
+                        me["user"]["email"],
+                        email.as_str(),
+                        "another user's session"
+                    );
+                }
+            }
+        }
+    };
+    let (statements, lookups) = s.services.store.session_lookup_batches();
+    round(None).await;
+    let (statements2, lookups2) = s.services.store.session_lookup_batches();
+    assert!(
+        lookups2 - lookups >= 200,
+        "every request looked its session up"
+    );
+    assert!(
+        statements2 - statements < lookups2 - lookups,
+        "concurrent lookups shared statements ({} for {})",
+        statements2 - statements,
+        lookups2 - lookups
+    );
+    let frozen = users[3].0.clone();
+    raw_sql(
+        &s.cfg,
+        &format!("UPDATE users SET status = 'frozen' WHERE id = '{frozen}'"),
+    )
+    .await;
+    round(Some(frozen)).await;
+    assert_eq!(
+        s.get("/api/v1/me", "not-a-token").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    s.stop().await;
 }
 
 /// SQLite: repeated session lookups are answered from memory, and a change to anything a
@@ -664,4 +764,106 @@ async fn sqlite_session_cache_follows_every_change_at_once() {
     // The admin's first session is still good (looked up again).
     assert_eq!(s.get("/api/v1/me", &t.admin_token).await.0, StatusCode::OK);
     s.stop().await;
+}
+
+/// PostgreSQL, two nodes on one database, each keeping session lookups in memory: a change
+/// made on one node (a freeze, a log-out) is refused by the other at its next request;
+/// a session used only on node A stays alive on node B although B's kept copy shows an
+/// older last use (B asks the database before ending it), and a session idle past the
+/// limit on both ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_kept_sessions_follow_other_nodes() {
+    use kura_testkit::{StatusCode, PASSWORD};
+    if !kura_testkit::backend_enabled(Backend::Postgres) {
+        return;
+    }
+    let a = TestServer::start(Backend::Postgres).await;
+    let b = TestServer::start_with(a.cfg.clone(), Backend::Postgres).await;
+    assert!(b.services.store.session_cache_live());
+    let t = a.create_tenant("twonode").await;
+    let (member_id, member) = a
+        .add_user(
+            &t.admin_token,
+            "sato@twonode.example.jp",
+            "member",
+            serde_json::json!({ "type": "tenant" }),
+        )
+        .await;
+    let advance = |secs: i64| {
+        a.clock.advance_secs(secs);
+        b.clock.advance_secs(secs);
+    };
+    // B keeps the member's lookup.
+    for _ in 0..3 {
+        assert_eq!(b.get("/api/v1/me", &member).await.0, StatusCode::OK);
+    }
+    let hits = b.services.store.session_cache_hits();
+    assert_eq!(b.get("/api/v1/me", &member).await.0, StatusCode::OK);
+    assert!(
+        b.services.store.session_cache_hits() > hits,
+        "B serves from memory"
+    );
+
+    // Used on A only for 25 minutes (A writes the last use), then 10 more minutes pass:
+    // by B's copy the session has been idle 35 minutes (the limit is 30), by the
+    // database 10.
+    advance(25 * 60);
+    assert_eq!(a.get("/api/v1/me", &member).await.0, StatusCode::OK);
+    assert!(a.services.flush_touches().await);
+    advance(10 * 60);
+    let (st, me) = b.get("/api/v1/me", &member).await;
+    assert_eq!(st, StatusCode::OK, "B ended a session A kept alive: {me}");
+    assert_eq!(a.get("/api/v1/me", &member).await.0, StatusCode::OK);
+
+    // Really idle past the limit: refused on B (and so on A).
+    advance(31 * 60);
+    assert_eq!(
+        b.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        a.get("/api/v1/me", &member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Fresh sessions (the admin's first one idled out too); the member's is kept by B and
+    // frozen through A: B refuses it at once.
+    let login = |email: &'static str| async {
+        let (st, l) = a.login("twonode", email, PASSWORD).await;
+        assert_eq!(st, StatusCode::OK, "{l}");
+        l["token"].as_str().unwrap().to_string()
+    };
+    let admin = login("owner@twonode.example.jp").await;
+    let second = login("sato@twonode.example.jp").await;
+    for _ in 0..2 {
+        assert_eq!(b.get("/api/v1/me", &second).await.0, StatusCode::OK);
+    }
+    let (st, body) = a
+        .post(
+            &format!("/api/v1/users/{member_id}/freeze"),
+            &admin,
+            serde_json::json!({}),
+        )
+        .await;
+    assert!(st.is_success(), "{st} {body}");
+    assert_eq!(
+        b.get("/api/v1/me", &second).await.0,
+        StatusCode::UNAUTHORIZED,
+        "a user frozen on A was still served by B"
+    );
+
+    // The admin logs out on A; B refuses the token at once.
+    for _ in 0..2 {
+        assert_eq!(b.get("/api/v1/me", &admin).await.0, StatusCode::OK);
+    }
+    let (st, _) = a
+        .post("/api/v1/auth/logout", &admin, serde_json::json!({}))
+        .await;
+    assert!(st.is_success());
+    assert_eq!(
+        b.get("/api/v1/me", &admin).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    b.stop().await;
+    a.stop().await;
 }

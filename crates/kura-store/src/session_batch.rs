@@ -1,0 +1,240 @@
+//! PostgreSQL: session lookups from memory, checked by one statement per batch of requests.
+//!
+//! Every request looks its session up; on PostgreSQL each lookup was a round trip to the
+//! server and a five-table join there: under load, most of what a request cost. A node
+//! keeps the lookups it answered ([`crate::session_cache`], as on SQLite) and checks them
+//! against `auth_version` (migration 22), which every transaction changing a row a
+//! lookup reads moves on at its commit, whichever node or process makes it. The check is
+//! shared by concurrent requests:
+//!
+//! - [`lookup`] queues a token hash and waits; the first lookup that finds no flusher
+//!   running starts one, and so does one that finds a single flusher waiting for the
+//!   database ([`MAX_FLUSHERS`]; a task of its own, so a request that goes away does not
+//!   take the others' answers with it);
+//! - the flusher takes everything queued (at most [`MAX_BATCH`]), reads `auth_version`
+//!   (dropping every kept entry if it moved), answers what is kept, and looks up the rest
+//!   with one `kura_session_lookup_many` (migration 22) for all of them;
+//! - a lookup queued while a statement is under way waits for the next one: every answer
+//!   rests on a version read by a statement that started after its lookup was queued, so
+//!   whatever was committed before a request arrived — a freeze, a revocation, a logout,
+//!   on this node, another node or from the CLI — is seen by it, exactly as with a
+//!   statement of its own.
+//!
+//! A failed statement fails every lookup in it (the request is refused, as before).
+
+use crate::sessions::{OwnerRows, SessionOwner};
+use crate::{Result, Store, StoreError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use tokio::sync::oneshot;
+
+/// Token hashes asked for by one statement at most.
+pub const MAX_BATCH: usize = 256;
+
+struct Item {
+    hash: String,
+    done: oneshot::Sender<Result<Option<SessionOwner>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    pending: Vec<Item>,
+    /// Flushers running (each takes whatever is pending until nothing is).
+    flushers: usize,
+}
+
+/// Flushers at most: while one waits for the database, the next batch goes out on another
+/// connection instead of waiting behind it.
+const MAX_FLUSHERS: usize = 2;
+
+/// The lookup queue of a store (shared by its clones).
+#[derive(Default)]
+pub(crate) struct Lookups {
+    queue: Mutex<Queue>,
+    statements: AtomicU64,
+    lookups: AtomicU64,
+}
+
+impl Lookups {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // A poisoned lock only means a flusher failed while holding it; the queue is
+        // always left consistent (a push, or a drain).
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// (statements run, lookups answered by them)
+    pub(crate) fn stats(&self) -> (u64, u64) {
+        (
+            self.statements.load(Ordering::Relaxed),
+            self.lookups.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// Ends a flusher's turn if it is cancelled or unwound before it found the queue empty.
+struct Turn<'a> {
+    lookups: &'a Lookups,
+    armed: bool,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut q = self.lookups.queue();
+            q.flushers = q.flushers.saturating_sub(1);
+        }
+    }
+}
+
+/// The session with token hash `hash` and its owner, asked for together with whatever
+/// other lookups are queued, by a statement that starts after this call.
+pub(crate) async fn lookup(store: &Store, hash: &str) -> Result<Option<SessionOwner>> {
+    // The hashes travel as one space-separated text (the `Any` driver binds no arrays):
+    // anything but a hex digest cannot be a session id, and is not sent.
+    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    let (done, answer) = oneshot::channel();
+    let lead = {
+        let mut q = store.session_lookups().queue();
+        q.pending.push(Item {
+            hash: hash.to_string(),
+            done,
+        });
+        let start = q.flushers < MAX_FLUSHERS;
+        if start {
+            q.flushers += 1;
+        }
+        start
+    };
+    if lead {
+        let store = store.clone();
+        tokio::spawn(async move { flush_all(&store).await });
+    }
+    answer
+        .await
+        .map_err(|_| StoreError::Unavailable("the session lookup was not answered".into()))?
+}
+
+async fn flush_all(store: &Store) {
+    let l = store.session_lookups();
+    let mut turn = Turn {
+        lookups: l,
+        armed: true,
+    };
+    loop {
+        let batch: Vec<Item> = {
+            let mut q = l.queue();
+            if q.pending.is_empty() {
+                q.flushers = q.flushers.saturating_sub(1);
+                turn.armed = false;
+                return;
+            }
+            let n = q.pending.len().min(MAX_BATCH);
+            q.pending.drain(..n).collect()
+        };
+        l.statements.fetch_add(1, Ordering::Relaxed);
+        l.lookups.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        flush(store, batch).await;
+    }
+}
+
+/// Checks the version, answers what the cache holds and looks up the rest, for `batch`.
+async fn flush(store: &Store, batch: Vec<Item>) {
+    let answers = answer(store, &batch).await;
+    match answers {
+        Ok(found) => {
+            for Item { hash, done } in batch {
+                let owner = found.get(&hash).cloned().flatten();
+                let _ = done.send(Ok(owner));
+            }
+        }
+        Err(e) => {
+            for Item { done, .. } in batch {
+                let _ = done.send(Err(crate::writer::shared_error(&e)));
+            }
+        }
+    }
+}
+
+/// The owner of every hash in `batch` (`None`: no such session).
+async fn answer(store: &Store, batch: &[Item]) -> Result<HashMap<String, Option<SessionOwner>>> {
+    let cache = store.session_cache();
+    let v: i64 = store
+        .one_statement(|conn| {
+            Box::pin(async move {
+                sqlx::query_scalar("SELECT v FROM auth_version WHERE id = 1")
+                    .fetch_one(conn)
+                    .await
+            })
+        })
+        .await?;
+    cache.at_version(v);
+    // Read before the sessions are: a change committed meanwhile keeps them out.
+    let generation = cache.generation();
+    let mut found: HashMap<String, Option<SessionOwner>> = HashMap::new();
+    let mut misses: Vec<&str> = Vec::new();
+    for i in batch {
+        if found.contains_key(&i.hash) || misses.contains(&i.hash.as_str()) {
+            continue;
+        }
+        match cache.get(&i.hash) {
+            Some(o) => {
+                found.insert(i.hash.clone(), Some(o));
+            }
+            None => misses.push(&i.hash),
+        }
+    }
+    if misses.is_empty() {
+        return Ok(found);
+    }
+    for (hash, owner) in from_database(store, misses.join(" ")).await? {
+        if let Some(o) = &owner {
+            cache.put(&hash, o, generation);
+        }
+        found.insert(hash, owner);
+    }
+    Ok(found)
+}
+
+/// The session with token hash `hash` read from the database now, past the cache (and not
+/// kept in it).
+pub(crate) async fn lookup_uncached(store: &Store, hash: &str) -> Result<Option<SessionOwner>> {
+    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(None);
+    }
+    Ok(from_database(store, hash.to_string())
+        .await?
+        .into_iter()
+        .find_map(|(h, o)| (h == hash).then_some(o).flatten()))
+}
+
+/// The owners of the space-separated token hashes in `list`, by hash (`None`: no such
+/// session), in one statement.
+async fn from_database(store: &Store, list: String) -> Result<Vec<(String, Option<SessionOwner>)>> {
+    let hashes: Vec<String> = list.split(' ').map(str::to_string).collect();
+    let rows = store
+        .one_statement(move |conn| {
+            let list = list.clone();
+            Box::pin(async move {
+                sqlx::query("SELECT * FROM kura_session_lookup_many($1)")
+                    .bind(list)
+                    .fetch_all(conn)
+                    .await
+            })
+        })
+        .await?;
+    let mut by_hash: HashMap<String, OwnerRows> = HashMap::new();
+    for r in &rows {
+        let id: String = sqlx::Row::try_get(r, "id")?;
+        by_hash.entry(id).or_default().add(r)?;
+    }
+    Ok(hashes
+        .into_iter()
+        .map(|h| {
+            let owner = by_hash.remove(&h).and_then(OwnerRows::finish);
+            (h, owner)
+        })
+        .collect())
+}
