@@ -37,8 +37,9 @@ BEGIN
 END
 $$;
 
--- The one-at-a-time function is not called any more.
-DROP FUNCTION kura_session_lookup(TEXT);
+-- The one-at-a-time `kura_session_lookup` (migration 19) is no longer called by this
+-- version; it stays for nodes of the previous version while several nodes are upgraded one
+-- after another (their lookups read the database every time, so they need no version).
 
 -- Session lookups are kept in memory on every node (the store's `session_cache`) and
 -- checked against a version that every transaction changing a row a lookup reads — a
@@ -64,7 +65,9 @@ LANGUAGE plpgsql
 AS $$
 BEGIN
     IF current_setting('kura.auth_bumped', true) IS DISTINCT FROM 'on' THEN
-        UPDATE auth_version SET v = v + 1 WHERE id = 1;
+        -- In the changed table's schema: a change made by hand with another search_path
+        -- (psql) moves the version too.
+        EXECUTE format('UPDATE %I.auth_version SET v = v + 1 WHERE id = 1', TG_TABLE_SCHEMA);
         PERFORM set_config('kura.auth_bumped', 'on', true);
     END IF;
     RETURN NULL;
