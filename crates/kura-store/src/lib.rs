@@ -684,8 +684,8 @@ impl Store {
         &self.lookups
     }
 
-    /// PostgreSQL: statements that looked sessions up so far, and the lookups they
-    /// answered ([`session_batch`]; (0, 0) on SQLite).
+    /// PostgreSQL: batches of session lookups checked so far (one `auth_version` read
+    /// each), and the lookups they answered ([`session_batch`]; (0, 0) on SQLite).
     pub fn session_lookup_batches(&self) -> (u64, u64) {
         self.lookups.stats()
     }

@@ -52,7 +52,7 @@ const MAX_FLUSHERS: usize = 2;
 #[derive(Default)]
 pub(crate) struct Lookups {
     queue: Mutex<Queue>,
-    statements: AtomicU64,
+    batches: AtomicU64,
     lookups: AtomicU64,
 }
 
@@ -63,10 +63,11 @@ impl Lookups {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// (statements run, lookups answered by them)
+    /// (batches checked — one `auth_version` read each, and one lookup statement for
+    /// those with sessions not kept —, lookups answered by them)
     pub(crate) fn stats(&self) -> (u64, u64) {
         (
-            self.statements.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
             self.lookups.load(Ordering::Relaxed),
         )
     }
@@ -134,7 +135,7 @@ async fn flush_all(store: &Store) {
             let n = q.pending.len().min(MAX_BATCH);
             q.pending.drain(..n).collect()
         };
-        l.statements.fetch_add(1, Ordering::Relaxed);
+        l.batches.fetch_add(1, Ordering::Relaxed);
         l.lookups.fetch_add(batch.len() as u64, Ordering::Relaxed);
         flush(store, batch).await;
     }

@@ -293,11 +293,11 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
         bare / hello
     );
     println!("  authenticated GET /api/v1/me              {authed:>10.0} req/s   ratio {:.2} (goal >= 0.5)", authed / bare);
-    let (statements, lookups) = store.session_lookup_batches();
-    if statements > 0 {
+    let (batches, lookups) = store.session_lookup_batches();
+    if batches > 0 {
         println!(
-            "    (PostgreSQL: {lookups} session lookups in {statements} statements, {:.1} per statement)",
-            lookups as f64 / statements as f64
+            "    (PostgreSQL: {lookups} session lookups checked in {batches} batches, {:.1} per batch)",
+            lookups as f64 / batches as f64
         );
     }
 
