@@ -44,7 +44,7 @@ struct Queue {
 }
 
 /// Flushers at most. One: lookups that arrive while a batch is checked wait for the next,
-/// larger batch — fewer statements, and in `kura bench` on PostgreSQL `/me` at 0.51–0.52
+/// larger batch — fewer statements, and in `kura bench` on PostgreSQL `/me` at 0.47–0.52
 /// of `/healthz` against 0.44–0.49 with two flushers and 0.32–0.48 with three (a second
 /// flusher sends the next batch sooner, but the statements cost more than the wait).
 const MAX_FLUSHERS: usize = 1;
