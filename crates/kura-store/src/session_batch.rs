@@ -89,12 +89,16 @@ impl Drop for Turn<'_> {
     }
 }
 
+/// The hashes travel as one space-separated text (the `Any` driver binds no arrays):
+/// anything but a hex digest cannot be a session id, and is not sent.
+fn is_token_hash(hash: &str) -> bool {
+    !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// The session with token hash `hash` and its owner, asked for together with whatever
 /// other lookups are queued, by a statement that starts after this call.
 pub(crate) async fn lookup(store: &Store, hash: &str) -> Result<Option<SessionOwner>> {
-    // The hashes travel as one space-separated text (the `Any` driver binds no arrays):
-    // anything but a hex digest cannot be a session id, and is not sent.
-    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_token_hash(hash) {
         return Ok(None);
     }
     let (done, answer) = oneshot::channel();
@@ -144,11 +148,18 @@ async fn flush_all(store: &Store) {
 
 /// Checks the version, answers what the cache holds and looks up the rest, for `batch`.
 async fn flush(store: &Store, batch: Vec<Item>) {
-    let answers = answer(store, &batch).await;
-    match answers {
-        Ok(found) => {
+    match answer(store, &batch).await {
+        Ok(mut found) => {
             for Item { hash, done } in batch {
-                let owner = found.get(&hash).cloned().flatten();
+                // The last lookup of a hash takes the owner, the others a copy.
+                let owner = match found.get_mut(&hash) {
+                    Some((owner, 1)) => owner.take(),
+                    Some((owner, left)) => {
+                        *left -= 1;
+                        owner.clone()
+                    }
+                    None => None,
+                };
                 let _ = done.send(Ok(owner));
             }
         }
@@ -160,8 +171,12 @@ async fn flush(store: &Store, batch: Vec<Item>) {
     }
 }
 
-/// The owner of every hash in `batch` (`None`: no such session).
-async fn answer(store: &Store, batch: &[Item]) -> Result<HashMap<String, Option<SessionOwner>>> {
+/// The owner of every hash in `batch` (`None`: no such session), with how many lookups
+/// of the batch asked for it.
+async fn answer(
+    store: &Store,
+    batch: &[Item],
+) -> Result<HashMap<String, (Option<SessionOwner>, usize)>> {
     let cache = store.session_cache();
     let v: i64 = store
         .one_statement(|conn| {
@@ -175,27 +190,29 @@ async fn answer(store: &Store, batch: &[Item]) -> Result<HashMap<String, Option<
     cache.at_version(v);
     // Read before the sessions are: a change committed meanwhile keeps them out.
     let generation = cache.generation();
-    let mut found: HashMap<String, Option<SessionOwner>> = HashMap::new();
+    let mut found: HashMap<String, (Option<SessionOwner>, usize)> = HashMap::new();
     let mut misses: Vec<&str> = Vec::new();
     for i in batch {
-        if found.contains_key(&i.hash) || misses.contains(&i.hash.as_str()) {
+        if let Some((_, n)) = found.get_mut(&i.hash) {
+            *n += 1;
             continue;
         }
-        match cache.get(&i.hash) {
-            Some(o) => {
-                found.insert(i.hash.clone(), Some(o));
-            }
-            None => misses.push(&i.hash),
+        let kept = cache.get(&i.hash);
+        if kept.is_none() {
+            misses.push(&i.hash);
         }
+        found.insert(i.hash.clone(), (kept, 1));
     }
     if misses.is_empty() {
         return Ok(found);
     }
-    for (hash, owner) in from_database(store, misses.join(" ")).await? {
+    for (hash, owner) in from_database(store, &misses).await? {
         if let Some(o) = &owner {
-            cache.put(&hash, o, generation);
+            cache.put(hash, o, generation);
         }
-        found.insert(hash, owner);
+        if let Some((slot, _)) = found.get_mut(hash) {
+            *slot = owner;
+        }
     }
     Ok(found)
 }
@@ -203,19 +220,22 @@ async fn answer(store: &Store, batch: &[Item]) -> Result<HashMap<String, Option<
 /// The session with token hash `hash` read from the database now, past the cache (and not
 /// kept in it).
 pub(crate) async fn lookup_uncached(store: &Store, hash: &str) -> Result<Option<SessionOwner>> {
-    if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !is_token_hash(hash) {
         return Ok(None);
     }
-    Ok(from_database(store, hash.to_string())
+    Ok(from_database(store, &[hash])
         .await?
-        .into_iter()
-        .find_map(|(h, o)| (h == hash).then_some(o).flatten()))
+        .pop()
+        .and_then(|(_, owner)| owner))
 }
 
-/// The owners of the space-separated token hashes in `list`, by hash (`None`: no such
-/// session), in one statement.
-async fn from_database(store: &Store, list: String) -> Result<Vec<(String, Option<SessionOwner>)>> {
-    let hashes: Vec<String> = list.split(' ').map(str::to_string).collect();
+/// The owners of the sessions with token hashes `hashes` (each given once), by hash
+/// (`None`: no such session), in one statement.
+async fn from_database<'h>(
+    store: &Store,
+    hashes: &[&'h str],
+) -> Result<Vec<(&'h str, Option<SessionOwner>)>> {
+    let list = hashes.join(" ");
     let rows = store
         .one_statement(move |conn| {
             let list = list.clone();
@@ -233,10 +253,7 @@ async fn from_database(store: &Store, list: String) -> Result<Vec<(String, Optio
         by_hash.entry(id).or_default().add(r)?;
     }
     Ok(hashes
-        .into_iter()
-        .map(|h| {
-            let owner = by_hash.remove(&h).and_then(OwnerRows::finish);
-            (h, owner)
-        })
+        .iter()
+        .map(|h| (*h, by_hash.remove(*h).and_then(OwnerRows::finish)))
         .collect())
 }

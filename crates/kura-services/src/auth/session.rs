@@ -145,10 +145,9 @@ impl Services {
         if let Some(t) = self.pending_touch(&session.id) {
             session.last_seen_at = session.last_seen_at.max(t);
         }
-        let mut alive = user.status == UserStatus::Active
-            && tenant.status == TenantStatus::Active
-            && policy.is_alive(session.created_at, session.last_seen_at, now);
-        if !alive && user.status == UserStatus::Active && tenant.status == TenantStatus::Active {
+        let active = user.status == UserStatus::Active && tenant.status == TenantStatus::Active;
+        let mut alive = active && policy.is_alive(session.created_at, session.last_seen_at, now);
+        if active && !alive {
             // Idle by this node's copy: a lookup kept in memory carries the last use as it
             // was read, and another node may have written a later one since (last uses do
             // not invalidate kept lookups). The database decides before the session ends.
