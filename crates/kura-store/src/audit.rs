@@ -118,7 +118,7 @@ const BATCH_ROWS: usize = 1000;
 /// 32,766.
 const SQLITE_BATCH_ROWS: usize = 1000;
 
-const INSERT_EVENTS: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash)";
+pub(crate) const INSERT_EVENTS: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor_kind, actor_id, action, target_kind, target_id, result, ip, request_id, details, prev_hash, hash)";
 
 /// Appends many events to `tenant`'s chain in the caller's transaction: the head is
 /// locked and moved once, hashes are chained in memory, rows go in multi-row INSERTs.
@@ -295,6 +295,8 @@ pub(crate) fn append_in_place(
     let Some((last, last_hash)) = rows.last().map(|(r, h)| (r.seq, h.clone())) else {
         return Ok(seq);
     };
+    // Each row's details are written into one kept buffer (SQLite copies a bound text).
+    let details = std::cell::RefCell::new(String::new());
     crate::writer::insert_values(
         tx,
         INSERT_EVENTS,
@@ -313,7 +315,14 @@ pub(crate) fn append_in_place(
             b.bind(&r.result.as_str())?;
             b.bind(&r.ip.as_deref())?;
             b.bind(&r.request_id.as_deref())?;
-            b.bind(&r.details.to_string())?;
+            {
+                use std::fmt::Write;
+                let mut d = details.borrow_mut();
+                d.clear();
+                // The same text as `to_string()`; writing to a String cannot fail.
+                let _ = write!(d, "{}", r.details);
+                b.bind(&d.as_str())?;
+            }
             b.bind(&r.prev_hash.as_str())?;
             b.bind(&h.as_str())
         },

@@ -163,3 +163,66 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
         .await?;
     Ok(())
 }
+
+/// SQLite's own ceiling for the audit batches `kura bench` times: `events` rows shaped like
+/// the bench's events written into a fresh file under `dir` with the same table, indexes,
+/// pragmas (`synchronous=FULL`, WAL) and multi-row INSERT as [`crate::audit::append_many`],
+/// 1,000 per transaction — but no chain head, no hashing (the hash columns get a fixed
+/// value) and no store around it. Returns events per second; the file is removed. Blocking.
+pub fn audit_insert_ceiling(dir: &std::path::Path, tenant: &str, events: usize) -> Result<f64> {
+    use crate::writer::write_error;
+    let path = dir.join(format!("ceiling-{}.db", std::process::id()));
+    let result = (|| {
+        let mut conn = rusqlite::Connection::open(&path).map_err(write_error)?;
+        conn.execute_batch("PRAGMA journal_mode = WAL;")
+            .map_err(write_error)?;
+        // The writer's own connection settings (`synchronous=FULL` among them).
+        crate::writer::configure_writer(&conn).map_err(write_error)?;
+        // As in migration 1.
+        conn.execute_batch(
+            "CREATE TABLE audit_events (tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL, \
+             actor_kind TEXT NOT NULL, actor_id TEXT, action TEXT NOT NULL, target_kind TEXT, target_id TEXT, \
+             result TEXT NOT NULL, ip TEXT, request_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, \
+             hash TEXT NOT NULL, PRIMARY KEY (tenant_id, seq)); \
+             CREATE INDEX audit_events_at ON audit_events(tenant_id, at);",
+        )
+        .map_err(write_error)?;
+        let hash = "0".repeat(64);
+        let watch = kura_domain::clock::Stopwatch::start();
+        let mut start = 0;
+        while start < events {
+            let rows: Vec<usize> = (start..(start + 1_000).min(events)).collect();
+            start += rows.len();
+            let tx = conn.transaction().map_err(write_error)?;
+            crate::writer::insert_values(
+                &tx,
+                crate::audit::INSERT_EVENTS,
+                14,
+                1_000,
+                &rows,
+                |b, i| {
+                    b.bind(&tenant)?;
+                    b.bind(&(*i as i64 + 1))?;
+                    b.bind(&(1_733_600_000_000 + *i as i64))?;
+                    b.bind(&"system")?;
+                    b.bind(&None::<&str>)?;
+                    b.bind(&"bench.event")?;
+                    b.bind(&None::<&str>)?;
+                    b.bind(&i.to_string())?;
+                    b.bind(&"success")?;
+                    b.bind(&None::<&str>)?;
+                    b.bind(&None::<&str>)?;
+                    b.bind(&format!("{{\"i\":{i}}}"))?;
+                    b.bind(&hash.as_str())?;
+                    b.bind(&hash.as_str())
+                },
+            )?;
+            tx.commit().map_err(write_error)?;
+        }
+        Ok(events as f64 / watch.elapsed().as_secs_f64())
+    })();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    result
+}

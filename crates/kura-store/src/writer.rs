@@ -37,6 +37,60 @@ const FLUSH_AFTER: Duration = Duration::from_millis(4);
 
 type Outcome = Result<()>;
 
+/// One caller's work in an in-place batch: run in the batch's transaction (`None` when the
+/// transaction could not be begun), it returns what answers the caller once the batch's
+/// `COMMIT` has succeeded or failed.
+type InPlaceUnit =
+    Box<dyn FnOnce(Option<&rusqlite::Transaction<'_>>) -> InPlaceAnswer + Send + 'static>;
+/// Given the batch's outcome, answers one caller.
+type InPlaceAnswer = Box<dyn FnOnce(Outcome) + Send + 'static>;
+
+/// `f` as a unit of an in-place batch: in a savepoint of its own, rolled back alone if it
+/// fails; its value is sent only if the batch commits.
+fn in_place_unit<T, F>(f: F, answer: oneshot::Sender<Result<T>>) -> InPlaceUnit
+where
+    T: Send + 'static,
+    F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+{
+    Box::new(move |tx: Option<&rusqlite::Transaction<'_>>| {
+        let out = match tx {
+            None => Err(StoreError::Unavailable(
+                "the in-place write batch could not begin".into(),
+            )),
+            Some(tx) => in_savepoint(tx, f),
+        };
+        Box::new(move |batch: Outcome| {
+            let _ = answer.send(match (out, batch) {
+                (Err(e), _) => Err(e),
+                (Ok(_), Err(e)) => Err(e),
+                (Ok(v), Ok(())) => Ok(v),
+            });
+        })
+    })
+}
+
+/// Runs `f` inside `SAVEPOINT kura_in_place`: released if it succeeds, rolled back to (and
+/// released) if it fails, so the rest of the batch is as if it never ran.
+fn in_savepoint<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    tx.execute_batch("SAVEPOINT kura_in_place")
+        .map_err(write_error)?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE kura_in_place")
+                .map_err(write_error)?;
+            Ok(v)
+        }
+        Err(e) => {
+            // If even the rollback fails, the batch's COMMIT is refused below it.
+            let _ = tx.execute_batch("ROLLBACK TO kura_in_place; RELEASE kura_in_place");
+            Err(e)
+        }
+    }
+}
+
 /// The same error for every unit of a batch (a full disk stays a full disk: 507, not 503).
 pub(crate) fn shared_error(e: &StoreError) -> StoreError {
     match e {
@@ -72,6 +126,9 @@ pub(crate) struct WriterShared {
     queued: AtomicUsize,
     /// Transactions committed by [`WriterShared::in_place`] (for the tests).
     in_place_commits: std::sync::atomic::AtomicU64,
+    /// Units waiting for the next in-place batch, with their ids.
+    in_place_queue: std::sync::Mutex<Vec<(u64, InPlaceUnit)>>,
+    in_place_ids: std::sync::atomic::AtomicU64,
 }
 
 /// Counts a caller as queued for the writer until it has it (or gives up).
@@ -101,6 +158,8 @@ impl WriterShared {
             })),
             queued: AtomicUsize::new(0),
             in_place_commits: std::sync::atomic::AtomicU64::new(0),
+            in_place_queue: std::sync::Mutex::new(Vec::new()),
+            in_place_ids: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -200,14 +259,19 @@ impl WriterShared {
         g
     }
 
-    /// Runs `f` in a write transaction of its own on a plain SQLite connection to the
-    /// database file `path`, on a blocking thread, while holding the writer: no sqlx batch
-    /// is open meanwhile (one open is committed first), so the two never contend for
-    /// SQLite's write lock inside this process. Bulk writes that would otherwise be a
-    /// message to sqlx's connection thread per statement and a copy of every bound value
-    /// (access-log batches, audit batches) take this path. The `COMMIT` is a full sync
-    /// (`synchronous=FULL`, as on every connection) before this returns `Ok`; on any error
-    /// the transaction is rolled back and nothing of it stays.
+    /// Runs `f` in a write transaction on a plain SQLite connection to the database file
+    /// `path`, on a blocking thread, while holding the writer: no sqlx batch is open
+    /// meanwhile (one open is committed first), so the two never contend for SQLite's write
+    /// lock inside this process. Bulk writes that would otherwise be a message to sqlx's
+    /// connection thread per statement and a copy of every bound value (access-log batches,
+    /// audit batches, download records) take this path.
+    ///
+    /// Group commit: callers that arrive while another one holds the writer queue their
+    /// work, and the next holder runs everything queued in one transaction, each unit in a
+    /// savepoint of its own (a unit that fails is rolled back alone and gets its error) —
+    /// one `COMMIT`, one sync (`synchronous=FULL`) for all of them. Every caller is answered
+    /// after that `COMMIT` returned; if it fails, every unit fails with its error and
+    /// nothing of the batch stays.
     pub(crate) async fn in_place<T, F>(
         &self,
         path: &std::path::Path,
@@ -218,37 +282,93 @@ impl WriterShared {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let mut g = self.acquire(timeout).await?;
-        if g.batch_open {
-            // Its units are answered by this commit, as by any flush.
-            let _ = g.flush().await;
+        let (answer, answered) = oneshot::channel();
+        let id = self.in_place_ids.fetch_add(1, Ordering::Relaxed);
+        self.lock_queue().push((id, in_place_unit(f, answer)));
+        match self.acquire(timeout).await {
+            Ok(mut g) => {
+                let units = std::mem::take(&mut *self.lock_queue());
+                // Empty when an earlier holder took this caller's unit into its batch.
+                if !units.is_empty() {
+                    if g.batch_open {
+                        // Its units are answered by this commit, as by any flush.
+                        let _ = g.flush().await;
+                    }
+                    self.run_in_place(&mut g, path, units).await;
+                }
+            }
+            Err(e) => {
+                // Not run unless an earlier holder already took it: then its answer comes.
+                let mut queue = self.lock_queue();
+                if let Some(i) = queue.iter().position(|(u, _)| *u == id) {
+                    drop(queue.remove(i));
+                    return Err(e);
+                }
+            }
         }
+        answered.await.map_err(|_| {
+            StoreError::Unavailable("the in-place write batch ended without an answer".into())
+        })?
+    }
+
+    /// The queue of in-place units; a poisoned lock (a panic while pushing) still holds a
+    /// usable queue.
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Vec<(u64, InPlaceUnit)>> {
+        self.in_place_queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// One transaction for `units` (see [`WriterShared::in_place`]), answered after its
+    /// `COMMIT`.
+    async fn run_in_place(
+        &self,
+        g: &mut WriterGuard,
+        path: &std::path::Path,
+        units: Vec<(u64, InPlaceUnit)>,
+    ) {
         let path = path.to_path_buf();
-        let out = tokio::task::spawn_blocking(move || {
-            let mut conn = match g.in_place.take() {
+        let conn = g.in_place.take();
+        let ran = tokio::task::spawn_blocking(move || {
+            let mut conn = match conn {
                 Some(c) => c,
-                None => open_writer(&path).map_err(write_error)?,
+                None => match open_writer(&path) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let e = write_error(e);
+                        for (_, unit) in units {
+                            unit(None)(Err(shared_error(&e)));
+                        }
+                        return None;
+                    }
+                },
             };
-            let out = (|| {
+            let mut answers = Vec::with_capacity(units.len());
+            let outcome = (|| {
                 let tx = conn
                     .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                     .map_err(write_error)?;
-                let v = f(&tx)?;
-                tx.commit().map_err(write_error)?;
-                Ok(v)
+                for (_, unit) in units {
+                    answers.push(unit(Some(&tx)));
+                }
+                tx.commit().map_err(write_error)
             })();
-            // A connection whose transaction could not be ended is not reused.
-            if conn.is_autocommit() {
-                g.in_place = Some(conn);
+            let committed = outcome.is_ok();
+            match outcome {
+                Ok(()) => answers.into_iter().for_each(|a| a(Ok(()))),
+                Err(e) => answers.into_iter().for_each(|a| a(Err(shared_error(&e)))),
             }
-            out
+            // A connection whose transaction could not be ended is not reused.
+            Some((conn.is_autocommit().then_some(conn), committed))
         })
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("in-place write task: {e}")))?;
-        if out.is_ok() {
-            self.in_place_commits.fetch_add(1, Ordering::Relaxed);
+        .await;
+        // A unit that panicked dropped every answer: its callers see the batch end unanswered.
+        if let Ok(Some((conn, committed))) = ran {
+            g.in_place = conn;
+            if committed {
+                self.in_place_commits.fetch_add(1, Ordering::Relaxed);
+            }
         }
-        out
     }
 
     /// Transactions committed in place so far.
@@ -265,15 +385,22 @@ impl WriterShared {
 
 /// A plain connection for [`WriterShared::in_place`], set up as sqlx's connections are.
 fn open_writer(path: &std::path::Path) -> rusqlite::Result<rusqlite::Connection> {
-    crate::sync_read::open_plain(
-        path,
-        Duration::from_secs(10),
-        &format!(
-            "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; \
-             PRAGMA wal_autocheckpoint = {};",
-            crate::checkpoint::AUTO_PAGES
-        ),
+    crate::sync_read::open_plain(path, Duration::from_secs(10), &writer_pragmas())
+}
+
+/// The pragmas of the in-place writer connection.
+fn writer_pragmas() -> String {
+    format!(
+        "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL; PRAGMA cache_size = -2048; \
+         PRAGMA wal_autocheckpoint = {};",
+        crate::checkpoint::AUTO_PAGES
     )
+}
+
+/// Gives `conn` the in-place writer's settings (for `kura bench`'s SQLite ceiling).
+pub(crate) fn configure_writer(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(Duration::from_secs(10))?;
+    conn.execute_batch(&writer_pragmas())
 }
 
 /// Binds a run of rows into one multi-row `INSERT` (`insert` + [`crate::sqlite_values`] of
@@ -444,5 +571,120 @@ impl Writer {
         };
         self.answer(&outcome);
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh WAL database file with `t(k TEXT PRIMARY KEY)` holding `dup`.
+    fn database(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("kura-writer-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.db");
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY); INSERT INTO t VALUES ('dup');",
+        )
+        .unwrap();
+        path
+    }
+
+    fn keys(path: &std::path::Path) -> Vec<String> {
+        let c = rusqlite::Connection::open(path).unwrap();
+        let mut st = c.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        let rows = st.query_map([], |r| r.get(0)).unwrap();
+        rows.map(|r| r.unwrap()).collect()
+    }
+
+    /// Concurrent in-place writes share commits; a unit that fails is rolled back alone
+    /// (its own earlier insert too) and gets its error; every other one is on disk when
+    /// its caller is answered.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn in_place_units_commit_together_and_fail_alone() {
+        let path = database("batch");
+        let w = Arc::new(WriterShared::new());
+        let timeout = Duration::from_secs(10);
+        // The first unit holds the writer a while, so the others queue behind it.
+        let first = {
+            let (w, path) = (w.clone(), path.clone());
+            tokio::spawn(async move {
+                w.in_place(&path, timeout, |tx| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    tx.execute("INSERT INTO t VALUES ('a-first')", [])
+                        .map_err(write_error)?;
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut tasks = Vec::new();
+        for i in 0..64 {
+            let (w, path) = (w.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                let out = w
+                    .in_place(&path, timeout, move |tx| {
+                        tx.execute("INSERT INTO t VALUES (?1)", [format!("k{i:02}")])
+                            .map_err(write_error)?;
+                        if i % 8 == 0 {
+                            tx.execute("INSERT INTO t VALUES ('dup')", [])
+                                .map_err(write_error)?;
+                        }
+                        Ok(i)
+                    })
+                    .await;
+                if let Ok(v) = out {
+                    assert_eq!(v, i);
+                    // Acknowledged: on disk for any other connection now.
+                    assert!(
+                        keys(&path).contains(&format!("k{i:02}")),
+                        "k{i:02} not visible"
+                    );
+                }
+                (i, out.is_ok())
+            }));
+        }
+        first.await.unwrap().unwrap();
+        for t in tasks {
+            let (i, ok) = t.await.unwrap();
+            assert_eq!(ok, i % 8 != 0, "unit {i}");
+        }
+        let mut want: Vec<String> = vec!["a-first".into(), "dup".into()];
+        want.extend((0..64).filter(|i| i % 8 != 0).map(|i| format!("k{i:02}")));
+        want.sort();
+        assert_eq!(keys(&path), want);
+        let commits = w.in_place_commits();
+        assert!(commits < 10, "65 units in {commits} commits: not batched");
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
+    /// A caller that gives up waiting for the writer takes its unit back: it never runs
+    /// later behind the caller's back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_in_place_unit_that_timed_out_never_runs() {
+        let path = database("timeout");
+        let w = Arc::new(WriterShared::new());
+        let held = w.acquire(Duration::from_secs(1)).await.unwrap();
+        let out = w
+            .in_place(&path, Duration::from_millis(50), |tx| {
+                tx.execute("INSERT INTO t VALUES ('late')", [])
+                    .map_err(write_error)?;
+                Ok(())
+            })
+            .await;
+        assert!(matches!(out, Err(StoreError::Unavailable(_))), "{out:?}");
+        drop(held);
+        w.in_place(&path, Duration::from_secs(5), |tx| {
+            tx.execute("INSERT INTO t VALUES ('next')", [])
+                .map_err(write_error)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(keys(&path), vec!["dup".to_string(), "next".to_string()]);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 }
