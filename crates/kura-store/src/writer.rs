@@ -53,20 +53,47 @@ where
     F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
 {
     Box::new(move |tx: Option<&rusqlite::Transaction<'_>>| {
-        let out = match tx {
-            None => Err(StoreError::Unavailable(
-                "the in-place write batch could not begin".into(),
-            )),
-            Some(tx) => in_savepoint(tx, f),
-        };
+        // None: the unit did not run (the batch never began; its outcome says why).
+        let out = tx.map(|tx| in_savepoint(tx, f));
         Box::new(move |batch: Outcome| {
             let _ = answer.send(match (out, batch) {
-                (Err(e), _) => Err(e),
-                (Ok(_), Err(e)) => Err(e),
-                (Ok(v), Ok(())) => Ok(v),
+                (Some(Err(e)), _) => Err(e),
+                (_, Err(e)) => Err(e),
+                (Some(Ok(v)), Ok(())) => Ok(v),
+                (None, Ok(())) => Err(StoreError::Unavailable(
+                    "the in-place write batch did not run this write".into(),
+                )),
             });
         })
     })
+}
+
+/// One transaction on `conn` for `units`, each in its savepoint, answered after the
+/// `COMMIT` (or with why the transaction did not begin or commit). Whether it committed.
+fn run_units(conn: &mut rusqlite::Connection, units: Vec<(u64, InPlaceUnit)>) -> bool {
+    let tx = match conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            // Not begun (another process holds the lock past the busy timeout, a full
+            // disk): every unit hears why, none ran.
+            let e = write_error(e);
+            for (_, unit) in units {
+                unit(None)(Err(shared_error(&e)));
+            }
+            return false;
+        }
+    };
+    let answers: Vec<InPlaceAnswer> = units.into_iter().map(|(_, unit)| unit(Some(&tx))).collect();
+    match tx.commit().map_err(write_error) {
+        Ok(()) => {
+            answers.into_iter().for_each(|a| a(Ok(())));
+            true
+        }
+        Err(e) => {
+            answers.into_iter().for_each(|a| a(Err(shared_error(&e))));
+            false
+        }
+    }
 }
 
 /// Runs `f` inside `SAVEPOINT kura_in_place`: released if it succeeds, rolled back to (and
@@ -343,21 +370,7 @@ impl WriterShared {
                     }
                 },
             };
-            let mut answers = Vec::with_capacity(units.len());
-            let outcome = (|| {
-                let tx = conn
-                    .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                    .map_err(write_error)?;
-                for (_, unit) in units {
-                    answers.push(unit(Some(&tx)));
-                }
-                tx.commit().map_err(write_error)
-            })();
-            let committed = outcome.is_ok();
-            match outcome {
-                Ok(()) => answers.into_iter().for_each(|a| a(Ok(()))),
-                Err(e) => answers.into_iter().for_each(|a| a(Err(shared_error(&e)))),
-            }
+            let committed = run_units(&mut conn, units);
             // A connection whose transaction could not be ended is not reused.
             Some((conn.is_autocommit().then_some(conn), committed))
         })
