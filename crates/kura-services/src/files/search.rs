@@ -133,8 +133,16 @@ impl Services {
             Some(q) => files::name_is_rare(&mut tx, q).await?,
             None => false,
         };
-        // Bounded work per request: at most 10 batches are examined.
-        for _ in 0..10 {
+        // Bounded work per request: at most 10 batches are examined. The first asks for one
+        // row more than a page (enough when nothing is hidden: the common case, and the
+        // extra row says whether a next page exists); later ones, needed only when files
+        // were skipped, twice a page.
+        for round in 0..10 {
+            let batch_limit = if round == 0 {
+                (limit + 1).min(1000)
+            } else {
+                (limit * 2).min(1000)
+            };
             let batch = files::page_files(
                 &mut tx,
                 t,
@@ -145,7 +153,7 @@ impl Services {
                     sort,
                     descending: query.descending,
                     after: after.clone(),
-                    limit: (limit * 2).min(1000),
+                    limit: batch_limit,
                     rare_name,
                 },
             )
@@ -215,7 +223,7 @@ impl Services {
             if out.len() as i64 == limit {
                 break;
             }
-            if n < (limit * 2).min(1000) {
+            if n < batch_limit {
                 exhausted = true;
                 break;
             }

@@ -1270,6 +1270,80 @@ async fn secret_fields_use_the_tenant_key() {
     s.stop().await;
 }
 
+kura_testkit::per_backend!(paging_walks_past_hidden_files);
+/// A guest capped at `internal` pages through a project whose first files (by name) are
+/// all above the cap: pages are filled from the files after them, every visible file comes
+/// once, no hidden one ever, and the last page has no cursor.
+async fn paging_walks_past_hidden_files(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("hidden-pages").await;
+    let tok = &t.admin_token;
+    let p = project(&s, tok).await;
+    for n in ["a1", "a2", "a3", "a4", "a5", "a6", "b1", "b2", "b3"] {
+        let (_, f) = upload(&s, tok, &p, &format!("{n}.txt"), n.as_bytes().to_vec()).await;
+        if n.starts_with('a') {
+            let id = f["file"]["id"].as_str().unwrap();
+            let (st, body) = s
+                .call(
+                    "PATCH",
+                    &format!("/api/v1/files/{id}"),
+                    Some(tok),
+                    Some(json!({ "label": "confidential" })),
+                )
+                .await;
+            assert_eq!(st, StatusCode::OK, "{body}");
+        }
+    }
+    let (st, body) = s
+        .post(
+            "/api/v1/users",
+            tok,
+            json!({ "email": "pager@acme.example.jp", "role": "guest", "max_label": "internal" }),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{body}");
+    let token = s.invitation_token("pager@acme.example.jp").await;
+    let (_, body) = s
+        .call(
+            "POST",
+            "/api/v1/invitations/accept",
+            None,
+            Some(json!({ "token": token, "password": kura_testkit::PASSWORD })),
+        )
+        .await;
+    let guest = body["token"].as_str().unwrap().to_string();
+    for (list, want) in [
+        (format!("/api/v1/projects/{p}/files?limit=2"), "b1 b2 | b3"),
+        (format!("/api/v1/search?q=.txt&limit=2"), "b1 b2 | b3"),
+        (
+            format!("/api/v1/projects/{p}/files?limit=2"),
+            "a1 a2 | a3 a4 | a5 a6 | b1 b2 | b3",
+        ),
+    ] {
+        // The last case is the admin, who sees every file.
+        let who = if want.starts_with('a') { tok } else { &guest };
+        let mut pages = Vec::new();
+        let mut after = String::new();
+        for _ in 0..10 {
+            let (st, page) = s.get(&format!("{list}&after={after}"), who).await;
+            assert_eq!(st, StatusCode::OK, "{page}");
+            let names: Vec<&str> = page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| i["name"].as_str().unwrap().trim_end_matches(".txt"))
+                .collect();
+            pages.push(names.join(" "));
+            match page["next"].as_str() {
+                Some(n) => after = n.to_string(),
+                None => break,
+            }
+        }
+        assert_eq!(pages.join(" | "), want, "{list}");
+    }
+    s.stop().await;
+}
+
 kura_testkit::per_backend!(keyset_pagination_and_sort);
 async fn keyset_pagination_and_sort(b: kura_testkit::Backend) {
     let s = TestServer::start(b).await;
