@@ -1314,7 +1314,7 @@ async fn paging_walks_past_hidden_files(b: kura_testkit::Backend) {
     let guest = body["token"].as_str().unwrap().to_string();
     for (list, want) in [
         (format!("/api/v1/projects/{p}/files?limit=2"), "b1 b2 | b3"),
-        (format!("/api/v1/search?q=.txt&limit=2"), "b1 b2 | b3"),
+        ("/api/v1/search?q=.txt&limit=2".to_string(), "b1 b2 | b3"),
         (
             format!("/api/v1/projects/{p}/files?limit=2"),
             "a1 a2 | a3 a4 | a5 a6 | b1 b2 | b3",
