@@ -39,9 +39,10 @@ type Outcome = Result<()>;
 
 /// One caller's work in an in-place batch: run in the batch's transaction (`None` when the
 /// transaction could not be begun), it returns what answers the caller once the batch's
-/// `COMMIT` has succeeded or failed.
+/// `COMMIT` has succeeded or failed, and whether the transaction is still clean (false if
+/// the unit failed and its savepoint could not be rolled back: then nothing may commit).
 type InPlaceUnit =
-    Box<dyn FnOnce(Option<&rusqlite::Transaction<'_>>) -> InPlaceAnswer + Send + 'static>;
+    Box<dyn FnOnce(Option<&rusqlite::Transaction<'_>>) -> (InPlaceAnswer, bool) + Send + 'static>;
 /// Given the batch's outcome, answers one caller.
 type InPlaceAnswer = Box<dyn FnOnce(Outcome) + Send + 'static>;
 
@@ -54,8 +55,11 @@ where
 {
     Box::new(move |tx: Option<&rusqlite::Transaction<'_>>| {
         // None: the unit did not run (the batch never began; its outcome says why).
-        let out = tx.map(|tx| in_savepoint(tx, f));
-        Box::new(move |batch: Outcome| {
+        let (out, clean) = match tx.map(|tx| in_savepoint(tx, f)) {
+            Some((out, clean)) => (Some(out), clean),
+            None => (None, true),
+        };
+        let answer: InPlaceAnswer = Box::new(move |batch: Outcome| {
             let _ = answer.send(match (out, batch) {
                 (Some(Err(e)), _) => Err(e),
                 (_, Err(e)) => Err(e),
@@ -64,7 +68,8 @@ where
                     "the in-place write batch did not run this write".into(),
                 )),
             });
-        })
+        });
+        (answer, clean)
     })
 }
 
@@ -78,13 +83,29 @@ fn run_units(conn: &mut rusqlite::Connection, units: Vec<(u64, InPlaceUnit)>) ->
             // disk): every unit hears why, none ran.
             let e = write_error(e);
             for (_, unit) in units {
-                unit(None)(Err(shared_error(&e)));
+                unit(None).0(Err(shared_error(&e)));
             }
             return false;
         }
     };
-    let answers: Vec<InPlaceAnswer> = units.into_iter().map(|(_, unit)| unit(Some(&tx))).collect();
-    match tx.commit().map_err(write_error) {
+    let mut clean = true;
+    let mut answers: Vec<InPlaceAnswer> = Vec::with_capacity(units.len());
+    for (_, unit) in units {
+        let (answer, c) = unit(Some(&tx));
+        clean &= c;
+        answers.push(answer);
+    }
+    let outcome = if clean {
+        tx.commit().map_err(write_error)
+    } else {
+        // A failed unit's writes could not be undone alone: the whole batch is dropped
+        // (the transaction rolls back) rather than committed with them.
+        drop(tx);
+        Err(StoreError::Unavailable(
+            "a failed write could not be rolled back alone; its batch was rolled back".into(),
+        ))
+    };
+    match outcome {
         Ok(()) => {
             answers.into_iter().for_each(|a| a(Ok(())));
             true
@@ -97,23 +118,28 @@ fn run_units(conn: &mut rusqlite::Connection, units: Vec<(u64, InPlaceUnit)>) ->
 }
 
 /// Runs `f` inside `SAVEPOINT kura_in_place`: released if it succeeds, rolled back to (and
-/// released) if it fails, so the rest of the batch is as if it never ran.
+/// released) if it fails, so the rest of the batch is as if it never ran. The flag is false
+/// when a failed unit's savepoint could not be rolled back (the batch must then not commit).
 fn in_savepoint<T>(
     tx: &rusqlite::Transaction<'_>,
     f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    tx.execute_batch("SAVEPOINT kura_in_place")
-        .map_err(write_error)?;
-    match f(tx) {
-        Ok(v) => {
-            tx.execute_batch("RELEASE kura_in_place")
-                .map_err(write_error)?;
-            Ok(v)
-        }
+) -> (Result<T>, bool) {
+    if let Err(e) = tx.execute_batch("SAVEPOINT kura_in_place") {
+        // Nothing of this unit ran.
+        return (Err(write_error(e)), true);
+    }
+    let out = f(tx).and_then(|v| {
+        tx.execute_batch("RELEASE kura_in_place")
+            .map_err(write_error)?;
+        Ok(v)
+    });
+    match out {
+        Ok(v) => (Ok(v), true),
         Err(e) => {
-            // If even the rollback fails, the batch's COMMIT is refused below it.
-            let _ = tx.execute_batch("ROLLBACK TO kura_in_place; RELEASE kura_in_place");
-            Err(e)
+            let undone = tx
+                .execute_batch("ROLLBACK TO kura_in_place; RELEASE kura_in_place")
+                .is_ok();
+            (Err(e), undone)
         }
     }
 }
@@ -364,7 +390,7 @@ impl WriterShared {
                     Err(e) => {
                         let e = write_error(e);
                         for (_, unit) in units {
-                            unit(None)(Err(shared_error(&e)));
+                            unit(None).0(Err(shared_error(&e)));
                         }
                         return None;
                     }
