@@ -700,6 +700,63 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().unwrap());
     }
 
+    /// A failed unit that cannot be rolled back alone (it released its own savepoint, so
+    /// `ROLLBACK TO` finds none) takes its whole batch down instead of committing its
+    /// partial writes: every caller in that batch hears an error, nothing of it is on disk,
+    /// and the writer works for the next caller.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_that_cannot_be_undone_rolls_its_batch_back() {
+        let path = database("undone");
+        let w = Arc::new(WriterShared::new());
+        let timeout = Duration::from_secs(10);
+        let first = {
+            let (w, path) = (w.clone(), path.clone());
+            tokio::spawn(async move {
+                w.in_place(&path, timeout, |_| {
+                    std::thread::sleep(Duration::from_millis(200));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (w, path) = (w.clone(), path.clone());
+            tasks.push(tokio::spawn(async move {
+                w.in_place(&path, timeout, move |tx| {
+                    tx.execute("INSERT INTO t VALUES (?1)", [format!("k{i}")])
+                        .map_err(write_error)?;
+                    if i == 3 {
+                        tx.execute_batch("RELEASE kura_in_place")
+                            .map_err(write_error)?;
+                        return Err(StoreError::Corrupt("unit 3 fails after its release".into()));
+                    }
+                    Ok(())
+                })
+                .await
+                .is_ok()
+            }));
+        }
+        first.await.unwrap().unwrap();
+        for t in tasks {
+            assert!(
+                !t.await.unwrap(),
+                "a unit of the rolled-back batch was acknowledged"
+            );
+        }
+        assert_eq!(keys(&path), vec!["dup".to_string()]);
+        w.in_place(&path, timeout, |tx| {
+            tx.execute("INSERT INTO t VALUES ('after')", [])
+                .map_err(write_error)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(keys(&path), vec!["after".to_string(), "dup".to_string()]);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+    }
+
     /// A caller that gives up waiting for the writer takes its unit back: it never runs
     /// later behind the caller's back.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
