@@ -165,28 +165,40 @@ pub async fn fill(store: &Store, plan: &Plan, progress: impl Fn(u64)) -> Result<
 }
 
 /// SQLite's own ceiling for the audit batches `kura bench` times: `events` rows shaped like
-/// the bench's events written into a fresh file under `dir` with the same table, indexes,
-/// pragmas (`synchronous=FULL`, WAL) and multi-row INSERT as [`crate::audit::append_many`],
+/// the bench's events written into a fresh file next to `store`'s database, with the
+/// `audit_events` table and indexes copied from it, the writer's pragmas
+/// (`synchronous=FULL`, WAL) and the multi-row INSERT of [`crate::audit::append_many`],
 /// 1,000 per transaction — but no chain head, no hashing (the hash columns get a fixed
-/// value) and no store around it. Returns events per second; the file is removed. Blocking.
-pub fn audit_insert_ceiling(dir: &std::path::Path, tenant: &str, events: usize) -> Result<f64> {
+/// value) and no store around it. Events per second; `None` without a SQLite database file
+/// (PostgreSQL, in memory). The file is removed. Blocking.
+pub fn audit_insert_ceiling(store: &Store, tenant: &str, events: usize) -> Result<Option<f64>> {
     use crate::writer::write_error;
-    let path = dir.join(format!("ceiling-{}.db", std::process::id()));
+    let Some(source) = store.sync_readers().map(|r| r.path().to_path_buf()) else {
+        return Ok(None);
+    };
+    let path = source.with_file_name(format!("ceiling-{}.db", std::process::id()));
     let result = (|| {
         let mut conn = rusqlite::Connection::open(&path).map_err(write_error)?;
         conn.execute_batch("PRAGMA journal_mode = WAL;")
             .map_err(write_error)?;
         // The writer's own connection settings (`synchronous=FULL` among them).
         crate::writer::configure_writer(&conn).map_err(write_error)?;
-        // As in migration 1.
-        conn.execute_batch(
-            "CREATE TABLE audit_events (tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at BIGINT NOT NULL, \
-             actor_kind TEXT NOT NULL, actor_id TEXT, action TEXT NOT NULL, target_kind TEXT, target_id TEXT, \
-             result TEXT NOT NULL, ip TEXT, request_id TEXT, details TEXT NOT NULL, prev_hash TEXT NOT NULL, \
-             hash TEXT NOT NULL, PRIMARY KEY (tenant_id, seq)); \
-             CREATE INDEX audit_events_at ON audit_events(tenant_id, at);",
-        )
-        .map_err(write_error)?;
+        // The table and its indexes exactly as the store's migrations made them.
+        let ddl: Vec<String> = {
+            let src = rusqlite::Connection::open_with_flags(
+                &source,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
+            .map_err(write_error)?;
+            let mut st = src
+                .prepare("SELECT sql FROM sqlite_master WHERE tbl_name = 'audit_events' AND sql IS NOT NULL ORDER BY type DESC")
+                .map_err(write_error)?;
+            let rows = st.query_map([], |r| r.get(0)).map_err(write_error)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(write_error)?
+        };
+        for sql in &ddl {
+            conn.execute_batch(sql).map_err(write_error)?;
+        }
         let hash = "0".repeat(64);
         let watch = kura_domain::clock::Stopwatch::start();
         let mut start = 0;
@@ -219,7 +231,7 @@ pub fn audit_insert_ceiling(dir: &std::path::Path, tenant: &str, events: usize) 
             )?;
             tx.commit().map_err(write_error)?;
         }
-        Ok(events as f64 / watch.elapsed().as_secs_f64())
+        Ok(Some(events as f64 / watch.elapsed().as_secs_f64()))
     })();
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

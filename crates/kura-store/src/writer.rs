@@ -638,6 +638,29 @@ mod tests {
         rows.map(|r| r.unwrap()).collect()
     }
 
+    /// A unit that holds the writer for 200 ms (inserting `key`, if any), started 50 ms before
+    /// this returns: units started meanwhile queue behind it and form the next batch.
+    async fn hold_writer(
+        w: &Arc<WriterShared>,
+        path: &std::path::Path,
+        key: Option<&'static str>,
+    ) -> tokio::task::JoinHandle<Result<()>> {
+        let (w, path) = (w.clone(), path.to_path_buf());
+        let first = tokio::spawn(async move {
+            w.in_place(&path, Duration::from_secs(10), move |tx| {
+                std::thread::sleep(Duration::from_millis(200));
+                if let Some(k) = key {
+                    tx.execute("INSERT INTO t VALUES (?1)", [k])
+                        .map_err(write_error)?;
+                }
+                Ok(())
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        first
+    }
+
     /// Concurrent in-place writes share commits; a unit that fails is rolled back alone
     /// (its own earlier insert too) and gets its error; every other one is on disk when
     /// its caller is answered.
@@ -647,19 +670,7 @@ mod tests {
         let w = Arc::new(WriterShared::new());
         let timeout = Duration::from_secs(10);
         // The first unit holds the writer a while, so the others queue behind it.
-        let first = {
-            let (w, path) = (w.clone(), path.clone());
-            tokio::spawn(async move {
-                w.in_place(&path, timeout, |tx| {
-                    std::thread::sleep(Duration::from_millis(200));
-                    tx.execute("INSERT INTO t VALUES ('a-first')", [])
-                        .map_err(write_error)?;
-                    Ok(())
-                })
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let first = hold_writer(&w, &path, Some("a-first")).await;
         let mut tasks = Vec::new();
         for i in 0..64 {
             let (w, path) = (w.clone(), path.clone());
@@ -709,17 +720,7 @@ mod tests {
         let path = database("undone");
         let w = Arc::new(WriterShared::new());
         let timeout = Duration::from_secs(10);
-        let first = {
-            let (w, path) = (w.clone(), path.clone());
-            tokio::spawn(async move {
-                w.in_place(&path, timeout, |_| {
-                    std::thread::sleep(Duration::from_millis(200));
-                    Ok(())
-                })
-                .await
-            })
-        };
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let first = hold_writer(&w, &path, None).await;
         let mut tasks = Vec::new();
         for i in 0..8 {
             let (w, path) = (w.clone(), path.clone());

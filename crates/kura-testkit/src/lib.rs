@@ -558,12 +558,21 @@ impl TestServer {
         role: &str,
         scope: Value,
     ) -> (String, String) {
-        let (st, body) = self
-            .post("/api/v1/users", admin_token, serde_json::json!({ "email": email, "display_name": email, "role": role, "scope": scope }))
-            .await;
+        self.add_user_with(
+            admin_token,
+            serde_json::json!({ "email": email, "display_name": email, "role": role, "scope": scope }),
+        )
+        .await
+    }
+
+    /// An admin invites a user described by `invite` (the body of `POST /api/v1/users`,
+    /// e.g. with a `max_label`); the user accepts. Returns (id, token).
+    pub async fn add_user_with(&self, admin_token: &str, invite: Value) -> (String, String) {
+        let email = invite["email"].as_str().unwrap_or_default().to_string();
+        let (st, body) = self.post("/api/v1/users", admin_token, invite).await;
         assert_eq!(st, StatusCode::CREATED, "{body}");
         let id = body["id"].as_str().unwrap().to_string();
-        let token = self.invitation_token(email).await;
+        let token = self.invitation_token(&email).await;
         let (st, body) = self
             .call(
                 "POST",

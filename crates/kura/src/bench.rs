@@ -390,16 +390,12 @@ pub async fn run(base: &Config, args: BenchArgs) -> anyhow::Result<()> {
     let concurrent = n as f64 / watch.elapsed().as_secs_f64();
     // SQLite's own ceiling on this machine: the same rows, table, pragmas and INSERT
     // with no hashing and no store (SQLite only).
-    let ceiling = if store.backend() == kura_store::Backend::Sqlite {
-        let (dir, tenant) = (dir.clone(), tenant.as_str().to_string());
-        Some(
-            tokio::task::spawn_blocking(move || {
-                kura_store::generate::audit_insert_ceiling(&dir, &tenant, n)
-            })
-            .await??,
-        )
-    } else {
-        None
+    let ceiling = {
+        let (store, tenant) = (store.clone(), tenant.as_str().to_string());
+        tokio::task::spawn_blocking(move || {
+            kura_store::generate::audit_insert_ceiling(&store, &tenant, n)
+        })
+        .await??
     };
     let watch = Stopwatch::start();
     let mut tx = store.tenant_read(&tenant).await?;

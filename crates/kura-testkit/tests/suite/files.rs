@@ -1270,6 +1270,36 @@ async fn secret_fields_use_the_tenant_key() {
     s.stop().await;
 }
 
+/// Pages through `list` (a listing URL with its query) by the `next` cursors, at most 10
+/// pages: each page's file names without `.txt`.
+async fn walk_pages(s: &TestServer, list: &str, token: &str) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = String::new();
+    for _ in 0..10 {
+        let (st, page) = s.get(&format!("{list}&after={after}"), token).await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        pages.push(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    i["name"]
+                        .as_str()
+                        .unwrap()
+                        .trim_end_matches(".txt")
+                        .to_string()
+                })
+                .collect(),
+        );
+        match page["next"].as_str() {
+            Some(n) => after = n.to_string(),
+            None => break,
+        }
+    }
+    pages
+}
+
 kura_testkit::per_backend!(paging_walks_past_hidden_files);
 /// A guest capped at `internal` pages through a project whose first files (by name) are
 /// all above the cap: pages are filled from the files after them, every visible file comes
@@ -1294,24 +1324,12 @@ async fn paging_walks_past_hidden_files(b: kura_testkit::Backend) {
             assert_eq!(st, StatusCode::OK, "{body}");
         }
     }
-    let (st, body) = s
-        .post(
-            "/api/v1/users",
+    let (_, guest) = s
+        .add_user_with(
             tok,
             json!({ "email": "pager@acme.example.jp", "role": "guest", "max_label": "internal" }),
         )
         .await;
-    assert_eq!(st, StatusCode::CREATED, "{body}");
-    let token = s.invitation_token("pager@acme.example.jp").await;
-    let (_, body) = s
-        .call(
-            "POST",
-            "/api/v1/invitations/accept",
-            None,
-            Some(json!({ "token": token, "password": kura_testkit::PASSWORD })),
-        )
-        .await;
-    let guest = body["token"].as_str().unwrap().to_string();
     for (list, want) in [
         (format!("/api/v1/projects/{p}/files?limit=2"), "b1 b2 | b3"),
         ("/api/v1/search?q=.txt&limit=2".to_string(), "b1 b2 | b3"),
@@ -1322,23 +1340,11 @@ async fn paging_walks_past_hidden_files(b: kura_testkit::Backend) {
     ] {
         // The last case is the admin, who sees every file.
         let who = if want.starts_with('a') { tok } else { &guest };
-        let mut pages = Vec::new();
-        let mut after = String::new();
-        for _ in 0..10 {
-            let (st, page) = s.get(&format!("{list}&after={after}"), who).await;
-            assert_eq!(st, StatusCode::OK, "{page}");
-            let names: Vec<&str> = page["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| i["name"].as_str().unwrap().trim_end_matches(".txt"))
-                .collect();
-            pages.push(names.join(" "));
-            match page["next"].as_str() {
-                Some(n) => after = n.to_string(),
-                None => break,
-            }
-        }
+        let pages: Vec<String> = walk_pages(&s, &list, who)
+            .await
+            .iter()
+            .map(|names| names.join(" "))
+            .collect();
         assert_eq!(pages.join(" | "), want, "{list}");
     }
     s.stop().await;
@@ -1356,35 +1362,9 @@ async fn keyset_pagination_and_sort(b: kura_testkit::Backend) {
         s.clock.advance_secs(10);
     }
     let walk = |query: &'static str| {
+        let list = format!("/api/v1/projects/{p}/files?limit=2{query}");
         let s = &s;
-        let p = p.clone();
-        async move {
-            let mut names = Vec::new();
-            let mut after = String::new();
-            for _ in 0..10 {
-                let (st, page) = s
-                    .get(
-                        &format!("/api/v1/projects/{p}/files?limit=2{query}&after={after}"),
-                        tok,
-                    )
-                    .await;
-                assert_eq!(st, StatusCode::OK, "{page}");
-                for i in page["items"].as_array().unwrap() {
-                    names.push(
-                        i["name"]
-                            .as_str()
-                            .unwrap()
-                            .trim_end_matches(".txt")
-                            .to_string(),
-                    );
-                }
-                match page["next"].as_str() {
-                    Some(n) => after = n.to_string(),
-                    None => break,
-                }
-            }
-            names.join("")
-        }
+        async move { walk_pages(s, &list, tok).await.concat().join("") }
     };
     assert_eq!(walk("").await, "abcde");
     assert_eq!(walk("&order=desc").await, "edcba");
