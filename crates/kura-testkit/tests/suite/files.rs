@@ -1300,6 +1300,67 @@ async fn walk_pages(s: &TestServer, list: &str, token: &str) -> Vec<Vec<String>>
     pages
 }
 
+kura_testkit::per_backend!(search_pages_stay_in_their_tenant);
+/// Tenant-wide search, driven by the trigram index ("report": few matches) and by walking
+/// the names in order ("re": too short for trigrams), pages through the caller's tenant
+/// only — also when handed a cursor taken from the other tenant's pages.
+async fn search_pages_stay_in_their_tenant(b: kura_testkit::Backend) {
+    let s = TestServer::start(b).await;
+    let a = s.create_tenant("search-a").await;
+    let bt = s.create_tenant("search-b").await;
+    let (pa, pb) = (
+        project(&s, &a.admin_token).await,
+        project(&s, &bt.admin_token).await,
+    );
+    for n in ["report-a1", "report-a2", "report-a3"] {
+        upload(&s, &a.admin_token, &pa, &format!("{n}.txt"), b"a".to_vec()).await;
+    }
+    for n in [
+        "report-b1",
+        "report-b2",
+        "report-b3",
+        "report-b4",
+        "report-b5",
+    ] {
+        upload(&s, &bt.admin_token, &pb, &format!("{n}.txt"), b"b".to_vec()).await;
+    }
+    for q in ["report", "re"] {
+        let list = format!("/api/v1/search?q={q}&limit=2");
+        let pages_a = walk_pages(&s, &list, &a.admin_token).await;
+        assert_eq!(
+            pages_a.concat(),
+            ["report-a1", "report-a2", "report-a3"],
+            "{q}"
+        );
+        let pages_b = walk_pages(&s, &list, &bt.admin_token).await;
+        assert_eq!(
+            pages_b.concat(),
+            [
+                "report-b1",
+                "report-b2",
+                "report-b3",
+                "report-b4",
+                "report-b5"
+            ],
+            "{q}"
+        );
+        // A's first cursor, used by B: B's own files after that name, never A's.
+        let (_, first) = s.get(&list, &a.admin_token).await;
+        let cursor = first["next"].as_str().unwrap();
+        let (st, page) = s
+            .get(&format!("{list}&after={cursor}"), &bt.admin_token)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{page}");
+        for i in page["items"].as_array().unwrap() {
+            assert!(
+                i["name"].as_str().unwrap().starts_with("report-b"),
+                "{page}"
+            );
+        }
+    }
+    s.stop().await;
+}
+
 kura_testkit::per_backend!(paging_walks_past_hidden_files);
 /// A guest capped at `internal` pages through a project whose first files (by name) are
 /// all above the cap: pages are filled from the files after them, every visible file comes
