@@ -313,6 +313,8 @@ const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const SEGMENT_LINES: u64 = 1000;
 /// Entries per database batch.
 const BATCH: usize = 1000;
+/// How often the writer looks at the queue while it gathers a batch.
+const GATHER_STEP: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The access log's way in: a bounded queue to the batch writer and, when the queue is full
 /// or the database fails, a spool of JSON Lines segments on disk (`<data_dir>/spool`, 0700
@@ -556,13 +558,24 @@ impl WriterState {
             };
             if let Some(first) = first {
                 batch.push(first);
-                let deadline = tokio::time::sleep(std::time::Duration::from_millis(200));
-                tokio::pin!(deadline);
-                while batch.len() < BATCH {
-                    tokio::select! {
-                        e = rx.recv() => match e { Some(e) => batch.push(e), None => break },
-                        _ = &mut deadline => break,
+                // The rest of the batch: what the queue holds, looked at every few
+                // milliseconds for up to 200 ms (not a wake-up of this task per entry,
+                // which under load cost every request a task switch).
+                let gathering = Stopwatch::start();
+                loop {
+                    while batch.len() < BATCH {
+                        match rx.try_recv() {
+                            Ok(e) => batch.push(e),
+                            Err(_) => break,
+                        }
                     }
+                    if batch.len() >= BATCH
+                        || rx.is_closed()
+                        || gathering.elapsed() >= std::time::Duration::from_millis(200)
+                    {
+                        break;
+                    }
+                    tokio::time::sleep(GATHER_STEP).await;
                 }
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                 self.write_or_spool(full.into()).await;
