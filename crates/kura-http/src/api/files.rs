@@ -151,6 +151,37 @@ fn parse_range(h: &str, size: u64) -> Option<Result<kura_services::files::ByteRa
     }))
 }
 
+/// A body already in memory, of known length: it goes out with the response head, and the
+/// access log has its size at once.
+struct Frames {
+    frames: std::collections::VecDeque<bytes::Bytes>,
+    left: u64,
+}
+
+impl http_body::Body for Frames {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+        let this = self.get_mut();
+        std::task::Poll::Ready(this.frames.pop_front().map(|b| {
+            this.left -= b.len() as u64;
+            Ok(http_body::Frame::data(b))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.frames.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
 /// What is needed to record a download once its stream ends.
 struct DownloadRecord {
     services: kura_services::Services,
@@ -260,6 +291,7 @@ fn tracked_download(
 }
 
 async fn download_file(
+    method: axum::http::Method,
     Call(s, a, ctx): Call,
     Path(id): Path<FileId>,
     Query(q): Query<DownloadQuery>,
@@ -295,40 +327,59 @@ async fn download_file(
         Some(Ok(r)) => Some(r),
         None => None,
     };
-    let body = match s.services.download_content(&d, range).await {
-        Ok(b) => b,
-        Err(e) => {
-            let outcome = match e {
-                kura_services::ServiceError::Tampered => DownloadOutcome::IntegrityFailure,
-                _ => DownloadOutcome::Error,
-            };
-            if let Err(re) = s
-                .services
-                .record_download(&a, &file, &v, outcome, 0, &ctx)
-                .await
-            {
-                tracing::warn!(error = %re, "recording a failed download failed");
+    let want = range.map(|r| r.end - r.start + 1).unwrap_or(size);
+    let body = if method == axum::http::Method::HEAD {
+        // The head only: nothing is read, decrypted or served, so nothing is recorded.
+        axum::body::Body::empty()
+    } else {
+        let content = match s.services.download_content(&d, range).await {
+            Ok(c) => c,
+            Err(e) => {
+                let outcome = match e {
+                    kura_services::ServiceError::Tampered => DownloadOutcome::IntegrityFailure,
+                    _ => DownloadOutcome::Error,
+                };
+                if let Err(re) = s
+                    .services
+                    .record_download(&a, &file, &v, outcome, 0, &ctx)
+                    .await
+                {
+                    tracing::warn!(error = %re, "recording a failed download failed");
+                }
+                return Err(e.into());
             }
-            return Err(e.into());
+        };
+        match content {
+            // Small content is already decrypted and checked: nothing can fail any more, so
+            // it is recorded before its first byte goes out (if it cannot be, the caller
+            // gets the error instead of the file), and the response is sent in one piece.
+            Content::Whole { frames, len } => {
+                s.services
+                    .record_download(&a, &file, &v, DownloadOutcome::Complete, len, &ctx)
+                    .await?;
+                axum::body::Body::new(Frames {
+                    frames: frames.into(),
+                    left: len,
+                })
+            }
+            Content::Stream(stream) => axum::body::Body::from_stream(tracked_download(
+                stream,
+                DownloadRecord {
+                    services: s.services.clone(),
+                    auth: a.clone(),
+                    file: file.clone(),
+                    version: v.clone(),
+                    ctx: ctx.clone(),
+                },
+                want,
+            )),
         }
     };
-    let want = range.map(|r| r.end - r.start + 1).unwrap_or(size);
-    let body = tracked_download(
-        body,
-        DownloadRecord {
-            services: s.services.clone(),
-            auth: a.clone(),
-            file: file.clone(),
-            version: v.clone(),
-            ctx: ctx.clone(),
-        },
-        want,
-    );
     let disposition = format!(
         "attachment; filename*=UTF-8''{}",
         crate::common::encode(&file.name)
     );
-    let mut res = axum::response::Response::new(axum::body::Body::from_stream(body));
+    let mut res = axum::response::Response::new(body);
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: header::HeaderName, v: String| {
         if let Ok(v) = axum::http::HeaderValue::from_str(&v) {

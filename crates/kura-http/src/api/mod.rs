@@ -16,7 +16,7 @@ use kura_domain::{
     UserId,
 };
 use kura_services::auth::{ApiArea, LoginOutcome, LoginResult, SessionKind};
-use kura_services::files::DownloadOutcome;
+use kura_services::files::{Content, DownloadOutcome};
 use kura_services::mfa::SecondFactor;
 use kura_services::users::{NewUser, UserChange};
 use kura_services::workspace::Patch;

@@ -11,6 +11,28 @@ pub struct ByteRange {
 
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
+/// A download's content, as [`Services::download_content`] opens it.
+pub enum Content {
+    /// All of it, already read, decrypted and checked (what fits in the first run of
+    /// chunks, about 1 MiB): its frames in order and their total length. Nothing more can
+    /// fail, so the download can be recorded before the first byte goes out.
+    Whole { frames: Vec<Bytes>, len: u64 },
+    /// A larger file: decrypted as it is sent; a bad chunk later ends it with an error.
+    Stream(ByteStream),
+}
+
+impl Content {
+    /// As one stream, whichever it is.
+    pub fn into_stream(self) -> ByteStream {
+        match self {
+            Content::Whole { frames, .. } => {
+                Box::pin(futures_util::stream::iter(frames.into_iter().map(Ok)))
+            }
+            Content::Stream(s) => s,
+        }
+    }
+}
+
 /// A stored blob must be exactly as long as the ciphertext of its recorded size: bytes
 /// appended (or cut) are an integrity failure, even where the chunks read still verify.
 fn check_length(r: &kura_store::blobs::BlobReader, size: u64, blob: &str) -> Result<()> {
@@ -89,14 +111,14 @@ impl Services {
     }
 
     /// The content of a download opened with [`Services::open_download`] (whole, or a byte
-    /// range) as a stream — the only public way to file content, so it is always behind a
-    /// permission check.
+    /// range): in memory when it is small, a stream otherwise — the only public way to
+    /// file content, so it is always behind a permission check.
     pub async fn download_content(
         &self,
         d: &Download,
         range: Option<ByteRange>,
-    ) -> Result<ByteStream> {
-        self.read_content(&d.tenant, &d.version, range).await
+    ) -> Result<Content> {
+        self.open_content(&d.tenant, &d.version, range).await
     }
 
     /// Records how a download ended, with the bytes that went out: `file.download`,
@@ -173,6 +195,16 @@ impl Services {
         v: &Version,
         range: Option<ByteRange>,
     ) -> Result<ByteStream> {
+        Ok(self.open_content(tenant, v, range).await?.into_stream())
+    }
+
+    /// [`Services::read_content`], with content that fits in the first run returned whole.
+    async fn open_content(
+        &self,
+        tenant: &TenantId,
+        v: &Version,
+        range: Option<ByteRange>,
+    ) -> Result<Content> {
         let key = self.data_key(tenant, v.key_version).await?;
         let size = v.size as u64;
         let bctx = BlobContext {
@@ -307,22 +339,42 @@ impl Services {
             tracing::error!(error = %e, "blob failed to decrypt");
             return Err(ServiceError::Tampered);
         }
-        let body = futures_util::stream::unfold(st, |mut st| async move {
-            loop {
-                if let Some(b) = st.ready.pop_front() {
-                    return Some((Ok(b), st));
-                }
-                match refill(&mut st).await {
-                    Ok(true) => continue,
-                    Ok(false) => return None,
-                    Err(e) => {
-                        tracing::error!(error = %e, "blob failed to decrypt mid-stream");
-                        st.want = 0;
-                        return Some((Err(e), st));
+        // Everything was in the first run (small files): no task, the frames as they are.
+        if st.ct_left == 0 && st.want == 0 {
+            let frames: Vec<Bytes> = st.ready.into();
+            let len = frames.iter().map(|b| b.len() as u64).sum();
+            return Ok(Content::Whole { frames, len });
+        }
+        // Larger files: the next run is read and decrypted by a task of its own while
+        // hyper writes the frames of this one (the two overlap on a second core). The
+        // queue holds one run's frames, so the task is at most one run (~1 MiB) ahead and
+        // stops when the client goes away (the receiver is dropped).
+        use tracing::Instrument;
+        let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(RUN);
+        tokio::spawn(
+            async move {
+                loop {
+                    while let Some(b) = st.ready.pop_front() {
+                        if tx.send(Ok(b)).await.is_err() {
+                            return;
+                        }
+                    }
+                    match refill(&mut st).await {
+                        Ok(true) => {}
+                        Ok(false) => return,
+                        Err(e) => {
+                            tracing::error!(error = %e, "blob failed to decrypt mid-stream");
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
                     }
                 }
             }
+            .in_current_span(),
+        );
+        let body = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
         });
-        Ok(Box::pin(body))
+        Ok(Content::Stream(Box::pin(body)))
     }
 }

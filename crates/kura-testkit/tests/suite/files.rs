@@ -1607,6 +1607,94 @@ async fn file_downloads(s: &TestServer, tok: &str) -> Vec<Value> {
         .collect()
 }
 
+kura_testkit::per_backend!(small_downloads_are_recorded_before_they_are_sent);
+/// A small file (read, decrypted and checked whole before anything is sent) is recorded
+/// before its first byte goes out: when its record cannot be written, the caller gets an
+/// error and none of the content. A larger file, streamed, is cut off before its end
+/// instead. A HEAD request reads nothing and records nothing.
+async fn small_downloads_are_recorded_before_they_are_sent(b: Backend) {
+    let s = TestServer::start(b).await;
+    let t = s.create_tenant("dl-first").await;
+    let tok = &t.admin_token;
+    let p = project(&s, tok).await;
+    let small = content(1024);
+    let big = content(3_000_000);
+    let id = |v: Value| v["file"]["id"].as_str().unwrap().to_string();
+    let small_id = id(upload(&s, tok, &p, "small.txt", small.clone()).await.1);
+    let big_id = id(upload(&s, tok, &p, "big.bin", big.clone()).await.1);
+
+    let res = reqwest::Client::new()
+        .head(format!("{}/api/v1/files/{small_id}/content", s.base))
+        .bearer_auth(tok)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-length"], "1024");
+    assert!(
+        file_downloads(&s, tok).await.is_empty(),
+        "{b:?}: HEAD recorded"
+    );
+
+    let res = download(&s, tok, &small_id, &[], "").await;
+    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(res.headers()["content-length"], "1024");
+    assert_eq!(res.bytes().await.unwrap().to_vec(), small);
+    let d = file_downloads(&s, tok).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["result"], "success", "{b:?}: {}", d[0]);
+    assert_eq!(d[0]["details"]["size"], 1024);
+
+    // The tenant's audit rows are refused from now on.
+    kura_testkit::raw_sql(
+        &s.cfg,
+        &if b == Backend::Sqlite {
+            format!("CREATE TRIGGER refuse_dl BEFORE INSERT ON audit_events WHEN NEW.tenant_id = '{}' BEGIN SELECT RAISE(ABORT, 'refused'); END", t.tenant_id)
+        } else {
+            format!("CREATE FUNCTION refuse_dl() RETURNS trigger AS $$ BEGIN IF NEW.tenant_id = '{}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse_dl BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_dl()", t.tenant_id)
+        },
+    )
+    .await;
+    let res = download(&s, tok, &small_id, &[], "").await;
+    assert!(
+        res.status().is_server_error(),
+        "{b:?}: an unrecorded small download answered {}",
+        res.status()
+    );
+    let body = res.bytes().await.unwrap();
+    assert!(
+        !body.windows(MARKER.len()).any(|w| w == MARKER),
+        "{b:?}: content of an unrecorded download went out"
+    );
+    assert_eq!(
+        body_or_broken(&s, tok, &big_id).await.map(|g| g.len()),
+        None,
+        "{b:?}: an unrecorded large download was not cut off"
+    );
+    assert_eq!(file_downloads(&s, tok).await.len(), 1);
+
+    kura_testkit::raw_sql(
+        &s.cfg,
+        if b == Backend::Sqlite {
+            "DROP TRIGGER refuse_dl"
+        } else {
+            "DROP TRIGGER refuse_dl ON audit_events"
+        },
+    )
+    .await;
+    assert_eq!(
+        body_or_broken(&s, tok, &small_id).await.as_deref(),
+        Some(&small[..])
+    );
+    assert_eq!(
+        body_or_broken(&s, tok, &big_id).await.map(|g| g == big),
+        Some(true)
+    );
+    let d = file_downloads(&s, tok).await;
+    assert_eq!(d.len(), 3, "{b:?}");
+    assert!(d.iter().all(|e| e["result"] == "success"), "{d:?}");
+}
+
 kura_testkit::per_setup!(downloads_record_their_real_outcome);
 /// The download's record says how it ended: complete (success, the bytes sent — also in the
 /// access log), cut off by the client (failure, `aborted`, fewer bytes), an unsatisfiable
