@@ -315,9 +315,11 @@ async fn download_file(
         .and_then(|h| parse_range(h, size))
     {
         Some(Err(())) => {
-            s.services
-                .record_download(&a, &file, &v, DownloadOutcome::RangeNotSatisfiable, 0, &ctx)
-                .await?;
+            if method != axum::http::Method::HEAD {
+                s.services
+                    .record_download(&a, &file, &v, DownloadOutcome::RangeNotSatisfiable, 0, &ctx)
+                    .await?;
+            }
             return Ok((
                 StatusCode::RANGE_NOT_SATISFIABLE,
                 [(header::CONTENT_RANGE, format!("bytes */{size}"))],

@@ -1631,6 +1631,14 @@ async fn small_downloads_are_recorded_before_they_are_sent(b: Backend) {
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     assert_eq!(res.headers()["content-length"], "1024");
+    let res = reqwest::Client::new()
+        .head(format!("{}/api/v1/files/{small_id}/content", s.base))
+        .bearer_auth(tok)
+        .header("range", "bytes=5000-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::RANGE_NOT_SATISFIABLE);
     assert!(
         file_downloads(&s, tok).await.is_empty(),
         "{b:?}: HEAD recorded"
