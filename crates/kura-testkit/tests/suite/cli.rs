@@ -422,4 +422,16 @@ async fn bench_runs() {
         .await,
         0
     );
+    // A directory named with --data-dir is refused, not used (the bench removes its own
+    // directory at the end): what is in it stays.
+    let dir = std::env::temp_dir().join(format!("kura-bench-refused-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), b"keep").unwrap();
+    let d = dir.display().to_string();
+    assert_eq!(
+        run_cli(&cfg, &["--data-dir", &d, "bench", "--requests", "10"]).await,
+        2
+    );
+    assert_eq!(std::fs::read(dir.join("keep.txt")).unwrap(), b"keep");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -47,7 +47,7 @@ pub struct Cli {
     /// Configuration file (default: ./kura.toml if present).
     #[arg(long, global = true, env = "KURA_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Data directory (overrides the config).
+    /// Data directory (overrides the config; `bench` does not take it: it works in a temporary directory of its own).
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     #[command(subcommand)]
@@ -123,6 +123,12 @@ pub(super) async fn services(cfg: &Config) -> anyhow::Result<Services> {
 
 /// Runs a command; returns the process exit code.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+    if matches!(cli.command, Command::Bench(_)) && cli.data_dir.is_some() {
+        // Never a directory the operator names: the bench removes its directory at the end.
+        anyhow::bail!(
+            "kura bench works in a temporary directory of its own and removes it at the end; it does not take --data-dir"
+        );
+    }
     let mut cfg = Config::load(cli.config.as_deref())?;
     let is_demo = matches!(cli.command, Command::Demo(_));
     match (&cli.data_dir, is_demo) {
