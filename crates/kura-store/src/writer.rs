@@ -73,6 +73,13 @@ where
     })
 }
 
+/// Answers every unit of a batch that never ran (no connection, no transaction) with why.
+fn answer_unrun(units: Vec<(u64, InPlaceUnit)>, e: &StoreError) {
+    for (_, unit) in units {
+        unit(None).0(Err(shared_error(e)));
+    }
+}
+
 /// One transaction on `conn` for `units`, each in its savepoint, answered after the
 /// `COMMIT` (or with why the transaction did not begin or commit). Whether it committed.
 fn run_units(conn: &mut rusqlite::Connection, units: Vec<(u64, InPlaceUnit)>) -> bool {
@@ -81,10 +88,7 @@ fn run_units(conn: &mut rusqlite::Connection, units: Vec<(u64, InPlaceUnit)>) ->
         Err(e) => {
             // Not begun (another process holds the lock past the busy timeout, a full
             // disk): every unit hears why, none ran.
-            let e = write_error(e);
-            for (_, unit) in units {
-                unit(None).0(Err(shared_error(&e)));
-            }
+            answer_unrun(units, &write_error(e));
             return false;
         }
     };
@@ -388,10 +392,7 @@ impl WriterShared {
                 None => match open_writer(&path) {
                     Ok(c) => c,
                     Err(e) => {
-                        let e = write_error(e);
-                        for (_, unit) in units {
-                            unit(None).0(Err(shared_error(&e)));
-                        }
+                        answer_unrun(units, &write_error(e));
                         return None;
                     }
                 },

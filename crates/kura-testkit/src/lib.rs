@@ -674,6 +674,27 @@ pub async fn raw_sql(cfg: &Config, sql: &str) {
     }
 }
 
+/// Makes the test server's database refuse every audit row of `tenant` (a trigger, outside
+/// Kura) until [`allow_audit_rows`]: a write failure Kura cannot prevent.
+pub async fn refuse_audit_rows(cfg: &Config, tenant: &str) {
+    let sql = if cfg.database_url().starts_with("sqlite:") {
+        format!("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events WHEN NEW.tenant_id = '{tenant}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    } else {
+        format!("CREATE FUNCTION refuse_audit() RETURNS trigger AS $$ BEGIN IF NEW.tenant_id = '{tenant}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_audit()")
+    };
+    raw_sql(cfg, &sql).await;
+}
+
+/// Undoes [`refuse_audit_rows`].
+pub async fn allow_audit_rows(cfg: &Config) {
+    let sql = if cfg.database_url().starts_with("sqlite:") {
+        "DROP TRIGGER refuse_audit"
+    } else {
+        "DROP TRIGGER refuse_audit ON audit_events"
+    };
+    raw_sql(cfg, sql).await;
+}
+
 pub fn temp_path(name: &str) -> PathBuf {
     std::env::temp_dir().join(unique(name))
 }

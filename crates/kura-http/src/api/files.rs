@@ -256,7 +256,7 @@ fn tracked_download(
         |(mut inner, mut t)| async move {
             use futures_util::StreamExt;
             let Some(item) = inner.next().await else {
-                // The end (an empty file sends nothing): complete if all was sent.
+                // The end: complete if all was sent (an error, if the stream ended early).
                 let outcome = if t.sent >= t.want {
                     DownloadOutcome::Complete
                 } else {

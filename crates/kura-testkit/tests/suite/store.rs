@@ -245,15 +245,7 @@ async fn concurrent_records_commit_together_and_fail_alone(b: kura_testkit::Back
         .map(|t| TenantId::from_string(&t.tenant_id))
         .collect();
     let refused = ids[2].as_str().to_string();
-    raw_sql(
-        &s.cfg,
-        &if b == Backend::Sqlite {
-            format!("CREATE TRIGGER refuse_rec BEFORE INSERT ON audit_events WHEN NEW.tenant_id = '{refused}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        } else {
-            format!("CREATE FUNCTION refuse_rec() RETURNS trigger AS $$ BEGIN IF NEW.tenant_id = '{refused}' THEN RAISE EXCEPTION 'refused'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse_rec BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION refuse_rec()")
-        },
-    )
-    .await;
+    kura_testkit::refuse_audit_rows(&s.cfg, &refused).await;
     let usage = |t: TenantId| {
         let store = store.clone();
         async move {
@@ -346,15 +338,7 @@ async fn concurrent_records_commit_together_and_fail_alone(b: kura_testkit::Back
         assert_eq!(mine.len(), if k == 2 { 0 } else { n / 3 }, "tenant {k}");
     }
     // The refused tenant records again once nothing refuses it.
-    raw_sql(
-        &s.cfg,
-        if b == Backend::Sqlite {
-            "DROP TRIGGER refuse_rec"
-        } else {
-            "DROP TRIGGER refuse_rec ON audit_events"
-        },
-    )
-    .await;
+    kura_testkit::allow_audit_rows(&s.cfg).await;
     record(
         &store,
         Record {
