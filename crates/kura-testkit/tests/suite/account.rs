@@ -136,12 +136,24 @@ async fn mail_goes_out_over_smtp_and_failures_are_retried() {
     assert!(m["subject"].as_str().unwrap().contains("招待"), "{m}");
     assert!(m["body"].as_str().unwrap().contains("/invite/kin_"), "{m}");
     let mails = s.services.mail_outbox(10).await.unwrap();
-    let mut tx = s.services.store.system_read().await.unwrap();
-    let d = kura_store::outbox::delivery(&mut tx, &mails[0].id)
-        .await
-        .unwrap();
+    // The sink has the mail as soon as the DATA is accepted; the sender records the
+    // delivery after the SMTP conversation ends, so give it a moment.
+    let mut d = None;
+    for _ in 0..50 {
+        let mut tx = s.services.store.system_read().await.unwrap();
+        let got = kura_store::outbox::delivery(&mut tx, &mails[0].id)
+            .await
+            .unwrap();
+        drop(tx);
+        let sent = got.sent_at.is_some();
+        d = Some(got);
+        if sent {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let d = d.unwrap();
     assert!(d.sent_at.is_some() && d.attempts == 1, "{d:?}");
-    drop(tx);
 
     // The SMTP server is down: the mail stays queued with its error, and goes out once the
     // server is back and the retry time has come.
